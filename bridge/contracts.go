@@ -1,0 +1,63 @@
+package bridge
+
+import (
+	"context"
+	"time"
+)
+
+// Publisher receives normalized events from the runner, in order per symbol.
+//
+// Publish blocks while the publisher's buffer is full (backpressure on
+// ingestion) and returns an error only when ctx ends or the publisher is
+// closed. It must not retain the events slice after returning; the strings
+// and level slices inside the events are immutable and may be kept.
+type Publisher interface {
+	Publish(ctx context.Context, events []Event) error
+}
+
+// StateSink receives connection state for each subscribed symbol: on every
+// state transition and periodically. PutState must not block ingestion
+// (implementations queue or coalesce) and must not retain st's pointer
+// fields beyond the call.
+type StateSink interface {
+	PutState(st SymbolState)
+}
+
+// SnapshotRequester asks for a fresh order-book snapshot of one symbol to be
+// fetched and published into the stream ahead of any further delta. It
+// returns the published snapshot's last update id. The publisher wires it to
+// the control subject mdctl.snapshot.<exchange>.<symbol>, so a gap seen by one
+// replica is repaired once. Without one, the runner fetches the snapshot
+// itself and emits it as an event.
+type SnapshotRequester interface {
+	RequestSnapshot(ctx context.Context, exchange, symbol string) (lastID int64, err error)
+}
+
+// Counters are the per-symbol totals reported in md_state.
+type Counters struct {
+	Messages   uint64 `json:"messages"`   // events emitted
+	Duplicates uint64 `json:"duplicates"` // events dropped as duplicates
+	Gaps       uint64 `json:"gaps"`       // sequence gaps detected
+	Snapshots  uint64 `json:"snapshots"`  // book snapshots emitted or requested
+	Reconnects uint64 `json:"reconnects"` // reconnects of the symbol's connection
+	Backfilled uint64 `json:"backfilled"` // trades recovered from REST
+	Dropped    uint64 `json:"dropped"`    // malformed or unrecoverable input dropped
+	Missing    uint64 `json:"missing"`    // trades known missed and not recoverable
+}
+
+// SymbolState is the state of one subscribed symbol on this instance, the
+// value schema of the md_state KV bucket (DESIGN.md).
+type SymbolState struct {
+	Exchange      string    `json:"exchange"`
+	Symbol        string    `json:"symbol"`
+	Instance      string    `json:"instance"`
+	State         string    `json:"state"` // DISCONNECTED, CONNECTING, CONNECTED, RECONNECTING, FAILED
+	Since         time.Time `json:"since"`
+	Updated       time.Time `json:"updated"`
+	Connection    string    `json:"connection"`
+	Attempt       int       `json:"attempt"`
+	LastError     string    `json:"last_error,omitempty"`
+	LastMessageTS int64     `json:"last_message_ts"` // Unix ns of the last event received, 0 if none
+	ClockOffsetNS int64     `json:"clock_offset_ns"` // exchange clock minus local clock
+	Counters
+}

@@ -1,0 +1,187 @@
+package bridge
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+)
+
+// AppendJSON appends the event's wire body (schema version SchemaVersion) to
+// dst and returns the extended buffer. It does not allocate when dst has room.
+//
+//	{"v":1,"type":"trade","exchange":"binance","symbol":"BTCUSDT","ts":..,"recv_ts":..,
+//	 "id":"12345","price":"50000.10","qty":"0.001","side":"buy"}
+//	{"v":1,"type":"book.delta",...,"first_id":10,"last_id":12,"bids":[["p","q"]],"asks":[]}
+//	{"v":1,"type":"book.snapshot",...,"last_id":12,"bids":[...],"asks":[...]}
+func (e *Event) AppendJSON(dst []byte) []byte {
+	dst = append(dst, `{"v":`...)
+	dst = strconv.AppendInt(dst, SchemaVersion, 10)
+	dst = append(dst, `,"type":"`...)
+	dst = append(dst, e.Type.String()...)
+	dst = append(dst, `","exchange":`...)
+	dst = appendJSONString(dst, e.Exchange)
+	dst = append(dst, `,"symbol":`...)
+	dst = appendJSONString(dst, e.Symbol)
+	dst = append(dst, `,"ts":`...)
+	dst = strconv.AppendInt(dst, e.TS, 10)
+	dst = append(dst, `,"recv_ts":`...)
+	dst = strconv.AppendInt(dst, e.RecvTS, 10)
+	switch e.Type {
+	case EventTrade:
+		dst = append(dst, `,"id":`...)
+		dst = appendJSONString(dst, e.ID)
+		dst = append(dst, `,"price":`...)
+		dst = appendJSONString(dst, e.Price)
+		dst = append(dst, `,"qty":`...)
+		dst = appendJSONString(dst, e.Qty)
+		dst = append(dst, `,"side":"`...)
+		dst = append(dst, e.Side.String()...)
+		dst = append(dst, '"')
+	case EventBookDelta, EventBookSnapshot:
+		if e.Type == EventBookDelta {
+			dst = append(dst, `,"first_id":`...)
+			dst = strconv.AppendInt(dst, e.FirstID, 10)
+		}
+		dst = append(dst, `,"last_id":`...)
+		dst = strconv.AppendInt(dst, e.LastID, 10)
+		dst = append(dst, `,"bids":`...)
+		dst = appendLevels(dst, e.Bids)
+		dst = append(dst, `,"asks":`...)
+		dst = appendLevels(dst, e.Asks)
+	}
+	return append(dst, '}')
+}
+
+func appendLevels(dst []byte, levels []Level) []byte {
+	dst = append(dst, '[')
+	for i, l := range levels {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, '[')
+		dst = appendJSONString(dst, l[0])
+		dst = append(dst, ',')
+		dst = appendJSONString(dst, l[1])
+		dst = append(dst, ']')
+	}
+	return append(dst, ']')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string literal. Decimal strings and
+// validated identifiers take the fast path (no escaping needed).
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				dst = append(dst, s[start:i]...)
+				dst = append(dst, `\ufffd`...)
+				i += size
+				start = i
+				continue
+			}
+			i += size
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		i++
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// wireEvent is the decoded form of the wire body, used by DecodeJSON.
+type wireEvent struct {
+	V        int        `json:"v"`
+	Type     string     `json:"type"`
+	Exchange string     `json:"exchange"`
+	Symbol   string     `json:"symbol"`
+	TS       int64      `json:"ts"`
+	RecvTS   int64      `json:"recv_ts"`
+	ID       string     `json:"id"`
+	Price    string     `json:"price"`
+	Qty      string     `json:"qty"`
+	Side     string     `json:"side"`
+	FirstID  int64      `json:"first_id"`
+	LastID   int64      `json:"last_id"`
+	Bids     [][]string `json:"bids"`
+	Asks     [][]string `json:"asks"`
+}
+
+// DecodeJSON parses a wire body produced by AppendJSON. Consumers (the CLI's
+// tail, tests, Go users of the stream) use it; it is not on the bridge's hot
+// path. It returns ErrBadEvent (wrapped) for a body that does not follow the
+// schema.
+func DecodeJSON(body []byte) (Event, error) {
+	var w wireEvent
+	if err := json.Unmarshal(body, &w); err != nil {
+		return Event{}, fmt.Errorf("%w: %v", ErrBadEvent, err)
+	}
+	if w.V != SchemaVersion {
+		return Event{}, fmt.Errorf("%w: schema version %d, want %d", ErrBadEvent, w.V, SchemaVersion)
+	}
+	e := Event{
+		Type: ParseEventType(w.Type), Exchange: w.Exchange, Symbol: w.Symbol,
+		TS: w.TS, RecvTS: w.RecvTS, ID: w.ID, Price: w.Price, Qty: w.Qty,
+		FirstID: w.FirstID, LastID: w.LastID,
+	}
+	if e.Type == EventUnknown {
+		return Event{}, fmt.Errorf("%w: unknown type %q", ErrBadEvent, w.Type)
+	}
+	switch w.Side {
+	case "buy":
+		e.Side = SideBuy
+	case "sell":
+		e.Side = SideSell
+	}
+	if e.Type == EventTrade && e.Exchange == "binance" {
+		if n, err := strconv.ParseInt(e.ID, 10, 64); err == nil {
+			e.Seq = n
+		}
+	}
+	var err error
+	if e.Bids, err = toLevels(w.Bids); err != nil {
+		return Event{}, err
+	}
+	if e.Asks, err = toLevels(w.Asks); err != nil {
+		return Event{}, err
+	}
+	return e, nil
+}
+
+func toLevels(in [][]string) ([]Level, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	out := make([]Level, len(in))
+	for i, l := range in {
+		if len(l) != 2 {
+			return nil, fmt.Errorf("%w: level with %d elements", ErrBadEvent, len(l))
+		}
+		out[i] = Level{l[0], l[1]}
+	}
+	return out, nil
+}
