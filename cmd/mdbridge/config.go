@@ -1,0 +1,258 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/qldata/mdbridge/bridge"
+)
+
+// envPrefix is the prefix of every configuration variable.
+const envPrefix = "MDB"
+
+// Config is the whole configuration of `mdbridge run`, read from MDB_*
+// environment variables. `mdbridge -h` prints it with defaults.
+type Config struct {
+	Subscribe string `envconfig:"SUBSCRIBE" default:"binance:trade,book:BTCUSDT" desc:"what to ingest: <exchange>:<trade,book>:<SYMBOL,...>[;...]; exchanges binance, bybit, bybit-linear"`
+	Instance  string `envconfig:"INSTANCE" desc:"instance name in md_state keys and logs (default: host name)"`
+
+	NATSURL       string        `envconfig:"NATS_URL" desc:"NATS server URL(s), comma separated; empty starts an embedded NATS server"`
+	NATSUser      string        `envconfig:"NATS_USER" desc:"NATS user name"`
+	NATSPassword  Secret        `envconfig:"NATS_PASSWORD" desc:"NATS password"`
+	NATSToken     Secret        `envconfig:"NATS_TOKEN" desc:"NATS token"`
+	NATSNKeyFile  string        `envconfig:"NATS_NKEY_FILE" desc:"path of an NKey seed file"`
+	NATSCredsFile string        `envconfig:"NATS_CREDS_FILE" desc:"path of a NATS .creds file (JWT + NKey)"`
+	NATSTLSCA     string        `envconfig:"NATS_TLS_CA" desc:"PEM file of CAs to verify the NATS server"`
+	NATSTLSCert   string        `envconfig:"NATS_TLS_CERT" desc:"PEM client certificate for NATS mutual TLS"`
+	NATSTLSKey    string        `envconfig:"NATS_TLS_KEY" desc:"PEM client key for NATS mutual TLS"`
+	NATSName      string        `envconfig:"NATS_NAME" default:"mdbridge" desc:"NATS client connection name"`
+	ConnectWait   time.Duration `envconfig:"NATS_CONNECT_TIMEOUT" default:"10s" desc:"how long to try reaching NATS at start before exiting"`
+
+	EmbeddedListen string `envconfig:"EMBEDDED_LISTEN" default:"127.0.0.1:4222" desc:"listen address of the embedded NATS server (used when MDB_NATS_URL is empty)"`
+	DataDir        string `envconfig:"DATA_DIR" default:"./data" desc:"JetStream store directory of the embedded NATS server"`
+
+	Stream          string        `envconfig:"STREAM" default:"MD" desc:"JetStream stream name"`
+	SubjectPrefix   string        `envconfig:"SUBJECT_PREFIX" default:"md" desc:"data subject prefix: <prefix>.<exchange>.<symbol>"`
+	StreamReplicas  int           `envconfig:"STREAM_REPLICAS" default:"1" desc:"stream replicas (1, 3 or 5)"`
+	StreamStorage   string        `envconfig:"STREAM_STORAGE" default:"file" desc:"stream storage: file or memory"`
+	DuplicateWindow time.Duration `envconfig:"DUPLICATE_WINDOW" default:"2m" desc:"JetStream duplicate window (msg-ID dedup)"`
+	MaxAge          time.Duration `envconfig:"MAX_AGE" default:"24h" desc:"stream max message age"`
+	KVBucket        string        `envconfig:"KV_BUCKET" default:"md_state" desc:"KV bucket for connection state"`
+	ControlPrefix   string        `envconfig:"CONTROL_PREFIX" default:"mdctl" desc:"control subject prefix: <prefix>.snapshot.<exchange>.<symbol>"`
+
+	BufferMessages int    `envconfig:"BUFFER_MESSAGES" default:"200000" desc:"publish buffer size in messages (absorbs NATS outages)"`
+	BufferBytes    int64  `envconfig:"BUFFER_BYTES" default:"268435456" desc:"publish buffer size in bytes"`
+	BufferPolicy   string `envconfig:"BUFFER_POLICY" default:"block" desc:"when the buffer is full: block (backpressure) or drop-oldest (counted)"`
+
+	BinanceWSURL   string `envconfig:"BINANCE_WS_URL" default:"wss://stream.binance.com:9443" desc:"Binance Spot WebSocket base URL"`
+	BinanceRESTURL string `envconfig:"BINANCE_REST_URL" default:"https://api.binance.com" desc:"Binance Spot REST base URL"`
+	BybitWSURL     string `envconfig:"BYBIT_WS_URL" default:"wss://stream.bybit.com" desc:"Bybit v5 WebSocket base URL (/v5/public/<market> is appended)"`
+	BybitRESTURL   string `envconfig:"BYBIT_REST_URL" default:"https://api.bybit.com" desc:"Bybit v5 REST base URL"`
+
+	HTTPAddr        string        `envconfig:"HTTP_ADDR" default:":8080" desc:"listen address of /healthz, /readyz and /metrics; empty disables"`
+	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"log level: debug, info, warn, error"`
+	LogFormat       string        `envconfig:"LOG_FORMAT" default:"text" desc:"log format: text or json"`
+	ReadyGrace      time.Duration `envconfig:"READY_GRACE" default:"30s" desc:"how long after start /readyz tolerates subscriptions not yet connected"`
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s" desc:"bound on flushing acks and writing final state at shutdown"`
+
+	subs []Subscription
+}
+
+// Secret is a configuration string that never appears in logs or errors.
+type Secret string
+
+// String hides the value.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// LogValue hides the value from slog.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// Reveal returns the secret's value for the one place that needs it.
+func (s Secret) Reveal() string { return string(s) }
+
+// loadConfig reads and validates the configuration from the environment.
+func loadConfig() (*Config, error) {
+	var c Config
+	if err := envconfig.Process(envPrefix, &c); err != nil {
+		// envconfig names the variable in its error (e.g. MDB_MAX_AGE).
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// configError names the offending variable and what it allows.
+func configError(name, format string, args ...any) error {
+	return fmt.Errorf("configuration: %s_%s: %s", envPrefix, name, fmt.Sprintf(format, args...))
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	subs, err := ParseSubscriptions(c.Subscribe)
+	if err != nil {
+		add(configError("SUBSCRIBE", "%v", err))
+	}
+	c.subs = subs
+	if c.Instance == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "mdbridge"
+		}
+		c.Instance = sanitizeIdent(h)
+	} else if err := bridge.ValidateIdent(c.Instance); err != nil {
+		add(configError("INSTANCE", "%v", err))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+		min  time.Duration
+	}{
+		{"NATS_CONNECT_TIMEOUT", c.ConnectWait, time.Second},
+		{"DUPLICATE_WINDOW", c.DuplicateWindow, time.Second},
+		{"MAX_AGE", c.MaxAge, 0},
+		{"READY_GRACE", c.ReadyGrace, 0},
+		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout, time.Second},
+	} {
+		if d.v < d.min {
+			add(configError(d.name, "%s is below the minimum %s; use a Go duration such as 30s or 2m", d.v, d.min))
+		}
+	}
+	if c.MaxAge > 0 && c.DuplicateWindow > c.MaxAge {
+		add(configError("DUPLICATE_WINDOW", "%s is longer than MDB_MAX_AGE %s", c.DuplicateWindow, c.MaxAge))
+	}
+	for _, id := range []struct{ name, v string }{
+		{"STREAM", c.Stream}, {"SUBJECT_PREFIX", c.SubjectPrefix},
+		{"KV_BUCKET", c.KVBucket}, {"CONTROL_PREFIX", c.ControlPrefix},
+	} {
+		if err := bridge.ValidateIdent(id.v); err != nil {
+			add(configError(id.name, "%v", err))
+		}
+	}
+	if c.SubjectPrefix == c.ControlPrefix {
+		add(configError("CONTROL_PREFIX", "must differ from MDB_SUBJECT_PREFIX (%q): control requests must not land in the data stream", c.SubjectPrefix))
+	}
+	switch c.StreamReplicas {
+	case 1, 3, 5:
+	default:
+		add(configError("STREAM_REPLICAS", "%d; allowed: 1, 3, 5", c.StreamReplicas))
+	}
+	switch c.StreamStorage {
+	case "file", "memory":
+	default:
+		add(configError("STREAM_STORAGE", "%q; allowed: file, memory", c.StreamStorage))
+	}
+	if c.BufferMessages < 1 {
+		add(configError("BUFFER_MESSAGES", "%d; must be at least 1", c.BufferMessages))
+	}
+	if c.BufferBytes < 1<<20 {
+		add(configError("BUFFER_BYTES", "%d; must be at least 1048576 (1 MiB)", c.BufferBytes))
+	}
+	switch c.BufferPolicy {
+	case "block", "drop-oldest":
+	default:
+		add(configError("BUFFER_POLICY", "%q; allowed: block, drop-oldest", c.BufferPolicy))
+	}
+	for _, u := range []struct {
+		name, v string
+		schemes []string
+	}{
+		{"BINANCE_WS_URL", c.BinanceWSURL, []string{"ws", "wss"}},
+		{"BYBIT_WS_URL", c.BybitWSURL, []string{"ws", "wss"}},
+		{"BINANCE_REST_URL", c.BinanceRESTURL, []string{"http", "https"}},
+		{"BYBIT_REST_URL", c.BybitRESTURL, []string{"http", "https"}},
+	} {
+		add(checkURL(u.name, u.v, u.schemes...))
+	}
+	if c.NATSURL != "" {
+		for _, u := range strings.Split(c.NATSURL, ",") {
+			add(checkURL("NATS_URL", strings.TrimSpace(u), "nats", "tls", "ws", "wss"))
+		}
+	} else if _, _, err := net.SplitHostPort(c.EmbeddedListen); err != nil {
+		add(configError("EMBEDDED_LISTEN", "%q is not host:port", c.EmbeddedListen))
+	}
+	if c.HTTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			add(configError("HTTP_ADDR", "%q is not [host]:port", c.HTTPAddr))
+		}
+	}
+	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
+		add(configError("NATS_TLS_CERT", "MDB_NATS_TLS_CERT and MDB_NATS_TLS_KEY must be set together"))
+	}
+	for _, f := range []struct{ name, v string }{
+		{"NATS_NKEY_FILE", c.NATSNKeyFile}, {"NATS_CREDS_FILE", c.NATSCredsFile},
+		{"NATS_TLS_CA", c.NATSTLSCA}, {"NATS_TLS_CERT", c.NATSTLSCert}, {"NATS_TLS_KEY", c.NATSTLSKey},
+	} {
+		if f.v == "" {
+			continue
+		}
+		if _, err := os.Stat(f.v); err != nil {
+			add(configError(f.name, "cannot read %q: %v", f.v, errors.Unwrap(err)))
+		}
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		add(configError("LOG_LEVEL", "%v", err))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		add(configError("LOG_FORMAT", "%q; allowed: text, json", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}
+
+func checkURL(name, v string, schemes ...string) error {
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" {
+		return configError(name, "%q is not a URL; e.g. %s://host:port", v, schemes[0])
+	}
+	for _, s := range schemes {
+		if u.Scheme == s {
+			return nil
+		}
+	}
+	return configError(name, "scheme %q; allowed: %s", u.Scheme, strings.Join(schemes, ", "))
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("%q; allowed: debug, info, warn, error", s)
+	}
+	return l, nil
+}
+
+// sanitizeIdent maps a host name to a valid identifier (dots become '-').
+func sanitizeIdent(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
+		default:
+			b[i] = '-'
+		}
+	}
+	if len(b) > bridge.MaxIdentLen {
+		b = b[:bridge.MaxIdentLen]
+	}
+	return string(b)
+}

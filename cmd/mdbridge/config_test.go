@@ -1,0 +1,95 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestLoadConfigDefaults(t *testing.T) {
+	clearEnv(t)
+	c, err := loadConfig()
+	if err != nil {
+		t.Fatalf("defaults must be valid: %v", err)
+	}
+	if c.Stream != "MD" || c.SubjectPrefix != "md" || c.KVBucket != "md_state" || c.BufferPolicy != "block" {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+	if len(c.subs) != 1 || c.subs[0].Exchange != "binance" || c.subs[0].Symbols[0] != "BTCUSDT" {
+		t.Fatalf("default subscription = %+v", c.subs)
+	}
+	if c.Instance == "" {
+		t.Fatal("instance must default to the host name")
+	}
+}
+
+func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
+	tests := []struct {
+		env  map[string]string
+		want []string
+	}{
+		{map[string]string{"MDB_SUBSCRIBE": "kraken:trade:BTCUSD"}, []string{"MDB_SUBSCRIBE", "unknown exchange", "binance, bybit, bybit-linear"}},
+		{map[string]string{"MDB_SUBSCRIBE": "binance:trade:BTC.USDT"}, []string{"MDB_SUBSCRIBE", "allowed are letters"}},
+		{map[string]string{"MDB_SUBSCRIBE": "binance:trade:BTC*"}, []string{"MDB_SUBSCRIBE"}},
+		{map[string]string{"MDB_SUBSCRIBE": "binance;trade"}, []string{"MDB_SUBSCRIBE", "<exchange>:<channels>:<symbols>"}},
+		{map[string]string{"MDB_DUPLICATE_WINDOW": "-1s"}, []string{"MDB_DUPLICATE_WINDOW", "minimum"}},
+		{map[string]string{"MDB_MAX_AGE": "-5m"}, []string{"MDB_MAX_AGE"}},
+		{map[string]string{"MDB_MAX_AGE": "banana"}, []string{"MAX_AGE"}},
+		{map[string]string{"MDB_STREAM_REPLICAS": "2"}, []string{"MDB_STREAM_REPLICAS", "1, 3, 5"}},
+		{map[string]string{"MDB_BUFFER_POLICY": "yolo"}, []string{"MDB_BUFFER_POLICY", "block, drop-oldest"}},
+		{map[string]string{"MDB_NATS_URL": "http://x:4222"}, []string{"MDB_NATS_URL", "nats"}},
+		{map[string]string{"MDB_LOG_LEVEL": "loud"}, []string{"MDB_LOG_LEVEL", "debug, info, warn, error"}},
+		{map[string]string{"MDB_SUBJECT_PREFIX": "md.x"}, []string{"MDB_SUBJECT_PREFIX"}},
+		{map[string]string{"MDB_CONTROL_PREFIX": "md"}, []string{"MDB_CONTROL_PREFIX"}},
+		{map[string]string{"MDB_NATS_TLS_CERT": "/nonexistent.pem"}, []string{"MDB_NATS_TLS_CERT"}},
+		{map[string]string{"MDB_INSTANCE": "pod.1"}, []string{"MDB_INSTANCE"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(keys(tt.env), ","), func(t *testing.T) {
+			clearEnv(t)
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			_, err := loadConfig()
+			if err == nil {
+				t.Fatalf("config %v accepted, want an error", tt.env)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestSecretNeverPrinted(t *testing.T) {
+	s := Secret("hunter2")
+	for _, got := range []string{s.String(), s.LogValue().String()} {
+		if strings.Contains(got, "hunter2") {
+			t.Fatalf("secret leaked: %q", got)
+		}
+	}
+	if s.Reveal() != "hunter2" {
+		t.Fatal("Reveal lost the value")
+	}
+}
+
+func keys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// clearEnv unsets every MDB_ variable for the duration of the test.
+func clearEnv(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, envPrefix+"_") {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+}

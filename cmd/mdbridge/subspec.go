@@ -1,0 +1,129 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/qldata/mdbridge/bridge"
+)
+
+// Subscription is one exchange's share of MDB_SUBSCRIBE: the channels to
+// take for a list of symbols.
+type Subscription struct {
+	Exchange string
+	Channels bridge.Channel
+	Symbols  []string
+}
+
+// knownExchanges are the exchange ids the binary can build adapters for.
+var knownExchanges = []string{"binance", "bybit", "bybit-linear"}
+
+// defaultSubscribe is used when MDB_SUBSCRIBE is empty.
+const defaultSubscribe = "binance:trade,book:BTCUSDT"
+
+// maxSpecLen bounds the work done on a subscription spec (a fat-fingered
+// or hostile value must not make startup slow).
+const maxSpecLen = 1 << 20
+
+var errSpec = errors.New("invalid subscription spec")
+
+// ParseSubscriptions parses a subscription spec:
+//
+//	<exchange>:<channels>:<symbols>[;<exchange>:<channels>:<symbols>...]
+//
+// exchange is binance, bybit or bybit-linear; channels is a comma list of
+// trade and book; symbols is a comma list of exchange symbols (upper-cased).
+// White space around items is ignored. The same exchange may appear in
+// several groups; the result merges them per exchange and symbol, in first-
+// seen order. Example: "binance:trade,book:BTCUSDT,ETHUSDT;bybit:trade:BTCUSDT".
+func ParseSubscriptions(spec string) ([]Subscription, error) {
+	if len(spec) > maxSpecLen {
+		return nil, fmt.Errorf("%w: %d bytes, at most %d", errSpec, len(spec), maxSpecLen)
+	}
+	type key struct{ ex, sym string }
+	chans := map[key]bridge.Channel{}
+	var order []key
+	groups := 0
+	for group := range strings.SplitSeq(spec, ";") {
+		group = strings.TrimSpace(group)
+		if group == "" {
+			continue
+		}
+		groups++
+		parts := strings.Split(group, ":")
+		if len(parts) != 3 {
+			return nil, fmt.Errorf("%w: group %q must be <exchange>:<channels>:<symbols>, e.g. binance:trade,book:BTCUSDT", errSpec, group)
+		}
+		ex := strings.ToLower(strings.TrimSpace(parts[0]))
+		if !slices.Contains(knownExchanges, ex) {
+			return nil, fmt.Errorf("%w: unknown exchange %q; allowed: %s", errSpec, parts[0], strings.Join(knownExchanges, ", "))
+		}
+		var ch bridge.Channel
+		for c := range strings.SplitSeq(parts[1], ",") {
+			switch strings.ToLower(strings.TrimSpace(c)) {
+			case "trade", "trades":
+				ch |= bridge.ChannelTrade
+			case "book", "books":
+				ch |= bridge.ChannelBook
+			default:
+				return nil, fmt.Errorf("%w: unknown channel %q in group %q; allowed: trade, book", errSpec, c, group)
+			}
+		}
+		n := 0
+		for s := range strings.SplitSeq(parts[2], ",") {
+			s = strings.ToUpper(strings.TrimSpace(s))
+			if s == "" {
+				continue
+			}
+			if err := bridge.ValidateIdent(s); err != nil {
+				return nil, fmt.Errorf("%w: symbol in group %q: %w", errSpec, group, err)
+			}
+			k := key{ex, s}
+			if _, ok := chans[k]; !ok {
+				order = append(order, k)
+			}
+			chans[k] |= ch
+			n++
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("%w: group %q lists no symbols", errSpec, group)
+		}
+	}
+	if groups == 0 {
+		return nil, fmt.Errorf("%w: empty; e.g. %s", errSpec, defaultSubscribe)
+	}
+	// Group symbols by exchange and channel set, keeping first-seen order.
+	var out []Subscription
+	idx := map[struct {
+		ex string
+		ch bridge.Channel
+	}]int{}
+	for _, k := range order {
+		ik := struct {
+			ex string
+			ch bridge.Channel
+		}{k.ex, chans[k]}
+		i, ok := idx[ik]
+		if !ok {
+			i = len(out)
+			idx[ik] = i
+			out = append(out, Subscription{Exchange: k.ex, Channels: chans[k]})
+		}
+		out[i].Symbols = append(out[i].Symbols, k.sym)
+	}
+	return out, nil
+}
+
+// String renders s back in spec form.
+func (s Subscription) String() string {
+	var ch []string
+	if s.Channels&bridge.ChannelTrade != 0 {
+		ch = append(ch, "trade")
+	}
+	if s.Channels&bridge.ChannelBook != 0 {
+		ch = append(ch, "book")
+	}
+	return s.Exchange + ":" + strings.Join(ch, ",") + ":" + strings.Join(s.Symbols, ",")
+}
