@@ -1,0 +1,9 @@
+# A NATS server image built from the nats-server Go module (the version pinned
+# in go.mod), for tests and compose on machines that cannot pull images.
+ARG BASE=scratch
+FROM ${BASE}
+COPY nats-server /nats-server
+USER 65532:65532
+EXPOSE 4222 6222 8222
+ENTRYPOINT ["/nats-server"]
+CMD ["--jetstream", "--store_dir", "/data", "--http_port", "8222"]
