@@ -1,9 +1,9 @@
-// Command mdbridge republishes exchange market data into NATS JetStream.
+// Command mdbridge republishes exchange market data (Binance, Bybit) into
+// NATS JetStream, and is the operator's CLI for it. Run `mdbridge -h`.
 package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -11,13 +11,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := runMain(ctx, os.Args[1:])
+	code := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
-}
-
-func runMain(ctx context.Context, args []string) int {
-	_ = ctx
-	fmt.Fprintln(os.Stderr, "mdbridge: not yet wired", args)
-	return 2
 }
