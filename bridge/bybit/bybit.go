@@ -1,0 +1,212 @@
+package bybit
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/bridge/internal/rest"
+	"github.com/qldata/mdbridge/bridge/internal/symtab"
+	"github.com/qldata/mdbridge/resilience"
+)
+
+// Exchange ids.
+const (
+	NameSpot   = "bybit"
+	NameLinear = "bybit-linear"
+)
+
+// Per-request subscribe limits (Bybit spot; applied to linear as well).
+const (
+	MaxArgsPerRequest = 10
+	MaxArgsChars      = 21000
+	// MaxTopicsPerConn keeps a connection's args under MaxArgsChars for any
+	// valid symbol: 250 args of at most len("orderbook.1000.")+64 = 79
+	// characters is 19,750.
+	MaxTopicsPerConn = 250
+)
+
+// Adapter is the Bybit v5 public bridge.Exchange for one market.
+type Adapter struct {
+	cfg     Config
+	name    string
+	limiter *resilience.RateLimitManager
+	rest    *rest.Client
+	syms    symtab.Table
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+var _ bridge.Exchange = (*Adapter)(nil)
+
+// New validates cfg, applies defaults and returns an Adapter. Errors wrap
+// ErrConfig.
+func New(cfg Config) (*Adapter, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg.WSURL = strings.TrimRight(cfg.WSURL, "/")
+	cfg.RESTURL = strings.TrimRight(cfg.RESTURL, "/")
+	name := NameSpot
+	if cfg.Market == MarketLinear {
+		name = NameLinear
+	}
+	lim := cfg.Limiter
+	if lim == nil {
+		d, ok := resilience.ExchangeDefaults(name)
+		if !ok {
+			d.RequestsPerMinute = 120
+		}
+		var err error
+		if lim, err = resilience.NewRateLimitManager(d.RateLimitConfig()); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
+	a := &Adapter{cfg: cfg, name: name, limiter: lim, log: cfg.Logger.With("exchange", name), now: time.Now}
+	a.rest = &rest.Client{
+		HTTP:    cfg.HTTPClient,
+		Limiter: lim,
+		Check:   a.checkResponse,
+		MaxBody: cfg.MaxBodyBytes,
+		Now:     func() time.Time { return a.now() },
+		Log:     a.log,
+		Prefix:  name,
+	}
+	return a, nil
+}
+
+// Name returns "bybit" (spot) or "bybit-linear".
+func (a *Adapter) Name() string { return a.name }
+
+// Market returns "spot" or "linear".
+func (a *Adapter) Market() string { return a.cfg.Market }
+
+// Limiter returns the rate limiter the adapter's REST calls go through.
+func (a *Adapter) Limiter() *resilience.RateLimitManager { return a.limiter }
+
+// TopicArg returns the Bybit topic of t: "publicTrade.BTCUSDT" or
+// "orderbook.<depth>.BTCUSDT", or "" for a topic that is not exactly one
+// known channel.
+func (a *Adapter) TopicArg(t bridge.Topic) string {
+	sym := strings.ToUpper(t.Symbol)
+	switch t.Channel {
+	case bridge.ChannelTrade:
+		return "publicTrade." + sym
+	case bridge.ChannelBook:
+		return "orderbook." + strconv.Itoa(a.cfg.BookDepth) + "." + sym
+	}
+	return ""
+}
+
+// args returns the topic args of the valid topics, registering their
+// symbols. Invalid topics are logged and skipped (the runner validates
+// symbols at configuration time).
+func (a *Adapter) args(topics []bridge.Topic) []string {
+	out := make([]string, 0, len(topics))
+	syms := make([]string, 0, len(topics))
+	for _, t := range topics {
+		if err := bridge.ValidateIdent(t.Symbol); err != nil {
+			a.log.Error("skipping topic with invalid symbol", "err", err)
+			continue
+		}
+		arg := a.TopicArg(t)
+		if arg == "" {
+			a.log.Error("skipping topic with invalid channel", "symbol", t.Symbol, "channel", t.Channel.String())
+			continue
+		}
+		out = append(out, arg)
+		syms = append(syms, strings.ToUpper(t.Symbol))
+	}
+	a.syms.Add(syms...)
+	return out
+}
+
+// URL returns <WSURL>/v5/public/<market>; topics are subscribed with
+// SubscribeFrames.
+func (a *Adapter) URL(topics []bridge.Topic) string {
+	a.args(topics)
+	return a.cfg.WSURL + "/v5/public/" + a.cfg.Market
+}
+
+// SubscribeFrames returns {"req_id":"<n>","op":"subscribe","args":[...]}
+// frames of at most 10 args and 21,000 characters of args each.
+func (a *Adapter) SubscribeFrames(topics []bridge.Topic, nextID func() int64) [][]byte {
+	return opFrames("subscribe", a.args(topics), nextID)
+}
+
+// UnsubscribeFrames is SubscribeFrames with op "unsubscribe".
+func (a *Adapter) UnsubscribeFrames(topics []bridge.Topic, nextID func() int64) [][]byte {
+	return opFrames("unsubscribe", a.args(topics), nextID)
+}
+
+func opFrames(op string, args []string, nextID func() int64) [][]byte {
+	var out [][]byte
+	for len(args) > 0 {
+		n, chars := 0, 0
+		for n < len(args) && n < MaxArgsPerRequest && (n == 0 || chars+len(args[n]) <= MaxArgsChars) {
+			chars += len(args[n])
+			n++
+		}
+		b := make([]byte, 0, 48+chars+3*n)
+		b = append(b, `{"req_id":"`...)
+		b = strconv.AppendInt(b, nextID(), 10)
+		b = append(b, `","op":"`...)
+		b = append(b, op...)
+		b = append(b, `","args":[`...)
+		for i, s := range args[:n] {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '"')
+			b = append(b, s...)
+			b = append(b, '"')
+		}
+		b = append(b, "]}"...)
+		out = append(out, b)
+		args = args[n:]
+	}
+	return out
+}
+
+// Heartbeat: the client sends {"req_id":"<id>","op":"ping"} every 20 s.
+func (a *Adapter) Heartbeat() bridge.Heartbeat {
+	return bridge.Heartbeat{ClientPing: pingFrame, Interval: 20 * time.Second}
+}
+
+func pingFrame(reqID int64) []byte {
+	b := make([]byte, 0, 48)
+	b = append(b, `{"req_id":"`...)
+	b = strconv.AppendInt(b, reqID, 10)
+	return append(b, `","op":"ping"}`...)
+}
+
+// Limits returns Bybit's rules: 10 args and 21,000 characters per
+// subscribe request, MaxTopicsPerConn topics per connection, 500 new
+// connections per 5 minutes, 20 connections per IP (the seed's table), no
+// connection age limit, and the configured frame limit and book depth.
+func (a *Adapter) Limits() bridge.Limits {
+	conns := 20
+	if d, ok := resilience.ExchangeDefaults(a.name); ok && d.WSConnectionsPerIP > 0 {
+		conns = d.WSConnectionsPerIP
+	}
+	return bridge.Limits{
+		MaxTopicsPerConn:     MaxTopicsPerConn,
+		MaxArgsPerRequest:    MaxArgsPerRequest,
+		MaxRequestArgsChars:  MaxArgsChars,
+		MaxInboundPerSecond:  0,
+		MaxConnectionAge:     0,
+		ConnectsPerWindow:    500,
+		ConnectWindow:        5 * time.Minute,
+		MaxConnectionsPerIP:  conns,
+		MaxFrameBytes:        a.cfg.MaxFrameBytes,
+		RecommendedBookDepth: a.cfg.BookDepth,
+	}
+}
+
+// BookMode is bridge.BookStreamSnapshot: the stream sends a snapshot, then
+// deltas; resubscribing yields a fresh snapshot.
+func (a *Adapter) BookMode() bridge.BookMode { return bridge.BookStreamSnapshot }
