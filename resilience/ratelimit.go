@@ -2,6 +2,7 @@ package resilience
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -93,7 +94,9 @@ func (m *RateLimitManager) Acquire(ctx context.Context) error { return m.Acquire
 // any pause, once the token bucket has the weight, and once the current
 // minute window has room for it. It returns nil, or ctx.Err() if ctx ends
 // first (tokens already taken are then not returned: erring on the side of
-// sending less). A weight <= 0 returns at once.
+// sending less). If the wait for tokens would outlast ctx's deadline it
+// returns at once with an error wrapping context.DeadlineExceeded. A
+// weight <= 0 returns at once.
 func (m *RateLimitManager) AcquireN(ctx context.Context, weight int) error {
 	if weight <= 0 {
 		return ctx.Err()
@@ -107,7 +110,8 @@ func (m *RateLimitManager) AcquireN(ctx context.Context, weight int) error {
 			if ctxErr := ctx.Err(); ctxErr != nil {
 				return ctxErr
 			}
-			return err // WaitN would exceed ctx's deadline
+			// WaitN refuses waits that would outlast ctx's deadline.
+			return fmt.Errorf("resilience: rate limit wait would exceed the deadline: %w (%v)", context.DeadlineExceeded, err)
 		}
 		left -= n
 	}
@@ -173,10 +177,14 @@ func (m *RateLimitManager) PausedUntil() time.Time {
 // the minute window containing at (Binance X-MBX-USED-WEIGHT-1M, read from
 // a response received at at). If the exchange counts more than the local
 // view (other clients on the same IP, requests made before a restart), the
-// difference is taken from the token bucket and added to the window, so
-// the local view never undercounts; if the window is full, acquirers are
-// paused until the next minute. Reports for an earlier window than the
-// current one are ignored.
+// window's count is raised to the exchange's, so the local view never
+// undercounts and acquirers never push the minute past
+// RequestsPerMinute; if the window is full, acquirers are paused until the
+// next minute. The difference is also taken from the token bucket, up to
+// Burst tokens (the bucket's own depth): someone else is spending our
+// budget, so no burst follows, but the bucket does not go into a debt that
+// would outlast the window the exchange counts in. Reports for an earlier
+// window than the current one are ignored.
 func (m *RateLimitManager) UpdateUsedWeight(used int, at time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -193,11 +201,8 @@ func (m *RateLimitManager) UpdateUsedWeight(used int, at time.Time) {
 	}
 	extra := used - m.used
 	m.used = used
-	for now := time.Now(); extra > 0; {
-		n := min(extra, m.cfg.Burst)
-		m.lim.ReserveN(now, n) // n <= burst: always granted, tokens go negative
-		extra -= n
-	}
+	// ReserveN with n <= Burst is always granted; tokens may go negative.
+	m.lim.ReserveN(time.Now(), min(extra, m.cfg.Burst))
 	if m.used >= m.cfg.RequestsPerMinute {
 		if end := m.window.Add(time.Minute); end.After(m.pausedUntil) {
 			m.pausedUntil = end
