@@ -25,6 +25,24 @@ var (
 	// ErrRateLimited: the exchange refused a request for exceeding its rate
 	// limit (Binance 429/418, Bybit 403). See RateLimitError.
 	ErrRateLimited = errors.New("bridge: rate limited")
+
+	// ErrConfig: a StreamConfig is invalid; the wrapping error names the field.
+	ErrConfig = errors.New("bridge: invalid configuration")
+	// ErrConnectionLost: a connection was lost and Resilience.AutoReconnect
+	// is off, so Run stops.
+	ErrConnectionLost = errors.New("bridge: connection lost")
+	// ErrStale: a connection was silent for longer than the heartbeat
+	// timeout and was replaced.
+	ErrStale = errors.New("bridge: connection stale")
+	// ErrSubscribe: the exchange did not acknowledge a subscription in time
+	// or refused it.
+	ErrSubscribe = errors.New("bridge: subscribe failed")
+	// ErrUnknownSymbol: the symbol is not part of the stream.
+	ErrUnknownSymbol = errors.New("bridge: unknown symbol")
+	// ErrUnknownExchange: the exchange is not the stream's exchange.
+	ErrUnknownExchange = errors.New("bridge: unknown exchange")
+	// ErrClosed: the stream was shut down or closed.
+	ErrClosed = errors.New("bridge: stream closed")
 )
 
 // RateLimitError is returned by REST calls the exchange refused for rate

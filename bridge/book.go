@@ -1,0 +1,204 @@
+package bridge
+
+import "time"
+
+// bookState is the synchronization state of one symbol's order book.
+type bookState uint8
+
+const (
+	bookIdle      bookState = iota // nothing received yet (or waiting for the stream's snapshot)
+	bookSyncing                    // buffering deltas until a snapshot arrives
+	bookLive                       // emitting deltas with continuity checks
+	bookResyncing                  // stream-snapshot book: resubscribed, waiting for the fresh snapshot
+)
+
+// restBook synchronizes a BookRESTSnapshot order book (Binance Spot) by the
+// documented procedure (EXCHANGES.md, "Local order book"):
+//
+//  1. buffer deltas, noting the first U;
+//  2. obtain a snapshot with last update id L; if L+1 < first buffered U the
+//     snapshot is too old: obtain another;
+//  3. drop buffered deltas with u <= L; the first kept one has
+//     U <= L+1 <= u;
+//  4. emit the snapshot, then every delta whose U <= book id + 1 (steady
+//     state: U == previous u + 1); u <= book id is a duplicate; U > book
+//     id + 1 is a gap: stop emitting, buffer, and start again at 2.
+//
+// It is guarded by the owning shard's lock; its methods only append to out
+// and report what the caller must start (a snapshot fetch).
+type restBook struct {
+	state    bookState
+	lastID   int64   // book id: the last update id emitted (or the snapshot's)
+	hw       int64   // highest update id received from the primary connection
+	buf      []Event // deltas buffered while syncing
+	limit    int     // bound of buf
+	fetching bool    // a snapshot repair is running
+}
+
+// delta handles one live delta. It returns the extended out and whether a
+// snapshot must be obtained (the caller starts a repair unless one runs).
+func (b *restBook) delta(ev *Event, out []Event, c *symbolCounters) ([]Event, bool) {
+	if ev.LastID > b.hw {
+		b.hw = ev.LastID
+	}
+	switch b.state {
+	case bookLive:
+		switch {
+		case ev.LastID <= b.lastID:
+			c.duplicates.Add(1)
+		case ev.FirstID > b.lastID+1:
+			c.gaps.Add(1)
+			b.state = bookSyncing
+			b.buf = append(b.buf[:0], *ev)
+			return out, true
+		default:
+			b.lastID = ev.LastID
+			out = emit(out, ev, c)
+		}
+		return out, false
+	case bookSyncing:
+		b.buffer(ev)
+		return out, false
+	default: // bookIdle
+		b.state = bookSyncing
+		b.buf = append(b.buf[:0], *ev)
+		return out, true
+	}
+}
+
+// buffer appends ev to the sync buffer. When the buffer is full the oldest
+// half is dropped: the snapshot then has to be newer than what is left,
+// which the "too old" check enforces, so nothing is lost.
+func (b *restBook) buffer(ev *Event) {
+	if b.limit > 0 && len(b.buf) >= b.limit {
+		n := copy(b.buf, b.buf[len(b.buf)/2:])
+		clear(b.buf[n:])
+		b.buf = b.buf[:n]
+	}
+	b.buf = append(b.buf, *ev)
+}
+
+// snapshot applies a snapshot with last update id lastID. snap is the
+// snapshot event to emit ahead of the deltas, or nil when a
+// SnapshotRequester already published it. It returns the extended out and
+// whether another snapshot is needed (this one was too old, or the buffer
+// itself has a gap).
+func (b *restBook) snapshot(snap *Event, lastID int64, out []Event, c *symbolCounters) ([]Event, bool) {
+	if b.state != bookSyncing {
+		// A late answer for a book that resynchronized otherwise: ignore.
+		return out, false
+	}
+	if len(b.buf) > 0 && lastID+1 < b.buf[0].FirstID {
+		return out, true // older than the first buffered delta: fetch again
+	}
+	c.snapshots.Add(1)
+	if snap != nil {
+		out = emit(out, snap, c)
+	}
+	b.state = bookLive
+	b.lastID = lastID
+	buf := b.buf
+	for i := range buf {
+		ev := &buf[i]
+		if ev.LastID <= b.lastID {
+			continue // covered by the snapshot (or a duplicate)
+		}
+		if ev.FirstID > b.lastID+1 {
+			// A gap inside the buffer: keep the rest and start over.
+			c.gaps.Add(1)
+			n := copy(buf, buf[i:])
+			clear(buf[n:])
+			b.buf = buf[:n]
+			b.state = bookSyncing
+			return out, true
+		}
+		b.lastID = ev.LastID
+		out = emit(out, ev, c)
+	}
+	clear(buf)
+	b.buf = buf[:0]
+	return out, false
+}
+
+// streamBook tracks a BookStreamSnapshot order book (Bybit v5): the stream
+// sends a snapshot first and deltas after; any later snapshot resets the
+// book; u = 1 means the venue restarted. Deltas must continue the update id
+// by exactly one and must not regress the cross sequence (Event.Seq, when
+// the adapter sets it); anything else is a gap handled by policy (see
+// BookGapPolicy). It is guarded by the owning shard's lock.
+type streamBook struct {
+	state    bookState
+	lastID   int64 // u of the last emitted snapshot or delta
+	lastSeq  int64 // cross sequence of the last emitted event (0 = unknown)
+	hw       int64 // highest update id received from the primary connection
+	policy   BookGapPolicy
+	resyncAt time.Time // when the last resubscribe was requested
+}
+
+// reset makes the book wait for the stream's next snapshot (after a
+// reconnect, where the new subscription starts with one).
+func (b *streamBook) reset() {
+	if b.state != bookIdle {
+		b.state = bookIdle
+	}
+}
+
+// event handles one live snapshot or delta. It returns the extended out and
+// whether the caller must resubscribe the topic to obtain a fresh snapshot.
+func (b *streamBook) event(ev *Event, out []Event, c *symbolCounters) ([]Event, bool) {
+	if ev.Type == EventBookSnapshot {
+		restart := ev.LastID == 1 && b.lastID > 1
+		if b.state == bookLive && ev.LastID <= b.lastID && !restart {
+			// A repeated or older snapshot (depth 1 re-sends the same u;
+			// the replacement connection of a rotation starts with one):
+			// the book is already there.
+			c.duplicates.Add(1)
+			return out, false
+		}
+		b.state = bookLive
+		b.lastID = ev.LastID
+		b.lastSeq = ev.Seq
+		c.snapshots.Add(1)
+		return emit(out, ev, c), false
+	}
+	if ev.LastID > b.hw {
+		b.hw = ev.LastID
+	}
+	if b.state != bookLive {
+		// Waiting for a snapshot: deltas cannot be applied and the snapshot
+		// will cover them.
+		return out, false
+	}
+	if ev.LastID <= b.lastID && ev.LastID != 1 {
+		c.duplicates.Add(1)
+		return out, false
+	}
+	regress := ev.Seq != 0 && b.lastSeq != 0 && ev.Seq < b.lastSeq
+	if ev.LastID == b.lastID+1 && !regress {
+		b.lastID = ev.LastID
+		if ev.Seq != 0 {
+			b.lastSeq = ev.Seq
+		}
+		return emit(out, ev, c), false
+	}
+	c.gaps.Add(1)
+	switch b.policy {
+	case GapDropPacket:
+		return out, false
+	case GapAccept:
+		b.lastID = ev.LastID
+		if ev.Seq != 0 {
+			b.lastSeq = ev.Seq
+		}
+		return emit(out, ev, c), false
+	default:
+		b.state = bookResyncing
+		return out, true
+	}
+}
+
+// emit appends ev to out and counts it.
+func emit(out []Event, ev *Event, c *symbolCounters) []Event {
+	c.emitted.Add(1)
+	return append(out, *ev)
+}

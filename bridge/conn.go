@@ -1,0 +1,400 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/qldata/mdbridge/resilience"
+)
+
+// writeWait bounds every write to a connection.
+const writeWait = 5 * time.Second
+
+// conn is one WebSocket connection of a shard. It owns the socket's read
+// loop, serializes and paces every write (subscribe frames, client pings,
+// pongs, close), answers server pings, and watches for silence. The shard
+// owns its lifecycle (dial, register, start, subscribe, close).
+type conn struct {
+	id     string
+	sh     *shard
+	ws     *websocket.Conn
+	log    *slog.Logger
+	pacer  *pacer
+	hb     *resilience.HeartbeatMonitor // nil: no stale detection
+	opened time.Time
+
+	ctx    context.Context // ends when the connection ends
+	cancel context.CancelFunc
+
+	writeMu sync.Mutex
+	reqID   atomic.Int64
+
+	done      chan struct{} // closed when the read loop has ended
+	closeOnce sync.Once
+	errMu     sync.Mutex
+	err       error // why the connection ended
+
+	ackMu   sync.Mutex
+	acks    map[string]struct{} // outstanding subscribe request ids
+	ackN    int                 // outstanding acks without a matching id
+	acked   chan struct{}       // closed when every subscribe request is answered
+	ackErr  error               // first refused subscription
+	evBuf   []Event             // decode buffer, used by the read loop only
+	gotData atomic.Bool         // a data frame arrived
+}
+
+// dial opens a WebSocket connection for sh's topics. The connection does not
+// read until start.
+func dial(ctx context.Context, sh *shard, id string) (*conn, error) {
+	st := sh.st
+	url := st.cfg.Exchange.URL(sh.topics)
+	d := websocket.Dialer{
+		HandshakeTimeout: st.cfg.HandshakeTimeout,
+		ReadBufferSize:   16 << 10,
+		WriteBufferSize:  4 << 10,
+		Proxy:            http.ProxyFromEnvironment,
+	}
+	ws, resp, err := d.DialContext(ctx, url, nil)
+	if err != nil {
+		if resp != nil {
+			if rl := handshakeRateLimit(resp); rl != nil {
+				return nil, fmt.Errorf("bridge: dial %s: %w", id, rl)
+			}
+			return nil, fmt.Errorf("bridge: dial %s: HTTP %d: %w", id, resp.StatusCode, err)
+		}
+		return nil, fmt.Errorf("bridge: dial %s: %w", id, err)
+	}
+	ws.SetReadLimit(st.cfg.limits.MaxFrameBytes)
+	cctx, cancel := context.WithCancel(ctx)
+	c := &conn{
+		id:     id,
+		sh:     sh,
+		ws:     ws,
+		log:    sh.log.With("conn", id),
+		pacer:  newPacer(st.cfg.limits.MaxInboundPerSecond),
+		opened: st.now(),
+		ctx:    cctx,
+		cancel: cancel,
+		done:   make(chan struct{}),
+		acked:  make(chan struct{}),
+	}
+	if st.cfg.HeartbeatTimeout > 0 {
+		hb, err := resilience.NewHeartbeatMonitor(resilience.HeartbeatConfig{
+			Timeout:      st.cfg.HeartbeatTimeout,
+			PingInterval: min(st.cfg.HeartbeatTimeout/3, resilience.DefaultHeartbeatPingInterval),
+		})
+		if err != nil {
+			cancel()
+			_ = ws.Close()
+			return nil, fmt.Errorf("%w: heartbeat: %w", ErrConfig, err)
+		}
+		hb.RecordHeartbeat()
+		c.hb = hb
+	}
+	ws.SetPingHandler(c.onPing)
+	ws.SetPongHandler(func(string) error { c.alive(); return nil })
+	return c, nil
+}
+
+// handshakeRateLimit maps a refused handshake (429/418/403) to a
+// RateLimitError carrying Retry-After.
+func handshakeRateLimit(resp *http.Response) *RateLimitError {
+	switch resp.StatusCode {
+	case http.StatusTooManyRequests, http.StatusTeapot, http.StatusForbidden:
+	default:
+		return nil
+	}
+	ra := time.Duration(0)
+	if s := resp.Header.Get("Retry-After"); s != "" {
+		if n, err := strconv.Atoi(s); err == nil && n > 0 {
+			ra = time.Duration(n) * time.Second
+		}
+	}
+	return &RateLimitError{Status: resp.StatusCode, RetryAfter: ra, Banned: resp.StatusCode != http.StatusTooManyRequests}
+}
+
+// start runs the read loop, the stale watcher and the client pinger.
+func (c *conn) start() {
+	st := c.sh.st
+	st.goConn(c.readLoop)
+	var stale <-chan struct{}
+	if c.hb != nil {
+		stale = c.hb.Stale(c.ctx)
+	}
+	st.goConn(func() {
+		select {
+		case <-stale:
+			c.log.Warn("connection stale: no frame within the heartbeat timeout; reconnecting",
+				"timeout", st.cfg.HeartbeatTimeout, "last", c.hb.LastHeartbeat())
+			c.fail(ErrStale)
+		case <-c.ctx.Done():
+			// The stream stopped or the connection ended: make sure the
+			// read loop returns.
+			c.fail(context.Cause(c.ctx))
+		}
+	})
+	if hb := st.cfg.Exchange.Heartbeat(); hb.ClientPing != nil && hb.Interval > 0 {
+		st.goConn(func() { c.pingLoop(hb) })
+	}
+}
+
+// nextID yields request ids unique on this connection.
+func (c *conn) nextID() int64 { return c.reqID.Add(1) }
+
+// alive records inbound life for the stale watcher.
+func (c *conn) alive() {
+	if c.hb != nil {
+		c.hb.RecordHeartbeat()
+	}
+}
+
+// onPing answers a server ping with a pong echoing its payload, promptly,
+// from the read loop; the write is serialized and paced like every other.
+func (c *conn) onPing(data string) error {
+	c.alive()
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	if err := c.pacer.wait(c.ctx); err != nil {
+		return nil
+	}
+	err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(writeWait))
+	var ne net.Error
+	if err == nil || errors.Is(err, websocket.ErrCloseSent) || (errors.As(err, &ne) && ne.Timeout()) {
+		return nil
+	}
+	return err
+}
+
+// pingLoop sends the venue's application-level ping every interval.
+func (c *conn) pingLoop(hb Heartbeat) {
+	t := time.NewTicker(hb.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+			if err := c.writeText(hb.ClientPing(c.nextID())); err != nil {
+				c.fail(fmt.Errorf("bridge: ping: %w", err))
+				return
+			}
+		}
+	}
+}
+
+// writeText sends one text frame, serialized and paced.
+func (c *conn) writeText(data []byte) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	if err := c.pacer.wait(c.ctx); err != nil {
+		return err
+	}
+	_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
+	return c.ws.WriteMessage(websocket.TextMessage, data)
+}
+
+// subscribe sends the subscribe frames for topics and waits until every
+// request is acknowledged (or the timeout). A refused subscription is
+// logged and reported but does not fail the connection: the other topics
+// are fine and retrying cannot fix a bad symbol.
+func (c *conn) subscribe(ctx context.Context, topics []Topic) error {
+	st := c.sh.st
+	var ids []int64
+	frames := st.cfg.Exchange.SubscribeFrames(topics, func() int64 {
+		id := c.nextID()
+		ids = append(ids, id)
+		return id
+	})
+	if len(frames) == 0 {
+		c.closeAcked()
+		return nil
+	}
+	c.ackMu.Lock()
+	c.acks = make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		c.acks[strconv.FormatInt(id, 10)] = struct{}{}
+	}
+	c.ackN = len(frames)
+	c.ackMu.Unlock()
+	for _, f := range frames {
+		if err := c.writeText(f); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrSubscribe, c.id, err)
+		}
+	}
+	t := time.NewTimer(st.cfg.SubscribeTimeout)
+	defer t.Stop()
+	select {
+	case <-c.acked:
+		if err := c.ackError(); err != nil {
+			c.log.Error("subscription refused", "err", err)
+		}
+		return nil
+	case <-t.C:
+		return fmt.Errorf("%w: %s: no acknowledgement within %s", ErrSubscribe, c.id, st.cfg.SubscribeTimeout)
+	case <-c.done:
+		return fmt.Errorf("%w: %s: connection ended: %w", ErrSubscribe, c.id, c.cause())
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// resubscribe unsubscribes and subscribes topics again (a fresh snapshot
+// for a stream-snapshot book). Replies are not awaited.
+func (c *conn) resubscribe(topics []Topic) error {
+	ex := c.sh.st.cfg.Exchange
+	for _, f := range ex.UnsubscribeFrames(topics, c.nextID) {
+		if err := c.writeText(f); err != nil {
+			return err
+		}
+	}
+	for _, f := range ex.SubscribeFrames(topics, c.nextID) {
+		if err := c.writeText(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// onAck accounts a control reply against the outstanding subscribe
+// requests.
+func (c *conn) onAck(f Frame) {
+	c.ackMu.Lock()
+	defer c.ackMu.Unlock()
+	if c.ackN == 0 {
+		if f.Kind == FrameError {
+			c.log.Warn("exchange refused a request", "req_id", f.ReqID, "err", f.Err)
+		}
+		return
+	}
+	if _, ok := c.acks[f.ReqID]; ok {
+		delete(c.acks, f.ReqID)
+	} else if f.ReqID != "" {
+		return // a reply to something else (an earlier resubscribe)
+	}
+	c.ackN--
+	if f.Kind == FrameError && c.ackErr == nil {
+		c.ackErr = fmt.Errorf("%w: %w", ErrSubscribe, f.Err)
+	}
+	if c.ackN == 0 {
+		close(c.acked)
+	}
+}
+
+func (c *conn) closeAcked() {
+	c.ackMu.Lock()
+	c.ackN = 0
+	close(c.acked)
+	c.ackMu.Unlock()
+}
+
+func (c *conn) ackError() error {
+	c.ackMu.Lock()
+	defer c.ackMu.Unlock()
+	return c.ackErr
+}
+
+// readLoop reads frames until the connection ends, decodes them and hands
+// the events to the shard, one batch per frame.
+func (c *conn) readLoop() {
+	st := c.sh.st
+	ex := st.cfg.Exchange
+	malformedLogged := 0
+	for {
+		typ, data, err := c.ws.ReadMessage()
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				c.sh.ctr.malformed.Add(1)
+				err = fmt.Errorf("%w: frame over the read limit of %d bytes: %w", ErrMalformed, st.cfg.limits.MaxFrameBytes, err)
+			}
+			c.end(err)
+			return
+		}
+		c.alive()
+		c.sh.ctr.frames.Add(1)
+		if typ != websocket.TextMessage {
+			c.sh.ctr.malformed.Add(1)
+			continue
+		}
+		recv := st.now().UnixNano()
+		evs, fr, derr := ex.Decode(data, recv, c.evBuf[:0])
+		if derr != nil {
+			c.sh.ctr.malformed.Add(1)
+			if malformedLogged < 10 {
+				malformedLogged++
+				c.log.Warn("dropped malformed frame", "err", derr, "bytes", len(data))
+			} else {
+				c.log.Debug("dropped malformed frame", "err", derr, "bytes", len(data))
+			}
+			continue
+		}
+		c.evBuf = evs[:0]
+		switch fr.Kind {
+		case FrameAck, FrameError:
+			c.onAck(fr)
+		case FrameShutdown:
+			c.log.Info("server announced shutdown; rotating the connection")
+			c.sh.serverShutdown(c)
+		}
+		if len(evs) > 0 {
+			c.gotData.Store(true)
+			c.sh.deliver(c, evs)
+		}
+		clear(evs) // drop references to the frame for the GC
+	}
+}
+
+// end records why the read loop stopped and releases the connection.
+func (c *conn) end(err error) {
+	c.setErr(err)
+	c.cancel()
+	_ = c.ws.Close()
+	close(c.done)
+}
+
+func (c *conn) setErr(err error) {
+	c.errMu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	c.errMu.Unlock()
+}
+
+// cause returns why the connection ended (nil while it runs).
+func (c *conn) cause() error {
+	c.errMu.Lock()
+	defer c.errMu.Unlock()
+	return c.err
+}
+
+// fail closes the connection abruptly, recording err as the cause.
+func (c *conn) fail(err error) {
+	c.closeOnce.Do(func() {
+		c.setErr(err)
+		c.cancel()
+		_ = c.ws.Close()
+	})
+}
+
+// closeGraceful sends a close frame and closes the connection (rotation,
+// shutdown). The read loop then ends.
+func (c *conn) closeGraceful(reason error) {
+	c.closeOnce.Do(func() {
+		c.setErr(reason)
+		c.writeMu.Lock()
+		_ = c.ws.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+		c.writeMu.Unlock()
+		c.cancel()
+		_ = c.ws.Close()
+	})
+}

@@ -1,0 +1,453 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/qldata/mdbridge/resilience"
+)
+
+// symbol is one subscribed symbol's synchronization state. Everything but
+// the counters is guarded by the owning shard's mu.
+type symbol struct {
+	name   string
+	log    *slog.Logger
+	trades tradeSync
+	rest   *restBook   // BookRESTSnapshot venues with ChannelBook
+	stream *streamBook // BookStreamSnapshot venues with ChannelBook
+	ctr    symbolCounters
+}
+
+// shard is one connection slot: a fixed set of topics, the connection that
+// carries them (plus a replacement during a rotation), and the per-symbol
+// state that turns frames into a loss-free, duplicate-free, ordered event
+// sequence.
+//
+// Concurrency: frames from the connections and results of repair workers
+// are processed under mu, and the publisher is called under mu, so events of
+// one symbol are handed over in order and never concurrently.
+type shard struct {
+	st     *Stream
+	idx    int
+	topics []Topic
+	syms   map[string]*symbol
+	list   []*symbol
+	log    *slog.Logger
+	ctr    connCounters
+
+	mu      sync.Mutex
+	primary *conn     // the connection whose events are emitted
+	cand    *conn     // the replacement during a rotation
+	rot     *rotation // overlap bookkeeping during a rotation
+	out     []Event   // batch being built, handed to the publisher by flush
+
+	shutdownCh chan struct{} // the primary announced a server shutdown
+	rotReady   chan struct{} // the rotation's overlap is complete
+
+	stMu    sync.Mutex
+	sm      *resilience.ConnectionStateManager
+	since   time.Time
+	attempt int
+	lastErr string
+	connID  string
+	connSeq int
+	final   bool // finished: report DISCONNECTED whatever the state machine says
+}
+
+func newShard(st *Stream, idx int, p shardPlan) (*shard, error) {
+	sh := &shard{
+		st:         st,
+		idx:        idx,
+		topics:     p.topics,
+		syms:       make(map[string]*symbol, len(p.symbols)),
+		log:        st.log.With("exchange", st.cfg.exName, "shard", idx),
+		shutdownCh: make(chan struct{}, 1),
+		rotReady:   make(chan struct{}, 1),
+		sm:         resilience.NewConnectionStateManager(),
+		since:      st.now(),
+	}
+	cfg := st.cfg
+	for _, name := range p.symbols {
+		sym := &symbol{name: name, log: sh.log.With("symbol", name)}
+		dcfg := resilience.DedupConfig{WindowSize: cfg.DedupWindow, TTL: cfg.DedupTTL}
+		var err error
+		if sym.trades.dedupSeq, err = resilience.NewMessageDeduplicator[int64](dcfg); err != nil {
+			return nil, fmt.Errorf("%w: dedup: %w", ErrConfig, err)
+		}
+		if sym.trades.dedupID, err = resilience.NewMessageDeduplicator[string](dcfg); err != nil {
+			return nil, fmt.Errorf("%w: dedup: %w", ErrConfig, err)
+		}
+		sym.trades.seq = resilience.NewSequenceTracker()
+		sym.trades.track = cfg.res.SequenceTracking
+		sym.trades.limit = cfg.PendingLimit
+		if cfg.Channels&ChannelBook != 0 {
+			switch cfg.Exchange.BookMode() {
+			case BookStreamSnapshot:
+				sym.stream = &streamBook{policy: cfg.BookGapPolicy}
+			default:
+				sym.rest = &restBook{limit: cfg.PendingLimit}
+			}
+		}
+		sh.syms[name] = sym
+		sh.list = append(sh.list, sym)
+	}
+	return sh, nil
+}
+
+// deliver processes the events of one frame from connection c and hands the
+// resulting batch to the publisher. Events of a rotation's replacement are
+// held back until it takes over; events of a connection that is neither
+// primary nor replacement (a closing one) are dropped: the connection that
+// replaced it carries them.
+func (sh *shard) deliver(c *conn, evs []Event) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	switch c {
+	case sh.primary:
+		for i := range evs {
+			sh.process(&evs[i])
+		}
+		if sh.rot != nil {
+			sh.rot.primaryProgress(sh, evs)
+		}
+		sh.flush()
+	case sh.cand:
+		if sh.rot != nil {
+			sh.rot.collect(sh, evs)
+		}
+	}
+}
+
+// process runs one live event through its symbol's synchronization and
+// appends what may be emitted to sh.out. Called with mu held.
+func (sh *shard) process(ev *Event) {
+	sym := sh.syms[ev.Symbol]
+	if sym == nil {
+		sh.ctr.malformed.Add(1)
+		return
+	}
+	sym.ctr.received.Add(1)
+	sym.ctr.lastMsgNS.Store(ev.RecvTS)
+	switch ev.Type {
+	case EventTrade:
+		var gap *tradeGap
+		sh.out, gap = sym.trades.live(ev, time.Unix(0, ev.RecvTS), sh.out, &sym.ctr)
+		if gap != nil {
+			sh.startTradeRepair(sym, *gap)
+		}
+	case EventBookDelta, EventBookSnapshot:
+		switch {
+		case sym.rest != nil:
+			if ev.Type != EventBookDelta {
+				sh.ctr.malformed.Add(1)
+				return
+			}
+			var need bool
+			sh.out, need = sym.rest.delta(ev, sh.out, &sym.ctr)
+			if need && !sym.rest.fetching {
+				sym.rest.fetching = true
+				sh.st.goWork(func(ctx context.Context) { sh.bookRepair(ctx, sym) })
+			}
+		case sym.stream != nil:
+			var resub bool
+			sh.out, resub = sym.stream.event(ev, sh.out, &sym.ctr)
+			if resub {
+				sh.resubscribe(sym)
+			}
+		default:
+			sh.ctr.malformed.Add(1) // book data without a book subscription
+		}
+	default:
+		sh.ctr.malformed.Add(1)
+	}
+}
+
+// flush hands sh.out to the publisher. Called with mu held. A publisher
+// error while the stream runs is fatal: the stream stops and Run returns it.
+func (sh *shard) flush() {
+	if len(sh.out) == 0 {
+		return
+	}
+	if err := sh.st.pub.Publish(sh.st.pubCtx, sh.out); err != nil && sh.st.pubCtx.Err() == nil {
+		sh.st.fatal(fmt.Errorf("bridge: publisher: %w", err))
+	}
+	clear(sh.out)
+	sh.out = sh.out[:0]
+}
+
+// serverShutdown is called by a connection that received the venue's
+// shutdown announcement.
+func (sh *shard) serverShutdown(c *conn) {
+	sh.mu.Lock()
+	primary := c == sh.primary
+	sh.mu.Unlock()
+	if !primary {
+		return
+	}
+	select {
+	case sh.shutdownCh <- struct{}{}:
+	default:
+	}
+}
+
+// resubscribe asks the primary connection for a fresh snapshot of sym's
+// book. Called with mu held; the writes happen on another goroutine.
+func (sh *shard) resubscribe(sym *symbol) {
+	c := sh.primary
+	sym.stream.resyncAt = sh.st.now()
+	if c == nil {
+		return
+	}
+	sym.log.Info("order book gap: resubscribing for a fresh snapshot", "policy", sh.st.cfg.BookGapPolicy)
+	topics := []Topic{{Symbol: sym.name, Channel: ChannelBook}}
+	sh.st.goWork(func(context.Context) {
+		if err := c.resubscribe(topics); err != nil {
+			c.log.Warn("resubscribe failed; the connection will be replaced", "err", err)
+			c.fail(fmt.Errorf("bridge: resubscribe: %w", err))
+		}
+	})
+}
+
+// housekeeping runs every second while a connection serves: it repeats
+// resubscriptions that did not produce a snapshot in time.
+func (sh *shard) housekeeping() {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	now := sh.st.now()
+	for _, sym := range sh.list {
+		if b := sym.stream; b != nil && b.state == bookResyncing && now.Sub(b.resyncAt) > sh.st.cfg.ResyncTimeout {
+			sh.resubscribe(sym)
+		}
+	}
+}
+
+// onNewPrimary prepares the symbols for the first frames of a new primary
+// connection after a loss (not a rotation). Called with mu held, before the
+// connection reads. It returns the symbols that need a recent-trades repair
+// once subscribed.
+func (sh *shard) onNewPrimary(reconnect bool) []*symbol {
+	if !reconnect {
+		return nil
+	}
+	var recent []*symbol
+	_, canRecent := sh.st.cfg.Exchange.(RecentTrader)
+	for _, sym := range sh.list {
+		if sym.stream != nil {
+			sym.stream.reset() // the new subscription starts with a snapshot
+		}
+		if canRecent && sym.trades.track && sh.st.cfg.Channels&ChannelTrade != 0 && sym.trades.byID && sym.trades.startRecent() {
+			recent = append(recent, sym)
+		}
+	}
+	return recent
+}
+
+// startTradeRepair backfills a consecutive-id gap on a worker. Called with
+// mu held.
+func (sh *shard) startTradeRepair(sym *symbol, gap tradeGap) {
+	sym.log.Info("trade gap: backfilling", "from", gap.from, "to", gap.to, "count", gap.to-gap.from+1)
+	sh.st.goWork(func(ctx context.Context) { sh.tradeRepair(ctx, sym, gap) })
+}
+
+// tradeRepair fetches the trades of gap over REST page by page, emits them
+// in order, then lets the symbol continue with the live trades buffered
+// meanwhile. Trades the venue cannot return are counted as missing and
+// logged. A new gap found in the buffered trades starts another repair.
+func (sh *shard) tradeRepair(ctx context.Context, sym *symbol, gap tradeGap) {
+	cfg := sh.st.cfg
+	ex := cfg.Exchange
+	from, to := gap.from, gap.to
+	missing := int64(0)
+	if n := to - from + 1; n > int64(cfg.BackfillMax) {
+		missing += n - int64(cfg.BackfillMax)
+		from = to - int64(cfg.BackfillMax) + 1
+	}
+	failures := 0
+	empty := 0
+	for from <= to {
+		limit := min(int64(cfg.BackfillPage), to-from+1)
+		page, err := ex.Trades(ctx, sym.name, from, int(limit))
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, ErrNotSupported) {
+				break
+			}
+			failures++
+			if failures > 5 {
+				sym.log.Error("trade backfill failed", "from", from, "to", to, "err", err)
+				break
+			}
+			sym.log.Warn("trade backfill request failed; retrying", "from", from, "err", err)
+			if sleepCtx(ctx, retryDelay(err, failures)) != nil {
+				return
+			}
+			continue
+		}
+		failures = 0
+		// Keep the ids in [from, to], ascending, and count holes.
+		kept := page[:0]
+		next := from
+		for i := range page {
+			p := page[i]
+			if p.Seq < next || p.Seq > to {
+				continue
+			}
+			if p.Seq > next {
+				missing += p.Seq - next
+			}
+			sh.stamp(&p)
+			kept = append(kept, p)
+			next = p.Seq + 1
+		}
+		if len(kept) == 0 {
+			// The venue has nothing at or after from yet (REST lagging the
+			// stream) or no longer has it: retry briefly, then give up.
+			empty++
+			if empty > 3 {
+				break
+			}
+			if sleepCtx(ctx, 200*time.Millisecond) != nil {
+				return
+			}
+			continue
+		}
+		empty = 0
+		from = next
+		sh.mu.Lock()
+		sh.out = sym.trades.backfilled(kept, sh.st.now(), sh.out, &sym.ctr)
+		sh.flush()
+		sh.mu.Unlock()
+	}
+	if from <= to {
+		missing += to - from + 1
+	}
+	if missing > 0 {
+		sym.ctr.missing.Add(uint64(missing))
+		sym.log.Error("trades missed and not recoverable", "count", missing, "gap_from", gap.from, "gap_to", gap.to)
+	}
+	sh.mu.Lock()
+	var next *tradeGap
+	sh.out, next = sym.trades.finishRepair(sh.st.now(), sh.out, &sym.ctr)
+	sh.flush()
+	if next != nil {
+		sh.startTradeRepair(sym, *next)
+	}
+	sh.mu.Unlock()
+}
+
+// recentRepair is the best-effort backfill for venues without consecutive
+// trade ids: after a reconnect, fetch the most recent trades and emit those
+// newer than the last one emitted.
+func (sh *shard) recentRepair(ctx context.Context, sym *symbol) {
+	rt := sh.st.cfg.Exchange.(RecentTrader)
+	var recent []Event
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		recent, err = rt.RecentTrades(ctx, sym.name, sh.st.cfg.RecentTradesLimit)
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		if sleepCtx(ctx, retryDelay(err, attempt)) != nil {
+			break
+		}
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	now := sh.st.now()
+	if err != nil {
+		sym.log.Warn("recent-trades backfill failed; trades missed during the reconnect may be lost", "err", err)
+		sym.ctr.gaps.Add(1)
+		sh.out = sym.trades.abortRecent(now, sh.out, &sym.ctr)
+		sh.flush()
+		return
+	}
+	for i := range recent {
+		sh.stamp(&recent[i])
+	}
+	before := sym.ctr.backfilled.Load()
+	var short bool
+	sh.out, short = sym.trades.finishRecent(recent, now, sh.out, &sym.ctr)
+	sh.flush()
+	if short {
+		sym.ctr.gaps.Add(1)
+		sym.log.Warn("recent trades do not reach back to the last trade seen; some trades may be missing", "last_id", sym.trades.lastID)
+	}
+	if n := sym.ctr.backfilled.Load() - before; n > 0 {
+		sym.log.Info("backfilled recent trades after reconnect", "count", n)
+	}
+}
+
+// bookRepair obtains a snapshot for a BookRESTSnapshot book (through the
+// SnapshotRequester when configured, else by fetching and emitting it) and
+// resumes the book, repeating while the snapshot is too old.
+func (sh *shard) bookRepair(ctx context.Context, sym *symbol) {
+	st := sh.st
+	attempt := 0
+	for {
+		var snap *Event
+		var lastID int64
+		var err error
+		if st.req != nil {
+			lastID, err = st.req.RequestSnapshot(ctx, st.cfg.exName, sym.name)
+		} else {
+			var ev Event
+			ev, err = st.snaps.fetch(ctx, sym.name)
+			snap, lastID = &ev, ev.LastID
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			attempt++
+			sym.log.Warn("order book snapshot failed; retrying", "attempt", attempt, "err", err)
+			if sleepCtx(ctx, retryDelay(err, attempt)) != nil {
+				return
+			}
+			continue
+		}
+		sh.mu.Lock()
+		var again bool
+		sh.out, again = sym.rest.snapshot(snap, lastID, sh.out, &sym.ctr)
+		sh.flush()
+		if !again {
+			sym.rest.fetching = false
+			sh.mu.Unlock()
+			return
+		}
+		sh.mu.Unlock()
+		attempt++
+		sym.log.Debug("order book snapshot older than the buffered deltas; fetching again", "last_id", lastID)
+		if sleepCtx(ctx, min(time.Duration(attempt)*50*time.Millisecond, time.Second)) != nil {
+			return
+		}
+	}
+}
+
+// stamp fills fields a REST answer may leave empty.
+func (sh *shard) stamp(ev *Event) {
+	if ev.Exchange == "" {
+		ev.Exchange = sh.st.cfg.exName
+	}
+	if ev.RecvTS == 0 {
+		ev.RecvTS = sh.st.now().UnixNano()
+	}
+}
+
+// retryDelay is the wait before retrying a failed REST call: the venue's
+// Retry-After when it gave one, else a capped linear backoff.
+func retryDelay(err error, attempt int) time.Duration {
+	var rl *RateLimitError
+	if errors.As(err, &rl) && rl.RetryAfter > 0 {
+		return rl.RetryAfter
+	}
+	return min(time.Duration(attempt)*200*time.Millisecond, 5*time.Second)
+}

@@ -1,0 +1,354 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/qldata/mdbridge/resilience"
+)
+
+// HandlerFunc adapts a function to the Publisher interface, for library use
+// without NATS: NewStream(cfg, bridge.HandlerFunc(h)). It is called with one
+// batch per inbound frame (or per backfill page / snapshot), in order per
+// symbol; calls for symbols on different connections may run concurrently.
+// It must not retain the slice. An error stops the stream (Run returns it).
+type HandlerFunc func(ctx context.Context, events []Event) error
+
+// Publish calls f.
+func (f HandlerFunc) Publish(ctx context.Context, events []Event) error { return f(ctx, events) }
+
+// Option configures a Stream's dependencies.
+type Option func(*options)
+
+type options struct {
+	log  *slog.Logger
+	sink StateSink
+	req  SnapshotRequester
+	now  func() time.Time
+}
+
+// WithLogger sets the stream's logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithStateSink sets where per-symbol connection state is reported (on
+// every transition and every StateInterval).
+func WithStateSink(s StateSink) Option { return func(o *options) { o.sink = s } }
+
+// WithSnapshotRequester routes order book resyncs of BookRESTSnapshot venues
+// through r (the publisher wires it to mdctl.snapshot.*): r publishes the
+// snapshot and returns its last update id, and the stream resumes deltas
+// after it. Without one the stream fetches and emits snapshots itself.
+func WithSnapshotRequester(r SnapshotRequester) Option { return func(o *options) { o.req = r } }
+
+// WithClock sets the clock used for receive timestamps and state times
+// (default time.Now).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// Stream ingests one exchange's market data for a set of symbols and hands
+// normalized, deduplicated, gap-repaired events to a Publisher (or a
+// HandlerFunc). See the package documentation for the guarantees.
+type Stream struct {
+	cfg     *settings
+	pub     Publisher
+	log     *slog.Logger
+	sink    StateSink
+	req     SnapshotRequester
+	now     func() time.Time
+	shards  []*shard
+	symbols map[string]*shard
+	snaps   *snapshotter
+	gate    *connectGate
+	tsync   *resilience.TimeSyncManager
+
+	mu        sync.Mutex
+	started   bool
+	closed    bool
+	fatalErr  error
+	pubCtx    context.Context // publisher calls; ends on Close or when Run's ctx ends
+	pubCancel context.CancelFunc
+	ioCtx     context.Context // connections and workers; ends on Shutdown too
+	ioCancel  context.CancelCauseFunc
+	bg        sync.WaitGroup // connection goroutines and workers
+	done      chan struct{}  // closed when Run returns
+}
+
+// NewStream validates cfg, plans the connections and returns a stream ready
+// to Run. pub receives the events (a *publisher.JetStream, or a HandlerFunc
+// for library use). Errors wrap ErrConfig.
+func NewStream(cfg StreamConfig, pub Publisher, opts ...Option) (*Stream, error) {
+	if pub == nil {
+		return nil, fmt.Errorf("%w: a Publisher or HandlerFunc is required", ErrConfig)
+	}
+	set, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.log == nil {
+		o.log = slog.New(slog.DiscardHandler)
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
+	s := &Stream{
+		cfg:     set,
+		pub:     pub,
+		log:     o.log,
+		sink:    o.sink,
+		req:     o.req,
+		now:     o.now,
+		symbols: make(map[string]*shard, len(set.Symbols)),
+		done:    make(chan struct{}),
+	}
+	if s.gate, err = newConnectGate(set.limits, set.ConnectSpacing, set.res.RateLimitEnabled); err != nil {
+		return nil, fmt.Errorf("%w: connect rate: %w", ErrConfig, err)
+	}
+	if s.snaps, err = newSnapshotter(set, o.now); err != nil {
+		return nil, fmt.Errorf("%w: snapshot rate: %w", ErrConfig, err)
+	}
+	if set.res.TimeSyncEnabled {
+		if s.tsync, err = resilience.NewTimeSyncManager(resilience.TimeSyncConfig{Interval: set.TimeSyncInterval}); err != nil {
+			return nil, fmt.Errorf("%w: time sync: %w", ErrConfig, err)
+		}
+	}
+	ex := set.Exchange
+	plans, over := planShards(set.Symbols, set.Channels, planLimits{
+		perConn:  set.perConn,
+		maxChars: set.limits.MaxRequestArgsChars,
+		cost: func(sym string) int {
+			n := 0
+			for _, f := range ex.SubscribeFrames(topicsOf(sym, set.Channels), func() int64 { return 1 }) {
+				n += len(f)
+			}
+			return n
+		},
+		maxConns: set.maxConns,
+		venueMax: set.limits.MaxTopicsPerConn,
+	})
+	if over {
+		s.log.Warn("the symbols need more connections than the configured cap; using more",
+			"exchange", set.exName, "connections", len(plans), "cap", set.maxConns)
+	}
+	for i, p := range plans {
+		sh, err := newShard(s, i, p)
+		if err != nil {
+			return nil, err
+		}
+		s.shards = append(s.shards, sh)
+		for _, sym := range p.symbols {
+			s.symbols[sym] = sh
+		}
+	}
+	return s, nil
+}
+
+// Exchange returns the stream's exchange id ("binance", "bybit", ...).
+func (s *Stream) Exchange() string { return s.cfg.exName }
+
+// Symbols returns the stream's symbols in configuration order.
+func (s *Stream) Symbols() []string { return append([]string(nil), s.cfg.Symbols...) }
+
+// Connections returns the number of connection slots in the plan.
+func (s *Stream) Connections() int { return len(s.shards) }
+
+// Run connects, subscribes and ingests until ctx ends, Shutdown or Close is
+// called, or a fatal error occurs. It returns nil after a requested stop,
+// the publisher's error if the publisher failed, or ErrConnectionLost when
+// Resilience.AutoReconnect is off and a connection was lost. Run may be
+// called once; a second call returns ErrClosed.
+func (s *Stream) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.started || s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: Run may be called once", ErrClosed)
+	}
+	s.started = true
+	s.pubCtx, s.pubCancel = context.WithCancel(ctx)
+	s.ioCtx, s.ioCancel = context.WithCancelCause(s.pubCtx)
+	s.mu.Unlock()
+	defer close(s.done)
+	defer s.pubCancel()
+
+	s.log.Info("stream starting", "exchange", s.cfg.exName, "symbols", len(s.cfg.Symbols),
+		"channels", s.cfg.Channels.String(), "connections", len(s.shards))
+	if s.tsync != nil {
+		s.goWork(func(ctx context.Context) { s.tsync.Run(ctx, s.cfg.Exchange) })
+	}
+	s.goWork(s.reportLoop)
+	var wg sync.WaitGroup
+	for _, sh := range s.shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := sh.run(s.ioCtx); err != nil {
+				s.fatal(err)
+			}
+		}()
+	}
+	wg.Wait()
+	s.ioCancel(ErrClosed)
+	s.bg.Wait()
+	s.mu.Lock()
+	err := s.fatalErr
+	s.mu.Unlock()
+	if err != nil {
+		s.log.Error("stream stopped", "exchange", s.cfg.exName, "err", err)
+	} else {
+		s.log.Info("stream stopped", "exchange", s.cfg.exName)
+	}
+	return err
+}
+
+// Shutdown stops the stream gracefully: connections are closed (each symbol
+// is reported DISCONNECTED), frames already read are handed to the
+// publisher, and Shutdown waits for Run to return. If ctx ends first, the
+// publisher's pending call is cancelled and ctx.Err() is returned. Trades
+// held back for a running backfill at that moment are dropped (and logged).
+func (s *Stream) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.started {
+		s.closed = true
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
+	s.ioCancel(ErrClosed)
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		s.pubCancel()
+		<-s.done
+		return ctx.Err()
+	}
+}
+
+// Close stops the stream at once, cancelling a pending publisher call, and
+// waits for Run to return.
+func (s *Stream) Close() error {
+	s.mu.Lock()
+	if !s.started {
+		s.closed = true
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
+	s.ioCancel(ErrClosed)
+	s.pubCancel()
+	<-s.done
+	return nil
+}
+
+// Snapshot fetches a fresh REST order book snapshot of one of the stream's
+// symbols (coalesced with concurrent requests and rate-limited with the
+// stream's own resyncs). It makes a Stream usable as the publisher's
+// snapshot source for the control subject. It returns ErrUnknownExchange or
+// ErrUnknownSymbol (wrapped) for requests that are not the stream's, and
+// the adapter's error otherwise.
+func (s *Stream) Snapshot(ctx context.Context, exchange, symbol string) (Event, error) {
+	if exchange != s.cfg.exName {
+		return Event{}, fmt.Errorf("%w: %q (this stream is %q)", ErrUnknownExchange, exchange, s.cfg.exName)
+	}
+	if _, ok := s.symbols[symbol]; !ok {
+		return Event{}, fmt.Errorf("%w: %s %q", ErrUnknownSymbol, exchange, symbol)
+	}
+	return s.snaps.fetch(ctx, symbol)
+}
+
+// ClockOffset returns the last measured exchange clock minus local clock
+// (0 when time sync is off or not yet measured).
+func (s *Stream) ClockOffset() time.Duration {
+	if s.tsync == nil {
+		return 0
+	}
+	return s.tsync.Offset()
+}
+
+func (s *Stream) clockOffset() int64 { return int64(s.ClockOffset()) }
+
+// Stats returns the stream's counters and the state of each connection.
+func (s *Stream) Stats() Stats {
+	var st Stats
+	for _, sh := range s.shards {
+		st.Frames += sh.ctr.frames.Load()
+		st.Malformed += sh.ctr.malformed.Load()
+		st.Reconnects += sh.ctr.reconnects.Load()
+		st.Rotations += sh.ctr.rotations.Load()
+		for _, sym := range sh.list {
+			c := &sym.ctr
+			st.Received += c.received.Load()
+			st.Emitted += c.emitted.Load()
+			st.Duplicates += c.duplicates.Load()
+			st.Gaps += c.gaps.Load()
+			st.Snapshots += c.snapshots.Load()
+			st.Backfilled += c.backfilled.Load()
+			st.Missing += c.missing.Load()
+			st.Dropped += c.dropped.Load()
+		}
+		st.Connections = append(st.Connections, sh.connStats())
+	}
+	return st
+}
+
+// States returns the current state of every symbol, as reported to the
+// StateSink.
+func (s *Stream) States() []SymbolState {
+	var out []SymbolState
+	for _, sh := range s.shards {
+		out = append(out, sh.symbolStates(sh.stateName())...)
+	}
+	return out
+}
+
+// reportLoop refreshes every symbol's state every StateInterval.
+func (s *Stream) reportLoop(ctx context.Context) {
+	if s.sink == nil {
+		return
+	}
+	t := time.NewTicker(s.cfg.StateInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for _, sh := range s.shards {
+				sh.report()
+			}
+		}
+	}
+}
+
+// fatal stops the stream with err (the first one wins).
+func (s *Stream) fatal(err error) {
+	s.mu.Lock()
+	if s.fatalErr == nil {
+		s.fatalErr = err
+	}
+	s.mu.Unlock()
+	s.ioCancel(err)
+}
+
+// goWork runs f on a tracked goroutine with the stream's I/O context.
+func (s *Stream) goWork(f func(ctx context.Context)) {
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		f(s.ioCtx)
+	}()
+}
+
+// goConn runs f on a tracked goroutine (connection loops).
+func (s *Stream) goConn(f func()) {
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		f()
+	}()
+}
