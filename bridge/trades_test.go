@@ -1,0 +1,288 @@
+package bridge
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/qldata/mdbridge/resilience"
+)
+
+func newTestTradeSync(t *testing.T, track bool, limit int) *tradeSync {
+	t.Helper()
+	cfg := resilience.DedupConfig{WindowSize: 64, TTL: time.Minute}
+	ds, err := resilience.NewMessageDeduplicator[int64](cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	di, err := resilience.NewMessageDeduplicator[string](cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tradeSync{track: track, seq: resilience.NewSequenceTracker(), dedupSeq: ds, dedupID: di, limit: limit}
+}
+
+func seqTrade(n int64) Event {
+	return Event{Type: EventTrade, ID: strconv.FormatInt(n, 10), Seq: n, TS: n}
+}
+
+func idTrade(id string, ts int64) Event { return Event{Type: EventTrade, ID: id, TS: ts} }
+
+// tradeOp is one step of a trade table test.
+type tradeOp struct {
+	live     int64   // a live trade with this consecutive id (0: none)
+	backfill []int64 // REST trades for the running repair
+	finish   bool    // the repair ends
+}
+
+func TestTradeSyncConsecutive(t *testing.T) {
+	live := func(n int64) tradeOp { return tradeOp{live: n} }
+	fill := func(ids ...int64) tradeOp { return tradeOp{backfill: ids} }
+	finish := tradeOp{finish: true}
+	tests := []struct {
+		name    string
+		limit   int
+		ops     []tradeOp
+		want    string
+		gaps    []tradeGap
+		dups    uint64
+		backfil uint64
+	}{
+		{
+			name: "in order",
+			ops:  []tradeOp{live(1), live(2), live(3)},
+			want: "T1 T2 T3",
+		},
+		{
+			name: "duplicates and old ids dropped",
+			ops:  []tradeOp{live(1), live(2), live(2), live(1), live(3)},
+			want: "T1 T2 T3",
+			dups: 2,
+		},
+		{
+			name:    "gap: live trades wait until the backfill is emitted in order",
+			ops:     []tradeOp{live(1), live(2), live(5), live(6), fill(3, 4), live(7), finish, live(8)},
+			want:    "T1 T2 T3 T4 T5 T6 T7 T8",
+			gaps:    []tradeGap{{3, 4}},
+			backfil: 2,
+		},
+		{
+			name:    "backfill over several pages",
+			ops:     []tradeOp{live(10), live(20), fill(11, 12, 13), fill(14, 15, 16, 17, 18, 19), finish},
+			want:    "T10 T11 T12 T13 T14 T15 T16 T17 T18 T19 T20",
+			gaps:    []tradeGap{{11, 19}},
+			backfil: 9,
+		},
+		{
+			name:    "duplicates in the buffered live trades",
+			ops:     []tradeOp{live(1), live(4), live(4), live(5), live(3), fill(2, 3), finish},
+			want:    "T1 T2 T3 T4 T5",
+			gaps:    []tradeGap{{2, 3}},
+			dups:    2,
+			backfil: 2,
+		},
+		{
+			name:    "replay reveals another gap: the rest stays behind it",
+			ops:     []tradeOp{live(1), live(3), live(4), live(7), live(8), fill(2), finish, fill(5, 6), finish},
+			want:    "T1 T2 T3 T4 T5 T6 T7 T8",
+			gaps:    []tradeGap{{2, 2}, {5, 6}},
+			backfil: 3,
+		},
+		{
+			name:    "buffer overflow is recovered as another gap",
+			limit:   2,
+			ops:     []tradeOp{live(1), live(3), live(4), live(5), live(6), live(7), fill(2), finish, live(8), fill(6, 7), finish},
+			want:    "T1 T2 T3 T4 T5 T6 T7 T8",
+			gaps:    []tradeGap{{2, 2}, {6, 7}},
+			backfil: 3,
+		},
+		{
+			name:    "unrecoverable ids are skipped, order kept",
+			ops:     []tradeOp{live(1), live(5), fill(3), finish, live(6)},
+			want:    "T1 T3 T5 T6",
+			gaps:    []tradeGap{{2, 4}},
+			backfil: 1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestTradeSync(t, true, tt.limit)
+			var c symbolCounters
+			var out []Event
+			var gaps []tradeGap
+			now := time.Unix(1000, 0)
+			for _, op := range tt.ops {
+				var gap *tradeGap
+				switch {
+				case op.live != 0:
+					ev := seqTrade(op.live)
+					out, gap = ts.live(&ev, now, out, &c)
+				case op.backfill != nil:
+					var evs []Event
+					for _, n := range op.backfill {
+						evs = append(evs, seqTrade(n))
+					}
+					out = ts.backfilled(evs, now, out, &c)
+				case op.finish:
+					out, gap = ts.finishRepair(now, out, &c)
+				}
+				if gap != nil {
+					gaps = append(gaps, *gap)
+				}
+			}
+			if got := render(out); got != tt.want {
+				t.Errorf("emitted %q, want %q", got, tt.want)
+			}
+			if len(gaps) != len(tt.gaps) {
+				t.Fatalf("gaps %v, want %v", gaps, tt.gaps)
+			}
+			for i := range gaps {
+				if gaps[i] != tt.gaps[i] {
+					t.Errorf("gap %d = %v, want %v", i, gaps[i], tt.gaps[i])
+				}
+			}
+			if got := c.duplicates.Load(); got != tt.dups {
+				t.Errorf("duplicates %d, want %d", got, tt.dups)
+			}
+			if got := c.backfilled.Load(); got != tt.backfil {
+				t.Errorf("backfilled %d, want %d", got, tt.backfil)
+			}
+			if got := c.gaps.Load(); got != uint64(len(tt.gaps)) {
+				t.Errorf("gap counter %d, want %d", got, len(tt.gaps))
+			}
+		})
+	}
+}
+
+func TestTradeSyncUntracked(t *testing.T) {
+	ts := newTestTradeSync(t, false, 0)
+	var c symbolCounters
+	var out []Event
+	for _, n := range []int64{1, 2, 5, 5, 3} {
+		ev := seqTrade(n)
+		var gap *tradeGap
+		out, gap = ts.live(&ev, time.Unix(1, 0), out, &c)
+		if gap != nil {
+			t.Fatalf("gap %v reported with sequence tracking off", gap)
+		}
+	}
+	if got := render(out); got != "T1 T2 T5 T3" {
+		t.Fatalf("emitted %q, want pass-through minus duplicates", got)
+	}
+	if c.duplicates.Load() != 1 {
+		t.Fatalf("duplicates %d, want 1", c.duplicates.Load())
+	}
+}
+
+func TestTradeSyncByID(t *testing.T) {
+	tests := []struct {
+		name      string
+		before    []Event // emitted live before the reconnect
+		pending   []Event // live trades buffered during the repair
+		recent    []Event // the recent-trades answer (any order)
+		want      string
+		wantShort bool
+		backfill  uint64
+		dups      uint64
+	}{
+		{
+			name:     "recent trades after the last one seen are emitted before live ones",
+			before:   []Event{idTrade("a", 1), idTrade("b", 2)},
+			pending:  []Event{idTrade("d", 4), idTrade("e", 5)},
+			recent:   []Event{idTrade("d", 4), idTrade("c", 3), idTrade("b", 2), idTrade("a", 1)},
+			want:     "Ta Tb Tc Td Te",
+			backfill: 2,
+			dups:     1,
+		},
+		{
+			name:      "answer does not reach back: emit newer ones, report possible loss",
+			before:    []Event{idTrade("a", 1)},
+			recent:    []Event{idTrade("x", 5), idTrade("y", 6)},
+			want:      "Ta Tx Ty",
+			wantShort: true,
+			backfill:  2,
+		},
+		{
+			name:     "nothing missed",
+			before:   []Event{idTrade("a", 1), idTrade("b", 2)},
+			pending:  []Event{idTrade("c", 3)},
+			recent:   []Event{idTrade("a", 1), idTrade("b", 2)},
+			want:     "Ta Tb Tc",
+			backfill: 0,
+		},
+		{
+			name:     "same-millisecond trades after the last id",
+			before:   []Event{idTrade("a", 7)},
+			recent:   []Event{idTrade("z", 6), idTrade("a", 7), idTrade("b", 7)},
+			want:     "Ta Tb",
+			backfill: 1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestTradeSync(t, true, 0)
+			var c symbolCounters
+			var out []Event
+			now := time.Unix(1, 0)
+			for i := range tt.before {
+				out, _ = ts.live(&tt.before[i], now, out, &c)
+			}
+			if !ts.startRecent() {
+				t.Fatal("startRecent refused after trades were emitted")
+			}
+			for i := range tt.pending {
+				var gap *tradeGap
+				out, gap = ts.live(&tt.pending[i], now, out, &c)
+				if gap != nil {
+					t.Fatal("gap reported for ids without sequence")
+				}
+			}
+			if n := len(out); n != len(tt.before) {
+				t.Fatalf("%d events emitted during the repair", n-len(tt.before))
+			}
+			var short bool
+			out, short = ts.finishRecent(tt.recent, now, out, &c)
+			if got := render(out); got != tt.want {
+				t.Errorf("emitted %q, want %q", got, tt.want)
+			}
+			if short != tt.wantShort {
+				t.Errorf("short %v, want %v", short, tt.wantShort)
+			}
+			if got := c.backfilled.Load(); got != tt.backfill {
+				t.Errorf("backfilled %d, want %d", got, tt.backfill)
+			}
+			if got := c.duplicates.Load(); got != tt.dups {
+				t.Errorf("duplicates %d, want %d", got, tt.dups)
+			}
+			if ts.repairing {
+				t.Error("still repairing")
+			}
+		})
+	}
+}
+
+func TestTradeSyncStartRecentNeedsHistory(t *testing.T) {
+	ts := newTestTradeSync(t, true, 0)
+	if ts.startRecent() {
+		t.Fatal("startRecent accepted with nothing emitted")
+	}
+}
+
+func TestTradeSyncOverflowWithoutIDsIsCounted(t *testing.T) {
+	ts := newTestTradeSync(t, true, 1)
+	var c symbolCounters
+	ev := idTrade("a", 1)
+	out, _ := ts.live(&ev, time.Unix(1, 0), nil, &c)
+	ts.startRecent()
+	for _, id := range []string{"b", "c", "d"} {
+		ev := idTrade(id, 2)
+		out, _ = ts.live(&ev, time.Unix(1, 0), out, &c)
+	}
+	if got := c.dropped.Load(); got != 2 {
+		t.Fatalf("dropped %d, want 2 (buffer of 1)", got)
+	}
+	out = ts.abortRecent(time.Unix(1, 0), out, &c)
+	if got := render(out); got != "Ta Tb" {
+		t.Fatalf("emitted %q", got)
+	}
+}
