@@ -1,0 +1,320 @@
+package publisher
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// DropPolicy says what Publish does when the buffer is full.
+type DropPolicy uint8
+
+const (
+	// Block applies backpressure: Publish waits until there is room or its
+	// context ends. Nothing is dropped. The default.
+	Block DropPolicy = iota
+	// DropOldest discards the oldest message not yet sent to NATS to make
+	// room. Every drop is counted in Stats.Dropped and logged (rate-limited).
+	DropOldest
+)
+
+// String returns "block" or "drop-oldest".
+func (d DropPolicy) String() string {
+	switch d {
+	case Block:
+		return "block"
+	case DropOldest:
+		return "drop-oldest"
+	}
+	return fmt.Sprintf("DropPolicy(%d)", d)
+}
+
+// ParseDropPolicy parses "block" or "drop-oldest" (also "drop_oldest").
+func ParseDropPolicy(s string) (DropPolicy, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "block":
+		return Block, nil
+	case "drop-oldest", "drop_oldest", "dropoldest":
+		return DropOldest, nil
+	}
+	return Block, fmt.Errorf("%w: drop policy %q: want block or drop-oldest", ErrConfig, s)
+}
+
+// ParseStorage parses "file" or "memory" into a JetStream storage type.
+func ParseStorage(s string) (jetstream.StorageType, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "file":
+		return jetstream.FileStorage, nil
+	case "memory", "mem":
+		return jetstream.MemoryStorage, nil
+	}
+	return jetstream.FileStorage, fmt.Errorf("%w: storage %q: want file or memory", ErrConfig, s)
+}
+
+// Defaults of Config (DESIGN.md).
+const (
+	DefaultStream          = "MD"
+	DefaultSubjectPrefix   = "md"
+	DefaultDuplicateWindow = 2 * time.Minute
+	DefaultMaxAge          = 24 * time.Hour
+	DefaultReplicas        = 1
+	DefaultKVBucket        = "md_state"
+	DefaultStateTTL        = time.Hour
+	DefaultStateRefresh    = 5 * time.Second
+	DefaultStaleAfter      = 3 * DefaultStateRefresh
+	DefaultControlPrefix   = "mdctl"
+	DefaultBufferMessages  = 200_000
+	DefaultBufferBytes     = 256 << 20
+	DefaultMaxInFlight     = 4096
+	DefaultAckTimeout      = 5 * time.Second
+
+	DefaultSnapshotConcurrency = 4
+	DefaultSnapshotRate        = 20.0
+	DefaultSnapshotBurst       = 40
+	DefaultSnapshotMaxWaiters  = 1024
+	DefaultSnapshotTimeout     = 10 * time.Second
+	DefaultRequestTimeout      = 15 * time.Second
+
+	// QueueGroup is the queue group every replica's snapshot service joins.
+	QueueGroup = "mdbridge"
+	// MaxRequestBody is the largest snapshot request body accepted.
+	MaxRequestBody = 4 << 10
+)
+
+// Config configures stream provisioning, publishing, the state bucket and
+// the snapshot control service. The zero value is the DESIGN.md default:
+// stream MD on md.>, file storage, duplicate window 2 min, max age 24 h, one
+// replica, discard old; KV bucket md_state; control prefix mdctl; a buffer of
+// 200 000 messages / 256 MiB with Block policy; 4096 publishes in flight;
+// 5 s ack timeout.
+type Config struct {
+	// Stream is the JetStream stream name. Default "MD".
+	Stream string
+	// SubjectPrefix is the first token(s) of data subjects
+	// <prefix>.<exchange>.<symbol>; the stream binds "<prefix>.>". Default "md".
+	SubjectPrefix string
+	// Storage of the stream and of the KV bucket. Zero is file storage.
+	Storage jetstream.StorageType
+	// Replicas of the stream and the KV bucket (1..5). Default 1.
+	Replicas int
+	// DuplicateWindow is the stream's msg-ID dedup window. Default 2 min.
+	DuplicateWindow time.Duration
+	// MaxAge is the stream's message age limit. Default 24 h.
+	MaxAge time.Duration
+	// MaxBytes limits the stream size; 0 means unlimited.
+	MaxBytes int64
+	// Discard is the stream's discard policy. Zero is DiscardOld.
+	Discard jetstream.DiscardPolicy
+
+	// KVBucket is the connection-state bucket. Default "md_state".
+	KVBucket string
+	// StateTTL is the bucket's TTL: an entry not rewritten for this long
+	// disappears. Default 1 h, so a dead instance's entries stay visible (and
+	// stale) for an hour.
+	StateTTL time.Duration
+	// StateRefresh is how often the state writer rewrites every key with a
+	// fresh "updated". Default 5 s.
+	StateRefresh time.Duration
+	// StaleAfter is the "updated" age after which a reader reports an entry
+	// stale. Default 3 × StateRefresh.
+	StaleAfter time.Duration
+
+	// ControlPrefix is the first token(s) of the control subjects
+	// <prefix>.snapshot.<exchange>.<symbol>. Default "mdctl".
+	ControlPrefix string
+
+	// BufferMessages bounds the messages held until acknowledged. Default 200 000.
+	BufferMessages int
+	// BufferBytes bounds the bytes held until acknowledged. Default 256 MiB.
+	// A single message larger than this is accepted into an empty buffer.
+	BufferBytes int64
+	// DropPolicy applies when the buffer is full. Zero is Block.
+	DropPolicy DropPolicy
+	// MaxInFlight bounds the publishes awaiting an ack. Default 4096; at most
+	// BufferMessages.
+	MaxInFlight int
+	// AckTimeout is how long a publish may wait for its ack before it is
+	// treated as failed and retried. Default 5 s.
+	AckTimeout time.Duration
+
+	// SnapshotConcurrency bounds concurrent snapshot fetches. Default 4.
+	SnapshotConcurrency int
+	// SnapshotRate is the sustained rate of new snapshot fetches per second
+	// for the whole service; SnapshotBurst its burst. Defaults 20/s, 40.
+	SnapshotRate  float64
+	SnapshotBurst int
+	// SnapshotMaxWaiters bounds requests waiting for a fetch. Default 1024.
+	SnapshotMaxWaiters int
+	// SnapshotTimeout bounds one fetch plus its publish. Default 10 s.
+	SnapshotTimeout time.Duration
+	// RequestTimeout bounds SnapshotRequester.RequestSnapshot when its
+	// context has no earlier deadline. Default 15 s.
+	RequestTimeout time.Duration
+}
+
+// withDefaults returns c with zero fields replaced by their defaults.
+func (c Config) withDefaults() Config {
+	setStr := func(p *string, d string) {
+		if *p == "" {
+			*p = d
+		}
+	}
+	setDur := func(p *time.Duration, d time.Duration) {
+		if *p == 0 {
+			*p = d
+		}
+	}
+	setInt := func(p *int, d int) {
+		if *p == 0 {
+			*p = d
+		}
+	}
+	setStr(&c.Stream, DefaultStream)
+	setStr(&c.SubjectPrefix, DefaultSubjectPrefix)
+	setStr(&c.KVBucket, DefaultKVBucket)
+	setStr(&c.ControlPrefix, DefaultControlPrefix)
+	setInt(&c.Replicas, DefaultReplicas)
+	setDur(&c.DuplicateWindow, DefaultDuplicateWindow)
+	setDur(&c.MaxAge, DefaultMaxAge)
+	setDur(&c.StateTTL, DefaultStateTTL)
+	setDur(&c.StateRefresh, DefaultStateRefresh)
+	setDur(&c.StaleAfter, 3*c.StateRefresh)
+	setInt(&c.BufferMessages, DefaultBufferMessages)
+	if c.BufferBytes == 0 {
+		c.BufferBytes = DefaultBufferBytes
+	}
+	setInt(&c.MaxInFlight, min(DefaultMaxInFlight, c.BufferMessages))
+	setDur(&c.AckTimeout, DefaultAckTimeout)
+	setInt(&c.SnapshotConcurrency, DefaultSnapshotConcurrency)
+	if c.SnapshotRate == 0 {
+		c.SnapshotRate = DefaultSnapshotRate
+	}
+	setInt(&c.SnapshotBurst, DefaultSnapshotBurst)
+	setInt(&c.SnapshotMaxWaiters, DefaultSnapshotMaxWaiters)
+	setDur(&c.SnapshotTimeout, DefaultSnapshotTimeout)
+	setDur(&c.RequestTimeout, DefaultRequestTimeout)
+	return c
+}
+
+// Validate reports every invalid field, naming it. Zero fields are valid
+// (they take their defaults).
+func (c Config) Validate() error {
+	d := c.withDefaults()
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: Config.%s: %s", ErrConfig, field, fmt.Sprintf(format, args...)))
+	}
+	if err := checkName(d.Stream); err != nil {
+		bad("Stream", "%v", err)
+	}
+	if err := checkSubjectPrefix(d.SubjectPrefix); err != nil {
+		bad("SubjectPrefix", "%v", err)
+	}
+	if err := checkSubjectPrefix(d.ControlPrefix); err != nil {
+		bad("ControlPrefix", "%v", err)
+	}
+	if err := checkName(d.KVBucket); err != nil {
+		bad("KVBucket", "%v", err)
+	}
+	if d.Storage != jetstream.FileStorage && d.Storage != jetstream.MemoryStorage {
+		bad("Storage", "unknown storage type %d", d.Storage)
+	}
+	if d.Discard != jetstream.DiscardOld && d.Discard != jetstream.DiscardNew {
+		bad("Discard", "unknown discard policy %d", d.Discard)
+	}
+	if d.Replicas < 1 || d.Replicas > 5 {
+		bad("Replicas", "%d: want 1 to 5", d.Replicas)
+	}
+	positive := []struct {
+		name string
+		v    time.Duration
+	}{
+		{"DuplicateWindow", d.DuplicateWindow}, {"MaxAge", d.MaxAge}, {"StateTTL", d.StateTTL},
+		{"StateRefresh", d.StateRefresh}, {"StaleAfter", d.StaleAfter}, {"AckTimeout", d.AckTimeout},
+		{"SnapshotTimeout", d.SnapshotTimeout}, {"RequestTimeout", d.RequestTimeout},
+	}
+	for _, p := range positive {
+		if p.v < 0 {
+			bad(p.name, "%s: must not be negative", p.v)
+		}
+	}
+	if d.DuplicateWindow > d.MaxAge {
+		bad("DuplicateWindow", "%s exceeds MaxAge %s (JetStream requires duplicates window <= max age)", d.DuplicateWindow, d.MaxAge)
+	}
+	if d.StateTTL < d.StaleAfter {
+		bad("StateTTL", "%s is shorter than StaleAfter %s: entries would vanish before they are reported stale", d.StateTTL, d.StaleAfter)
+	}
+	if d.MaxBytes < 0 {
+		bad("MaxBytes", "%d: must not be negative (0 = unlimited)", d.MaxBytes)
+	}
+	if d.BufferMessages < 1 {
+		bad("BufferMessages", "%d: must be positive", d.BufferMessages)
+	}
+	if d.BufferBytes < 1 {
+		bad("BufferBytes", "%d: must be positive", d.BufferBytes)
+	}
+	if d.MaxInFlight < 1 {
+		bad("MaxInFlight", "%d: must be positive", d.MaxInFlight)
+	} else if d.MaxInFlight > d.BufferMessages && d.BufferMessages > 0 {
+		bad("MaxInFlight", "%d exceeds BufferMessages %d", d.MaxInFlight, d.BufferMessages)
+	}
+	if d.DropPolicy != Block && d.DropPolicy != DropOldest {
+		bad("DropPolicy", "unknown policy %d", d.DropPolicy)
+	}
+	if d.SnapshotConcurrency < 1 {
+		bad("SnapshotConcurrency", "%d: must be positive", d.SnapshotConcurrency)
+	}
+	if d.SnapshotRate < 0 {
+		bad("SnapshotRate", "%g: must be positive", d.SnapshotRate)
+	}
+	if d.SnapshotBurst < 1 {
+		bad("SnapshotBurst", "%d: must be positive", d.SnapshotBurst)
+	}
+	if d.SnapshotMaxWaiters < 1 {
+		bad("SnapshotMaxWaiters", "%d: must be positive", d.SnapshotMaxWaiters)
+	}
+	return errors.Join(errs...)
+}
+
+// streamSubject is the stream's subject filter, "<prefix>.>".
+func (c Config) streamSubject() string { return c.SubjectPrefix + ".>" }
+
+// checkName accepts JetStream stream and bucket names: 1..255 of
+// [A-Za-z0-9_-].
+func checkName(s string) error {
+	if s == "" || len(s) > 255 {
+		return fmt.Errorf("%q: want 1 to 255 characters", s)
+	}
+	for i := 0; i < len(s); i++ {
+		if !isIdentChar(s[i]) {
+			return fmt.Errorf("%q has %q at offset %d; allowed are letters, digits, '_' and '-'", s, s[i], i)
+		}
+	}
+	return nil
+}
+
+// checkSubjectPrefix accepts one or more dot-separated tokens of
+// [A-Za-z0-9_-].
+func checkSubjectPrefix(s string) error {
+	if s == "" {
+		return errors.New("empty")
+	}
+	for tok := range strings.SplitSeq(s, ".") {
+		if tok == "" {
+			return fmt.Errorf("%q has an empty token", s)
+		}
+		for i := 0; i < len(tok); i++ {
+			if !isIdentChar(tok[i]) {
+				return fmt.Errorf("%q has %q; subject tokens allow letters, digits, '_' and '-'", s, tok[i])
+			}
+		}
+	}
+	return nil
+}
+
+func isIdentChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
+}

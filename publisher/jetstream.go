@@ -1,0 +1,775 @@
+package publisher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/qldata/mdbridge/bridge"
+)
+
+// Header names of the wire contract (DESIGN.md).
+const (
+	HeaderMsgID      = jetstream.MsgIDHeader // "Nats-Msg-Id"
+	HeaderType       = "Md-Type"
+	HeaderExchangeTS = "Md-Exchange-Ts"
+)
+
+var _ bridge.Publisher = (*JetStream)(nil)
+
+const (
+	minBackoff     = 5 * time.Millisecond
+	maxBackoff     = time.Second
+	sendBatchSize  = 256
+	maxAPIFailures = 10       // server rejections (4xx) of one message before it is dropped
+	entryOverhead  = 96       // bytes counted per message beyond body, subject and header values
+	maxPooledBody  = 64 << 10 // larger body buffers are not reused
+	maxSubjects    = 1 << 16  // subject cache bound
+	logEvery       = 5 * time.Second
+)
+
+type entryState uint8
+
+const (
+	stQueued   entryState = iota // waiting to be sent (again)
+	stInflight                   // sent, awaiting ack or error
+	stAcked                      // acknowledged; popped once at the head
+	stDropped                    // discarded (DropOldest or rejected); popped once at the head
+)
+
+// entry is one buffered message. Its body, scratch buffer and header map are
+// reused across messages; the nats.Msg is fresh for every attempt so that a
+// callback identifies exactly one attempt.
+type entry struct {
+	subject     string
+	body        []byte
+	scratch     []byte
+	hdr         nats.Header // values alias vals
+	vals        [3]string   // msg id, type, exchange ts
+	size        int64
+	enq         time.Time
+	msg         *nats.Msg // current attempt while in flight
+	state       entryState
+	sent        bool
+	reorderRisk bool
+	apiFails    uint8
+}
+
+func newEntry() *entry {
+	e := &entry{}
+	e.hdr = nats.Header{
+		HeaderMsgID:      e.vals[0:1:1],
+		HeaderType:       e.vals[1:2:2],
+		HeaderExchangeTS: e.vals[2:3:3],
+	}
+	return e
+}
+
+// ackResult is what a library callback reports about one attempt.
+type ackResult struct {
+	msg *nats.Msg
+	dup bool
+	err error
+}
+
+// JetStream publishes events to the JetStream stream: encoded into buffers
+// it owns, held in a bounded ordered buffer, sent asynchronously with a
+// bounded in-flight window, and retried with the same Nats-Msg-Id until
+// acknowledged. See the package documentation for the delivery and ordering
+// guarantees. Create it with NewJetStream; stop it with Shutdown or Close.
+type JetStream struct {
+	cfg     Config
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	log     *slog.Logger
+	pubOpts []jetstream.PublishOpt
+	pool    sync.Pool
+	limiter *logLimiter
+
+	resMu   sync.Mutex // leaf lock: held by library callbacks, never while calling out
+	results []ackResult
+	spare   []ackResult
+	wake    chan struct{}
+
+	mu         sync.Mutex
+	q          ring
+	sendIdx    int // entries before it were sent in this pass (or are resolved)
+	inflight   int
+	byMsg      map[*nats.Msg]*entry
+	bufMsgs    int
+	bufBytes   int64
+	ackedAhead int // acked entries still in q behind an unacked one
+	failing    bool
+	failedN    uint64 // failures since the last successful ack
+	lastErr    error
+	retryAt    time.Time
+	backoff    time.Duration
+	closing    bool
+	closed     bool
+	spaceCh    chan struct{} // closed when room appears; nil when nobody waits
+	emptyCh    chan struct{} // closed when q empties; set by Shutdown
+	batch      []*entry
+
+	subjMu   sync.RWMutex
+	subjects map[string]string
+
+	status      chan nats.Status
+	stop        chan struct{}
+	done        chan struct{}
+	closeOnce   sync.Once
+	bg          sync.WaitGroup
+	bgCtx       context.Context
+	bgCancel    context.CancelFunc
+	reprovision atomic.Bool
+
+	c    counters
+	hist histogram
+}
+
+// NewJetStream validates cfg, provisions the stream (EnsureStream) and
+// starts the publisher on nc. nc should come from Connect (nats.go's
+// reconnect buffer disabled); the caller keeps owning it.
+func NewJetStream(ctx context.Context, nc *nats.Conn, cfg Config, logger *slog.Logger) (*JetStream, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	p := &JetStream{
+		cfg:      cfg,
+		nc:       nc,
+		log:      orDiscard(logger).With("component", "publisher", "stream", cfg.Stream),
+		pubOpts:  []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)},
+		limiter:  newLogLimiter(logEvery),
+		wake:     make(chan struct{}, 1),
+		byMsg:    make(map[*nats.Msg]*entry, cfg.MaxInFlight),
+		subjects: make(map[string]string),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	p.pool.New = func() any { return newEntry() }
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncAckHandler(p.onAck),
+		jetstream.WithPublishAsyncErrHandler(p.onErr),
+		jetstream.WithPublishAsyncMaxPending(cfg.MaxInFlight+64),
+		jetstream.WithPublishAsyncTimeout(cfg.AckTimeout),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("publisher: jetstream context: %w", err)
+	}
+	p.js = js
+	if _, err := EnsureStream(ctx, js, cfg); err != nil {
+		return nil, err
+	}
+	p.bgCtx, p.bgCancel = context.WithCancel(context.Background())
+	p.status = nc.StatusChanged(nats.CONNECTED)
+	go p.run()
+	return p, nil
+}
+
+// onAck is the library's ack callback. It never blocks on p.mu.
+func (p *JetStream) onAck(_ jetstream.JetStream, m *nats.Msg, a *jetstream.PubAck) {
+	p.pushResult(ackResult{msg: m, dup: a.Duplicate})
+}
+
+// onErr is the library's error callback (server error, ack timeout,
+// disconnect). It may run with the library's lock held: it never blocks on
+// p.mu.
+func (p *JetStream) onErr(_ jetstream.JetStream, m *nats.Msg, err error) {
+	p.pushResult(ackResult{msg: m, err: err})
+}
+
+func (p *JetStream) pushResult(r ackResult) {
+	p.resMu.Lock()
+	p.results = append(p.results, r)
+	p.resMu.Unlock()
+	p.signal()
+}
+
+func (p *JetStream) takeResults() []ackResult {
+	p.resMu.Lock()
+	res := p.results
+	p.results = p.spare[:0]
+	p.resMu.Unlock()
+	return res
+}
+
+func (p *JetStream) signal() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Publish encodes the events into buffers the publisher owns and queues
+// them in order. It does not retain events. With the Block policy it waits
+// while the buffer is full and returns ctx's error (wrapped) if ctx ends
+// first; events before the one it waited for are queued, the rest are not.
+// With DropOldest it never waits. It returns ErrClosed after Shutdown or
+// Close. An event whose exchange or symbol is not a valid identifier is
+// dropped and counted in Stats.Rejected.
+func (p *JetStream) Publish(ctx context.Context, events []bridge.Event) error {
+	var buf [32]*entry
+	for len(events) > 0 {
+		n := min(len(events), len(buf))
+		batch := buf[:0]
+		for i := range events[:n] {
+			if e := p.encode(&events[i]); e != nil {
+				batch = append(batch, e)
+			}
+		}
+		if err := p.enqueue(ctx, batch); err != nil {
+			return err
+		}
+		events = events[n:]
+	}
+	return nil
+}
+
+// encode builds the entry of one event, or returns nil for an event whose
+// subject would be invalid.
+func (p *JetStream) encode(ev *bridge.Event) *entry {
+	subj, ok := p.subject(ev)
+	if !ok {
+		return nil
+	}
+	e := p.pool.Get().(*entry)
+	e.subject = subj
+	e.body = ev.AppendJSON(e.body[:0])
+	s := ev.AppendMsgID(e.scratch[:0])
+	idLen := len(s)
+	s = strconv.AppendInt(s, ev.TS, 10)
+	e.scratch = s
+	str := string(s) // the one allocation per message: msg id and timestamp
+	e.vals[0], e.vals[1], e.vals[2] = str[:idLen], ev.Type.String(), str[idLen:]
+	e.size = int64(len(e.body)+len(str)+len(subj)+len(e.vals[1])) + entryOverhead
+	return e
+}
+
+// subject returns the interned data subject of ev, validating exchange and
+// symbol the first time a subject is seen.
+func (p *JetStream) subject(ev *bridge.Event) (string, bool) {
+	var sb [160]byte
+	b := ev.AppendSubject(sb[:0], p.cfg.SubjectPrefix)
+	p.subjMu.RLock()
+	s, ok := p.subjects[string(b)]
+	p.subjMu.RUnlock()
+	if ok {
+		return s, true
+	}
+	if err := errors.Join(bridge.ValidateIdent(ev.Exchange), bridge.ValidateIdent(ev.Symbol)); err != nil {
+		p.c.rejected.Add(1)
+		if p.limiter.allow("badident") {
+			p.log.Error("dropping event with invalid exchange or symbol", "err", err)
+		}
+		return "", false
+	}
+	s = string(b)
+	p.subjMu.Lock()
+	if len(p.subjects) < maxSubjects {
+		p.subjects[s] = s
+	}
+	p.subjMu.Unlock()
+	return s, true
+}
+
+func (p *JetStream) recycle(e *entry) {
+	if cap(e.body) > maxPooledBody {
+		e.body = nil
+	}
+	e.msg, e.subject, e.vals = nil, "", [3]string{}
+	e.state, e.sent, e.reorderRisk, e.apiFails = stQueued, false, false, 0
+	p.pool.Put(e)
+}
+
+// fits reports whether e can join the buffer without exceeding its limits.
+// A message larger than BufferBytes fits into an empty buffer.
+func (p *JetStream) fits(e *entry) bool {
+	return p.bufMsgs < p.cfg.BufferMessages && (p.bufBytes+e.size <= p.cfg.BufferBytes || p.bufMsgs == 0)
+}
+
+// over reports whether the buffer exceeds its limits.
+func (p *JetStream) over() bool {
+	return p.bufMsgs > p.cfg.BufferMessages || (p.bufBytes > p.cfg.BufferBytes && p.bufMsgs > 1)
+}
+
+func (p *JetStream) enqueue(ctx context.Context, batch []*entry) error {
+	now := time.Now()
+	p.mu.Lock()
+	for i, e := range batch {
+		e.enq = now
+		for p.cfg.DropPolicy == Block && !p.closing && !p.fits(e) {
+			if p.spaceCh == nil {
+				p.spaceCh = make(chan struct{})
+			}
+			ch := p.spaceCh
+			p.mu.Unlock()
+			p.signal() // the pump must see what this call queued before waiting
+			select {
+			case <-ch:
+			case <-p.stop:
+			case <-ctx.Done():
+				p.recycleAll(batch[i:])
+				return fmt.Errorf("publisher: buffer full (%d messages): %w", p.cfg.BufferMessages, ctx.Err())
+			}
+			p.mu.Lock()
+		}
+		if p.closing {
+			p.mu.Unlock()
+			p.recycleAll(batch[i:])
+			return ErrClosed
+		}
+		e.state = stQueued
+		p.q.push(e)
+		p.bufMsgs++
+		p.bufBytes += e.size
+		p.c.published.Add(1)
+		if p.cfg.DropPolicy == DropOldest {
+			for p.over() && p.dropOldest() {
+			}
+		}
+	}
+	p.mu.Unlock()
+	p.signal()
+	return nil
+}
+
+func (p *JetStream) recycleAll(es []*entry) {
+	for _, e := range es {
+		p.recycle(e)
+	}
+}
+
+// dropOldest discards the oldest queued (not in flight, not acked) message.
+// It reports false when there is none. p.mu is held.
+func (p *JetStream) dropOldest() bool {
+	start := p.sendIdx
+	if p.failing {
+		start = 0 // failed attempts wait before sendIdx until the retry pass
+	}
+	for i := start; i < p.q.len(); i++ {
+		e := p.q.at(i)
+		if e.state != stQueued {
+			continue
+		}
+		p.discard(e)
+		n := p.c.dropped.Add(1)
+		if p.limiter.allow("drop") {
+			p.log.Warn("buffer full: dropping oldest unsent messages (DropOldest policy)",
+				"msg_id", e.vals[0], "dropped_total", n, "buffered", p.bufMsgs, "buffered_bytes", p.bufBytes)
+		}
+		p.popHead()
+		return true
+	}
+	return false
+}
+
+// discard marks a queued or failed entry dropped and releases its share of
+// the buffer. p.mu is held.
+func (p *JetStream) discard(e *entry) {
+	e.state = stDropped
+	p.bufMsgs--
+	p.bufBytes -= e.size
+	e.size = 0
+}
+
+// popHead removes resolved entries from the head and wakes waiters. p.mu is
+// held.
+func (p *JetStream) popHead() {
+	popped := false
+	for p.q.len() > 0 {
+		e := p.q.front()
+		switch e.state {
+		case stAcked:
+			p.ackedAhead--
+			p.bufMsgs--
+			p.bufBytes -= e.size
+		case stDropped:
+		default:
+			goto done
+		}
+		p.q.pop()
+		if p.sendIdx > 0 {
+			p.sendIdx--
+		}
+		p.recycle(e)
+		popped = true
+	}
+done:
+	if !popped {
+		return
+	}
+	if p.spaceCh != nil {
+		close(p.spaceCh)
+		p.spaceCh = nil
+	}
+	if p.q.len() == 0 && p.emptyCh != nil {
+		close(p.emptyCh)
+		p.emptyCh = nil
+	}
+}
+
+// run is the pump: the only goroutine that sends and that applies acks.
+func (p *JetStream) run() {
+	defer close(p.done)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-p.wake:
+		case <-timer.C:
+		case _, ok := <-p.status:
+			if !ok {
+				p.status = nil
+				continue
+			}
+			p.mu.Lock()
+			p.retryAt = time.Time{} // reconnected: retry now
+			p.mu.Unlock()
+		}
+		if d := p.step(); d > 0 {
+			timer.Reset(d)
+		}
+	}
+}
+
+// step applies results, pops resolved entries and sends what the window
+// allows. It returns how long to wait before retrying, or 0.
+func (p *JetStream) step() time.Duration {
+	res := p.takeResults()
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.apply(res, now)
+	p.resMu.Lock()
+	if cap(res) <= 4*p.cfg.MaxInFlight {
+		clear(res)
+		p.spare = res[:0]
+	}
+	p.resMu.Unlock()
+	p.popHead()
+	for !p.closed {
+		select {
+		case <-p.stop:
+			return 0
+		default:
+		}
+		if p.failing {
+			if p.inflight > 0 {
+				return 0 // wait until every in-flight attempt is resolved
+			}
+			p.beginRetry(now)
+		}
+		if now.Before(p.retryAt) {
+			return p.retryAt.Sub(now)
+		}
+		batch := p.collect()
+		if len(batch) == 0 {
+			return 0
+		}
+		p.mu.Unlock()
+		i, err := p.send(batch)
+		p.mu.Lock()
+		if err != nil {
+			p.revert(batch[i:], err)
+		}
+		clear(batch)
+		now = time.Now()
+	}
+	return 0
+}
+
+// collect marks the next queued entries in flight, up to the window. p.mu
+// is held.
+func (p *JetStream) collect() []*entry {
+	room := min(p.cfg.MaxInFlight-p.inflight, sendBatchSize)
+	batch := p.batch[:0]
+	for p.sendIdx < p.q.len() && len(batch) < room {
+		e := p.q.at(p.sendIdx)
+		p.sendIdx++
+		if e.state != stQueued {
+			continue
+		}
+		e.state = stInflight
+		e.msg = &nats.Msg{Subject: e.subject, Data: e.body, Header: e.hdr}
+		p.byMsg[e.msg] = e
+		p.inflight++
+		if e.sent {
+			p.c.retries.Add(1)
+		}
+		e.sent = true
+		batch = append(batch, e)
+	}
+	p.batch = batch
+	return batch
+}
+
+// send publishes the batch in order without holding p.mu. It returns the
+// index of the first message that could not be written, with the error.
+func (p *JetStream) send(batch []*entry) (int, error) {
+	for i, e := range batch {
+		if _, err := p.js.PublishMsgAsync(e.msg, p.pubOpts...); err != nil {
+			p.c.sent.Add(uint64(i))
+			return i, err
+		}
+	}
+	p.c.sent.Add(uint64(len(batch)))
+	return len(batch), nil
+}
+
+// revert returns unsent entries to the queue after a synchronous publish
+// error and starts a retry pass. p.mu is held.
+func (p *JetStream) revert(rest []*entry, err error) {
+	for i, e := range rest {
+		delete(p.byMsg, e.msg)
+		e.msg = nil
+		e.state = stQueued
+		e.sent = i == 0 // only the first was attempted
+		p.inflight--
+	}
+	p.c.failures.Add(1)
+	if permanentSync(err) {
+		p.reject(rest[0], err)
+	}
+	p.fail(err)
+}
+
+// apply records the outcome of attempts. p.mu is held.
+func (p *JetStream) apply(res []ackResult, now time.Time) {
+	for _, r := range res {
+		e, ok := p.byMsg[r.msg]
+		if !ok {
+			continue // a stale callback of an attempt already resolved
+		}
+		delete(p.byMsg, r.msg)
+		e.msg = nil
+		p.inflight--
+		if r.err == nil {
+			e.state = stAcked
+			p.ackedAhead++
+			p.c.acked.Add(1)
+			if r.dup {
+				p.c.duplicates.Add(1)
+			} else if e.reorderRisk {
+				p.c.reordered.Add(1)
+				p.log.Warn("a retried message was stored after a later message of the same subject",
+					"msg_id", e.vals[0], "subject", e.subject)
+			}
+			p.hist.observe(now.Sub(e.enq))
+			if p.failedN > 0 && !p.failing {
+				p.log.Info("publishing resumed", "failures", p.failedN, "buffered", p.bufMsgs)
+				p.failedN = 0
+			}
+			p.backoff = 0
+			continue
+		}
+		p.c.failures.Add(1)
+		e.state = stQueued
+		if p.permanentAsync(e, r.err) {
+			p.reject(e, r.err)
+			continue
+		}
+		p.fail(r.err)
+	}
+}
+
+// isDisconnect reports errors caused by a lost connection.
+func isDisconnect(err error) bool {
+	return errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrReconnectBufExceeded) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrConnectionClosed)
+}
+
+// permanentSync reports errors that no retry can fix.
+func permanentSync(err error) bool {
+	return errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrBadSubject) ||
+		errors.Is(err, nats.ErrHeadersNotSupported) || errors.Is(err, nats.ErrInvalidMsg)
+}
+
+// permanentAsync reports whether a server error means the message can never
+// be stored: a too-large message at once, another client error (4xx) after
+// maxAPIFailures attempts. Disconnects, timeouts and 5xx are retried forever.
+func (p *JetStream) permanentAsync(e *entry, err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	if apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum {
+		return true
+	}
+	if apiErr.Code >= 400 && apiErr.Code < 500 && apiErr.Code != 408 && apiErr.Code != 429 {
+		e.apiFails++
+		return e.apiFails >= maxAPIFailures
+	}
+	return false
+}
+
+// reject drops a message the server can never store. p.mu is held.
+func (p *JetStream) reject(e *entry, err error) {
+	p.discard(e)
+	p.c.rejected.Add(1)
+	p.log.Error("dropping a message JetStream cannot store", "msg_id", e.vals[0], "subject", e.subject, "err", err)
+}
+
+// fail enters the failing state: no new sends until every in-flight attempt
+// is resolved, then a retry pass from the oldest unacknowledged message.
+// p.mu is held.
+func (p *JetStream) fail(err error) {
+	p.failing = true
+	p.failedN++
+	p.lastErr = err
+	if p.limiter.allow("fail") {
+		p.log.Warn("publish failed; retrying unacknowledged messages in order",
+			"err", err, "buffered", p.bufMsgs, "in_flight", p.inflight, "failures", p.failedN)
+	}
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+		p.reprovisionStream()
+	}
+}
+
+// beginRetry starts a retry pass after a backoff. p.mu is held.
+func (p *JetStream) beginRetry(now time.Time) {
+	p.failing = false
+	p.sendIdx = 0
+	p.backoff = min(max(2*p.backoff, minBackoff), maxBackoff)
+	if p.nc.IsConnected() && isDisconnect(p.lastErr) {
+		// The connection is already back: retry at once.
+		p.backoff = minBackoff
+	}
+	p.retryAt = now.Add(p.backoff)
+	if p.ackedAhead > 0 {
+		p.markReorderRisk()
+	}
+}
+
+// markReorderRisk flags queued entries that a later acked entry of the same
+// subject has overtaken. p.mu is held.
+func (p *JetStream) markReorderRisk() {
+	seen := make(map[string]struct{})
+	for i := p.q.len() - 1; i >= 0; i-- {
+		e := p.q.at(i)
+		switch e.state {
+		case stAcked:
+			seen[e.subject] = struct{}{}
+		case stQueued:
+			if _, ok := seen[e.subject]; ok {
+				e.reorderRisk = true
+			}
+		}
+	}
+}
+
+// reprovisionStream re-creates the stream in the background (at most every
+// logEvery) when JetStream stops answering for it: a server restarted
+// without its store, or an operator deleted the stream.
+func (p *JetStream) reprovisionStream() {
+	if !p.limiter.allow("reprovision") || !p.reprovision.CompareAndSwap(false, true) {
+		return
+	}
+	p.bg.Add(1)
+	go func() {
+		defer p.bg.Done()
+		defer p.reprovision.Store(false)
+		ctx, cancel := context.WithTimeout(p.bgCtx, 10*time.Second)
+		defer cancel()
+		if _, err := EnsureStream(ctx, p.js, p.cfg); err != nil {
+			p.log.Warn("stream not available; will retry", "err", err)
+		}
+	}()
+}
+
+// Stats returns a snapshot of the counters.
+func (p *JetStream) Stats() Stats {
+	p.mu.Lock()
+	s := Stats{BufferedMsgs: p.bufMsgs, BufferedBytes: p.bufBytes, InFlight: p.inflight}
+	p.mu.Unlock()
+	s.Published = p.c.published.Load()
+	s.Sent = p.c.sent.Load()
+	s.Acked = p.c.acked.Load()
+	s.Retries = p.c.retries.Load()
+	s.Failures = p.c.failures.Load()
+	s.Duplicates = p.c.duplicates.Load()
+	s.Dropped = p.c.dropped.Load()
+	s.Rejected = p.c.rejected.Load()
+	s.Abandoned = p.c.abandoned.Load()
+	s.Reordered = p.c.reordered.Load()
+	s.Latency = p.hist.snapshot()
+	return s
+}
+
+// Shutdown stops accepting events (Publish returns ErrClosed), waits until
+// every buffered message is acknowledged or dropped, then closes. If ctx
+// ends first it closes anyway and returns ErrUnflushed (wrapped, with the
+// count and ctx's error).
+func (p *JetStream) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closing = true
+	if p.spaceCh != nil {
+		close(p.spaceCh) // blocked publishers return ErrClosed
+		p.spaceCh = nil
+	}
+	var empty chan struct{}
+	if p.q.len() > 0 {
+		if p.emptyCh == nil {
+			p.emptyCh = make(chan struct{})
+		}
+		empty = p.emptyCh
+	}
+	p.mu.Unlock()
+	if empty != nil {
+		p.signal()
+		select {
+		case <-empty:
+		case <-ctx.Done():
+			n := p.Stats().BufferedMsgs
+			p.Close()
+			return fmt.Errorf("%w: %d messages: %w", ErrUnflushed, n, ctx.Err())
+		}
+	}
+	p.Close()
+	return nil
+}
+
+// Close stops the publisher now. Messages not yet acknowledged are
+// abandoned: counted in Stats.Abandoned and logged. Publish returns
+// ErrClosed afterwards. Close does not close the NATS connection.
+func (p *JetStream) Close() error {
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.closing = true
+		p.mu.Unlock()
+		close(p.stop)
+		<-p.done
+		p.bgCancel()
+		p.bg.Wait()
+		if p.status != nil {
+			p.nc.RemoveStatusListener(p.status)
+		}
+		p.mu.Lock()
+		p.closed = true
+		n := p.bufMsgs - p.ackedAhead
+		if n > 0 {
+			p.c.abandoned.Add(uint64(n))
+			p.log.Error("closed with unacknowledged messages", "abandoned", n)
+		}
+		if p.spaceCh != nil {
+			close(p.spaceCh)
+			p.spaceCh = nil
+		}
+		p.mu.Unlock()
+	})
+	return nil
+}
