@@ -1,7 +1,9 @@
 package resilience
 
 import (
+	"hash/maphash"
 	"math"
+	"math/bits"
 	"sync"
 	"time"
 )
@@ -55,22 +57,35 @@ type DedupStats struct {
 	WindowSize int    // configured window
 }
 
-// dedupEntry is one remembered ID with its record time (ns since base).
+// dedupEntry is one remembered ID with its record time (ns since base)
+// and the low 32 bits of its hash.
 type dedupEntry[K comparable] struct {
 	key K
 	at  int64
+	tag uint32
+}
+
+// dedupSlot is one cell of the open-addressing index: ring position + 1
+// (0 = empty) and the key's hash tag.
+type dedupSlot struct {
+	pos int32
+	tag uint32
 }
 
 // MessageDeduplicator remembers the most recent IDs, at most WindowSize of
 // them and each for at most TTL, and reports repeats. Keys are any
 // comparable type: int64 trade ids, string ids, small structs.
 //
-// Storage is a fixed ring buffer of (key, time) in record order plus a map
-// from key to ring slot, both allocated once at construction: every
-// operation is O(1) and, once the map has reached its working size,
-// allocation-free. An ID recorded at t is a duplicate until t+TTL
-// (exclusive): at exactly t+TTL it has expired and may be recorded again.
-// When the window is full, recording a new ID forgets the oldest.
+// Storage is a fixed ring buffer of (key, time) in record order plus an
+// open-addressing hash index (linear probing, backward-shift deletion, load
+// factor at most 1/2) from key to ring position, both allocated once at
+// construction: every operation is O(1) and allocation-free. Keys are
+// hashed with hash/maphash under a per-instance random seed, so ids chosen
+// by a hostile peer cannot force collisions.
+//
+// An ID recorded at t is a duplicate until t+TTL (exclusive): at exactly
+// t+TTL it has expired and may be recorded again. When the window is full,
+// recording a new ID forgets the oldest.
 //
 // Record times must not go backwards for the ring to stay in time order:
 // a time earlier than the newest record is treated as that newest time,
@@ -81,13 +96,15 @@ type dedupEntry[K comparable] struct {
 type MessageDeduplicator[K comparable] struct {
 	ttl  int64
 	base time.Time
+	seed maphash.Seed
 
 	mu     sync.Mutex
 	ring   []dedupEntry[K]
 	head   int // oldest entry
 	n      int // live entries
 	newest int64
-	index  map[K]int32
+	index  []dedupSlot // len is a power of two >= 2*len(ring)
+	mask   uint32
 	stats  DedupStats
 }
 
@@ -98,13 +115,49 @@ func NewMessageDeduplicator[K comparable](cfg DedupConfig) (*MessageDeduplicator
 	if err != nil {
 		return nil, err
 	}
+	size := 1 << bits.Len(uint(2*c.WindowSize-1)) // next power of two >= 2*WindowSize; <= 1<<32
 	return &MessageDeduplicator[K]{
 		ttl:   int64(c.TTL),
 		base:  time.Now(),
+		seed:  maphash.MakeSeed(),
 		ring:  make([]dedupEntry[K], c.WindowSize),
-		index: make(map[K]int32, c.WindowSize),
+		index: make([]dedupSlot, size),
+		mask:  uint32(size - 1),
 		stats: DedupStats{WindowSize: c.WindowSize},
 	}, nil
+}
+
+func (d *MessageDeduplicator[K]) tag(id K) uint32 { return uint32(maphash.Comparable(d.seed, id)) }
+
+// find returns the index cell holding id, or the empty cell ending its
+// probe sequence (found false). d.mu held.
+func (d *MessageDeduplicator[K]) find(id K, tag uint32) (cell uint32, found bool) {
+	for i := tag & d.mask; ; i = (i + 1) & d.mask {
+		s := d.index[i]
+		if s.pos == 0 {
+			return i, false
+		}
+		if s.tag == tag && d.ring[s.pos-1].key == id {
+			return i, true
+		}
+	}
+}
+
+// unindex removes the cell at i, shifting later members of the probe run
+// back so that no tombstones are needed. d.mu held.
+func (d *MessageDeduplicator[K]) unindex(i uint32) {
+	for j := (i + 1) & d.mask; ; j = (j + 1) & d.mask {
+		s := d.index[j]
+		if s.pos == 0 {
+			break
+		}
+		// s may move to i if its home is not cyclically within (i, j].
+		if home := s.tag & d.mask; (j-home)&d.mask >= (j-i)&d.mask {
+			d.index[i] = s
+			i = j
+		}
+	}
+	d.index[i] = dedupSlot{}
 }
 
 // IsDuplicate reports whether id was recorded within the window and TTL.
@@ -116,11 +169,12 @@ func (d *MessageDeduplicator[K]) IsDuplicate(id K) bool {
 // IsDuplicateAt is IsDuplicate as of now.
 func (d *MessageDeduplicator[K]) IsDuplicateAt(id K, now time.Time) bool {
 	at := int64(now.Sub(d.base))
+	tag := d.tag(id)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.stats.Checks++
-	i, ok := d.index[id]
-	return ok && !d.expired(d.ring[i].at, at)
+	i, ok := d.find(id, tag)
+	return ok && !d.expired(d.ring[d.index[i].pos-1].at, at)
 }
 
 // Record remembers id and reports whether it is new (true) or a duplicate
@@ -133,6 +187,7 @@ func (d *MessageDeduplicator[K]) Record(id K) bool {
 // the IDs it carries.
 func (d *MessageDeduplicator[K]) RecordAt(id K, now time.Time) bool {
 	at := int64(now.Sub(d.base))
+	tag := d.tag(id)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if at < d.newest {
@@ -140,20 +195,22 @@ func (d *MessageDeduplicator[K]) RecordAt(id K, now time.Time) bool {
 	}
 	d.newest = at
 	d.expire(at)
-	if _, ok := d.index[id]; ok {
+	cell, ok := d.find(id, tag)
+	if ok {
 		d.stats.Duplicates++
 		return false
 	}
 	if d.n == len(d.ring) {
 		d.dropOldest()
 		d.stats.Evicted++
+		cell, _ = d.find(id, tag) // the removal may have shifted the probe run
 	}
-	slot := d.head + d.n
-	if slot >= len(d.ring) {
-		slot -= len(d.ring)
+	pos := d.head + d.n
+	if pos >= len(d.ring) {
+		pos -= len(d.ring)
 	}
-	d.ring[slot] = dedupEntry[K]{key: id, at: at}
-	d.index[id] = int32(slot)
+	d.ring[pos] = dedupEntry[K]{key: id, at: at, tag: tag}
+	d.index[cell] = dedupSlot{pos: int32(pos) + 1, tag: tag}
 	d.n++
 	d.stats.Recorded++
 	return true
@@ -175,7 +232,14 @@ func (d *MessageDeduplicator[K]) expired(rec, at int64) bool {
 
 func (d *MessageDeduplicator[K]) dropOldest() {
 	e := &d.ring[d.head]
-	delete(d.index, e.key)
+	// Its cell is on its probe run; match by position, not by key.
+	want := int32(d.head) + 1
+	for i := e.tag & d.mask; d.index[i].pos != 0; i = (i + 1) & d.mask {
+		if d.index[i].pos == want {
+			d.unindex(i)
+			break
+		}
+	}
 	*e = dedupEntry[K]{} // release string keys to the GC
 	d.head++
 	if d.head == len(d.ring) {

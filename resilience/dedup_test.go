@@ -141,24 +141,44 @@ func TestDedupSequences(t *testing.T) {
 	}
 }
 
-// checkDedupInvariants verifies that the ring and the index agree and stay
-// within the window.
+// checkDedupInvariants verifies that the ring and the index agree, that
+// the ring is in time order and within the window, and that every index
+// cell is reachable from its home without crossing an empty cell.
 func checkDedupInvariants[K comparable](t testing.TB, d *MessageDeduplicator[K]) {
 	t.Helper()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.n < 0 || d.n > len(d.ring) || len(d.index) != d.n {
+	if d.n < 0 || d.n > len(d.ring) || len(d.index) < 2*len(d.ring) {
 		t.Fatalf("n = %d, window %d, index %d", d.n, len(d.ring), len(d.index))
+	}
+	used := 0
+	for i, s := range d.index {
+		if s.pos == 0 {
+			continue
+		}
+		used++
+		live := (int(s.pos-1) - d.head + len(d.ring)) % len(d.ring)
+		if live >= d.n || d.ring[s.pos-1].tag != s.tag {
+			t.Fatalf("index cell %d points at dead ring entry %d", i, s.pos-1)
+		}
+		for j := s.tag & d.mask; j != uint32(i); j = (j + 1) & d.mask {
+			if d.index[j].pos == 0 {
+				t.Fatalf("index cell %d unreachable from home %d", i, s.tag&d.mask)
+			}
+		}
+	}
+	if used != d.n {
+		t.Fatalf("index holds %d cells, ring %d entries", used, d.n)
 	}
 	prev := int64(math.MinInt64)
 	for i := range d.n {
-		slot := (d.head + i) % len(d.ring)
-		e := d.ring[slot]
-		if got, ok := d.index[e.key]; !ok || int(got) != slot {
-			t.Fatalf("index[%v] = %d,%v, want slot %d", e.key, got, ok, slot)
+		pos := (d.head + i) % len(d.ring)
+		e := d.ring[pos]
+		if c, ok := d.find(e.key, e.tag); !ok || int(d.index[c].pos) != pos+1 {
+			t.Fatalf("ring entry %d (%v) not indexed", pos, e.key)
 		}
 		if e.at < prev {
-			t.Fatalf("ring not in time order at slot %d", slot)
+			t.Fatalf("ring not in time order at %d", pos)
 		}
 		prev = e.at
 	}
