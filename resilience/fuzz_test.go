@@ -59,9 +59,9 @@ func subtract(gaps []Gap, from, to int64) []Gap {
 }
 
 func FuzzSequenceTracker(f *testing.F) {
-	f.Add([]byte{0, 1, 0, 1, 0, 5, 0, 0x7e, 0, 0x7d})                   // in order, gap, late, duplicate
+	f.Add([]byte{0, 1, 0, 1, 0, 5, 0, 0x7e, 0, 0x7d})                         // in order, gap, late, duplicate
 	f.Add([]byte{1, 0x80, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 1}) // near MaxInt64
-	f.Add([]byte{3, 10, 1, 0x7c, 2, 1, 0, 40, 0, 0x50, 2, 0})           // ranges, ResetTo, Reset
+	f.Add([]byte{3, 10, 1, 0x7c, 2, 1, 0, 40, 0, 0x50, 2, 0})                 // ranges, ResetTo, Reset
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := &fuzzReader{b: data}
 		tr := NewSequenceTracker()
@@ -218,7 +218,7 @@ func (m *dedupModel) record(k uint8, at int64) bool {
 
 func FuzzDeduplicator(f *testing.F) {
 	f.Add(byte(3), byte(10), []byte{1, 0, 2, 0, 1, 0, 3, 0, 4, 0, 1, 0})         // eviction
-	f.Add(byte(8), byte(5), []byte{1, 0, 1, 4, 1, 1, 1, 0, 1, 5})               // TTL boundary
+	f.Add(byte(8), byte(5), []byte{1, 0, 1, 4, 1, 1, 1, 0, 1, 5})                // TTL boundary
 	f.Add(byte(4), byte(20), []byte{1, 10, 2, 0x80 | 5, 1, 0x40, 2, 0, 3, 0x7f}) // time backwards, IsDuplicate
 	f.Fuzz(func(t *testing.T, window, ttl byte, ops []byte) {
 		w := int(window%32) + 1
