@@ -1,0 +1,217 @@
+package exsim
+
+import (
+	"fmt"
+	"time"
+)
+
+// MarketConfig is one simulated market: a symbol on a venue and how fast it
+// moves. The same symbol on two venues is two independent markets.
+type MarketConfig struct {
+	Venue  Venue  `json:"venue"`
+	Symbol string `json:"symbol"` // the exchange's upper-case symbol, e.g. BTCUSDT
+	// TradeRate is trades per second (0 = idle). A taker order produces one
+	// to three trades at one price, so aggTrade and Bybit seq advance more
+	// slowly than the trade ids.
+	TradeRate float64 `json:"trade_rate"`
+	// BookRate is order-book updates per second (0 = idle). Each update
+	// changes one to three price levels.
+	BookRate float64 `json:"book_rate"`
+}
+
+// Config configures a Server. The zero value is valid: every zero field
+// takes the default named in its comment.
+type Config struct {
+	// Addr is the TCP listen address (default "127.0.0.1:0"). It must be a
+	// loopback address.
+	Addr string
+	// Markets are the simulated markets (default DefaultMarkets()).
+	Markets []MarketConfig
+	// Seed makes the markets deterministic: the same seed gives the same
+	// trades (ids, prices, quantities, sides) and book updates in the same
+	// order. Timestamps and how events are batched into frames follow the
+	// wall clock.
+	Seed uint64
+
+	// PingInterval is how often the Binance server pings (default 20s).
+	PingInterval time.Duration
+	// PongTimeout is how long Binance waits for the pong echoing a ping
+	// before it disconnects (default 60s).
+	PongTimeout time.Duration
+	// MaxConnAge cuts every connection this long after it opened (default
+	// 24h, as Binance does).
+	MaxConnAge time.Duration
+	// BybitIdleTimeout cuts a Bybit connection that has seen neither a
+	// client ping nor any data sent for this long (default 10m).
+	BybitIdleTimeout time.Duration
+	// InboundLimit is Binance's limit of client messages (text frames,
+	// pings, pongs) per second per connection; more disconnects (default 5;
+	// negative = unlimited).
+	InboundLimit int
+	// MaxStreams is Binance's limit of streams per connection (default 1024).
+	MaxStreams int
+	// BybitMaxArgs is Bybit spot's limit of args per subscribe request
+	// (default 10; negative = unlimited). Linear has no limit.
+	BybitMaxArgs int
+
+	// BinanceWeightLimit is the REQUEST_WEIGHT limit per minute per IP
+	// (default 6000, as today's exchangeInfo says; the seed's 1200 is the
+	// other common value).
+	BinanceWeightLimit int
+	// BinanceBanAfter is how many 429 answers an IP gets in one window
+	// before further requests get 418 and a ban (default 2).
+	BinanceBanAfter int
+	// BinanceBan is the length of a 418 IP ban (default 2m).
+	BinanceBan time.Duration
+	// BybitRequestLimit is Bybit's limit of REST requests per IP per
+	// 5-second window (default 600); over it the answer is 403.
+	BybitRequestLimit int
+	// BybitBan is how long an IP stays banned after a 403 (default 10m).
+	BybitBan time.Duration
+
+	// ClockSkew is added to the server's clock: event times, trade times
+	// and the time endpoints (default 0). Faults can change it at run time.
+	ClockSkew time.Duration
+
+	// SendQueue is the per-connection queue of outbound frames (default
+	// 8192). A client that lets it fill up is disconnected as a slow
+	// consumer, unless Backpressure is set.
+	SendQueue int
+	// Backpressure makes generators wait for slow clients instead of
+	// disconnecting them (for throughput benchmarks).
+	Backpressure bool
+	// WriteTimeout bounds one socket write (default 10s); a client that
+	// does not read for this long is disconnected.
+	WriteTimeout time.Duration
+	// TradeHistory is how many recent trades per market REST can return
+	// (default 100000).
+	TradeHistory int
+	// BookLevels is the typical number of price levels per side of each
+	// book (default 300, at least 20).
+	BookLevels int
+	// ShutdownGrace is the default delay between a serverShutdown event
+	// and the close (default 5s).
+	ShutdownGrace time.Duration
+
+	// Faults are injected when the server starts (see Fault).
+	Faults []Fault
+}
+
+// DefaultMarkets returns the markets used when Config.Markets is empty:
+// BTCUSDT and ETHUSDT on Binance, BTCUSDT on Bybit spot and linear, each
+// at 10 trades and 10 book updates per second.
+func DefaultMarkets() []MarketConfig {
+	return []MarketConfig{
+		{Venue: Binance, Symbol: "BTCUSDT", TradeRate: 10, BookRate: 10},
+		{Venue: Binance, Symbol: "ETHUSDT", TradeRate: 10, BookRate: 10},
+		{Venue: BybitSpot, Symbol: "BTCUSDT", TradeRate: 10, BookRate: 10},
+		{Venue: BybitLinear, Symbol: "BTCUSDT", TradeRate: 10, BookRate: 10},
+	}
+}
+
+// withDefaults returns cfg with every zero field set to its default.
+func (cfg Config) withDefaults() Config {
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	if len(cfg.Markets) == 0 {
+		cfg.Markets = DefaultMarkets()
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	defInt := func(d *int, v int) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&cfg.PingInterval, 20*time.Second)
+	def(&cfg.PongTimeout, 60*time.Second)
+	def(&cfg.MaxConnAge, 24*time.Hour)
+	def(&cfg.BybitIdleTimeout, 10*time.Minute)
+	def(&cfg.BinanceBan, 2*time.Minute)
+	def(&cfg.BybitBan, 10*time.Minute)
+	def(&cfg.WriteTimeout, 10*time.Second)
+	def(&cfg.ShutdownGrace, 5*time.Second)
+	defInt(&cfg.InboundLimit, 5)
+	defInt(&cfg.MaxStreams, 1024)
+	defInt(&cfg.BybitMaxArgs, 10)
+	defInt(&cfg.BinanceWeightLimit, 6000)
+	defInt(&cfg.BinanceBanAfter, 2)
+	defInt(&cfg.BybitRequestLimit, 600)
+	defInt(&cfg.SendQueue, 8192)
+	defInt(&cfg.TradeHistory, 100000)
+	defInt(&cfg.BookLevels, 300)
+	return cfg
+}
+
+// validate checks a config that went through withDefaults.
+func (cfg Config) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
+	}
+	if err := checkLoopback(cfg.Addr); err != nil {
+		return bad("%v", err)
+	}
+	seen := map[string]bool{}
+	for i, m := range cfg.Markets {
+		if !m.Venue.Valid() {
+			return bad("market %d: unknown venue %q (want binance, bybit or bybit-linear)", i, m.Venue)
+		}
+		if !validSymbol(m.Symbol) {
+			return bad("market %d: symbol %q must be 1-20 upper-case letters or digits", i, m.Symbol)
+		}
+		key := string(m.Venue) + "/" + m.Symbol
+		if seen[key] {
+			return bad("market %d: %s %s configured twice", i, m.Venue, m.Symbol)
+		}
+		seen[key] = true
+		if m.TradeRate < 0 || m.BookRate < 0 || m.TradeRate > maxRate || m.BookRate > maxRate {
+			return bad("market %s %s: rates must be within 0..%g per second", m.Venue, m.Symbol, float64(maxRate))
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"PingInterval", cfg.PingInterval}, {"PongTimeout", cfg.PongTimeout},
+		{"MaxConnAge", cfg.MaxConnAge}, {"BybitIdleTimeout", cfg.BybitIdleTimeout},
+		{"BinanceBan", cfg.BinanceBan}, {"BybitBan", cfg.BybitBan},
+		{"WriteTimeout", cfg.WriteTimeout}, {"ShutdownGrace", cfg.ShutdownGrace},
+	} {
+		if d.v < 0 {
+			return bad("%s must not be negative", d.name)
+		}
+	}
+	if cfg.MaxStreams < 0 || cfg.BinanceWeightLimit < 0 || cfg.BinanceBanAfter < 0 ||
+		cfg.BybitRequestLimit < 0 || cfg.SendQueue < 0 || cfg.TradeHistory < 0 {
+		return bad("limits and sizes must not be negative")
+	}
+	if cfg.BookLevels < 20 || cfg.BookLevels > 5000 {
+		return bad("BookLevels %d must be within 20..5000", cfg.BookLevels)
+	}
+	for i, f := range cfg.Faults {
+		if err := f.validate(); err != nil {
+			return fmt.Errorf("%w: fault %d: %w", ErrConfig, i, err)
+		}
+	}
+	return nil
+}
+
+// maxRate bounds a market's configured rates (events per second).
+const maxRate = 10_000_000
+
+func validSymbol(s string) bool {
+	if len(s) == 0 || len(s) > 20 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,57 @@
+// Package exsim is an exchange simulator: an in-process server on loopback
+// that speaks Binance Spot and Bybit v5 public market data (WebSocket
+// streams and REST) closely enough that a client written for the real
+// exchanges works against it unchanged, misbehaves on demand (fault
+// injection), and records what it sent (ground truth) so tests can prove
+// that nothing was lost.
+//
+// # Markets
+//
+// Each configured market (venue + symbol) has one generator: a seeded
+// random walk producing taker orders (one to three trades at one price,
+// consecutive Binance trade ids) and order-book updates (one to three
+// level changes each). The same Seed gives the same event sequence. Every
+// connection subscribed to a market receives the same pre-encoded frames
+// (fan-out), so two clients see identical trade and update ids.
+//
+// # Protocol
+//
+// Binance: /ws/<stream>[/<stream>...] and /stream?streams=a/b (combined
+// wrapper), timeUnit=MICROSECOND, live SUBSCRIBE, UNSUBSCRIBE,
+// LIST_SUBSCRIPTIONS, SET_PROPERTY and GET_PROPERTY (combined), streams
+// <s>@trade, @aggTrade, @depth, @depth@100ms, @depth@1000ms,
+// @depth<5|10|20>[@100ms], @bookTicker; a ping every PingInterval with
+// a payload, disconnect when no pong echoes it within PongTimeout; at most
+// InboundLimit client messages per second; MaxStreams streams; REST
+// /api/v3/{ping,time,exchangeInfo,depth,trades,historicalTrades,aggTrades}
+// with request weights, X-MBX-USED-WEIGHT-1M, 429 and 418 with
+// Retry-After. Bybit: /v5/public/spot and /v5/public/linear, subscribe,
+// unsubscribe and ping with their replies, publicTrade.<sym> and
+// orderbook.{1,50,200,1000}.<sym> (snapshot, then deltas with consecutive
+// u), idle cut; REST /v5/market/{time,orderbook,recent-trade}, 403 over
+// the per-IP limit.
+//
+// Simulator choices where EXCHANGES.md marks behaviour UNCONFIRMED: error
+// replies use {"error":{"code":N,"msg":..},"id":..}; a Bybit request with
+// a bad topic fails as a whole with "error:handler not found,topic:<t>"
+// (unknown symbol: "error:Invalid symbol :[<t>]"); the Bybit linear pong
+// has the spot shape. Depth diffs are not aggregated over 100 ms or 1 s:
+// each book update is one frame on every diff stream.
+//
+// # Delivery and ground truth
+//
+// A connection has a bounded send queue drained by one writer goroutine
+// that batches frames into few writes. A client that lets the queue fill
+// is disconnected as a slow consumer (or, with Config.Backpressure, the
+// generator waits). An id counts as delivered once the write carrying it
+// to the socket returned; ids in frames still queued or buffered when a
+// connection is cut are not delivered. Truth reports, per market and
+// series, the ids generated, delivered per connection, and never
+// delivered, as compact ranges.
+//
+// # Concurrency
+//
+// All exported methods of Server are safe for concurrent use. Generators,
+// connection readers and writers, and timers run in their own goroutines;
+// Close stops them all and waits for them.
+package exsim

@@ -1,0 +1,216 @@
+package exsim
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// connRecord is what the server remembers about a connection, open or
+// closed: identity, lifecycle and the ids delivered on it. It outlives the
+// connection (and its buffers) so tests can ask about closed connections.
+type connRecord struct {
+	ID     uint64
+	Venue  Venue
+	Path   string
+	Remote string
+	Opened time.Time
+	sent   atomic.Uint64
+
+	mu        sync.Mutex
+	closed    time.Time
+	reason    string
+	delivered map[*series]*rangeSet
+	dups      uint64
+	gaps      uint64
+	malformed uint64
+}
+
+func (r *connRecord) setClosed(reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed.IsZero() {
+		r.closed = time.Now()
+		r.reason = reason
+	}
+}
+
+// commit records flushed ranges as delivered.
+func (r *connRecord) commit(ps []pend) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range ps {
+		s := r.delivered[p.ser]
+		if s == nil {
+			s = &rangeSet{}
+			r.delivered[p.ser] = s
+		}
+		s.add(p.lo, p.hi)
+	}
+}
+
+func (r *connRecord) count(field *uint64) {
+	r.mu.Lock()
+	*field++
+	r.mu.Unlock()
+}
+
+// ConnInfo describes a connection the simulator accepted.
+type ConnInfo struct {
+	ID          uint64    `json:"id"`
+	Venue       Venue     `json:"venue"`
+	Path        string    `json:"path"` // request path and query
+	Remote      string    `json:"remote"`
+	Opened      time.Time `json:"opened"`
+	Closed      time.Time `json:"closed,omitzero"` // zero while open
+	CloseReason string    `json:"close_reason,omitempty"`
+	Open        bool      `json:"open"`
+	// Subscriptions are the Binance streams or Bybit topics (open
+	// connections only).
+	Subscriptions []string `json:"subscriptions,omitempty"`
+	Sent          uint64   `json:"sent"`       // data frames written
+	Duplicated    uint64   `json:"duplicated"` // data frames written twice (fault)
+	Skipped       uint64   `json:"skipped"`    // depth diffs not sent (gap fault)
+	Malformed     uint64   `json:"malformed"`  // malformed frames written (fault)
+}
+
+func (r *connRecord) info() ConnInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return ConnInfo{
+		ID: r.ID, Venue: r.Venue, Path: r.Path, Remote: r.Remote, Opened: r.Opened,
+		Closed: r.closed, CloseReason: r.reason, Open: r.closed.IsZero(),
+		Sent: r.sent.Load(), Duplicated: r.dups, Skipped: r.gaps, Malformed: r.malformed,
+	}
+}
+
+// SeriesTruth is the ground truth of one id series of one market.
+type SeriesTruth struct {
+	Series    Series `json:"series"`
+	Generated Range  `json:"generated"` // every id generated so far
+	// Delivered is the union over all connections (open or closed) of the
+	// ids written to a socket.
+	Delivered []Range `json:"delivered"`
+	// Undelivered are generated ids no connection ever received.
+	Undelivered []Range `json:"undelivered"`
+	// PerConn maps connection ids to the ids delivered on them.
+	PerConn map[uint64][]Range `json:"per_conn,omitempty"`
+}
+
+// Truth is the ground truth of one market.
+type Truth struct {
+	Venue  Venue         `json:"venue"`
+	Symbol string        `json:"symbol"`
+	Series []SeriesTruth `json:"series"`
+}
+
+// Get returns the truth of series name (zero value if absent).
+func (t Truth) Get(name Series) SeriesTruth {
+	for _, s := range t.Series {
+		if s.Series == name {
+			return s
+		}
+	}
+	return SeriesTruth{}
+}
+
+// Truth returns the ground truth of a market: per series, the ids
+// generated, the ids delivered on each connection and on any, and the ids
+// never delivered. Frames still queued are not delivered yet. Returns an
+// error wrapping ErrUnknownMarket.
+func (s *Server) Truth(v Venue, symbol string) (Truth, error) {
+	m, err := s.market(v, symbol)
+	if err != nil {
+		return Truth{}, err
+	}
+	t := Truth{Venue: v, Symbol: symbol}
+	m.mu.Lock()
+	all := m.allSeries()
+	gen := make([]Range, len(all))
+	for i, ser := range all {
+		gen[i] = ser.generated()
+	}
+	m.mu.Unlock()
+	recs := s.records()
+	for i, ser := range all {
+		st := SeriesTruth{Series: ser.name, Generated: gen[i], PerConn: map[uint64][]Range{}}
+		var lists [][]Range
+		for _, r := range recs {
+			r.mu.Lock()
+			if d := r.delivered[ser]; d != nil {
+				rs := d.ranges()
+				st.PerConn[r.ID] = rs
+				lists = append(lists, rs)
+			}
+			r.mu.Unlock()
+		}
+		st.Delivered = unionRanges(lists...)
+		if st.Delivered == nil {
+			st.Delivered = []Range{}
+		}
+		st.Undelivered = subtractRanges(gen[i], st.Delivered)
+		if st.Undelivered == nil {
+			st.Undelivered = []Range{}
+		}
+		t.Series = append(t.Series, st)
+	}
+	return t, nil
+}
+
+// Generated returns the ids of series name generated so far by a market.
+// Returns errors wrapping ErrUnknownMarket.
+func (s *Server) Generated(v Venue, symbol string, name Series) (Range, error) {
+	m, err := s.market(v, symbol)
+	if err != nil {
+		return Range{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ser := m.seriesByName(name)
+	if ser == nil {
+		return Range{}, fmt.Errorf("%w: %s %s has no series %q", ErrUnknownMarket, v, symbol, name)
+	}
+	return ser.generated(), nil
+}
+
+// Delivered returns the ids of series name of a market written to
+// connection conn (open or closed). Returns errors wrapping ErrUnknownConn
+// or ErrUnknownMarket.
+func (s *Server) Delivered(conn uint64, v Venue, symbol string, name Series) ([]Range, error) {
+	m, err := s.market(v, symbol)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	ser := m.seriesByName(name)
+	m.mu.Unlock()
+	if ser == nil {
+		return nil, fmt.Errorf("%w: %s %s has no series %q", ErrUnknownMarket, v, symbol, name)
+	}
+	s.mu.Lock()
+	r := s.recs[conn]
+	s.mu.Unlock()
+	if r == nil {
+		return nil, fmt.Errorf("%w: %d", ErrUnknownConn, conn)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if d := r.delivered[ser]; d != nil {
+		return d.ranges(), nil
+	}
+	return nil, nil
+}
+
+// records returns every connection record, ordered by id.
+func (s *Server) records() []*connRecord {
+	s.mu.Lock()
+	out := make([]*connRecord, 0, len(s.recs))
+	for _, r := range s.recs {
+		out = append(out, r)
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}

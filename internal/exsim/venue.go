@@ -1,0 +1,44 @@
+package exsim
+
+import "strconv"
+
+// Venue names one simulated market place. The values are the exchange ids
+// of the bridge's wire contract (md.<exchange>.<symbol>).
+type Venue string
+
+// The simulated venues.
+const (
+	Binance     Venue = "binance"      // Binance Spot
+	BybitSpot   Venue = "bybit"        // Bybit v5 spot
+	BybitLinear Venue = "bybit-linear" // Bybit v5 linear (USDT perpetuals)
+)
+
+// Venues lists every simulated venue.
+func Venues() []Venue { return []Venue{Binance, BybitSpot, BybitLinear} }
+
+// Valid reports whether v is one of the simulated venues.
+func (v Venue) Valid() bool { return v == Binance || v == BybitSpot || v == BybitLinear }
+
+func (v Venue) isBybit() bool { return v == BybitSpot || v == BybitLinear }
+
+// Series names a sequence of ids the simulator generates for one market and
+// records in the ground truth.
+//
+//   - SeriesTrade: trades. On Binance the values are the trade ids `t`
+//     (consecutive). On Bybit they are trade ordinals (consecutive); the
+//     wire id `i` is derived from them (see BybitTradeID, BybitTradeOrdinal).
+//   - SeriesDepth: Binance depth update ids (the U..u ranges of depthUpdate).
+//   - SeriesOrderbook(n): the `u` values of Bybit topic orderbook.<n>.<sym>.
+type Series string
+
+// Series of every market.
+const (
+	SeriesTrade Series = "trade"
+	SeriesDepth Series = "depth"
+)
+
+// SeriesOrderbook returns the series of the Bybit topic orderbook.<depth>.
+func SeriesOrderbook(depth int) Series { return Series("orderbook." + strconv.Itoa(depth)) }
+
+// bybitDepths are the orderbook.<depth> topics served (EXCHANGES.md).
+var bybitDepths = [...]int{1, 50, 200, 1000}
