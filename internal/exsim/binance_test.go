@@ -169,11 +169,11 @@ func TestBinanceBookReconstruction(t *testing.T) {
 	var prevU int64
 	for id < final.Last {
 		var ev struct {
-			E string      `json:"e"`
-			U int64       `json:"U"`
-			Lu int64      `json:"u"`
-			B [][2]string `json:"b"`
-			A [][2]string `json:"a"`
+			E  string      `json:"e"`
+			U  int64       `json:"U"`
+			Lu int64       `json:"u"`
+			B  [][2]string `json:"b"`
+			A  [][2]string `json:"a"`
 		}
 		raw := readFrame(t, ws)
 		m := decodeObj(t, raw)

@@ -27,6 +27,13 @@ func idleMarkets() []MarketConfig {
 // idleMarkets and the inbound limit is lifted unless set.
 func startServer(t testing.TB, cfg Config) *Server {
 	t.Helper()
+	return startServerWith(t, cfg, nil)
+}
+
+// startServerWith is startServer with a hook that runs before Start (to
+// set test seams such as the clock).
+func startServerWith(t testing.TB, cfg Config, before func(*Server)) *Server {
+	t.Helper()
 	if cfg.Markets == nil {
 		cfg.Markets = idleMarkets()
 	}
@@ -36,6 +43,9 @@ func startServer(t testing.TB, cfg Config) *Server {
 	s, err := New(cfg, nil)
 	if err != nil {
 		t.Fatalf("New: %v", err)
+	}
+	if before != nil {
+		before(s)
 	}
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatalf("Start: %v", err)
