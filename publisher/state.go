@@ -1,0 +1,371 @@
+package publisher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/qldata/mdbridge/bridge"
+)
+
+var _ bridge.StateSink = (*StateWriter)(nil)
+
+const (
+	// StateDisconnected is the state WriteFinal writes for every key.
+	StateDisconnected = "DISCONNECTED"
+
+	maxPendingPerKey = 32 // transitions queued per key before the oldest is dropped
+	stateWriteWait   = 5 * time.Second
+)
+
+// EnsureStateBucket creates or updates the md_state KV bucket: one revision
+// of history per key, TTL cfg.StateTTL, cfg's storage and replicas.
+//
+// Liveness design: the StateWriter rewrites every key each StateRefresh with
+// a fresh "updated"; a reader reports an entry stale once "updated" is older
+// than StaleAfter (3 × refresh by default), so a dead instance is recognised
+// within seconds; the bucket TTL then removes its entries after StateTTL
+// (1 h by default) so they do not accumulate.
+func EnsureStateBucket(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.KeyValue, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      cfg.KVBucket,
+		Description: "mdbridge connection state per exchange, symbol and instance",
+		History:     1,
+		TTL:         cfg.StateTTL,
+		Storage:     cfg.Storage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: KV bucket %q: %w", ErrNoStream, cfg.KVBucket, err)
+	}
+	return kv, nil
+}
+
+// StateKey returns the md_state key of a state, "<exchange>.<symbol>.<instance>".
+// Characters of the instance name that are not letters, digits, '_', '-' or
+// '=' (a host name's dots, for instance) become '_' so the key has exactly
+// three tokens. It fails with bridge.ErrBadIdent for an invalid exchange or
+// symbol.
+func StateKey(exchange, symbol, instance string) (string, error) {
+	if err := errors.Join(bridge.ValidateIdent(exchange), bridge.ValidateIdent(symbol)); err != nil {
+		return "", err
+	}
+	if instance == "" {
+		instance = "_"
+	}
+	var b strings.Builder
+	b.Grow(len(exchange) + len(symbol) + len(instance) + 2)
+	b.WriteString(exchange)
+	b.WriteByte('.')
+	b.WriteString(symbol)
+	b.WriteByte('.')
+	for i := 0; i < len(instance); i++ {
+		c := instance[i]
+		if isIdentChar(c) || c == '=' {
+			b.WriteByte(c)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String(), nil
+}
+
+// StateWriterStats are the state writer's counters.
+type StateWriterStats struct {
+	Writes     uint64 // successful KV puts
+	Failures   uint64 // failed KV puts (retried)
+	Coalesced  uint64 // updates merged into a queued one of the same state
+	Overflowed uint64 // queued transitions dropped because a key had too many
+	Keys       int    // keys known
+}
+
+// keyState is the write queue of one key.
+type keyState struct {
+	key     string
+	last    bridge.SymbolState   // latest state given, rewritten by refreshes
+	pending []bridge.SymbolState // not yet written, in order
+	queued  bool                 // in StateWriter.dirty
+}
+
+// StateWriter implements bridge.StateSink on the md_state bucket. PutState
+// never blocks: states are queued per key, consecutive updates with the same
+// State are coalesced (transitions are kept, in order), and one background
+// goroutine writes them in order, retrying failures. Every key is rewritten
+// each StateRefresh with a fresh Updated. WriteFinal writes DISCONNECTED for
+// every key synchronously at shutdown.
+type StateWriter struct {
+	kv      jetstream.KeyValue
+	cfg     Config
+	log     *slog.Logger
+	limiter *logLimiter
+
+	mu     sync.Mutex
+	keys   map[string]*keyState
+	dirty  []*keyState
+	closed bool
+
+	wake     chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+	ctx      context.Context
+	cancel   context.CancelFunc
+
+	writes, failures, coalesced, overflowed atomic.Uint64
+}
+
+// NewStateWriter starts a state writer on kv (from EnsureStateBucket).
+func NewStateWriter(kv jetstream.KeyValue, cfg Config, logger *slog.Logger) (*StateWriter, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	w := &StateWriter{
+		kv:      kv,
+		cfg:     cfg.withDefaults(),
+		log:     orDiscard(logger).With("component", "state"),
+		limiter: newLogLimiter(logEvery),
+		keys:    make(map[string]*keyState),
+		wake:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	w.ctx, w.cancel = context.WithCancel(context.Background())
+	go w.run()
+	return w, nil
+}
+
+// PutState queues st for its key. It never blocks and does not retain
+// pointers into st. States with an invalid exchange or symbol are logged and
+// ignored; after WriteFinal or Close every state is ignored.
+func (w *StateWriter) PutState(st bridge.SymbolState) {
+	key, err := StateKey(st.Exchange, st.Symbol, st.Instance)
+	if err != nil {
+		if w.limiter.allow("badkey") {
+			w.log.Error("ignoring state with invalid key", "err", err)
+		}
+		return
+	}
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return
+	}
+	w.queue(key, st)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// queue appends st to its key's pending list. w.mu is held.
+func (w *StateWriter) queue(key string, st bridge.SymbolState) {
+	ks := w.keys[key]
+	if ks == nil {
+		ks = &keyState{key: key}
+		w.keys[key] = ks
+	}
+	ks.last = st
+	n := len(ks.pending)
+	switch {
+	case n > 0 && ks.pending[n-1].State == st.State:
+		ks.pending[n-1] = st // same state: only the newest counters matter
+		w.coalesced.Add(1)
+	case n >= maxPendingPerKey:
+		copy(ks.pending, ks.pending[1:])
+		ks.pending[n-1] = st
+		w.overflowed.Add(1)
+		if w.limiter.allow("overflow") {
+			w.log.Warn("state transitions arrive faster than KV writes; dropping the oldest queued", "key", key)
+		}
+	default:
+		ks.pending = append(ks.pending, st)
+	}
+	if !ks.queued {
+		ks.queued = true
+		w.dirty = append(w.dirty, ks)
+	}
+}
+
+// run writes queued states and refreshes every key periodically.
+func (w *StateWriter) run() {
+	defer close(w.done)
+	tick := time.NewTicker(w.cfg.StateRefresh)
+	defer tick.Stop()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	backoff := time.Duration(0)
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-w.wake:
+		case <-retry.C:
+		case <-tick.C:
+			w.refreshAll()
+		}
+		for {
+			ks, st, ok := w.next()
+			if !ok {
+				break
+			}
+			if err := w.write(w.ctx, ks.key, st); err != nil {
+				w.requeue(ks, st)
+				backoff = min(max(2*backoff, 100*time.Millisecond), w.cfg.StateRefresh)
+				retry.Reset(backoff)
+				break
+			}
+			backoff = 0
+		}
+	}
+}
+
+// next takes the first pending state of the first dirty key.
+func (w *StateWriter) next() (*keyState, bridge.SymbolState, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for len(w.dirty) > 0 {
+		ks := w.dirty[0]
+		if len(ks.pending) == 0 {
+			ks.queued = false
+			w.dirty = w.dirty[1:]
+			continue
+		}
+		st := ks.pending[0]
+		ks.pending = slices.Delete(ks.pending, 0, 1)
+		if len(ks.pending) == 0 {
+			ks.queued = false
+			w.dirty = w.dirty[1:]
+		}
+		return ks, st, true
+	}
+	w.dirty = nil
+	return nil, bridge.SymbolState{}, false
+}
+
+// requeue puts back a state whose write failed, ahead of newer ones, unless
+// a newer state of the same kind superseded it.
+func (w *StateWriter) requeue(ks *keyState, st bridge.SymbolState) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(ks.pending) == 0 || ks.pending[0].State != st.State {
+		ks.pending = slices.Insert(ks.pending, 0, st)
+		if len(ks.pending) > maxPendingPerKey {
+			ks.pending = slices.Delete(ks.pending, 0, 1)
+			w.overflowed.Add(1)
+		}
+	}
+	if !ks.queued {
+		ks.queued = true
+		w.dirty = append(w.dirty, ks)
+	}
+}
+
+// refreshAll queues the latest state of every idle key, so "updated"
+// advances while the instance lives.
+func (w *StateWriter) refreshAll() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, ks := range w.keys {
+		if len(ks.pending) == 0 {
+			w.queue(ks.key, ks.last)
+		}
+	}
+}
+
+// write puts one state with Updated = now.
+func (w *StateWriter) write(ctx context.Context, key string, st bridge.SymbolState) error {
+	st.Updated = time.Now()
+	body, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("publisher: encode state %s: %w", key, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, stateWriteWait)
+	defer cancel()
+	if _, err := w.kv.Put(ctx, key, body); err != nil {
+		w.failures.Add(1)
+		if w.limiter.allow("fail") {
+			w.log.Warn("KV state write failed; will retry", "key", key, "err", err)
+		}
+		return fmt.Errorf("publisher: write state %s: %w", key, err)
+	}
+	w.writes.Add(1)
+	return nil
+}
+
+// Stats returns the writer's counters.
+func (w *StateWriter) Stats() StateWriterStats {
+	w.mu.Lock()
+	n := len(w.keys)
+	w.mu.Unlock()
+	return StateWriterStats{
+		Writes: w.writes.Load(), Failures: w.failures.Load(),
+		Coalesced: w.coalesced.Load(), Overflowed: w.overflowed.Load(), Keys: n,
+	}
+}
+
+// halt stops the background goroutine and refuses further states.
+func (w *StateWriter) halt() {
+	w.stopOnce.Do(func() {
+		w.mu.Lock()
+		w.closed = true
+		w.mu.Unlock()
+		close(w.stop)
+		w.cancel()
+		<-w.done
+	})
+}
+
+// WriteFinal stops the writer, writes every still-queued state, then writes
+// DISCONNECTED (Since = now) for every key not already in that state,
+// synchronously and bounded by ctx. It returns the joined write errors.
+func (w *StateWriter) WriteFinal(ctx context.Context) error {
+	w.halt()
+	w.mu.Lock()
+	keys := make([]*keyState, 0, len(w.keys))
+	for _, ks := range w.keys {
+		keys = append(keys, ks)
+	}
+	w.mu.Unlock()
+	slices.SortFunc(keys, func(a, b *keyState) int { return strings.Compare(a.key, b.key) })
+	var errs []error
+	for _, ks := range keys {
+		for _, st := range ks.pending {
+			if err := w.write(ctx, ks.key, st); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		ks.pending = nil
+		if ks.last.State == StateDisconnected {
+			continue
+		}
+		st := ks.last
+		st.State = StateDisconnected
+		st.Since = time.Now()
+		if err := w.write(ctx, ks.key, st); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops the writer without final writes: its entries stop being
+// refreshed and become stale, as a crashed instance's would.
+func (w *StateWriter) Close() error {
+	w.halt()
+	return nil
+}
