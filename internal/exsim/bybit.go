@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gorilla/websocket"
 )
@@ -240,6 +241,9 @@ func (m *market) bybitAddSub(c *conn, depth int) {
 	v := m.view(depth)
 	m.bybitSnapshotTo(c, v)
 	v.subs = append(v.subs[:len(v.subs):len(v.subs)], c)
+	if depth == 1 {
+		v.lastPush = time.Now() // the next unchanged re-send is 3 s away
+	}
 }
 
 func (m *market) bybitRemoveSub(c *conn, depth int) {

@@ -101,10 +101,16 @@ type conn struct {
 	micro      bool
 	topics     []string // Bybit subscriptions, in order
 	argChars   int
-	pings      []pingRec
 	timers     []*time.Timer
 	applied    map[uint64]bool // action rules already applied
 	maxAge     *time.Timer
+	tick       *time.Timer // pinger (Binance) or idle check (Bybit); set before it can fire
+
+	// pingMu guards pings. It is separate from mu because the writer takes
+	// it, and the writer must never wait for a lock held by code that may
+	// wait for the writer (Backpressure).
+	pingMu sync.Mutex
+	pings  []pingRec
 
 	pol        atomic.Pointer[connPolicy]
 	stallUntil atomic.Int64 // Unix ns; 0 = not stalled
@@ -274,10 +280,15 @@ func (c *conn) start(readFrame func(mt int, data []byte)) {
 	c.maxAge = time.AfterFunc(cfg.MaxConnAge, c.onMaxAge)
 	c.timers = append(c.timers, c.maxAge)
 	c.mu.Unlock()
+	// One periodic timer per connection: the Binance pinger or the Bybit
+	// idle check. It is stored before it is armed, so the callback can
+	// re-arm it.
 	if c.venue == Binance {
-		c.afterFunc(cfg.PingInterval, c.pingTick)
+		c.tick = c.afterFunc(time.Hour, c.pingTick)
+		c.tick.Reset(cfg.PingInterval)
 	} else {
-		c.afterFunc(idleCheckPeriod(cfg.BybitIdleTimeout), c.idleTick)
+		c.tick = c.afterFunc(time.Hour, c.idleTick)
+		c.tick.Reset(idleCheckPeriod(cfg.BybitIdleTimeout))
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -336,8 +347,8 @@ func (c *conn) onPong(data string) {
 	if p := c.pol.Load(); p != nil && p.dropPongs {
 		return
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.pingMu.Lock()
+	defer c.pingMu.Unlock()
 	for i, p := range c.pings {
 		if p.payload == data {
 			c.pings = append(c.pings[:0], c.pings[i+1:]...)
@@ -351,16 +362,16 @@ func (c *conn) onPong(data string) {
 func (c *conn) pingTick() {
 	cfg := &c.srv.cfg
 	now := time.Now()
-	c.mu.Lock()
+	c.pingMu.Lock()
 	late := len(c.pings) > 0 && now.Sub(c.pings[0].at) >= cfg.PongTimeout
-	c.mu.Unlock()
+	c.pingMu.Unlock()
 	if late {
 		c.srv.stats.pongTimeouts.Add(1)
 		c.abort("pong timeout")
 		return
 	}
 	c.send(outFrame{b: strconv.AppendInt(nil, c.srv.clock().UnixMilli(), 10), kind: fkPing})
-	c.afterFunc(cfg.PingInterval, c.pingTick)
+	c.tick.Reset(cfg.PingInterval)
 }
 
 func idleCheckPeriod(idle time.Duration) time.Duration {
@@ -375,7 +386,7 @@ func (c *conn) idleTick() {
 		c.abort("idle: no ping and no data")
 		return
 	}
-	c.afterFunc(idleCheckPeriod(idle), c.idleTick)
+	c.tick.Reset(idleCheckPeriod(idle))
 }
 
 // onMaxAge closes a connection that reached its maximum age.
@@ -504,9 +515,9 @@ func (c *conn) writeFrame(f outFrame) bool {
 	}
 	switch f.kind {
 	case fkPing:
-		c.mu.Lock()
+		c.pingMu.Lock()
 		c.pings = append(c.pings, pingRec{payload: string(f.b), at: time.Now()})
-		c.mu.Unlock()
+		c.pingMu.Unlock()
 		c.writeWS(opPing, f.b)
 		return true
 	case fkPong:

@@ -37,7 +37,8 @@ type Server struct {
 	started bool
 	closed  bool
 	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	wg      sync.WaitGroup // generators and the HTTP server
+	connWG  sync.WaitGroup // connection goroutines; Add only under mu while !closed
 
 	nextConnID atomic.Uint64
 	skew       [3]atomic.Int64 // per venue index, ns
@@ -186,6 +187,7 @@ func (s *Server) Close() error {
 		c.abort("server closed")
 	}
 	s.wg.Wait()
+	s.connWG.Wait()
 	s.faults.stop()
 	return err
 }
@@ -341,6 +343,7 @@ func (s *Server) register(c *conn) bool {
 	}
 	s.conns[c.id] = c
 	s.recs[c.id] = c.rec
+	s.connWG.Add(1)
 	s.mu.Unlock()
 	s.stats.accepted.Add(1)
 	s.faults.onConnect(s, c)
@@ -389,6 +392,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, v Venue, setup f
 		_ = ws.NetConn().Close()
 		return
 	}
+	defer s.connWG.Done()
 	c.log.Debug("connection accepted", "path", c.rec.Path)
 	if setup != nil {
 		setup(c)
