@@ -93,12 +93,14 @@ func (a *Adapter) StreamName(t bridge.Topic) string {
 	return ""
 }
 
-// streams returns the stream names of the valid topics, registering their
+// streams returns the stream names of the valid topics, without
+// duplicates, registering their
 // symbols for interning. Invalid topics are logged and skipped (the runner
 // validates symbols at configuration time).
 func (a *Adapter) streams(topics []bridge.Topic) []string {
 	out := make([]string, 0, len(topics))
 	syms := make([]string, 0, len(topics))
+	seen := make(map[string]bool, len(topics))
 	for _, t := range topics {
 		if err := bridge.ValidateIdent(t.Symbol); err != nil {
 			a.log.Error("skipping topic with invalid symbol", "err", err)
@@ -109,6 +111,10 @@ func (a *Adapter) streams(topics []bridge.Topic) []string {
 			a.log.Error("skipping topic with invalid channel", "symbol", t.Symbol, "channel", t.Channel.String())
 			continue
 		}
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
 		out = append(out, name)
 		syms = append(syms, strings.ToUpper(t.Symbol))
 	}

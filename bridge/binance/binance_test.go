@@ -55,6 +55,7 @@ func TestURL(t *testing.T) {
 		{Symbol: "bad.sym", Channel: bridge.ChannelTrade},
 		{Symbol: "ETHUSDT", Channel: bridge.ChannelTrade | bridge.ChannelBook},
 		{Symbol: "ETHUSDT", Channel: bridge.ChannelTrade},
+		{Symbol: "ethusdt", Channel: bridge.ChannelTrade}, // duplicate: carried once
 	}
 	tests := []struct {
 		name string

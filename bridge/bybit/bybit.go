@@ -102,12 +102,14 @@ func (a *Adapter) TopicArg(t bridge.Topic) string {
 	return ""
 }
 
-// args returns the topic args of the valid topics, registering their
+// args returns the topic args of the valid topics, without duplicates,
+// registering their
 // symbols. Invalid topics are logged and skipped (the runner validates
 // symbols at configuration time).
 func (a *Adapter) args(topics []bridge.Topic) []string {
 	out := make([]string, 0, len(topics))
 	syms := make([]string, 0, len(topics))
+	seen := make(map[string]bool, len(topics))
 	for _, t := range topics {
 		if err := bridge.ValidateIdent(t.Symbol); err != nil {
 			a.log.Error("skipping topic with invalid symbol", "err", err)
@@ -118,6 +120,10 @@ func (a *Adapter) args(topics []bridge.Topic) []string {
 			a.log.Error("skipping topic with invalid channel", "symbol", t.Symbol, "channel", t.Channel.String())
 			continue
 		}
+		if seen[arg] {
+			continue // Bybit refuses a topic twice ("already subscribed")
+		}
+		seen[arg] = true
 		out = append(out, arg)
 		syms = append(syms, strings.ToUpper(t.Symbol))
 	}

@@ -55,7 +55,8 @@ func TestURLAndFrames(t *testing.T) {
 	}
 	topics = append(topics, bridge.Topic{Symbol: "BTCUSDT", Channel: bridge.ChannelBook},
 		bridge.Topic{Symbol: "bad.symbol", Channel: bridge.ChannelTrade},
-		bridge.Topic{Symbol: "ETHUSDT", Channel: bridge.ChannelTrade | bridge.ChannelBook})
+		bridge.Topic{Symbol: "ETHUSDT", Channel: bridge.ChannelTrade | bridge.ChannelBook},
+		bridge.Topic{Symbol: "btcusdt", Channel: bridge.ChannelBook}) // duplicate: sent once
 	if got, want := a.URL(topics), "ws://127.0.0.1:9/v5/public/linear"; got != want {
 		t.Errorf("URL = %q, want %q", got, want)
 	}

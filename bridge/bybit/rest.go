@@ -21,6 +21,10 @@ import (
 // limit counts requests (600 per 5 s).
 const RequestWeight = 1
 
+// MaxLinearSnapshotDepth is the most levels /v5/market/orderbook serves for
+// linear.
+const MaxLinearSnapshotDepth = 500
+
 // MaxRecentTrades is the largest limit RecentTrades accepts (linear 1000;
 // spot answers at most 60).
 const MaxRecentTrades = 1000
@@ -121,7 +125,8 @@ func (a *Adapter) canonical(symbol string) (string, error) {
 }
 
 // Snapshot fetches the order book with GET
-// /v5/market/orderbook?category=<market>&symbol=&limit=<BookDepth> and
+// /v5/market/orderbook?category=<market>&symbol=&limit=<BookDepth> (linear
+// serves at most 500 levels: the limit is capped there) and
 // returns an EventBookSnapshot with LastID = u, Seq = seq and TS = ts.
 // Errors: *bridge.RateLimitError, *APIError (e.g. an unknown symbol),
 // bridge.ErrMalformed, ctx and transport errors, all wrapped.
@@ -131,7 +136,11 @@ func (a *Adapter) Snapshot(ctx context.Context, symbol string) (bridge.Event, er
 	if err != nil {
 		return bridge.Event{}, err
 	}
-	q := url.Values{"category": {a.cfg.Market}, "symbol": {sym}, "limit": {strconv.Itoa(a.cfg.BookDepth)}}
+	limit := a.cfg.BookDepth
+	if a.cfg.Market == MarketLinear {
+		limit = min(limit, MaxLinearSnapshotDepth)
+	}
+	q := url.Values{"category": {a.cfg.Market}, "symbol": {sym}, "limit": {strconv.Itoa(limit)}}
 	res, err := a.get(ctx, path, q)
 	if err != nil {
 		return bridge.Event{}, err

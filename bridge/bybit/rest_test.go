@@ -90,12 +90,13 @@ func TestSnapshot(t *testing.T) {
 	for _, market := range []string{MarketSpot, MarketLinear} {
 		t.Run(market, func(t *testing.T) {
 			f := &fakeREST{reply: respond(200, ok(bookResult))}
-			a := newServed(t, f, Config{Market: market, BookDepth: 200})
+			a := newServed(t, f, Config{Market: market, BookDepth: 1000})
 			ev, err := a.Snapshot(context.Background(), "btcusdt")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := "/v5/market/orderbook?category=" + market + "&limit=200&symbol=BTCUSDT"; f.last() != want {
+			limit := map[string]string{MarketSpot: "1000", MarketLinear: "500"}[market] // linear serves at most 500
+			if want := "/v5/market/orderbook?category=" + market + "&limit=" + limit + "&symbol=BTCUSDT"; f.last() != want {
 				t.Errorf("request %q, want %q", f.last(), want)
 			}
 			assertEvent(t, ev, bridge.Event{Type: bridge.EventBookSnapshot, Exchange: a.Name(), Symbol: "BTCUSDT",

@@ -6,7 +6,8 @@
 // t/T, m/M, b/B, a/A), and it allocates per field. jscan walks a string in
 // place: keys are compared byte for byte and string values are returned as
 // substrings of the input (no copies), so a decoder can convert a frame to a
-// string once and take every field from it.
+// string once and take every field from it. Keys are compared as written:
+// a key spelled with escapes ("\u0065") does not match "e".
 //
 // Every value the scanner reads or skips is validated against the JSON
 // grammar (RFC 8259): strings (escapes, control characters), numbers,

@@ -152,7 +152,16 @@ func (sc *Scanner) RawString() (raw string, escaped bool, err error) {
 	sc.pos++
 	start := sc.pos
 	s := sc.s
-	for i := sc.pos; i < len(s); i++ {
+	// Fast path: plain ASCII/UTF-8 up to the closing quote.
+	i := start
+	for i < len(s) && s[i] != '"' && s[i] != '\\' && s[i] >= 0x20 {
+		i++
+	}
+	if i < len(s) && s[i] == '"' {
+		sc.pos = i + 1
+		return s[start:i], false, nil
+	}
+	for ; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case c == '"':
