@@ -68,6 +68,7 @@ const (
 	DefaultResyncTimeout       = 15 * time.Second
 	DefaultMaxFrameBytes       = 16 << 20
 	DefaultRecentTradesLimit   = 1000
+	DefaultQuietCheck          = 5 * time.Second
 )
 
 // StreamConfig configures a Stream. The zero value of every field except
@@ -162,6 +163,14 @@ type StreamConfig struct {
 	// ResyncTimeout is how long a stream-snapshot book waits for the fresh
 	// snapshot after a resubscribe before resubscribing again. Default 15s.
 	ResyncTimeout time.Duration
+	// QuietCheck is how long after a reconnect a symbol that has received
+	// nothing on the new connection is verified over REST: trades with
+	// consecutive ids are fetched from the last id on (and emitted if any
+	// were missed), a BookRESTSnapshot book is compared with a snapshot
+	// (and reset to it if updates were missed). Busy symbols reveal gaps by
+	// their next message; this covers quiet ones. Default 5s; negative
+	// disables.
+	QuietCheck time.Duration
 	// RecentTradesLimit is the number of recent trades requested for a
 	// best-effort backfill on venues without consecutive trade ids (Bybit),
 	// when the adapter implements RecentTrader. Default 1000.
@@ -271,6 +280,7 @@ func (c StreamConfig) validate() (*settings, error) {
 	def(&c.TimeSyncInterval, DefaultTimeSyncInterval)
 	def(&c.DedupTTL, DefaultDedupTTL)
 	def(&c.ResyncTimeout, DefaultResyncTimeout)
+	def(&c.QuietCheck, DefaultQuietCheck)
 	defInt(&c.SnapshotConcurrency, DefaultSnapshotConcurrency)
 	defInt(&c.SnapshotsPerMinute, DefaultSnapshotsPerMinute)
 	defInt(&c.BackfillMax, DefaultBackfillMax)

@@ -20,6 +20,10 @@ type symbol struct {
 	rest   *restBook   // BookRESTSnapshot venues with ChannelBook
 	stream *streamBook // BookStreamSnapshot venues with ChannelBook
 	ctr    symbolCounters
+
+	// Set when the symbol's trades / book events arrived on the current
+	// primary connection since the last reconnect (QuietCheck).
+	seenTrade, seenBook bool
 }
 
 // shard is one connection slot: a fixed set of topics, the connection that
@@ -44,6 +48,7 @@ type shard struct {
 	cand    *conn     // the replacement during a rotation
 	rot     *rotation // overlap bookkeeping during a rotation
 	out     []Event   // batch being built, handed to the publisher by flush
+	quietAt time.Time // when to verify symbols quiet since the last reconnect (zero: none pending)
 
 	shutdownCh chan struct{} // the primary announced a server shutdown
 	rotReady   chan struct{} // the rotation's overlap is complete
@@ -134,12 +139,14 @@ func (sh *shard) process(ev *Event) {
 	sym.ctr.lastMsgNS.Store(ev.RecvTS)
 	switch ev.Type {
 	case EventTrade:
+		sym.seenTrade = true
 		var gap *tradeGap
 		sh.out, gap = sym.trades.live(ev, time.Unix(0, ev.RecvTS), sh.out, &sym.ctr)
 		if gap != nil {
 			sh.startTradeRepair(sym, *gap)
 		}
 	case EventBookDelta, EventBookSnapshot:
+		sym.seenBook = true
 		switch {
 		case sym.rest != nil:
 			if ev.Type != EventBookDelta {
@@ -213,7 +220,8 @@ func (sh *shard) resubscribe(sym *symbol) {
 }
 
 // housekeeping runs every second while a connection serves: it repeats
-// resubscriptions that did not produce a snapshot in time.
+// resubscriptions that did not produce a snapshot in time and starts the
+// QuietCheck verifications after a reconnect.
 func (sh *shard) housekeeping() {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -221,6 +229,22 @@ func (sh *shard) housekeeping() {
 	for _, sym := range sh.list {
 		if b := sym.stream; b != nil && b.state == bookResyncing && now.Sub(b.resyncAt) > sh.st.cfg.ResyncTimeout {
 			sh.resubscribe(sym)
+		}
+	}
+	if sh.quietAt.IsZero() || now.Before(sh.quietAt) {
+		return
+	}
+	sh.quietAt = time.Time{}
+	trades := sh.st.cfg.Channels&ChannelTrade != 0
+	for _, sym := range sh.list {
+		t := &sym.trades
+		if trades && !sym.seenTrade && t.track && !t.byID && t.seq.Started() && !t.repairing {
+			last := t.seq.Last()
+			sh.st.goWork(func(ctx context.Context) { sh.verifyTrades(ctx, sym, last) })
+		}
+		if b := sym.rest; b != nil && !sym.seenBook && b.state == bookLive && !b.fetching {
+			last := b.lastID
+			sh.st.goWork(func(ctx context.Context) { sh.verifyBook(ctx, sym, last) })
 		}
 	}
 }
@@ -235,7 +259,11 @@ func (sh *shard) onNewPrimary(reconnect bool) []*symbol {
 	}
 	var recent []*symbol
 	_, canRecent := sh.st.cfg.Exchange.(RecentTrader)
+	if q := sh.st.cfg.QuietCheck; q > 0 {
+		sh.quietAt = sh.st.now().Add(q)
+	}
 	for _, sym := range sh.list {
+		sym.seenTrade, sym.seenBook = false, false
 		if sym.stream != nil {
 			sym.stream.reset() // the new subscription starts with a snapshot
 		}
@@ -450,4 +478,77 @@ func retryDelay(err error, attempt int) time.Duration {
 		return rl.RetryAfter
 	}
 	return min(time.Duration(attempt)*200*time.Millisecond, 5*time.Second)
+}
+
+// verifyTrades looks for trades after last that a quiet symbol may have
+// missed while reconnecting, and runs what it finds through the live path
+// (which emits them in order, or starts a backfill on a gap).
+func (sh *shard) verifyTrades(ctx context.Context, sym *symbol, last int64) {
+	sh.st.quiet <- struct{}{}
+	defer func() { <-sh.st.quiet }()
+	cfg := sh.st.cfg
+	from := last + 1
+	for fetched := 0; fetched < cfg.BackfillMax; {
+		page, err := cfg.Exchange.Trades(ctx, sym.name, from, cfg.BackfillPage)
+		if err != nil || len(page) == 0 {
+			if err != nil && ctx.Err() == nil && !errors.Is(err, ErrNotSupported) {
+				sym.log.Warn("quiet-symbol trade check failed", "err", err)
+			}
+			return
+		}
+		fetched += len(page)
+		sh.mu.Lock()
+		before := sym.ctr.emitted.Load()
+		for i := range page {
+			sh.stamp(&page[i])
+			var gap *tradeGap
+			sh.out, gap = sym.trades.live(&page[i], sh.st.now(), sh.out, &sym.ctr)
+			if gap != nil {
+				sh.startTradeRepair(sym, *gap)
+			}
+		}
+		n := sym.ctr.emitted.Load() - before
+		sym.ctr.backfilled.Add(n)
+		sh.flush()
+		repairing := sym.trades.repairing
+		sh.mu.Unlock()
+		if n > 0 {
+			sym.log.Info("quiet symbol: recovered trades missed while reconnecting", "count", n)
+		}
+		if repairing || len(page) < cfg.BackfillPage {
+			return
+		}
+		from = page[len(page)-1].Seq + 1
+	}
+}
+
+// verifyBook compares a quiet BookRESTSnapshot book with a fresh snapshot
+// after a reconnect: if the venue's book moved past the last update the
+// stream emitted and no delta arrived since, updates were missed; the
+// snapshot is emitted (consumers reset) and the book continues from it.
+// The stream's own snapshot is used even with a SnapshotRequester, because
+// the book must continue exactly from the emitted snapshot.
+func (sh *shard) verifyBook(ctx context.Context, sym *symbol, last int64) {
+	sh.st.quiet <- struct{}{}
+	defer func() { <-sh.st.quiet }()
+	ev, err := sh.st.snaps.fetch(ctx, sym.name)
+	if err != nil {
+		if ctx.Err() == nil {
+			sym.log.Warn("quiet-symbol book check failed", "err", err)
+		}
+		return
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	b := sym.rest
+	if b.state != bookLive || b.lastID != last || ev.LastID <= last {
+		return // deltas arrived meanwhile (they decide), or nothing was missed
+	}
+	sym.ctr.gaps.Add(1)
+	sym.ctr.snapshots.Add(1)
+	sym.log.Warn("quiet symbol: book updates were missed while reconnecting; resetting to a snapshot",
+		"last_id", last, "snapshot_id", ev.LastID)
+	b.lastID = ev.LastID
+	sh.out = emit(sh.out, &ev, &sym.ctr)
+	sh.flush()
 }

@@ -62,6 +62,7 @@ type Stream struct {
 	snaps   *snapshotter
 	gate    *connectGate
 	tsync   *resilience.TimeSyncManager
+	quiet   chan struct{} // serializes QuietCheck verifications (low priority REST)
 
 	mu        sync.Mutex
 	started   bool
@@ -105,6 +106,7 @@ func NewStream(cfg StreamConfig, pub Publisher, opts ...Option) (*Stream, error)
 		now:     o.now,
 		symbols: make(map[string]*shard, len(set.Symbols)),
 		done:    make(chan struct{}),
+		quiet:   make(chan struct{}, 1),
 	}
 	if s.gate, err = newConnectGate(set.limits, set.ConnectSpacing, set.res.RateLimitEnabled); err != nil {
 		return nil, fmt.Errorf("%w: connect rate: %w", ErrConfig, err)
