@@ -58,7 +58,7 @@ func binanceError(code int, msg string) []byte {
 	b := []byte(`{"code":`)
 	b = strconv.AppendInt(b, int64(code), 10)
 	b = append(b, `,"msg":`...)
-	b = strconv.AppendQuote(b, msg)
+	b = appendJSONString(b, msg)
 	return append(b, '}')
 }
 
@@ -67,7 +67,7 @@ func binanceWSError(code int, msg string, id []byte) []byte {
 	b := []byte(`{"error":{"code":`)
 	b = strconv.AppendInt(b, int64(code), 10)
 	b = append(b, `,"msg":`...)
-	b = strconv.AppendQuote(b, msg)
+	b = appendJSONString(b, msg)
 	b = append(b, `},"id":`...)
 	b = append(b, id...)
 	return append(b, '}')

@@ -59,16 +59,16 @@ func (c *conn) bybitReply(success bool, retMsg, reqID, op string, hasReqID bool)
 	b := []byte(`{"success":`)
 	b = appendBool(b, success)
 	b = append(b, `,"ret_msg":`...)
-	b = strconv.AppendQuote(b, retMsg)
+	b = appendJSONString(b, retMsg)
 	b = append(b, `,"conn_id":"`...)
 	b = append(b, c.connID...)
 	b = append(b, '"')
 	if hasReqID {
 		b = append(b, `,"req_id":`...)
-		b = strconv.AppendQuote(b, reqID)
+		b = appendJSONString(b, reqID)
 	}
 	b = append(b, `,"op":`...)
-	b = strconv.AppendQuote(b, op)
+	b = appendJSONString(b, op)
 	return append(b, '}')
 }
 

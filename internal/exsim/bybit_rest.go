@@ -10,7 +10,7 @@ func bybitEnvelope(code int, msg string, result []byte, nowNs int64) []byte {
 	b := []byte(`{"retCode":`)
 	b = strconv.AppendInt(b, int64(code), 10)
 	b = append(b, `,"retMsg":`...)
-	b = strconv.AppendQuote(b, msg)
+	b = appendJSONString(b, msg)
 	b = append(b, `,"result":`...)
 	b = append(b, result...)
 	b = append(b, `,"retExtInfo":{},"time":`...)

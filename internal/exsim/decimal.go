@@ -1,6 +1,9 @@
 package exsim
 
-import "strconv"
+import (
+	"strconv"
+	"unicode/utf8"
+)
 
 // pow10 holds 10^0..10^18.
 var pow10 = [...]int64{
@@ -88,4 +91,22 @@ func parseDecimal(s string, dec int) (int64, bool) {
 		v = -v
 	}
 	return v, true
+}
+
+// appendJSONString appends s as a JSON string literal: quotes, backslashes
+// and control characters escaped, invalid UTF-8 replaced by U+FFFD.
+func appendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			dst = append(dst, '\\', byte(r))
+		case r < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hex[r>>4], hex[r&0xf])
+		default:
+			dst = utf8.AppendRune(dst, r)
+		}
+	}
+	return append(dst, '"')
 }
