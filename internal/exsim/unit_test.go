@@ -2,6 +2,7 @@ package exsim
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -152,5 +153,26 @@ func TestBybitTradeIDsInvertible(t *testing.T) {
 	}
 	if _, err := s.BybitTradeID(Binance, "BTCUSDT", 1); err == nil {
 		t.Fatal("Binance has no derived ids")
+	}
+}
+
+func TestParseMarkets(t *testing.T) {
+	got, err := ParseMarkets(" binance:btcusdt@1000/200, ETHUSDT ; bybit-linear:BTCUSDT", 10, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []MarketConfig{
+		{Venue: Binance, Symbol: "BTCUSDT", TradeRate: 1000, BookRate: 200},
+		{Venue: Binance, Symbol: "ETHUSDT", TradeRate: 10, BookRate: 5},
+		{Venue: BybitLinear, Symbol: "BTCUSDT", TradeRate: 10, BookRate: 5},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %v", got)
+	}
+	for _, bad := range []string{"", "binance", "kraken:BTCUSD", "binance:BTC-USDT", "binance:BTCUSDT@x/1",
+		"binance:BTCUSDT@1", "binance:BTCUSDT,BTCUSDT", "binance:BTCUSDT@-1/0"} {
+		if _, err := ParseMarkets(bad, 1, 1); !errors.Is(err, ErrConfig) {
+			t.Errorf("%q: %v", bad, err)
+		}
 	}
 }
