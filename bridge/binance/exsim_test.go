@@ -275,6 +275,7 @@ func TestSimStream(t *testing.T) {
 					t.Fatalf("subscribe reply: %+v %v", fr, err)
 				}
 			}
+			waitSubscribed(t, s, len(topics))
 			start := time.Now()
 			for _, sym := range []string{"BTCUSDT", "ETHUSDT"} {
 				if err := s.Generate(exsim.Binance, sym, 100, 40); err != nil {
@@ -324,7 +325,7 @@ func TestSimFaultFrames(t *testing.T) {
 	s := startSim(t, exsim.Config{})
 	a, _ := simAdapter(t, s, Config{MaxFrameBytes: 64 << 10})
 	ws := dialSim(t, a.URL([]bridge.Topic{{Symbol: "BTCUSDT", Channel: bridge.ChannelTrade}}))
-	waitSubscribed(t, s)
+	waitSubscribed(t, s, 1)
 	for _, mode := range []exsim.MalformedMode{exsim.MalformedInvalidJSON, exsim.MalformedWrongTypes, exsim.MalformedTruncated, exsim.MalformedOversized} {
 		if _, err := s.InjectFault(exsim.Fault{Kind: exsim.FaultMalformed, Venue: exsim.Binance, Mode: mode, Count: 1, Size: 128 << 10}); err != nil {
 			t.Fatal(err)
@@ -363,16 +364,19 @@ func TestSimFaultFrames(t *testing.T) {
 	}
 }
 
-func waitSubscribed(t *testing.T, s *exsim.Server) {
+// waitSubscribed waits until an open connection has n streams: the
+// simulator registers them after the handshake and after acking a
+// SUBSCRIBE, so events generated earlier would not reach the test.
+func waitSubscribed(t *testing.T, s *exsim.Server, n int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, c := range s.Conns() {
-			if c.Open && len(c.Subscriptions) > 0 {
+			if c.Open && len(c.Subscriptions) == n {
 				return
 			}
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatal("no subscribed connection")
+	t.Fatalf("no connection with %d streams", n)
 }
