@@ -13,6 +13,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/resilience"
 )
 
 // envPrefix is the prefix of every configuration variable.
@@ -63,6 +64,10 @@ type Config struct {
 	ReadyGrace      time.Duration `envconfig:"READY_GRACE" default:"30s" desc:"how long after start /readyz tolerates subscriptions not yet connected"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s" desc:"bound on flushing acks and writing final state at shutdown"`
 
+	// Resilience knobs of every stream: MDB_RESILIENCE_AUTO_RECONNECT,
+	// MDB_RESILIENCE_RECONNECT_DELAY_MAX, ...
+	Resilience resilience.ResilienceConfig `envconfig:"RESILIENCE"`
+
 	subs []Subscription
 }
 
@@ -107,6 +112,9 @@ func (c *Config) validate() error {
 		if err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := c.Resilience.Validate(); err != nil {
+		add(fmt.Errorf("configuration: %w", err))
 	}
 	subs, err := ParseSubscriptions(c.Subscribe)
 	if err != nil {

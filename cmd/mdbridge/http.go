@@ -1,0 +1,56 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// handler serves /healthz (the process is alive), /readyz (NATS reachable
+// and every connection CONNECTED, or still within MDB_READY_GRACE of start)
+// and /metrics (Prometheus).
+func (a *app) handler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newStreamCollector(a.streams),
+		a.metrics,
+	)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		ready, why := a.ready()
+		w.Header().Set("Content-Type", "application/json")
+		if !ready {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		json.NewEncoder(w).Encode(map[string]any{"ready": ready, "reason": why})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return mux
+}
+
+// ready reports readiness and, when not ready, why.
+func (a *app) ready() (bool, string) {
+	if a.nc == nil || !a.nc.IsConnected() {
+		return false, "NATS not connected"
+	}
+	if time.Since(a.start) < a.cfg.ReadyGrace {
+		return true, "within start grace"
+	}
+	for _, s := range a.streams {
+		for _, c := range s.Stats().Connections {
+			if c.State != "CONNECTED" {
+				return false, s.Exchange() + " connection " + c.Connection + " is " + c.State
+			}
+		}
+	}
+	return true, "all connections CONNECTED"
+}
