@@ -23,8 +23,11 @@ type MarketConfig struct {
 // takes the default named in its comment.
 type Config struct {
 	// Addr is the TCP listen address (default "127.0.0.1:0"). It must be a
-	// loopback address.
+	// loopback address unless AllowNonLoopback is set.
 	Addr string
+	// AllowNonLoopback permits a non-loopback Addr such as "0.0.0.0:9000"
+	// (the standalone simulator inside a container). Tests never set it.
+	AllowNonLoopback bool
 	// Markets are the simulated markets (default DefaultMarkets()).
 	Markets []MarketConfig
 	// Seed makes the markets deterministic: the same seed gives the same
@@ -152,7 +155,7 @@ func (cfg Config) validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
 	}
-	if err := checkLoopback(cfg.Addr); err != nil {
+	if err := checkAddr(cfg.Addr, cfg.AllowNonLoopback); err != nil {
 		return bad("%v", err)
 	}
 	seen := map[string]bool{}

@@ -400,17 +400,19 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, v Venue, setup f
 	c.start(func(mt int, data []byte) { read(c, mt, data) })
 }
 
-func checkLoopback(addr string) error {
+// checkAddr validates a listen address: host:port, and loopback unless
+// any is set.
+func checkAddr(addr string, any bool) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("listen address %q: %v", addr, err)
 	}
-	if host == "localhost" {
+	if any || host == "localhost" {
 		return nil
 	}
 	ip := net.ParseIP(host)
 	if ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("listen address %q is not loopback", addr)
+		return fmt.Errorf("listen address %q is not loopback (set AllowNonLoopback to permit it)", addr)
 	}
 	return nil
 }

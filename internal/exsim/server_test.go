@@ -31,6 +31,10 @@ func TestConfigValidation(t *testing.T) {
 	if _, err := New(Config{}, nil); err != nil {
 		t.Fatalf("zero config: %v", err)
 	}
+	// Validated only: the test never listens on it.
+	if _, err := New(Config{Addr: "0.0.0.0:9000", AllowNonLoopback: true}, nil); err != nil {
+		t.Fatalf("AllowNonLoopback: %v", err)
+	}
 }
 
 func TestServerLifecycle(t *testing.T) {
