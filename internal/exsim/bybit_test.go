@@ -306,3 +306,32 @@ func TestBybitIPLimit(t *testing.T) {
 		t.Fatalf("banned IP got %d", st)
 	}
 }
+
+// TestBybitDepth1Resend: an unchanged depth-1 book is re-sent with the
+// same u after 3 s.
+func TestBybitDepth1Resend(t *testing.T) {
+	s, err := New(Config{Markets: idleMarkets()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := s.markets[BybitSpot]["BTCUSDT"]
+	c := fakeConn(s, BybitSpot)
+	m.bybitAddSub(c, 1)
+	first := drain(c)
+	if len(first) != 1 {
+		t.Fatalf("%d frames on subscribe", len(first))
+	}
+	m.resendTop(time.Now().Add(time.Second))
+	if n := len(drain(c)); n != 0 {
+		t.Fatalf("re-sent after 1 s: %d frames", n)
+	}
+	m.resendTop(time.Now().Add(3 * time.Second))
+	again := drain(c)
+	if len(again) != 1 {
+		t.Fatalf("%d frames after 3 s", len(again))
+	}
+	a, b := decodeObj(t, first[0]), decodeObj(t, again[0])
+	if b["type"] != "snapshot" || num(t, a["data"].(map[string]any)["u"]) != num(t, b["data"].(map[string]any)["u"]) {
+		t.Fatalf("resend %s after %s", again[0], first[0])
+	}
+}

@@ -41,8 +41,9 @@ type Config struct {
 	// PongTimeout is how long Binance waits for the pong echoing a ping
 	// before it disconnects (default 60s).
 	PongTimeout time.Duration
-	// MaxConnAge cuts every connection this long after it opened (default
-	// 24h, as Binance does).
+	// MaxConnAge cuts Binance connections this long after they opened
+	// (default 24h, as Binance does). Bybit has no such limit; the max_age
+	// fault can impose one on any venue.
 	MaxConnAge time.Duration
 	// BybitIdleTimeout cuts a Bybit connection that has seen neither a
 	// client ping nor any data sent for this long (default 10m).

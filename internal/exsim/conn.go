@@ -277,7 +277,7 @@ func (c *conn) start(readFrame func(mt int, data []byte)) {
 		return nil
 	})
 	c.mu.Lock()
-	c.maxAge = time.AfterFunc(cfg.MaxConnAge, c.onMaxAge)
+	c.maxAge = time.AfterFunc(c.baseMaxAge(), c.onMaxAge)
 	c.timers = append(c.timers, c.maxAge)
 	c.mu.Unlock()
 	// One periodic timer per connection: the Binance pinger or the Bybit
@@ -398,13 +398,29 @@ func (c *conn) onMaxAge() {
 	c.closeGraceful(websocket.CloseNormalClosure, "max connection age")
 }
 
+// noAge is a maximum age that never comes.
+const noAge = time.Duration(math.MaxInt64)
+
+// baseMaxAge is the venue's connection age limit without faults.
+func (c *conn) baseMaxAge() time.Duration {
+	if c.venue == Binance {
+		return c.srv.cfg.MaxConnAge
+	}
+	return noAge
+}
+
 // setMaxAge reschedules the age cut to age after the connection opened.
 func (c *conn) setMaxAge(age time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.maxAge != nil {
-		c.maxAge.Reset(max(time.Until(c.opened.Add(age)), 0))
+	if c.maxAge == nil {
+		return
 	}
+	if age == noAge {
+		c.maxAge.Reset(noAge)
+		return
+	}
+	c.maxAge.Reset(max(time.Until(c.opened.Add(age)), 0))
 }
 
 // stall stops the writer until t (zero time = until the connection ends).

@@ -427,7 +427,7 @@ func (s *Server) faultsChanged(live []*conn) {
 func (s *Server) compilePolicy(c *conn, rules []*rule) {
 	var p connPolicy
 	any := false
-	age := s.cfg.MaxConnAge
+	age := c.baseMaxAge()
 	for _, r := range rules {
 		if r.f.isAction() || r.f.isGlobal() || !r.matchConn(c) {
 			continue
