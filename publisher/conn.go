@@ -131,8 +131,17 @@ func redactURL(u string) string {
 		// A lone user part may be a token: hide it too.
 		pu.User = url.User(redacted)
 	}
-	return pu.String()
+	return strings.Replace(pu.String(), url.PathEscape(redacted), redacted, 1)
 }
+
+// String describes the configuration without secrets (also for %v, %+v).
+func (c ConnConfig) String() string {
+	return fmt.Sprintf("{URLs:%s Auth:%s User:%s TLS:%t Name:%s}",
+		c.redactedURLs(), c.authMethod(), c.User, c.TLSCA != "" || c.TLSCert != "", c.Name)
+}
+
+// GoString describes the configuration without secrets (for %#v).
+func (c ConnConfig) GoString() string { return "publisher.ConnConfig" + c.String() }
 
 // LogValue describes the configuration without secrets.
 func (c ConnConfig) LogValue() slog.Value {
@@ -361,7 +370,9 @@ func isTLSError(err error) bool {
 	)
 	return errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
 		errors.As(err, &record) || errors.As(err, &alert) || errors.As(err, &verify) ||
-		errors.Is(err, nats.ErrSecureConnRequired) || errors.Is(err, nats.ErrSecureConnWanted)
+		errors.Is(err, nats.ErrSecureConnRequired) || errors.Is(err, nats.ErrSecureConnWanted) ||
+		// A remote alert (e.g. "certificate required") has no exported type.
+		strings.Contains(err.Error(), "tls: ")
 }
 
 // orDiscard returns l, or a logger that discards everything when l is nil.

@@ -130,7 +130,7 @@ func readStream(t testing.TB, nc *nats.Conn, stream string) []streamMsg {
 	}
 	out := make([]streamMsg, 0, total)
 	for uint64(len(out)) < total {
-		batch, err := c.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
+		batch, err := c.Fetch(int(min(1000, total-uint64(len(out)))), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,4 +155,9 @@ func readStream(t testing.TB, nc *nats.Conn, stream string) []streamMsg {
 		}
 	}
 	return out
+}
+
+// slogTo returns a debug-level text logger writing to w.
+func slogTo(w *syncBuffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
