@@ -42,13 +42,14 @@ func (a *app) ready() (bool, string) {
 	if a.nc == nil || !a.nc.IsConnected() {
 		return false, "NATS not connected"
 	}
-	if time.Since(a.start) < a.cfg.ReadyGrace {
-		return true, "within start grace"
-	}
 	for _, s := range a.streams {
 		for _, c := range s.Stats().Connections {
 			if c.State != "CONNECTED" {
-				return false, s.Exchange() + " connection " + c.Connection + " is " + c.State
+				why := s.Exchange() + " connection " + c.Connection + " is " + c.State
+				if time.Since(a.start) < a.cfg.ReadyGrace {
+					return true, "within start grace (MDB_READY_GRACE): " + why
+				}
+				return false, why
 			}
 		}
 	}

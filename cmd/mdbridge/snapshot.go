@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/publisher"
+)
+
+func cmdSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("snapshot", "[-server nats://...] <exchange> <SYMBOL>   e.g. snapshot binance BTCUSDT", stderr)
+	server := fs.String("server", "", "NATS URL (default MDB_NATS_URL, else the embedded server's address)")
+	timeout := fs.Duration("timeout", 15*time.Second, "how long to wait for the reply")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() != 2 {
+		fs.Usage()
+		return exitUsage
+	}
+	exchange, symbol := strings.ToLower(fs.Arg(0)), strings.ToUpper(fs.Arg(1))
+	for _, id := range []string{exchange, symbol} {
+		if err := bridge.ValidateIdent(id); err != nil {
+			fmt.Fprintf(stderr, "mdbridge snapshot: %v\n", err)
+			return exitUsage
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	cfg, nc, _, err := clientConn(cctx, *server, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "mdbridge snapshot: %v\n", err)
+		return exitFailure
+	}
+	defer nc.Close()
+	req, err := publisher.NewSnapshotRequester(nc, publisher.Config{ControlPrefix: cfg.ControlPrefix, SubjectPrefix: cfg.SubjectPrefix, Stream: cfg.Stream}, "cli-"+sanitizeIdent(hostname()))
+	if err != nil {
+		fmt.Fprintf(stderr, "mdbridge snapshot: %v\n", err)
+		return exitFailure
+	}
+	reply, err := req.Request(cctx, exchange, symbol, "cli")
+	if err != nil {
+		fmt.Fprintf(stderr, "mdbridge snapshot: %s.snapshot.%s.%s: %v (is a bridge subscribed to %s %s running?)\n", cfg.ControlPrefix, exchange, symbol, err, exchange, symbol)
+		return exitFailure
+	}
+	out, _ := json.Marshal(reply)
+	fmt.Fprintf(stdout, "%s\n", out)
+	if reply.Error != "" {
+		return exitFailure
+	}
+	return exitOK
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	if h == "" {
+		return "unknown"
+	}
+	return h
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/qldata/mdbridge/publisher"
+)
+
+// statusRow is one md_state entry with the message rate observed between two
+// readings.
+type statusRow struct {
+	publisher.StateEntry
+	Rate float64 `json:"msgs_per_sec"` // -1 when unknown
+}
+
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("status", "[-watch] [-json] [-server nats://...] [pattern]", stderr)
+	watch := fs.Bool("watch", false, "refresh until interrupted")
+	asJSON := fs.Bool("json", false, "print JSON (one document per refresh)")
+	server := fs.String("server", "", "NATS URL (default MDB_NATS_URL, else the embedded server's address)")
+	sample := fs.Duration("sample", 6*time.Second, "how long to observe for msgs/s (0 skips rates)")
+	interval := fs.Duration("interval", 2*time.Second, "refresh period with -watch")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	pattern := fs.Arg(0)
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	cfg, nc, js, err := clientConn(cctx, *server, stderr)
+	cancel()
+	if err != nil {
+		fmt.Fprintf(stderr, "mdbridge status: %v\n", err)
+		return exitFailure
+	}
+	defer nc.Close()
+	kv, err := js.KeyValue(ctx, cfg.KVBucket)
+	if err != nil {
+		fmt.Fprintf(stderr, "mdbridge status: KV bucket %q: %v (has a bridge run against this NATS? MDB_KV_BUCKET names the bucket)\n", cfg.KVBucket, err)
+		return exitFailure
+	}
+	read := func() ([]publisher.StateEntry, error) {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		entries, err := publisher.ReadStates(rctx, kv)
+		if err != nil || pattern == "" {
+			return entries, err
+		}
+		var out []publisher.StateEntry
+		for _, e := range entries {
+			if matchKey(pattern, e.Key) {
+				out = append(out, e)
+			}
+		}
+		return out, nil
+	}
+	prev, err := read()
+	if err != nil {
+		fmt.Fprintf(stderr, "mdbridge status: %v\n", err)
+		return exitFailure
+	}
+	wait := *sample
+	if *watch {
+		wait = *interval
+	}
+	if !*watch && wait > 0 && len(prev) > 0 {
+		fmt.Fprintf(stderr, "sampling message rates for %s (-sample 0 skips)...\n", wait)
+	}
+	for {
+		cur := prev
+		if wait > 0 {
+			select {
+			case <-ctx.Done():
+				return exitOK
+			case <-time.After(wait):
+			}
+			if cur, err = read(); err != nil {
+				fmt.Fprintf(stderr, "mdbridge status: %v\n", err)
+				return exitFailure
+			}
+		}
+		rows := rates(prev, cur)
+		if *asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.Encode(rows)
+		} else {
+			if *watch {
+				fmt.Fprint(stdout, "\033[H\033[2J")
+				fmt.Fprintf(stdout, "md_state on %s at %s (Ctrl-C to stop)\n\n", nc.ConnectedUrlRedacted(), time.Now().Format(time.TimeOnly))
+			}
+			printStatus(stdout, rows)
+		}
+		if !*watch {
+			return exitOK
+		}
+		prev = cur
+	}
+}
+
+// rates pairs each current entry with its previous reading.
+func rates(prev, cur []publisher.StateEntry) []statusRow {
+	old := make(map[string]publisher.StateEntry, len(prev))
+	for _, e := range prev {
+		old[e.Key] = e
+	}
+	rows := make([]statusRow, 0, len(cur))
+	for _, e := range cur {
+		r := statusRow{StateEntry: e, Rate: -1}
+		if o, ok := old[e.Key]; ok {
+			dt := e.State.Updated.Sub(o.State.Updated).Seconds()
+			if dt > 0 && e.State.Messages >= o.State.Messages {
+				r.Rate = float64(e.State.Messages-o.State.Messages) / dt
+			}
+		}
+		rows = append(rows, r)
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Key < rows[j].Key })
+	return rows
+}
+
+func printStatus(w io.Writer, rows []statusRow) {
+	if len(rows) == 0 {
+		fmt.Fprintln(w, "no entries in md_state (no bridge has reported yet)")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "EXCHANGE\tSYMBOL\tINSTANCE\tSTATE\tIN STATE\tMSGS/S\tLAST MSG\tMESSAGES\tGAPS\tRECONNECTS\tMISSING\tERROR")
+	now := time.Now()
+	for _, r := range rows {
+		st := r.State
+		state := st.State
+		if r.Stale {
+			state += " (STALE " + r.Age.Round(time.Second).String() + ")"
+		}
+		if r.Err != nil {
+			fmt.Fprintf(tw, "%s\t\t\tINVALID\t\t\t\t\t\t\t\t%v\n", r.Key, r.Err)
+			continue
+		}
+		rate := "-"
+		if r.Rate >= 0 {
+			rate = fmt.Sprintf("%.1f", r.Rate)
+		}
+		last := "never"
+		if st.LastMessageTS > 0 {
+			last = now.Sub(time.Unix(0, st.LastMessageTS)).Round(100*time.Millisecond).String() + " ago"
+		}
+		errText := st.LastError
+		if len(errText) > 60 {
+			errText = errText[:57] + "..."
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n",
+			st.Exchange, st.Symbol, st.Instance, state, now.Sub(st.Since).Round(time.Second),
+			rate, last, st.Messages, st.Gaps, st.Reconnects, st.Missing, errText)
+	}
+	tw.Flush()
+}
+
+// matchKey matches a KV key against a NATS-style pattern (* one token, > rest).
+func matchKey(pattern, key string) bool {
+	p, k := strings.Split(pattern, "."), strings.Split(key, ".")
+	for i, t := range p {
+		if t == ">" {
+			return len(k) > i
+		}
+		if i >= len(k) || (t != "*" && t != k[i]) {
+			return false
+		}
+	}
+	return len(p) == len(k)
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/qldata/mdbridge/bridge"
+)
+
+func cmdTail(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("tail", "[-json] [-seq N | -since 5m | -all] [-n N] <subject>   e.g. tail md.binance.BTCUSDT", stderr)
+	asJSON := fs.Bool("json", false, "print the raw JSON bodies")
+	seq := fs.Uint64("seq", 0, "start at this stream sequence")
+	since := fs.Duration("since", 0, "start this long ago")
+	all := fs.Bool("all", false, "start at the first stored message")
+	count := fs.Int("n", 0, "stop after N messages (0 = follow until interrupted)")
+	server := fs.String("server", "", "NATS URL (default MDB_NATS_URL, else the embedded server's address)")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return exitUsage
+	}
+	subject := fs.Arg(0)
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	cfg, nc, js, err := clientConn(cctx, *server, stderr)
+	cancel()
+	if err != nil {
+		fmt.Fprintf(stderr, "mdbridge tail: %v\n", err)
+		return exitFailure
+	}
+	defer nc.Close()
+	if !strings.HasPrefix(subject, cfg.SubjectPrefix+".") {
+		fmt.Fprintf(stderr, "mdbridge tail: subject %q is outside the stream's %s.> (e.g. %s.binance.BTCUSDT)\n", subject, cfg.SubjectPrefix, cfg.SubjectPrefix)
+		return exitUsage
+	}
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverNewPolicy}
+	switch {
+	case *seq > 0:
+		occ.DeliverPolicy, occ.OptStartSeq = jetstream.DeliverByStartSequencePolicy, *seq
+	case *since > 0:
+		t := time.Now().Add(-*since)
+		occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
+	case *all:
+		occ.DeliverPolicy = jetstream.DeliverAllPolicy
+	}
+	cons, err := js.OrderedConsumer(ctx, cfg.Stream, occ)
+	if err != nil {
+		fmt.Fprintf(stderr, "mdbridge tail: stream %s: %v (is the bridge running against this NATS? MDB_STREAM names the stream)\n", cfg.Stream, err)
+		return exitFailure
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		fmt.Fprintf(stderr, "mdbridge tail: %v\n", err)
+		return exitFailure
+	}
+	go func() { <-ctx.Done(); it.Stop() }()
+	for n := 0; *count == 0 || n < *count; n++ {
+		m, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+				return exitOK
+			}
+			fmt.Fprintf(stderr, "mdbridge tail: %v\n", err)
+			return exitFailure
+		}
+		meta, _ := m.Metadata()
+		if *asJSON {
+			fmt.Fprintf(stdout, "%s\n", m.Data())
+			continue
+		}
+		printEvent(stdout, meta, m.Data())
+	}
+	it.Stop()
+	return exitOK
+}
+
+// printEvent prints one stream message in a human-readable line.
+func printEvent(w io.Writer, meta *jetstream.MsgMetadata, body []byte) {
+	var seq uint64
+	if meta != nil {
+		seq = meta.Sequence.Stream
+	}
+	ev, err := bridge.DecodeJSON(body)
+	if err != nil {
+		fmt.Fprintf(w, "#%d not an mdbridge event (%v): %.120s\n", seq, err, body)
+		return
+	}
+	ts := time.Unix(0, ev.TS).UTC().Format("15:04:05.000000")
+	lat := time.Duration(ev.RecvTS - ev.TS)
+	switch ev.Type {
+	case bridge.EventTrade:
+		fmt.Fprintf(w, "#%d %s %s %s trade %s %-4s %s @ %s (recv +%s)\n", seq, ts, ev.Exchange, ev.Symbol, ev.ID, ev.Side, ev.Qty, ev.Price, lat)
+	case bridge.EventBookDelta:
+		fmt.Fprintf(w, "#%d %s %s %s delta %d..%d bids %d asks %d%s\n", seq, ts, ev.Exchange, ev.Symbol, ev.FirstID, ev.LastID, len(ev.Bids), len(ev.Asks), topOfBook(ev))
+	case bridge.EventBookSnapshot:
+		fmt.Fprintf(w, "#%d %s %s %s SNAPSHOT last_id %d bids %d asks %d%s\n", seq, ts, ev.Exchange, ev.Symbol, ev.LastID, len(ev.Bids), len(ev.Asks), topOfBook(ev))
+	}
+}
+
+func topOfBook(ev bridge.Event) string {
+	var b strings.Builder
+	if len(ev.Bids) > 0 {
+		fmt.Fprintf(&b, " bid %s x %s", ev.Bids[0][0], ev.Bids[0][1])
+	}
+	if len(ev.Asks) > 0 {
+		fmt.Fprintf(&b, " ask %s x %s", ev.Asks[0][0], ev.Asks[0][1])
+	}
+	return b.String()
+}
