@@ -274,99 +274,99 @@ func (sh *shard) onNewPrimary(reconnect bool) []*symbol {
 	return recent
 }
 
-// startTradeRepair backfills a consecutive-id gap on a worker. Called with
-// mu held.
+// startTradeRepair starts the repair worker of a consecutive-id gap.
+// Called with mu held.
 func (sh *shard) startTradeRepair(sym *symbol, gap tradeGap) {
 	sym.log.Info("trade gap: backfilling", "from", gap.from, "to", gap.to, "count", gap.to-gap.from+1)
-	sh.st.goWork(func(ctx context.Context) { sh.tradeRepair(ctx, sym, gap) })
+	sh.st.goWork(func(ctx context.Context) { sh.tradeRepair(ctx, sym) })
 }
 
-// tradeRepair fetches the trades of gap over REST page by page, emits them
-// in order, then lets the symbol continue with the live trades buffered
-// meanwhile. Trades the venue cannot return are counted as missing and
-// logged. A new gap found in the buffered trades starts another repair.
-func (sh *shard) tradeRepair(ctx context.Context, sym *symbol, gap tradeGap) {
+// tradeRepair fills the holes in a symbol's trades from REST until the live
+// trades buffered meanwhile continue the sequence. Each request starts at
+// the first missing id and reaches to the newest buffered trade (up to a
+// page), so one request usually fills several holes. Ids the venue cannot
+// return are counted as missing and logged, never hidden.
+func (sh *shard) tradeRepair(ctx context.Context, sym *symbol) {
 	cfg := sh.st.cfg
-	ex := cfg.Exchange
-	from, to := gap.from, gap.to
-	missing := int64(0)
-	if n := to - from + 1; n > int64(cfg.BackfillMax) {
-		missing += n - int64(cfg.BackfillMax)
-		from = to - int64(cfg.BackfillMax) + 1
-	}
-	failures := 0
-	empty := 0
-	for from <= to {
-		limit := min(int64(cfg.BackfillPage), to-from+1)
-		page, err := ex.Trades(ctx, sym.name, from, int(limit))
+	t := &sym.trades
+	var failures, stuck int
+	var missing int64
+	defer func() {
+		if missing > 0 {
+			sym.ctr.missing.Add(uint64(missing))
+			sym.log.Error("trades missed and not recoverable", "count", missing)
+		}
+	}()
+	for {
+		sh.mu.Lock()
+		var done bool
+		sh.out, done = t.advance(sh.st.now(), sh.out, &sym.ctr)
+		if done {
+			sh.flush()
+			sh.mu.Unlock()
+			return
+		}
+		from, holeEnd, limit, skipped := t.nextFetch(cfg.BackfillPage, cfg.BackfillMax)
+		sh.flush()
+		sh.mu.Unlock()
+		if skipped > 0 {
+			missing += skipped
+			sym.log.Error("trade gap longer than BackfillMax: the oldest trades are not fetched", "skipped", skipped, "from", from)
+		}
+		giveUp := func(why string, err error) {
+			sh.mu.Lock()
+			n := t.declareMissing(holeEnd)
+			sh.mu.Unlock()
+			missing += n
+			sym.log.Error("trade backfill gave up on a hole", "why", why, "from", from, "to", holeEnd, "count", n, "err", err)
+			failures, stuck = 0, 0
+		}
+		page, err := cfg.Exchange.Trades(ctx, sym.name, from, limit)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			if errors.Is(err, ErrNotSupported) {
-				break
-			}
 			failures++
-			if failures > 5 {
-				sym.log.Error("trade backfill failed", "from", from, "to", to, "err", err)
-				break
+			if errors.Is(err, ErrNotSupported) || failures > 5 {
+				giveUp("request failed", err)
+				continue
 			}
-			sym.log.Warn("trade backfill request failed; retrying", "from", from, "err", err)
+			sym.log.Warn("trade backfill request failed; retrying", "from", from, "attempt", failures, "err", err)
 			if sleepCtx(ctx, retryDelay(err, failures)) != nil {
 				return
 			}
 			continue
 		}
 		failures = 0
-		// Keep the ids in [from, to], ascending, and count holes.
-		kept := page[:0]
-		next := from
 		for i := range page {
-			p := page[i]
-			if p.Seq < next || p.Seq > to {
-				continue
-			}
-			if p.Seq > next {
-				missing += p.Seq - next
-			}
-			sh.stamp(&p)
-			kept = append(kept, p)
-			next = p.Seq + 1
+			sh.stamp(&page[i])
 		}
-		if len(kept) == 0 {
-			// The venue has nothing at or after from yet (REST lagging the
-			// stream) or no longer has it: retry briefly, then give up.
-			empty++
-			if empty > 3 {
-				break
+		sh.mu.Lock()
+		before := t.seq.Last()
+		var n int64
+		sh.out, n, done = t.merge(page, sh.st.now(), sh.out, &sym.ctr)
+		progressed := t.seq.Last() != before
+		sh.flush()
+		sh.mu.Unlock()
+		missing += n
+		if done {
+			return
+		}
+		if !progressed {
+			// The venue has nothing at from yet (REST behind the stream):
+			// retry briefly, then give up on the hole.
+			stuck++
+			if stuck > 3 {
+				giveUp("venue returned no trades for the range", nil)
+				continue
 			}
 			if sleepCtx(ctx, 200*time.Millisecond) != nil {
 				return
 			}
 			continue
 		}
-		empty = 0
-		from = next
-		sh.mu.Lock()
-		sh.out = sym.trades.backfilled(kept, sh.st.now(), sh.out, &sym.ctr)
-		sh.flush()
-		sh.mu.Unlock()
+		stuck = 0
 	}
-	if from <= to {
-		missing += to - from + 1
-	}
-	if missing > 0 {
-		sym.ctr.missing.Add(uint64(missing))
-		sym.log.Error("trades missed and not recoverable", "count", missing, "gap_from", gap.from, "gap_to", gap.to)
-	}
-	sh.mu.Lock()
-	var next *tradeGap
-	sh.out, next = sym.trades.finishRepair(sh.st.now(), sh.out, &sym.ctr)
-	sh.flush()
-	if next != nil {
-		sh.startTradeRepair(sym, *next)
-	}
-	sh.mu.Unlock()
 }
 
 // recentRepair is the best-effort backfill for venues without consecutive

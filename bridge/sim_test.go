@@ -448,7 +448,8 @@ type requestLog struct {
 }
 
 type loggedRequest struct {
-	at         time.Time
+	at         time.Time // sent
+	done       time.Time // answer received
 	path       string
 	status     int
 	retryAfter string
@@ -457,7 +458,7 @@ type loggedRequest struct {
 func (l *requestLog) RoundTrip(r *http.Request) (*http.Response, error) {
 	at := time.Now()
 	resp, err := http.DefaultTransport.RoundTrip(r)
-	lr := loggedRequest{at: at, path: r.URL.Path}
+	lr := loggedRequest{at: at, done: time.Now(), path: r.URL.Path}
 	if err == nil {
 		lr.status = resp.StatusCode
 		lr.retryAfter = resp.Header.Get("Retry-After")

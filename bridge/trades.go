@@ -26,12 +26,14 @@ type tradeGap struct{ from, to int64 }
 // duplicates. It is guarded by the owning shard's lock.
 //
 // Venues with consecutive ids (Event.Seq != 0, Binance): a SequenceTracker
-// follows the last emitted id; an id <= last is a duplicate; a jump starts a
+// holds the last emitted id; an id <= last is a duplicate; a jump starts a
 // repair: the trade that revealed the gap and every later live trade are
-// buffered (bounded) while the missing range is fetched over REST, emitted
-// in order, then the buffer is replayed. Trades that cannot be fetched are
-// counted as missing. Buffer overflow drops live trades, which the replay
-// then sees as another gap and backfills: nothing is lost for it.
+// buffered (bounded) while a single repair worker fills the holes from REST
+// (one page covers every hole up to the newest buffered id), emitting the
+// fetched and the buffered trades merged in id order until the buffer is
+// drained. Ids the venue cannot return are counted as missing. Buffer
+// overflow drops live trades, which the next live trade then shows as
+// another gap: nothing is lost for it.
 //
 // Venues without consecutive ids (Bybit): a deduplicator keyed by trade id
 // removes copies; after a reconnect a best-effort repair fetches recent
@@ -43,32 +45,26 @@ type tradeSync struct {
 	dedupID  *resilience.MessageDeduplicator[string]
 
 	repairing bool
-	trigger   Event   // the live trade that revealed the gap (consecutive ids)
-	pending   []Event // live trades received while repairing
-	limit     int     // bound of pending
+	pending   []Event // live trades received while repairing, from index head on
+	head      int
+	pendMax   int64 // highest consecutive id in pending
+	limit     int   // bound of pending
 
 	hw     int64  // highest consecutive id received from the primary connection
-	lastID string // last emitted id (non-consecutive venues)
+	lastID string // last emitted id
 	lastTS int64  // exchange time of the last emitted trade
 	byID   bool   // the last emitted trade had no consecutive id (Bybit)
 }
 
 // live handles one live trade received at now. It returns the extended out
-// and, for consecutive ids, a gap the caller must backfill (nil if none).
+// and, for consecutive ids, a gap the caller must start a repair for (nil
+// if none).
 func (t *tradeSync) live(ev *Event, now time.Time, out []Event, c *symbolCounters) ([]Event, *tradeGap) {
 	if ev.Seq != 0 && ev.Seq > t.hw {
 		t.hw = ev.Seq
 	}
 	if t.repairing {
-		if t.limit > 0 && len(t.pending) >= t.limit {
-			if ev.Seq == 0 || !t.track {
-				// Not recoverable by id: count the loss.
-				c.dropped.Add(1)
-			}
-			// Consecutive ids: the replay sees the hole and backfills it.
-			return out, nil
-		}
-		t.pending = append(t.pending, *ev)
+		t.buffer(ev, c)
 		return out, nil
 	}
 	if ev.Seq == 0 {
@@ -81,23 +77,45 @@ func (t *tradeSync) live(ev *Event, now time.Time, out []Event, c *symbolCounter
 		}
 		return t.emitTrade(ev, out, c), nil
 	}
-	prev := t.seq.Last()
-	switch t.seq.Observe(ev.Seq) {
-	case resilience.SeqFirst, resilience.SeqInOrder:
-		if !t.dedupSeq.RecordAt(ev.Seq, now) {
-			c.duplicates.Add(1)
-			return out, nil
-		}
-		return t.emitTrade(ev, out, c), nil
-	case resilience.SeqGap:
+	last := t.seq.Last()
+	if t.seq.Started() && ev.Seq > last+1 {
 		c.gaps.Add(1)
 		t.repairing = true
-		t.trigger = *ev
-		t.pending = t.pending[:0]
-		return out, &tradeGap{from: prev + 1, to: ev.Seq - 1}
-	default: // SeqDuplicate, SeqLate: already emitted (or declared missing)
+		t.pending, t.head, t.pendMax = t.pending[:0], 0, 0
+		t.buffer(ev, c)
+		return out, &tradeGap{from: last + 1, to: ev.Seq - 1}
+	}
+	return t.emitNext(ev, now, out, c), nil
+}
+
+// emitNext emits ev if it is the first trade or continues the sequence,
+// and counts it as a duplicate otherwise (ev.Seq <= last).
+func (t *tradeSync) emitNext(ev *Event, now time.Time, out []Event, c *symbolCounters) []Event {
+	if !t.seq.Observe(ev.Seq).Accepted() || !t.dedupSeq.RecordAt(ev.Seq, now) {
 		c.duplicates.Add(1)
-		return out, nil
+		return out
+	}
+	return t.emitTrade(ev, out, c)
+}
+
+// buffer keeps a live trade during a repair.
+func (t *tradeSync) buffer(ev *Event, c *symbolCounters) {
+	if t.limit > 0 && len(t.pending)-t.head >= t.limit {
+		if ev.Seq == 0 || !t.track {
+			c.dropped.Add(1) // not recoverable by id: a loss
+		}
+		// Consecutive ids: the next live trade after the repair shows the
+		// hole and it is backfilled.
+		return
+	}
+	if t.head > 0 && t.head >= len(t.pending)/2 {
+		n := copy(t.pending, t.pending[t.head:])
+		clear(t.pending[n:])
+		t.pending, t.head = t.pending[:n], 0
+	}
+	t.pending = append(t.pending, *ev)
+	if ev.Seq > t.pendMax {
+		t.pendMax = ev.Seq
 	}
 }
 
@@ -117,17 +135,100 @@ func (t *tradeSync) emitTrade(ev *Event, out []Event, c *symbolCounters) []Event
 	return emit(out, ev, c)
 }
 
-// backfilled emits trades fetched over REST for the running repair (ids in
-// the gap, ascending; already filtered by the caller).
+// advance emits the buffered live trades that continue the sequence and
+// drops those already emitted. It reports whether the buffer is drained,
+// which ends the repair.
+func (t *tradeSync) advance(now time.Time, out []Event, c *symbolCounters) ([]Event, bool) {
+	for t.head < len(t.pending) {
+		h := &t.pending[t.head]
+		if h.Seq > t.seq.Last()+1 {
+			return out, false
+		}
+		out = t.emitNext(h, now, out, c)
+		*h = Event{}
+		t.head++
+	}
+	t.pending, t.head, t.pendMax = t.pending[:0], 0, 0
+	if cap(t.pending) > 4096 {
+		t.pending = nil
+	}
+	t.repairing = false
+	return out, true
+}
+
+// nextFetch returns the ids a repair fetches next: from the first missing
+// id, limit ids (at most page), reaching past the first hole to the newest
+// buffered trade so that one request fills every hole in between. A hole
+// longer than maxGap keeps only its newest maxGap ids; the older ones are
+// declared missing (returned as skipped). Call after advance reported
+// false.
+func (t *tradeSync) nextFetch(page, maxGap int) (from, holeEnd int64, limit int, skipped int64) {
+	from = t.seq.Last() + 1
+	holeEnd = t.pending[t.head].Seq - 1
+	if n := holeEnd - from + 1; maxGap > 0 && n > int64(maxGap) {
+		skipped = n - int64(maxGap)
+		t.seq.ResetTo(from + skipped - 1)
+		from += skipped
+	}
+	upTo := max(holeEnd, t.pendMax-1)
+	limit = int(min(upTo-from+1, int64(page)))
+	return from, holeEnd, max(limit, 1), skipped
+}
+
+// merge applies a REST page (ascending ids) to the running repair: fetched
+// and buffered trades are emitted in id order. Ids the page skips that are
+// not buffered either are missing at the venue: they are skipped and
+// returned as missing. It returns the extended out, the missing count and
+// whether the repair is complete.
+func (t *tradeSync) merge(page []Event, now time.Time, out []Event, c *symbolCounters) ([]Event, int64, bool) {
+	var missing int64
+	for i := 0; i < len(page); {
+		out, _ = t.advance(now, out, c)
+		t.repairing = true // advance may have drained the buffer; the page is not done
+		p := &page[i]
+		last := t.seq.Last()
+		switch {
+		case p.Seq <= last:
+			i++
+		case p.Seq == last+1:
+			if t.dedupSeq.RecordAt(p.Seq, now) {
+				t.seq.Observe(p.Seq)
+				c.backfilled.Add(1)
+				out = t.emitTrade(p, out, c)
+			} else {
+				t.seq.Observe(p.Seq)
+			}
+			i++
+		default:
+			next := p.Seq
+			if t.head < len(t.pending) && t.pending[t.head].Seq < next {
+				next = t.pending[t.head].Seq
+			}
+			missing += next - 1 - last
+			t.seq.ResetTo(next - 1)
+		}
+	}
+	out, done := t.advance(now, out, c)
+	return out, missing, done
+}
+
+// declareMissing gives up on the ids up to to: they are skipped and
+// returned as missing; the buffered trades after them continue.
+func (t *tradeSync) declareMissing(to int64) int64 {
+	last := t.seq.Last()
+	if to <= last {
+		return 0
+	}
+	t.seq.ResetTo(to)
+	return to - last
+}
+
+// backfilled emits trades of a recent-trades repair (no consecutive ids)
+// unless already emitted.
 func (t *tradeSync) backfilled(evs []Event, now time.Time, out []Event, c *symbolCounters) []Event {
 	for i := range evs {
 		ev := &evs[i]
-		if ev.Seq != 0 {
-			if !t.dedupSeq.RecordAt(ev.Seq, now) {
-				c.duplicates.Add(1)
-				continue
-			}
-		} else if !t.dedupID.RecordAt(ev.ID, now) {
+		if !t.dedupID.RecordAt(ev.ID, now) {
 			c.duplicates.Add(1)
 			continue
 		}
@@ -137,37 +238,16 @@ func (t *tradeSync) backfilled(evs []Event, now time.Time, out []Event, c *symbo
 	return out
 }
 
-// finishRepair ends a consecutive-id repair: it emits the trade that
-// revealed the gap, then replays the trades buffered meanwhile. The replay
-// may reveal another gap, returned for the caller to backfill.
-func (t *tradeSync) finishRepair(now time.Time, out []Event, c *symbolCounters) ([]Event, *tradeGap) {
-	if t.trigger.Seq != 0 && t.dedupSeq.RecordAt(t.trigger.Seq, now) {
-		out = t.emitTrade(&t.trigger, out, c)
-	}
-	t.trigger = Event{}
-	return t.replay(now, out, c)
-}
-
-// replay ends the repair state and runs the buffered live trades through
-// live. If one of them reveals a new gap, the rest stay buffered behind it.
-func (t *tradeSync) replay(now time.Time, out []Event, c *symbolCounters) ([]Event, *tradeGap) {
+// replay ends a recent-trades repair and runs the buffered live trades
+// through live.
+func (t *tradeSync) replay(now time.Time, out []Event, c *symbolCounters) []Event {
 	t.repairing = false
-	pending := t.pending
-	t.pending = nil
+	pending := t.pending[t.head:]
+	t.pending, t.head, t.pendMax = nil, 0, 0
 	for i := range pending {
-		var gap *tradeGap
-		out, gap = t.live(&pending[i], now, out, c)
-		if gap != nil {
-			// t.live set repairing and reset t.pending: keep the rest.
-			t.pending = append(t.pending, pending[i+1:]...)
-			return out, gap
-		}
+		out, _ = t.live(&pending[i], now, out, c)
 	}
-	clear(pending)
-	if cap(pending) <= 4096 {
-		t.pending = pending[:0]
-	}
-	return out, nil
+	return out
 }
 
 // startRecent puts a non-consecutive-id symbol into repair mode ahead of a
@@ -179,7 +259,7 @@ func (t *tradeSync) startRecent() bool {
 		return false
 	}
 	t.repairing = true
-	t.pending = t.pending[:0]
+	t.pending, t.head, t.pendMax = t.pending[:0], 0, 0
 	return true
 }
 
@@ -210,13 +290,11 @@ func (t *tradeSync) finishRecent(recent []Event, now time.Time, out []Event, c *
 		short = t.lastID != "" && (len(recent) == 0 || recent[0].TS > t.lastTS)
 	}
 	out = t.backfilled(recent[start:], now, out, c)
-	out, _ = t.replay(now, out, c)
-	return out, short
+	return t.replay(now, out, c), short
 }
 
 // abortRecent ends a failed recent-trades repair: the buffered live trades
 // are replayed.
 func (t *tradeSync) abortRecent(now time.Time, out []Event, c *symbolCounters) []Event {
-	out, _ = t.replay(now, out, c)
-	return out
+	return t.replay(now, out, c)
 }

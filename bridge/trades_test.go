@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -30,23 +31,23 @@ func idTrade(id string, ts int64) Event { return Event{Type: EventTrade, ID: id,
 
 // tradeOp is one step of a trade table test.
 type tradeOp struct {
-	live     int64   // a live trade with this consecutive id (0: none)
-	backfill []int64 // REST trades for the running repair
-	finish   bool    // the repair ends
+	live int64   // a live trade with this consecutive id (0: none)
+	fill []int64 // a REST page merged into the running repair
 }
 
 func TestTradeSyncConsecutive(t *testing.T) {
 	live := func(n int64) tradeOp { return tradeOp{live: n} }
-	fill := func(ids ...int64) tradeOp { return tradeOp{backfill: ids} }
-	finish := tradeOp{finish: true}
+	fill := func(ids ...int64) tradeOp { return tradeOp{fill: ids} }
 	tests := []struct {
-		name    string
-		limit   int
-		ops     []tradeOp
-		want    string
-		gaps    []tradeGap
-		dups    uint64
-		backfil uint64
+		name     string
+		limit    int
+		ops      []tradeOp
+		want     string
+		gaps     []tradeGap // reported by live
+		dups     uint64
+		backfill uint64
+		missing  int64
+		done     bool // the last merge completed the repair
 	}{
 		{
 			name: "in order",
@@ -60,48 +61,53 @@ func TestTradeSyncConsecutive(t *testing.T) {
 			dups: 2,
 		},
 		{
-			name:    "gap: live trades wait until the backfill is emitted in order",
-			ops:     []tradeOp{live(1), live(2), live(5), live(6), fill(3, 4), live(7), finish, live(8)},
-			want:    "T1 T2 T3 T4 T5 T6 T7 T8",
-			gaps:    []tradeGap{{3, 4}},
-			backfil: 2,
+			name:     "gap: live trades wait until the backfill is emitted in order",
+			ops:      []tradeOp{live(1), live(2), live(5), live(6), fill(3, 4), live(7)},
+			want:     "T1 T2 T3 T4 T5 T6 T7",
+			gaps:     []tradeGap{{3, 4}},
+			backfill: 2,
 		},
 		{
-			name:    "backfill over several pages",
-			ops:     []tradeOp{live(10), live(20), fill(11, 12, 13), fill(14, 15, 16, 17, 18, 19), finish},
-			want:    "T10 T11 T12 T13 T14 T15 T16 T17 T18 T19 T20",
-			gaps:    []tradeGap{{11, 19}},
-			backfil: 9,
+			name:     "backfill over several pages",
+			ops:      []tradeOp{live(10), live(20), fill(11, 12, 13), fill(14, 15, 16, 17, 18, 19)},
+			want:     "T10 T11 T12 T13 T14 T15 T16 T17 T18 T19 T20",
+			gaps:     []tradeGap{{11, 19}},
+			backfill: 9,
+			done:     true,
 		},
 		{
-			name:    "duplicates in the buffered live trades",
-			ops:     []tradeOp{live(1), live(4), live(4), live(5), live(3), fill(2, 3), finish},
-			want:    "T1 T2 T3 T4 T5",
-			gaps:    []tradeGap{{2, 3}},
-			dups:    2,
-			backfil: 2,
+			name:     "one page fills several holes among the buffered trades",
+			ops:      []tradeOp{live(1), live(3), live(4), live(7), live(8), fill(2, 3, 4, 5, 6, 7)},
+			want:     "T1 T2 T3 T4 T5 T6 T7 T8",
+			gaps:     []tradeGap{{2, 2}},
+			backfill: 3,
+			done:     true,
 		},
 		{
-			name:    "replay reveals another gap: the rest stays behind it",
-			ops:     []tradeOp{live(1), live(3), live(4), live(7), live(8), fill(2), finish, fill(5, 6), finish},
-			want:    "T1 T2 T3 T4 T5 T6 T7 T8",
-			gaps:    []tradeGap{{2, 2}, {5, 6}},
-			backfil: 3,
+			name:     "duplicates among the buffered live trades",
+			ops:      []tradeOp{live(1), live(4), live(4), live(5), live(3), fill(2, 3)},
+			want:     "T1 T2 T3 T4 T5",
+			gaps:     []tradeGap{{2, 3}},
+			dups:     2,
+			backfill: 2,
+			done:     true,
 		},
 		{
-			name:    "buffer overflow is recovered as another gap",
-			limit:   2,
-			ops:     []tradeOp{live(1), live(3), live(4), live(5), live(6), live(7), fill(2), finish, live(8), fill(6, 7), finish},
-			want:    "T1 T2 T3 T4 T5 T6 T7 T8",
-			gaps:    []tradeGap{{2, 2}, {6, 7}},
-			backfil: 3,
+			name:     "ids the venue does not return are missing, order kept",
+			ops:      []tradeOp{live(1), live(5), fill(3, 4), live(6)},
+			want:     "T1 T3 T4 T5 T6",
+			gaps:     []tradeGap{{2, 4}},
+			backfill: 2,
+			missing:  1,
 		},
 		{
-			name:    "unrecoverable ids are skipped, order kept",
-			ops:     []tradeOp{live(1), live(5), fill(3), finish, live(6)},
-			want:    "T1 T3 T5 T6",
-			gaps:    []tradeGap{{2, 4}},
-			backfil: 1,
+			name:     "buffer overflow is recovered as another gap",
+			limit:    2,
+			ops:      []tradeOp{live(1), live(3), live(4), live(5), live(6), fill(2), live(7), fill(5, 6)},
+			want:     "T1 T2 T3 T4 T5 T6 T7",
+			gaps:     []tradeGap{{2, 2}, {5, 6}},
+			backfill: 3,
+			done:     true,
 		},
 	}
 	for _, tt := range tests {
@@ -110,47 +116,83 @@ func TestTradeSyncConsecutive(t *testing.T) {
 			var c symbolCounters
 			var out []Event
 			var gaps []tradeGap
+			var missing int64
+			done := false
 			now := time.Unix(1000, 0)
 			for _, op := range tt.ops {
-				var gap *tradeGap
-				switch {
-				case op.live != 0:
+				if op.live != 0 {
 					ev := seqTrade(op.live)
+					var gap *tradeGap
 					out, gap = ts.live(&ev, now, out, &c)
-				case op.backfill != nil:
-					var evs []Event
-					for _, n := range op.backfill {
-						evs = append(evs, seqTrade(n))
+					if gap != nil {
+						gaps = append(gaps, *gap)
 					}
-					out = ts.backfilled(evs, now, out, &c)
-				case op.finish:
-					out, gap = ts.finishRepair(now, out, &c)
+					continue
 				}
-				if gap != nil {
-					gaps = append(gaps, *gap)
+				var evs []Event
+				for _, n := range op.fill {
+					evs = append(evs, seqTrade(n))
 				}
+				var n int64
+				out, n, done = ts.merge(evs, now, out, &c)
+				missing += n
 			}
 			if got := render(out); got != tt.want {
 				t.Errorf("emitted %q, want %q", got, tt.want)
 			}
-			if len(gaps) != len(tt.gaps) {
-				t.Fatalf("gaps %v, want %v", gaps, tt.gaps)
-			}
-			for i := range gaps {
-				if gaps[i] != tt.gaps[i] {
-					t.Errorf("gap %d = %v, want %v", i, gaps[i], tt.gaps[i])
-				}
+			if !slices.Equal(gaps, tt.gaps) {
+				t.Errorf("gaps %v, want %v", gaps, tt.gaps)
 			}
 			if got := c.duplicates.Load(); got != tt.dups {
 				t.Errorf("duplicates %d, want %d", got, tt.dups)
 			}
-			if got := c.backfilled.Load(); got != tt.backfil {
-				t.Errorf("backfilled %d, want %d", got, tt.backfil)
+			if got := c.backfilled.Load(); got != tt.backfill {
+				t.Errorf("backfilled %d, want %d", got, tt.backfill)
 			}
-			if got := c.gaps.Load(); got != uint64(len(tt.gaps)) {
-				t.Errorf("gap counter %d, want %d", got, len(tt.gaps))
+			if missing != tt.missing {
+				t.Errorf("missing %d, want %d", missing, tt.missing)
+			}
+			if tt.done && !done {
+				t.Error("repair not complete after the last page")
+			}
+			if ts.repairing {
+				t.Error("still repairing at the end")
 			}
 		})
+	}
+}
+
+func TestTradeSyncNextFetch(t *testing.T) {
+	now := time.Unix(1, 0)
+	var c symbolCounters
+	ts := newTestTradeSync(t, true, 0)
+	for _, n := range []int64{1, 5, 9} {
+		ev := seqTrade(n)
+		ts.live(&ev, now, nil, &c)
+	}
+	from, holeEnd, limit, skipped := ts.nextFetch(1000, 0)
+	if from != 2 || holeEnd != 4 || limit != 7 || skipped != 0 {
+		t.Fatalf("nextFetch = %d %d %d %d, want from 2, hole to 4, limit 7 (reaching to 8), none skipped", from, holeEnd, limit, skipped)
+	}
+	if from, _, limit, _ = ts.nextFetch(3, 0); from != 2 || limit != 3 {
+		t.Fatalf("page 3: from %d limit %d", from, limit)
+	}
+
+	ts = newTestTradeSync(t, true, 0)
+	for _, n := range []int64{1, 100} {
+		ev := seqTrade(n)
+		ts.live(&ev, now, nil, &c)
+	}
+	from, holeEnd, _, skipped = ts.nextFetch(1000, 10)
+	if from != 90 || holeEnd != 99 || skipped != 88 {
+		t.Fatalf("BackfillMax 10: from %d hole to %d skipped %d, want 90 99 88", from, holeEnd, skipped)
+	}
+	if n := ts.declareMissing(99); n != 10 {
+		t.Fatalf("declareMissing = %d, want 10", n)
+	}
+	out, done := ts.advance(now, nil, &c)
+	if !done || render(out) != "T100" {
+		t.Fatalf("after giving up: %q done %v", render(out), done)
 	}
 }
 
