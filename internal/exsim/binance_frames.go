@@ -284,10 +284,15 @@ func (m *market) fanBinanceDepth(first, last, now int64) {
 	}
 }
 
-// binAddSub registers c on stream name of the market (under m.mu).
+// binAddSub registers c on stream name of the market.
 func (m *market) binAddSub(c *conn, name string, kind binKind, levels int, combined, micro bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.binAddSubLocked(c, name, kind, levels, combined, micro)
+}
+
+// binAddSubLocked is binAddSub for a caller holding m.mu.
+func (m *market) binAddSubLocked(c *conn, name string, kind binKind, levels int, combined, micro bool) {
 	st := m.streams[name]
 	if st == nil {
 		st = &binStream{name: name, kind: kind, levels: levels}

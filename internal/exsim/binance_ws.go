@@ -49,7 +49,7 @@ func (s *Server) handleBinanceWS(w http.ResponseWriter, r *http.Request) {
 		c.mu.Lock()
 		c.combined, c.micro = combined, micro
 		c.mu.Unlock()
-		s.binanceSubscribe(c, names)
+		s.binanceSubscribe(c, names, nil)
 	}, s.binanceRead)
 }
 
@@ -94,11 +94,13 @@ func (s *Server) binanceMarket(sym string) *market {
 }
 
 // binanceSubscribe adds streams (already validated) to c; duplicates are
-// ignored. It reports false when the stream limit would be exceeded.
-func (s *Server) binanceSubscribe(c *conn, names []string) bool {
+// ignored. The reply, if any, is queued while the markets are locked, so
+// every event after it reaches c. It reports false when the stream limit
+// would be exceeded.
+func (s *Server) binanceSubscribe(c *conn, names []string, reply []byte) bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed {
+		c.mu.Unlock()
 		return true
 	}
 	var add []string
@@ -108,22 +110,34 @@ func (s *Server) binanceSubscribe(c *conn, names []string) bool {
 		}
 	}
 	if len(c.binStreams)+len(add) > s.cfg.MaxStreams {
+		c.mu.Unlock()
 		return false
+	}
+	var ms []*market
+	for _, n := range add {
+		sym, _, _, _ := parseBinanceStream(n)
+		if m := s.binanceMarket(sym); m != nil {
+			ms = append(ms, m)
+		}
+	}
+	unlock := lockMarkets(ms)
+	if reply != nil {
+		c.sendControl(reply)
 	}
 	var syms []string
 	for _, n := range add {
 		c.binStreams = append(c.binStreams, n)
 		sym, kind, levels, _ := parseBinanceStream(n)
 		if m := s.binanceMarket(sym); m != nil {
-			m.binAddSub(c, n, kind, levels, c.combined, c.micro)
+			m.binAddSubLocked(c, n, kind, levels, c.combined, c.micro)
 			syms = append(syms, m.symbol)
 		}
 	}
+	unlock()
 	c.mu.Unlock()
 	for _, sym := range syms {
 		s.faults.onSubscribe(s, c, sym)
 	}
-	c.mu.Lock()
 	return true
 }
 
@@ -235,8 +249,7 @@ func (s *Server) binanceRead(c *conn, mt int, data []byte) {
 				c.sendControl(binanceWSError(2, "Invalid request: too many streams, at most "+strconv.Itoa(s.cfg.MaxStreams)+" per connection", id))
 				return
 			}
-			c.sendControl(binanceResult(jsonNull, id))
-			s.binanceSubscribe(c, names)
+			s.binanceSubscribe(c, names, binanceResult(jsonNull, id))
 			return
 		}
 		c.mu.Lock()

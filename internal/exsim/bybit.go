@@ -169,19 +169,26 @@ func (s *Server) bybitRead(c *conn, mt int, data []byte) {
 			return
 		}
 	}
-	c.mu.Unlock()
-	reply(true, okMsg)
+	// The ack is queued with the markets locked: every event after it
+	// reaches the client, and snapshots follow the ack.
 	var syms []string
-	c.mu.Lock()
+	var ms []*market
+	for _, t := range args {
+		_, sym, _ := parseBybitTopic(t)
+		ms = append(ms, s.markets[c.venue][sym])
+	}
+	unlock := lockMarkets(ms)
+	reply(true, okMsg)
 	if !c.closed {
 		for _, t := range args {
 			depth, sym, _ := parseBybitTopic(t)
 			c.topics = append(c.topics, t)
 			c.argChars += len(t)
-			s.markets[c.venue][sym].bybitAddSub(c, depth)
+			s.markets[c.venue][sym].bybitAddSubLocked(c, depth)
 			syms = append(syms, sym)
 		}
 	}
+	unlock()
 	c.mu.Unlock()
 	for _, sym := range syms {
 		s.faults.onSubscribe(s, c, sym)
@@ -234,6 +241,11 @@ func (m *market) view(depth int) *bybitView {
 func (m *market) bybitAddSub(c *conn, depth int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.bybitAddSubLocked(c, depth)
+}
+
+// bybitAddSubLocked is bybitAddSub for a caller holding m.mu.
+func (m *market) bybitAddSubLocked(c *conn, depth int) {
 	if depth == 0 {
 		m.tradeSubs = append(m.tradeSubs[:len(m.tradeSubs):len(m.tradeSubs)], c)
 		return

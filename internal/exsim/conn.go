@@ -561,9 +561,10 @@ func (c *conn) writeFrame(f outFrame) bool {
 	return true
 }
 
-// writeData writes a data frame and notes its ids as pending delivery.
+// writeData writes a data frame and notes its ids for the ground truth.
+// The ids are noted first: they are committed before the bytes reach the
+// socket, so a client never sees a frame the truth does not list yet.
 func (c *conn) writeData(f outFrame) {
-	c.writeWS(opText, f.b)
 	if f.ser != nil {
 		if n := len(c.pending); n > 0 && c.pending[n-1].ser == f.ser && c.pending[n-1].hi+1 == f.lo {
 			c.pending[n-1].hi = f.hi
@@ -571,6 +572,7 @@ func (c *conn) writeData(f outFrame) {
 			c.pending = append(c.pending, pend{f.ser, f.lo, f.hi})
 		}
 	}
+	c.writeWS(opText, f.b)
 	c.rec.sent.Add(1)
 }
 
@@ -591,36 +593,37 @@ func (c *conn) writeWS(op byte, p []byte) {
 		binary.BigEndian.PutUint64(hdr[2:], uint64(n))
 		h = 10
 	}
-	if c.bw.Available() < h+len(p) && c.bw.Buffered() > 0 {
-		c.flush()
+	if c.bw.Available() < h+len(p) && !c.flush() {
+		return
 	}
 	_, _ = c.bw.Write(hdr[:h])
-	_, _ = c.bw.Write(p)
-	if c.bw.Buffered() == 0 { // a frame larger than the buffer went out directly
-		c.flush()
-	}
+	_, _ = c.bw.Write(p) // a frame larger than the buffer goes out directly
 }
 
-// flush writes the buffer to the socket and records the ids it carried as
-// delivered. On a write error they are recorded too (they may have reached
-// the client), so "never delivered" stays a safe claim. It returns false
-// once the connection is unusable.
+// flush records the pending ids as delivered, then writes the buffer to
+// the socket. Committing first keeps the truth ahead of what clients can
+// read; if the write then fails the ids stay recorded (they may have
+// reached the client), so "never delivered" remains a safe claim. A
+// connection cut before the flush discards them: they were never sent. It
+// returns false once the connection is unusable.
 func (c *conn) flush() bool {
-	var err error
-	if c.bw.Buffered() > 0 {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-		err = c.bw.Flush()
+	if c.isDone() {
+		c.pending = c.pending[:0]
+		return false
 	}
 	if len(c.pending) > 0 {
 		c.rec.commit(c.pending)
 		c.pending = c.pending[:0]
 		c.lastActive.Store(time.Now().UnixNano())
 	}
-	if err != nil {
-		c.abort("write: " + err.Error())
-		return false
+	if c.bw.Buffered() > 0 {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+		if err := c.bw.Flush(); err != nil {
+			c.abort("write: " + err.Error())
+			return false
+		}
 	}
-	return !c.isDone()
+	return true
 }
 
 // teardown runs when the writer exits: it closes the socket, stops the

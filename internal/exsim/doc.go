@@ -43,9 +43,13 @@
 // A connection has a bounded send queue drained by one writer goroutine
 // that batches frames into few writes. A client that lets the queue fill
 // is disconnected as a slow consumer (or, with Config.Backpressure, the
-// generator waits). An id counts as delivered once the write carrying it
-// to the socket returned; ids in frames still queued or buffered when a
-// connection is cut are not delivered. Truth reports, per market and
+// generator waits). An id counts as delivered when the writer hands the
+// buffer holding it to the socket; it is recorded just before that write,
+// so once a client has read a frame its ids are in the truth. Ids in
+// frames still queued or buffered when a connection is cut are not
+// delivered; a write that fails midway counts as delivered (the client may
+// have received part of it), so "never delivered" is always a safe claim.
+// Truth reports, per market and
 // series, the ids generated, delivered per connection, and never
 // delivered, as compact ranges.
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
+	"sort"
 	"sync"
 	"time"
 )
@@ -91,6 +92,7 @@ type bybitView struct {
 // what keeps snapshots and streams coherent.
 type market struct {
 	srv    *Server
+	idx    int // position in Server.mlist: the order markets are locked in
 	venue  Venue
 	symbol string
 	lower  string
@@ -461,4 +463,28 @@ func removeConn(subs []*conn, c *conn) []*conn {
 		}
 	}
 	return subs
+}
+
+// lockMarkets locks the distinct markets of ms in index order (so that
+// concurrent callers cannot deadlock) and returns the unlock function.
+func lockMarkets(ms []*market) func() {
+	sorted := make([]*market, 0, len(ms))
+	for _, m := range ms {
+		dup := false
+		for _, x := range sorted {
+			dup = dup || x == m
+		}
+		if !dup {
+			sorted = append(sorted, m)
+		}
+	}
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].idx < sorted[j].idx })
+	for _, m := range sorted {
+		m.mu.Lock()
+	}
+	return func() {
+		for i := len(sorted) - 1; i >= 0; i-- {
+			sorted[i].mu.Unlock()
+		}
+	}
 }

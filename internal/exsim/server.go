@@ -93,6 +93,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	}
 	for _, mc := range cfg.Markets {
 		m := newMarket(s, mc)
+		m.idx = len(s.mlist)
 		s.markets[mc.Venue][mc.Symbol] = m
 		s.mlist = append(s.mlist, m)
 	}
@@ -314,12 +315,16 @@ func (s *Server) nowNs(v Venue) int64 {
 	return s.clock().UnixNano() + s.skew[venueIndex(v)].Load()
 }
 
-// Conns lists every connection accepted so far, open or closed, by id.
+// Conns lists every connection accepted so far, open or closed, by id. An
+// open connection is listed once the subscriptions in its URL are active.
 func (s *Server) Conns() []ConnInfo {
 	recs := s.records()
 	out := make([]ConnInfo, 0, len(recs))
 	for _, r := range recs {
 		ci := r.info()
+		if ci.Open && !r.ready.Load() {
+			continue
+		}
 		s.mu.Lock()
 		c := s.conns[r.ID]
 		s.mu.Unlock()
@@ -397,6 +402,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, v Venue, setup f
 	if setup != nil {
 		setup(c)
 	}
+	c.rec.ready.Store(true)
 	c.start(func(mt int, data []byte) { read(c, mt, data) })
 }
 

@@ -18,6 +18,9 @@ type connRecord struct {
 	Remote string
 	Opened time.Time
 	sent   atomic.Uint64
+	// ready is set once the URL's subscriptions are in place; Conns hides
+	// open connections until then, so a listed connection is subscribed.
+	ready atomic.Bool
 
 	mu        sync.Mutex
 	closed    time.Time
