@@ -1,6 +1,7 @@
 package exsim
 
 import (
+	"bytes"
 	"io"
 	"testing"
 	"time"
@@ -37,4 +38,38 @@ func BenchmarkBinanceTradeFrames(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/el.Seconds(), "frames/s")
 	_ = s.SetRates(Binance, "BTCUSDT", 0, 0)
+}
+
+// BenchmarkBybitTrades measures Bybit publicTrade throughput to one client
+// in trades per second (Bybit batches trades, so frames carry several).
+func BenchmarkBybitTrades(b *testing.B) {
+	s := startServer(b, Config{
+		Seed:         1,
+		Markets:      []MarketConfig{{Venue: BybitLinear, Symbol: "BTCUSDT"}},
+		Backpressure: true,
+	})
+	ws := dial(b, s.BybitWSURL()+"/v5/public/linear")
+	send(b, ws, `{"op":"subscribe","args":["publicTrade.BTCUSDT"]}`)
+	readFrame(b, ws)
+	if err := s.SetRates(BybitLinear, "BTCUSDT", maxRate, 0); err != nil {
+		b.Fatal(err)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(time.Minute))
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	frames := 0
+	for trades := 0; trades < b.N; {
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			b.Fatal(err)
+		}
+		frames++
+		trades += bytes.Count(msg, []byte(`"T":`))
+	}
+	el := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/el.Seconds(), "trades/s")
+	b.ReportMetric(float64(frames)/el.Seconds(), "frames/s")
+	_ = s.SetRates(BybitLinear, "BTCUSDT", 0, 0)
 }

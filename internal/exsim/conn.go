@@ -118,6 +118,7 @@ type conn struct {
 	lastActive atomic.Int64 // Unix ns of the last client ping or data sent (Bybit idle cut)
 
 	// Writer-owned state.
+	hdr     [10]byte
 	bw      *bufio.Writer
 	pending []pend
 	rng     *rand.Rand
@@ -578,7 +579,7 @@ func (c *conn) writeData(f outFrame) {
 
 // writeWS frames p as one unmasked, unfragmented server frame.
 func (c *conn) writeWS(op byte, p []byte) {
-	var hdr [10]byte
+	hdr := &c.hdr // a field, not a local: a local would escape to the heap
 	hdr[0] = 0x80 | op
 	h := 2
 	switch n := len(p); {
