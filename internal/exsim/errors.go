@@ -13,8 +13,6 @@ var (
 	ErrUnknownConn = errors.New("exsim: unknown connection")
 	// ErrBadFault: a Fault is invalid (unknown kind, bad target or values).
 	ErrBadFault = errors.New("exsim: invalid fault")
-	// ErrNotStarted: the server is not listening yet (call Start).
-	ErrNotStarted = errors.New("exsim: not started")
 	// ErrStarted: Start was called twice.
 	ErrStarted = errors.New("exsim: already started")
 	// ErrClosed: the server has been closed.

@@ -404,8 +404,6 @@ func (t *faultTable) snapshot() []*rule {
 	return append([]*rule(nil), t.rules...)
 }
 
-func (t *faultTable) stop() {}
-
 // faultsChanged recompiles skew and the policies of the live connections.
 func (s *Server) faultsChanged(live []*conn) {
 	rules := s.faults.snapshot()

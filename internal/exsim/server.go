@@ -189,7 +189,6 @@ func (s *Server) Close() error {
 	}
 	s.wg.Wait()
 	s.connWG.Wait()
-	s.faults.stop()
 	return err
 }
 
