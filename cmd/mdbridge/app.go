@@ -74,8 +74,8 @@ func (c *Config) connConfig(urls []string) publisher.ConnConfig {
 
 // newApp starts everything but the streams' read loops. On error it has
 // released what it started.
-func newApp(ctx context.Context, cfg *Config, logger *slog.Logger) (a *app, err error) {
-	a = &app{cfg: cfg, logger: logger, start: time.Now()}
+func newApp(ctx context.Context, cfg *Config, logger *slog.Logger) (_ *app, err error) {
+	a := &app{cfg: cfg, logger: logger, start: time.Now()}
 	defer func() {
 		if err != nil {
 			a.close()
