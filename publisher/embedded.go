@@ -73,6 +73,16 @@ func StartEmbedded(cfg EmbeddedConfig, logger *slog.Logger) (*Embedded, error) {
 		return nil, fmt.Errorf("%w: EmbeddedConfig.Port %d: want 1..65535, 0 (4222) or -1 (random)", ErrConfig, cfg.Port)
 	}
 	log := orDiscard(logger).With("component", "nats-server")
+	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+	if cfg.Port > 0 {
+		// nats-server reports a taken port only in its log and never becomes
+		// ready; probe first for a clear, immediate error.
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("%w: cannot listen on %s: %w", ErrEmbedded, addr, err)
+		}
+		_ = l.Close()
+	}
 	opts := &server.Options{
 		ServerName:         cfg.ServerName,
 		Host:               cfg.Host,
@@ -96,7 +106,7 @@ func StartEmbedded(cfg EmbeddedConfig, logger *slog.Logger) (*Embedded, error) {
 	if !srv.ReadyForConnections(cfg.ReadyTimeout) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("%w: not ready on %s within %s (port in use? store dir %s writable?)",
-			ErrEmbedded, net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)), cfg.ReadyTimeout, cfg.StoreDir)
+			ErrEmbedded, addr, cfg.ReadyTimeout, cfg.StoreDir)
 	}
 	if !srv.JetStreamEnabled() {
 		srv.Shutdown()
