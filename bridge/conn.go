@@ -143,9 +143,26 @@ func (c *conn) start() {
 			c.fail(context.Cause(c.ctx))
 		}
 	})
-	if hb := st.cfg.Exchange.Heartbeat(); hb.ClientPing != nil && hb.Interval > 0 {
-		st.goConn(func() { c.pingLoop(hb) })
+	if ping, every := pingPlan(st.cfg.Exchange.Heartbeat(), st.cfg.HeartbeatTimeout); every > 0 {
+		st.goConn(func() { c.pingLoop(ping, every) })
 	}
+}
+
+// pingPlan decides the client's keep-alive: the venue's application ping
+// (Bybit) every Interval, or WebSocket pings where the server pings (Binance);
+// in both cases at least three times per heartbeat timeout, so that a quiet
+// but healthy connection produces replies (inbound life) well before the
+// stale timeout. It returns no ping (every = 0) when the server's own pings
+// already arrive often enough.
+func pingPlan(hb Heartbeat, timeout time.Duration) (ping func(int64) []byte, every time.Duration) {
+	every = hb.Interval
+	if t := timeout / 3; t > 0 && (every <= 0 || t < every) {
+		every = t
+	}
+	if hb.ClientPing == nil && every >= hb.Interval {
+		return nil, 0 // the server pings often enough
+	}
+	return hb.ClientPing, every
 }
 
 // nextID yields request ids unique on this connection.
@@ -175,21 +192,38 @@ func (c *conn) onPing(data string) error {
 	return err
 }
 
-// pingLoop sends the venue's application-level ping every interval.
-func (c *conn) pingLoop(hb Heartbeat) {
-	t := time.NewTicker(hb.Interval)
+// pingLoop sends a keep-alive every interval: the venue's application
+// ping frame, or a WebSocket ping when ping is nil.
+func (c *conn) pingLoop(ping func(int64) []byte, every time.Duration) {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-c.ctx.Done():
 			return
 		case <-t.C:
-			if err := c.writeText(hb.ClientPing(c.nextID())); err != nil {
+			var err error
+			if ping != nil {
+				err = c.writeText(ping(c.nextID()))
+			} else {
+				err = c.writePing()
+			}
+			if err != nil {
 				c.fail(fmt.Errorf("bridge: ping: %w", err))
 				return
 			}
 		}
 	}
+}
+
+// writePing sends a WebSocket ping, serialized and paced.
+func (c *conn) writePing() error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	if err := c.pacer.wait(c.ctx); err != nil {
+		return err
+	}
+	return c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait))
 }
 
 // writeText sends one text frame, serialized and paced.

@@ -379,3 +379,24 @@ func TestFaultMalformedFrames(t *testing.T) {
 		})
 	}
 }
+
+// TestBybitResnapshot: Bybit re-sends a snapshot when it has trouble; the
+// stream emits it (consumers reset) and the book stays exact.
+func TestBybitResnapshot(t *testing.T) {
+	t.Parallel()
+	r := startFaultRun(t, venueCases[1], exsim.Config{Markets: []exsim.MarketConfig{market(exsim.BybitSpot, "BTCUSDT", 20, 100)}}, nil, "BTCUSDT")
+	for range 3 {
+		time.Sleep(300 * time.Millisecond)
+		if _, err := r.sim.InjectFault(exsim.Fault{Kind: exsim.FaultResnapshot}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	st := r.check(t, "BTCUSDT")
+	if st.Snapshots < 4 {
+		t.Fatalf("%d snapshots emitted, want the first and 3 re-sent ones", st.Snapshots)
+	}
+	if st.Gaps != 0 {
+		t.Fatalf("%d gaps: a re-sent snapshot is not a gap", st.Gaps)
+	}
+}

@@ -156,3 +156,28 @@ func TestConnectGateStaggers(t *testing.T) {
 		}
 	})
 }
+
+func TestPingPlan(t *testing.T) {
+	bybitPing := func(int64) []byte { return []byte("ping") }
+	tests := []struct {
+		name      string
+		hb        Heartbeat
+		timeout   time.Duration
+		wantEvery time.Duration
+		wantApp   bool
+	}{
+		{"bybit default", Heartbeat{ClientPing: bybitPing, Interval: 20 * time.Second}, 90 * time.Second, 20 * time.Second, true},
+		{"bybit short timeout pings faster", Heartbeat{ClientPing: bybitPing, Interval: 20 * time.Second}, 3 * time.Second, time.Second, true},
+		{"binance server pings suffice", Heartbeat{Interval: 20 * time.Second}, 90 * time.Second, 0, false},
+		{"binance default timeout: websocket pings", Heartbeat{Interval: 20 * time.Second}, 30 * time.Second, 10 * time.Second, false},
+		{"no stale detection", Heartbeat{ClientPing: bybitPing, Interval: 20 * time.Second}, 0, 20 * time.Second, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ping, every := pingPlan(tt.hb, tt.timeout)
+			if every != tt.wantEvery || (ping != nil) != tt.wantApp {
+				t.Fatalf("pingPlan = (app %v, %s), want (app %v, %s)", ping != nil, every, tt.wantApp, tt.wantEvery)
+			}
+		})
+	}
+}
