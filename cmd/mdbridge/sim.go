@@ -68,8 +68,7 @@ func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	srv, err := exsim.New(exsim.Config{Addr: *listen, Markets: markets, Seed: *seed, ClockSkew: *skew}, logger)
-	_ = anyAddr // wired when exsim accepts non-loopback addresses
+	srv, err := exsim.New(exsim.Config{Addr: *listen, Markets: markets, Seed: *seed, ClockSkew: *skew, AllowNonLoopback: *anyAddr}, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "mdbridge sim: %v\n", err)
 		return exitUsage
@@ -91,7 +90,7 @@ func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, "simulator stopped")
 			return exitOK
 		case <-tick.C:
-			logger.Info("simulator", "conns", len(srv.Conns()), "stats", fmt.Sprintf("%+v", srv.Stats()))
+			logger.Info("simulator", "open_conns", srv.Stats().Open, "stats", fmt.Sprintf("%+v", srv.Stats()))
 		}
 	}
 }
