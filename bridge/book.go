@@ -148,13 +148,15 @@ func (b *streamBook) reset() {
 func (b *streamBook) event(ev *Event, out []Event, c *symbolCounters) ([]Event, bool) {
 	if ev.Type == EventBookSnapshot {
 		restart := ev.LastID == 1 && b.lastID > 1
-		if b.state == bookLive && ev.LastID <= b.lastID && !restart {
-			// A repeated or older snapshot (depth 1 re-sends the same u;
-			// the replacement connection of a rotation starts with one):
-			// the book is already there.
+		if b.state == bookLive && ev.LastID < b.lastID && !restart {
+			// An older snapshot (the replacement connection of a rotation
+			// starts with one): the book is already past it.
 			c.duplicates.Add(1)
 			return out, false
 		}
+		// A snapshot at the current u is a reset the venue asked for (it
+		// re-sends one when it has trouble; depth 1 re-sends the same u):
+		// emit it, its msg ID is the same if nothing changed.
 		b.state = bookLive
 		b.lastID = ev.LastID
 		b.lastSeq = ev.Seq

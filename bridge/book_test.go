@@ -215,10 +215,16 @@ func TestStreamBook(t *testing.T) {
 			resubs: "....",
 		},
 		{
-			name:   "repeated snapshot with the same u (depth 1) is not re-emitted",
+			name:   "a re-sent snapshot with the same u is a reset and emitted",
 			steps:  []bookStep{ss(5, 0), ss(5, 0), sd(6, 0)},
-			want:   "S5 D6-6",
+			want:   "S5 S5 D6-6",
 			resubs: "...",
+		},
+		{
+			name:   "an older snapshot (rotation overlap) is dropped",
+			steps:  []bookStep{ss(5, 0), sd(6, 0), sd(7, 0), ss(6, 0), sd(8, 0)},
+			want:   "S5 D6-6 D7-7 D8-8",
+			resubs: ".....",
 			dups:   1,
 		},
 		{
