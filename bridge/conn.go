@@ -383,7 +383,6 @@ func (c *conn) readLoop() {
 			c.gotData.Store(true)
 			c.sh.deliver(c, evs)
 		}
-		clear(evs) // drop references to the frame for the GC
 	}
 }
 

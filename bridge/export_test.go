@@ -32,3 +32,7 @@ func (h *HotPath) Frame(frame []byte, recvTS int64) error {
 	h.sh.deliver(h.c, evs)
 	return nil
 }
+
+// Events processes already decoded events as one frame of the primary
+// connection.
+func (h *HotPath) Events(evs []Event) { h.sh.deliver(h.c, evs) }

@@ -182,8 +182,14 @@ func (sh *shard) flush() {
 	if err := sh.st.pub.Publish(sh.st.pubCtx, sh.out); err != nil && sh.st.pubCtx.Err() == nil {
 		sh.st.fatal(fmt.Errorf("bridge: publisher: %w", err))
 	}
-	clear(sh.out)
-	sh.out = sh.out[:0]
+	// Entries keep references to their frames until overwritten; a buffer
+	// grown by a large batch (a backfill page, a big frame) is dropped so
+	// it does not pin memory.
+	if cap(sh.out) > 1024 {
+		sh.out = nil
+	} else {
+		sh.out = sh.out[:0]
+	}
 }
 
 // serverShutdown is called by a connection that received the venue's

@@ -77,15 +77,27 @@ func (t *tradeSync) live(ev *Event, now time.Time, out []Event, c *symbolCounter
 		}
 		return t.emitTrade(ev, out, c), nil
 	}
+	// One tracker call on the in-order path. A gap must not advance the
+	// tracker (the repair emits the missing ids first): undo it.
 	last := t.seq.Last()
-	if t.seq.Started() && ev.Seq > last+1 {
+	switch t.seq.Observe(ev.Seq) {
+	case resilience.SeqFirst, resilience.SeqInOrder:
+		if !t.dedupSeq.RecordAt(ev.Seq, now) {
+			c.duplicates.Add(1)
+			return out, nil
+		}
+		return t.emitTrade(ev, out, c), nil
+	case resilience.SeqGap:
+		t.seq.ResetTo(last)
 		c.gaps.Add(1)
 		t.repairing = true
 		t.pending, t.head, t.pendMax = t.pending[:0], 0, 0
 		t.buffer(ev, c)
 		return out, &tradeGap{from: last + 1, to: ev.Seq - 1}
+	default: // SeqDuplicate, SeqLate
+		c.duplicates.Add(1)
+		return out, nil
 	}
-	return t.emitNext(ev, now, out, c), nil
 }
 
 // emitNext emits ev if it is the first trade or continues the sequence,
