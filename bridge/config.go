@@ -63,6 +63,7 @@ const (
 	DefaultBackfillMax         = 100_000
 	DefaultBackfillPage        = 1000
 	DefaultPendingLimit        = 50_000
+	DefaultBookBufferLimit     = 1000
 	DefaultDedupWindow         = 2048
 	DefaultDedupTTL            = 2 * time.Minute
 	DefaultResyncTimeout       = 15 * time.Second
@@ -151,9 +152,16 @@ type StreamConfig struct {
 	// BackfillPage is the page size of Exchange.Trades calls (venue maximum
 	// 1000). Default 1000.
 	BackfillPage int
-	// PendingLimit bounds the live events buffered per symbol while a
-	// backfill or book resync runs. Default 50000.
+	// PendingLimit bounds the live trades buffered per symbol while a
+	// backfill runs (a trade dropped at the bound is backfilled later).
+	// Default 50000.
 	PendingLimit int
+	// BookBufferLimit bounds the deltas buffered per BookRESTSnapshot book
+	// while it waits for a snapshot; the oldest are dropped (the snapshot
+	// then has to be newer, which the procedure checks). At startup many
+	// books wait for REST snapshots at the venue's weight limit, so this is
+	// what bounds memory. Default 1000.
+	BookBufferLimit int
 	// DedupWindow and DedupTTL size the per-symbol trade deduplicators.
 	// Defaults 2048 ids and 2m.
 	DedupWindow int
@@ -249,7 +257,7 @@ func (c StreamConfig) validate() (*settings, error) {
 	}{
 		{"MaxTopicsPerConn", c.MaxTopicsPerConn}, {"SnapshotConcurrency", c.SnapshotConcurrency},
 		{"SnapshotsPerMinute", c.SnapshotsPerMinute}, {"BackfillMax", c.BackfillMax},
-		{"BackfillPage", c.BackfillPage}, {"PendingLimit", c.PendingLimit},
+		{"BackfillPage", c.BackfillPage}, {"PendingLimit", c.PendingLimit}, {"BookBufferLimit", c.BookBufferLimit},
 		{"DedupWindow", c.DedupWindow}, {"RecentTradesLimit", c.RecentTradesLimit},
 	} {
 		if n.v < 0 {
@@ -286,6 +294,7 @@ func (c StreamConfig) validate() (*settings, error) {
 	defInt(&c.BackfillMax, DefaultBackfillMax)
 	defInt(&c.BackfillPage, DefaultBackfillPage)
 	defInt(&c.PendingLimit, DefaultPendingLimit)
+	defInt(&c.BookBufferLimit, DefaultBookBufferLimit)
 	defInt(&c.DedupWindow, DefaultDedupWindow)
 	defInt(&c.RecentTradesLimit, DefaultRecentTradesLimit)
 	if c.RotationAge == 0 && s.limits.MaxConnectionAge > 0 {

@@ -94,7 +94,7 @@ func newShard(st *Stream, idx int, p shardPlan) (*shard, error) {
 			case BookStreamSnapshot:
 				sym.stream = &streamBook{policy: cfg.BookGapPolicy}
 			default:
-				sym.rest = &restBook{limit: cfg.PendingLimit}
+				sym.rest = &restBook{limit: cfg.BookBufferLimit}
 			}
 		}
 		sh.syms[name] = sym
@@ -490,8 +490,10 @@ func retryDelay(err error, attempt int) time.Duration {
 // missed while reconnecting, and runs what it finds through the live path
 // (which emits them in order, or starts a backfill on a gap).
 func (sh *shard) verifyTrades(ctx context.Context, sym *symbol, last int64) {
-	sh.st.quiet <- struct{}{}
-	defer func() { <-sh.st.quiet }()
+	if !sh.st.acquireQuiet(ctx) {
+		return
+	}
+	defer sh.st.releaseQuiet()
 	cfg := sh.st.cfg
 	from := last + 1
 	for fetched := 0; fetched < cfg.BackfillMax; {
@@ -535,8 +537,10 @@ func (sh *shard) verifyTrades(ctx context.Context, sym *symbol, last int64) {
 // The stream's own snapshot is used even with a SnapshotRequester, because
 // the book must continue exactly from the emitted snapshot.
 func (sh *shard) verifyBook(ctx context.Context, sym *symbol, last int64) {
-	sh.st.quiet <- struct{}{}
-	defer func() { <-sh.st.quiet }()
+	if !sh.st.acquireQuiet(ctx) {
+		return
+	}
+	defer sh.st.releaseQuiet()
 	ev, err := sh.st.snaps.fetch(ctx, sym.name)
 	if err != nil {
 		if ctx.Err() == nil {

@@ -263,6 +263,14 @@ func (s *Stream) Snapshot(ctx context.Context, exchange, symbol string) (Event, 
 	return s.snaps.fetch(ctx, symbol)
 }
 
+// Serves reports whether the stream carries symbol on exchange (the
+// publisher's SymbolFilter: requests for other symbols are refused before
+// any fetch).
+func (s *Stream) Serves(exchange, symbol string) bool {
+	_, ok := s.symbols[symbol]
+	return ok && exchange == s.cfg.exName
+}
+
 // ClockOffset returns the last measured exchange clock minus local clock
 // (0 when time sync is off or not yet measured).
 func (s *Stream) ClockOffset() time.Duration {
@@ -354,3 +362,16 @@ func (s *Stream) goConn(f func()) {
 		f()
 	}()
 }
+
+// acquireQuiet takes the QuietCheck slot (one verification at a time: they
+// are low priority REST traffic); false if ctx ended first.
+func (s *Stream) acquireQuiet(ctx context.Context) bool {
+	select {
+	case s.quiet <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (s *Stream) releaseQuiet() { <-s.quiet }

@@ -308,6 +308,9 @@ func TestSnapshotSource(t *testing.T) {
 	if depth >= len(evs) {
 		t.Fatalf("%d concurrent snapshot requests sent %d REST requests: not coalesced", len(evs), depth)
 	}
+	if !s.Serves("binance", "BTCUSDT") || s.Serves("binance", "ETHUSDT") || s.Serves("bybit", "BTCUSDT") {
+		t.Fatal("Serves does not match the stream's exchange and symbols")
+	}
 	if _, err := s.Snapshot(ctx, "binance", "ETHUSDT"); !errors.Is(err, bridge.ErrUnknownSymbol) {
 		t.Fatalf("unknown symbol: %v", err)
 	}
