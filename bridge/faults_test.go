@@ -41,7 +41,7 @@ func startFaultRun(t *testing.T, vc venueCase, simCfg exsim.Config, tune func(*b
 	r.stop = runStream(t, r.s)
 	eventually(t, 10*time.Second, "first trades and book", func() bool {
 		for _, sym := range symbols {
-			if len(r.col.tradesOf(r.ex.Name(), sym)) == 0 || len(r.col.booksOf(r.ex.Name(), sym)) == 0 {
+			if len(r.col.tradesOf(r.ex.Name(), sym)) == 0 || (cfg.Channels&bridge.ChannelBook != 0 && len(r.col.booksOf(r.ex.Name(), sym)) == 0) {
 				return false
 			}
 		}
@@ -399,4 +399,47 @@ func TestBybitResnapshot(t *testing.T) {
 	if st.Gaps != 0 {
 		t.Fatalf("%d gaps: a re-sent snapshot is not a gap", st.Gaps)
 	}
+}
+
+// TestUnrecoverableTradesAreCounted keeps the venue unreachable for longer
+// than its REST trade history reaches back: the trades that cannot be
+// backfilled are counted as missing (never hidden), everything else is
+// delivered exactly once in order.
+func TestUnrecoverableTradesAreCounted(t *testing.T) {
+	t.Parallel()
+	r := startFaultRun(t, venueCases[0], exsim.Config{
+		TradeHistory: 100,
+		Markets:      []exsim.MarketConfig{market(exsim.Binance, "BTCUSDT", 100, 0)},
+	}, func(c *bridge.StreamConfig) { c.Channels = bridge.ChannelTrade }, "BTCUSDT")
+	// Every connection, existing and new, is cut at once: the venue is
+	// unreachable until the fault is cleared.
+	id, err := r.sim.InjectFault(exsim.Fault{Kind: exsim.FaultClose, Scope: exsim.ScopeAll})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if err := r.sim.ClearFault(id); err != nil {
+		t.Fatal(err)
+	}
+	gen := quiesce(t, r.sim, r.col, "binance", exsim.Binance, "BTCUSDT")
+	ords := tradeOrdinals(t, r.sim, exsim.Binance, "BTCUSDT", r.col.tradesOf("binance", "BTCUSDT"))
+	for i := 1; i < len(ords); i++ {
+		if ords[i] <= ords[i-1] {
+			t.Fatalf("trade %d (%d) after %d: duplicate or out of order", i, ords[i], ords[i-1])
+		}
+	}
+	st := r.s.Stats()
+	accounted := uint64(len(ords)) + st.Missing
+	if want := uint64(gen.Last - ords[0] + 1); accounted != want {
+		t.Fatalf("delivered %d + missing %d = %d, want every id from %d to %d (%d) accounted for",
+			len(ords), st.Missing, accounted, ords[0], gen.Last, want)
+	}
+	if st.Missing == 0 {
+		t.Fatal("nothing counted missing although the outage outlasted the venue's trade history")
+	}
+	eventually(t, 5*time.Second, "the missing count in the reported state", func() bool {
+		s, _ := r.states.last("BTCUSDT")
+		return s.Missing == st.Missing
+	})
+	t.Logf("delivered %d, backfilled %d, missing %d", len(ords), st.Backfilled, st.Missing)
 }

@@ -487,17 +487,25 @@ func retryDelay(err error, attempt int) time.Duration {
 }
 
 // verifyTrades looks for trades after last that a quiet symbol may have
-// missed while reconnecting, and runs what it finds through the live path
-// (which emits them in order, or starts a backfill on a gap).
+// missed while reconnecting, and emits them in order as backfilled. Ids
+// the venue no longer has are counted as missing. If live trades moved the
+// symbol on meanwhile, they decide (a gap among them starts a repair).
 func (sh *shard) verifyTrades(ctx context.Context, sym *symbol, last int64) {
 	if !sh.st.acquireQuiet(ctx) {
 		return
 	}
 	defer sh.st.releaseQuiet()
 	cfg := sh.st.cfg
-	from := last + 1
+	t := &sym.trades
+	var missing int64
+	defer func() {
+		if missing > 0 {
+			sym.ctr.missing.Add(uint64(missing))
+			sym.log.Error("trades missed and not recoverable", "count", missing)
+		}
+	}()
 	for fetched := 0; fetched < cfg.BackfillMax; {
-		page, err := cfg.Exchange.Trades(ctx, sym.name, from, cfg.BackfillPage)
+		page, err := cfg.Exchange.Trades(ctx, sym.name, last+1, cfg.BackfillPage)
 		if err != nil || len(page) == 0 {
 			if err != nil && ctx.Err() == nil && !errors.Is(err, ErrNotSupported) {
 				sym.log.Warn("quiet-symbol trade check failed", "err", err)
@@ -505,28 +513,31 @@ func (sh *shard) verifyTrades(ctx context.Context, sym *symbol, last int64) {
 			return
 		}
 		fetched += len(page)
-		sh.mu.Lock()
-		before := sym.ctr.emitted.Load()
 		for i := range page {
 			sh.stamp(&page[i])
-			var gap *tradeGap
-			sh.out, gap = sym.trades.live(&page[i], sh.st.now(), sh.out, &sym.ctr)
-			if gap != nil {
-				sh.startTradeRepair(sym, *gap)
-			}
 		}
-		n := sym.ctr.emitted.Load() - before
-		sym.ctr.backfilled.Add(n)
-		sh.flush()
-		repairing := sym.trades.repairing
-		sh.mu.Unlock()
-		if n > 0 {
-			sym.log.Info("quiet symbol: recovered trades missed while reconnecting", "count", n)
-		}
-		if repairing || len(page) < cfg.BackfillPage {
+		sh.mu.Lock()
+		if t.repairing || t.seq.Last() != last {
+			sh.mu.Unlock()
 			return
 		}
-		from = page[len(page)-1].Seq + 1
+		before := sym.ctr.backfilled.Load()
+		t.repairing = true // merge runs as a repair with nothing buffered
+		var n int64
+		sh.out, n, _ = t.merge(page, sh.st.now(), sh.out, &sym.ctr)
+		missing += n
+		if n > 0 {
+			sym.ctr.gaps.Add(1)
+		}
+		last = t.seq.Last()
+		sh.flush()
+		sh.mu.Unlock()
+		if got := sym.ctr.backfilled.Load() - before; got > 0 {
+			sym.log.Info("quiet symbol: recovered trades missed while reconnecting", "count", got)
+		}
+		if len(page) < cfg.BackfillPage {
+			return
+		}
 	}
 }
 

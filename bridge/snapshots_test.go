@@ -1,0 +1,119 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/qldata/mdbridge/resilience"
+)
+
+// fakeBookVenue is a pure-logic stand-in for an Exchange: only Snapshot is
+// real, counting calls and concurrency.
+type fakeBookVenue struct {
+	Exchange // nil: any other method panics (not used here)
+	calls    atomic.Int64
+	inflight atomic.Int64
+	peak     atomic.Int64
+	delay    time.Duration
+}
+
+func (f *fakeBookVenue) Name() string { return "fake" }
+
+func (f *fakeBookVenue) Snapshot(ctx context.Context, symbol string) (Event, error) {
+	f.calls.Add(1)
+	n := f.inflight.Add(1)
+	defer f.inflight.Add(-1)
+	for {
+		p := f.peak.Load()
+		if n <= p || f.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	select {
+	case <-time.After(f.delay):
+	case <-ctx.Done():
+		return Event{}, ctx.Err()
+	}
+	return Event{Type: EventBookSnapshot, Symbol: symbol, LastID: 42}, nil
+}
+
+// TestSnapshotterCoalescesAndBounds: 200 books resyncing at once, each
+// asked 5 times concurrently, cost one fetch per book, at most
+// SnapshotConcurrency at a time.
+func TestSnapshotterCoalescesAndBounds(t *testing.T) {
+	synctest.Test(t, testSnapshotterCoalesces)
+}
+
+func testSnapshotterCoalesces(t *testing.T) {
+	f := &fakeBookVenue{delay: 2 * time.Millisecond}
+	set := &settings{StreamConfig: StreamConfig{Exchange: f, SnapshotConcurrency: 3, SnapshotsPerMinute: 600000}}
+	set.res = resilience.DefaultResilienceConfig()
+	s, err := newSnapshotter(set, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range 200 {
+		sym := fmt.Sprintf("S%03d", i)
+		for range 5 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				ev, err := s.fetch(context.Background(), sym)
+				if err != nil || ev.Symbol != sym || ev.Exchange != "fake" || ev.RecvTS == 0 {
+					t.Errorf("fetch %s = %+v, %v", sym, ev, err)
+				}
+			}()
+		}
+	}
+	close(start)
+	wg.Wait()
+	if n := f.calls.Load(); n < 200 || n > 400 {
+		t.Fatalf("%d REST snapshots for 200 books asked 5 times each: not coalesced", n)
+	}
+	if p := f.peak.Load(); p > 3 {
+		t.Fatalf("%d snapshots in flight at once, bound 3", p)
+	}
+}
+
+// TestSnapshotterRateLimit: the stream-wide limit spaces fetches.
+func TestSnapshotterRateLimit(t *testing.T) {
+	synctest.Test(t, testSnapshotterRateLimit)
+}
+
+func testSnapshotterRateLimit(t *testing.T) {
+	f := &fakeBookVenue{}
+	set := &settings{StreamConfig: StreamConfig{Exchange: f, SnapshotConcurrency: 8, SnapshotsPerMinute: 600}}
+	set.res = resilience.DefaultResilienceConfig()
+	s, err := newSnapshotter(set, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Burst 30 (600/20), then 10 per second.
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 60 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.fetch(ctx, fmt.Sprintf("S%d", i)); err == nil {
+				ok.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	// The burst, then one at 100, 200 and 300 ms (the one due at 400 ms
+	// would outlast the deadline).
+	if n := ok.Load(); n != 33 {
+		t.Fatalf("%d snapshots within 400ms; the limit allows the burst of 30 plus 3", n)
+	}
+}
