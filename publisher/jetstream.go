@@ -55,7 +55,8 @@ type entry struct {
 	hdr         nats.Header // values alias vals
 	vals        [3]string   // msg id, type, exchange ts
 	size        int64
-	enq         time.Time
+	enq         time.Time // when Publish queued it
+	sentAt      time.Time // when the current attempt was sent
 	msg         *nats.Msg // current attempt while in flight
 	state       entryState
 	sent        bool
@@ -91,8 +92,11 @@ type JetStream struct {
 	js      jetstream.JetStream
 	log     *slog.Logger
 	pubOpts []jetstream.PublishOpt
-	pool    sync.Pool
 	limiter *logLimiter
+
+	freeMu  sync.Mutex // leaf lock guarding free
+	free    []*entry   // recycled entries: buffers and header maps reused
+	maxFree int
 
 	resMu   sync.Mutex // leaf lock: held by library callbacks, never while calling out
 	results []ackResult
@@ -107,6 +111,7 @@ type JetStream struct {
 	bufMsgs    int
 	bufBytes   int64
 	ackedAhead int // acked entries still in q behind an unacked one
+	stale      int // timed-out attempts the library may still track
 	failing    bool
 	failedN    uint64 // failures since the last successful ack
 	lastErr    error
@@ -154,12 +159,15 @@ func NewJetStream(ctx context.Context, nc *nats.Conn, cfg Config, logger *slog.L
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
-	p.pool.New = func() any { return newEntry() }
+	p.maxFree = min(cfg.BufferMessages, 2*cfg.MaxInFlight+1024)
+	// Ack timeouts are enforced by the pump (one deadline for the oldest
+	// attempt) rather than by a library timer per message. The library's
+	// own window is set well above ours so it never stalls: attempts that
+	// timed out stay in its table until a late ack or a reconnect.
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncAckHandler(p.onAck),
 		jetstream.WithPublishAsyncErrHandler(p.onErr),
-		jetstream.WithPublishAsyncMaxPending(cfg.MaxInFlight+64),
-		jetstream.WithPublishAsyncTimeout(cfg.AckTimeout),
+		jetstream.WithPublishAsyncMaxPending(8*cfg.MaxInFlight+1024),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("publisher: jetstream context: %w", err)
@@ -216,13 +224,16 @@ func (p *JetStream) signal() {
 // Close. An event whose exchange or symbol is not a valid identifier is
 // dropped and counted in Stats.Rejected.
 func (p *JetStream) Publish(ctx context.Context, events []bridge.Event) error {
-	var buf [32]*entry
+	var buf, fresh [32]*entry
 	for len(events) > 0 {
 		n := min(len(events), len(buf))
+		spare := p.getEntries(fresh[:n])
 		batch := buf[:0]
 		for i := range events[:n] {
-			if e := p.encode(&events[i]); e != nil {
+			if e := p.encode(&events[i], spare[i]); e != nil {
 				batch = append(batch, e)
+			} else {
+				p.putEntry(spare[i])
 			}
 		}
 		if err := p.enqueue(ctx, batch); err != nil {
@@ -233,14 +244,42 @@ func (p *JetStream) Publish(ctx context.Context, events []bridge.Event) error {
 	return nil
 }
 
-// encode builds the entry of one event, or returns nil for an event whose
-// subject would be invalid.
-func (p *JetStream) encode(ev *bridge.Event) *entry {
+// getEntries fills dst with recycled or new entries.
+func (p *JetStream) getEntries(dst []*entry) []*entry {
+	p.freeMu.Lock()
+	n := min(len(dst), len(p.free))
+	copy(dst, p.free[len(p.free)-n:])
+	clear(p.free[len(p.free)-n:])
+	p.free = p.free[:len(p.free)-n]
+	p.freeMu.Unlock()
+	for i := n; i < len(dst); i++ {
+		dst[i] = newEntry()
+	}
+	return dst
+}
+
+// putEntry returns an entry to the free list (or to the garbage collector
+// when the list is full).
+func (p *JetStream) putEntry(e *entry) {
+	if cap(e.body) > maxPooledBody {
+		e.body = nil
+	}
+	e.msg, e.subject, e.vals = nil, "", [3]string{}
+	e.state, e.sent, e.reorderRisk, e.apiFails = stQueued, false, false, 0
+	p.freeMu.Lock()
+	if len(p.free) < p.maxFree {
+		p.free = append(p.free, e)
+	}
+	p.freeMu.Unlock()
+}
+
+// encode fills e with one event, or returns nil for an event whose subject
+// would be invalid.
+func (p *JetStream) encode(ev *bridge.Event, e *entry) *entry {
 	subj, ok := p.subject(ev)
 	if !ok {
 		return nil
 	}
-	e := p.pool.Get().(*entry)
 	e.subject = subj
 	e.body = ev.AppendJSON(e.body[:0])
 	s := ev.AppendMsgID(e.scratch[:0])
@@ -278,15 +317,6 @@ func (p *JetStream) subject(ev *bridge.Event) (string, bool) {
 	}
 	p.subjMu.Unlock()
 	return s, true
-}
-
-func (p *JetStream) recycle(e *entry) {
-	if cap(e.body) > maxPooledBody {
-		e.body = nil
-	}
-	e.msg, e.subject, e.vals = nil, "", [3]string{}
-	e.state, e.sent, e.reorderRisk, e.apiFails = stQueued, false, false, 0
-	p.pool.Put(e)
 }
 
 // fits reports whether e can join the buffer without exceeding its limits.
@@ -343,7 +373,7 @@ func (p *JetStream) enqueue(ctx context.Context, batch []*entry) error {
 
 func (p *JetStream) recycleAll(es []*entry) {
 	for _, e := range es {
-		p.recycle(e)
+		p.putEntry(e)
 	}
 }
 
@@ -399,7 +429,7 @@ func (p *JetStream) popHead() {
 		if p.sendIdx > 0 {
 			p.sendIdx--
 		}
-		p.recycle(e)
+		p.putEntry(e)
 		popped = true
 	}
 done:
@@ -443,8 +473,9 @@ func (p *JetStream) run() {
 	}
 }
 
-// step applies results, pops resolved entries and sends what the window
-// allows. It returns how long to wait before retrying, or 0.
+// step applies results, pops resolved entries, expires overdue attempts
+// and sends what the window allows. It returns how long until it must run
+// again without a wake-up (a retry time or an ack deadline), or 0.
 func (p *JetStream) step() time.Duration {
 	res := p.takeResults()
 	now := time.Now()
@@ -458,6 +489,7 @@ func (p *JetStream) step() time.Duration {
 	}
 	p.resMu.Unlock()
 	p.popHead()
+	p.expire(now)
 	for !p.closed {
 		select {
 		case <-p.stop:
@@ -466,16 +498,16 @@ func (p *JetStream) step() time.Duration {
 		}
 		if p.failing {
 			if p.inflight > 0 {
-				return 0 // wait until every in-flight attempt is resolved
+				break // wait until every in-flight attempt is resolved
 			}
 			p.beginRetry(now)
 		}
 		if now.Before(p.retryAt) {
-			return p.retryAt.Sub(now)
+			break
 		}
-		batch := p.collect()
+		batch := p.collect(now)
 		if len(batch) == 0 {
-			return 0
+			break
 		}
 		p.mu.Unlock()
 		i, err := p.send(batch)
@@ -486,12 +518,72 @@ func (p *JetStream) step() time.Duration {
 		clear(batch)
 		now = time.Now()
 	}
-	return 0
+	return p.wakeAfter(now)
+}
+
+// oldestInflight returns the earliest-sent attempt still awaiting its ack.
+// Attempts in flight all belong to the current pass and were sent in queue
+// order, so it is the first in-flight entry. p.mu is held.
+func (p *JetStream) oldestInflight() (int, *entry) {
+	if p.inflight == 0 {
+		return -1, nil
+	}
+	for i := 0; i < p.sendIdx && i < p.q.len(); i++ {
+		if e := p.q.at(i); e.state == stInflight {
+			return i, e
+		}
+	}
+	return -1, nil
+}
+
+// expire fails attempts whose ack is overdue. A late ack for them is
+// ignored; the message is republished with the same msg ID. p.mu is held.
+func (p *JetStream) expire(now time.Time) {
+	i, e := p.oldestInflight()
+	for ; e != nil && i < p.sendIdx && i < p.q.len(); i++ {
+		e = p.q.at(i)
+		if e.state != stInflight {
+			continue
+		}
+		if now.Sub(e.sentAt) < p.cfg.AckTimeout {
+			break
+		}
+		delete(p.byMsg, e.msg)
+		e.msg = nil
+		e.state = stQueued
+		p.inflight--
+		p.stale++
+		p.c.failures.Add(1)
+		p.fail(jetstream.ErrAsyncPublishTimeout)
+	}
+	if p.stale > 4*p.cfg.MaxInFlight {
+		// Acks keep getting lost without a disconnect. The library still
+		// tracks those attempts; a reconnect makes it release them.
+		p.log.Warn("many publish acks lost; forcing a NATS reconnect", "lost", p.stale)
+		p.stale = 0
+		_ = p.nc.ForceReconnect()
+	}
+}
+
+// wakeAfter returns when the pump must run without a wake-up: at the retry
+// time, or at the oldest attempt's ack deadline. p.mu is held.
+func (p *JetStream) wakeAfter(now time.Time) time.Duration {
+	var d time.Duration
+	if p.retryAt.After(now) {
+		d = p.retryAt.Sub(now)
+	}
+	if _, e := p.oldestInflight(); e != nil {
+		dl := max(e.sentAt.Add(p.cfg.AckTimeout).Sub(now), time.Millisecond)
+		if d == 0 || dl < d {
+			d = dl
+		}
+	}
+	return d
 }
 
 // collect marks the next queued entries in flight, up to the window. p.mu
 // is held.
-func (p *JetStream) collect() []*entry {
+func (p *JetStream) collect(now time.Time) []*entry {
 	room := min(p.cfg.MaxInFlight-p.inflight, sendBatchSize)
 	batch := p.batch[:0]
 	for p.sendIdx < p.q.len() && len(batch) < room {
@@ -501,6 +593,7 @@ func (p *JetStream) collect() []*entry {
 			continue
 		}
 		e.state = stInflight
+		e.sentAt = now
 		e.msg = &nats.Msg{Subject: e.subject, Data: e.body, Header: e.hdr}
 		p.byMsg[e.msg] = e
 		p.inflight++
@@ -549,7 +642,12 @@ func (p *JetStream) apply(res []ackResult, now time.Time) {
 	for _, r := range res {
 		e, ok := p.byMsg[r.msg]
 		if !ok {
-			continue // a stale callback of an attempt already resolved
+			// A late callback of an attempt already resolved (timed out,
+			// or failed synchronously).
+			if p.stale > 0 {
+				p.stale--
+			}
+			continue
 		}
 		delete(p.byMsg, r.msg)
 		e.msg = nil

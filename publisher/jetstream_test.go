@@ -293,15 +293,14 @@ func TestBufferFullDropOldest(t *testing.T) {
 // tradeSize is the buffer cost of one test trade with an id in [from, to).
 func tradeSize(t *testing.T, from, to int) int64 {
 	p := &JetStream{cfg: Config{SubjectPrefix: "md"}.withDefaults(), subjects: map[string]string{}, limiter: newLogLimiter(time.Second)}
-	p.pool.New = func() any { return newEntry() }
 	ev := trade("binance", "BTCUSDT", from)
-	e := p.encode(&ev)
+	e := p.encode(&ev, newEntry())
 	if e == nil {
 		t.Fatal("encode failed")
 	}
 	for i := from + 1; i < to; i++ {
 		ev := trade("binance", "BTCUSDT", i)
-		if p.encode(&ev).size != e.size {
+		if p.encode(&ev, newEntry()).size != e.size {
 			t.Fatal("test trades differ in size")
 		}
 	}
