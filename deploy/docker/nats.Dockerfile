@@ -3,6 +3,9 @@
 ARG BASE=scratch
 FROM ${BASE}
 COPY nats-server /nats-server
+# The JetStream store directory, owned by the non-root user: scratch has no
+# writable directory, and a named volume mounted here inherits the owner.
+COPY --chown=65532:65532 data /data
 USER 65532:65532
 EXPOSE 4222 6222 8222
 ENTRYPOINT ["/nats-server"]
