@@ -238,14 +238,14 @@ type bridgeOpts struct {
 // waits for /readyz.
 func (l *lab) bridgeNode(o bridgeOpts) *node {
 	env := map[string]string{
-		"MDB_NATS_URL":         o.natsURL,
-		"MDB_SUBSCRIBE":        subscribe,
-		"MDB_INSTANCE":         o.instance,
-		"MDB_BINANCE_WS_URL":   "ws://sim:9000",
-		"MDB_BINANCE_REST_URL": "http://sim:9000",
-		"MDB_BYBIT_WS_URL":     "ws://sim:9000",
-		"MDB_BYBIT_REST_URL":   "http://sim:9000",
-		"MDB_LOG_FORMAT":       "text",
+		"MDB_NATS_URL":             o.natsURL,
+		"MDB_SUBSCRIBE":            subscribe,
+		"MDB_INSTANCE":             o.instance,
+		"MDB_BINANCE_WS_URL":       "ws://sim:9000",
+		"MDB_BINANCE_REST_URL":     "http://sim:9000",
+		"MDB_BYBIT_WS_URL":         "ws://sim:9000",
+		"MDB_BYBIT_REST_URL":       "http://sim:9000",
+		"MDB_LOG_FORMAT":           "text",
 		"MDB_NATS_CONNECT_TIMEOUT": "30s",
 	}
 	for k, v := range o.env {
