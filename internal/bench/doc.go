@@ -1,0 +1,54 @@
+// Package bench measures mdbridge end to end against a raw JetStream
+// baseline, on one machine, in one process: the harness behind
+// `mdbridge bench` and the Go benchmarks of this package.
+//
+// # What is measured
+//
+// Run executes two phases against the same NATS server and the same stream
+// configuration (publisher.EnsureStream: file or memory storage, duplicate
+// window on), each on a freshly created stream:
+//
+//   - raw: the harness encodes the bridge's own wire messages (subject,
+//     Nats-Msg-Id, Md-Type and Md-Exchange-Ts headers, bridge.Event.AppendJSON
+//     body) and publishes them with nats.go jetstream PublishMsgAsync under a
+//     bounded in-flight window, counting acknowledged messages only;
+//   - bridge: internal/exsim emits Binance trade frames over a loopback
+//     WebSocket, the bridge (bridge.Stream with the binance adapter) decodes,
+//     deduplicates and sequence-checks them, and publisher.JetStream publishes
+//     them; again only acknowledged messages count.
+//
+// Both phases offer the same load: as fast as possible (saturation) or a
+// fixed rate paced in 1 ms steps (Config.Rate). Sweep repeats Run over
+// several rates; Scale measures one replica carrying many symbols.
+//
+// # Latency method
+//
+// Every message carries its creation time in the Md-Exchange-Ts header: in
+// the raw phase the harness's clock when it built the message; in the bridge
+// phase the simulator's trade time (timeUnit=MICROSECOND, so µs resolution),
+// stamped when the simulator generates the trade, just before it queues the
+// frame to the WebSocket writer. The simulator, the bridge and NATS share one
+// process and one clock. The acknowledgement time is observed on the
+// publishing NATS connection itself: the harness dials it through a net.Conn
+// wrapper that scans the bytes the client reads for JetStream PubAck bodies
+// ({"stream":..,"seq":N}) and timestamps them as they arrive, i.e. when the
+// client's read loop receives them, before nats.go dispatches the ack. After
+// a phase, the stream is read back (headers only) to pair each stream
+// sequence with its creation time. Latency is ack time minus creation time,
+// for every stored message.
+//
+// # Resources
+//
+// CPU time is the process's getrusage (user + system) over a phase, so it
+// includes everything in the process (simulator, bridge, NATS server,
+// harness); a CPU profile taken during the phase, whose goroutines carry
+// pprof labels ("component": sim, bridge, raw, nats), splits it by
+// component (Config.Attribute). Peak RSS is VmHWM from /proc/self/status,
+// reset at the start of each phase where the kernel allows it.
+//
+// # Concurrency
+//
+// Run, Sweep and Scale may be called from any goroutine but use process-wide
+// resources (the CPU profiler, the peak-RSS counter), so run one at a time.
+// Config.Progress is called from a harness goroutine.
+package bench

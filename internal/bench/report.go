@@ -1,0 +1,174 @@
+package bench
+
+import (
+	"runtime"
+	"slices"
+	"time"
+)
+
+// Report is the result of Run: both phases measured on the same machine
+// and NATS server, with the same stream configuration and offered load.
+type Report struct {
+	Env      Env      `json:"env"`
+	Settings Settings `json:"settings"`
+	Raw      *Phase   `json:"raw,omitempty"`
+	Bridge   *Phase   `json:"bridge,omitempty"`
+	// Ratio is the bridge's throughput over the raw baseline's (both
+	// phases present).
+	Ratio float64 `json:"ratio,omitempty"`
+	// AddedP99 is the bridge's p99 latency minus the raw baseline's, in µs.
+	AddedP99 float64 `json:"added_p99_us,omitempty"`
+}
+
+// Env describes where the benchmark ran.
+type Env struct {
+	GoVersion  string `json:"go_version"`
+	OS         string `json:"os"`
+	Arch       string `json:"arch"`
+	NumCPU     int    `json:"num_cpu"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	// NATS is "embedded" or the external server's URL (credentials
+	// removed).
+	NATS string `json:"nats"`
+	// Layout says what shares the process: the simulator, the bridge, the
+	// raw publisher and (when embedded) the NATS server run in this one
+	// process, scheduled by Go over GOMAXPROCS threads.
+	Layout string `json:"layout"`
+}
+
+// Settings echo the effective configuration.
+type Settings struct {
+	Messages    int     `json:"messages,omitempty"`
+	DurationSec float64 `json:"duration_s,omitempty"`
+	Rate        float64 `json:"rate,omitempty"` // 0: saturation
+	Symbols     int     `json:"symbols"`
+	Connections int     `json:"connections"`
+	Size        int     `json:"size,omitempty"`
+	Storage     string  `json:"storage"`
+	MaxInFlight int     `json:"max_in_flight"`
+	Stream      string  `json:"stream"`
+}
+
+// Phase is the measurement of one phase.
+type Phase struct {
+	Name string `json:"name"` // "raw" or "bridge"
+	// Offered is the load actually offered, in messages per second: the
+	// messages generated (bridge) or published (raw) over the time it took.
+	Offered float64 `json:"offered_msgs_per_sec"`
+	// Messages generated (bridge) or published (raw).
+	Messages uint64 `json:"messages"`
+	// Acked messages: JetStream acknowledged them (stored or duplicate).
+	Acked uint64 `json:"acked"`
+	// Duplicates among the acks (JetStream already had the msg ID).
+	Duplicates uint64 `json:"duplicates"`
+	// Errors: failed publish attempts (raw) or the publisher's failures,
+	// drops and rejections (bridge).
+	Errors uint64 `json:"errors"`
+	// Complete is true when every message was acknowledged exactly once.
+	Complete bool `json:"complete"`
+	// Seconds from the first message offered to the last acknowledgement.
+	Seconds    float64 `json:"seconds"`
+	MsgsPerSec float64 `json:"msgs_per_sec"`
+	// BodyBytes is the size of a stored message body (the first one).
+	BodyBytes int     `json:"body_bytes"`
+	Latency   Latency `json:"latency"`
+	// CPUSeconds is the process's CPU time (user + system) over the phase;
+	// CPUPerMillion the same per million acknowledged messages.
+	CPUSeconds    float64 `json:"cpu_seconds"`
+	CPUPerMillion float64 `json:"cpu_s_per_million"`
+	// CPUSplit is CPUSeconds split by component (sim, bridge, raw, nats,
+	// harness, and "runtime" for unlabeled work such as GC), from a CPU
+	// profile; empty when disabled or unavailable.
+	CPUSplit map[string]float64 `json:"cpu_split_s,omitempty"`
+	// PeakRSS is the process's peak resident set during the phase (bytes);
+	// PeakRSSReset says whether the peak was reset at the phase start (if
+	// not, it is the peak since the process started).
+	PeakRSS      uint64 `json:"peak_rss_bytes"`
+	PeakRSSReset bool   `json:"peak_rss_reset"`
+	Goroutines   int    `json:"goroutines"`
+	// Bridge holds the bridge's and publisher's counters (bridge phase).
+	Bridge *BridgeCounters `json:"bridge_stats,omitempty"`
+}
+
+// BridgeCounters are the bridge's and its publisher's counters after a
+// bridge phase.
+type BridgeCounters struct {
+	Frames     uint64 `json:"frames"`
+	Received   uint64 `json:"received"`
+	Emitted    uint64 `json:"emitted"`
+	Duplicates uint64 `json:"duplicates"`
+	Gaps       uint64 `json:"gaps"`
+	Malformed  uint64 `json:"malformed"`
+	Reconnects uint64 `json:"reconnects"`
+	Published  uint64 `json:"published"`
+	Retries    uint64 `json:"publish_retries"`
+	Failures   uint64 `json:"publish_failures"`
+	Dropped    uint64 `json:"publish_dropped"`
+	Rejected   uint64 `json:"publish_rejected"`
+	// SimSlowDisconnects counts clients the simulator cut for reading too
+	// slowly (must be 0: Backpressure is on).
+	SimSlowDisconnects uint64 `json:"sim_slow_disconnects"`
+}
+
+// Latency is the distribution of creation-to-acknowledgement times, in µs.
+type Latency struct {
+	Samples int     `json:"samples"`
+	P50     float64 `json:"p50_us"`
+	P90     float64 `json:"p90_us"`
+	P99     float64 `json:"p99_us"`
+	P999    float64 `json:"p999_us"`
+	Max     float64 `json:"max_us"`
+	// Unmatched counts stored messages whose acknowledgement the harness
+	// did not see (0 unless a connection was lost).
+	Unmatched int `json:"unmatched,omitempty"`
+}
+
+// latencyOf summarizes samples (ns); it sorts them in place.
+func latencyOf(ns []int64, unmatched int) Latency {
+	l := Latency{Samples: len(ns), Unmatched: unmatched}
+	if len(ns) == 0 {
+		return l
+	}
+	slices.Sort(ns)
+	us := func(v int64) float64 { return float64(v) / 1e3 }
+	l.P50 = us(quantile(ns, 0.50))
+	l.P90 = us(quantile(ns, 0.90))
+	l.P99 = us(quantile(ns, 0.99))
+	l.P999 = us(quantile(ns, 0.999))
+	l.Max = us(ns[len(ns)-1])
+	return l
+}
+
+// quantile returns the q-quantile of sorted values (nearest rank).
+func quantile(sorted []int64, q float64) int64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted))+0.5) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+func newEnv(natsDesc string) Env {
+	return Env{
+		GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
+		NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), NATS: natsDesc,
+	}
+}
+
+// finish computes the derived fields of a phase.
+func (p *Phase) finish(start time.Time, lastAck int64, offerEnd time.Time, cpu time.Duration) {
+	if lastAck > 0 {
+		p.Seconds = time.Duration(lastAck - start.UnixNano()).Seconds()
+	}
+	if p.Seconds > 0 {
+		p.MsgsPerSec = float64(p.Acked) / p.Seconds
+	}
+	if d := offerEnd.Sub(start).Seconds(); d > 0 {
+		p.Offered = float64(p.Messages) / d
+	}
+	p.CPUSeconds = cpu.Seconds()
+	if p.Acked > 0 {
+		p.CPUPerMillion = p.CPUSeconds / float64(p.Acked) * 1e6
+	}
+	p.Complete = p.Acked == p.Messages && p.Duplicates == 0 && p.Errors == 0
+}
