@@ -51,10 +51,10 @@ func benchConn(b *testing.B) *nats.Conn {
 // in-process server together; the server's share is the same for both).
 type timing struct{ wall, cpu time.Duration }
 
-func runPublisher(b *testing.B, nc *nats.Conn, evs []bridge.Event, batch int) timing {
+func runPublisher(b *testing.B, nc *nats.Conn, cfg Config, evs []bridge.Event, batch int) timing {
 	b.Helper()
 	ctx := context.Background()
-	p, err := NewJetStream(ctx, nc, Config{}, nil)
+	p, err := NewJetStream(ctx, nc, cfg, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -142,18 +142,29 @@ func runRaw(b *testing.B, nc *nats.Conn, r *rawMsgs) timing {
 	return d
 }
 
+// benchBuffers are the buffer sizes benchmarked: the default (the producer
+// outruns NATS, so up to 200 000 messages sit in the heap) and 16 384 (the
+// steady state of a live feed, where Publish is backpressured like the raw
+// loop is by nats.go's 4000 pending acks).
+var benchBuffers = []struct {
+	name string
+	cfg  Config
+}{{"buffer=16384", Config{BufferMessages: 16384}}, {"buffer=default", Config{}}}
+
 func BenchmarkPublisher(b *testing.B) {
-	for _, batch := range []int{1, 64} {
-		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			evs := benchEvents(b.N)
-			nc := benchConn(b)
-			b.ReportAllocs()
-			b.ResetTimer()
-			d := runPublisher(b, nc, evs, batch)
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/d.wall.Seconds(), "msgs/s")
-			b.ReportMetric(float64(d.cpu.Nanoseconds())/float64(b.N), "cpu-ns/msg")
-		})
+	for _, buf := range benchBuffers {
+		for _, batch := range []int{1, 64} {
+			b.Run(fmt.Sprintf("%s/batch=%d", buf.name, batch), func(b *testing.B) {
+				evs := benchEvents(b.N)
+				nc := benchConn(b)
+				b.ReportAllocs()
+				b.ResetTimer()
+				d := runPublisher(b, nc, buf.cfg, evs, batch)
+				b.StopTimer()
+				b.ReportMetric(float64(b.N)/d.wall.Seconds(), "msgs/s")
+				b.ReportMetric(float64(d.cpu.Nanoseconds())/float64(b.N), "cpu-ns/msg")
+			})
+		}
 	}
 }
 
@@ -174,6 +185,12 @@ func BenchmarkRawPublishAsync(b *testing.B) {
 // ratio of CPU per message raw / publisher as "cpu-ratio" (less noisy; 1.0
 // means the publisher costs no more CPU than the raw loop).
 func BenchmarkPublisherVsRaw(b *testing.B) {
+	for _, buf := range benchBuffers {
+		b.Run(buf.name, func(b *testing.B) { publisherVsRaw(b, buf.cfg) })
+	}
+}
+
+func publisherVsRaw(b *testing.B, cfg Config) {
 	const rounds = 6
 	per := max(b.N/rounds, 1)
 	nc := benchConn(b)
@@ -194,9 +211,9 @@ func BenchmarkPublisherVsRaw(b *testing.B) {
 		var dr, dp timing
 		if r%2 == 0 {
 			dr = runRaw(b, nc, rm)
-			dp = runPublisher(b, nc, evs, 64)
+			dp = runPublisher(b, nc, cfg, evs, 64)
 		} else {
-			dp = runPublisher(b, nc, evs, 64)
+			dp = runPublisher(b, nc, cfg, evs, 64)
 			dr = runRaw(b, nc, rm)
 		}
 		raw.wall += dr.wall
