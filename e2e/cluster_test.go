@@ -95,6 +95,9 @@ func TestNATSNodeKill(t *testing.T) {
 	r.waitComplete(gen, 90*time.Second)
 	r.checkExactlyOnce(gen, faultAt, simTradeRate*15)
 	if !bridge.running() {
-		t.Errorf("the bridge exited")
+		t.Fatalf("the bridge exited")
+	}
+	if m := bridge.checkPublisher(t); m["mdbridge_publish_failures_total"] == 0 {
+		t.Errorf("no publish failed while the stream leader was down: the fault did not reach the bridge")
 	}
 }

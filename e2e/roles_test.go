@@ -301,3 +301,60 @@ func runFor(t *testing.T, js jetstream.JetStream, d time.Duration, phase string)
 		t.Logf("%s: %s left, stream MD holds %s messages", phase, time.Until(end).Round(time.Second), msgs)
 	}
 }
+
+// metrics scrapes the bridge's /metrics and returns the unlabelled samples
+// (the publisher's counters and gauges).
+func (n *node) metrics() (map[string]float64, error) {
+	hc := &http.Client{Timeout: 5 * time.Second}
+	resp, err := hc.Get("http://" + n.endpoint("8080/tcp") + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if line == "" || line[0] == '#' || strings.Contains(line, "{") {
+			continue
+		}
+		name, val, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		if v, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
+			out[name] = v
+		}
+	}
+	return out, nil
+}
+
+// checkPublisher logs the bridge's publish counters and fails the test if
+// it dropped or rejected anything or still holds unacknowledged messages.
+// It returns the counters.
+func (n *node) checkPublisher(t *testing.T) map[string]float64 {
+	t.Helper()
+	var m map[string]float64
+	waitFor(t, 30*time.Second, n.role+" publish buffer drained", func() error {
+		var err error
+		if m, err = n.metrics(); err != nil {
+			return err
+		}
+		if v := m["mdbridge_publish_buffer_messages"]; v != 0 {
+			return fmt.Errorf("%v messages still buffered", v)
+		}
+		return nil
+	})
+	t.Logf("%s publisher: published %.0f, acked %.0f, jetstream duplicates %.0f, retries %.0f, failures %.0f, dropped %.0f, rejected %.0f",
+		n.role, m["mdbridge_events_published_total"], m["mdbridge_events_acked_total"], m["mdbridge_jetstream_duplicates_total"],
+		m["mdbridge_publish_retries_total"], m["mdbridge_publish_failures_total"], m["mdbridge_publish_dropped_total"], m["mdbridge_publish_rejected_total"])
+	if _, ok := m["mdbridge_events_published_total"]; !ok {
+		t.Errorf("%s: /metrics has no mdbridge_events_published_total", n.role)
+	}
+	if m["mdbridge_publish_dropped_total"] != 0 || m["mdbridge_publish_rejected_total"] != 0 {
+		t.Errorf("%s dropped %.0f and rejected %.0f messages", n.role, m["mdbridge_publish_dropped_total"], m["mdbridge_publish_rejected_total"])
+	}
+	return m
+}
