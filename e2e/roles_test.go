@@ -79,6 +79,13 @@ func (l *lab) connectNATS(servers ...*node) (*nats.Conn, jetstream.JetStream) {
 	for i, s := range servers {
 		urls[i] = "nats://" + s.endpoint("4222/tcp")
 	}
+	return l.connectURL(urls...)
+}
+
+// connectURL connects the test to NATS at urls and waits until JetStream
+// answers.
+func (l *lab) connectURL(urls ...string) (*nats.Conn, jetstream.JetStream) {
+	l.t.Helper()
 	nc, err := nats.Connect(strings.Join(urls, ","), nats.Name("e2e-test"),
 		nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.Timeout(2*time.Second),
 		nats.RetryOnFailedConnect(true))
@@ -358,3 +365,5 @@ func (n *node) checkPublisher(t *testing.T) map[string]float64 {
 	}
 	return m
 }
+
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
