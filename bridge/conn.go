@@ -363,6 +363,7 @@ func (c *conn) readLoop() {
 		evs, fr, derr := ex.Decode(data, recv, c.evBuf[:0])
 		if derr != nil {
 			c.sh.ctr.malformed.Add(1)
+			c.sh.frameLost(c)
 			if malformedLogged < 10 {
 				malformedLogged++
 				c.log.Warn("dropped malformed frame", "err", derr, "bytes", len(data))

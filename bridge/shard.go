@@ -48,7 +48,8 @@ type shard struct {
 	cand    *conn     // the replacement during a rotation
 	rot     *rotation // overlap bookkeeping during a rotation
 	out     []Event   // batch being built, handed to the publisher by flush
-	quietAt time.Time // when to verify symbols quiet since the last reconnect (zero: none pending)
+	quietAt time.Time // when to verify symbols quiet since the last suspect event (zero: none pending)
+	quietBy time.Time // latest time for the pending check
 
 	shutdownCh chan struct{} // the primary announced a server shutdown
 	rotReady   chan struct{} // the rotation's overlap is complete
@@ -265,11 +266,8 @@ func (sh *shard) onNewPrimary(reconnect bool) []*symbol {
 	}
 	var recent []*symbol
 	_, canRecent := sh.st.cfg.Exchange.(RecentTrader)
-	if q := sh.st.cfg.QuietCheck; q > 0 {
-		sh.quietAt = sh.st.now().Add(q)
-	}
+	sh.scheduleQuietCheck()
 	for _, sym := range sh.list {
-		sym.seenTrade, sym.seenBook = false, false
 		if sym.stream != nil {
 			sym.stream.reset() // the new subscription starts with a snapshot
 		}
@@ -278,6 +276,44 @@ func (sh *shard) onNewPrimary(reconnect bool) []*symbol {
 		}
 	}
 	return recent
+}
+
+// scheduleQuietCheck arranges for the symbols that receive nothing in the
+// next QuietCheck to be verified over REST: something may have been lost
+// (a reconnect, a dropped frame) and a quiet symbol would not reveal it by
+// its next message. Called with mu held.
+//
+// A symbol that receives data after the suspect event is safe: frames are
+// ordered, so its next message reveals any loss before it. Every new suspect
+// event therefore clears the "seen" marks and moves the check to QuietCheck
+// after it, but not beyond 3 x QuietCheck after the first pending one, so
+// that a steady trickle of bad frames cannot postpone the check forever.
+func (sh *shard) scheduleQuietCheck() {
+	q := sh.st.cfg.QuietCheck
+	if q <= 0 {
+		return
+	}
+	now := sh.st.now()
+	if sh.quietAt.IsZero() {
+		sh.quietBy = now.Add(3 * q)
+	}
+	sh.quietAt = now.Add(q)
+	if sh.quietAt.After(sh.quietBy) {
+		sh.quietAt = sh.quietBy
+	}
+	for _, sym := range sh.list {
+		sym.seenTrade, sym.seenBook = false, false
+	}
+}
+
+// frameLost is called when a frame of connection c was dropped (malformed):
+// its content is unknown, so quiet symbols are verified.
+func (sh *shard) frameLost(c *conn) {
+	sh.mu.Lock()
+	if c == sh.primary {
+		sh.scheduleQuietCheck()
+	}
+	sh.mu.Unlock()
 }
 
 // startTradeRepair starts the repair worker of a consecutive-id gap.

@@ -58,9 +58,16 @@ type venueCase struct {
 	make  func(t testing.TB, sim *exsim.Server, hc *http.Client) bridge.Exchange
 }
 
+// newBinance builds the adapter for the simulator with today's Binance REST
+// weight limit (6000 per minute, as the simulator enforces) instead of the
+// seed's 1200, so that repairs in fault tests are not throttled for seconds.
 func newBinance(t testing.TB, sim *exsim.Server, hc *http.Client) bridge.Exchange {
 	t.Helper()
-	a, err := binance.New(binance.Config{WSURL: sim.BinanceWSURL(), RESTURL: sim.BinanceRESTURL(), HTTPClient: hc, Logger: testLogger()})
+	lim, err := resilience.NewRateLimitManager(resilience.RateLimitConfig{RequestsPerMinute: 6000, Burst: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := binance.New(binance.Config{WSURL: sim.BinanceWSURL(), RESTURL: sim.BinanceRESTURL(), HTTPClient: hc, Logger: testLogger(), Limiter: lim})
 	if err != nil {
 		t.Fatal(err)
 	}
