@@ -73,8 +73,13 @@ func (c *cpuSplit) stop(w io.Writer) (map[string]float64, error) {
 	}
 	out := make(map[string]float64, len(ns))
 	for k, v := range ns {
-		if k == "" {
+		switch k {
+		case "":
 			k = compRuntime
+		case otherLabels:
+			// nats-server replaces its goroutines' labels with its own
+			// (account, stream); nothing else in the process sets labels.
+			k = compNATS
 		}
 		out[k] += time.Duration(v).Seconds()
 	}
@@ -84,8 +89,13 @@ func (c *cpuSplit) stop(w io.Writer) (map[string]float64, error) {
 // errProfile: a CPU profile could not be parsed.
 var errProfile = errors.New("bench: malformed CPU profile")
 
+// otherLabels is cpuByLabel's key for samples that carry labels, but not
+// the one asked for.
+const otherLabels = "\x00other"
+
 // cpuByLabel sums the CPU nanoseconds of a gzipped pprof profile by the
-// value of label key ("" for samples without it). It reads just the fields
+// value of label key ("" for samples without any label, otherLabels for
+// samples with other labels only). It reads just the fields
 // it needs of profile.proto: Profile.sample_type (1), Profile.sample (2),
 // Profile.string_table (6); Sample.value (2) and Sample.label (3);
 // Label.key (1) and Label.str (2); ValueType.type (1).
@@ -180,6 +190,9 @@ func cpuByLabel(gz []byte, key string) (map[string]int64, error) {
 			continue
 		}
 		comp := ""
+		if len(s.labels) > 0 {
+			comp = otherLabels
+		}
 		for _, l := range s.labels {
 			if str(l[0]) == key {
 				comp = str(l[1])

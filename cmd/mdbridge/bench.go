@@ -1,0 +1,465 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/qldata/mdbridge/internal/bench"
+	"github.com/qldata/mdbridge/publisher"
+)
+
+// cmdBench is `mdbridge bench`: the bridge's throughput and latency against
+// raw JetStream publishing on this machine (internal/bench), a rate sweep
+// with an SVG chart, or the 1000-symbol scale test.
+func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("bench", "[flags]   (e.g. -messages 1000000; -rates 10000,25000,50000 -chart perf.svg; -scale)", stderr)
+	messages := fs.Int("messages", bench.DefaultMessages, "messages per phase (0 with -duration: unlimited)")
+	duration := fs.Duration("duration", 0, "run each phase this long instead of -messages (with -scale: the steady window, default 30s)")
+	size := fs.Int("size", 0, "target message body size in bytes (0: natural, ~190; grows by padding symbol names)")
+	symbols := fs.Int("symbols", 1, "symbols the load is spread over (with -scale: default 1000)")
+	conns := fs.Int("connections", 1, "WebSocket connections of the bridge (with -scale: 0 = the bridge's plan)")
+	storage := fs.String("storage", "file", "stream storage: file or memory")
+	natsURL := fs.String("nats", "", "external NATS URL (nats://host:port); default an embedded server on a random port")
+	rate := fs.Float64("rate", 0, "fixed offered load in msgs/s (0: saturation; with -scale: default 5000)")
+	rates := fs.String("rates", "", "sweep: comma-separated offered loads, e.g. 10000,25000,50000 (each point runs -duration, default 10s, or -messages)")
+	chart := fs.String("chart", "", "sweep: write an SVG chart of throughput and latency vs offered load to this file")
+	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
+	scale := fs.Bool("scale", false, "scale mode: 1000 symbols (trades + books), cold start, rate limits, CPU and memory")
+	bookDepth := fs.Int("book-depth", 0, "scale: Binance REST snapshot depth (0: the adapter default, as `run` uses)")
+	syncWait := fs.Duration("sync-wait", bench.DefaultScaleSyncWait, "scale: how long to wait for every book's first snapshot before the steady window")
+	inFlight := fs.Int("in-flight", 0, "publishes awaiting an ack, raw and bridge alike (0: the publisher default)")
+	phases := fs.String("phases", "", "run only one phase: raw or bridge")
+	cpuProfile := fs.String("cpuprofile", "", "write the bridge phase's CPU profile (pprof) to this file")
+	memProfile := fs.String("memprofile", "", "write an allocation profile taken after the bridge phase to this file")
+	noSplit := fs.Bool("no-cpu-split", false, "do not profile to split CPU time by component")
+	logLevel := fs.String("log-level", "error", "log level of the components (logs go to stderr)")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "mdbridge bench: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	st, err := publisher.ParseStorage(*storage)
+	if err != nil {
+		fmt.Fprintf(stderr, "mdbridge bench: -storage: %v\n", err)
+		return exitUsage
+	}
+	bar := newProgressBar(stderr)
+	logger := newLogger(stderr, *logLevel, "text")
+
+	if *scale {
+		sc := bench.ScaleConfig{
+			Rate: *rate, Window: *duration, BookDepth: *bookDepth, SyncWait: *syncWait,
+			Storage: st, NATSURL: *natsURL, Progress: bar.update, Logger: logger,
+		}
+		if set["symbols"] {
+			sc.Symbols = *symbols
+		}
+		if set["connections"] {
+			sc.Connections = *conns
+		}
+		rep, err := bench.Scale(ctx, sc)
+		bar.done()
+		if rep != nil {
+			if *asJSON {
+				writeJSON(stdout, rep)
+			} else {
+				printScale(stdout, rep)
+			}
+		}
+		return benchExit(stderr, err)
+	}
+
+	cfg := bench.Config{
+		Messages: *messages, Duration: *duration, Rate: *rate, Symbols: *symbols, Connections: *conns,
+		Size: *size, Storage: st, NATSURL: *natsURL, MaxInFlight: *inFlight, Phases: *phases,
+		NoCPUSplit: *noSplit, Progress: bar.update, Logger: logger,
+	}
+	if set["duration"] && !set["messages"] {
+		cfg.Messages = 0
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "mdbridge bench: -cpuprofile: %v\n", err)
+			return exitUsage
+		}
+		defer f.Close()
+		cfg.CPUProfile = f
+	}
+	if *memProfile != "" {
+		f, err := os.Create(*memProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "mdbridge bench: -memprofile: %v\n", err)
+			return exitUsage
+		}
+		defer f.Close()
+		cfg.MemProfile = f
+	}
+
+	if *rates != "" {
+		rs, err := parseRates(*rates)
+		if err != nil {
+			fmt.Fprintf(stderr, "mdbridge bench: -rates: %v\n", err)
+			return exitUsage
+		}
+		if !set["messages"] {
+			cfg.Messages = 0 // each point runs -duration (default 10s)
+		}
+		sr, err := bench.Sweep(ctx, cfg, rs)
+		bar.done()
+		if sr != nil && len(sr.Points) > 0 {
+			if *asJSON {
+				writeJSON(stdout, sr)
+			} else {
+				printSweep(stdout, sr)
+			}
+			if *chart != "" {
+				if cerr := writeChartFile(*chart, sr); cerr != nil {
+					fmt.Fprintf(stderr, "mdbridge bench: -chart: %v\n", cerr)
+					return exitFailure
+				}
+				if !*asJSON {
+					fmt.Fprintf(stdout, "\nchart written to %s\n", *chart)
+				}
+			}
+		}
+		return benchExit(stderr, err)
+	}
+	if *chart != "" {
+		fmt.Fprintln(stderr, "mdbridge bench: -chart needs a sweep (-rates)")
+		return exitUsage
+	}
+	rep, err := bench.Run(ctx, cfg)
+	bar.done()
+	if rep != nil {
+		if *asJSON {
+			writeJSON(stdout, rep)
+		} else {
+			printReport(stdout, rep)
+		}
+	}
+	return benchExit(stderr, err)
+}
+
+func benchExit(stderr io.Writer, err error) int {
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, bench.ErrConfig):
+		fmt.Fprintf(stderr, "mdbridge bench: %v\n", err)
+		return exitUsage
+	default:
+		fmt.Fprintf(stderr, "mdbridge bench: %v\n", err)
+		return exitFailure
+	}
+}
+
+func parseRates(s string) ([]float64, error) {
+	var out []float64
+	for _, p := range splitList(s) {
+		v, err := strconv.ParseFloat(strings.TrimSuffix(strings.ToLower(p), "k"), 64)
+		if err != nil || !(v > 0) {
+			return nil, fmt.Errorf("%q is not a positive rate", p)
+		}
+		if strings.HasSuffix(strings.ToLower(p), "k") {
+			v *= 1000
+		}
+		out = append(out, v)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no rates")
+	}
+	return out, nil
+}
+
+func writeChartFile(path string, sr *bench.SweepReport) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := bench.WriteChart(f, sr); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func writeJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// printReport prints a Run report as a table.
+func printReport(w io.Writer, r *bench.Report) {
+	s := r.Settings
+	load := "saturation"
+	if s.Rate > 0 {
+		load = fmt.Sprintf("offered %s msgs/s", fmtCount(s.Rate))
+	}
+	fmt.Fprintf(w, "mdbridge bench: %s, %s, %d symbol(s), %d connection(s), %s storage, NATS %s\n",
+		runLength(s), load, s.Symbols, s.Connections, s.Storage, r.Env.NATS)
+	fmt.Fprintf(w, "%s %s/%s, %d CPUs, GOMAXPROCS %d; %s\n\n", r.Env.GoVersion, r.Env.OS, r.Env.Arch, r.Env.NumCPU, r.Env.GOMAXPROCS, r.Env.Layout)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	phases := []*bench.Phase{r.Raw, r.Bridge}
+	row := func(name string, f func(p *bench.Phase) string) {
+		fmt.Fprintf(tw, "%s\t", name)
+		for _, p := range phases {
+			if p == nil {
+				fmt.Fprint(tw, "-\t")
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t", f(p))
+		}
+		fmt.Fprintln(tw)
+	}
+	fmt.Fprintln(tw, "\traw JetStream\tbridge\t")
+	row("msgs/s", func(p *bench.Phase) string { return fmtCount(p.MsgsPerSec) })
+	row("acked / offered", func(p *bench.Phase) string { return fmt.Sprintf("%d/%d", p.Acked, p.Messages) })
+	row("complete", func(p *bench.Phase) string { return strconv.FormatBool(p.Complete) })
+	row("seconds", func(p *bench.Phase) string { return fmt.Sprintf("%.2f", p.Seconds) })
+	row("offered msgs/s", func(p *bench.Phase) string { return fmtCount(p.Offered) })
+	row("latency p50", func(p *bench.Phase) string { return fmtMicros(p.Latency.P50) })
+	row("latency p90", func(p *bench.Phase) string { return fmtMicros(p.Latency.P90) })
+	row("latency p99", func(p *bench.Phase) string { return fmtMicros(p.Latency.P99) })
+	row("latency p99.9", func(p *bench.Phase) string { return fmtMicros(p.Latency.P999) })
+	row("latency max", func(p *bench.Phase) string { return fmtMicros(p.Latency.Max) })
+	row("CPU s / 1M msgs", func(p *bench.Phase) string { return fmt.Sprintf("%.2f", p.CPUPerMillion) })
+	row("CPU split", func(p *bench.Phase) string { return fmtSplit(p.CPUSplit, p.CPUSeconds) })
+	row("peak RSS", func(p *bench.Phase) string { return fmtBytes(p.PeakRSS) })
+	row("body bytes", func(p *bench.Phase) string { return strconv.Itoa(p.BodyBytes) })
+	tw.Flush()
+	if r.Raw != nil && r.Bridge != nil {
+		fmt.Fprintf(w, "\nbridge/raw throughput: %.3f   bridge-added p99: %s\n", r.Ratio, fmtMicros(r.AddedP99))
+	}
+	if b := r.Bridge; b != nil && b.Bridge != nil {
+		c := b.Bridge
+		fmt.Fprintf(w, "bridge: frames %d, emitted %d, duplicates %d, gaps %d, reconnects %d; publisher retries %d, failures %d, dropped %d\n",
+			c.Frames, c.Emitted, c.Duplicates, c.Gaps, c.Reconnects, c.Retries, c.Failures, c.Dropped)
+	}
+	fmt.Fprintln(w, "latency: message creation (raw: harness clock; bridge: simulator trade time, µs) to its JetStream ack read off the publishing connection")
+}
+
+func runLength(s bench.Settings) string {
+	switch {
+	case s.Messages > 0 && s.DurationSec > 0:
+		return fmt.Sprintf("%d msgs or %gs per phase", s.Messages, s.DurationSec)
+	case s.DurationSec > 0:
+		return fmt.Sprintf("%gs per phase", s.DurationSec)
+	default:
+		return fmt.Sprintf("%d msgs per phase", s.Messages)
+	}
+}
+
+// printSweep prints one row per offered load.
+func printSweep(w io.Writer, sr *bench.SweepReport) {
+	e := sr.Env
+	fmt.Fprintf(w, "mdbridge bench sweep: NATS %s, %s %s/%s, %d CPUs, GOMAXPROCS %d\n\n", e.NATS, e.GoVersion, e.OS, e.Arch, e.NumCPU, e.GOMAXPROCS)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "OFFERED\tRAW MSG/S\tBRIDGE MSG/S\tRATIO\tRAW P50\tRAW P99\tBRIDGE P50\tBRIDGE P99\tBRIDGE P99.9\tADDED P99\tCPU S/1M RAW\tCPU S/1M BRIDGE\t")
+	for _, p := range sr.Points {
+		raw, br := p.Raw, p.Bridge
+		if raw == nil || br == nil {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t\n", fmtCount(p.Settings.Rate),
+			fmtCount(raw.MsgsPerSec), fmtCount(br.MsgsPerSec), p.Ratio,
+			fmtMicros(raw.Latency.P50), fmtMicros(raw.Latency.P99), fmtMicros(br.Latency.P50), fmtMicros(br.Latency.P99),
+			fmtMicros(br.Latency.P999), fmtMicros(p.AddedP99), raw.CPUPerMillion, br.CPUPerMillion)
+	}
+	tw.Flush()
+}
+
+// printScale prints a Scale report.
+func printScale(w io.Writer, r *bench.ScaleReport) {
+	e := r.Env
+	fmt.Fprintf(w, "mdbridge bench -scale: %d Binance symbols (%d topics: trades + books) over %d connection(s), offered %s msgs/s\n",
+		r.Symbols, r.Topics, r.Connections, fmtCount(r.Offered))
+	fmt.Fprintf(w, "%s %s/%s, %d CPUs, GOMAXPROCS %d, NATS %s; %s\n\n", e.GoVersion, e.OS, e.Arch, e.NumCPU, e.GOMAXPROCS, e.NATS, e.Layout)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	st := r.Steady
+	fmt.Fprintf(tw, "cold start to all CONNECTED\t%.2f s\n", r.ConnectedSeconds)
+	synced := fmt.Sprintf("%d/%d", r.BooksSynced, r.Symbols)
+	if r.BooksSyncedSeconds > 0 {
+		synced += fmt.Sprintf(" after %.1f s", r.BooksSyncedSeconds)
+	}
+	fmt.Fprintf(tw, "order books synced\t%s\n", synced)
+	rl := r.RateLimits
+	fmt.Fprintf(tw, "rate-limit errors\t%d (REST 429: %d, 418: %d, 403: %d of %d requests; WS rate disconnects: %d)\n",
+		rl.Total, rl.REST429, rl.REST418, rl.REST403, rl.RESTRequests, rl.WSRateDisconnects)
+	fmt.Fprintf(tw, "reconnects / slow-consumer cuts\t%d / %d\n", rl.Reconnects, rl.SlowDisconnects)
+	fmt.Fprintf(tw, "steady window\t%.1f s at %s acked msgs/s\n", st.Seconds, fmtCount(st.MsgsPerSec))
+	fmt.Fprintf(tw, "CPU (whole process)\t%.1f%% of one core\n", st.CPUPercent)
+	if len(st.CPUSplit) > 0 {
+		fmt.Fprintf(tw, "CPU by component\t%s\n", fmtPercents(st.CPUSplit))
+	}
+	fmt.Fprintf(tw, "RSS now / peak\t%s / %s (heap in use %s)\n", fmtBytes(st.RSS), fmtBytes(st.PeakRSS), fmtBytes(st.HeapInuse))
+	fmt.Fprintf(tw, "goroutines\t%d\n", st.Goroutines)
+	tw.Flush()
+}
+
+func fmtCount(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case v >= 1e4:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	default:
+		return fmt.Sprintf("%.0f", v)
+	}
+}
+
+func fmtMicros(us float64) string {
+	neg := us < 0
+	if neg {
+		us = -us
+	}
+	var s string
+	switch {
+	case us >= 1e6:
+		s = fmt.Sprintf("%.2fs", us/1e6)
+	case us >= 1e3:
+		s = fmt.Sprintf("%.2fms", us/1e3)
+	default:
+		s = fmt.Sprintf("%.0fµs", us)
+	}
+	if neg {
+		return "-" + s
+	}
+	return s
+}
+
+func fmtBytes(b uint64) string {
+	switch {
+	case b >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30))
+	case b >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+	default:
+		return fmt.Sprintf("%d KiB", b>>10)
+	}
+}
+
+// fmtSplit shows CPU seconds by component as shares of the total.
+func fmtSplit(split map[string]float64, total float64) string {
+	if len(split) == 0 {
+		return "-"
+	}
+	sum := 0.0
+	for _, v := range split {
+		sum += v
+	}
+	keys := sortedKeys(split)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %.0f%%", k, 100*split[k]/sum))
+	}
+	return strings.Join(parts, " ")
+}
+
+func fmtPercents(m map[string]float64) string {
+	var parts []string
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, fmt.Sprintf("%s %.1f%%", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func sortedKeys(m map[string]float64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return m[keys[i]] > m[keys[j]] })
+	return keys
+}
+
+// progressBar renders bench.Progress on stderr: a redrawn line on a
+// terminal, a line every few seconds otherwise.
+type progressBar struct {
+	mu     sync.Mutex
+	w      io.Writer
+	tty    bool
+	last   time.Time
+	phase  string
+	drawn  bool
+	width  int
+	lastLn int
+}
+
+func newProgressBar(w io.Writer) *progressBar {
+	return &progressBar{w: w, tty: isTerminal(w), width: 30}
+}
+
+func (b *progressBar) update(p bench.Progress) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	newPhase := p.Phase+p.Step != b.phase
+	if !b.tty && !newPhase && now.Sub(b.last) < 5*time.Second {
+		return
+	}
+	b.phase, b.last = p.Phase+p.Step, now
+	frac := -1.0
+	switch {
+	case p.Total > 0:
+		frac = min(float64(p.Done)/float64(p.Total), 1)
+	case p.Left > 0 && p.Elapsed > 0:
+		frac = float64(p.Elapsed) / float64(p.Elapsed+p.Left)
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%-14s %-8s ", p.Phase, p.Step)
+	if frac >= 0 {
+		n := int(frac * float64(b.width))
+		sb.WriteString("[" + strings.Repeat("#", n) + strings.Repeat(".", b.width-n) + "]")
+		fmt.Fprintf(&sb, " %3.0f%%", 100*frac)
+	}
+	if p.Total > 0 {
+		fmt.Fprintf(&sb, " %d/%d", p.Done, p.Total)
+	} else if p.Done > 0 {
+		fmt.Fprintf(&sb, " %d", p.Done)
+	}
+	if p.Rate > 0 {
+		fmt.Fprintf(&sb, " %s/s", fmtCount(p.Rate))
+	}
+	if p.Elapsed > 0 {
+		fmt.Fprintf(&sb, " %s", p.Elapsed.Round(100*time.Millisecond))
+	}
+	line := sb.String()
+	if b.tty {
+		pad := ""
+		if len(line) < b.lastLn {
+			pad = strings.Repeat(" ", b.lastLn-len(line))
+		}
+		fmt.Fprintf(b.w, "\r%s%s", line, pad)
+		b.lastLn = len(line)
+		b.drawn = true
+		return
+	}
+	fmt.Fprintln(b.w, line)
+}
+
+// done ends the progress line.
+func (b *progressBar) done() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.tty && b.drawn {
+		fmt.Fprintln(b.w)
+		b.drawn = false
+	}
+}
