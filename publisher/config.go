@@ -16,8 +16,10 @@ const (
 	// Block applies backpressure: Publish waits until there is room or its
 	// context ends. Nothing is dropped. The default.
 	Block DropPolicy = iota
-	// DropOldest discards the oldest message not yet sent to NATS to make
-	// room. Every drop is counted in Stats.Dropped and logged (rate-limited).
+	// DropOldest discards the oldest buffered message that is not in flight
+	// (awaiting an ack) to make room; if every other message is in flight,
+	// the new one is dropped. Publish never waits. Every drop is counted in
+	// Stats.Dropped and logged (rate-limited).
 	DropOldest
 )
 

@@ -221,8 +221,9 @@ func (p *JetStream) signal() {
 // while the buffer is full and returns ctx's error (wrapped) if ctx ends
 // first; events before the one it waited for are queued, the rest are not.
 // With DropOldest it never waits. It returns ErrClosed after Shutdown or
-// Close. An event whose exchange or symbol is not a valid identifier is
-// dropped and counted in Stats.Rejected.
+// Close. An event that cannot be published correctly (exchange or symbol not
+// a valid identifier, unknown type, trade without id) is dropped, logged and
+// counted in Stats.Rejected.
 func (p *JetStream) Publish(ctx context.Context, events []bridge.Event) error {
 	var buf, fresh [32]*entry
 	for len(events) > 0 {
@@ -276,6 +277,16 @@ func (p *JetStream) putEntry(e *entry) {
 // encode fills e with one event, or returns nil for an event whose subject
 // would be invalid.
 func (p *JetStream) encode(ev *bridge.Event, e *entry) *entry {
+	if ev.Type == bridge.EventUnknown || ev.Type == bridge.EventTrade && ev.ID == "" {
+		// Its msg ID would collide with every other such event and
+		// JetStream would silently drop all but the first.
+		p.c.rejected.Add(1)
+		if p.limiter.allow("badevent") {
+			p.log.Error("dropping event without a usable msg ID (unknown type or empty trade id)",
+				"exchange", ev.Exchange, "symbol", ev.Symbol, "type", ev.Type.String())
+		}
+		return nil
+	}
 	subj, ok := p.subject(ev)
 	if !ok {
 		return nil
