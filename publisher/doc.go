@@ -21,31 +21,47 @@
 //
 // Every event passed to Publish is held in the publisher's buffer until
 // JetStream acknowledges it; it is republished with the same Nats-Msg-Id
-// after a disconnect, an ack timeout or a retryable server error, so the
-// stream's duplicate window removes copies. Nothing leaves the buffer
-// unacknowledged except (a) with DropOldest when the buffer is full, (b) a
-// message the server rejects permanently (e.g. larger than max_payload),
-// (c) Close or a Shutdown whose context ends first. Each case is counted in
-// [Stats] and logged.
+// after a disconnect, an ack timeout (Config.AckTimeout) or a retryable
+// server error, so the stream's duplicate window removes copies. Nothing
+// leaves the buffer unacknowledged except:
 //
-// Messages are sent in Publish order. When any publish fails, the publisher
-// stops sending, waits until every in-flight publish is resolved (acked,
-// failed or timed out), then republishes everything unacknowledged in the
-// original order before sending anything new. nats.go's reconnect buffer is
-// disabled on the publisher's connection (see [ConnConfig]) so that no
-// message written during an outage can overtake a retried one. Therefore the
-// order per subject (and in fact the order of the whole publish sequence) is
-// preserved across disconnects, NATS restarts and ack timeouts of a whole
-// window.
+//   - with DropOldest, when the buffer is full (Stats.Dropped);
+//   - a message that can never be stored: larger than the server's
+//     max_payload, an invalid exchange or symbol, an unknown event type or a
+//     trade without id (its msg ID would collide), or one the server rejects
+//     with a client error ten times in a row (Stats.Rejected);
+//   - Close, or a Shutdown whose context ends first (Stats.Abandoned).
+//
+// Each case is counted and logged (rate-limited).
+//
+// Order: messages are written to NATS in Publish order. When any attempt
+// fails, the publisher stops writing, waits until every in-flight attempt is
+// resolved (acked, failed, or past its ack deadline), then republishes every
+// unacknowledged message in the original order before writing anything new.
+// nats.go's reconnect buffer is disabled on connections from Connect, so no
+// message written during an outage can be flushed ahead of a retried one.
+// When a connection breaks, the server has stored a prefix of what it sent
+// (one connection's messages are processed in order); the unacknowledged
+// rest is resent in order, and messages that were stored but whose ack was
+// lost come back as duplicates and keep their original place. So the order
+// per subject (indeed of the whole publish sequence) is preserved across
+// disconnects, NATS restarts and ack timeouts. With several replicas
+// publishing the same events, the first copy of each msg ID wins, which keeps
+// per-subject order as long as every replica publishes its events in order.
 //
 // Residual case: if the server rejects or loses one message (an error reply
-// or a missing ack) while it stores a later message of the same subject that
-// was already in flight, the retried message lands after that later one.
-// This needs a per-message failure without a disconnect (e.g. a clustered
-// stream changing leader, or a transient storage error), and it can only
-// reorder messages that were in flight together (at most Config.MaxInFlight
-// apart). The publisher detects it: such a retry that JetStream stores as new
-// (not a duplicate) increments Stats.Reordered and logs a warning.
+// or no ack) without a disconnect while it stores a later message of the
+// same subject that was already in flight, the retried message lands after
+// that later one. This needs a per-message failure (e.g. a clustered stream
+// changing leader, a transient storage error) and can only reorder messages
+// that were in flight together (at most Config.MaxInFlight apart). The
+// publisher detects it: such a retry that JetStream stores as new (not a
+// duplicate) increments Stats.Reordered and logs a warning.
+//
+// Ack deadlines are enforced by the publisher, not by a timer per message.
+// An attempt past its deadline is retried; nats.go keeps tracking it until a
+// late ack (ignored) or a reconnect. If more than 4 × MaxInFlight such
+// attempts pile up, the publisher forces a NATS reconnect to release them.
 //
 // # Concurrency
 //
