@@ -176,10 +176,15 @@ func (sh *shard) openCandidate(ctx context.Context, old *conn) (*conn, error) {
 		return nil, err
 	}
 	sh.mu.Lock()
-	if sh.cand == c && sh.rot != nil {
+	still := sh.cand == c && sh.rot != nil
+	if still {
 		sh.rot.setSubscribed(sh)
 	}
 	sh.mu.Unlock()
+	if !still { // abandoned meanwhile (the primary was lost)
+		c.closeGraceful(errRotationObsolete)
+		return nil, errRotationObsolete
+	}
 	return c, nil
 }
 
@@ -280,13 +285,31 @@ func (sh *shard) serve(ctx context.Context, c *conn) error {
 		return time.Until(c.opened.Add(cfg.RotationAge - jitter))
 	}
 	armRotation(ageDelay(c))
+	// A shutdown announcement of an earlier connection is stale.
+	select {
+	case <-sh.shutdownCh:
+	default:
+	}
 	defer func() {
 		if rotTimer != nil {
 			rotTimer.Stop()
 		}
 		stopOverlap()
-		if cand != nil {
-			sh.dropCandidate(cand, context.Canceled)
+		// Abandon a rotation in progress, including a replacement still
+		// being dialed (it finds no primary to replace and closes itself).
+		sh.mu.Lock()
+		pending := sh.cand
+		sh.cand, sh.rot = nil, nil
+		select {
+		case <-c.done: // lost: no primary until the reconnect registers one
+			if sh.primary == c {
+				sh.primary = nil
+			}
+		default: // stopping: finish closes the primary
+		}
+		sh.mu.Unlock()
+		if pending != nil {
+			pending.closeGraceful(context.Canceled)
 		}
 	}()
 	startRotation := func(reason string) {
