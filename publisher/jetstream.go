@@ -176,6 +176,10 @@ func NewJetStream(ctx context.Context, nc *nats.Conn, cfg Config, logger *slog.L
 	if _, err := EnsureStream(ctx, js, cfg); err != nil {
 		return nil, err
 	}
+	if nc.Opts.ReconnectBufSize >= 0 {
+		p.log.Warn("the NATS connection buffers publishes while reconnecting; messages written during an outage may overtake retried ones (use publisher.Connect, or nats.ReconnectBufSize(-1))",
+			"reconnect_buf_size", nc.Opts.ReconnectBufSize)
+	}
 	p.bgCtx, p.bgCancel = context.WithCancel(context.Background())
 	p.status = nc.StatusChanged(nats.CONNECTED)
 	go p.run()
@@ -843,7 +847,9 @@ func (p *JetStream) Shutdown(ctx context.Context) error {
 		select {
 		case <-empty:
 		case <-ctx.Done():
-			n := p.Stats().BufferedMsgs
+			p.mu.Lock()
+			n := p.bufMsgs - p.ackedAhead
+			p.mu.Unlock()
 			p.Close()
 			return fmt.Errorf("%w: %d messages: %w", ErrUnflushed, n, ctx.Err())
 		}

@@ -209,11 +209,15 @@ func (w *StateWriter) run() {
 	retry.Stop()
 	defer retry.Stop()
 	backoff := time.Duration(0)
+	var retryAt time.Time // while in the future, new states only queue
 	for {
 		select {
 		case <-w.stop:
 			return
 		case <-w.wake:
+			if time.Now().Before(retryAt) {
+				continue
+			}
 		case <-retry.C:
 		case <-tick.C:
 			w.refreshAll()
@@ -226,10 +230,11 @@ func (w *StateWriter) run() {
 			if err := w.write(w.ctx, ks.key, st); err != nil {
 				w.requeue(ks, st)
 				backoff = min(max(2*backoff, 100*time.Millisecond), w.cfg.StateRefresh)
+				retryAt = time.Now().Add(backoff)
 				retry.Reset(backoff)
 				break
 			}
-			backoff = 0
+			backoff, retryAt = 0, time.Time{}
 		}
 	}
 }
