@@ -92,7 +92,7 @@ func (c *compose) health(service string) (string, error) {
 // with `mdbridge tail` inside the bridge container), and `down -v` removes
 // everything including the JetStream volume.
 func TestComposeSimProfile(t *testing.T) {
-	project := fmt.Sprintf("mdbridge-e2e-%d", os.Getpid())
+	project := composePrefix + ownPID
 	c := newCompose(t, project, map[string]string{
 		"MDBRIDGE_IMAGE": bridgeImage, "NATS_IMAGE": natsImage,
 		// 0: random free host ports (on 127.0.0.1), so the test never

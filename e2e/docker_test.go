@@ -42,7 +42,7 @@ func newLab(t *testing.T) *lab {
 // network creates a user-defined bridge network removed at the end of the test.
 func (l *lab) network() *testcontainers.DockerNetwork {
 	l.t.Helper()
-	nw, err := tcnetwork.New(l.ctx, tcnetwork.WithLabels(map[string]string{"mdbridge.e2e": l.t.Name()}))
+	nw, err := tcnetwork.New(l.ctx, tcnetwork.WithLabels(map[string]string{"mdbridge.e2e": l.t.Name(), pidLabel: ownPID}))
 	if err != nil {
 		l.t.Fatalf("create network: %v", err)
 	}
@@ -91,7 +91,7 @@ func localPorts(ports []string) func(*container.HostConfig) {
 func (l *lab) start(s spec) *node {
 	l.t.Helper()
 	opts := []testcontainers.ContainerCustomizer{
-		testcontainers.WithLabels(map[string]string{"mdbridge.e2e": l.t.Name(), "mdbridge.e2e.role": s.role}),
+		testcontainers.WithLabels(map[string]string{"mdbridge.e2e": l.t.Name(), "mdbridge.e2e.role": s.role, pidLabel: ownPID}),
 		testcontainers.WithExposedPorts(s.ports...),
 		testcontainers.WithHostConfigModifier(localPorts(s.ports)),
 	}

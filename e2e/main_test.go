@@ -64,6 +64,11 @@ func setup() error {
 	if _, err := cli.Ping(ctx, client.PingOptions{}); err != nil {
 		return fmt.Errorf("docker is required for the e2e tests and does not answer: %w (is the daemon running and /var/run/docker.sock accessible?)", err)
 	}
+	if n, err := sweep(ctx, cli); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: removing leftovers of earlier runs: %v\n", err)
+	} else if n > 0 {
+		fmt.Fprintf(os.Stderr, "e2e: removed %d containers, networks and volumes left by earlier runs that died\n", n)
+	}
 	if os.Getenv("MDB_E2E_BUILD") != "0" {
 		start := time.Now()
 		cmd := exec.CommandContext(ctx, filepath.Join(repoRoot, "deploy", "docker", "build.sh"))
