@@ -450,3 +450,74 @@ func TestUnrecoverableTradesAreCounted(t *testing.T) {
 	})
 	t.Logf("delivered %d, backfilled %d, missing %d", len(ords), st.Backfilled, st.Missing)
 }
+
+// TestChaos combines the faults at once on two Binance symbols: rotations
+// by age and by shutdown announcements, abrupt closes, duplicate frames,
+// depth gaps and malformed frames. The ground truth must still hold.
+func TestChaos(t *testing.T) {
+	t.Parallel()
+	syms := []string{"BTCUSDT", "ETHUSDT"}
+	r := startFaultRun(t, venueCases[0], exsim.Config{
+		MaxConnAge: 2 * time.Second,
+		Markets:    []exsim.MarketConfig{market(exsim.Binance, syms[0], 150, 80), market(exsim.Binance, syms[1], 60, 40)},
+	}, func(c *bridge.StreamConfig) { c.RotationAge = 1200 * time.Millisecond }, syms...)
+	for _, f := range []exsim.Fault{
+		{Kind: exsim.FaultDuplicate, Rate: 0.05},
+		{Kind: exsim.FaultGap, Rate: 0.01},
+		{Kind: exsim.FaultMalformed, Mode: exsim.MalformedInvalidJSON, Rate: 0.01},
+	} {
+		if _, err := r.sim.InjectFault(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 5 {
+		time.Sleep(700 * time.Millisecond)
+		kind := exsim.FaultClose
+		if i%2 == 1 {
+			kind = exsim.FaultShutdown
+		}
+		if _, err := r.sim.InjectFault(exsim.Fault{Kind: kind, Duration: exsim.Duration(500 * time.Millisecond)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.sim.ClearFaults()
+	time.Sleep(500 * time.Millisecond)
+	st := r.check(t, syms...)
+	if st.Rotations == 0 || st.Reconnects == 0 || st.Duplicates == 0 || st.Gaps == 0 || st.Malformed == 0 {
+		t.Fatalf("not every fault took effect: %+v", st)
+	}
+}
+
+// TestChaosBybit: closes, duplicates, book gaps and re-sent snapshots on
+// Bybit linear; trades lost while reconnecting are recovered from recent
+// trades, books resubscribed.
+func TestChaosBybit(t *testing.T) {
+	t.Parallel()
+	r := startFaultRun(t, venueCases[2], exsim.Config{
+		Markets: []exsim.MarketConfig{market(exsim.BybitLinear, "BTCUSDT", 80, 80)},
+	}, nil, "BTCUSDT")
+	for _, f := range []exsim.Fault{
+		{Kind: exsim.FaultDuplicate, Rate: 0.05},
+		{Kind: exsim.FaultGap, Rate: 0.01},
+	} {
+		if _, err := r.sim.InjectFault(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 4 {
+		time.Sleep(600 * time.Millisecond)
+		kind := exsim.FaultClose
+		if i%2 == 1 {
+			kind = exsim.FaultResnapshot
+		}
+		if _, err := r.sim.InjectFault(exsim.Fault{Kind: kind}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.sim.ClearFaults()
+	time.Sleep(300 * time.Millisecond)
+	st := r.check(t, "BTCUSDT")
+	if st.Reconnects == 0 || st.Duplicates == 0 {
+		t.Fatalf("not every fault took effect: %+v", st)
+	}
+}
