@@ -269,7 +269,7 @@ func (l *lab) bridgeNode(o bridgeOpts) *node {
 // ---- helpers ----
 
 // waitFor polls f until it returns nil, failing the test after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, f func() error) {
+func waitFor(t testing.TB, timeout time.Duration, what string, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var err error

@@ -22,7 +22,7 @@ import (
 // market. sim may be nil when there is no ground truth to compare with
 // (then waitComplete and checkExactlyOnce must not be used).
 type streamReader struct {
-	t    *testing.T
+	t    testing.TB
 	js   jetstream.JetStream
 	cons jetstream.Consumer
 	seq  uint64 // last stream sequence read
@@ -39,11 +39,8 @@ type streamReader struct {
 
 func newStreamReader(t *testing.T, js jetstream.JetStream, sim *simClient) *streamReader {
 	t.Helper()
-	r := &streamReader{
-		t: t, js: js, sim: sim,
-		byType: map[string]int{}, msgIDs: map[string]int{},
-		trades: map[market]map[string]int{}, outOfSeq: map[market]int{}, lastTrade: map[market]int64{},
-	}
+	r := newTally(t, sim)
+	r.js = js
 	waitFor(t, 60*time.Second, "ordered consumer on MD", func() error {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
@@ -57,6 +54,15 @@ func newStreamReader(t *testing.T, js jetstream.JetStream, sim *simClient) *stre
 		return err
 	})
 	return r
+}
+
+// newTally returns a streamReader with empty tallies and no stream.
+func newTally(t testing.TB, sim *simClient) *streamReader {
+	return &streamReader{
+		t: t, sim: sim,
+		byType: map[string]int{}, msgIDs: map[string]int{},
+		trades: map[market]map[string]int{}, outOfSeq: map[market]int{}, lastTrade: map[market]int64{},
+	}
 }
 
 // catchUp reads until it has seen the stream's last message as of now.
@@ -96,10 +102,14 @@ func (r *streamReader) catchUp(ctx context.Context) error {
 }
 
 func (r *streamReader) add(msg jetstream.Msg) {
+	r.addRaw(msg.Subject(), msg.Headers().Get(jetstream.MsgIDHeader), msg.Data())
+}
+
+// addRaw tallies one stored message: its subject, Nats-Msg-Id and body.
+func (r *streamReader) addRaw(subject, id string, body []byte) {
 	r.msgs++
-	id := msg.Headers().Get(jetstream.MsgIDHeader)
 	r.msgIDs[id]++
-	ev, err := bridge.DecodeJSON(msg.Data())
+	ev, err := bridge.DecodeJSON(body)
 	if err != nil {
 		r.badf("seq %d: %v", r.seq, err)
 		return
@@ -108,8 +118,8 @@ func (r *streamReader) add(msg jetstream.Msg) {
 	if want := ev.MsgID(); id != want {
 		r.badf("seq %d: Nats-Msg-Id %q, body says %q", r.seq, id, want)
 	}
-	if subj := "md." + ev.Exchange + "." + ev.Symbol; msg.Subject() != subj {
-		r.badf("seq %d: subject %s, body says %s", r.seq, msg.Subject(), subj)
+	if subj := "md." + ev.Exchange + "." + ev.Symbol; subject != subj {
+		r.badf("seq %d: subject %s, body says %s", r.seq, subject, subj)
 	}
 	if ev.Type != bridge.EventTrade {
 		return
