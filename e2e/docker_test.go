@@ -16,6 +16,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
+	tclog "github.com/testcontainers/testcontainers-go/log"
 	tcnetwork "github.com/testcontainers/testcontainers-go/network"
 	"github.com/testcontainers/testcontainers-go/wait"
 )
@@ -91,6 +92,8 @@ func localPorts(ports []string) func(*container.HostConfig) {
 func (l *lab) start(s spec) *node {
 	l.t.Helper()
 	opts := []testcontainers.ContainerCustomizer{
+		// Progress is logged by the tests themselves; failures dump log tails.
+		testcontainers.WithLogger(tclog.NewNoopLogger()),
 		testcontainers.WithLabels(map[string]string{"mdbridge.e2e": l.t.Name(), "mdbridge.e2e.role": s.role, pidLabel: ownPID}),
 		testcontainers.WithExposedPorts(s.ports...),
 		testcontainers.WithHostConfigModifier(localPorts(s.ports)),
@@ -122,7 +125,7 @@ func (l *lab) start(s spec) *node {
 	if err != nil {
 		l.t.Fatalf("start %s (%s): %v", s.role, s.image, err)
 	}
-	l.t.Logf("%s started in %s", s.role, time.Since(begin).Round(time.Millisecond))
+	l.t.Logf("%s (%s, container %.12s) ready in %s", s.role, s.image, c.GetContainerID(), time.Since(begin).Round(time.Millisecond))
 	return n
 }
 

@@ -51,6 +51,7 @@ var tradeMarkets = []market{
 // natsNode starts one NATS server with JetStream. With peers (all cluster
 // member names, this one included) it joins a cluster over the network.
 func (l *lab) natsNode(name string, nw *testcontainers.DockerNetwork, peers []string) *node {
+	l.t.Helper()
 	cmd := []string{"--server_name", name, "--jetstream", "--store_dir", "/data", "--http_port", "8222"}
 	if len(peers) > 0 {
 		routes := make([]string, len(peers))
@@ -244,6 +245,7 @@ type bridgeOpts struct {
 // bridgeNode starts `mdbridge run` against the simulator (alias "sim") and
 // waits for /readyz.
 func (l *lab) bridgeNode(o bridgeOpts) *node {
+	l.t.Helper()
 	env := map[string]string{
 		"MDB_NATS_URL":             o.natsURL,
 		"MDB_SUBSCRIBE":            subscribe,
