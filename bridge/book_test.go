@@ -334,3 +334,56 @@ func b2i(b bool) int {
 	}
 	return 0
 }
+
+// FuzzBookSync drives both book synchronizers with arbitrary sequences of
+// deltas, snapshots and snapshot answers: whatever arrives, the emitted
+// events must satisfy the consumer contract (a snapshot first, no delta
+// across a gap, no delta twice).
+func FuzzBookSync(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 200, 6, 7, 9, 100, 10})
+	f.Add([]byte{5, 5, 5, 250, 1, 2, 3})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		rb := restBook{limit: 8}
+		sb := streamBook{}
+		var c symbolCounters
+		var restOut, streamOut []Event
+		next := int64(1) // the venue's next update id
+		for _, op := range ops {
+			switch {
+			case op < 200: // a delta, possibly skipping (gap) or repeating ids
+				skip := int64(op % 7)
+				if skip > 3 {
+					skip = 0
+				}
+				first := next + skip - int64(op%11/10)
+				if first < 1 {
+					first = 1
+				}
+				last := first + int64(op%3)
+				ev := Event{Type: EventBookDelta, FirstID: first, LastID: last, Seq: int64(op)}
+				restOut, _ = rb.delta(&ev, restOut, &c)
+				sev := Event{Type: EventBookDelta, FirstID: last, LastID: last}
+				streamOut, _ = sb.event(&sev, streamOut, &c)
+				if last+1 > next {
+					next = last + 1
+				}
+			case op < 230: // a snapshot answer for the REST book, at some past or current id
+				l := next - 1 - int64(op-200)
+				if l < 0 {
+					l = 0
+				}
+				ev := Event{Type: EventBookSnapshot, LastID: l}
+				restOut, _ = rb.snapshot(&ev, l, restOut, &c)
+			default: // a stream snapshot (Bybit), current or restart
+				l := next - 1
+				if op == 255 {
+					l, next = 1, 2
+				}
+				ev := Event{Type: EventBookSnapshot, LastID: l}
+				streamOut, _ = sb.event(&ev, streamOut, &c)
+			}
+		}
+		assertSnapshotBeforeDeltas(t, restOut)
+		assertSnapshotBeforeDeltas(t, streamOut)
+	})
+}
