@@ -45,15 +45,14 @@ const (
 	stDropped                    // discarded (DropOldest or rejected); popped once at the head
 )
 
-// entry is one buffered message. Its body, scratch buffer and header map are
-// reused across messages; the nats.Msg is fresh for every attempt so that a
-// callback identifies exactly one attempt.
+// entry is one buffered message. Its body buffer is reused across messages;
+// the nats.Msg is fresh for every attempt so that a callback identifies
+// exactly one attempt. Headers live in the pump's one header map, filled just
+// before each write (nats.go reads it only during PublishMsgAsync).
 type entry struct {
 	subject     string
 	body        []byte
-	scratch     []byte
-	hdr         nats.Header // values alias vals
-	vals        [3]string   // msg id, type, exchange ts
+	vals        [3]string // header values: msg id, type, exchange ts
 	size        int64
 	enq         time.Time // when Publish queued it
 	sentAt      time.Time // when the current attempt was sent
@@ -64,14 +63,22 @@ type entry struct {
 	apiFails    uint8
 }
 
-func newEntry() *entry {
-	e := &entry{}
-	e.hdr = nats.Header{
-		HeaderMsgID:      e.vals[0:1:1],
-		HeaderType:       e.vals[1:2:2],
-		HeaderExchangeTS: e.vals[2:3:3],
-	}
-	return e
+func newEntry() *entry { return &entry{} }
+
+// sendHeader is the pump's reusable header map: its value slices alias vals,
+// so setting vals sets the headers of the next write.
+type sendHeader struct {
+	hdr  nats.Header
+	vals *[3]string
+}
+
+func newSendHeader() sendHeader {
+	v := new([3]string)
+	return sendHeader{vals: v, hdr: nats.Header{
+		HeaderMsgID:      v[0:1:1],
+		HeaderType:       v[1:2:2],
+		HeaderExchangeTS: v[2:3:3],
+	}}
 }
 
 // ackResult is what a library callback reports about one attempt.
@@ -122,6 +129,7 @@ type JetStream struct {
 	spaceCh    chan struct{} // closed when room appears; nil when nobody waits
 	emptyCh    chan struct{} // closed when q empties; set by Shutdown
 	batch      []*entry
+	header     sendHeader // used by the pump only, outside p.mu
 
 	subjMu   sync.RWMutex
 	subjects map[string]string
@@ -160,6 +168,7 @@ func NewJetStream(ctx context.Context, nc *nats.Conn, cfg Config, logger *slog.L
 		done:     make(chan struct{}),
 	}
 	p.maxFree = min(cfg.BufferMessages, 2*cfg.MaxInFlight+1024)
+	p.header = newSendHeader()
 	// Ack timeouts are enforced by the pump (one deadline for the oldest
 	// attempt) rather than by a library timer per message. The library's
 	// own window is set well above ours so it never stalls: attempts that
@@ -297,10 +306,10 @@ func (p *JetStream) encode(ev *bridge.Event, e *entry) *entry {
 	}
 	e.subject = subj
 	e.body = ev.AppendJSON(e.body[:0])
-	s := ev.AppendMsgID(e.scratch[:0])
+	var buf [128]byte
+	s := ev.AppendMsgID(buf[:0])
 	idLen := len(s)
 	s = strconv.AppendInt(s, ev.TS, 10)
-	e.scratch = s
 	str := string(s) // the one allocation per message: msg id and timestamp
 	e.vals[0], e.vals[1], e.vals[2] = str[:idLen], ev.Type.String(), str[idLen:]
 	e.size = int64(len(e.body)+len(str)+len(subj)+len(e.vals[1])) + entryOverhead
@@ -609,7 +618,7 @@ func (p *JetStream) collect(now time.Time) []*entry {
 		}
 		e.state = stInflight
 		e.sentAt = now
-		e.msg = &nats.Msg{Subject: e.subject, Data: e.body, Header: e.hdr}
+		e.msg = &nats.Msg{Subject: e.subject, Data: e.body, Header: p.header.hdr}
 		p.byMsg[e.msg] = e
 		p.inflight++
 		if e.sent {
@@ -626,6 +635,7 @@ func (p *JetStream) collect(now time.Time) []*entry {
 // index of the first message that could not be written, with the error.
 func (p *JetStream) send(batch []*entry) (int, error) {
 	for i, e := range batch {
+		*p.header.vals = e.vals
 		if _, err := p.js.PublishMsgAsync(e.msg, p.pubOpts...); err != nil {
 			p.c.sent.Add(uint64(i))
 			return i, err
