@@ -176,8 +176,10 @@ type StreamConfig struct {
 	// consecutive ids are fetched from the last id on (and emitted if any
 	// were missed), a BookRESTSnapshot book is compared with a snapshot
 	// (and reset to it if updates were missed). Busy symbols reveal gaps by
-	// their next message; this covers quiet ones. Default 5s; negative
-	// disables.
+	// their next message; this covers quiet ones. A dropped (malformed)
+	// frame schedules the same check. Verifications run one at a time, at
+	// most one per symbol and kind, about one per second stream-wide.
+	// Default 5s; negative disables.
 	QuietCheck time.Duration
 	// RecentTradesLimit is the number of recent trades requested for a
 	// best-effort backfill on venues without consecutive trade ids (Bybit),

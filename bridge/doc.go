@@ -8,8 +8,10 @@
 // (Publisher, StateSink, SnapshotRequester), and the connection runner
 // behind the library API, Stream:
 //
+//	ex, err := binance.New(binance.Config{}) // the real endpoints; URLs are configuration
+//	...
 //	s, err := bridge.NewStream(bridge.StreamConfig{
-//		Exchange: binance.New(binance.Config{}),
+//		Exchange: ex,
 //		Symbols:  []string{"BTCUSDT"},
 //		Channels: bridge.ChannelTrade | bridge.ChannelBook,
 //	}, bridge.HandlerFunc(func(ctx context.Context, evs []bridge.Event) error {

@@ -53,6 +53,7 @@ type RateLimitError struct {
 	Banned     bool          // true for an IP ban (Binance 418, Bybit 403)
 }
 
+// Error describes the refusal and how long the exchange asked to wait.
 func (e *RateLimitError) Error() string {
 	kind := "rate limited"
 	if e.Banned {

@@ -22,8 +22,10 @@ type symbol struct {
 	ctr    symbolCounters
 
 	// Set when the symbol's trades / book events arrived on the current
-	// primary connection since the last reconnect (QuietCheck).
+	// primary connection since the last suspect event (QuietCheck).
 	seenTrade, seenBook bool
+	// A QuietCheck verification is pending or running (at most one each).
+	verifyingTrades, verifyingBook bool
 }
 
 // shard is one connection slot: a fixed set of topics, the connection that
@@ -245,13 +247,25 @@ func (sh *shard) housekeeping() {
 	trades := sh.st.cfg.Channels&ChannelTrade != 0
 	for _, sym := range sh.list {
 		t := &sym.trades
-		if trades && !sym.seenTrade && t.track && !t.byID && t.seq.Started() && !t.repairing {
+		if trades && !sym.seenTrade && !sym.verifyingTrades && t.track && !t.byID && t.seq.Started() && !t.repairing {
 			last := t.seq.Last()
-			sh.st.goWork(func(ctx context.Context) { sh.verifyTrades(ctx, sym, last) })
+			sym.verifyingTrades = true
+			sh.st.goWork(func(ctx context.Context) {
+				sh.verifyTrades(ctx, sym, last)
+				sh.mu.Lock()
+				sym.verifyingTrades = false
+				sh.mu.Unlock()
+			})
 		}
-		if b := sym.rest; b != nil && !sym.seenBook && b.state == bookLive && !b.fetching {
+		if b := sym.rest; b != nil && !sym.seenBook && !sym.verifyingBook && b.state == bookLive && !b.fetching {
 			last := b.lastID
-			sh.st.goWork(func(ctx context.Context) { sh.verifyBook(ctx, sym, last) })
+			sym.verifyingBook = true
+			sh.st.goWork(func(ctx context.Context) {
+				sh.verifyBook(ctx, sym, last)
+				sh.mu.Lock()
+				sym.verifyingBook = false
+				sh.mu.Unlock()
+			})
 		}
 	}
 }

@@ -62,7 +62,8 @@ type Stream struct {
 	snaps   *snapshotter
 	gate    *connectGate
 	tsync   *resilience.TimeSyncManager
-	quiet   chan struct{} // serializes QuietCheck verifications (low priority REST)
+	quiet   chan struct{}                // serializes QuietCheck verifications (low priority REST)
+	quietRL *resilience.RateLimitManager // and paces them (nil: RateLimitEnabled off)
 
 	mu        sync.Mutex
 	started   bool
@@ -113,6 +114,14 @@ func NewStream(cfg StreamConfig, pub Publisher, opts ...Option) (*Stream, error)
 	}
 	if s.snaps, err = newSnapshotter(set, o.now); err != nil {
 		return nil, fmt.Errorf("%w: snapshot rate: %w", ErrConfig, err)
+	}
+	if set.res.RateLimitEnabled {
+		// At most one verification per second on average (burst 10), so
+		// that after a reconnect of many quiet symbols the checks trickle
+		// and leave the REST weight to gap repairs.
+		if s.quietRL, err = resilience.NewRateLimitManager(resilience.RateLimitConfig{RequestsPerMinute: 60, Burst: 10}); err != nil {
+			return nil, fmt.Errorf("%w: quiet check rate: %w", ErrConfig, err)
+		}
 	}
 	if set.res.TimeSyncEnabled {
 		if s.tsync, err = resilience.NewTimeSyncManager(resilience.TimeSyncConfig{Interval: set.TimeSyncInterval}); err != nil {
@@ -368,10 +377,14 @@ func (s *Stream) goConn(f func()) {
 func (s *Stream) acquireQuiet(ctx context.Context) bool {
 	select {
 	case s.quiet <- struct{}{}:
-		return true
 	case <-ctx.Done():
 		return false
 	}
+	if s.quietRL != nil && s.quietRL.Acquire(ctx) != nil {
+		<-s.quiet
+		return false
+	}
+	return true
 }
 
 func (s *Stream) releaseQuiet() { <-s.quiet }
