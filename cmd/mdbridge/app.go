@@ -161,12 +161,12 @@ type streamSpec struct {
 func (a *app) buildStreams() error {
 	adapters := map[string]bridge.Exchange{}
 	limiters := map[string]*resilience.RateLimitManager{}
+	perMinute := map[string]int{"binance": a.cfg.BinanceWeightPerMin, "bybit": a.cfg.BybitRequestsPerMin}
 	limiter := func(venue string) (*resilience.RateLimitManager, error) {
 		if l, ok := limiters[venue]; ok {
 			return l, nil
 		}
-		def, _ := resilience.ExchangeDefaults(venue)
-		l, err := resilience.NewRateLimitManager(def.RateLimitConfig())
+		l, err := resilience.NewRateLimitManager(resilience.RateLimitConfig{RequestsPerMinute: perMinute[venue]})
 		limiters[venue] = l
 		return l, err
 	}
@@ -184,7 +184,7 @@ func (a *app) buildStreams() error {
 			if lerr != nil {
 				return lerr
 			}
-			ex, err = binance.New(binance.Config{WSURL: a.cfg.BinanceWSURL, RESTURL: a.cfg.BinanceRESTURL, Limiter: l, Logger: a.logger})
+			ex, err = binance.New(binance.Config{WSURL: a.cfg.BinanceWSURL, RESTURL: a.cfg.BinanceRESTURL, BookDepth: a.cfg.BinanceBookDepth, Limiter: l, Logger: a.logger})
 		case "bybit", "bybit-linear":
 			// Spot and linear share Bybit's per-IP REST limit.
 			l, lerr := limiter("bybit")
@@ -195,7 +195,7 @@ func (a *app) buildStreams() error {
 			if sub.Exchange == "bybit-linear" {
 				market = "linear"
 			}
-			ex, err = bybit.New(bybit.Config{WSURL: a.cfg.BybitWSURL, RESTURL: a.cfg.BybitRESTURL, Market: market, Limiter: l, Logger: a.logger})
+			ex, err = bybit.New(bybit.Config{WSURL: a.cfg.BybitWSURL, RESTURL: a.cfg.BybitRESTURL, Market: market, BookDepth: a.cfg.BybitBookDepth, Limiter: l, Logger: a.logger})
 		default:
 			err = fmt.Errorf("unknown exchange %q", sub.Exchange)
 		}

@@ -58,6 +58,11 @@ type Config struct {
 	BybitWSURL     string `envconfig:"BYBIT_WS_URL" default:"wss://stream.bybit.com" desc:"Bybit v5 WebSocket base URL (/v5/public/<market> is appended)"`
 	BybitRESTURL   string `envconfig:"BYBIT_REST_URL" default:"https://api.bybit.com" desc:"Bybit v5 REST base URL"`
 
+	BinanceBookDepth    int `envconfig:"BINANCE_BOOK_DEPTH" default:"1000" desc:"Binance REST snapshot depth (1-5000; weight 5 up to 100, 25 up to 500, 50 up to 1000, 250 above)"`
+	BinanceWeightPerMin int `envconfig:"BINANCE_WEIGHT_PER_MINUTE" default:"1200" desc:"Binance REST weight budget per minute per IP (the seed's 1200; Binance allows 6000 today): bounds snapshot and backfill bursts"`
+	BybitBookDepth      int `envconfig:"BYBIT_BOOK_DEPTH" default:"50" desc:"Bybit orderbook depth (1, 50, 200 or 1000)"`
+	BybitRequestsPerMin int `envconfig:"BYBIT_REQUESTS_PER_MINUTE" default:"120" desc:"Bybit REST requests per minute per IP (the seed's 120)"`
+
 	HTTPAddr        string        `envconfig:"HTTP_ADDR" default:":8080" desc:"listen address of /healthz, /readyz and /metrics; empty disables"`
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"log level: debug, info, warn, error"`
 	LogFormat       string        `envconfig:"LOG_FORMAT" default:"text" desc:"log format: text or json"`
@@ -216,6 +221,20 @@ func (c *Config) validate() error {
 		if _, err := os.Stat(f.v); err != nil {
 			add(configError(f.name, "cannot read %q: %v", f.v, errors.Unwrap(err)))
 		}
+	}
+	if c.BinanceBookDepth < 1 || c.BinanceBookDepth > 5000 {
+		add(configError("BINANCE_BOOK_DEPTH", "%d; allowed: 1 to 5000", c.BinanceBookDepth))
+	}
+	switch c.BybitBookDepth {
+	case 1, 50, 200, 1000:
+	default:
+		add(configError("BYBIT_BOOK_DEPTH", "%d; allowed: 1, 50, 200, 1000", c.BybitBookDepth))
+	}
+	if c.BinanceWeightPerMin < 1 {
+		add(configError("BINANCE_WEIGHT_PER_MINUTE", "%d; must be at least 1", c.BinanceWeightPerMin))
+	}
+	if c.BybitRequestsPerMin < 1 {
+		add(configError("BYBIT_REQUESTS_PER_MINUTE", "%d; must be at least 1", c.BybitRequestsPerMin))
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		add(configError("LOG_LEVEL", "%v", err))

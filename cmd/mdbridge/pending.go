@@ -2,6 +2,4 @@ package main
 
 // Commands whose packages are being built: each is replaced by its own file
 // (bench.go, chaos.go), which deletes its line here.
-var (
-	cmdChaos = notYet("chaos")
-)
+var ()

@@ -1,0 +1,223 @@
+package chaos
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/qldata/mdbridge/bridge"
+)
+
+// BookReplay is the order book a downstream consumer builds from one
+// subject of the stream by the wire contract (DESIGN.md, README
+// "Consuming"): a book.snapshot resets the book; a book.delta with
+// last_id <= the book id is already covered and skipped; a delta whose
+// first_id is beyond the book id + 1 is a gap: the consumer stops applying
+// deltas and waits for the next snapshot; any other delta is applied
+// (quantity "0" removes a level) and moves the book id to its last_id.
+//
+// With IgnoreStale set, the replay is the variant of a consumer that also
+// ignores a snapshot older than its live book (last_id < book id); the
+// reconciliation runs both to tell stale snapshots apart from other causes
+// of consumer-visible gaps.
+type BookReplay struct {
+	IgnoreStale bool
+
+	Bids, Asks map[string]string
+	LastID     int64
+	// Live is true while the book is usable: a snapshot was applied and no
+	// gap was seen after it.
+	Live    bool
+	started bool
+
+	Snapshots      int // snapshots seen
+	StaleSnapshots int // snapshots older than the live book they reset (or that were ignored)
+	Deltas         int // deltas seen
+	Applied        int // deltas applied
+	Covered        int // deltas skipped as already covered (last_id <= book id)
+	BeforeSnapshot int // deltas before the first snapshot
+	Waiting        int // deltas skipped while waiting for a snapshot after a gap
+	Gaps           int // consumer-visible gaps (delta beyond book id + 1)
+	// GapLog describes the first gaps (bounded).
+	GapLog []string
+	// StaleLog lists the first stale snapshots (bounded).
+	StaleLog []StaleSnapshot
+}
+
+// StaleSnapshot is a snapshot older than the live book it met.
+type StaleSnapshot struct {
+	Seq    uint64 `json:"seq"`
+	LastID int64  `json:"last_id"`
+	BookID int64  `json:"book_id"`
+	// Origin says which replica produced it, when known.
+	Origin string `json:"origin,omitempty"`
+}
+
+const maxGapLog = 8
+
+// Apply feeds the next event of the subject (stream sequence seq).
+func (b *BookReplay) Apply(seq uint64, ev *bridge.Event) {
+	switch ev.Type {
+	case bridge.EventBookSnapshot:
+		b.Snapshots++
+		stale := b.Live && ev.LastID < b.LastID
+		if stale {
+			b.StaleSnapshots++
+			if len(b.StaleLog) < maxGapLog {
+				b.StaleLog = append(b.StaleLog, StaleSnapshot{Seq: seq, LastID: ev.LastID, BookID: b.LastID})
+			}
+			if b.IgnoreStale {
+				return
+			}
+		}
+		b.Bids = make(map[string]string, len(ev.Bids))
+		b.Asks = make(map[string]string, len(ev.Asks))
+		for _, l := range ev.Bids {
+			setLevel(b.Bids, l)
+		}
+		for _, l := range ev.Asks {
+			setLevel(b.Asks, l)
+		}
+		b.LastID, b.Live, b.started = ev.LastID, true, true
+	case bridge.EventBookDelta:
+		b.Deltas++
+		switch {
+		case !b.started:
+			b.BeforeSnapshot++
+		case !b.Live:
+			b.Waiting++
+		case ev.LastID <= b.LastID:
+			b.Covered++
+		case ev.FirstID > b.LastID+1:
+			b.Gaps++
+			b.Live = false
+			if len(b.GapLog) < maxGapLog {
+				b.GapLog = append(b.GapLog, fmt.Sprintf("seq %d: delta %d-%d after book id %d", seq, ev.FirstID, ev.LastID, b.LastID))
+			}
+		default:
+			for _, l := range ev.Bids {
+				setLevel(b.Bids, l)
+			}
+			for _, l := range ev.Asks {
+				setLevel(b.Asks, l)
+			}
+			b.LastID = ev.LastID
+			b.Applied++
+		}
+	}
+}
+
+func setLevel(m map[string]string, l bridge.Level) {
+	if isZeroQty(l[1]) {
+		delete(m, l[0])
+		return
+	}
+	m[l[0]] = l[1]
+}
+
+// isZeroQty reports whether a decimal string is zero ("0", "0.000").
+func isZeroQty(q string) bool {
+	if q == "" {
+		return false
+	}
+	for i := 0; i < len(q); i++ {
+		if q[i] != '0' && q[i] != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+// Diff compares the replayed book with the simulator's (best first, as
+// exsim.BookSnapshot lists them), the top depth levels per side (0 = all),
+// and the book id with wantID (0 = not compared). It describes the first
+// difference, or returns "" when they are equal.
+func (b *BookReplay) Diff(bids, asks [][2]string, depth int, wantID int64) string {
+	if !b.started {
+		return "no snapshot in the stream"
+	}
+	if !b.Live {
+		return fmt.Sprintf("the consumer is still waiting for a snapshot after a gap (book id %d)", b.LastID)
+	}
+	if wantID != 0 && b.LastID != wantID {
+		return fmt.Sprintf("book id %d, simulator's %d", b.LastID, wantID)
+	}
+	for _, side := range []struct {
+		name      string
+		got, want []string
+	}{
+		{"bids", topLevels(b.Bids, depth, true), simLevels(bids, depth)},
+		{"asks", topLevels(b.Asks, depth, false), simLevels(asks, depth)},
+	} {
+		if !slices.Equal(side.got, side.want) {
+			n := 0
+			for n < len(side.got) && n < len(side.want) && side.got[n] == side.want[n] {
+				n++
+			}
+			return fmt.Sprintf("%s differ at level %d (got %d levels, want %d): got %v, want %v", side.name, n,
+				len(side.got), len(side.want), side.got[n:min(n+3, len(side.got))], side.want[n:min(n+3, len(side.want))])
+		}
+	}
+	return ""
+}
+
+// topLevels returns the best n levels of a side (bids descending, asks
+// ascending by decimal value) as "price=qty".
+func topLevels(m map[string]string, n int, desc bool) []string {
+	keys := make([]string, 0, len(m))
+	for p := range m {
+		keys = append(keys, p)
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		c := compareDecimal(a, b)
+		if desc {
+			return -c
+		}
+		return c
+	})
+	if n > 0 && len(keys) > n {
+		keys = keys[:n]
+	}
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = k + "=" + m[k]
+	}
+	return out
+}
+
+func simLevels(ls [][2]string, n int) []string {
+	if n > 0 && len(ls) > n {
+		ls = ls[:n]
+	}
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		out[i] = l[0] + "=" + l[1]
+	}
+	return out
+}
+
+// compareDecimal compares two non-negative decimal strings by value
+// without floating point ("10.5" > "9.75"; "1.50" == "1.5").
+func compareDecimal(a, b string) int {
+	ai, af, _ := strings.Cut(a, ".")
+	bi, bf, _ := strings.Cut(b, ".")
+	ai, bi = strings.TrimLeft(ai, "0"), strings.TrimLeft(bi, "0")
+	if len(ai) != len(bi) {
+		if len(ai) < len(bi) {
+			return -1
+		}
+		return 1
+	}
+	if c := strings.Compare(ai, bi); c != 0 {
+		return c
+	}
+	af, bf = strings.TrimRight(af, "0"), strings.TrimRight(bf, "0")
+	return strings.Compare(af, bf)
+}
+
+// parseID parses a decimal trade id.
+func parseID(s string) (int64, bool) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
+}

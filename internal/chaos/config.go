@@ -1,0 +1,165 @@
+package chaos
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/qldata/mdbridge/internal/exsim"
+)
+
+// Defaults of Config's zero fields.
+const (
+	DefaultDuration         = 10 * time.Minute
+	DefaultWarmup           = 20 * time.Second
+	DefaultSettle           = 25 * time.Second
+	DefaultDrainTimeout     = 2 * time.Minute
+	DefaultFaultEvery       = 3 * time.Second
+	DefaultHeartbeatTimeout = 5 * time.Second
+	DefaultRotationAge      = 75 * time.Second
+	DefaultSampleEvery      = 5 * time.Second
+)
+
+// Resource bounds checked at the end of a soak: the steady-state sample
+// taken after the faults (all replicas up, generation on, every fault
+// cleared, after a forced GC) against the one taken at the end of warm-up
+// in the same conditions.
+const (
+	// GoroutineGrowthPct and GoroutineGrowthAbs bound goroutine growth:
+	// final <= baseline*(1+pct/100) + abs.
+	GoroutineGrowthPct = 10
+	GoroutineGrowthAbs = 40
+	// HeapGrowthFactor and HeapGrowthAbs bound the live heap:
+	// final <= baseline*factor + abs.
+	HeapGrowthFactor = 1.5
+	HeapGrowthAbs    = 48 << 20
+	// RSSGrowthFactor and RSSGrowthAbs bound the resident set size (after
+	// freed memory was returned to the OS): final <= baseline*factor + abs.
+	RSSGrowthFactor = 1.5
+	RSSGrowthAbs    = 96 << 20
+)
+
+// Config configures a soak. The zero value of every field means the default
+// named in its comment.
+type Config struct {
+	// Duration is how long faults are injected. Default 10m.
+	Duration time.Duration
+	// Seed derives the fault plan and the simulator's market data. Every
+	// value, including 0, is a valid seed.
+	Seed uint64
+	// Warmup runs without faults before the plan starts. Default 20s.
+	Warmup time.Duration
+	// Settle runs without faults after the plan (generation still on) so
+	// every recovery completes before generation stops. Default 25s.
+	Settle time.Duration
+	// DrainTimeout bounds the wait for the publishers to drain after
+	// generation stopped. Default 2m.
+	DrainTimeout time.Duration
+	// FaultEvery is the mean interval between two fault starts (faults
+	// last longer than that, so they overlap). Default 3s.
+	FaultEvery time.Duration
+	// Markets are the simulated markets (default DefaultMarkets()). Every
+	// market is subscribed (trades and book) by both replicas.
+	Markets []exsim.MarketConfig
+	// Kinds restricts the fault kinds planned (default AllKinds()).
+	Kinds []FaultKind
+	// HeartbeatTimeout is the bridge's silence limit, short so that stalls
+	// are detected within the soak. Default 5s.
+	HeartbeatTimeout time.Duration
+	// RotationAge makes the bridge rotate connections make-before-break at
+	// this age (the 24 h rotation, shortened). Default 75s; negative keeps
+	// the venue default (no rotation within a soak).
+	RotationAge time.Duration
+	// SampleEvery is the period of the goroutine and memory samples.
+	// Default 5s.
+	SampleEvery time.Duration
+	// NATSPort is the embedded NATS server's port; 0 picks a free one.
+	NATSPort int
+	// Dir holds the JetStream store; "" uses a temporary directory that is
+	// removed at the end.
+	Dir string
+	// ComponentLogger receives the logs of the simulator, NATS and the
+	// replicas (nil discards them). Run's logger gets the harness's own
+	// progress lines.
+	ComponentLogger *slog.Logger
+}
+
+// DefaultMarkets are the soak's markets: three Binance symbols, two Bybit
+// spot symbols and one Bybit linear symbol, busy and quiet ones (a quiet
+// market exercises the quiet-symbol checks and the slow-market edges of the
+// dedup windows).
+func DefaultMarkets() []exsim.MarketConfig {
+	return []exsim.MarketConfig{
+		{Venue: exsim.Binance, Symbol: "BTCUSDT", TradeRate: 25, BookRate: 20},
+		{Venue: exsim.Binance, Symbol: "ETHUSDT", TradeRate: 10, BookRate: 10},
+		{Venue: exsim.Binance, Symbol: "SOLUSDT", TradeRate: 2, BookRate: 2},
+		{Venue: exsim.BybitSpot, Symbol: "BTCUSDT", TradeRate: 20, BookRate: 15},
+		{Venue: exsim.BybitSpot, Symbol: "ETHUSDT", TradeRate: 2, BookRate: 3},
+		{Venue: exsim.BybitLinear, Symbol: "BTCUSDT", TradeRate: 10, BookRate: 10},
+	}
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.Duration, DefaultDuration)
+	def(&c.Warmup, DefaultWarmup)
+	def(&c.Settle, DefaultSettle)
+	def(&c.DrainTimeout, DefaultDrainTimeout)
+	def(&c.FaultEvery, DefaultFaultEvery)
+	def(&c.HeartbeatTimeout, DefaultHeartbeatTimeout)
+	def(&c.RotationAge, DefaultRotationAge)
+	def(&c.SampleEvery, DefaultSampleEvery)
+	if len(c.Markets) == 0 {
+		c.Markets = DefaultMarkets()
+	}
+	if len(c.Kinds) == 0 {
+		c.Kinds = AllKinds()
+	}
+	return c
+}
+
+// Validate reports the first invalid field, naming it. Zero fields are
+// valid (they take their defaults).
+func (c Config) Validate() error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"Duration", c.Duration}, {"Warmup", c.Warmup}, {"Settle", c.Settle},
+		{"DrainTimeout", c.DrainTimeout}, {"FaultEvery", c.FaultEvery},
+		{"HeartbeatTimeout", c.HeartbeatTimeout}, {"SampleEvery", c.SampleEvery},
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("%w: %s must not be negative (got %s)", ErrConfig, d.name, d.v)
+		}
+	}
+	if c.FaultEvery > 0 && c.FaultEvery < 100*time.Millisecond {
+		return fmt.Errorf("%w: FaultEvery %s is below 100ms", ErrConfig, c.FaultEvery)
+	}
+	if c.NATSPort < 0 || c.NATSPort > 65535 {
+		return fmt.Errorf("%w: NATSPort %d out of range", ErrConfig, c.NATSPort)
+	}
+	seen := map[string]bool{}
+	for _, m := range c.Markets {
+		if !m.Venue.Valid() {
+			return fmt.Errorf("%w: market %s:%s: unknown venue", ErrConfig, m.Venue, m.Symbol)
+		}
+		k := string(m.Venue) + ":" + m.Symbol
+		if seen[k] {
+			return fmt.Errorf("%w: market %s listed twice", ErrConfig, k)
+		}
+		seen[k] = true
+	}
+	all := AllKinds()
+	for _, k := range c.Kinds {
+		if !slices.Contains(all, k) {
+			return fmt.Errorf("%w: unknown fault kind %q (known: %v)", ErrConfig, k, all)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,41 @@
+// Package chaos is mdbridge's soak harness: it runs the exchange simulator
+// (internal/exsim), an embedded NATS JetStream server and two active-active
+// bridge replicas in one process on loopback, injects overlapping faults from
+// a seeded schedule for a configured duration, and then reconciles the MD
+// stream against the simulator's ground truth.
+//
+// # What a run does
+//
+//  1. Start the simulator (several Binance and Bybit markets, trades and
+//     books), the embedded NATS server on a fixed port with a store
+//     directory (so it can be stopped and restarted in place), one loopback
+//     TCP proxy per replica (so every simulator connection can be traced to
+//     the replica and replica generation that opened it), and two replicas
+//     wired like `mdbridge run` (cmd/mdbridge/app.go): their own NATS
+//     connection, publisher.JetStream, StateWriter, snapshot service and
+//     requester, one bridge.Stream per exchange.
+//  2. Warm up, then execute the fault plan (Plan, derived from the seed
+//     only): upstream closes and stalls, duplicate floods, depth gaps,
+//     malformed and oversized frames, REST 429/418/403 and 5xx, clock skew
+//     jumps, shortened connection age limits, serverShutdown, NATS server
+//     restarts and an abrupt replica kill followed by a restart. Faults
+//     overlap.
+//  3. Clear every fault, let the system settle, stop generation
+//     (exsim SetRates 0) and wait until the publishers are drained.
+//  4. Read the whole stream and reconcile (Reconcile): duplicates by
+//     Nats-Msg-Id, trade id and update id; Binance trades missing; Bybit
+//     trades missing, classified with the simulator's per-connection
+//     delivery record; every book replayed by the consumer rule and compared
+//     with the simulator's book; gaps detected vs injected; snapshots;
+//     reconnects; time to recover per fault kind; goroutines and memory
+//     sampled over time and checked against a stated bound.
+//
+// The Report carries the seed: the same seed gives the same fault plan and
+// the same market data (timing on a loaded machine still varies).
+//
+// # Concurrency
+//
+// Run blocks until the soak ends; it is safe to run several soaks in one
+// process only with distinct NATS ports. Report and its helpers are plain
+// values. Reconcile and BookReplay are pure functions of their input.
+package chaos

@@ -1,0 +1,410 @@
+package chaos
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/internal/exsim"
+)
+
+// StreamMsg is one message read back from the MD stream.
+type StreamMsg struct {
+	Seq     uint64
+	Subject string
+	MsgID   string // Nats-Msg-Id header
+	Event   bridge.Event
+}
+
+// MarketTruth is the simulator's ground truth for one market, taken once
+// generation stopped.
+type MarketTruth struct {
+	Venue  exsim.Venue
+	Symbol string
+	// Trades is the trade series (Binance trade ids; Bybit trade ordinals).
+	Trades exsim.SeriesTruth
+	// Book is the book update series the bridge subscribes (Binance depth,
+	// Bybit orderbook.<depth>).
+	Book exsim.SeriesTruth
+	// Bids and Asks are the simulator's final book (best first).
+	Bids, Asks [][2]string
+	// Depth is the number of levels per side compared (0 = all).
+	Depth int
+	// BookID is the simulator's final update id of the compared book.
+	BookID int64
+}
+
+// ConnFate says what happened to one simulator connection's deliveries.
+type ConnFate struct {
+	Gen string // the replica generation that opened it ("" unknown)
+	// Killed: the generation was killed while the connection was open, or
+	// its publisher abandoned unacknowledged events when it was killed, so
+	// what was delivered on it may have died with the process.
+	Killed bool
+}
+
+// ReconcileInput is everything Reconcile compares.
+type ReconcileInput struct {
+	Markets []MarketTruth
+	// Ordinal maps a Bybit wire trade id to the simulator's ordinal.
+	Ordinal func(v exsim.Venue, symbol, id string) (int64, bool)
+	// Conns maps simulator connection ids to their fate.
+	Conns map[uint64]ConnFate
+	// SnapshotOrigin describes who produced a book snapshot (optional).
+	SnapshotOrigin func(exchange, symbol string, lastID int64) string
+}
+
+// TradeResult is the trade accounting of one market.
+type TradeResult struct {
+	Generated  int64 `json:"generated"`
+	Delivered  int64 `json:"delivered"` // delivered on at least one bridge connection
+	InStream   int64 `json:"in_stream"` // distinct trades stored in the stream
+	Duplicates int64 `json:"duplicates"`
+	Missing    int64 `json:"missing"`
+	// Missing, classified (Bybit; Binance trades are recoverable by id, so
+	// every missing one is the bridge's):
+	NeverDelivered int64 `json:"never_delivered"` // no bridge connection received it (both replicas were disconnected)
+	KilledReplica  int64 `json:"killed_replica"`  // received only by a replica that was then killed
+	LostByBridge   int64 `json:"lost_by_bridge"`  // received by a live replica and not in the stream: a bug
+	Unknown        int64 `json:"unknown"`         // ids the simulator never generated: corruption
+	OutOfOrder     int64 `json:"out_of_order"`    // stored after a trade with a higher id (informational)
+	// Examples names a few missing or duplicated ids with their class.
+	Examples []string `json:"examples,omitempty"`
+}
+
+// BookResult is the order book accounting of one market.
+type BookResult struct {
+	UpdatesGenerated  int64           `json:"updates_generated"`
+	UpdatesDelivered  int64           `json:"updates_delivered"`
+	UpdatesInStream   int64           `json:"updates_in_stream"` // update ids covered by stored deltas
+	Deltas            int             `json:"deltas"`
+	Snapshots         int             `json:"snapshots"`
+	DeltaDuplicates   int             `json:"delta_duplicates"`    // two deltas with one last_id
+	SnapDuplicates    int             `json:"snapshot_duplicates"` // two snapshots with one last_id
+	ConsumerGaps      int             `json:"consumer_gaps"`       // deltas beyond book id + 1 (consumer waits for a snapshot)
+	StaleSnapshots    int             `json:"stale_snapshots"`     // snapshots older than the live book they reset
+	GapsIgnoringStale int             `json:"gaps_ignoring_stale"` // consumer gaps of a consumer that ignores stale snapshots
+	GapLog            []string        `json:"gap_log,omitempty"`
+	StaleLog          []StaleSnapshot `json:"stale_log,omitempty"`
+	FinalID           int64           `json:"final_id"`
+	SimID             int64           `json:"sim_id"`
+	Diverged          bool            `json:"diverged"`
+	Diff              string          `json:"diff,omitempty"`
+	// DivergedIgnoringStale is the verdict for the consumer that ignores
+	// stale snapshots.
+	DivergedIgnoringStale bool `json:"diverged_ignoring_stale"`
+}
+
+// MarketResult is the reconciliation of one market.
+type MarketResult struct {
+	Exchange string      `json:"exchange"`
+	Symbol   string      `json:"symbol"`
+	Trades   TradeResult `json:"trades"`
+	Book     BookResult  `json:"book"`
+}
+
+// StreamResult is the stream-wide accounting.
+type StreamResult struct {
+	Messages      int      `json:"messages"`
+	MsgIDDups     int      `json:"msg_id_duplicates"`
+	DecodeErrors  int      `json:"decode_errors"`
+	ForeignEvents int      `json:"foreign_events"` // events of markets not in the soak
+	Examples      []string `json:"examples,omitempty"`
+}
+
+// reconciler consumes the stream message by message.
+type reconciler struct {
+	msgIDs  map[string]uint64
+	markets map[string]*marketAcc
+	stream  StreamResult
+	ordinal func(v exsim.Venue, symbol, id string) (int64, bool)
+}
+
+type marketAcc struct {
+	venue      exsim.Venue
+	symbol     string
+	trades     map[int64]int
+	lastTrade  int64
+	outOfOrder int64
+	unknown    int64
+	unknownEx  []string
+	deltaIDs   map[int64]int
+	snapIDs    map[int64]int
+	deltaCover []exsim.Range
+	strict     BookReplay
+	tolerant   BookReplay
+}
+
+func newReconciler(markets []MarketTruth, ordinal func(v exsim.Venue, symbol, id string) (int64, bool)) *reconciler {
+	r := &reconciler{msgIDs: map[string]uint64{}, markets: map[string]*marketAcc{}, ordinal: ordinal}
+	for _, m := range markets {
+		r.markets[string(m.Venue)+"."+m.Symbol] = &marketAcc{
+			venue: m.Venue, symbol: m.Symbol, trades: map[int64]int{},
+			deltaIDs: map[int64]int{}, snapIDs: map[int64]int{}, tolerant: BookReplay{IgnoreStale: true},
+		}
+	}
+	return r
+}
+
+func (r *reconciler) example(s string) {
+	if len(r.stream.Examples) < 10 {
+		r.stream.Examples = append(r.stream.Examples, s)
+	}
+}
+
+// add accounts one stored message.
+func (r *reconciler) add(m *StreamMsg) {
+	r.stream.Messages++
+	if first, dup := r.msgIDs[m.MsgID]; dup {
+		r.stream.MsgIDDups++
+		r.example(fmt.Sprintf("msg id %s stored twice (seq %d and %d)", m.MsgID, first, m.Seq))
+	} else {
+		r.msgIDs[m.MsgID] = m.Seq
+	}
+	ev := &m.Event
+	if want := ev.MsgID(); want != m.MsgID {
+		r.stream.DecodeErrors++
+		r.example(fmt.Sprintf("seq %d: header msg id %q, body says %q", m.Seq, m.MsgID, want))
+	}
+	acc := r.markets[ev.Exchange+"."+ev.Symbol]
+	if acc == nil {
+		r.stream.ForeignEvents++
+		r.example(fmt.Sprintf("seq %d: event of unknown market %s %s", m.Seq, ev.Exchange, ev.Symbol))
+		return
+	}
+	switch ev.Type {
+	case bridge.EventTrade:
+		var id int64
+		ok := false
+		if acc.venue == exsim.Binance {
+			id, ok = parseID(ev.ID)
+			ok = ok && id == ev.Seq
+		} else if r.ordinal != nil {
+			id, ok = r.ordinal(acc.venue, acc.symbol, ev.ID)
+		}
+		if !ok {
+			acc.unknown++
+			if len(acc.unknownEx) < 3 {
+				acc.unknownEx = append(acc.unknownEx, fmt.Sprintf("seq %d: trade id %q (seq field %d) not generated", m.Seq, ev.ID, ev.Seq))
+			}
+			return
+		}
+		acc.trades[id]++
+		if id < acc.lastTrade {
+			acc.outOfOrder++
+		}
+		acc.lastTrade = max(acc.lastTrade, id)
+	case bridge.EventBookDelta:
+		acc.deltaIDs[ev.LastID]++
+		acc.deltaCover = append(acc.deltaCover, exsim.Range{First: ev.FirstID, Last: ev.LastID})
+		acc.strict.Apply(m.Seq, ev)
+		acc.tolerant.Apply(m.Seq, ev)
+	case bridge.EventBookSnapshot:
+		acc.snapIDs[ev.LastID]++
+		acc.strict.Apply(m.Seq, ev)
+		acc.tolerant.Apply(m.Seq, ev)
+	default:
+		r.stream.DecodeErrors++
+		r.example(fmt.Sprintf("seq %d: unknown event type", m.Seq))
+	}
+}
+
+// finish compares the accumulated stream with the ground truth.
+func (r *reconciler) finish(in ReconcileInput) ([]MarketResult, StreamResult) {
+	var out []MarketResult
+	for _, mt := range in.Markets {
+		acc := r.markets[string(mt.Venue)+"."+mt.Symbol]
+		res := MarketResult{Exchange: string(mt.Venue), Symbol: mt.Symbol}
+		res.Trades = acc.tradeResult(mt, in.Conns)
+		res.Book = acc.bookResult(mt)
+		for i := range res.Book.StaleLog {
+			if in.SnapshotOrigin != nil {
+				res.Book.StaleLog[i].Origin = in.SnapshotOrigin(string(mt.Venue), mt.Symbol, res.Book.StaleLog[i].LastID)
+			}
+		}
+		out = append(out, res)
+	}
+	return out, r.stream
+}
+
+func (acc *marketAcc) tradeResult(mt MarketTruth, conns map[uint64]ConnFate) TradeResult {
+	tr := TradeResult{Generated: mt.Trades.Generated.Len(), Delivered: rangesLen(mt.Trades.Delivered),
+		Unknown: acc.unknown, OutOfOrder: acc.outOfOrder}
+	tr.Examples = append(tr.Examples, acc.unknownEx...)
+	ex := func(format string, args ...any) {
+		if len(tr.Examples) < 8 {
+			tr.Examples = append(tr.Examples, fmt.Sprintf(format, args...))
+		}
+	}
+	ids := make([]int64, 0, len(acc.trades))
+	for id, n := range acc.trades {
+		ids = append(ids, id)
+		if n > 1 {
+			tr.Duplicates += int64(n - 1)
+			ex("trade %d stored %d times", id, n)
+		}
+		if !mt.Trades.Generated.Contains(id) {
+			tr.Unknown++
+			ex("trade %d outside the generated range %d-%d", id, mt.Trades.Generated.First, mt.Trades.Generated.Last)
+		}
+	}
+	slices.Sort(ids)
+	tr.InStream = int64(len(ids))
+	// Missing: generated ids not stored, walked as ranges.
+	classify := func(id int64) string {
+		var any, allKilled = false, true
+		for conn, rs := range mt.Trades.PerConn {
+			if !rangesContain(rs, id) {
+				continue
+			}
+			any = true
+			if !conns[conn].Killed {
+				allKilled = false
+			}
+		}
+		switch {
+		case !any:
+			return "never"
+		case allKilled:
+			return "killed"
+		default:
+			return "lost"
+		}
+	}
+	next := mt.Trades.Generated.First
+	addMissing := func(lo, hi int64) {
+		for id := lo; id <= hi; id++ {
+			tr.Missing++
+			switch classify(id) {
+			case "never":
+				tr.NeverDelivered++
+				if mt.Venue == exsim.Binance {
+					ex("trade %d missing, never delivered on any connection", id)
+				}
+			case "killed":
+				tr.KilledReplica++
+				if mt.Venue == exsim.Binance {
+					ex("trade %d missing, delivered on %s", id, deliveredOn(mt.Trades.PerConn, id, conns))
+				}
+			default:
+				tr.LostByBridge++
+				ex("trade %d missing although delivered on %s", id, deliveredOn(mt.Trades.PerConn, id, conns))
+			}
+		}
+	}
+	if !mt.Trades.Generated.Empty() {
+		for _, id := range ids {
+			if id < next {
+				continue
+			}
+			if id > next {
+				addMissing(next, min(id-1, mt.Trades.Generated.Last))
+			}
+			next = id + 1
+		}
+		if next <= mt.Trades.Generated.Last {
+			addMissing(next, mt.Trades.Generated.Last)
+		}
+	}
+	return tr
+}
+
+// deliveredOn names the connections (and their replica generations) that
+// received id.
+func deliveredOn(perConn map[uint64][]exsim.Range, id int64, conns map[uint64]ConnFate) string {
+	var ids []uint64
+	for c, rs := range perConn {
+		if rangesContain(rs, id) {
+			ids = append(ids, c)
+		}
+	}
+	slices.Sort(ids)
+	var parts []string
+	for _, c := range ids {
+		f := conns[c]
+		parts = append(parts, fmt.Sprintf("conn %d (%s%s)", c, f.Gen, map[bool]string{true: ", killed"}[f.Killed]))
+	}
+	if len(parts) == 0 {
+		return "no connection"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (acc *marketAcc) bookResult(mt MarketTruth) BookResult {
+	br := BookResult{
+		UpdatesGenerated: mt.Book.Generated.Len(), UpdatesDelivered: rangesLen(mt.Book.Delivered),
+		UpdatesInStream: rangesLen(mergeRanges(acc.deltaCover)),
+		Deltas:          acc.strict.Deltas, Snapshots: acc.strict.Snapshots,
+		ConsumerGaps: acc.strict.Gaps, StaleSnapshots: acc.strict.StaleSnapshots,
+		GapsIgnoringStale: acc.tolerant.Gaps, GapLog: acc.strict.GapLog, StaleLog: slices.Clone(acc.strict.StaleLog),
+		FinalID: acc.strict.LastID, SimID: mt.BookID,
+	}
+	for _, n := range acc.deltaIDs {
+		br.DeltaDuplicates += n - 1
+	}
+	for _, n := range acc.snapIDs {
+		br.SnapDuplicates += n - 1
+	}
+	br.Diff = acc.strict.Diff(mt.Bids, mt.Asks, mt.Depth, mt.BookID)
+	br.Diverged = br.Diff != ""
+	br.DivergedIgnoringStale = acc.tolerant.Diff(mt.Bids, mt.Asks, mt.Depth, mt.BookID) != ""
+	return br
+}
+
+// Reconcile compares stored messages (in stream order) with the ground
+// truth. It is a pure function: the soak feeds it the stream it read back.
+func Reconcile(msgs []StreamMsg, in ReconcileInput) ([]MarketResult, StreamResult) {
+	r := newReconciler(in.Markets, in.Ordinal)
+	for i := range msgs {
+		r.add(&msgs[i])
+	}
+	return r.finish(in)
+}
+
+func rangesLen(rs []exsim.Range) int64 {
+	var n int64
+	for _, r := range rs {
+		n += max(r.Len(), 0)
+	}
+	return n
+}
+
+func rangesContain(rs []exsim.Range, id int64) bool {
+	i, _ := slices.BinarySearchFunc(rs, id, func(r exsim.Range, id int64) int {
+		switch {
+		case r.Last < id:
+			return -1
+		case r.First > id:
+			return 1
+		}
+		return 0
+	})
+	return i < len(rs) && rs[i].Contains(id)
+}
+
+// mergeRanges returns the union of rs as sorted disjoint ranges.
+func mergeRanges(rs []exsim.Range) []exsim.Range {
+	rs = slices.Clone(rs)
+	slices.SortFunc(rs, func(a, b exsim.Range) int {
+		switch {
+		case a.First < b.First:
+			return -1
+		case a.First > b.First:
+			return 1
+		}
+		return 0
+	})
+	var out []exsim.Range
+	for _, r := range rs {
+		if r.Empty() {
+			continue
+		}
+		if n := len(out); n > 0 && r.First <= out[n-1].Last+1 {
+			out[n-1].Last = max(out[n-1].Last, r.Last)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
