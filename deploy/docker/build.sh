@@ -10,7 +10,7 @@ NATS_IMAGE=${NATS_IMAGE:-mdbridge-nats:dev}
 BASE=${BASE:-scratch}
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
-mkdir -p "$ctx/mdbridge" "$ctx/nats/data"  # nats/data: empty JetStream store dir
+mkdir -p "$ctx/mdbridge/data" "$ctx/nats/data"  # data: empty, writable store (and /tmp) dirs
 
 echo "building static binaries..."
 CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$ctx/mdbridge/mdbridge" ./cmd/mdbridge
