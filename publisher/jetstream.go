@@ -200,9 +200,8 @@ func (p *JetStream) onAck(_ jetstream.JetStream, m *nats.Msg, a *jetstream.PubAc
 	p.pushResult(ackResult{msg: m, dup: a.Duplicate})
 }
 
-// onErr is the library's error callback (server error, ack timeout,
-// disconnect). It may run with the library's lock held: it never blocks on
-// p.mu.
+// onErr is the library's error callback (server error reply, no
+// responders, disconnect). It never blocks on p.mu.
 func (p *JetStream) onErr(_ jetstream.JetStream, m *nats.Msg, err error) {
 	p.pushResult(ackResult{msg: m, err: err})
 }
@@ -621,10 +620,6 @@ func (p *JetStream) collect(now time.Time) []*entry {
 		e.msg = &nats.Msg{Subject: e.subject, Data: e.body, Header: p.header.hdr}
 		p.byMsg[e.msg] = e
 		p.inflight++
-		if e.sent {
-			p.c.retries.Add(1)
-		}
-		e.sent = true
 		batch = append(batch, e)
 	}
 	p.batch = batch
@@ -640,6 +635,10 @@ func (p *JetStream) send(batch []*entry) (int, error) {
 			p.c.sent.Add(uint64(i))
 			return i, err
 		}
+		if e.sent {
+			p.c.retries.Add(1)
+		}
+		e.sent = true
 	}
 	p.c.sent.Add(uint64(len(batch)))
 	return len(batch), nil
@@ -648,11 +647,10 @@ func (p *JetStream) send(batch []*entry) (int, error) {
 // revert returns unsent entries to the queue after a synchronous publish
 // error and starts a retry pass. p.mu is held.
 func (p *JetStream) revert(rest []*entry, err error) {
-	for i, e := range rest {
+	for _, e := range rest {
 		delete(p.byMsg, e.msg)
 		e.msg = nil
 		e.state = stQueued
-		e.sent = i == 0 // only the first was attempted
 		p.inflight--
 	}
 	p.c.failures.Add(1)

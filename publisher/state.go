@@ -23,12 +23,18 @@ const (
 	// StateDisconnected is the state WriteFinal writes for every key.
 	StateDisconnected = "DISCONNECTED"
 
+	// StateHistory is the number of revisions the bucket keeps per key. With
+	// one, a watcher that falls behind would skip a transition overwritten
+	// by the next write; with a few, it sees every recent transition, and
+	// `nats kv history md_state <key>` shows them.
+	StateHistory = 8
+
 	maxPendingPerKey = 32 // transitions queued per key before the oldest is dropped
 	stateWriteWait   = 5 * time.Second
 )
 
-// EnsureStateBucket creates or updates the md_state KV bucket: one revision
-// of history per key, TTL cfg.StateTTL, cfg's storage and replicas.
+// EnsureStateBucket creates or updates the md_state KV bucket: StateHistory
+// revisions per key, TTL cfg.StateTTL, cfg's storage and replicas.
 //
 // Liveness design: the StateWriter rewrites every key each StateRefresh with
 // a fresh "updated"; a reader reports an entry stale once "updated" is older
@@ -43,7 +49,7 @@ func EnsureStateBucket(ctx context.Context, js jetstream.JetStream, cfg Config) 
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      cfg.KVBucket,
 		Description: "mdbridge connection state per exchange, symbol and instance",
-		History:     1,
+		History:     StateHistory,
 		TTL:         cfg.StateTTL,
 		Storage:     cfg.Storage,
 		Replicas:    cfg.Replicas,
