@@ -34,12 +34,12 @@ func TestCollector(t *testing.T) {
 	}
 	out := b.String()
 	for _, want := range []string{
-		"mdbridge_publisher_acked_total 5",
-		"mdbridge_publisher_published_total 5",
-		"mdbridge_publisher_dropped_total 0",
-		"mdbridge_publisher_buffered_messages 0",
-		"mdbridge_publisher_ack_latency_seconds_count 5",
-		`mdbridge_publisher_ack_latency_seconds_bucket{le="+Inf"} 5`,
+		"mdbridge_events_acked_total 5",
+		"mdbridge_events_published_total 5",
+		"mdbridge_publish_dropped_total 0",
+		"mdbridge_publish_buffer_messages 0",
+		"mdbridge_publish_latency_seconds_count 5",
+		`mdbridge_publish_latency_seconds_bucket{le="+Inf"} 5`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("metrics lack %q:\n%s", want, out)

@@ -39,7 +39,7 @@ type app struct {
 	snapsvc  *publisher.SnapshotService
 	specs    []streamSpec
 	streams  []*bridge.Stream
-	metrics  *publishMetrics
+	metrics  *ingestMetrics
 	http     *http.Server
 	httpLn   net.Listener
 }
@@ -139,7 +139,7 @@ func newApp(ctx context.Context, cfg *Config, logger *slog.Logger) (_ *app, err 
 	if err != nil {
 		return nil, err
 	}
-	a.metrics = newPublishMetrics(a.pub)
+	a.metrics = newIngestMetrics()
 	if err := a.startStreams(requester); err != nil {
 		return nil, err
 	}

@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/qldata/mdbridge/publisher"
 )
 
 // handler serves /healthz (the process is alive), /readyz (NATS reachable
@@ -19,7 +21,8 @@ func (a *app) handler() http.Handler {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newStreamCollector(a.streams),
-		a.metrics,
+		a.metrics.ingest,
+		publisher.NewCollector(a.pub, a.states, a.snapsvc),
 	)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

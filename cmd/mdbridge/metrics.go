@@ -8,7 +8,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/qldata/mdbridge/bridge"
-	"github.com/qldata/mdbridge/publisher"
 )
 
 // connStates are the values of the state label of mdbridge_connection_state.
@@ -114,44 +113,23 @@ func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// publishMetrics exports the publisher's counters and latency histogram at
-// scrape time, and measures ingest latency (exchange event time to hand-off
-// to the publisher) on the way through.
-type publishMetrics struct {
-	pub    *publisher.JetStream
+// ingestMetrics measures ingest latency (exchange event time to hand-off to
+// the publisher) on the way through. The publisher's own counters and
+// publish latency come from publisher.NewCollector.
+type ingestMetrics struct {
 	ingest prometheus.Histogram
-
-	published, acked, retries, failures, jsDuplicates, dropped, rejected,
-	buffered, bufferedBytes, inFlight, latency *prometheus.Desc
 }
 
-func newPublishMetrics(pub *publisher.JetStream) *publishMetrics {
-	d := func(name, help string) *prometheus.Desc {
-		return prometheus.NewDesc("mdbridge_"+name, help, nil, nil)
-	}
-	return &publishMetrics{
-		pub: pub,
-		ingest: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "mdbridge_ingest_latency_seconds",
-			Help:    "Exchange event time to hand-off to the publisher (includes the exchange clock offset).",
-			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5},
-		}),
-		published:     d("events_published_total", "Events accepted by the publisher."),
-		acked:         d("events_acked_total", "Messages acknowledged by JetStream (stored or duplicate)."),
-		retries:       d("publish_retries_total", "Re-sends of a message after a failed attempt."),
-		failures:      d("publish_failures_total", "Failed publish attempts (disconnect, ack timeout, server error)."),
-		jsDuplicates:  d("jetstream_duplicates_total", "Acks reporting that JetStream already had the msg ID (removed by the duplicate window)."),
-		dropped:       d("publish_dropped_total", "Messages dropped by the drop-oldest buffer policy."),
-		rejected:      d("publish_rejected_total", "Messages that can never be stored (too large, repeated server rejection)."),
-		buffered:      d("publish_buffer_messages", "Messages held until acknowledged."),
-		bufferedBytes: d("publish_buffer_bytes", "Bytes held until acknowledged."),
-		inFlight:      d("publish_pending_acks", "Publishes awaiting an ack."),
-		latency:       d("publish_latency_seconds", "Publish to JetStream ack."),
-	}
+func newIngestMetrics() *ingestMetrics {
+	return &ingestMetrics{ingest: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "mdbridge_ingest_latency_seconds",
+		Help:    "Exchange event time to hand-off to the publisher (includes the exchange clock offset).",
+		Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5},
+	})}
 }
 
 // wrap returns a bridge.Publisher that observes ingest latency and forwards.
-func (m *publishMetrics) wrap(p bridge.Publisher) bridge.Publisher {
+func (m *ingestMetrics) wrap(p bridge.Publisher) bridge.Publisher {
 	return publisherFunc(func(ctx context.Context, evs []bridge.Event) error {
 		now := time.Now().UnixNano()
 		for i := range evs {
@@ -166,35 +144,3 @@ func (m *publishMetrics) wrap(p bridge.Publisher) bridge.Publisher {
 type publisherFunc func(ctx context.Context, evs []bridge.Event) error
 
 func (f publisherFunc) Publish(ctx context.Context, evs []bridge.Event) error { return f(ctx, evs) }
-
-func (m *publishMetrics) Describe(ch chan<- *prometheus.Desc) {
-	prometheus.DescribeByCollect(m, ch)
-}
-
-func (m *publishMetrics) Collect(ch chan<- prometheus.Metric) {
-	m.ingest.Collect(ch)
-	st := m.pub.Stats()
-	c := func(d *prometheus.Desc, v uint64) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
-	}
-	g := func(d *prometheus.Desc, v float64) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
-	}
-	c(m.published, st.Published)
-	c(m.acked, st.Acked)
-	c(m.retries, st.Retries)
-	c(m.failures, st.Failures)
-	c(m.jsDuplicates, st.Duplicates)
-	c(m.dropped, st.Dropped)
-	c(m.rejected, st.Rejected)
-	g(m.buffered, float64(st.BufferedMsgs))
-	g(m.bufferedBytes, float64(st.BufferedBytes))
-	g(m.inFlight, float64(st.InFlight))
-	buckets := make(map[float64]uint64, len(publisher.LatencyBounds))
-	var cum uint64
-	for i, b := range publisher.LatencyBounds {
-		cum += st.Latency.Counts[i]
-		buckets[b.Seconds()] = cum
-	}
-	ch <- prometheus.MustNewConstHistogram(m.latency, st.Latency.Count, st.Latency.Sum.Seconds(), buckets)
-}
