@@ -1,0 +1,142 @@
+package bridge
+
+import (
+	"reflect"
+	"testing"
+)
+
+func bbSnap(last int64, bids, asks []Level) Event {
+	return Event{Type: EventBookSnapshot, LastID: last, Bids: bids, Asks: asks}
+}
+
+func bbDelta(first, last int64, bids, asks []Level) Event {
+	return Event{Type: EventBookDelta, FirstID: first, LastID: last, Bids: bids, Asks: asks}
+}
+
+func TestBookBuilder(t *testing.T) {
+	type step struct {
+		ev   Event
+		want BookResult
+	}
+	tests := []struct {
+		name      string
+		steps     []step
+		wantValid bool
+		wantID    int64
+		wantBids  []Level
+		wantAsks  []Level
+	}{
+		{
+			name: "snapshot then contiguous deltas",
+			steps: []step{
+				{bbSnap(100, []Level{{"10", "1"}, {"9", "2"}}, []Level{{"11", "1"}}), BookReset},
+				{bbDelta(101, 101, []Level{{"10", "3"}}, nil), BookApplied},
+				{bbDelta(102, 103, []Level{{"9", "0"}}, []Level{{"12", "5"}}), BookApplied},
+			},
+			wantValid: true, wantID: 103,
+			wantBids: []Level{{"10", "3"}}, wantAsks: []Level{{"11", "1"}, {"12", "5"}},
+		},
+		{
+			// Active-active: replica B stored 101..104 before replica A's
+			// snapshot at 102 landed; A's copies of 103..104 were removed
+			// by the duplicate window. The retained deltas continue the book.
+			name: "snapshot stored after newer deltas",
+			steps: []step{
+				{bbDelta(99, 100, nil, nil), BookWaiting},
+				{bbDelta(101, 101, []Level{{"10", "1"}}, nil), BookWaiting},
+				{bbDelta(102, 102, []Level{{"10", "2"}}, nil), BookWaiting},
+				{bbDelta(103, 103, []Level{{"10", "3"}}, nil), BookWaiting},
+				{bbDelta(104, 104, nil, []Level{{"11", "4"}}), BookWaiting},
+				{bbSnap(102, []Level{{"10", "2"}}, []Level{{"11", "1"}}), BookReset},
+				{bbDelta(105, 105, []Level{{"9", "1"}}, nil), BookApplied},
+			},
+			wantValid: true, wantID: 105,
+			wantBids: []Level{{"10", "3"}, {"9", "1"}}, wantAsks: []Level{{"11", "4"}},
+		},
+		{
+			name: "gap invalidates until the next snapshot",
+			steps: []step{
+				{bbSnap(10, []Level{{"1", "1"}}, nil), BookReset},
+				{bbDelta(12, 12, []Level{{"2", "1"}}, nil), BookGap},
+				{bbDelta(13, 13, nil, nil), BookWaiting},
+				{bbSnap(13, []Level{{"5", "5"}}, nil), BookReset},
+				{bbDelta(14, 14, nil, []Level{{"6", "1"}}), BookApplied},
+			},
+			wantValid: true, wantID: 14,
+			wantBids: []Level{{"5", "5"}}, wantAsks: []Level{{"6", "1"}},
+		},
+		{
+			name: "gap stays until a snapshot",
+			steps: []step{
+				{bbSnap(10, nil, nil), BookReset},
+				{bbDelta(15, 16, nil, nil), BookGap},
+			},
+			wantValid: false, wantID: 10,
+			wantBids: []Level{}, wantAsks: []Level{},
+		},
+		{
+			name: "Binance first delta overlaps the snapshot; stale deltas ignored",
+			steps: []step{
+				{bbSnap(100, []Level{{"1", "1"}}, nil), BookReset},
+				{bbDelta(90, 99, []Level{{"1", "9"}}, nil), BookIgnored},
+				{bbDelta(95, 103, []Level{{"2", "2"}}, nil), BookApplied},
+				{bbDelta(104, 104, []Level{{"1", "0.000"}}, nil), BookApplied},
+				{Event{Type: EventTrade, ID: "7"}, BookIgnored},
+			},
+			wantValid: true, wantID: 104,
+			wantBids: []Level{{"2", "2"}}, wantAsks: []Level{},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := NewBookBuilder(0)
+			for i, s := range tt.steps {
+				if got := b.Apply(s.ev); got != s.want {
+					t.Fatalf("step %d (%+v): result %d, want %d", i, s.ev, got, s.want)
+				}
+			}
+			if b.Valid() != tt.wantValid || b.LastID() != tt.wantID {
+				t.Fatalf("valid %v id %d, want %v %d", b.Valid(), b.LastID(), tt.wantValid, tt.wantID)
+			}
+			if got := b.Bids(); !reflect.DeepEqual(got, tt.wantBids) {
+				t.Errorf("bids %v, want %v", got, tt.wantBids)
+			}
+			if got := b.Asks(); !reflect.DeepEqual(got, tt.wantAsks) {
+				t.Errorf("asks %v, want %v", got, tt.wantAsks)
+			}
+		})
+	}
+}
+
+func TestBookBuilderRetainRingKeepsStreamOrder(t *testing.T) {
+	b := NewBookBuilder(3)
+	for id := int64(1); id <= 5; id++ {
+		b.Apply(bbDelta(id, id, []Level{{"1", string(rune('0' + id))}}, nil))
+	}
+	// Retained: 3, 4, 5. A snapshot at 2 replays them in order.
+	if got := b.Apply(bbSnap(2, nil, nil)); got != BookReset {
+		t.Fatalf("result %d", got)
+	}
+	if b.LastID() != 5 || !reflect.DeepEqual(b.Bids(), []Level{{"1", "5"}}) {
+		t.Fatalf("id %d bids %v, want 5 [[1 5]]", b.LastID(), b.Bids())
+	}
+	// A snapshot at 0 cannot be continued by 3..5: invalid until the next.
+	b.Apply(bbSnap(0, nil, nil))
+	if b.Valid() {
+		t.Fatal("book valid although retained deltas do not continue the snapshot")
+	}
+}
+
+func TestCompareDecimal(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		want int
+	}{
+		{"9.5", "10", -1}, {"10", "9.5", 1}, {"65000.1", "65000.10001", -1}, {"65000.10", "65000.1", 0},
+		{"0.0001", "0.001", -1}, {"007", "7.000", 0}, {"1", "1", 0}, {"100.5", "100.49", 1},
+	} {
+		if got := CompareDecimal(tt.a, tt.b); got != tt.want {
+			t.Errorf("CompareDecimal(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
