@@ -37,6 +37,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
 	scale := fs.Bool("scale", false, "scale mode: 1000 symbols (trades + books), cold start, rate limits, CPU and memory")
 	bookDepth := fs.Int("book-depth", 0, "scale: Binance REST snapshot depth (0: the adapter default, as `run` uses)")
+	weight := fs.Int("weight-per-minute", 0, "scale: Binance REST weight budget per minute (0: the seed's 1200, like MDB_BINANCE_WEIGHT_PER_MINUTE)")
+	bookBuffer := fs.Int("book-buffer", 0, "scale: deltas buffered per book while it waits for a snapshot (0: the bridge's default)")
 	syncWait := fs.Duration("sync-wait", bench.DefaultScaleSyncWait, "scale: how long to wait for every book's first snapshot before the steady window")
 	inFlight := fs.Int("in-flight", 0, "publishes awaiting an ack, raw and bridge alike (0: the publisher default)")
 	phases := fs.String("phases", "", "run only one phase: raw or bridge")
@@ -64,6 +66,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if *scale {
 		sc := bench.ScaleConfig{
 			Rate: *rate, Window: *duration, BookDepth: *bookDepth, SyncWait: *syncWait,
+			WeightPerMinute: *weight, BookBufferLimit: *bookBuffer,
 			Storage: st, NATSURL: *natsURL, Progress: bar.update, Logger: logger,
 		}
 		if set["symbols"] {
@@ -290,6 +293,7 @@ func printScale(w io.Writer, r *bench.ScaleReport) {
 	e := r.Env
 	fmt.Fprintf(w, "mdbridge bench -scale: %d Binance symbols (%d topics: trades + books) over %d connection(s), offered %s msgs/s\n",
 		r.Symbols, r.Topics, r.Connections, fmtCount(r.Offered))
+	fmt.Fprintf(w, "Binance REST: book depth %d, %d weight/minute; book buffer %d deltas\n", r.BookDepth, r.WeightPerMinute, r.BookBufferLimit)
 	fmt.Fprintf(w, "%s %s/%s, %d CPUs, GOMAXPROCS %d, NATS %s; %s\n\n", e.GoVersion, e.OS, e.Arch, e.NumCPU, e.GOMAXPROCS, e.NATS, e.Layout)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	st := r.Steady
@@ -309,7 +313,19 @@ func printScale(w io.Writer, r *bench.ScaleReport) {
 		fmt.Fprintf(tw, "CPU by component\t%s\n", fmtPercents(st.CPUSplit))
 	}
 	fmt.Fprintf(tw, "RSS now / peak\t%s / %s (heap in use %s)\n", fmtBytes(st.RSS), fmtBytes(st.PeakRSS), fmtBytes(st.HeapInuse))
-	fmt.Fprintf(tw, "goroutines\t%d\n", st.Goroutines)
+	gs := fmt.Sprint(st.Goroutines)
+	if len(st.GoroutineSplit) > 0 {
+		m := map[string]float64{}
+		for k, v := range st.GoroutineSplit {
+			m[k] = float64(v)
+		}
+		var parts []string
+		for _, k := range sortedKeys(m) {
+			parts = append(parts, fmt.Sprintf("%s %d", k, st.GoroutineSplit[k]))
+		}
+		gs += " (" + strings.Join(parts, ", ") + ")"
+	}
+	fmt.Fprintf(tw, "goroutines\t%s\n", gs)
 	tw.Flush()
 }
 

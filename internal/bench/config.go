@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -183,25 +184,22 @@ func symbolNames(n, size int) ([]string, error) {
 	if size == 0 {
 		return names, nil
 	}
-	ev := sampleTrade(names[0], firstRawID)
+	// Padded names are S<i>XXX..USDT for every symbol: the simulator
+	// prices unknown bases alike (1 to 3 integer digits).
+	for i := range names {
+		names[i] = "S" + strconv.Itoa(i)
+	}
+	ev := sampleTrade(names[0]+"USDT", firstRawID)
 	natural := len(ev.AppendJSON(nil))
 	extra := size - natural
-	if extra < 0 || len(names[len(names)-1])+extra > MaxSymbolLen {
-		lo := natural
-		hi := natural + MaxSymbolLen - len(names[len(names)-1])
+	longest := len(names[0]) + len("USDT") + extra
+	if extra < 0 || longest > MaxSymbolLen {
 		return nil, fmt.Errorf("%w: Size: %d bytes cannot be reached: trade bodies are %d..%d bytes with %d symbols (the simulator formats the trade fields; only symbol names, at most %d characters, can grow)",
-			ErrConfig, size, lo, hi, n, MaxSymbolLen)
+			ErrConfig, size, natural, natural+MaxSymbolLen-len(names[0])-len("USDT"), n, MaxSymbolLen)
 	}
+	want := len(names[0]) + extra // characters before "USDT"
 	for i, s := range names {
-		pad := extra - (len(s) - len(names[0]))
-		if pad < 0 {
-			pad = 0
-		}
-		b := []byte(s[:len(s)-4])
-		for range pad {
-			b = append(b, 'X')
-		}
-		names[i] = string(b) + "USDT"
+		names[i] = s + strings.Repeat("X", max(want-len(s), 0)) + "USDT"
 	}
 	return names, nil
 }

@@ -73,15 +73,7 @@ func (c *cpuSplit) stop(w io.Writer) (map[string]float64, error) {
 	}
 	out := make(map[string]float64, len(ns))
 	for k, v := range ns {
-		switch k {
-		case "":
-			k = compRuntime
-		case otherLabels:
-			// nats-server replaces its goroutines' labels with its own
-			// (account, stream); nothing else in the process sets labels.
-			k = compNATS
-		}
-		out[k] += time.Duration(v).Seconds()
+		out[componentName(k)] += time.Duration(v).Seconds()
 	}
 	return out, nil
 }
@@ -100,6 +92,43 @@ const otherLabels = "\x00other"
 // Profile.string_table (6); Sample.value (2) and Sample.label (3);
 // Label.key (1) and Label.str (2); ValueType.type (1).
 func cpuByLabel(gz []byte, key string) (map[string]int64, error) {
+	return valuesByLabel(gz, key, "cpu")
+}
+
+// goroutinesByComponent counts the process's goroutines by component
+// label, from the goroutine profile.
+func goroutinesByComponent() (map[string]int, error) {
+	var buf bytes.Buffer
+	if err := pprof.Lookup("goroutine").WriteTo(&buf, 0); err != nil {
+		return nil, err
+	}
+	n, err := valuesByLabel(buf.Bytes(), labelKey, "goroutine")
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int, len(n))
+	for k, v := range n {
+		out[componentName(k)] += int(v)
+	}
+	return out, nil
+}
+
+// componentName maps a valuesByLabel key to a component.
+func componentName(k string) string {
+	switch k {
+	case "":
+		return compRuntime
+	case otherLabels:
+		// nats-server replaces its goroutines' labels with its own
+		// (account, stream); nothing else in the process sets labels.
+		return compNATS
+	}
+	return k
+}
+
+// valuesByLabel sums the values of sample type typ of a gzipped pprof
+// profile by the value of label key.
+func valuesByLabel(gz []byte, key, typ string) (map[string]int64, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(gz))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errProfile, err)
@@ -177,12 +206,12 @@ func cpuByLabel(gz []byte, key string) (map[string]int64, error) {
 	}
 	vi := -1
 	for i, t := range types {
-		if str(t) == "cpu" {
+		if str(t) == typ {
 			vi = i
 		}
 	}
 	if vi < 0 {
-		return nil, fmt.Errorf("%w: no cpu sample type", errProfile)
+		return nil, fmt.Errorf("%w: no %s sample type", errProfile, typ)
 	}
 	out := map[string]int64{}
 	for _, s := range samples {

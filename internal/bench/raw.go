@@ -42,7 +42,12 @@ type rawPublisher struct {
 }
 
 func newRawPublisher(nc *nats.Conn, cfg Config, symbols []string) (*rawPublisher, error) {
-	p := &rawPublisher{symbols: symbols, opts: []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)}}
+	// A full window blocks PublishMsgAsync (up to the stall timeout) rather
+	// than failing: the baseline waits for room as the bridge's publisher
+	// does.
+	p := &rawPublisher{symbols: symbols, opts: []jetstream.PublishOpt{
+		jetstream.WithRetryAttempts(0), jetstream.WithStallWait(cfg.StallTimeout),
+	}}
 	for range symbols {
 		p.next = append(p.next, firstRawID)
 	}

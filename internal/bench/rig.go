@@ -26,6 +26,8 @@ type rigConfig struct {
 	connections  int  // 0: the bridge's own plan
 	backpressure bool // the simulator waits for slow clients
 	bookDepth    int  // Binance REST snapshot depth (0: adapter default)
+	weightPerMin int  // Binance REST weight per minute (0: resilience.ExchangeDefaults)
+	bookBuffer   int  // bridge.StreamConfig.BookBufferLimit (0: the bridge's default)
 	pcfg         publisher.Config
 	tap          *ackTap // nil: publish on an untapped connection
 }
@@ -118,6 +120,9 @@ func (r *rig) startBridge(ctx context.Context, env *natsEnv, rc rigConfig) (err 
 		return fmt.Errorf("%w: %w", ErrSetup, err)
 	}
 	def, _ := resilience.ExchangeDefaults(binance.Name)
+	if rc.weightPerMin > 0 {
+		def.RequestsPerMinute = rc.weightPerMin
+	}
 	limiter, err := resilience.NewRateLimitManager(def.RateLimitConfig())
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSetup, err)
@@ -130,7 +135,7 @@ func (r *rig) startBridge(ctx context.Context, env *natsEnv, rc rigConfig) (err 
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSetup, err)
 	}
-	sc := bridge.StreamConfig{Exchange: ex, Symbols: r.symbols, Channels: rc.channels, Instance: "bench"}
+	sc := bridge.StreamConfig{Exchange: ex, Symbols: r.symbols, Channels: rc.channels, Instance: "bench", BookBufferLimit: rc.bookBuffer}
 	if rc.connections > 0 {
 		sc.MaxTopicsPerConn = (r.topics + rc.connections - 1) / rc.connections
 		if ch := rc.channels; ch&bridge.ChannelBook != 0 && ch&bridge.ChannelTrade != 0 && sc.MaxTopicsPerConn%2 == 1 {

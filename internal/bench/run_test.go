@@ -47,3 +47,33 @@ func TestRunSmall(t *testing.T) {
 		t.Errorf("ratio %v", rep.Ratio)
 	}
 }
+
+// TestScaleSmall runs the scale mode with 20 symbols and checks the
+// report's structure: everything connected, no rate-limit error, a steady
+// window with CPU and memory figures (no timing assertions).
+func TestScaleSmall(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rep, err := Scale(ctx, ScaleConfig{
+		Symbols: 20, Rate: 200, Window: time.Second, SyncWait: 20 * time.Second,
+		BookDepth: 100, WeightPerMinute: 6000, Storage: 1,
+	})
+	if err != nil {
+		t.Fatalf("Scale: %v", err)
+	}
+	b, _ := json.MarshalIndent(rep, "", "  ")
+	t.Logf("%s", b)
+	if rep.Topics != 40 || rep.Connections < 1 || rep.ConnectedSeconds <= 0 {
+		t.Errorf("topics %d connections %d connected after %v s", rep.Topics, rep.Connections, rep.ConnectedSeconds)
+	}
+	if rep.BooksSynced != 20 || rep.BooksSyncedSeconds <= 0 {
+		t.Errorf("books synced %d after %v s", rep.BooksSynced, rep.BooksSyncedSeconds)
+	}
+	if rep.RateLimits.Total != 0 || rep.RateLimits.RESTRequests < 20 {
+		t.Errorf("rate limits %+v", rep.RateLimits)
+	}
+	st := rep.Steady
+	if st.Seconds <= 0 || st.CPUPercent <= 0 || st.RSS == 0 || st.Goroutines == 0 || st.GoroutineSplit[compBridge] == 0 || st.GoroutineSplit[compSim] == 0 {
+		t.Errorf("steady %+v", st)
+	}
+}

@@ -12,7 +12,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/bridge/binance"
 	"github.com/qldata/mdbridge/internal/exsim"
+	"github.com/qldata/mdbridge/resilience"
 )
 
 // Defaults of ScaleConfig.
@@ -55,6 +57,13 @@ type ScaleConfig struct {
 	// default, as `mdbridge run` uses; its request weight decides how fast
 	// a thousand books can start under the REST limit).
 	BookDepth int
+	// WeightPerMinute is the Binance REST weight budget per minute (0: the
+	// seed's 1200 from resilience.ExchangeDefaults, as `mdbridge run`'s
+	// MDB_BINANCE_WEIGHT_PER_MINUTE default; Binance allows 6000 today).
+	WeightPerMinute int
+	// BookBufferLimit is the bridge's per-book delta buffer while a book
+	// waits for its snapshot (0: the bridge's default).
+	BookBufferLimit int
 	// Storage, NATSURL, StoreDir, Progress and Logger are as in Config.
 	Storage  jetstream.StorageType
 	NATSURL  string
@@ -70,6 +79,11 @@ type ScaleReport struct {
 	Topics      int     `json:"topics"`
 	Connections int     `json:"connections"`
 	Offered     float64 `json:"offered_msgs_per_sec"` // configured aggregate rate
+	// BookDepth, WeightPerMinute and BookBufferLimit are the effective
+	// settings (0: the component's default).
+	BookDepth       int `json:"book_depth"`
+	WeightPerMinute int `json:"weight_per_minute"`
+	BookBufferLimit int `json:"book_buffer_limit"`
 	// ConnectedSeconds is the time from cold start (bridge, publisher and
 	// NATS connections created) to every connection CONNECTED with every
 	// topic subscribed.
@@ -115,6 +129,8 @@ type Steady struct {
 	PeakRSS    uint64             `json:"peak_rss_bytes"` // since the process started
 	HeapInuse  uint64             `json:"heap_inuse_bytes"`
 	Goroutines int                `json:"goroutines"`
+	// GoroutineSplit counts the goroutines by component.
+	GoroutineSplit map[string]int `json:"goroutine_split,omitempty"`
 }
 
 func (c ScaleConfig) withDefaults() ScaleConfig {
@@ -153,6 +169,8 @@ func (c ScaleConfig) Validate() error {
 		return bad("Connections", "%d is negative", c.Connections)
 	case c.Window < 0 || c.ConnectTimeout < 0 || c.SyncWait < 0:
 		return bad("Window", "durations must not be negative")
+	case c.WeightPerMinute < 0 || c.BookBufferLimit < 0:
+		return bad("WeightPerMinute", "limits must not be negative")
 	case c.BookDepth < 0 || c.BookDepth > 5000:
 		return bad("BookDepth", "%d outside 1..5000", c.BookDepth)
 	case c.Storage != jetstream.FileStorage && c.Storage != jetstream.MemoryStorage:
@@ -244,14 +262,26 @@ func Scale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 	defer env.close()
 	pcfg := Config{Storage: cfg.Storage}.withDefaults().publisherConfig()
 	markets := scaleMarkets(cfg.Symbols, cfg.Rate)
-	rep := &ScaleReport{Env: newEnv(env.desc), Symbols: cfg.Symbols, Offered: cfg.Rate}
+	rep := &ScaleReport{Env: newEnv(env.desc), Symbols: cfg.Symbols, Offered: cfg.Rate,
+		BookDepth: cfg.BookDepth, WeightPerMinute: cfg.WeightPerMinute, BookBufferLimit: cfg.BookBufferLimit}
+	if rep.BookDepth == 0 {
+		rep.BookDepth = binance.DefaultBookDepth
+	}
+	if rep.WeightPerMinute == 0 {
+		def, _ := resilience.ExchangeDefaults(binance.Name)
+		rep.WeightPerMinute = def.RequestsPerMinute
+	}
+	if rep.BookBufferLimit == 0 {
+		rep.BookBufferLimit = bridge.DefaultBookBufferLimit
+	}
 	rep.Env.Layout = layout
 
 	prog(Progress{Phase: "scale", Step: "setup"})
 	start := time.Now()
 	r, err := startRig(ctx, env, rigConfig{
 		markets: markets, channels: bridge.ChannelTrade | bridge.ChannelBook,
-		connections: cfg.Connections, bookDepth: cfg.BookDepth, pcfg: pcfg,
+		connections: cfg.Connections, bookDepth: cfg.BookDepth, weightPerMin: cfg.WeightPerMinute,
+		bookBuffer: cfg.BookBufferLimit, pcfg: pcfg,
 	}, cfg.Logger)
 	if err != nil {
 		return rep, err
@@ -319,6 +349,7 @@ func Scale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 		CPUPercent: 100 * cpu.Seconds() / el.Seconds(), RSS: rss, PeakRSS: peak,
 		HeapInuse: ms.HeapInuse, Goroutines: runtime.NumGoroutine(),
 	}
+	st.GoroutineSplit, _ = goroutinesByComponent()
 	if sp != nil {
 		st.CPUSplit = map[string]float64{}
 		for k, v := range sp {
