@@ -91,9 +91,10 @@ type BookResult struct {
 	SimID             int64           `json:"sim_id"`
 	Diverged          bool            `json:"diverged"`
 	Diff              string          `json:"diff,omitempty"`
-	// DivergedIgnoringStale is the verdict for the consumer that ignores
-	// stale snapshots.
-	DivergedIgnoringStale bool `json:"diverged_ignoring_stale"`
+	// DivergedIgnoringStale and DiffIgnoringStale are the verdict for the
+	// consumer that ignores stale snapshots.
+	DivergedIgnoringStale bool   `json:"diverged_ignoring_stale"`
+	DiffIgnoringStale     string `json:"diff_ignoring_stale,omitempty"`
 }
 
 // MarketResult is the reconciliation of one market.
@@ -348,7 +349,8 @@ func (acc *marketAcc) bookResult(mt MarketTruth) BookResult {
 	}
 	br.Diff = acc.strict.Diff(mt.Bids, mt.Asks, mt.Depth, mt.BookID)
 	br.Diverged = br.Diff != ""
-	br.DivergedIgnoringStale = acc.tolerant.Diff(mt.Bids, mt.Asks, mt.Depth, mt.BookID) != ""
+	br.DiffIgnoringStale = acc.tolerant.Diff(mt.Bids, mt.Asks, mt.Depth, mt.BookID)
+	br.DivergedIgnoringStale = br.DiffIgnoringStale != ""
 	return br
 }
 

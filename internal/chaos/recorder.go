@@ -172,8 +172,9 @@ func (r *recorder) nextPublish(k pairKey, t int64) int64 {
 
 // outageEnd returns the end of the latest interruption of k that began in
 // [from, to]: a state other than CONNECTED (until the next CONNECTED) or a
-// silence of the publish flow longer than pause (until the next publish).
-// ok is false when there was none.
+// silence of the publish flow longer than pause (until the next publish)
+// whose last publish was at most pause before from (the market was not
+// already silent when the fault hit). ok is false when there was none.
 func (r *recorder) outageEnd(k pairKey, from, to int64, pause time.Duration) (end int64, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -210,7 +211,7 @@ func (r *recorder) outageEnd(k pairKey, from, to int64, pause time.Duration) (en
 		if a > to {
 			break
 		}
-		if a > 0 && tl.pubs[i]-a > p {
+		if a > 0 && a >= from-p && tl.pubs[i]-a > p {
 			end, ok = max(end, tl.pubs[i]), true
 		}
 	}

@@ -141,15 +141,16 @@ func (r *replica) start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	// One REST limiter per venue per process, as cmd/mdbridge does (spot
-	// and linear share Bybit's).
+	// One REST limiter per venue per process with cmd/mdbridge's default
+	// budgets (MDB_BINANCE_WEIGHT_PER_MINUTE, MDB_BYBIT_REQUESTS_PER_MINUTE;
+	// spot and linear share Bybit's).
 	limiters := map[string]*resilience.RateLimitManager{}
 	limiter := func(venue string) (*resilience.RateLimitManager, error) {
 		if l, ok := limiters[venue]; ok {
 			return l, nil
 		}
 		def, _ := resilience.ExchangeDefaults(venue)
-		l, err := resilience.NewRateLimitManager(def.RateLimitConfig())
+		l, err := resilience.NewRateLimitManager(resilience.RateLimitConfig{RequestsPerMinute: def.RequestsPerMinute})
 		limiters[venue] = l
 		return l, err
 	}

@@ -47,11 +47,23 @@ type ReportConfig struct {
 	Markets          []string      `json:"markets"`
 	Replicas         int           `json:"replicas"`
 	Kinds            []FaultKind   `json:"kinds"`
+	// ConsumerRule names the book consumer rule that decided.
+	ConsumerRule string `json:"consumer_rule"`
 }
+
+// Consumer rules (ReportConfig.ConsumerRule).
+const (
+	RuleResetOnSnapshot = "documented: every snapshot resets the book"
+	RuleIgnoreStale     = "a snapshot older than the live book is ignored"
+)
 
 func reportConfig(c Config) ReportConfig {
 	rc := ReportConfig{Duration: c.Duration, Warmup: c.Warmup, Settle: c.Settle, FaultEvery: c.FaultEvery,
-		HeartbeatTimeout: c.HeartbeatTimeout, RotationAge: c.RotationAge, Replicas: replicaCount, Kinds: c.Kinds}
+		HeartbeatTimeout: c.HeartbeatTimeout, RotationAge: c.RotationAge, Replicas: replicaCount, Kinds: c.Kinds,
+		ConsumerRule: RuleResetOnSnapshot}
+	if c.ConsumerIgnoresStale {
+		rc.ConsumerRule = RuleIgnoreStale
+	}
 	for _, m := range c.Markets {
 		rc.Markets = append(rc.Markets, fmt.Sprintf("%s:%s@%g/%g", m.Venue, m.Symbol, m.TradeRate, m.BookRate))
 	}
@@ -366,8 +378,14 @@ func (rep *Report) decide() {
 			note("%s: %d trades stored after a trade with a higher id (replicas interleave; consumers must not assume id order)", name, t.OutOfOrder)
 		}
 		b := m.Book
-		if b.Diverged {
-			fail("%s: book diverged from the simulator's: %s", name, b.Diff)
+		diverged, diff, gaps := b.Diverged, b.Diff, b.ConsumerGaps
+		other, otherGaps := b.DivergedIgnoringStale, b.GapsIgnoringStale
+		if rep.Config.ConsumerRule == RuleIgnoreStale {
+			diverged, diff, gaps = b.DivergedIgnoringStale, b.DiffIgnoringStale, b.GapsIgnoringStale
+			other, otherGaps = b.Diverged, b.ConsumerGaps
+		}
+		if diverged {
+			fail("%s: book diverged from the simulator's (%s consumer): %s", name, rep.Config.ConsumerRule, diff)
 		}
 		if b.DeltaDuplicates > 0 {
 			fail("%s: %d book deltas stored twice (same last_id)", name, b.DeltaDuplicates)
@@ -375,11 +393,11 @@ func (rep *Report) decide() {
 		if b.SnapDuplicates > 0 {
 			fail("%s: %d book snapshots stored twice (same last_id)", name, b.SnapDuplicates)
 		}
-		if b.ConsumerGaps > 0 {
-			fail("%s: %d consumer-visible book gaps (a delta beyond the book id + 1 with no snapshot before it; the consumer must wait for the next snapshot). %d snapshots were older than the live book they reset; a consumer ignoring those would see %d gaps. Gaps: %v. Stale snapshots: %s",
-				name, b.ConsumerGaps, b.StaleSnapshots, b.GapsIgnoringStale, b.GapLog, staleText(b.StaleLog))
+		if gaps > 0 {
+			fail("%s: %d consumer-visible book gaps (%s consumer: a delta beyond the book id + 1 with no snapshot before it; the consumer waits for the next snapshot). %d snapshots were older than the live book; with the other rule: %d gaps, diverged %v. Gaps: %v. Stale snapshots: %s",
+				name, gaps, rep.Config.ConsumerRule, b.StaleSnapshots, otherGaps, other, b.GapLog, staleText(b.StaleLog))
 		} else if b.StaleSnapshots > 0 {
-			note("%s: %d snapshots older than the live book (harmless here: no gap followed)", name, b.StaleSnapshots)
+			note("%s: %d snapshots older than the live book (no gap followed for this consumer rule; the other rule: %d gaps, diverged %v)", name, b.StaleSnapshots, otherGaps, other)
 		}
 	}
 	for _, r := range rep.Replicas {
@@ -436,8 +454,8 @@ func (rep *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "reproduce: mdbridge chaos --duration %s --seed %d\n", c.Duration, rep.Seed)
 	fmt.Fprintf(&b, "faults for %s (every %s on average, overlapping), warm-up %s, settle %s; whole run %s\n",
 		rep.ChaosPhase.Round(time.Second), c.FaultEvery, c.Warmup, c.Settle, rep.Elapsed.Round(time.Second))
-	fmt.Fprintf(&b, "%d replicas active-active, heartbeat timeout %s, rotation age %s\nmarkets (trades/s / book updates/s): %s\n",
-		c.Replicas, c.HeartbeatTimeout, c.RotationAge, strings.Join(c.Markets, " "))
+	fmt.Fprintf(&b, "%d replicas active-active, heartbeat timeout %s, rotation age %s\nmarkets (trades/s / book updates/s): %s\nbook consumer rule: %s\n",
+		c.Replicas, c.HeartbeatTimeout, c.RotationAge, strings.Join(c.Markets, " "), c.ConsumerRule)
 
 	b.WriteString("\nFAULTS (time to recover: worst market, measured from the point named)\n")
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
@@ -466,16 +484,24 @@ func (rep *Report) WriteText(w io.Writer) error {
 
 	b.WriteString("\nBOOKS (consumer replay of the stream vs the simulator's final book)\n")
 	tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MARKET\tUPDATES GEN\tDELIVERED\tIN STREAM\tDELTAS\tSNAPSHOTS\tSTALE SNAPS\tCONSUMER GAPS\tDUP DELTAS/SNAPS\tFINAL ID\tBOOK")
+	fmt.Fprintln(tw, "MARKET\tUPDATES GEN\tDELIVERED\tIN STREAM\tDELTAS\tSNAPSHOTS\tSTALE SNAPS\tCONSUMER GAPS (OTHER RULE)\tDUP DELTAS/SNAPS\tFINAL ID\tBOOK (OTHER RULE)")
 	for _, m := range rep.Markets {
 		bk := m.Book
-		verdict := "equal"
-		if bk.Diverged {
-			verdict = "DIVERGED"
+		word := func(d bool) string {
+			if d {
+				return "DIVERGED"
+			}
+			return "equal"
 		}
-		fmt.Fprintf(tw, "%s %s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d/%d\t%d\t%s\n", m.Exchange, m.Symbol, bk.UpdatesGenerated,
-			bk.UpdatesDelivered, bk.UpdatesInStream, bk.Deltas, bk.Snapshots, bk.StaleSnapshots, bk.ConsumerGaps,
-			bk.DeltaDuplicates, bk.SnapDuplicates, bk.FinalID, verdict)
+		gaps, other := bk.ConsumerGaps, bk.GapsIgnoringStale
+		verdict, otherVerdict := word(bk.Diverged), word(bk.DivergedIgnoringStale)
+		if c.ConsumerRule == RuleIgnoreStale {
+			gaps, other = other, gaps
+			verdict, otherVerdict = otherVerdict, verdict
+		}
+		fmt.Fprintf(tw, "%s %s\t%d\t%d\t%d\t%d\t%d\t%d\t%d (%d)\t%d/%d\t%d\t%s (%s)\n", m.Exchange, m.Symbol, bk.UpdatesGenerated,
+			bk.UpdatesDelivered, bk.UpdatesInStream, bk.Deltas, bk.Snapshots, bk.StaleSnapshots, gaps, other,
+			bk.DeltaDuplicates, bk.SnapDuplicates, bk.FinalID, verdict, otherVerdict)
 	}
 	tw.Flush()
 	fmt.Fprintf(&b, "\nSTREAM: %d messages, %d Nats-Msg-Id duplicates, %d decode errors, %d foreign events\n",

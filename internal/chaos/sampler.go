@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"time"
 )
@@ -33,6 +34,19 @@ func takeSample(start time.Time, phase string, steady bool) Sample {
 		At: time.Since(start), Phase: phase, Goroutines: runtime.NumGoroutine(),
 		HeapInuse: ms.HeapInuse, RSS: readRSS(), Steady: steady,
 	}
+}
+
+// writeHeapProfile writes a heap profile to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // readRSS reads the resident set size from /proc/self/statm (0 if it

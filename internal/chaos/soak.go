@@ -266,6 +266,11 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 		h.log.Warn("chaos: not every symbol is CONNECTED after settling", "err", err)
 	}
 	final := h.sample(true)
+	if h.cfg.HeapProfile != "" {
+		if err := writeHeapProfile(h.cfg.HeapProfile); err != nil {
+			h.log.Warn("chaos: heap profile", "err", err)
+		}
+	}
 
 	h.setPhase("drain")
 	gen, drainErr := h.quiesceAndDrain(ctx)

@@ -1,0 +1,47 @@
+package chaos
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/qldata/mdbridge/internal/exsim"
+)
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantErr string
+	}{
+		{"zero value", Config{}, ""},
+		{"negative duration", Config{Duration: -time.Second}, "Duration"},
+		{"fault every too small", Config{FaultEvery: time.Millisecond}, "FaultEvery"},
+		{"nats port", Config{NATSPort: 70000}, "NATSPort"},
+		{"unknown venue", Config{Markets: []exsim.MarketConfig{{Venue: "kraken", Symbol: "X"}}}, "unknown venue"},
+		{"market twice", Config{Markets: []exsim.MarketConfig{{Venue: exsim.Binance, Symbol: "X"}, {Venue: exsim.Binance, Symbol: "X"}}}, "twice"},
+		{"unknown kind", Config{Kinds: []FaultKind{"meteor"}}, "unknown fault kind"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Validate() = %v, want ErrConfig naming %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	c := Config{}.withDefaults()
+	if c.Duration != DefaultDuration || c.HeartbeatTimeout != DefaultHeartbeatTimeout || len(c.Markets) == 0 || len(c.Kinds) != len(AllKinds()) {
+		t.Fatalf("defaults not applied: %+v", c)
+	}
+}

@@ -1,0 +1,132 @@
+package chaos
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/internal/exsim"
+)
+
+// streamOf numbers events as a stream would store them.
+func streamOf(evs ...bridge.Event) []StreamMsg {
+	out := make([]StreamMsg, len(evs))
+	for i := range evs {
+		out[i] = StreamMsg{Seq: uint64(i + 1), Subject: "md." + evs[i].Exchange + "." + evs[i].Symbol, MsgID: evs[i].MsgID(), Event: evs[i]}
+	}
+	return out
+}
+
+func binTrade(id int64) bridge.Event {
+	return bridge.Event{Type: bridge.EventTrade, Exchange: "binance", Symbol: "BTCUSDT", ID: strconv.FormatInt(id, 10), Seq: id, Price: "1", Qty: "1", Side: bridge.SideBuy}
+}
+
+func bybTrade(id string) bridge.Event {
+	return bridge.Event{Type: bridge.EventTrade, Exchange: "bybit", Symbol: "BTCUSDT", ID: id, Price: "1", Qty: "1", Side: bridge.SideSell}
+}
+
+func TestReconcileBinanceTrades(t *testing.T) {
+	truth := MarketTruth{Venue: exsim.Binance, Symbol: "BTCUSDT",
+		Trades: exsim.SeriesTruth{Generated: exsim.Range{First: 1, Last: 10}, Delivered: []exsim.Range{{First: 1, Last: 10}},
+			PerConn: map[uint64][]exsim.Range{1: {{First: 1, Last: 10}}}}}
+	snapEv := snap(5, lv("1", "1"), nil)
+	msgs := streamOf(snapEv, binTrade(1), binTrade(2), binTrade(4), binTrade(3), binTrade(5), binTrade(7), binTrade(8), binTrade(9), binTrade(10), binTrade(11))
+	// A message stored twice under one msg id (the stream's dedup failed);
+	// it also arrives after a higher id (out of order, like 3 after 4).
+	dup := msgs[2]
+	dup.Seq = 99
+	msgs = append(msgs, dup)
+	markets, st := Reconcile(msgs, ReconcileInput{Markets: []MarketTruth{truth}, Conns: map[uint64]ConnFate{1: {Gen: "A#1"}}})
+	tr := markets[0].Trades
+	if st.Messages != len(msgs) || st.MsgIDDups != 1 {
+		t.Fatalf("stream %+v", st)
+	}
+	if tr.Generated != 10 || tr.InStream != 10 || tr.Duplicates != 1 || tr.Missing != 1 || tr.LostByBridge != 1 || tr.Unknown != 1 || tr.OutOfOrder != 2 {
+		t.Fatalf("trades %+v", tr)
+	}
+	if !strings.Contains(strings.Join(tr.Examples, ";"), "trade 6 missing although delivered on conn 1 (A#1)") {
+		t.Fatalf("examples %v", tr.Examples)
+	}
+}
+
+func TestReconcileBybitMissingClassified(t *testing.T) {
+	// Ordinals 1..9; wire ids "t<ord>".
+	ordinal := func(_ exsim.Venue, _ string, id string) (int64, bool) {
+		n, err := strconv.ParseInt(strings.TrimPrefix(id, "t"), 10, 64)
+		return n, err == nil && strings.HasPrefix(id, "t")
+	}
+	truth := MarketTruth{Venue: exsim.BybitSpot, Symbol: "BTCUSDT", Trades: exsim.SeriesTruth{
+		Generated: exsim.Range{First: 1, Last: 9},
+		PerConn: map[uint64][]exsim.Range{
+			1: {{First: 1, Last: 3}},                      // A#1, killed while open
+			2: {{First: 1, Last: 2}, {First: 5, Last: 6}}, // B#1, alive
+			3: {{First: 8, Last: 9}},
+		},
+	}}
+	conns := map[uint64]ConnFate{1: {Gen: "A#1", Killed: true}, 2: {Gen: "B#1"}, 3: {Gen: "B#1"}}
+	// Stored: 1, 2, 8, 9 and a bogus id. Missing: 3 (killed only), 4 and 7
+	// (never delivered), 5 and 6 (delivered to live B: lost).
+	msgs := streamOf(bybTrade("t1"), bybTrade("t2"), bybTrade("t8"), bybTrade("t9"), bybTrade("bogus"))
+	markets, _ := Reconcile(msgs, ReconcileInput{Markets: []MarketTruth{truth}, Ordinal: ordinal, Conns: conns})
+	tr := markets[0].Trades
+	if tr.Missing != 5 || tr.KilledReplica != 1 || tr.NeverDelivered != 2 || tr.LostByBridge != 2 || tr.Unknown != 1 {
+		t.Fatalf("trades %+v", tr)
+	}
+}
+
+func TestReconcileBooks(t *testing.T) {
+	truth := MarketTruth{Venue: exsim.Binance, Symbol: "BTCUSDT",
+		Book: exsim.SeriesTruth{Generated: exsim.Range{First: 1, Last: 20}, Delivered: []exsim.Range{{First: 1, Last: 20}}},
+		Bids: [][2]string{{"100", "1"}, {"99", "2"}}, BookID: 20}
+	good := streamOf(snap(10, lv("100", "1"), nil), delta(11, 15, lv("99", "5"), nil), delta(16, 20, lv("99", "2"), nil))
+	markets, _ := Reconcile(good, ReconcileInput{Markets: []MarketTruth{truth}})
+	if b := markets[0].Book; b.Diverged || b.ConsumerGaps != 0 || b.UpdatesInStream != 10 || b.Snapshots != 1 || b.Deltas != 2 {
+		t.Fatalf("good book: %+v", b)
+	}
+	// A stale snapshot between deltas: the documented consumer waits for
+	// a snapshot that never comes; the tolerant one is fine.
+	stale := streamOf(snap(10, lv("100", "1"), nil), delta(11, 15, lv("99", "5"), nil), snap(12, lv("100", "1"), nil), delta(16, 20, lv("99", "2"), nil))
+	markets, _ = Reconcile(stale, ReconcileInput{Markets: []MarketTruth{truth},
+		SnapshotOrigin: func(ex, sym string, id int64) string { return "replica B" }})
+	b := markets[0].Book
+	if !b.Diverged || b.DivergedIgnoringStale || b.ConsumerGaps != 1 || b.GapsIgnoringStale != 0 || b.StaleSnapshots != 1 {
+		t.Fatalf("stale snapshot: %+v", b)
+	}
+	if len(b.StaleLog) != 1 || b.StaleLog[0].Origin != "replica B" || b.StaleLog[0].BookID != 15 {
+		t.Fatalf("stale log %+v", b.StaleLog)
+	}
+	// The same delta stored twice (two msg ids would be needed; the
+	// reconciliation counts by last_id).
+	twice := streamOf(snap(10, lv("100", "1"), nil), delta(11, 20, lv("99", "2"), nil))
+	d := delta(11, 20, lv("99", "2"), nil)
+	twice = append(twice, StreamMsg{Seq: 3, MsgID: d.MsgID(), Event: d})
+	markets, st := Reconcile(twice, ReconcileInput{Markets: []MarketTruth{truth}})
+	if markets[0].Book.DeltaDuplicates != 1 || st.MsgIDDups != 1 {
+		t.Fatalf("duplicate delta: %+v %+v", markets[0].Book, st)
+	}
+}
+
+func TestReconcileForeignAndCorrupt(t *testing.T) {
+	truth := MarketTruth{Venue: exsim.Binance, Symbol: "BTCUSDT"}
+	other := binTrade(1)
+	other.Symbol = "DOGEUSDT"
+	msgs := streamOf(other, binTrade(1))
+	msgs[1].MsgID = "binance:BTCUSDT:trade:2" // header disagrees with the body
+	_, st := Reconcile(msgs, ReconcileInput{Markets: []MarketTruth{truth}})
+	if st.ForeignEvents != 1 || st.DecodeErrors != 1 {
+		t.Fatalf("stream %+v", st)
+	}
+}
+
+func TestMergeRanges(t *testing.T) {
+	got := mergeRanges([]exsim.Range{{First: 5, Last: 7}, {First: 1, Last: 2}, {First: 3, Last: 3}, {First: 6, Last: 9}, {First: 20, Last: 19}, {First: 11, Last: 12}})
+	want := []exsim.Range{{First: 1, Last: 3}, {First: 5, Last: 9}, {First: 11, Last: 12}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("mergeRanges = %v, want %v", got, want)
+	}
+	if !rangesContain(want, 12) || rangesContain(want, 10) || rangesContain(nil, 1) {
+		t.Fatal("rangesContain")
+	}
+}
