@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -152,6 +153,21 @@ func (c ConnConfig) LogValue() slog.Value {
 		slog.Bool("tls", c.TLSCA != "" || c.TLSCert != ""),
 		slog.String("name", c.Name),
 	)
+}
+
+// MarshalJSON encodes the configuration with the credentials embedded in
+// URLs redacted (Secret fields redact themselves), so a ConnConfig dumped as
+// JSON never carries a password or token.
+func (c ConnConfig) MarshalJSON() ([]byte, error) {
+	type plain ConnConfig // no methods: no recursion
+	p := plain(c)
+	if c.URLs != nil {
+		p.URLs = make([]string, len(c.URLs))
+		for i, u := range c.URLs {
+			p.URLs[i] = redactURL(u)
+		}
+	}
+	return json.Marshal(p)
 }
 
 // Validate reports invalid fields, naming them.

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -278,6 +279,46 @@ func TestSecretsNeverLogged(t *testing.T) {
 		if !strings.Contains(out, redacted) && i != 1 && i != 2 {
 			t.Errorf("config %d: expected %q in output", i, redacted)
 		}
+	}
+}
+
+func TestConnConfigJSONRedactsSecrets(t *testing.T) {
+	tests := []struct {
+		name string
+		cc   ConnConfig
+		want []string // substrings the JSON must hold
+	}{
+		{"url password", ConnConfig{URLs: []string{"nats://user:" + testPassword + "@127.0.0.1:4222"}},
+			[]string{`"nats://[redacted]@127.0.0.1:4222"`}},
+		{"url token", ConnConfig{URLs: []string{"nats://127.0.0.1:1", "tls://" + testToken + "@127.0.0.1:2"}},
+			[]string{`"nats://127.0.0.1:1"`, `"tls://[redacted]@127.0.0.1:2"`}},
+		{"secret fields", ConnConfig{URLs: []string{"nats://127.0.0.1:1"}, User: "u", Password: testPassword, Token: testToken},
+			[]string{`"User":"u"`, `"Password":"[redacted]"`, `"Token":"[redacted]"`}},
+		{"no urls", ConnConfig{Name: "n"}, []string{`"URLs":null`, `"Name":"n"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := json.Marshal(tt.cc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Also as a field of an enclosing value and through a pointer.
+			b2, err := json.Marshal(struct{ C *ConnConfig }{&tt.cc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertNoSecrets(t, string(b)+string(b2), testPassword, testToken)
+			for _, w := range tt.want {
+				if !strings.Contains(string(b), w) {
+					t.Errorf("json %s lacks %s", b, w)
+				}
+			}
+		})
+	}
+	// The caller's URLs are untouched.
+	cc := ConnConfig{URLs: []string{"nats://u:" + testPassword + "@127.0.0.1:1"}}
+	if _, err := json.Marshal(cc); err != nil || !strings.Contains(cc.URLs[0], testPassword) {
+		t.Errorf("MarshalJSON changed the caller's URLs: %v (%v)", cc.URLs, err)
 	}
 }
 
