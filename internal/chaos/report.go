@@ -522,7 +522,7 @@ func (rep *Report) WriteText(w io.Writer) error {
 	for _, r := range rep.Replicas {
 		gaps += r.Bridge.Gaps
 	}
-	fmt.Fprintf(&b, "\nINJECTED: %d book diffs withheld (gaps detected by the replicas: %d, which also count trade and reconnect gaps), %d frames duplicated, %d malformed or oversized frames, %d WebSocket connections (%d closed by faults, %d at their age limit, %d slow-consumer cuts), %d NATS restarts, %d replica kills\n",
+	fmt.Fprintf(&b, "\nINJECTED: %d book diffs withheld on the replicas' connections (gaps detected by the replicas: %d; one gap may span several withheld diffs, and trade and reconnect gaps count too), %d frames duplicated, %d malformed or oversized frames, %d WebSocket connections (%d closed by faults, %d at their age limit, %d slow-consumer cuts), %d NATS restarts, %d replica kills\n",
 		in.GapsInjected, gaps, in.DuplicatedFrames, in.MalformedFrames, in.Connections, in.Sim.FaultCloses, in.Sim.AgeCuts,
 		in.Sim.SlowDisconnects, in.NATSRestarts, in.Kills)
 
