@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,6 +34,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	conns := fs.Int("connections", 1, "WebSocket connections of the bridge (with -scale: 0 = the bridge's plan)")
 	storage := fs.String("storage", "file", "stream storage: file or memory")
 	natsURL := fs.String("nats", "", "external NATS URL (nats://host:port); default an embedded server on a random port")
+	natsProc := fs.Bool("nats-process", false, "run the embedded NATS server in a child process (as in production: NATS does not share the bridge's heap and GC); its CPU is counted")
+	serveNATS := fs.String("serve-nats", "", "internal: serve an embedded NATS with this store directory for -nats-process, print its URL, exit when stdin closes")
 	rate := fs.Float64("rate", 0, "fixed offered load in msgs/s (0: saturation; with -scale: default 5000)")
 	rates := fs.String("rates", "", "sweep: comma-separated offered loads, e.g. 10000,25000,50000 (each point runs -duration, default 10s, or -messages)")
 	chart := fs.String("chart", "", "sweep: write an SVG chart of throughput and latency vs offered load to this file")
@@ -43,7 +48,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	inFlight := fs.Int("in-flight", 0, "publishes awaiting an ack, raw and bridge alike (0: the publisher default)")
 	phases := fs.String("phases", "", "run only one phase: raw or bridge")
 	cpuProfile := fs.String("cpuprofile", "", "write the bridge phase's CPU profile (pprof) to this file")
-	memProfile := fs.String("memprofile", "", "write an allocation profile taken after the bridge phase to this file")
+	memProfile := fs.String("memprofile", "", "write an allocation profile taken after the bridge phase (with -scale: a heap profile at the end of the window) to this file")
 	noSplit := fs.Bool("no-cpu-split", false, "do not profile to split CPU time by component")
 	logLevel := fs.String("log-level", "error", "log level of the components (logs go to stderr)")
 	if code := parseFlags(fs, args); code >= 0 {
@@ -55,6 +60,9 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *serveNATS != "" {
+		return serveBenchNATS(ctx, *serveNATS, os.Stdin, stdout, stderr)
+	}
 	st, err := publisher.ParseStorage(*storage)
 	if err != nil {
 		fmt.Fprintf(stderr, "mdbridge bench: -storage: %v\n", err)
@@ -62,11 +70,29 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	bar := newProgressBar(stderr)
 	logger := newLogger(stderr, *logLevel, "text")
+	var (
+		extCPU   func() time.Duration
+		natsDesc string
+	)
+	if *natsProc {
+		if *natsURL != "" {
+			fmt.Fprintln(stderr, "mdbridge bench: -nats-process and -nats exclude each other")
+			return exitUsage
+		}
+		child, err := startNATSProcess(ctx, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "mdbridge bench: -nats-process: %v\n", err)
+			return exitFailure
+		}
+		defer child.stop()
+		*natsURL, extCPU = child.url, child.cpu
+		natsDesc = fmt.Sprintf("embedded, in a child process (pid %d)", child.cmd.Process.Pid)
+	}
 
 	if *scale {
 		sc := bench.ScaleConfig{
 			Rate: *rate, Window: *duration, BookDepth: *bookDepth, SyncWait: *syncWait,
-			WeightPerMinute: *weight, BookBufferLimit: *bookBuffer,
+			WeightPerMinute: *weight, BookBufferLimit: *bookBuffer, ExternalCPU: extCPU, NATSDesc: natsDesc,
 			Storage: st, NATSURL: *natsURL, Progress: bar.update, Logger: logger,
 		}
 		if set["symbols"] {
@@ -74,6 +100,15 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		if set["connections"] {
 			sc.Connections = *conns
+		}
+		if *memProfile != "" {
+			f, err := os.Create(*memProfile)
+			if err != nil {
+				fmt.Fprintf(stderr, "mdbridge bench: -memprofile: %v\n", err)
+				return exitUsage
+			}
+			defer f.Close()
+			sc.HeapProfile = f
 		}
 		rep, err := bench.Scale(ctx, sc)
 		bar.done()
@@ -90,7 +125,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	cfg := bench.Config{
 		Messages: *messages, Duration: *duration, Rate: *rate, Symbols: *symbols, Connections: *conns,
 		Size: *size, Storage: st, NATSURL: *natsURL, MaxInFlight: *inFlight, Phases: *phases,
-		NoCPUSplit: *noSplit, Progress: bar.update, Logger: logger,
+		NoCPUSplit: *noSplit, Progress: bar.update, Logger: logger, ExternalCPU: extCPU, NATSDesc: natsDesc,
 	}
 	if set["duration"] && !set["messages"] {
 		cfg.Messages = 0
@@ -157,6 +192,128 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	}
 	return benchExit(stderr, err)
+}
+
+// natsProcess is an embedded NATS server running in a child process
+// (`mdbridge bench -serve-nats <dir>`).
+type natsProcess struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	url   string
+	dir   string
+}
+
+// startNATSProcess starts this binary as a NATS server in a child process
+// and waits for its URL.
+func startNATSProcess(ctx context.Context, stderr io.Writer) (*natsProcess, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "mdbridge-bench-nats-")
+	if err != nil {
+		return nil, err
+	}
+	p := &natsProcess{dir: dir, cmd: exec.Command(exe, "bench", "-serve-nats", dir)}
+	p.cmd.Stderr = stderr
+	out, err := p.cmd.StdoutPipe()
+	if err == nil {
+		p.stdin, err = p.cmd.StdinPipe()
+	}
+	if err == nil {
+		err = p.cmd.Start()
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	line := make(chan string, 1)
+	go func() {
+		s := bufio.NewScanner(out)
+		if s.Scan() {
+			line <- s.Text()
+		}
+		close(line)
+		for s.Scan() { // drain
+		}
+	}()
+	select {
+	case u, ok := <-line:
+		if ok && strings.HasPrefix(u, "nats://") {
+			p.url = u
+			return p, nil
+		}
+		err = fmt.Errorf("child NATS server did not start (first line %q)", u)
+	case <-time.After(30 * time.Second):
+		err = errors.New("child NATS server did not report its URL within 30s")
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	p.stop()
+	return nil, err
+}
+
+// cpu returns the child's CPU time so far (Linux /proc; 0 elsewhere).
+func (p *natsProcess) cpu() time.Duration { return procCPU(p.cmd.Process.Pid) }
+
+// stop closes the child's stdin (it shuts down and exits), waits for it,
+// and removes its store.
+func (p *natsProcess) stop() {
+	p.stdin.Close()
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+	os.RemoveAll(p.dir)
+}
+
+// procCPU reads a process's user + system CPU time from /proc/<pid>/stat
+// (fields 14 and 15, in clock ticks of 1/100 s on Linux).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may contain spaces: count from its ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// serveBenchNATS is the child side of -nats-process: an embedded NATS
+// server on a random loopback port until stdin closes or ctx ends.
+func serveBenchNATS(ctx context.Context, dir string, stdin io.Reader, stdout, stderr io.Writer) int {
+	srv, err := publisher.StartEmbedded(publisher.EmbeddedConfig{Host: "127.0.0.1", Port: -1, StoreDir: dir}, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "mdbridge bench -serve-nats: %v\n", err)
+		return exitFailure
+	}
+	fmt.Fprintln(stdout, srv.ClientURL())
+	eof := make(chan struct{})
+	go func() { _, _ = io.Copy(io.Discard, stdin); close(eof) }()
+	select {
+	case <-eof:
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	return exitOK
 }
 
 func benchExit(stderr io.Writer, err error) int {
@@ -242,6 +399,18 @@ func printReport(w io.Writer, r *bench.Report) {
 	row("latency p99", func(p *bench.Phase) string { return fmtMicros(p.Latency.P99) })
 	row("latency p99.9", func(p *bench.Phase) string { return fmtMicros(p.Latency.P999) })
 	row("latency max", func(p *bench.Phase) string { return fmtMicros(p.Latency.Max) })
+	row("sim -> bridge p50/p99", func(p *bench.Phase) string {
+		if p.Stages == nil {
+			return "-"
+		}
+		return fmtMicros(p.Stages.ToReceive.P50) + " / " + fmtMicros(p.Stages.ToReceive.P99)
+	})
+	row("bridge -> ack p50/p99", func(p *bench.Phase) string {
+		if p.Stages == nil {
+			return "-"
+		}
+		return fmtMicros(p.Stages.ReceiveToAck.P50) + " / " + fmtMicros(p.Stages.ReceiveToAck.P99)
+	})
 	row("CPU s / 1M msgs", func(p *bench.Phase) string { return fmt.Sprintf("%.2f", p.CPUPerMillion) })
 	row("CPU split", func(p *bench.Phase) string { return fmtSplit(p.CPUSplit, p.CPUSeconds) })
 	row("peak RSS", func(p *bench.Phase) string { return fmtBytes(p.PeakRSS) })
@@ -255,7 +424,8 @@ func printReport(w io.Writer, r *bench.Report) {
 		fmt.Fprintf(w, "bridge: frames %d, emitted %d, duplicates %d, gaps %d, reconnects %d; publisher retries %d, failures %d, dropped %d\n",
 			c.Frames, c.Emitted, c.Duplicates, c.Gaps, c.Reconnects, c.Retries, c.Failures, c.Dropped)
 	}
-	fmt.Fprintln(w, "latency: message creation (raw: harness clock; bridge: simulator trade time, µs) to its JetStream ack read off the publishing connection")
+	fmt.Fprintln(w, "latency: message creation (raw: harness clock; bridge: simulator trade time, µs) to its JetStream ack read off the publishing connection;")
+	fmt.Fprintln(w, "         the bridge's is split at its receive time (recv_ts): sim -> bridge, bridge -> ack")
 }
 
 func runLength(s bench.Settings) string {

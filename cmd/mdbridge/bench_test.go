@@ -1,14 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/qldata/mdbridge/internal/bench"
 )
@@ -113,5 +118,48 @@ func TestParseRates(t *testing.T) {
 		if _, err := parseRates(bad); err == nil {
 			t.Errorf("parseRates(%q) succeeded", bad)
 		}
+	}
+}
+
+// TestServeBenchNATS runs the child side of -nats-process in process: it
+// prints a NATS URL that accepts connections and stops when stdin closes.
+func TestServeBenchNATS(t *testing.T) {
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	done := make(chan int, 1)
+	go func() { done <- serveBenchNATS(context.Background(), t.TempDir(), inR, outW, io.Discard) }()
+	line, err := bufio.NewReader(outR).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "nats://127.0.0.1:") {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, outR) }()
+	nc, err := nats.Connect(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	nc.Close()
+	inW.Close()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Errorf("exit %d", code)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("server did not stop after stdin closed")
+	}
+}
+
+func TestProcCPU(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	x := 0
+	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); x++ {
+	}
+	if d := procCPU(os.Getpid()); d <= 0 {
+		t.Errorf("procCPU(self) = %v after busy work (%d loops)", d, x)
+	}
+	if d := procCPU(-1); d != 0 {
+		t.Errorf("procCPU(-1) = %v", d)
 	}
 }

@@ -34,7 +34,10 @@ func runPoint(ctx context.Context, env *natsEnv, cfg Config, suffix string) (*Re
 	rep := &Report{Env: newEnv(env.desc), Settings: settingsOf(cfg)}
 	rep.Env.Layout = layout
 	if env.embedded == nil {
-		rep.Env.Layout = "one process: simulator, bridge and raw publisher share GOMAXPROCS threads; NATS is external"
+		rep.Env.Layout = "one process: simulator, bridge and raw publisher share GOMAXPROCS threads; NATS runs outside it"
+	}
+	if cfg.NATSDesc != "" {
+		rep.Env.NATS = cfg.NATSDesc
 	}
 	if cfg.Phases != "bridge" {
 		ph, err := runRaw(ctx, env, cfg, "raw"+suffix)
@@ -109,6 +112,9 @@ func Sweep(ctx context.Context, cfg Config, rates []float64) (*SweepReport, erro
 	}
 	defer env.close()
 	sr := &SweepReport{Env: newEnv(env.desc)}
+	if cfg.NATSDesc != "" {
+		sr.Env.NATS = cfg.NATSDesc
+	}
 	for _, r := range rates {
 		c := cfg
 		c.Rate = r

@@ -145,5 +145,5 @@ func runBridge(ctx context.Context, env *natsEnv, cfg Config, name string) (ph *
 	if werr != nil {
 		return ph, werr
 	}
-	return ph, m.readBack(ctx, cfg, name, r.js, ph)
+	return ph, m.readBack(ctx, cfg, name, r.js, ph, true)
 }

@@ -85,6 +85,14 @@ type Config struct {
 	// MemProfile, if set, receives an allocation profile (pprof "allocs")
 	// taken at the end of the bridge phase.
 	MemProfile io.Writer
+	// ExternalCPU, if set, returns the CPU time used so far by processes
+	// outside this one that take part in the measurement (a NATS server
+	// in a child process). Its increase over a phase is added to
+	// CPUSeconds and to CPUSplit as "nats".
+	ExternalCPU func() time.Duration
+	// NATSDesc, if set, describes the NATS server in the report instead
+	// of NATSURL (e.g. "separate process").
+	NATSDesc string
 	// StallTimeout ends a phase with ErrIncomplete when no acknowledgement
 	// arrives for this long. Default DefaultStallTimeout.
 	StallTimeout time.Duration

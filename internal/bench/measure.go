@@ -30,6 +30,8 @@ type offerResult struct {
 // measure holds a phase's measurements from its start: CPU, memory,
 // profile and acknowledgement times.
 type measure struct {
+	ext  func() time.Duration
+	ext0 time.Duration
 	// profile, if set, receives the phase's CPU profile.
 	profile io.Writer
 	tap     *ackTap
@@ -52,6 +54,10 @@ func startMeasure(cfg Config, tap *ackTap) *measure {
 	tap.arm(max(cfg.Messages, 1<<16))
 	m.split = startCPUSplit(!cfg.NoCPUSplit)
 	m.cpu0 = cpuTime()
+	if cfg.ExternalCPU != nil {
+		m.ext = cfg.ExternalCPU
+		m.ext0 = m.ext()
+	}
 	m.start = time.Now()
 	return m
 }
@@ -131,6 +137,13 @@ type ackCounts struct{ acked, dups, errs uint64 }
 func (m *measure) stop(name string, res offerResult, c ackCounts) *Phase {
 	m.cpu = cpuTime() - m.cpu0
 	split, _ := m.split.stop(m.profile)
+	if m.ext != nil {
+		ext := m.ext() - m.ext0
+		m.cpu += ext
+		if split != nil {
+			split[compNATS] += ext.Seconds()
+		}
+	}
 	_, peak := memStatus()
 	m.acks, m.last = m.tap.disarm()
 	ph := &Phase{
@@ -143,12 +156,15 @@ func (m *measure) stop(name string, res offerResult, c ackCounts) *Phase {
 
 // readBack completes ph with the latency distribution read back from the
 // stream's headers and the recorded acknowledgement times.
-func (m *measure) readBack(ctx context.Context, cfg Config, name string, js jetstream.JetStream, ph *Phase) error {
+func (m *measure) readBack(ctx context.Context, cfg Config, name string, js jetstream.JetStream, ph *Phase, stages bool) error {
 	progress(cfg, Progress{Phase: name, Step: "readback", Total: ph.Acked})
-	lat, unmatched, body, err := readBack(ctx, js, StreamName, m.acks, func(n uint64) {
+	lat, st, unmatched, body, err := readBack(ctx, js, StreamName, m.acks, stages, func(n uint64) {
 		progress(cfg, Progress{Phase: name, Step: "readback", Done: n, Total: ph.Acked})
 	})
 	ph.Latency = latencyOf(lat, unmatched)
+	if st != nil {
+		ph.Stages = &Stages{ToReceive: latencyOf(st.toRecv, 0), ReceiveToAck: latencyOf(st.toAck, 0)}
+	}
 	ph.BodyBytes = body
 	m.acks = nil
 	return err

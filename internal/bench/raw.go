@@ -164,5 +164,5 @@ func runRaw(ctx context.Context, env *natsEnv, cfg Config, name string) (*Phase,
 	case <-pub.js.PublishAsyncComplete():
 	case <-time.After(5 * time.Second):
 	}
-	return ph, m.readBack(ctx, cfg, name, pub.js, ph)
+	return ph, m.readBack(ctx, cfg, name, pub.js, ph, false)
 }

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strconv"
@@ -11,44 +12,52 @@ import (
 	"github.com/qldata/mdbridge/publisher"
 )
 
-// readBack reads the stream's headers from the start and pairs each stored
-// message's sequence with its creation time (header Md-Exchange-Ts): the
-// latency of sequence s is acks[s] minus that time. It returns the
-// latencies (ns), the count of stored messages without a recorded ack, and
-// the body size of the first message.
-func readBack(ctx context.Context, js jetstream.JetStream, stream string, acks []int64, progress func(uint64)) (lat []int64, unmatched, bodyBytes int, err error) {
-	st, err := js.Stream(ctx, stream)
+// readBack reads the stream from the start and pairs each stored message's
+// sequence with its creation time (header Md-Exchange-Ts): the latency of
+// sequence s is acks[s] minus that time. With stages it also reads the
+// bodies for the bridge's receive time (recv_ts) and splits each latency
+// into creation -> receive and receive -> ack. It returns the latencies
+// (ns), the stages (nil without), the count of stored messages without a
+// recorded ack, and the body size of the first message.
+func readBack(ctx context.Context, js jetstream.JetStream, stream string, acks []int64, stages bool, progress func(uint64)) (lat []int64, st *stageSamples, unmatched, bodyBytes int, err error) {
+	str, err := js.Stream(ctx, stream)
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("%w: reading back %s: %w", ErrSetup, stream, err)
+		return nil, nil, 0, 0, fmt.Errorf("%w: reading back %s: %w", ErrSetup, stream, err)
 	}
-	info, err := st.Info(ctx)
+	info, err := str.Info(ctx)
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("%w: reading back %s: %w", ErrSetup, stream, err)
+		return nil, nil, 0, 0, fmt.Errorf("%w: reading back %s: %w", ErrSetup, stream, err)
 	}
 	last := info.State.LastSeq
 	if info.State.Msgs == 0 {
-		return nil, 0, 0, nil
+		return nil, nil, 0, 0, nil
 	}
-	if m, err := st.GetMsg(ctx, info.State.FirstSeq); err == nil {
+	if m, err := str.GetMsg(ctx, info.State.FirstSeq); err == nil {
 		bodyBytes = len(m.Data)
 	}
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{HeadersOnly: true})
+	cons, err := str.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{HeadersOnly: !stages})
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("%w: reading back %s: %w", ErrSetup, stream, err)
+		return nil, nil, 0, 0, fmt.Errorf("%w: reading back %s: %w", ErrSetup, stream, err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("%w: reading back %s: %w", ErrSetup, stream, err)
+		return nil, nil, 0, 0, fmt.Errorf("%w: reading back %s: %w", ErrSetup, stream, err)
 	}
 	defer it.Stop()
 	lat = make([]int64, 0, info.State.Msgs)
+	if stages {
+		st = &stageSamples{
+			toRecv: make([]int64, 0, info.State.Msgs),
+			toAck:  make([]int64, 0, info.State.Msgs),
+		}
+	}
 	var seen uint64
 	idle := time.AfterFunc(30*time.Second, it.Stop)
 	defer idle.Stop()
 	for {
 		m, err := it.Next()
 		if err != nil {
-			return lat, unmatched, bodyBytes, fmt.Errorf("%w: reading back %s after %d of %d messages: %w", ErrIncomplete, stream, seen, info.State.Msgs, err)
+			return lat, st, unmatched, bodyBytes, fmt.Errorf("%w: reading back %s after %d of %d messages: %w", ErrIncomplete, stream, seen, info.State.Msgs, err)
 		}
 		idle.Reset(30 * time.Second)
 		md, err := m.Metadata()
@@ -63,12 +72,40 @@ func readBack(ctx context.Context, js jetstream.JetStream, stream string, acks [
 			unmatched++
 		default:
 			lat = append(lat, acks[seq]-created)
+			if st != nil {
+				if recv, ok := recvTS(m.Data()); ok {
+					st.toRecv = append(st.toRecv, recv-created)
+					st.toAck = append(st.toAck, acks[seq]-recv)
+				}
+			}
 		}
 		if progress != nil && seen%65536 == 0 {
 			progress(seen)
 		}
 		if seq >= last {
-			return lat, unmatched, bodyBytes, ctx.Err()
+			return lat, st, unmatched, bodyBytes, ctx.Err()
 		}
 	}
+}
+
+// stageSamples are the two parts of the bridge's latencies (ns).
+type stageSamples struct {
+	toRecv []int64 // creation (simulator trade time) -> bridge receive (recv_ts)
+	toAck  []int64 // bridge receive -> JetStream ack
+}
+
+var recvKey = []byte(`"recv_ts":`)
+
+// recvTS extracts the recv_ts field of a wire body.
+func recvTS(body []byte) (int64, bool) {
+	i := bytes.Index(body, recvKey)
+	if i < 0 {
+		return 0, false
+	}
+	var n int64
+	j := i + len(recvKey)
+	for ; j < len(body) && body[j] >= '0' && body[j] <= '9'; j++ {
+		n = n*10 + int64(body[j]-'0')
+	}
+	return n, j > i+len(recvKey)
 }

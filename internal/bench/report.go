@@ -72,6 +72,9 @@ type Phase struct {
 	// BodyBytes is the size of a stored message body (the first one).
 	BodyBytes int     `json:"body_bytes"`
 	Latency   Latency `json:"latency"`
+	// Stages splits the bridge's latency at the bridge's receive time
+	// (bridge phase only).
+	Stages *Stages `json:"stages,omitempty"`
 	// CPUSeconds is the process's CPU time (user + system) over the phase;
 	// CPUPerMillion the same per million acknowledged messages.
 	CPUSeconds    float64 `json:"cpu_seconds"`
@@ -121,6 +124,19 @@ type Latency struct {
 	// Unmatched counts stored messages whose acknowledgement the harness
 	// did not see (0 unless a connection was lost).
 	Unmatched int `json:"unmatched,omitempty"`
+}
+
+// Stages are the two parts of the bridge phase's latency, split at the
+// bridge's receive timestamp (the body's recv_ts, taken right after the
+// WebSocket read).
+type Stages struct {
+	// ToReceive: simulator trade time -> bridge receive: the simulator's
+	// send queue, the loopback WebSocket and the bridge's read.
+	ToReceive Latency `json:"to_receive"`
+	// ReceiveToAck: bridge receive -> JetStream ack: decode, dedup,
+	// sequence check, the publisher and NATS. Compare with the raw
+	// baseline's latency (creation -> ack).
+	ReceiveToAck Latency `json:"receive_to_ack"`
 }
 
 // latencyOf summarizes samples (ns); it sorts them in place.

@@ -40,6 +40,12 @@ func TestRunSmall(t *testing.T) {
 			t.Errorf("%s: msgs/s %v body %d", ph.Name, ph.MsgsPerSec, ph.BodyBytes)
 		}
 	}
+	if st := rep.Bridge.Stages; st == nil || st.ToReceive.Samples != int(rep.Bridge.Acked) || st.ReceiveToAck.Samples != int(rep.Bridge.Acked) {
+		t.Errorf("bridge stages: %+v", st)
+	}
+	if rep.Raw.Stages != nil {
+		t.Errorf("raw phase has stages")
+	}
 	if bc := rep.Bridge.Bridge; bc == nil || bc.Emitted != rep.Bridge.Messages || bc.Duplicates != 0 || bc.Gaps != 0 {
 		t.Errorf("bridge counters: %+v", bc)
 	}

@@ -3,9 +3,11 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"time"
 
@@ -64,6 +66,13 @@ type ScaleConfig struct {
 	// BookBufferLimit is the bridge's per-book delta buffer while a book
 	// waits for its snapshot (0: the bridge's default).
 	BookBufferLimit int
+	// HeapProfile, if set, receives a heap profile (pprof "heap", taken
+	// after a garbage collection) at the end of the window.
+	HeapProfile io.Writer
+	// ExternalCPU and NATSDesc are as in Config: CPU of a NATS server in
+	// another process is added to the window's CPU (as "nats").
+	ExternalCPU func() time.Duration
+	NATSDesc    string
 	// Storage, NATSURL, StoreDir, Progress and Logger are as in Config.
 	Storage  jetstream.StorageType
 	NATSURL  string
@@ -275,6 +284,12 @@ func Scale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 		rep.BookBufferLimit = bridge.DefaultBookBufferLimit
 	}
 	rep.Env.Layout = layout
+	if env.embedded == nil {
+		rep.Env.Layout = "one process: simulator and bridge share GOMAXPROCS threads; NATS runs outside it"
+	}
+	if cfg.NATSDesc != "" {
+		rep.Env.NATS = cfg.NATSDesc
+	}
 
 	prog(Progress{Phase: "scale", Step: "setup"})
 	start := time.Now()
@@ -326,7 +341,11 @@ func Scale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 	// Steady window.
 	runtime.GC()
 	split := startCPUSplit(true)
-	cpu0, acked0, t0 := cpuTime(), r.pub.Stats().Acked, time.Now()
+	ext := func() time.Duration { return 0 }
+	if cfg.ExternalCPU != nil {
+		ext = cfg.ExternalCPU
+	}
+	cpu0, ext0, acked0, t0 := cpuTime(), ext(), r.pub.Stats().Acked, time.Now()
 	end := t0.Add(cfg.Window)
 	for now := time.Now(); now.Before(end); now = time.Now() {
 		prog(Progress{Phase: "scale", Step: "steady", Done: r.pub.Stats().Acked - acked0, Elapsed: now.Sub(t0), Left: end.Sub(now)})
@@ -338,7 +357,8 @@ func Scale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 		}
 	}
 	el := time.Since(t0)
-	cpu := cpuTime() - cpu0
+	extCPU := ext() - ext0
+	cpu := cpuTime() - cpu0 + extCPU
 	acked := r.pub.Stats().Acked - acked0
 	sp, _ := split.stop(nil)
 	var ms runtime.MemStats
@@ -351,12 +371,19 @@ func Scale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 	}
 	st.GoroutineSplit, _ = goroutinesByComponent()
 	if sp != nil {
+		sp[compNATS] += extCPU.Seconds()
 		st.CPUSplit = map[string]float64{}
 		for k, v := range sp {
 			st.CPUSplit[k] = 100 * v / el.Seconds()
 		}
 	}
 	rep.Steady = st
+	if cfg.HeapProfile != nil {
+		runtime.GC()
+		if err := pprof.Lookup("heap").WriteTo(cfg.HeapProfile, 0); err != nil {
+			return rep, fmt.Errorf("bench: heap profile: %w", err)
+		}
+	}
 	rep.RateLimits = r.rateLimits()
 	if rep.BooksSynced < cfg.Symbols {
 		rep.BooksSynced = r.booksSynced()

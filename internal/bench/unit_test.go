@@ -296,3 +296,16 @@ func TestGoroutinesByComponent(t *testing.T) {
 		t.Errorf("goroutines by component = %v, want >= 3 %s and the test's own", got, compBridge)
 	}
 }
+
+func TestRecvTS(t *testing.T) {
+	ev := sampleTrade("BTCUSDT", firstRawID)
+	ev.RecvTS = 1767225600123456789
+	if got, ok := recvTS(ev.AppendJSON(nil)); !ok || got != ev.RecvTS {
+		t.Errorf("recvTS = %d, %v; want %d", got, ok, ev.RecvTS)
+	}
+	for _, bad := range []string{`{}`, `{"recv_ts":}`, `{"recv_ts":"1"}`} {
+		if _, ok := recvTS([]byte(bad)); ok {
+			t.Errorf("recvTS(%s) ok", bad)
+		}
+	}
+}
