@@ -42,8 +42,12 @@
 //   - Trades: per-symbol deduplication by exchange id; on venues with
 //     consecutive ids (Binance) a gap is backfilled over REST and emitted in
 //     order before live trades continue; what cannot be recovered is counted
-//     (Counters.Missing) and logged. Venues without consecutive ids get a
-//     best-effort recent-trades backfill after a reconnect (RecentTrader).
+//     (Counters.Missing) and logged. With a TradeResumer (WithTradeResumer)
+//     a starting stream continues each symbol after the destination's last
+//     stored trade, so trades published while no replica ran are
+//     backfilled too (up to BackfillMax). Venues without consecutive ids
+//     get a best-effort recent-trades backfill after a reconnect
+//     (RecentTrader).
 //   - Order books: a book.snapshot always precedes the deltas that follow it
 //     and no delta is emitted across a gap: BookRESTSnapshot venues follow
 //     Binance's buffer/snapshot/U-u procedure (snapshots through the

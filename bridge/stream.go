@@ -24,10 +24,11 @@ func (f HandlerFunc) Publish(ctx context.Context, events []Event) error { return
 type Option func(*options)
 
 type options struct {
-	log  *slog.Logger
-	sink StateSink
-	req  SnapshotRequester
-	now  func() time.Time
+	log     *slog.Logger
+	sink    StateSink
+	req     SnapshotRequester
+	now     func() time.Time
+	resumer TradeResumer
 }
 
 // WithLogger sets the stream's logger (default: discard).
@@ -56,6 +57,7 @@ type Stream struct {
 	log     *slog.Logger
 	sink    StateSink
 	req     SnapshotRequester
+	resumer TradeResumer
 	now     func() time.Time
 	shards  []*shard
 	symbols map[string]*shard
@@ -104,6 +106,7 @@ func NewStream(cfg StreamConfig, pub Publisher, opts ...Option) (*Stream, error)
 		log:     o.log,
 		sink:    o.sink,
 		req:     o.req,
+		resumer: o.resumer,
 		now:     o.now,
 		symbols: make(map[string]*shard, len(set.Symbols)),
 		done:    make(chan struct{}),
@@ -192,6 +195,7 @@ func (s *Stream) Run(ctx context.Context) error {
 		s.goWork(func(ctx context.Context) { s.tsync.Run(ctx, s.cfg.Exchange) })
 	}
 	s.goWork(s.reportLoop)
+	s.resumeTrades(s.ioCtx)
 	var wg sync.WaitGroup
 	for _, sh := range s.shards {
 		wg.Add(1)

@@ -54,6 +54,8 @@ type tradeSync struct {
 	lastID string // last emitted id
 	lastTS int64  // exchange time of the last emitted trade
 	byID   bool   // the last emitted trade had no consecutive id (Bybit)
+
+	resumed bool // the sequence was seeded at start by a TradeResumer
 }
 
 // live handles one live trade received at now. It returns the extended out

@@ -15,6 +15,8 @@
 //     [WatchStates] read the bucket back for the CLI.
 //   - [SnapshotService] answers requests on <prefix>.snapshot.<exchange>.<symbol>;
 //     [SnapshotRequester] implements bridge.SnapshotRequester on top of it.
+//   - [TradeResumer] implements bridge.TradeResumer: the last trade id
+//     stored per symbol, read back from the stream (bounded work).
 //   - [StartEmbedded] runs nats-server with JetStream in process.
 //
 // # Delivery and ordering guarantees of JetStream
