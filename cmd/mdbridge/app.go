@@ -219,6 +219,7 @@ func venueEnv(exchange string) string {
 }
 
 func (a *app) startStreams(requester bridge.SnapshotRequester) error {
+	resumer := publisher.NewTradeResumer(a.js, a.pubCfg)
 	for _, sp := range a.specs {
 		res := a.cfg.Resilience
 		s, err := bridge.NewStream(bridge.StreamConfig{
@@ -228,6 +229,9 @@ func (a *app) startStreams(requester bridge.SnapshotRequester) error {
 			bridge.WithLogger(a.logger),
 			bridge.WithStateSink(a.states),
 			bridge.WithSnapshotRequester(requester),
+			// Trades published while no replica ran are backfilled from
+			// the stream's last stored trade id.
+			bridge.WithTradeResumer(resumer),
 		)
 		if err != nil {
 			return fmt.Errorf("configuration: MDB_SUBSCRIBE group %s: %w", sp.sub, err)
