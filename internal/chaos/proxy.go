@@ -31,15 +31,24 @@ type dialRecord struct {
 	gen string
 }
 
-func newProxy(target string, owner func() string) (*proxy, error) {
+// newProxy listens on loopback and forwards to target. setOwner must be
+// called before the first connection arrives.
+func newProxy(target string) (*proxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	p := &proxy{ln: ln, target: target, owner: owner, dials: map[string][]dialRecord{}, conns: map[net.Conn]struct{}{}}
+	p := &proxy{ln: ln, target: target, dials: map[string][]dialRecord{}, conns: map[net.Conn]struct{}{}}
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
+}
+
+// setOwner sets the function naming the generation that dials now.
+func (p *proxy) setOwner(owner func() string) {
+	p.mu.Lock()
+	p.owner = owner
+	p.mu.Unlock()
 }
 
 // Addr is the proxy's listen address.
@@ -52,7 +61,13 @@ func (p *proxy) accept() {
 		if err != nil {
 			return
 		}
-		gen := p.owner()
+		p.mu.Lock()
+		owner := p.owner
+		p.mu.Unlock()
+		gen := "?"
+		if owner != nil {
+			gen = owner()
+		}
 		up, err := net.Dial("tcp", p.target)
 		if err != nil {
 			c.Close()

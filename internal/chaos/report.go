@@ -385,7 +385,7 @@ func (rep *Report) decide() {
 			other, otherGaps = b.Diverged, b.ConsumerGaps
 		}
 		if diverged {
-			fail("%s: book diverged from the simulator's (%s consumer): %s", name, rep.Config.ConsumerRule, diff)
+			fail("%s: book diverged from the simulator's (consumer rule %q): %s", name, rep.Config.ConsumerRule, diff)
 		}
 		if b.DeltaDuplicates > 0 {
 			fail("%s: %d book deltas stored twice (same last_id)", name, b.DeltaDuplicates)
@@ -394,7 +394,7 @@ func (rep *Report) decide() {
 			fail("%s: %d book snapshots stored twice (same last_id)", name, b.SnapDuplicates)
 		}
 		if gaps > 0 {
-			fail("%s: %d consumer-visible book gaps (%s consumer: a delta beyond the book id + 1 with no snapshot before it; the consumer waits for the next snapshot). %d snapshots were older than the live book; with the other rule: %d gaps, diverged %v. Gaps: %v. Stale snapshots: %s",
+			fail("%s: %d consumer-visible book gaps (consumer rule %q: a delta beyond the book id + 1 with no snapshot before it, so the consumer waits for the next snapshot). %d snapshots were older than the live book; with the other rule: %d gaps, diverged %v. Gaps: %v. Stale snapshots: %s",
 				name, gaps, rep.Config.ConsumerRule, b.StaleSnapshots, otherGaps, other, b.GapLog, staleText(b.StaleLog))
 		} else if b.StaleSnapshots > 0 {
 			note("%s: %d snapshots older than the live book (no gap followed for this consumer rule; the other rule: %d gaps, diverged %v)", name, b.StaleSnapshots, otherGaps, other)
@@ -457,7 +457,7 @@ func (rep *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "%d replicas active-active, heartbeat timeout %s, rotation age %s\nmarkets (trades/s / book updates/s): %s\nbook consumer rule: %s\n",
 		c.Replicas, c.HeartbeatTimeout, c.RotationAge, strings.Join(c.Markets, " "), c.ConsumerRule)
 
-	b.WriteString("\nFAULTS (time to recover: worst market, measured from the point named)\n")
+	b.WriteString("\nFAULTS (time to recover: worst market, measured from the point named; an interruption during overlapping faults counts for each of them, so MAX is an upper bound and MEDIAN the typical figure)\n")
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KIND\tINJECTED\tSKIPPED\tERRORS\tMAX RECOVERY\tMEDIAN\tWORST\tFROM")
 	for _, k := range rep.Faults {

@@ -140,17 +140,17 @@ func (h *harness) setup(ctx context.Context) error {
 		sc.TimeSyncInterval = 20 * time.Second
 	}
 	for i := 0; i < replicaCount; i++ {
-		var r *replica
-		p, err := newProxy(sim.Addr(), func() string { return r.generation() })
+		p, err := newProxy(sim.Addr())
 		if err != nil {
 			return fmt.Errorf("%w: proxy: %w", ErrHarness, err)
 		}
 		h.proxies = append(h.proxies, p)
-		r = newReplica(replicaConfig{
+		r := newReplica(replicaConfig{
 			index: i, instance: fmt.Sprintf("chaos-%c", 'a'+i), natsURL: h.nats.URL(),
 			subs: h.subs, wsURL: "ws://" + p.Addr(), restURL: "http://" + p.Addr(),
 			tune: tune, logger: h.clog.With("component", "bridge"), rec: h.rec,
 		})
+		p.setOwner(r.generation)
 		h.replicas = append(h.replicas, r)
 		if err := r.start(ctx); err != nil {
 			return fmt.Errorf("%w: %w", ErrHarness, err)
