@@ -521,3 +521,32 @@ func TestChaosBybit(t *testing.T) {
 		t.Fatalf("not every fault took effect: %+v", st)
 	}
 }
+
+// TestQuietStreamBookAfterDroppedFrame: on a stream-snapshot venue (Bybit)
+// the last book delta before the market goes quiet is replaced by garbage.
+// No later delta reveals the jump, so the quiet-symbol check must verify
+// the book (resubscribe for a fresh snapshot) and the consumer's book must
+// end equal to the simulator's.
+func TestQuietStreamBookAfterDroppedFrame(t *testing.T) {
+	t.Parallel()
+	for _, vc := range venueCases[1:] {
+		t.Run(vc.name, func(t *testing.T) {
+			t.Parallel()
+			r := startFaultRun(t, vc, exsim.Config{Markets: []exsim.MarketConfig{market(vc.venue, "BTCUSDT", 20, 20)}}, nil, "BTCUSDT")
+			if err := r.sim.SetRates(vc.venue, "BTCUSDT", 0, 0); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(300 * time.Millisecond) // the generator's last tick is out
+			if _, err := r.sim.InjectFault(exsim.Fault{Kind: exsim.FaultMalformed, Mode: exsim.MalformedInvalidJSON, Count: 1, Venue: vc.venue}); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.sim.Generate(vc.venue, "BTCUSDT", 0, 1); err != nil {
+				t.Fatal(err)
+			}
+			assertFinalBook(t, r.sim, r.col, r.ex.Name(), r.venue, "BTCUSDT", bookDepthOf(r.venue))
+			if st := r.s.Stats(); st.Malformed != 1 {
+				t.Fatalf("malformed %d, want the one replaced frame", st.Malformed)
+			}
+		})
+	}
+}

@@ -257,6 +257,14 @@ func (sh *shard) housekeeping() {
 				sh.mu.Unlock()
 			})
 		}
+		// A stream-snapshot book (Bybit) quiet since the suspect event may
+		// have lost its last deltas with nothing after them to reveal the
+		// jump: resubscribing yields a fresh snapshot to continue from.
+		if b := sym.stream; b != nil && !sym.seenBook && b.state == bookLive {
+			sym.log.Info("quiet symbol: verifying its order book with a fresh snapshot", "last_id", b.lastID)
+			b.state = bookResyncing
+			sh.resubscribe(sym)
+		}
 		if b := sym.rest; b != nil && !sym.seenBook && !sym.verifyingBook && b.state == bookLive && !b.fetching {
 			last := b.lastID
 			sym.verifyingBook = true
