@@ -25,6 +25,10 @@ type timeline struct {
 	trans  []transition
 	last   string // last reported state
 	lastAt int64
+	// maxTrade and maxBook are the highest consecutive trade id (Binance)
+	// and book update id the replica has published or had published for
+	// it; kept after stop, for the drain.
+	maxTrade, maxBook int64
 }
 
 type transition struct {
@@ -72,6 +76,25 @@ func (r *recorder) snapshot(replica int, ev *bridge.Event, via string) {
 	}
 }
 
+// bookAt records that a snapshot with update id lastID was published for
+// replica (through the control subject, by any replica's service).
+func (r *recorder) bookAt(replica int, exchange, symbol string, lastID int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := r.pair(pairKey{replica, exchange, symbol})
+	t.maxBook = max(t.maxBook, lastID)
+}
+
+// progress returns the highest trade and book ids published for k.
+func (r *recorder) progress(k pairKey) (trade, book int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t := r.pairs[k]; t != nil {
+		return t.maxTrade, t.maxBook
+	}
+	return 0, 0
+}
+
 // snapshotOrigin describes who produced a snapshot, with times relative to
 // start.
 func (r *recorder) snapshotOrigin(start time.Time, exchange, symbol string, lastID int64) string {
@@ -107,6 +130,15 @@ func (r *recorder) published(replica int, evs []bridge.Event) {
 	now := time.Now().UnixNano()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for i := range evs {
+		t := r.pair(pairKey{replica, evs[i].Exchange, evs[i].Symbol})
+		switch evs[i].Type {
+		case bridge.EventTrade:
+			t.maxTrade = max(t.maxTrade, evs[i].Seq)
+		default:
+			t.maxBook = max(t.maxBook, evs[i].LastID)
+		}
+	}
 	if r.stopped {
 		return
 	}
@@ -264,4 +296,20 @@ func (s recordingSource) Snapshot(ctx context.Context, exchange, symbol string) 
 		s.rec.snapshot(s.replica, &ev, "fetched for the control subject")
 	}
 	return ev, err
+}
+
+// recordingRequester records the snapshot ids the control subject returned
+// to a replica.
+type recordingRequester struct {
+	next    bridge.SnapshotRequester
+	rec     *recorder
+	replica int
+}
+
+func (q recordingRequester) RequestSnapshot(ctx context.Context, exchange, symbol string) (int64, error) {
+	id, err := q.next.RequestSnapshot(ctx, exchange, symbol)
+	if err == nil {
+		q.rec.bookAt(q.replica, exchange, symbol, id)
+	}
+	return id, err
 }

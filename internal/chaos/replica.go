@@ -188,7 +188,7 @@ func (r *replica) start(ctx context.Context) (err error) {
 		if r.cfg.tune != nil {
 			r.cfg.tune(&sc)
 		}
-		s, err := bridge.NewStream(sc, pub, bridge.WithLogger(log), bridge.WithStateSink(sink), bridge.WithSnapshotRequester(requester))
+		s, err := bridge.NewStream(sc, pub, bridge.WithLogger(log), bridge.WithStateSink(sink), bridge.WithSnapshotRequester(recordingRequester{next: requester, rec: r.cfg.rec, replica: r.cfg.index}))
 		if err != nil {
 			return fmt.Errorf("replica %s: %s stream: %w", r.name(), sub.exchange, err)
 		}

@@ -698,24 +698,60 @@ func (h *harness) quiesceAndDrain(ctx context.Context) (map[string]exsim.Range, 
 	if err != nil {
 		return gen, err
 	}
+	// Every live replica must catch up with the final state: the last
+	// Binance trade id published, and every book published up to the
+	// simulator's final update id (a repair or resync still running holds
+	// events back while the publisher looks idle).
+	finalBook := map[string]int64{}
+	for _, m := range h.cfg.Markets {
+		b, err := h.sim.Book(m.Venue, m.Symbol)
+		if err != nil {
+			return gen, err
+		}
+		id := b.LastUpdateID
+		if m.Venue != exsim.Binance {
+			id = b.BybitU[bybitDepth]
+		}
+		finalBook[string(m.Venue)+"."+m.Symbol] = id
+	}
+	behind := func() []string {
+		var out []string
+		for i, r := range h.replicas {
+			if !r.isUp() {
+				out = append(out, r.name()+" down")
+				continue
+			}
+			for _, m := range h.cfg.Markets {
+				k := string(m.Venue) + "." + m.Symbol
+				trade, book := h.rec.progress(pairKey{i, string(m.Venue), m.Symbol})
+				if m.Venue == exsim.Binance && !gen[k].Empty() && trade < gen[k].Last {
+					out = append(out, fmt.Sprintf("%s %s trades at %d of %d", r.name(), k, trade, gen[k].Last))
+				}
+				if book < finalBook[k] {
+					out = append(out, fmt.Sprintf("%s %s book at %d of %d", r.name(), k, book, finalBook[k]))
+				}
+			}
+		}
+		return out
+	}
 	start := time.Now()
 	minWait := h.cfg.HeartbeatTimeout + 2*bridge.DefaultQuietCheck
 	var lastSeq uint64
 	stableSince := time.Now()
 	for {
 		if time.Since(start) > h.cfg.DrainTimeout {
-			var pending []string
+			pending := behind()
 			for _, r := range h.replicas {
 				if st, ok := r.pubStats(); ok && (st.BufferedMsgs > 0 || st.InFlight > 0) {
 					pending = append(pending, fmt.Sprintf("%s: %d buffered, %d in flight", r.name(), st.BufferedMsgs, st.InFlight))
 				}
 			}
-			return gen, fmt.Errorf("publishers not drained %s after generation stopped: %v", h.cfg.DrainTimeout, pending)
+			return gen, fmt.Errorf("not drained %s after generation stopped: %v", h.cfg.DrainTimeout, pending)
 		}
 		if !sleepCtx(ctx, 500*time.Millisecond) {
 			return gen, ctx.Err()
 		}
-		idle := true
+		idle := len(behind()) == 0
 		for _, r := range h.replicas {
 			st, ok := r.pubStats()
 			if !ok || st.BufferedMsgs > 0 || st.InFlight > 0 {
