@@ -15,10 +15,15 @@ const layout = "one process: simulator, bridge, raw publisher and NATS server sh
 // error: ErrConfig for a bad cfg, ErrSetup when something could not start,
 // ErrIncomplete when a phase did not get every message acknowledged, or
 // ctx's error.
-func Run(ctx context.Context, cfg Config) (*Report, error) {
+func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	withComponent(ctx, compHarness, func(ctx context.Context) { rep, err = run(ctx, cfg) })
+	return rep, err
+}
+
+func run(ctx context.Context, cfg Config) (*Report, error) {
 	cfg = cfg.withDefaults()
 	env, err := startNATS(ctx, cfg.NATSURL, cfg.StoreDir, cfg.Logger)
 	if err != nil {
@@ -92,7 +97,12 @@ type SweepReport struct {
 // second, each > 0) against one NATS server. cfg.Rate is ignored; each
 // point runs cfg.Messages or cfg.Duration (default DefaultRateDuration).
 // It returns the points measured so far with the first error.
-func Sweep(ctx context.Context, cfg Config, rates []float64) (*SweepReport, error) {
+func Sweep(ctx context.Context, cfg Config, rates []float64) (sr *SweepReport, err error) {
+	withComponent(ctx, compHarness, func(ctx context.Context) { sr, err = sweep(ctx, cfg, rates) })
+	return sr, err
+}
+
+func sweep(ctx context.Context, cfg Config, rates []float64) (*SweepReport, error) {
 	if len(rates) == 0 {
 		return nil, fmt.Errorf("%w: Sweep: no rates", ErrConfig)
 	}

@@ -1,6 +1,9 @@
 // Package bench measures mdbridge end to end against a raw JetStream
-// baseline, on one machine, in one process: the harness behind
-// `mdbridge bench` and the Go benchmarks of this package.
+// baseline, on one machine: the harness behind `mdbridge bench` and the Go
+// benchmarks of this package. The simulator, the bridge and the raw
+// publisher run in the calling process; the NATS server is embedded in it
+// too (default), or runs elsewhere (Config.NATSURL, e.g. the embedded server
+// in a child process started by `mdbridge bench -nats-process`).
 //
 // # What is measured
 //
@@ -39,12 +42,16 @@
 //
 // # Resources
 //
-// CPU time is the process's getrusage (user + system) over a phase, so it
-// includes everything in the process (simulator, bridge, NATS server,
-// harness); a CPU profile taken during the phase, whose goroutines carry
-// pprof labels ("component": sim, bridge, raw, nats), splits it by
-// component (Config.Attribute). Peak RSS is VmHWM from /proc/self/status,
-// reset at the start of each phase where the kernel allows it.
+// CPU time is the process's getrusage (user + system) over a phase, plus
+// Config.ExternalCPU (a NATS child process), so it includes everything that
+// takes part (simulator, bridge, NATS server, harness). A CPU profile taken
+// during the phase splits it by component: the harness starts each
+// component's goroutines under a pprof label ("component": sim, bridge,
+// raw, nats) that the goroutines they start inherit; nats-server replaces
+// its goroutines' labels with its own, and those samples count as nats;
+// unlabelled samples (GC workers, the scheduler) as runtime. Disable it
+// with Config.NoCPUSplit. Peak RSS is VmHWM from /proc/self/status, reset at
+// the start of each phase where the kernel allows it.
 //
 // # Concurrency
 //

@@ -254,7 +254,12 @@ func zipf(n int, total, s, limit float64) []float64 {
 // Scale measures one bridge replica carrying many symbols: the cold start
 // to all CONNECTED, rate-limit errors, and, once every book is synced (or
 // SyncWait passed), CPU, memory and goroutines over a steady window.
-func Scale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
+func Scale(ctx context.Context, cfg ScaleConfig) (rep *ScaleReport, err error) {
+	withComponent(ctx, compHarness, func(ctx context.Context) { rep, err = scale(ctx, cfg) })
+	return rep, err
+}
+
+func scale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
