@@ -40,6 +40,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	rates := fs.String("rates", "", "sweep: comma-separated offered loads, e.g. 10000,25000,50000 (each point runs -duration, default 10s, or -messages)")
 	chart := fs.String("chart", "", "sweep: write an SVG chart of throughput and latency vs offered load to this file")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
+	from := fs.String("from", "", "sweep: do not measure; read a sweep's -json output from this file and print its table (and -chart)")
 	scale := fs.Bool("scale", false, "scale mode: 1000 symbols (trades + books), cold start, rate limits, CPU and memory")
 	bookDepth := fs.Int("book-depth", 0, "scale: Binance REST snapshot depth (0: the adapter default, as `run` uses)")
 	weight := fs.Int("weight-per-minute", 0, "scale: Binance REST weight budget per minute (0: the seed's 1200, like MDB_BINANCE_WEIGHT_PER_MINUTE)")
@@ -86,7 +87,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		defer child.stop()
 		*natsURL, extCPU = child.url, child.cpu
-		natsDesc = fmt.Sprintf("embedded, in a child process (pid %d)", child.cmd.Process.Pid)
+		natsDesc = "embedded, in a child process"
 	}
 
 	if *scale {
@@ -149,6 +150,26 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		cfg.MemProfile = f
 	}
 
+	if *from != "" {
+		b, err := os.ReadFile(*from)
+		if err != nil {
+			fmt.Fprintf(stderr, "mdbridge bench: -from: %v\n", err)
+			return exitUsage
+		}
+		var sr bench.SweepReport
+		if err := json.Unmarshal(b, &sr); err != nil || len(sr.Points) == 0 {
+			fmt.Fprintf(stderr, "mdbridge bench: -from %s: not the -json output of a sweep (%v)\n", *from, err)
+			return exitUsage
+		}
+		printSweep(stdout, &sr)
+		if *chart != "" {
+			if err := writeChartFile(*chart, &sr); err != nil {
+				fmt.Fprintf(stderr, "mdbridge bench: -chart: %v\n", err)
+				return exitFailure
+			}
+		}
+		return exitOK
+	}
 	if *rates != "" {
 		rs, err := parseRates(*rates)
 		if err != nil {

@@ -66,6 +66,23 @@ func TestBenchSweepChart(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d; stderr:\n%s", code, errb.String())
 	}
+	// The same sweep as JSON, redrawn with -from.
+	var js bytes.Buffer
+	if code := cmdBench(ctx, []string{"-messages", "500", "-rates", "5000", "-storage", "memory", "-json"}, &js, &errb); code != exitOK {
+		t.Fatalf("json sweep: exit %d; stderr:\n%s", code, errb.String())
+	}
+	saved := filepath.Join(t.TempDir(), "sweep.json")
+	if err := os.WriteFile(saved, js.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var redrawn bytes.Buffer
+	chart2 := filepath.Join(t.TempDir(), "again.svg")
+	if code := cmdBench(ctx, []string{"-from", saved, "-chart", chart2}, &redrawn, &errb); code != exitOK || !strings.Contains(redrawn.String(), "OFFERED") {
+		t.Fatalf("-from: exit %d, output %q, stderr %s", code, redrawn.String(), errb.String())
+	}
+	if _, err := os.Stat(chart2); err != nil {
+		t.Errorf("-from -chart: %v", err)
+	}
 	for _, want := range []string{"OFFERED", "5000", "10.0k", "chart written to"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
@@ -95,6 +112,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"connections over symbols", []string{"-connections", "3"}, "Connections"},
 		{"phase", []string{"-phases", "both"}, "Phases"},
 		{"argument", []string{"extra"}, "unexpected argument"},
+		{"from missing", []string{"-from", "/nonexistent/sweep.json"}, "-from"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

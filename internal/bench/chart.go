@@ -11,9 +11,9 @@ import (
 
 // Chart geometry.
 const (
-	chartW, chartH = 960, 440
+	chartW, chartH = 960, 460
 	panelW, panelH = 380, 300
-	panelY         = 60
+	panelY         = 78
 	marginL        = 70
 )
 
@@ -65,7 +65,8 @@ func WriteChart(w io.Writer, sr *SweepReport) error {
 	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="16" font-weight="bold">mdbridge bench: bridge vs raw JetStream publishing, by offered load</text>`+"\n", marginL)
 	e := sr.Env
 	fmt.Fprintf(&b, `<text x="%d" y="42" fill="#555">%s</text>`+"\n", marginL,
-		html.EscapeString(fmt.Sprintf("%s %s/%s, %d CPUs, GOMAXPROCS %d, NATS %s; simulator, bridge and NATS in one process", e.GoVersion, e.OS, e.Arch, e.NumCPU, e.GOMAXPROCS, e.NATS)))
+		html.EscapeString(fmt.Sprintf("%s %s/%s, %d CPUs, GOMAXPROCS %d; NATS: %s", e.GoVersion, e.OS, e.Arch, e.NumCPU, e.GOMAXPROCS, e.NATS)))
+	fmt.Fprintf(&b, `<text x="%d" y="58" fill="#555">%s</text>`+"\n", marginL, html.EscapeString(e.Layout))
 	panel(&b, marginL, "throughput (acked msgs/s)", "offered load (msgs/s)", thr, maxX, false)
 	panel(&b, marginL+panelW+110, "latency, creation → JetStream ack (ms)", "offered load (msgs/s)", lat, maxX, true)
 	b.WriteString("</svg>\n")
@@ -104,11 +105,11 @@ func panel(b *strings.Builder, x0 int, title, xlabel string, ss []series, maxX f
 			return float64(y0+panelH) - (math.Log10(v)-math.Log10(lo))/(math.Log10(hi)-math.Log10(lo))*panelH
 		}
 	} else {
-		yt = niceTicks(maxY * 1.05)
+		yt = niceTicks(maxY)
 		top := yt[len(yt)-1]
 		ymap = func(v float64) float64 { return float64(y0+panelH) - v/top*panelH }
 	}
-	xt := niceTicks(maxX * 1.05)
+	xt := niceTicks(maxX)
 	xr := xt[len(xt)-1]
 	xmap := func(v float64) float64 { return float64(x0) + v/xr*panelW }
 

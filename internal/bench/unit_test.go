@@ -252,7 +252,7 @@ func TestWriteChart(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := b.String()
-	for _, want := range []string{"<svg", "</svg>", "bridge p99", "raw JetStream", "embedded &amp; &lt;x&gt;", "60k"} {
+	for _, want := range []string{"<svg", "</svg>", "bridge p99", "raw JetStream", "embedded &amp; &lt;x&gt;", "50k"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("chart lacks %q", want)
 		}
@@ -268,6 +268,7 @@ func TestNiceTicks(t *testing.T) {
 		want []float64
 	}{
 		{52500, []float64{0, 20000, 40000, 60000}},
+		{100000, []float64{0, 20000, 40000, 60000, 80000, 100000}},
 		{1, []float64{0, 0.2, 0.4, 0.6000000000000001, 0.8, 1}},
 		{0, []float64{0, 1}},
 	}
