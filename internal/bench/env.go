@@ -105,10 +105,21 @@ func freshStream(ctx context.Context, js jetstream.JetStream, cfg publisher.Conf
 	if err := js.DeleteStream(ctx, cfg.Stream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("%w: deleting stream %s: %w", ErrSetup, cfg.Stream, err)
 	}
-	if _, err := publisher.EnsureStream(ctx, js, cfg); err != nil {
-		return fmt.Errorf("%w: %w", ErrSetup, err)
+	// The server removes a deleted stream's store asynchronously; creating
+	// the same name at once can fail with "error creating store for
+	// stream" while the old files go. Retry for a short while.
+	var err error
+	for attempt := 0; attempt < 50; attempt++ {
+		if _, err = publisher.EnsureStream(ctx, js, cfg); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrSetup, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	return nil
+	return fmt.Errorf("%w: %w", ErrSetup, err)
 }
 
 // redact removes user info from a URL.
