@@ -26,7 +26,6 @@ func cmdChaos(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	every := fs.Duration("fault-every", chaos.DefaultFaultEvery, "mean interval between fault starts")
 	heartbeat := fs.Duration("heartbeat", chaos.DefaultHeartbeatTimeout, "the bridge's heartbeat timeout (stall detection)")
 	rotation := fs.Duration("rotation-age", chaos.DefaultRotationAge, "connection age of the bridge's make-before-break rotation (negative: venue default)")
-	ignoreStale := fs.Bool("consumer-ignore-stale", false, "judge books by a consumer that ignores snapshots older than its live book (default: the documented rule, every snapshot resets)")
 	kinds := fs.String("kinds", "", "comma list of fault kinds to inject (default: all)")
 	natsPort := fs.Int("nats-port", 0, "port of the embedded NATS server (0: any free port)")
 	dir := fs.String("dir", "", "keep the JetStream store in this directory for inspection (default: a temporary directory, removed)")
@@ -53,7 +52,7 @@ func cmdChaos(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	cfg := chaos.Config{
 		Duration: *duration, Seed: *seed, Warmup: *warmup, Settle: *settle, FaultEvery: *every,
 		HeartbeatTimeout: *heartbeat, RotationAge: *rotation, NATSPort: *natsPort, Dir: *dir,
-		HeapProfile: *heapProfile, ConsumerIgnoresStale: *ignoreStale,
+		HeapProfile: *heapProfile,
 	}
 	for k := range strings.SplitSeq(*kinds, ",") {
 		if k = strings.TrimSpace(k); k != "" {

@@ -10,19 +10,28 @@ import (
 )
 
 // BookReplay is the order book a downstream consumer builds from one
-// subject of the stream by the wire contract (DESIGN.md, README
-// "Consuming"): a book.snapshot resets the book; a book.delta with
-// last_id <= the book id is already covered and skipped; a delta whose
-// first_id is beyond the book id + 1 is a gap: the consumer stops applying
-// deltas and waits for the next snapshot; any other delta is applied
-// (quantity "0" removes a level) and moves the book id to its last_id.
+// subject of the stream by the wire contract (README "Building a book"):
+// the consumer keeps the recent deltas; a book.snapshot with last_id L
+// resets the book to it, and the kept deltas that continue it (the first
+// with first_id <= L+1 <= last_id, then each next one) are applied; then a
+// book.delta with last_id <= the book id is already covered and skipped, a
+// delta whose first_id is beyond the book id + 1 is a gap (the consumer
+// stops applying deltas and waits for the next snapshot), and any other
+// delta is applied (quantity "0" removes a level).
 //
-// With IgnoreStale set, the replay is the variant of a consumer that also
-// ignores a snapshot older than its live book (last_id < book id); the
-// reconciliation runs both to tell stale snapshots apart from other causes
-// of consumer-visible gaps.
+// With ResetOnly set, the replay is the naive consumer that only resets on
+// a snapshot and applies later deltas (the rule before active-active
+// replicas were taken into account); the reconciliation runs it as a
+// diagnostic: its gaps show how often a replica's snapshot was stored after
+// another replica's newer deltas.
+//
+// This is an implementation independent of bridge.BookBuilder, so the
+// soak also cross-checks the library.
 type BookReplay struct {
-	IgnoreStale bool
+	ResetOnly bool
+	// Retain is how many recent deltas are kept for replay after a
+	// snapshot (default bridge.DefaultBookRetain).
+	Retain int
 
 	Bids, Asks map[string]string
 	LastID     int64
@@ -30,11 +39,14 @@ type BookReplay struct {
 	// gap was seen after it.
 	Live    bool
 	started bool
+	recent  []bridge.Event // kept deltas, a ring from head
+	head    int
 
 	Snapshots      int // snapshots seen
-	StaleSnapshots int // snapshots older than the live book they reset (or that were ignored)
+	StaleSnapshots int // snapshots older than the live book they reset
+	Replayed       int // kept deltas applied after a snapshot
 	Deltas         int // deltas seen
-	Applied        int // deltas applied
+	Applied        int // deltas applied on arrival
 	Covered        int // deltas skipped as already covered (last_id <= book id)
 	BeforeSnapshot int // deltas before the first snapshot
 	Waiting        int // deltas skipped while waiting for a snapshot after a gap
@@ -61,14 +73,10 @@ func (b *BookReplay) Apply(seq uint64, ev *bridge.Event) {
 	switch ev.Type {
 	case bridge.EventBookSnapshot:
 		b.Snapshots++
-		stale := b.Live && ev.LastID < b.LastID
-		if stale {
+		if b.Live && ev.LastID < b.LastID {
 			b.StaleSnapshots++
 			if len(b.StaleLog) < maxGapLog {
 				b.StaleLog = append(b.StaleLog, StaleSnapshot{Seq: seq, LastID: ev.LastID, BookID: b.LastID})
-			}
-			if b.IgnoreStale {
-				return
 			}
 		}
 		b.Bids = make(map[string]string, len(ev.Bids))
@@ -80,8 +88,25 @@ func (b *BookReplay) Apply(seq uint64, ev *bridge.Event) {
 			setLevel(b.Asks, l)
 		}
 		b.LastID, b.Live, b.started = ev.LastID, true, true
+		if b.ResetOnly {
+			return
+		}
+		n := len(b.recent)
+		for i := 0; i < n && b.Live; i++ {
+			d := &b.recent[(b.head+i)%n]
+			if d.LastID <= b.LastID {
+				continue
+			}
+			if d.FirstID > b.LastID+1 {
+				b.gap(seq, d, "replaying kept deltas after the snapshot")
+				break
+			}
+			b.apply(d)
+			b.Replayed++
+		}
 	case bridge.EventBookDelta:
 		b.Deltas++
+		b.keep(ev)
 		switch {
 		case !b.started:
 			b.BeforeSnapshot++
@@ -90,22 +115,51 @@ func (b *BookReplay) Apply(seq uint64, ev *bridge.Event) {
 		case ev.LastID <= b.LastID:
 			b.Covered++
 		case ev.FirstID > b.LastID+1:
-			b.Gaps++
-			b.Live = false
-			if len(b.GapLog) < maxGapLog {
-				b.GapLog = append(b.GapLog, fmt.Sprintf("seq %d: delta %d-%d after book id %d", seq, ev.FirstID, ev.LastID, b.LastID))
-			}
+			b.gap(seq, ev, "")
 		default:
-			for _, l := range ev.Bids {
-				setLevel(b.Bids, l)
-			}
-			for _, l := range ev.Asks {
-				setLevel(b.Asks, l)
-			}
-			b.LastID = ev.LastID
+			b.apply(ev)
 			b.Applied++
 		}
 	}
+}
+
+func (b *BookReplay) apply(d *bridge.Event) {
+	for _, l := range d.Bids {
+		setLevel(b.Bids, l)
+	}
+	for _, l := range d.Asks {
+		setLevel(b.Asks, l)
+	}
+	b.LastID = d.LastID
+}
+
+func (b *BookReplay) gap(seq uint64, d *bridge.Event, where string) {
+	b.Gaps++
+	if len(b.GapLog) < maxGapLog {
+		s := fmt.Sprintf("seq %d: delta %d-%d after book id %d", seq, d.FirstID, d.LastID, b.LastID)
+		if where != "" {
+			s += " (" + where + ")"
+		}
+		b.GapLog = append(b.GapLog, s)
+	}
+	b.Live = false
+}
+
+// keep retains a delta for replay after a later snapshot.
+func (b *BookReplay) keep(ev *bridge.Event) {
+	if b.ResetOnly {
+		return
+	}
+	limit := b.Retain
+	if limit <= 0 {
+		limit = bridge.DefaultBookRetain
+	}
+	if len(b.recent) < limit {
+		b.recent = append(b.recent, *ev)
+		return
+	}
+	b.recent[b.head] = *ev
+	b.head = (b.head + 1) % limit
 }
 
 func setLevel(m map[string]string, l bridge.Level) {

@@ -19,14 +19,14 @@ func lv(p, q string) []bridge.Level { return []bridge.Level{{p, q}} }
 
 func TestBookReplay(t *testing.T) {
 	tests := []struct {
-		name        string
-		ignoreStale bool
-		events      []bridge.Event
-		wantID      int64
-		wantLive    bool
-		wantGaps    int
-		wantStale   int
-		wantBids    map[string]string
+		name      string
+		resetOnly bool
+		events    []bridge.Event
+		wantID    int64
+		wantLive  bool
+		wantGaps  int
+		wantStale int
+		wantBids  map[string]string
 	}{
 		{
 			name:   "snapshot then continuous deltas",
@@ -34,9 +34,9 @@ func TestBookReplay(t *testing.T) {
 			wantID: 13, wantLive: true, wantBids: map[string]string{"99": "2"},
 		},
 		{
-			name:   "deltas before the first snapshot and covered deltas are skipped",
-			events: []bridge.Event{delta(5, 6, lv("1", "1"), nil), snap(10, lv("100", "1"), nil), delta(8, 10, lv("5", "5"), nil), delta(9, 11, lv("99", "1"), nil)},
-			wantID: 11, wantLive: true, wantBids: map[string]string{"100": "1", "99": "1"},
+			name:   "deltas before the first snapshot replay when they continue it; covered ones are skipped",
+			events: []bridge.Event{delta(5, 6, lv("1", "1"), nil), delta(10, 11, lv("98", "1"), nil), snap(10, lv("100", "1"), nil), delta(8, 10, lv("5", "5"), nil), delta(12, 12, lv("99", "1"), nil)},
+			wantID: 12, wantLive: true, wantBids: map[string]string{"100": "1", "98": "1", "99": "1"},
 		},
 		{
 			name:   "a gap stops the book until the next snapshot",
@@ -44,17 +44,20 @@ func TestBookReplay(t *testing.T) {
 			wantID: 14, wantLive: true, wantGaps: 1, wantBids: map[string]string{"97": "1", "96": "1"},
 		},
 		{
-			name:   "a stale snapshot resets the documented consumer, which then sees a gap",
-			events: []bridge.Event{snap(10, lv("100", "1"), nil), delta(11, 12, lv("99", "1"), nil), snap(11, lv("100", "1"), nil), delta(13, 13, lv("98", "1"), nil)},
-			wantID: 11, wantLive: false, wantGaps: 1, wantStale: 1,
-			wantBids: map[string]string{"100": "1"},
+			name:      "a reset-only consumer meeting a stale snapshot sees a gap",
+			resetOnly: true,
+			events:    []bridge.Event{snap(10, lv("100", "1"), nil), delta(11, 12, lv("99", "1"), nil), snap(11, lv("100", "1"), nil), delta(13, 13, lv("98", "1"), nil)},
+			wantID:    11, wantLive: false, wantGaps: 1, wantStale: 1, wantBids: map[string]string{"100": "1"},
 		},
 		{
-			name:        "the tolerant consumer ignores the stale snapshot",
-			ignoreStale: true,
-			events:      []bridge.Event{snap(10, lv("100", "1"), nil), delta(11, 12, lv("99", "1"), nil), snap(11, lv("100", "1"), nil), delta(13, 13, lv("98", "1"), nil)},
-			wantID:      13, wantLive: true, wantStale: 1,
-			wantBids: map[string]string{"100": "1", "99": "1", "98": "1"},
+			name:   "the documented consumer replays the kept deltas after a stale snapshot",
+			events: []bridge.Event{snap(10, lv("100", "1"), nil), delta(11, 12, lv("99", "1"), nil), snap(11, lv("100", "1"), nil), delta(13, 13, lv("98", "1"), nil)},
+			wantID: 13, wantLive: true, wantStale: 1, wantBids: map[string]string{"100": "1", "99": "1", "98": "1"},
+		},
+		{
+			name:   "a kept delta beyond the snapshot makes the replay a gap",
+			events: []bridge.Event{snap(10, lv("100", "1"), nil), delta(15, 16, lv("99", "1"), nil), snap(12, lv("100", "2"), nil), delta(13, 13, lv("98", "1"), nil)},
+			wantID: 12, wantLive: false, wantGaps: 2, wantBids: map[string]string{"100": "2"},
 		},
 		{
 			name:   "quantity zero in any spelling removes a level",
@@ -64,7 +67,7 @@ func TestBookReplay(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := BookReplay{IgnoreStale: tt.ignoreStale}
+			b := BookReplay{ResetOnly: tt.resetOnly}
 			for i := range tt.events {
 				b.Apply(uint64(i+1), &tt.events[i])
 			}
@@ -78,6 +81,16 @@ func TestBookReplay(t *testing.T) {
 			for p, q := range tt.wantBids {
 				if b.Bids[p] != q {
 					t.Fatalf("bids %v, want %v", b.Bids, tt.wantBids)
+				}
+			}
+			// The library implements the same rule: same verdict, same id.
+			lib := bridge.NewBookBuilder(0)
+			if !tt.resetOnly {
+				for _, ev := range tt.events {
+					lib.Apply(ev)
+				}
+				if lib.Valid() != b.Live || (b.Live && lib.LastID() != b.LastID) {
+					t.Fatalf("bridge.BookBuilder: valid %v at %d; replay live %v at %d", lib.Valid(), lib.LastID(), b.Live, b.LastID)
 				}
 			}
 		})

@@ -79,11 +79,6 @@ type Config struct {
 	// Dir holds the JetStream store; "" uses a temporary directory that is
 	// removed at the end.
 	Dir string
-	// ConsumerIgnoresStale judges the books by a consumer that ignores a
-	// snapshot older than its live book, instead of the documented rule (a
-	// snapshot always resets the book). Both verdicts are reported; this
-	// picks the one that decides.
-	ConsumerIgnoresStale bool
 	// HeapProfile, if set, is a file that receives a heap profile taken
 	// with the final steady sample (to investigate resource growth).
 	HeapProfile string

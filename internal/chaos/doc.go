@@ -13,7 +13,7 @@
 //     the replica and replica generation that opened it), and two replicas
 //     wired like `mdbridge run` (cmd/mdbridge/app.go): their own NATS
 //     connection, publisher.JetStream, StateWriter, snapshot service and
-//     requester, one bridge.Stream per exchange.
+//     requester, trade resumer, one bridge.Stream per exchange.
 //  2. Warm up, then execute the fault plan (Plan, derived from the seed
 //     only): upstream closes and stalls, duplicate floods, depth gaps,
 //     malformed and oversized frames, REST 429/418/403 and 5xx, clock skew
@@ -25,7 +25,8 @@
 //  4. Read the whole stream and reconcile (Reconcile): duplicates by
 //     Nats-Msg-Id, trade id and update id; Binance trades missing; Bybit
 //     trades missing, classified with the simulator's per-connection
-//     delivery record; every book replayed by the consumer rule and compared
+//     delivery record; every book replayed by the README's consumer rule
+//     (BookReplay, and bridge.BookBuilder as a cross-check) and compared
 //     with the simulator's book; gaps detected vs injected; snapshots;
 //     reconnects; time to recover per fault kind; goroutines and memory
 //     sampled over time and checked against a stated bound.

@@ -73,28 +73,34 @@ type TradeResult struct {
 	Examples []string `json:"examples,omitempty"`
 }
 
-// BookResult is the order book accounting of one market.
+// BookResult is the order book accounting of one market. The verdict is
+// the documented consumer rule's (BookReplay); bridge.BookBuilder, the
+// library implementation of the same rule, is run as a cross-check, and the
+// naive reset-only rule as a diagnostic.
 type BookResult struct {
-	UpdatesGenerated  int64           `json:"updates_generated"`
-	UpdatesDelivered  int64           `json:"updates_delivered"`
-	UpdatesInStream   int64           `json:"updates_in_stream"` // update ids covered by stored deltas
-	Deltas            int             `json:"deltas"`
-	Snapshots         int             `json:"snapshots"`
-	DeltaDuplicates   int             `json:"delta_duplicates"`    // two deltas with one last_id
-	SnapDuplicates    int             `json:"snapshot_duplicates"` // two snapshots with one last_id
-	ConsumerGaps      int             `json:"consumer_gaps"`       // deltas beyond book id + 1 (consumer waits for a snapshot)
-	StaleSnapshots    int             `json:"stale_snapshots"`     // snapshots older than the live book they reset
-	GapsIgnoringStale int             `json:"gaps_ignoring_stale"` // consumer gaps of a consumer that ignores stale snapshots
-	GapLog            []string        `json:"gap_log,omitempty"`
-	StaleLog          []StaleSnapshot `json:"stale_log,omitempty"`
-	FinalID           int64           `json:"final_id"`
-	SimID             int64           `json:"sim_id"`
-	Diverged          bool            `json:"diverged"`
-	Diff              string          `json:"diff,omitempty"`
-	// DivergedIgnoringStale and DiffIgnoringStale are the verdict for the
-	// consumer that ignores stale snapshots.
-	DivergedIgnoringStale bool   `json:"diverged_ignoring_stale"`
-	DiffIgnoringStale     string `json:"diff_ignoring_stale,omitempty"`
+	UpdatesGenerated int64           `json:"updates_generated"`
+	UpdatesDelivered int64           `json:"updates_delivered"`
+	UpdatesInStream  int64           `json:"updates_in_stream"` // update ids covered by stored deltas
+	Deltas           int             `json:"deltas"`
+	Snapshots        int             `json:"snapshots"`
+	DeltaDuplicates  int             `json:"delta_duplicates"`    // two deltas with one last_id
+	SnapDuplicates   int             `json:"snapshot_duplicates"` // two snapshots with one last_id
+	ConsumerGaps     int             `json:"consumer_gaps"`       // deltas beyond book id + 1 (the consumer waits for a snapshot)
+	StaleSnapshots   int             `json:"stale_snapshots"`     // snapshots older than the live book they reset
+	Replayed         int             `json:"replayed"`            // kept deltas applied after a snapshot
+	GapLog           []string        `json:"gap_log,omitempty"`
+	StaleLog         []StaleSnapshot `json:"stale_log,omitempty"`
+	FinalID          int64           `json:"final_id"`
+	SimID            int64           `json:"sim_id"`
+	Diverged         bool            `json:"diverged"`
+	Diff             string          `json:"diff,omitempty"`
+	// LibraryGaps and LibraryDiff are bridge.BookBuilder's result.
+	LibraryGaps     int    `json:"library_gaps"`
+	LibraryDiverged bool   `json:"library_diverged"`
+	LibraryDiff     string `json:"library_diff,omitempty"`
+	// NaiveGaps and NaiveDiverged are the reset-only consumer's result.
+	NaiveGaps     int  `json:"naive_gaps"`
+	NaiveDiverged bool `json:"naive_diverged"`
 }
 
 // MarketResult is the reconciliation of one market.
@@ -133,8 +139,10 @@ type marketAcc struct {
 	deltaIDs   map[int64]int
 	snapIDs    map[int64]int
 	deltaCover []exsim.Range
-	strict     BookReplay
-	tolerant   BookReplay
+	doc        BookReplay
+	naive      BookReplay
+	lib        *bridge.BookBuilder
+	libGaps    int
 }
 
 func newReconciler(markets []MarketTruth, ordinal func(v exsim.Venue, symbol, id string) (int64, bool)) *reconciler {
@@ -142,7 +150,8 @@ func newReconciler(markets []MarketTruth, ordinal func(v exsim.Venue, symbol, id
 	for _, m := range markets {
 		r.markets[string(m.Venue)+"."+m.Symbol] = &marketAcc{
 			venue: m.Venue, symbol: m.Symbol, trades: map[int64]int{},
-			deltaIDs: map[int64]int{}, snapIDs: map[int64]int{}, tolerant: BookReplay{IgnoreStale: true},
+			deltaIDs: map[int64]int{}, snapIDs: map[int64]int{}, naive: BookReplay{ResetOnly: true},
+			lib: bridge.NewBookBuilder(0),
 		}
 	}
 	return r
@@ -199,15 +208,22 @@ func (r *reconciler) add(m *StreamMsg) {
 	case bridge.EventBookDelta:
 		acc.deltaIDs[ev.LastID]++
 		acc.deltaCover = append(acc.deltaCover, exsim.Range{First: ev.FirstID, Last: ev.LastID})
-		acc.strict.Apply(m.Seq, ev)
-		acc.tolerant.Apply(m.Seq, ev)
+		acc.replay(m.Seq, ev)
 	case bridge.EventBookSnapshot:
 		acc.snapIDs[ev.LastID]++
-		acc.strict.Apply(m.Seq, ev)
-		acc.tolerant.Apply(m.Seq, ev)
+		acc.replay(m.Seq, ev)
 	default:
 		r.stream.DecodeErrors++
 		r.example(fmt.Sprintf("seq %d: unknown event type", m.Seq))
+	}
+}
+
+// replay feeds a book event to the three consumers.
+func (acc *marketAcc) replay(seq uint64, ev *bridge.Event) {
+	acc.doc.Apply(seq, ev)
+	acc.naive.Apply(seq, ev)
+	if acc.lib.Apply(*ev) == bridge.BookGap {
+		acc.libGaps++
 	}
 }
 
@@ -336,10 +352,10 @@ func (acc *marketAcc) bookResult(mt MarketTruth) BookResult {
 	br := BookResult{
 		UpdatesGenerated: mt.Book.Generated.Len(), UpdatesDelivered: rangesLen(mt.Book.Delivered),
 		UpdatesInStream: rangesLen(mergeRanges(acc.deltaCover)),
-		Deltas:          acc.strict.Deltas, Snapshots: acc.strict.Snapshots,
-		ConsumerGaps: acc.strict.Gaps, StaleSnapshots: acc.strict.StaleSnapshots,
-		GapsIgnoringStale: acc.tolerant.Gaps, GapLog: acc.strict.GapLog, StaleLog: slices.Clone(acc.strict.StaleLog),
-		FinalID: acc.strict.LastID, SimID: mt.BookID,
+		Deltas:          acc.doc.Deltas, Snapshots: acc.doc.Snapshots,
+		ConsumerGaps: acc.doc.Gaps, StaleSnapshots: acc.doc.StaleSnapshots, Replayed: acc.doc.Replayed,
+		GapLog: acc.doc.GapLog, StaleLog: slices.Clone(acc.doc.StaleLog),
+		FinalID: acc.doc.LastID, SimID: mt.BookID, LibraryGaps: acc.libGaps, NaiveGaps: acc.naive.Gaps,
 	}
 	for _, n := range acc.deltaIDs {
 		br.DeltaDuplicates += n - 1
@@ -347,11 +363,30 @@ func (acc *marketAcc) bookResult(mt MarketTruth) BookResult {
 	for _, n := range acc.snapIDs {
 		br.SnapDuplicates += n - 1
 	}
-	br.Diff = acc.strict.Diff(mt.Bids, mt.Asks, mt.Depth, mt.BookID)
+	br.Diff = acc.doc.Diff(mt.Bids, mt.Asks, mt.Depth, mt.BookID)
 	br.Diverged = br.Diff != ""
-	br.DiffIgnoringStale = acc.tolerant.Diff(mt.Bids, mt.Asks, mt.Depth, mt.BookID)
-	br.DivergedIgnoringStale = br.DiffIgnoringStale != ""
+	br.LibraryDiff = libraryDiff(acc.lib, mt)
+	br.LibraryDiverged = br.LibraryDiff != ""
+	br.NaiveDiverged = acc.naive.Diff(mt.Bids, mt.Asks, mt.Depth, mt.BookID) != ""
 	return br
+}
+
+// libraryDiff compares bridge.BookBuilder's book with the simulator's.
+func libraryDiff(b *bridge.BookBuilder, mt MarketTruth) string {
+	if !b.Valid() {
+		return fmt.Sprintf("bridge.BookBuilder holds no valid book (at %d)", b.LastID())
+	}
+	r := BookReplay{Bids: map[string]string{}, Asks: map[string]string{}, LastID: b.LastID(), Live: true, started: true}
+	for _, l := range b.Bids() {
+		r.Bids[l[0]] = l[1]
+	}
+	for _, l := range b.Asks() {
+		r.Asks[l[0]] = l[1]
+	}
+	if d := r.Diff(mt.Bids, mt.Asks, mt.Depth, mt.BookID); d != "" {
+		return "bridge.BookBuilder: " + d
+	}
+	return ""
 }
 
 // Reconcile compares stored messages (in stream order) with the ground

@@ -85,17 +85,25 @@ func TestReconcileBooks(t *testing.T) {
 	if b := markets[0].Book; b.Diverged || b.ConsumerGaps != 0 || b.UpdatesInStream != 10 || b.Snapshots != 1 || b.Deltas != 2 {
 		t.Fatalf("good book: %+v", b)
 	}
-	// A stale snapshot between deltas: the documented consumer waits for
-	// a snapshot that never comes; the tolerant one is fine.
-	stale := streamOf(snap(10, lv("100", "1"), nil), delta(11, 15, lv("99", "5"), nil), snap(12, lv("100", "1"), nil), delta(16, 20, lv("99", "2"), nil))
+	// A replica's snapshot stored after another replica's newer deltas:
+	// the documented consumer (and bridge.BookBuilder) replay the kept
+	// deltas; a reset-only consumer would wait for a snapshot forever.
+	stale := streamOf(snap(10, lv("100", "1"), nil), delta(11, 15, lv("99", "5"), nil), delta(16, 18, lv("98", "1"), nil),
+		snap(12, lv("100", "1"), nil), delta(19, 20, []bridge.Level{{"99", "2"}, {"98", "0"}}, nil))
 	markets, _ = Reconcile(stale, ReconcileInput{Markets: []MarketTruth{truth},
 		SnapshotOrigin: func(ex, sym string, id int64) string { return "replica B" }})
 	b := markets[0].Book
-	if !b.Diverged || b.DivergedIgnoringStale || b.ConsumerGaps != 1 || b.GapsIgnoringStale != 0 || b.StaleSnapshots != 1 {
+	if b.Diverged || b.LibraryDiverged || b.ConsumerGaps != 0 || b.StaleSnapshots != 1 || b.Replayed != 2 || b.NaiveGaps != 1 || !b.NaiveDiverged {
 		t.Fatalf("stale snapshot: %+v", b)
 	}
-	if len(b.StaleLog) != 1 || b.StaleLog[0].Origin != "replica B" || b.StaleLog[0].BookID != 15 {
+	if len(b.StaleLog) != 1 || b.StaleLog[0].Origin != "replica B" || b.StaleLog[0].BookID != 18 {
 		t.Fatalf("stale log %+v", b.StaleLog)
+	}
+	// A real hole that no snapshot covers: both consumers end invalid.
+	hole := streamOf(snap(10, lv("100", "1"), nil), delta(11, 15, lv("99", "5"), nil), delta(17, 20, lv("99", "2"), nil))
+	markets, _ = Reconcile(hole, ReconcileInput{Markets: []MarketTruth{truth}})
+	if b := markets[0].Book; !b.Diverged || !b.LibraryDiverged || b.ConsumerGaps != 1 {
+		t.Fatalf("hole: %+v", b)
 	}
 	// The same delta stored twice (two msg ids would be needed; the
 	// reconciliation counts by last_id).

@@ -154,6 +154,9 @@ func (r *replica) start(ctx context.Context) (err error) {
 		limiters[venue] = l
 		return l, err
 	}
+	// Trades published while no replica ran are backfilled from the
+	// stream's last stored trade id (as cmd/mdbridge wires it).
+	resumer := publisher.NewTradeResumer(js, r.cfg.pub)
 	pub := teePublisher{next: r.pub, rec: r.cfg.rec, replica: r.cfg.index}
 	sink := teeSink{next: r.states, rec: r.cfg.rec, replica: r.cfg.index}
 	r.streams = nil
@@ -188,7 +191,8 @@ func (r *replica) start(ctx context.Context) (err error) {
 		if r.cfg.tune != nil {
 			r.cfg.tune(&sc)
 		}
-		s, err := bridge.NewStream(sc, pub, bridge.WithLogger(log), bridge.WithStateSink(sink), bridge.WithSnapshotRequester(recordingRequester{next: requester, rec: r.cfg.rec, replica: r.cfg.index}))
+		s, err := bridge.NewStream(sc, pub, bridge.WithLogger(log), bridge.WithStateSink(sink), bridge.WithSnapshotRequester(recordingRequester{next: requester, rec: r.cfg.rec, replica: r.cfg.index}),
+			bridge.WithTradeResumer(resumer))
 		if err != nil {
 			return fmt.Errorf("replica %s: %s stream: %w", r.name(), sub.exchange, err)
 		}

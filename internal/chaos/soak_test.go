@@ -14,8 +14,8 @@ import (
 // TestSoak runs a short soak with a fixed seed and fails on any violated
 // guarantee (lost or duplicated events, a diverged book, resource growth).
 // It needs MDB_SOAK=1 (about 2.5 minutes with the defaults below);
-// MDB_SOAK_DURATION (e.g. 10m), MDB_SOAK_SEED, MDB_SOAK_REPORT (a file for
-// the JSON report) and MDB_SOAK_CONSUMER_IGNORE_STALE=1 adjust it. The
+// MDB_SOAK_DURATION (e.g. 10m), MDB_SOAK_SEED and MDB_SOAK_REPORT (a file
+// for the JSON report) adjust it. The
 // report, with the seed that reproduces it, is logged.
 func TestSoak(t *testing.T) {
 	if os.Getenv("MDB_SOAK") == "" {
@@ -36,7 +36,6 @@ func TestSoak(t *testing.T) {
 		}
 		cfg.Seed = s
 	}
-	cfg.ConsumerIgnoresStale = os.Getenv("MDB_SOAK_CONSUMER_IGNORE_STALE") != ""
 	if os.Getenv("MDB_TEST_LOG") != "" {
 		cfg.ComponentLogger = testLogger(t)
 	}
