@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -167,15 +168,39 @@ func TestServeBenchNATS(t *testing.T) {
 	}
 }
 
+// TestProcCPU compares procCPU (utime + stime from /proc/<pid>/stat, in
+// 10 ms ticks) with the nanosecond CPU time of the process's threads in
+// /proc/self/task/*/schedstat.
 func TestProcCPU(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("reads /proc")
 	}
-	x := 0
-	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); x++ {
+	sched := func() time.Duration { // sum over the process's threads
+		dirs, err := filepath.Glob("/proc/self/task/*/schedstat")
+		if err != nil || len(dirs) == 0 {
+			t.Skipf("no schedstat: %v", err)
+		}
+		var sum time.Duration
+		for _, d := range dirs {
+			b, err := os.ReadFile(d)
+			if err != nil {
+				continue // the thread exited
+			}
+			ns, err := strconv.ParseInt(strings.Fields(string(b))[0], 10, 64)
+			if err != nil {
+				t.Fatalf("%s %q: %v", d, b, err)
+			}
+			sum += time.Duration(ns)
+		}
+		return sum
 	}
-	if d := procCPU(os.Getpid()); d <= 0 {
-		t.Errorf("procCPU(self) = %v after busy work (%d loops)", d, x)
+	for sched() < 100*time.Millisecond { // spin: use some CPU
+	}
+	before := sched()
+	got := procCPU(os.Getpid())
+	after := sched()
+	if got < before-60*time.Millisecond || got > after+60*time.Millisecond {
+		t.Errorf("procCPU(self) = %v, schedstat %v..%v", got, before, after)
 	}
 	if d := procCPU(-1); d != 0 {
 		t.Errorf("procCPU(-1) = %v", d)

@@ -85,17 +85,18 @@ func TestCPUByLabel(t *testing.T) {
 	if err := pprof.StartCPUProfile(&buf); err != nil {
 		t.Skipf("CPU profiler busy: %v", err) // e.g. go test -cpuprofile
 	}
+	// Burn 200 ms of CPU (not wall time: the machine may be busy).
 	burn := func(d time.Duration) {
 		x := 0.0
-		for end := time.Now().Add(d); time.Now().Before(end); {
-			for i := range 1000 {
+		for start := cpuTime(); cpuTime()-start < d; {
+			for i := range 10000 {
 				x += math.Sqrt(float64(i))
 			}
 		}
 		_ = x
 	}
 	done := make(chan struct{})
-	goComponent(context.Background(), compSim, func(context.Context) { burn(300 * time.Millisecond); close(done) })
+	goComponent(context.Background(), compSim, func(context.Context) { burn(200 * time.Millisecond); close(done) })
 	<-done
 	pprof.StopCPUProfile()
 	got, err := cpuByLabel(buf.Bytes(), labelKey)
