@@ -76,10 +76,14 @@ type dedupSlot struct {
 // them and each for at most TTL, and reports repeats. Keys are any
 // comparable type: int64 trade ids, string ids, small structs.
 //
-// Storage is a fixed ring buffer of (key, time) in record order plus an
+// Storage is a ring buffer of (key, time) in record order plus an
 // open-addressing hash index (linear probing, backward-shift deletion, load
-// factor at most 1/2) from key to ring position, both allocated once at
-// construction: every operation is O(1) and allocation-free. Keys are
+// factor at most 1/2) from key to ring position. Both start small
+// (dedupInitialSize entries) and double when the ring is full, up to
+// WindowSize, so an idle or quiet deduplicator costs little memory (a
+// bridge keeps one per symbol); once grown they are kept (Reset included):
+// every operation is O(1), and allocation-free once the ring has reached
+// its working size. Keys are
 // hashed with hash/maphash under a per-instance random seed, so ids chosen
 // by a hostile peer cannot force collisions.
 //
@@ -99,9 +103,10 @@ type MessageDeduplicator[K comparable] struct {
 	seed maphash.Seed
 
 	mu     sync.Mutex
-	ring   []dedupEntry[K]
-	head   int // oldest entry
-	n      int // live entries
+	window int             // configured WindowSize: the ring's upper bound
+	ring   []dedupEntry[K] // grows by doubling up to window
+	head   int             // oldest entry
+	n      int             // live entries
 	newest int64
 	index  []dedupSlot // len is a power of two >= 2*len(ring)
 	mask   uint32
@@ -115,16 +120,46 @@ func NewMessageDeduplicator[K comparable](cfg DedupConfig) (*MessageDeduplicator
 	if err != nil {
 		return nil, err
 	}
-	size := 1 << bits.Len(uint(2*c.WindowSize-1)) // next power of two >= 2*WindowSize; <= 1<<32
-	return &MessageDeduplicator[K]{
-		ttl:   int64(c.TTL),
-		base:  time.Now(),
-		seed:  maphash.MakeSeed(),
-		ring:  make([]dedupEntry[K], c.WindowSize),
-		index: make([]dedupSlot, size),
-		mask:  uint32(size - 1),
-		stats: DedupStats{WindowSize: c.WindowSize},
-	}, nil
+	d := &MessageDeduplicator[K]{
+		ttl:    int64(c.TTL),
+		base:   time.Now(),
+		seed:   maphash.MakeSeed(),
+		window: c.WindowSize,
+		stats:  DedupStats{WindowSize: c.WindowSize},
+	}
+	d.alloc(min(c.WindowSize, dedupInitialSize))
+	return d, nil
+}
+
+// dedupInitialSize is the ring's starting capacity.
+const dedupInitialSize = 8
+
+// alloc gives d an empty ring of n entries and an index for it. d.mu held
+// (or d not yet shared).
+func (d *MessageDeduplicator[K]) alloc(n int) {
+	size := 1 << bits.Len(uint(2*n-1)) // next power of two >= 2*n; <= 1<<32
+	d.ring = make([]dedupEntry[K], n)
+	d.index = make([]dedupSlot, size)
+	d.mask = uint32(size - 1)
+	d.head, d.n = 0, 0
+}
+
+// grow doubles the ring (up to the window) and rebuilds the index, keeping
+// the live entries in record order. d.mu held.
+func (d *MessageDeduplicator[K]) grow() {
+	old, head, n := d.ring, d.head, d.n
+	d.alloc(min(2*len(old), d.window))
+	for i := range n {
+		pos := head + i
+		if pos >= len(old) {
+			pos -= len(old)
+		}
+		e := old[pos]
+		cell, _ := d.find(e.key, e.tag)
+		d.ring[i] = e
+		d.index[cell] = dedupSlot{pos: int32(i) + 1, tag: e.tag}
+	}
+	d.n = n
 }
 
 func (d *MessageDeduplicator[K]) tag(id K) uint32 { return uint32(maphash.Comparable(d.seed, id)) }
@@ -200,7 +235,11 @@ func (d *MessageDeduplicator[K]) RecordAt(id K, now time.Time) bool {
 		d.stats.Duplicates++
 		return false
 	}
-	if d.n == len(d.ring) {
+	switch {
+	case d.n == len(d.ring) && len(d.ring) < d.window:
+		d.grow()
+		cell, _ = d.find(id, tag) // a new index
+	case d.n == len(d.ring):
 		d.dropOldest()
 		d.stats.Evicted++
 		cell, _ = d.find(id, tag) // the removal may have shifted the probe run
@@ -265,12 +304,13 @@ func (d *MessageDeduplicator[K]) Stats() DedupStats {
 	return s
 }
 
-// Reset forgets every ID and zeroes the counters.
+// Reset forgets every ID and zeroes the counters. The storage grown so far
+// is kept.
 func (d *MessageDeduplicator[K]) Reset() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	clear(d.ring)
 	clear(d.index)
 	d.head, d.n = 0, 0
-	d.stats = DedupStats{WindowSize: len(d.ring)}
+	d.stats = DedupStats{WindowSize: d.window}
 }
