@@ -24,6 +24,15 @@ const (
 //     state: U == previous u + 1); u <= book id is a duplicate; U > book
 //     id + 1 is a gap: stop emitting, buffer, and start again at 2.
 //
+// Until the snapshot request is sent (arm) the buffer is bounded by
+// preArmLimit rather than limit: with many books queued behind the venue's
+// REST weight, deltas received long before the request are covered by the
+// snapshot anyway and buffering them only costs memory (each holds its
+// frame). The newest few are kept because a REST snapshot may lag the
+// stream slightly. Of the deltas dropped at either bound only the highest
+// update id is kept (skipHW): a snapshot older than it is too old, as in
+// step 2, so nothing dropped is ever needed.
+//
 // It is guarded by the owning shard's lock; its methods only append to out
 // and report what the caller must start (a snapshot fetch).
 type restBook struct {
@@ -31,8 +40,30 @@ type restBook struct {
 	lastID   int64   // book id: the last update id emitted (or the snapshot's)
 	hw       int64   // highest update id received from the primary connection
 	buf      []Event // deltas buffered while syncing
-	limit    int     // bound of buf
+	limit    int     // bound of buf once armed
 	fetching bool    // a snapshot repair is running
+	armed    bool    // syncing and the snapshot request is sent: bound is limit
+	skipHW   int64   // highest update id of the deltas dropped while syncing
+}
+
+// preArmLimit bounds a restBook's buffer before its snapshot request is
+// sent (about a second of a 100ms depth stream).
+const preArmLimit = 8
+
+// arm starts buffering deltas: the snapshot request is being sent.
+func (b *restBook) arm() {
+	if b.state == bookSyncing {
+		b.armed = true
+	}
+}
+
+// hold keeps a delta received while syncing.
+func (b *restBook) hold(ev *Event) {
+	lim := b.limit
+	if !b.armed && (lim <= 0 || lim > preArmLimit) {
+		lim = preArmLimit
+	}
+	b.buffer(ev, lim)
 }
 
 // delta handles one live delta. It returns the extended out and whether a
@@ -49,7 +80,8 @@ func (b *restBook) delta(ev *Event, out []Event, c *symbolCounters) ([]Event, bo
 		case ev.FirstID > b.lastID+1:
 			c.gaps.Add(1)
 			b.state = bookSyncing
-			b.buf = append(b.buf[:0], *ev)
+			b.buf = b.buf[:0]
+			b.hold(ev)
 			return out, true
 		default:
 			b.lastID = ev.LastID
@@ -57,20 +89,25 @@ func (b *restBook) delta(ev *Event, out []Event, c *symbolCounters) ([]Event, bo
 		}
 		return out, false
 	case bookSyncing:
-		b.buffer(ev)
+		b.hold(ev)
 		return out, false
 	default: // bookIdle
 		b.state = bookSyncing
-		b.buf = append(b.buf[:0], *ev)
+		b.buf = b.buf[:0]
+		b.hold(ev)
 		return out, true
 	}
 }
 
-// buffer appends ev to the sync buffer. When the buffer is full the oldest
-// half is dropped: the snapshot then has to be newer than what is left,
-// which the "too old" check enforces, so nothing is lost.
-func (b *restBook) buffer(ev *Event) {
-	if b.limit > 0 && len(b.buf) >= b.limit {
+// buffer appends ev to the sync buffer. When the buffer holds lim deltas
+// (0: unbounded) the oldest half is dropped: the snapshot then has to be
+// newer than what is left, which the "too old" checks enforce, so nothing
+// is lost.
+func (b *restBook) buffer(ev *Event, lim int) {
+	if lim > 0 && len(b.buf) >= lim {
+		for i := range len(b.buf) / 2 { // the dropped half
+			b.skipHW = max(b.skipHW, b.buf[i].LastID)
+		}
 		n := copy(b.buf, b.buf[len(b.buf)/2:])
 		clear(b.buf[n:])
 		b.buf = b.buf[:n]
@@ -87,6 +124,9 @@ func (b *restBook) snapshot(snap *Event, lastID int64, out []Event, c *symbolCou
 	if b.state != bookSyncing {
 		// A late answer for a book that resynchronized otherwise: ignore.
 		return out, false
+	}
+	if lastID < b.skipHW {
+		return out, true // older than a dropped delta: fetch again
 	}
 	if len(b.buf) > 0 && lastID+1 < b.buf[0].FirstID {
 		return out, true // older than the first buffered delta: fetch again
@@ -115,8 +155,11 @@ func (b *restBook) snapshot(snap *Event, lastID int64, out []Event, c *symbolCou
 		b.lastID = ev.LastID
 		out = emit(out, ev, c)
 	}
+	// Synced: free the buffer (it may have grown to the limit), stop
+	// buffering until the next resync.
 	clear(buf)
-	b.buf = buf[:0]
+	b.buf = nil
+	b.armed, b.skipHW = false, 0
 	return out, false
 }
 

@@ -343,13 +343,15 @@ func FuzzBookSync(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 3, 4, 5, 200, 6, 7, 9, 100, 10})
 	f.Add([]byte{5, 5, 5, 250, 1, 2, 3})
 	f.Fuzz(func(t *testing.T, ops []byte) {
-		rb := restBook{limit: 8}
+		rb := restBook{limit: 2 * preArmLimit}
 		sb := streamBook{}
 		var c symbolCounters
 		var restOut, streamOut []Event
 		next := int64(1) // the venue's next update id
 		for _, op := range ops {
 			switch {
+			case op == 199: // the REST book's snapshot request is sent
+				rb.arm()
 			case op < 200: // a delta, possibly skipping (gap) or repeating ids
 				skip := int64(op % 7)
 				if skip > 3 {

@@ -157,10 +157,11 @@ type StreamConfig struct {
 	// Default 50000.
 	PendingLimit int
 	// BookBufferLimit bounds the deltas buffered per BookRESTSnapshot book
-	// while it waits for a snapshot; the oldest are dropped (the snapshot
-	// then has to be newer, which the procedure checks). At startup many
-	// books wait for REST snapshots at the venue's weight limit, so this is
-	// what bounds memory. Default 1000.
+	// while its snapshot request is in flight; the oldest are dropped (the
+	// snapshot then has to be newer, which the procedure checks). A book
+	// still queued for its request (at startup many books wait for REST
+	// snapshots at the venue's weight limit) keeps at most 8, since the
+	// snapshot will cover older deltas. Default 1000.
 	BookBufferLimit int
 	// DedupWindow and DedupTTL size the per-symbol trade deduplicators.
 	// Defaults 2048 ids and 2m.

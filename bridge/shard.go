@@ -484,15 +484,23 @@ func (sh *shard) recentRepair(ctx context.Context, sym *symbol) {
 func (sh *shard) bookRepair(ctx context.Context, sym *symbol) {
 	st := sh.st
 	attempt := 0
+	// The book buffers deltas only from the moment the request is sent:
+	// older ones are covered by the snapshot (restBook.arm).
+	issued := func() {
+		sh.mu.Lock()
+		sym.rest.arm()
+		sh.mu.Unlock()
+	}
 	for {
 		var snap *Event
 		var lastID int64
 		var err error
 		if st.req != nil {
+			issued()
 			lastID, err = st.req.RequestSnapshot(ctx, st.cfg.exName, sym.name)
 		} else {
 			var ev Event
-			ev, err = st.snaps.fetch(ctx, sym.name)
+			ev, err = st.snaps.fetch(ctx, sym.name, issued)
 			snap, lastID = &ev, ev.LastID
 		}
 		if ctx.Err() != nil {
@@ -610,7 +618,7 @@ func (sh *shard) verifyBook(ctx context.Context, sym *symbol, last int64) {
 		return
 	}
 	defer sh.st.releaseQuiet()
-	ev, err := sh.st.snaps.fetch(ctx, sym.name)
+	ev, err := sh.st.snaps.fetch(ctx, sym.name, nil)
 	if err != nil {
 		if ctx.Err() == nil {
 			sym.log.Warn("quiet-symbol book check failed", "err", err)

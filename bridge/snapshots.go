@@ -52,11 +52,16 @@ func newSnapshotter(s *settings, now func() time.Time) (*snapshotter, error) {
 
 // fetch returns a snapshot of symbol, joining a fetch already in flight.
 // A joined caller whose ctx ends returns ctx.Err() without affecting the
-// fetch.
-func (f *snapshotter) fetch(ctx context.Context, symbol string) (Event, error) {
+// fetch. issued, if not nil, is called once when the request is sent to the
+// venue (after the queue: concurrency slot and rate limit), or at once when
+// the call joins a fetch already in flight; it must not block.
+func (f *snapshotter) fetch(ctx context.Context, symbol string, issued func()) (Event, error) {
 	f.mu.Lock()
 	if c, ok := f.calls[symbol]; ok {
 		f.mu.Unlock()
+		if issued != nil {
+			issued()
+		}
 		select {
 		case <-c.done:
 			return c.ev, c.err
@@ -68,7 +73,7 @@ func (f *snapshotter) fetch(ctx context.Context, symbol string) (Event, error) {
 	f.calls[symbol] = c
 	f.mu.Unlock()
 
-	c.ev, c.err = f.do(ctx, symbol)
+	c.ev, c.err = f.do(ctx, symbol, issued)
 
 	f.mu.Lock()
 	delete(f.calls, symbol)
@@ -77,7 +82,7 @@ func (f *snapshotter) fetch(ctx context.Context, symbol string) (Event, error) {
 	return c.ev, c.err
 }
 
-func (f *snapshotter) do(ctx context.Context, symbol string) (Event, error) {
+func (f *snapshotter) do(ctx context.Context, symbol string, issued func()) (Event, error) {
 	select {
 	case f.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -88,6 +93,9 @@ func (f *snapshotter) do(ctx context.Context, symbol string) (Event, error) {
 		if err := f.rl.Acquire(ctx); err != nil {
 			return Event{}, err
 		}
+	}
+	if issued != nil {
+		issued()
 	}
 	ev, err := f.ex.Snapshot(ctx, symbol)
 	if err != nil {

@@ -66,7 +66,7 @@ func testSnapshotterCoalesces(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				ev, err := s.fetch(context.Background(), sym)
+				ev, err := s.fetch(context.Background(), sym, nil)
 				if err != nil || ev.Symbol != sym || ev.Exchange != "fake" || ev.RecvTS == 0 {
 					t.Errorf("fetch %s = %+v, %v", sym, ev, err)
 				}
@@ -105,7 +105,7 @@ func testSnapshotterRateLimit(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := s.fetch(ctx, fmt.Sprintf("S%d", i)); err == nil {
+			if _, err := s.fetch(ctx, fmt.Sprintf("S%d", i), nil); err == nil {
 				ok.Add(1)
 			}
 		}()

@@ -273,7 +273,7 @@ func (s *Stream) Snapshot(ctx context.Context, exchange, symbol string) (Event, 
 	if _, ok := s.symbols[symbol]; !ok {
 		return Event{}, fmt.Errorf("%w: %s %q", ErrUnknownSymbol, exchange, symbol)
 	}
-	return s.snaps.fetch(ctx, symbol)
+	return s.snaps.fetch(ctx, symbol, nil)
 }
 
 // Serves reports whether the stream carries symbol on exchange (the

@@ -1,0 +1,103 @@
+package bridge
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/qldata/mdbridge/resilience"
+)
+
+// TestRestBookPreArmBound: before the snapshot request is sent a waiting
+// book keeps only the newest few deltas; a snapshot older than one it
+// dropped is refused, one covering them is used; once armed the buffer
+// grows to limit; after the sync the buffer is released.
+func TestRestBookPreArmBound(t *testing.T) {
+	b := restBook{limit: 1000}
+	var c symbolCounters
+	var out []Event
+	delta := func(i int64) {
+		ev := Event{Type: EventBookDelta, FirstID: 10*i + 1, LastID: 10 * (i + 1)}
+		out, _ = b.delta(&ev, out, &c)
+	}
+	for i := range int64(100) { // ids 1..1000, queued behind other books
+		delta(i)
+	}
+	if len(b.buf) > preArmLimit {
+		t.Fatalf("unarmed buffer holds %d deltas, bound %d", len(b.buf), preArmLimit)
+	}
+	first := b.buf[0].FirstID
+	if b.skipHW != first-1 {
+		t.Fatalf("skipHW %d, want %d (last id before the kept deltas)", b.skipHW, first-1)
+	}
+	b.arm()
+	for i := int64(100); i < 150; i++ { // ids 1001..1500 while the request is in flight
+		delta(i)
+	}
+	if want := 50 + int(1000-first+1)/10; len(b.buf) != want {
+		t.Fatalf("armed buffer holds %d deltas, want %d", len(b.buf), want)
+	}
+	// Older than a dropped delta: fetch again (even though it is within one
+	// id of a dropped one, which the old buffer would have applied).
+	if _, again := b.snapshot(&Event{Type: EventBookSnapshot, LastID: first - 5}, first-5, out, &c); !again {
+		t.Fatal("snapshot older than a dropped delta accepted")
+	}
+	var again bool
+	out, again = b.snapshot(&Event{Type: EventBookSnapshot, LastID: 1495}, 1495, out, &c)
+	if again {
+		t.Fatal("usable snapshot refused")
+	}
+	if got := render(out); got != "S1495 D1491-1500" {
+		t.Fatalf("emitted %q", got)
+	}
+	if b.buf != nil || b.armed || b.skipHW != 0 || b.state != bookLive {
+		t.Fatalf("after sync: buf cap %d, armed %v, skipHW %d, state %d", cap(b.buf), b.armed, b.skipHW, b.state)
+	}
+	// A later gap starts unarmed again.
+	ev := Event{Type: EventBookDelta, FirstID: 1600, LastID: 1610}
+	if _, need := b.delta(&ev, nil, &c); !need || b.armed || len(b.buf) != 1 {
+		t.Fatalf("gap: need %v, armed %v, buffered %d", need, b.armed, len(b.buf))
+	}
+	// arm outside a sync does nothing.
+	live := restBook{state: bookLive}
+	live.arm()
+	if live.armed {
+		t.Fatal("arm armed a live book")
+	}
+}
+
+// TestSnapshotterIssued: the issued callback runs when the request leaves
+// the queue (after the concurrency slot is free), and at once for a caller
+// joining a fetch in flight.
+func TestSnapshotterIssued(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBookVenue{delay: time.Second}
+		set := &settings{StreamConfig: StreamConfig{Exchange: f, SnapshotConcurrency: 1, SnapshotsPerMinute: 600000}}
+		set.res = resilience.DefaultResilienceConfig()
+		s, err := newSnapshotter(set, time.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var issuedA, issuedB, issuedJoin atomic.Int64
+		ctx := context.Background()
+		go s.fetch(ctx, "A", func() { issuedA.Add(1) })
+		synctest.Wait()
+		go s.fetch(ctx, "B", func() { issuedB.Add(1) })
+		go s.fetch(ctx, "A", func() { issuedJoin.Add(1) })
+		synctest.Wait()
+		if issuedA.Load() != 1 || issuedJoin.Load() != 1 {
+			t.Fatalf("issued A %d, joined %d; want 1 each", issuedA.Load(), issuedJoin.Load())
+		}
+		if issuedB.Load() != 0 {
+			t.Fatal("B reported issued while queued behind A")
+		}
+		time.Sleep(1500 * time.Millisecond) // fake time: A done, B in flight
+		if issuedB.Load() != 1 || f.calls.Load() != 2 {
+			t.Fatalf("issued B %d, calls %d", issuedB.Load(), f.calls.Load())
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+	})
+}
