@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,10 @@ import (
 
 // writeWait bounds every write to a connection.
 const writeWait = 5 * time.Second
+
+// maxKeptFrameBuffer is the largest frame buffer a read loop keeps for the
+// next frame; a larger one (after a rare huge frame) is released.
+const maxKeptFrameBuffer = 1 << 20
 
 // conn is one WebSocket connection of a shard. It owns the socket's read
 // loop, serializes and paces every write (subscribe frames, client pings,
@@ -338,13 +343,24 @@ func (c *conn) ackError() error {
 }
 
 // readLoop reads frames until the connection ends, decodes them and hands
-// the events to the shard, one batch per frame.
+// the events to the shard, one batch per frame. Frames are read into one
+// reused buffer (no allocation per frame): Decode must not keep the frame
+// past its return (see Exchange.Decode).
 func (c *conn) readLoop() {
 	st := c.sh.st
 	ex := st.cfg.Exchange
 	malformedLogged := 0
+	var buf bytes.Buffer
 	for {
-		typ, data, err := c.ws.ReadMessage()
+		if buf.Cap() > maxKeptFrameBuffer {
+			buf = bytes.Buffer{} // do not pin the memory of a rare huge frame
+		}
+		typ, r, err := c.ws.NextReader()
+		if err == nil {
+			buf.Reset()
+			_, err = buf.ReadFrom(r)
+		}
+		data := buf.Bytes()
 		if err != nil {
 			if errors.Is(err, websocket.ErrReadLimit) {
 				c.sh.ctr.malformed.Add(1)

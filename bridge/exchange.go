@@ -118,6 +118,9 @@ type Exchange interface {
 	// Decode parses one inbound text frame received at recvTS (Unix ns),
 	// appends its events to dst and returns the extended slice. Errors wrap
 	// ErrMalformed (the frame is dropped and counted) and never panic.
+	// frame is only valid during the call: the runner reuses its memory for
+	// the next frame, so events, Frame and errors must not refer to it
+	// (copy what is kept, e.g. with string(frame)).
 	Decode(frame []byte, recvTS int64, dst []Event) ([]Event, Frame, error)
 
 	Heartbeat() Heartbeat
