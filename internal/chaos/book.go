@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/qldata/mdbridge/bridge"
 )
@@ -224,7 +223,7 @@ func topLevels(m map[string]string, n int, desc bool) []string {
 		keys = append(keys, p)
 	}
 	slices.SortFunc(keys, func(a, b string) int {
-		c := compareDecimal(a, b)
+		c := bridge.CompareDecimal(a, b)
 		if desc {
 			return -c
 		}
@@ -249,25 +248,6 @@ func simLevels(ls [][2]string, n int) []string {
 		out[i] = l[0] + "=" + l[1]
 	}
 	return out
-}
-
-// compareDecimal compares two non-negative decimal strings by value
-// without floating point ("10.5" > "9.75"; "1.50" == "1.5").
-func compareDecimal(a, b string) int {
-	ai, af, _ := strings.Cut(a, ".")
-	bi, bf, _ := strings.Cut(b, ".")
-	ai, bi = strings.TrimLeft(ai, "0"), strings.TrimLeft(bi, "0")
-	if len(ai) != len(bi) {
-		if len(ai) < len(bi) {
-			return -1
-		}
-		return 1
-	}
-	if c := strings.Compare(ai, bi); c != 0 {
-		return c
-	}
-	af, bf = strings.TrimRight(af, "0"), strings.TrimRight(bf, "0")
-	return strings.Compare(af, bf)
 }
 
 // parseID parses a decimal trade id.

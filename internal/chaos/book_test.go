@@ -137,8 +137,8 @@ func TestCompareDecimal(t *testing.T) {
 		{"100.1", "100.09", 1}, {"007", "7", 0}, {"65000.10", "65000.1", 0}, {"2", "10", -1},
 	}
 	for _, tt := range tests {
-		if got := compareDecimal(tt.a, tt.b); got != tt.want {
-			t.Errorf("compareDecimal(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		if got := bridge.CompareDecimal(tt.a, tt.b); got != tt.want {
+			t.Errorf("bridge.CompareDecimal(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
 		}
 	}
 }
