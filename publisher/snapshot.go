@@ -300,7 +300,7 @@ func (s *SnapshotService) fetchAndPublish(exchange, symbol string) SnapshotReply
 	}
 	ev, err := s.src.Snapshot(ctx, exchange, symbol)
 	if err != nil {
-		if errors.Is(err, ErrUnknownSymbol) {
+		if errors.Is(err, ErrUnknownSymbol) || errors.Is(err, bridge.ErrUnknownSymbol) {
 			return fail(CodeUnknownSymbol, "unknown exchange or symbol: %v", err)
 		}
 		return fail(CodeFetchFailed, "snapshot fetch failed: %v", err)

@@ -143,7 +143,7 @@ func newApp(ctx context.Context, cfg *Config, logger *slog.Logger) (_ *app, err 
 	if err := a.startStreams(requester); err != nil {
 		return nil, err
 	}
-	if a.snapsvc, err = publisher.StartSnapshotService(a.nc, a.pubCfg, snapshotRouter(a.streams), logger); err != nil {
+	if a.snapsvc, err = publisher.StartSnapshotService(a.nc, a.pubCfg, bridge.Streams(a.streams), logger); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -376,40 +376,3 @@ func redactURLs(urls []string) []string {
 	}
 	return out
 }
-
-// snapshotSources routes control-subject snapshot requests to the stream
-// carrying the symbol's book.
-type snapshotSources []*bridge.Stream
-
-func snapshotRouter(streams []*bridge.Stream) snapshotSources { return snapshotSources(streams) }
-
-func (r snapshotSources) find(exchange, symbol string) *bridge.Stream {
-	for _, s := range r {
-		if s.Exchange() != exchange {
-			continue
-		}
-		for _, sym := range s.Symbols() {
-			if sym == symbol {
-				return s
-			}
-		}
-	}
-	return nil
-}
-
-// Snapshot implements publisher.SnapshotSource.
-func (r snapshotSources) Snapshot(ctx context.Context, exchange, symbol string) (bridge.Event, error) {
-	s := r.find(exchange, symbol)
-	if s == nil {
-		return bridge.Event{}, fmt.Errorf("%w: %s %s is not subscribed on this instance", publisher.ErrUnknownSymbol, exchange, symbol)
-	}
-	return s.Snapshot(ctx, exchange, symbol)
-}
-
-// Serves implements publisher.SymbolFilter.
-func (r snapshotSources) Serves(exchange, symbol string) bool { return r.find(exchange, symbol) != nil }
-
-var (
-	_ publisher.SnapshotSource = snapshotSources(nil)
-	_ publisher.SymbolFilter   = snapshotSources(nil)
-)

@@ -285,13 +285,13 @@ var (
 
 // recordingSource records the snapshots a replica's control service fetched.
 type recordingSource struct {
-	snapshotSources
+	bridge.Streams
 	rec     *recorder
 	replica int
 }
 
 func (s recordingSource) Snapshot(ctx context.Context, exchange, symbol string) (bridge.Event, error) {
-	ev, err := s.snapshotSources.Snapshot(ctx, exchange, symbol)
+	ev, err := s.Streams.Snapshot(ctx, exchange, symbol)
 	if err == nil {
 		s.rec.snapshot(s.replica, &ev, "fetched for the control subject")
 	}

@@ -199,7 +199,7 @@ func (r *replica) start(ctx context.Context) (err error) {
 		r.streams = append(r.streams, s)
 	}
 	if r.svc, err = publisher.StartSnapshotService(r.nc, r.cfg.pub,
-		recordingSource{snapshotSources: r.streams, rec: r.cfg.rec, replica: r.cfg.index}, log); err != nil {
+		recordingSource{Streams: r.streams, rec: r.cfg.rec, replica: r.cfg.index}, log); err != nil {
 		return fmt.Errorf("replica %s: snapshot service: %w", r.name(), err)
 	}
 	r.errMu.Lock()
@@ -340,38 +340,3 @@ func (r *replica) pubStats() (publisher.Stats, bool) {
 	}
 	return r.pub.Stats(), true
 }
-
-// snapshotSources routes control-subject snapshot requests to the stream
-// carrying the symbol (as cmd/mdbridge's snapshotRouter does).
-type snapshotSources []*bridge.Stream
-
-func (r snapshotSources) find(exchange, symbol string) *bridge.Stream {
-	for _, s := range r {
-		if s.Exchange() != exchange {
-			continue
-		}
-		for _, sym := range s.Symbols() {
-			if sym == symbol {
-				return s
-			}
-		}
-	}
-	return nil
-}
-
-// Snapshot implements publisher.SnapshotSource.
-func (r snapshotSources) Snapshot(ctx context.Context, exchange, symbol string) (bridge.Event, error) {
-	s := r.find(exchange, symbol)
-	if s == nil {
-		return bridge.Event{}, fmt.Errorf("%w: %s %s is not subscribed on this instance", publisher.ErrUnknownSymbol, exchange, symbol)
-	}
-	return s.Snapshot(ctx, exchange, symbol)
-}
-
-// Serves implements publisher.SymbolFilter.
-func (r snapshotSources) Serves(exchange, symbol string) bool { return r.find(exchange, symbol) != nil }
-
-var (
-	_ publisher.SnapshotSource = snapshotSources(nil)
-	_ publisher.SymbolFilter   = snapshotSources(nil)
-)
