@@ -116,6 +116,7 @@ type market struct {
 	depth    *series // Binance depth update ids
 	views    []*bybitView
 	lastTop  [2]level
+	books    int64 // book updates generated so far
 
 	streams   map[string]*binStream
 	byKind    [numBinKinds][]*binStream
@@ -274,11 +275,14 @@ func (m *market) run(ctx context.Context) {
 		tr, br := m.rates()
 		tAcc = accumulate(tAcc, tr, el)
 		bAcc = accumulate(bAcc, br, el)
-		nt, nb := int(tAcc), int(bAcc)
+		nt, nb := max(int(tAcc), 0), int(bAcc) // tAcc < 0: trades ahead of schedule
 		tAcc -= float64(nt)
 		bAcc -= float64(nb)
 		if nt > 0 || nb > 0 {
-			m.step(nt, nb)
+			// A taker order is generated whole, so a step may produce a
+			// trade or two more than asked; they count against the next
+			// ticks, or the trade rate would overshoot by a third.
+			tAcc -= float64(m.step(nt, nb))
 		}
 		if m.venue.isBybit() {
 			m.resendTop(now)
@@ -288,7 +292,8 @@ func (m *market) run(ctx context.Context) {
 }
 
 // accumulate adds rate*el events to acc, without letting a backlog build
-// when the generator falls behind (the rate is then simply lower).
+// when the generator falls behind (the rate is then simply lower). acc may
+// be negative: events generated ahead of schedule.
 func accumulate(acc, rate, el float64) float64 {
 	acc += rate * el
 	if lim := max(rate*0.05, 2); acc > lim {
@@ -309,8 +314,9 @@ func tickInterval(tr, br float64) time.Duration {
 }
 
 // step generates trades trades (whole taker orders, so possibly a couple
-// more) and books book updates, interleaved, and fans them out.
-func (m *market) step(trades, books int) {
+// more) and books book updates, interleaved, and fans them out. It returns
+// how many trades it generated beyond trades.
+func (m *market) step(trades, books int) int {
 	for trades > 0 || books > 0 {
 		m.mu.Lock()
 		now := m.srv.nowNs(m.venue)
@@ -330,6 +336,7 @@ func (m *market) step(trades, books int) {
 		}
 		m.mu.Unlock()
 	}
+	return -trades
 }
 
 // genOrder generates one taker order of one to three trades at one price
@@ -396,6 +403,7 @@ func (m *market) genBook(now int64) {
 		v.oldB = [2]int64{m.book.boundary(bidSide, v.depth), m.book.boundary(askSide, v.depth)}
 	}
 	m.ch = m.book.update(m.bookRNG, m.ch[:0])
+	m.books++
 	first := m.updateID + 1
 	m.updateID += int64(len(m.ch))
 	if m.venue == Binance {
