@@ -2,15 +2,13 @@ package binance
 
 import (
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/qldata/mdbridge/bridge"
-	"github.com/qldata/mdbridge/bridge/internal/rest"
-	"github.com/qldata/mdbridge/bridge/internal/symtab"
+	"github.com/qldata/mdbridge/bridge/internal/adapter"
 	"github.com/qldata/mdbridge/resilience"
 )
 
@@ -23,12 +21,8 @@ const subscribeChunk = 200
 
 // Adapter is the Binance Spot bridge.Exchange.
 type Adapter struct {
-	cfg     Config
-	limiter *resilience.RateLimitManager
-	rest    *rest.Client
-	syms    symtab.Table
-	log     *slog.Logger
-	now     func() time.Time
+	cfg  Config
+	core adapter.Core
 
 	// historicalRefused is set once /api/v3/historicalTrades has been
 	// refused (API key required); Trades then uses /api/v3/trades.
@@ -44,28 +38,9 @@ func New(cfg Config) (*Adapter, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	cfg.WSURL = strings.TrimRight(cfg.WSURL, "/")
-	cfg.RESTURL = strings.TrimRight(cfg.RESTURL, "/")
-	lim := cfg.Limiter
-	if lim == nil {
-		d, ok := resilience.ExchangeDefaults(Name)
-		if !ok {
-			d.RequestsPerMinute = 1200
-		}
-		var err error
-		if lim, err = resilience.NewRateLimitManager(d.RateLimitConfig()); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
-		}
-	}
-	a := &Adapter{cfg: cfg, limiter: lim, log: cfg.Logger.With("exchange", Name), now: time.Now}
-	a.rest = &rest.Client{
-		HTTP:    cfg.HTTPClient,
-		Limiter: lim,
-		Check:   a.checkResponse,
-		MaxBody: cfg.MaxBodyBytes,
-		Now:     func() time.Time { return a.now() },
-		Log:     a.log,
-		Prefix:  Name,
+	a := &Adapter{cfg: cfg}
+	if err := a.core.Init(Name, a.cfg.common(), cfg.Limiter, 1200, a.checkResponse); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return a, nil
 }
@@ -74,7 +49,7 @@ func New(cfg Config) (*Adapter, error) {
 func (a *Adapter) Name() string { return Name }
 
 // Limiter returns the rate limiter the adapter's REST calls go through.
-func (a *Adapter) Limiter() *resilience.RateLimitManager { return a.limiter }
+func (a *Adapter) Limiter() *resilience.RateLimitManager { return a.core.Limiter }
 
 // StreamName returns the Binance stream name of a topic:
 // "btcusdt@trade" or "btcusdt@depth@100ms" ("btcusdt@depth" at 1000ms),
@@ -94,32 +69,10 @@ func (a *Adapter) StreamName(t bridge.Topic) string {
 }
 
 // streams returns the stream names of the valid topics, without
-// duplicates, registering their
-// symbols for interning. Invalid topics are logged and skipped (the runner
-// validates symbols at configuration time).
+// duplicates, registering their symbols for interning (see
+// adapter.Core.Register).
 func (a *Adapter) streams(topics []bridge.Topic) []string {
-	out := make([]string, 0, len(topics))
-	syms := make([]string, 0, len(topics))
-	seen := make(map[string]bool, len(topics))
-	for _, t := range topics {
-		if err := bridge.ValidateIdent(t.Symbol); err != nil {
-			a.log.Error("skipping topic with invalid symbol", "err", err)
-			continue
-		}
-		name := a.StreamName(t)
-		if name == "" {
-			a.log.Error("skipping topic with invalid channel", "symbol", t.Symbol, "channel", t.Channel.String())
-			continue
-		}
-		if seen[name] {
-			continue
-		}
-		seen[name] = true
-		out = append(out, name)
-		syms = append(syms, strings.ToUpper(t.Symbol))
-	}
-	a.syms.Add(syms...)
-	return out
+	return a.core.Register(topics, a.StreamName)
 }
 
 func (a *Adapter) urlPrefix() string {
@@ -219,10 +172,6 @@ func (a *Adapter) Heartbeat() bridge.Heartbeat {
 // per 5 minutes, 5 connections per IP (the seed's table), and the configured
 // frame limit and book depth.
 func (a *Adapter) Limits() bridge.Limits {
-	conns := 5
-	if d, ok := resilience.ExchangeDefaults(Name); ok && d.WSConnectionsPerIP > 0 {
-		conns = d.WSConnectionsPerIP
-	}
 	return bridge.Limits{
 		MaxTopicsPerConn:     1024,
 		MaxArgsPerRequest:    0,
@@ -231,7 +180,7 @@ func (a *Adapter) Limits() bridge.Limits {
 		MaxConnectionAge:     24 * time.Hour,
 		ConnectsPerWindow:    300,
 		ConnectWindow:        5 * time.Minute,
-		MaxConnectionsPerIP:  conns,
+		MaxConnectionsPerIP:  adapter.ConnectionsPerIP(Name, 5),
 		MaxFrameBytes:        a.cfg.MaxFrameBytes,
 		RecommendedBookDepth: a.cfg.BookDepth,
 	}

@@ -4,9 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"time"
 
+	"github.com/qldata/mdbridge/bridge/internal/adapter"
 	"github.com/qldata/mdbridge/resilience"
 )
 
@@ -57,42 +56,23 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// common points at the fields every adapter's Config has.
+func (c *Config) common() adapter.Common {
+	return adapter.Common{WSURL: &c.WSURL, RESTURL: &c.RESTURL, MaxFrameBytes: &c.MaxFrameBytes,
+		MaxBodyBytes: &c.MaxBodyBytes, HTTPClient: &c.HTTPClient, Logger: &c.Logger}
+}
+
 func (c *Config) setDefaults() {
-	if c.WSURL == "" {
-		c.WSURL = DefaultWSURL
-	}
-	if c.RESTURL == "" {
-		c.RESTURL = DefaultRESTURL
-	}
-	if c.BookDepth == 0 {
-		c.BookDepth = DefaultBookDepth
-	}
-	if c.DepthSpeed == "" {
-		c.DepthSpeed = DefaultDepthSpeed
-	}
-	if c.MaxFrameBytes == 0 {
-		c.MaxFrameBytes = DefaultMaxFrameBytes
-	}
-	if c.MaxURLBytes == 0 {
-		c.MaxURLBytes = DefaultMaxURLBytes
-	}
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Timeout: 30 * time.Second}
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.common().SetDefaults(adapter.Defaults{WSURL: DefaultWSURL, RESTURL: DefaultRESTURL,
+		MaxFrameBytes: DefaultMaxFrameBytes, MaxBodyBytes: DefaultMaxBodyBytes})
+	adapter.Default(&c.BookDepth, DefaultBookDepth)
+	adapter.Default(&c.DepthSpeed, DefaultDepthSpeed)
+	adapter.Default(&c.MaxURLBytes, DefaultMaxURLBytes)
 }
 
 func (c *Config) validate() error {
-	if err := checkBase(c.WSURL, "ws", "wss"); err != nil {
-		return fmt.Errorf("%w: WSURL: %v", ErrConfig, err)
-	}
-	if err := checkBase(c.RESTURL, "http", "https"); err != nil {
-		return fmt.Errorf("%w: RESTURL: %v", ErrConfig, err)
+	if err := c.common().Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	if c.BookDepth < 1 || c.BookDepth > 5000 {
 		return fmt.Errorf("%w: BookDepth %d outside 1..5000", ErrConfig, c.BookDepth)
@@ -100,35 +80,8 @@ func (c *Config) validate() error {
 	if c.DepthSpeed != "100ms" && c.DepthSpeed != "1000ms" {
 		return fmt.Errorf("%w: DepthSpeed %q: want \"100ms\" or \"1000ms\"", ErrConfig, c.DepthSpeed)
 	}
-	if c.MaxFrameBytes < 1024 {
-		return fmt.Errorf("%w: MaxFrameBytes %d below 1024", ErrConfig, c.MaxFrameBytes)
-	}
 	if c.MaxURLBytes < 256 {
 		return fmt.Errorf("%w: MaxURLBytes %d below 256", ErrConfig, c.MaxURLBytes)
-	}
-	if c.MaxBodyBytes < 1024 {
-		return fmt.Errorf("%w: MaxBodyBytes %d below 1024", ErrConfig, c.MaxBodyBytes)
-	}
-	return nil
-}
-
-func checkBase(raw string, schemes ...string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return err
-	}
-	ok := false
-	for _, s := range schemes {
-		ok = ok || u.Scheme == s
-	}
-	if !ok {
-		return fmt.Errorf("%q: scheme must be %v", raw, schemes)
-	}
-	if u.Host == "" {
-		return fmt.Errorf("%q: no host", raw)
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("%q: base URL must not have a query or fragment", raw)
 	}
 	return nil
 }

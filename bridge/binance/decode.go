@@ -353,7 +353,7 @@ func (a *Adapter) symbol(p *payload) (string, error) {
 	if f.kind != vString || f.esc {
 		return "", malformed("missing or non-string \"s\"")
 	}
-	s, err := a.syms.Intern(f.raw)
+	s, err := a.core.Syms.Intern(f.raw)
 	if err != nil {
 		return "", malformed("\"s\": %v", err)
 	}

@@ -34,10 +34,10 @@ const (
 // statuses to errors: 429/418 -> *bridge.RateLimitError, other non-2xx ->
 // *APIError (5xx: outcome unknown).
 func (a *Adapter) checkResponse(resp *http.Response, body []byte) error {
-	now := a.now()
+	now := a.core.Now()
 	if v := resp.Header.Get("X-MBX-USED-WEIGHT-1M"); v != "" {
 		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
-			a.limiter.UpdateUsedWeight(n, now)
+			a.core.Limiter.UpdateUsedWeight(n, now)
 		}
 	}
 	switch st := resp.StatusCode; {
@@ -65,18 +65,6 @@ func (a *Adapter) checkResponse(resp *http.Response, body []byte) error {
 	}
 }
 
-func (a *Adapter) get(ctx context.Context, path string, q url.Values, weight int) ([]byte, error) {
-	u := a.cfg.RESTURL + path
-	if len(q) > 0 {
-		u += "?" + q.Encode()
-	}
-	return a.rest.Get(ctx, u, weight)
-}
-
-func restMalformed(path string, err error) error {
-	return fmt.Errorf("%w: binance: %s: %v", bridge.ErrMalformed, path, err)
-}
-
 // Snapshot fetches the order book of symbol with GET
 // /api/v3/depth?symbol=&limit=<BookDepth> (weight by limit: 5, 25, 50 or
 // 250) and returns it as an EventBookSnapshot with LastID = lastUpdateId.
@@ -85,19 +73,19 @@ func restMalformed(path string, err error) error {
 // bridge.ErrMalformed, ctx and transport errors, all wrapped.
 func (a *Adapter) Snapshot(ctx context.Context, symbol string) (bridge.Event, error) {
 	const path = "/api/v3/depth"
-	sym, err := a.canonical(symbol)
+	sym, err := a.core.Canonical(symbol)
 	if err != nil {
 		return bridge.Event{}, err
 	}
 	q := url.Values{"symbol": {sym}, "limit": {strconv.Itoa(a.cfg.BookDepth)}}
-	body, err := a.get(ctx, path, q, depthWeight(a.cfg.BookDepth))
+	body, err := a.core.Get(ctx, path, q, depthWeight(a.cfg.BookDepth))
 	if err != nil {
 		return bridge.Event{}, err
 	}
-	recv := a.now().UnixNano()
+	recv := a.core.Now().UnixNano()
 	ev := bridge.Event{Type: bridge.EventBookSnapshot, Exchange: Name, Symbol: sym, TS: recv, RecvTS: recv}
 	if ev.LastID, ev.Bids, ev.Asks, err = parseDepthSnapshot(string(body)); err != nil {
-		return bridge.Event{}, restMalformed(path, err)
+		return bridge.Event{}, a.core.Malformed(path, err)
 	}
 	return ev, nil
 }
@@ -163,7 +151,7 @@ func parseDepthSnapshot(body string) (last int64, bids, asks []bridge.Level, err
 // ServerTime returns Binance's clock from GET /api/v3/time (weight 1).
 func (a *Adapter) ServerTime(ctx context.Context) (time.Time, error) {
 	const path = "/api/v3/time"
-	body, err := a.get(ctx, path, nil, WeightTime)
+	body, err := a.core.Get(ctx, path, nil, WeightTime)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -171,10 +159,10 @@ func (a *Adapter) ServerTime(ctx context.Context) (time.Time, error) {
 		ServerTime *int64 `json:"serverTime"`
 	}
 	if err := json.Unmarshal(body, &r); err != nil {
-		return time.Time{}, restMalformed(path, err)
+		return time.Time{}, a.core.Malformed(path, err)
 	}
 	if r.ServerTime == nil || *r.ServerTime <= 0 {
-		return time.Time{}, restMalformed(path, errors.New("missing serverTime"))
+		return time.Time{}, a.core.Malformed(path, errors.New("missing serverTime"))
 	}
 	return time.UnixMilli(*r.ServerTime), nil
 }
@@ -203,7 +191,7 @@ type restTrade struct {
 // Errors: *bridge.RateLimitError, *APIError, bridge.ErrMalformed, ctx and
 // transport errors, all wrapped.
 func (a *Adapter) Trades(ctx context.Context, symbol string, fromID int64, limit int) ([]bridge.Event, error) {
-	sym, err := a.canonical(symbol)
+	sym, err := a.core.Canonical(symbol)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +204,7 @@ func (a *Adapter) Trades(ctx context.Context, symbol string, fromID int64, limit
 	if !a.historicalRefused.Load() {
 		const path = "/api/v3/historicalTrades"
 		q := url.Values{"symbol": {sym}, "fromId": {strconv.FormatInt(fromID, 10)}, "limit": {strconv.Itoa(limit)}}
-		body, err := a.get(ctx, path, q, WeightHistoricalTrades)
+		body, err := a.core.Get(ctx, path, q, WeightHistoricalTrades)
 		if err == nil {
 			return a.parseTrades(path, sym, body, fromID, limit)
 		}
@@ -225,11 +213,11 @@ func (a *Adapter) Trades(ctx context.Context, symbol string, fromID int64, limit
 			return nil, err
 		}
 		a.historicalRefused.Store(true)
-		a.log.Warn("historicalTrades refused; falling back to /api/v3/trades (recent 1000 trades only)", "err", err)
+		a.core.Log.Warn("historicalTrades refused; falling back to /api/v3/trades (recent 1000 trades only)", "err", err)
 	}
 	const path = "/api/v3/trades"
 	q := url.Values{"symbol": {sym}, "limit": {strconv.Itoa(MaxTradesLimit)}}
-	body, err := a.get(ctx, path, q, WeightTrades)
+	body, err := a.core.Get(ctx, path, q, WeightTrades)
 	if err != nil {
 		return nil, err
 	}
@@ -252,9 +240,9 @@ func historicalRefused(e *APIError) bool {
 func (a *Adapter) parseTrades(path, sym string, body []byte, fromID int64, limit int) ([]bridge.Event, error) {
 	var list []restTrade
 	if err := json.Unmarshal(body, &list); err != nil {
-		return nil, restMalformed(path, err)
+		return nil, a.core.Malformed(path, err)
 	}
-	recv := a.now().UnixNano()
+	recv := a.core.Now().UnixNano()
 	out := make([]bridge.Event, 0, min(len(list), limit))
 	prev := int64(-1)
 	for i, t := range list {
@@ -262,15 +250,15 @@ func (a *Adapter) parseTrades(path, sym string, body []byte, fromID int64, limit
 		seq, ok := parseUint(id)
 		switch {
 		case !ok:
-			return nil, restMalformed(path, fmt.Errorf("trade %d: id %q is not a non-negative integer", i, id))
+			return nil, a.core.Malformed(path, fmt.Errorf("trade %d: id %q is not a non-negative integer", i, id))
 		case seq <= prev:
-			return nil, restMalformed(path, fmt.Errorf("trade %d: id %d not above previous %d", i, seq, prev))
+			return nil, a.core.Malformed(path, fmt.Errorf("trade %d: id %d not above previous %d", i, seq, prev))
 		case !jscan.IsDecimal(t.Price) || !jscan.IsDecimal(t.Qty):
-			return nil, restMalformed(path, fmt.Errorf("trade %d: price %q / qty %q not decimal", i, t.Price, t.Qty))
+			return nil, a.core.Malformed(path, fmt.Errorf("trade %d: price %q / qty %q not decimal", i, t.Price, t.Qty))
 		case t.Time == nil || *t.Time < 0 || *t.Time > (1<<63-1)/1_000_000:
-			return nil, restMalformed(path, fmt.Errorf("trade %d: missing or invalid time", i))
+			return nil, a.core.Malformed(path, fmt.Errorf("trade %d: missing or invalid time", i))
 		case t.IsBuyerMaker == nil:
-			return nil, restMalformed(path, fmt.Errorf("trade %d: missing isBuyerMaker", i))
+			return nil, a.core.Malformed(path, fmt.Errorf("trade %d: missing isBuyerMaker", i))
 		}
 		prev = seq
 		if seq < fromID || len(out) == limit {
@@ -286,14 +274,4 @@ func (a *Adapter) parseTrades(path, sym string, body []byte, fromID int64, limit
 		})
 	}
 	return out, nil
-}
-
-// canonical returns the upper-case, validated symbol. Errors wrap
-// bridge.ErrBadIdent.
-func (a *Adapter) canonical(symbol string) (string, error) {
-	s := strings.ToUpper(symbol)
-	if err := bridge.ValidateIdent(s); err != nil {
-		return "", fmt.Errorf("binance: %w", err)
-	}
-	return a.syms.Intern(s)
 }

@@ -2,14 +2,12 @@ package bybit
 
 import (
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/qldata/mdbridge/bridge"
-	"github.com/qldata/mdbridge/bridge/internal/rest"
-	"github.com/qldata/mdbridge/bridge/internal/symtab"
+	"github.com/qldata/mdbridge/bridge/internal/adapter"
 	"github.com/qldata/mdbridge/resilience"
 )
 
@@ -31,13 +29,8 @@ const (
 
 // Adapter is the Bybit v5 public bridge.Exchange for one market.
 type Adapter struct {
-	cfg     Config
-	name    string
-	limiter *resilience.RateLimitManager
-	rest    *rest.Client
-	syms    symtab.Table
-	log     *slog.Logger
-	now     func() time.Time
+	cfg  Config
+	core adapter.Core
 }
 
 var _ bridge.Exchange = (*Adapter)(nil)
@@ -49,44 +42,25 @@ func New(cfg Config) (*Adapter, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	cfg.WSURL = strings.TrimRight(cfg.WSURL, "/")
-	cfg.RESTURL = strings.TrimRight(cfg.RESTURL, "/")
 	name := NameSpot
 	if cfg.Market == MarketLinear {
 		name = NameLinear
 	}
-	lim := cfg.Limiter
-	if lim == nil {
-		d, ok := resilience.ExchangeDefaults(name)
-		if !ok {
-			d.RequestsPerMinute = 120
-		}
-		var err error
-		if lim, err = resilience.NewRateLimitManager(d.RateLimitConfig()); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
-		}
-	}
-	a := &Adapter{cfg: cfg, name: name, limiter: lim, log: cfg.Logger.With("exchange", name), now: time.Now}
-	a.rest = &rest.Client{
-		HTTP:    cfg.HTTPClient,
-		Limiter: lim,
-		Check:   a.checkResponse,
-		MaxBody: cfg.MaxBodyBytes,
-		Now:     func() time.Time { return a.now() },
-		Log:     a.log,
-		Prefix:  name,
+	a := &Adapter{cfg: cfg}
+	if err := a.core.Init(name, a.cfg.common(), cfg.Limiter, 120, a.checkResponse); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return a, nil
 }
 
 // Name returns "bybit" (spot) or "bybit-linear".
-func (a *Adapter) Name() string { return a.name }
+func (a *Adapter) Name() string { return a.core.Name }
 
 // Market returns "spot" or "linear".
 func (a *Adapter) Market() string { return a.cfg.Market }
 
 // Limiter returns the rate limiter the adapter's REST calls go through.
-func (a *Adapter) Limiter() *resilience.RateLimitManager { return a.limiter }
+func (a *Adapter) Limiter() *resilience.RateLimitManager { return a.core.Limiter }
 
 // TopicArg returns the Bybit topic of t: "publicTrade.BTCUSDT" or
 // "orderbook.<depth>.BTCUSDT", or "" for a topic that is not exactly one
@@ -103,32 +77,9 @@ func (a *Adapter) TopicArg(t bridge.Topic) string {
 }
 
 // args returns the topic args of the valid topics, without duplicates,
-// registering their
-// symbols. Invalid topics are logged and skipped (the runner validates
-// symbols at configuration time).
+// registering their symbols (see adapter.Core.Register).
 func (a *Adapter) args(topics []bridge.Topic) []string {
-	out := make([]string, 0, len(topics))
-	syms := make([]string, 0, len(topics))
-	seen := make(map[string]bool, len(topics))
-	for _, t := range topics {
-		if err := bridge.ValidateIdent(t.Symbol); err != nil {
-			a.log.Error("skipping topic with invalid symbol", "err", err)
-			continue
-		}
-		arg := a.TopicArg(t)
-		if arg == "" {
-			a.log.Error("skipping topic with invalid channel", "symbol", t.Symbol, "channel", t.Channel.String())
-			continue
-		}
-		if seen[arg] {
-			continue // Bybit refuses a topic twice ("already subscribed")
-		}
-		seen[arg] = true
-		out = append(out, arg)
-		syms = append(syms, strings.ToUpper(t.Symbol))
-	}
-	a.syms.Add(syms...)
-	return out
+	return a.core.Register(topics, a.TopicArg)
 }
 
 // URL returns <WSURL>/v5/public/<market>; topics are subscribed with
@@ -195,10 +146,6 @@ func pingFrame(reqID int64) []byte {
 // connections per 5 minutes, 20 connections per IP (the seed's table), no
 // connection age limit, and the configured frame limit and book depth.
 func (a *Adapter) Limits() bridge.Limits {
-	conns := 20
-	if d, ok := resilience.ExchangeDefaults(a.name); ok && d.WSConnectionsPerIP > 0 {
-		conns = d.WSConnectionsPerIP
-	}
 	return bridge.Limits{
 		MaxTopicsPerConn:     MaxTopicsPerConn,
 		MaxArgsPerRequest:    MaxArgsPerRequest,
@@ -207,7 +154,7 @@ func (a *Adapter) Limits() bridge.Limits {
 		MaxConnectionAge:     0,
 		ConnectsPerWindow:    500,
 		ConnectWindow:        5 * time.Minute,
-		MaxConnectionsPerIP:  conns,
+		MaxConnectionsPerIP:  adapter.ConnectionsPerIP(a.core.Name, 20),
 		MaxFrameBytes:        a.cfg.MaxFrameBytes,
 		RecommendedBookDepth: a.cfg.BookDepth,
 	}

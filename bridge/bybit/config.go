@@ -4,9 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"time"
 
+	"github.com/qldata/mdbridge/bridge/internal/adapter"
 	"github.com/qldata/mdbridge/resilience"
 )
 
@@ -54,39 +53,22 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// common points at the fields every adapter's Config has.
+func (c *Config) common() adapter.Common {
+	return adapter.Common{WSURL: &c.WSURL, RESTURL: &c.RESTURL, MaxFrameBytes: &c.MaxFrameBytes,
+		MaxBodyBytes: &c.MaxBodyBytes, HTTPClient: &c.HTTPClient, Logger: &c.Logger}
+}
+
 func (c *Config) setDefaults() {
-	if c.WSURL == "" {
-		c.WSURL = DefaultWSURL
-	}
-	if c.RESTURL == "" {
-		c.RESTURL = DefaultRESTURL
-	}
-	if c.Market == "" {
-		c.Market = MarketSpot
-	}
-	if c.BookDepth == 0 {
-		c.BookDepth = DefaultBookDepth
-	}
-	if c.MaxFrameBytes == 0 {
-		c.MaxFrameBytes = DefaultMaxFrameBytes
-	}
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Timeout: 30 * time.Second}
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.common().SetDefaults(adapter.Defaults{WSURL: DefaultWSURL, RESTURL: DefaultRESTURL,
+		MaxFrameBytes: DefaultMaxFrameBytes, MaxBodyBytes: DefaultMaxBodyBytes})
+	adapter.Default(&c.Market, MarketSpot)
+	adapter.Default(&c.BookDepth, DefaultBookDepth)
 }
 
 func (c *Config) validate() error {
-	if err := checkBase(c.WSURL, "ws", "wss"); err != nil {
-		return fmt.Errorf("%w: WSURL: %v", ErrConfig, err)
-	}
-	if err := checkBase(c.RESTURL, "http", "https"); err != nil {
-		return fmt.Errorf("%w: RESTURL: %v", ErrConfig, err)
+	if err := c.common().Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	if c.Market != MarketSpot && c.Market != MarketLinear {
 		return fmt.Errorf("%w: Market %q: want %q or %q", ErrConfig, c.Market, MarketSpot, MarketLinear)
@@ -95,33 +77,6 @@ func (c *Config) validate() error {
 	case 1, 50, 200, 1000:
 	default:
 		return fmt.Errorf("%w: BookDepth %d: want 1, 50, 200 or 1000", ErrConfig, c.BookDepth)
-	}
-	if c.MaxFrameBytes < 1024 {
-		return fmt.Errorf("%w: MaxFrameBytes %d below 1024", ErrConfig, c.MaxFrameBytes)
-	}
-	if c.MaxBodyBytes < 1024 {
-		return fmt.Errorf("%w: MaxBodyBytes %d below 1024", ErrConfig, c.MaxBodyBytes)
-	}
-	return nil
-}
-
-func checkBase(raw string, schemes ...string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return err
-	}
-	ok := false
-	for _, s := range schemes {
-		ok = ok || u.Scheme == s
-	}
-	if !ok {
-		return fmt.Errorf("%q: scheme must be %v", raw, schemes)
-	}
-	if u.Host == "" {
-		return fmt.Errorf("%q: no host", raw)
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("%q: base URL must not have a query or fragment", raw)
 	}
 	return nil
 }

@@ -241,7 +241,7 @@ const (
 
 // trades parses the publicTrade data array, appending one event per item.
 func (a *Adapter) trades(sc *jscan.Scanner, topicSym string, recvTS int64, dst []bridge.Event) ([]bridge.Event, error) {
-	sym, err := a.syms.Intern(topicSym)
+	sym, err := a.core.Syms.Intern(topicSym)
 	if err != nil {
 		return dst, fmt.Errorf("topic symbol: %w", err)
 	}
@@ -256,7 +256,7 @@ func (a *Adapter) trades(sc *jscan.Scanner, topicSym string, recvTS int64, dst [
 		if !ok {
 			return dst, nil
 		}
-		ev := bridge.Event{Type: bridge.EventTrade, Exchange: a.name, Symbol: sym, RecvTS: recvTS}
+		ev := bridge.Event{Type: bridge.EventTrade, Exchange: a.core.Name, Symbol: sym, RecvTS: recvTS}
 		if err := a.trade(sc, topicSym, &ev); err != nil {
 			return dst, err
 		}
@@ -437,11 +437,11 @@ func (a *Adapter) bookEvent(sc *jscan.Scanner, env *envelope, recvTS int64, dst 
 	if err != nil {
 		return dst, malformed("%v", err)
 	}
-	sym, err := a.syms.Intern(env.sym)
+	sym, err := a.core.Syms.Intern(env.sym)
 	if err != nil {
 		return dst, malformed("topic symbol: %v", err)
 	}
-	ev := bridge.Event{Exchange: a.name, Symbol: sym, TS: ts, RecvTS: recvTS, LastID: b.u, Seq: b.seq}
+	ev := bridge.Event{Exchange: a.core.Name, Symbol: sym, TS: ts, RecvTS: recvTS, LastID: b.u, Seq: b.seq}
 	switch env.typ {
 	case "snapshot":
 		ev.Type = bridge.EventBookSnapshot

@@ -47,7 +47,7 @@ type envelopeREST struct {
 // (*bridge.RateLimitError, Banned), 429 and retCode 10006 ->
 // *bridge.RateLimitError, other non-2xx or non-zero retCode -> *APIError.
 func (a *Adapter) checkResponse(resp *http.Response, body []byte) error {
-	now := a.now()
+	now := a.core.Now()
 	path := resp.Request.URL.Path
 	st := resp.StatusCode
 	switch {
@@ -95,33 +95,15 @@ func resetAfter(v string, now time.Time) time.Duration {
 
 // get sends a GET and returns the envelope's result.
 func (a *Adapter) get(ctx context.Context, path string, q url.Values) (json.RawMessage, error) {
-	u := a.cfg.RESTURL + path
-	if len(q) > 0 {
-		u += "?" + q.Encode()
-	}
-	body, err := a.rest.Get(ctx, u, RequestWeight)
+	body, err := a.core.Get(ctx, path, q, RequestWeight)
 	if err != nil {
 		return nil, err
 	}
 	var env envelopeREST
 	if err := json.Unmarshal(body, &env); err != nil {
-		return nil, restMalformed(path, err)
+		return nil, a.core.Malformed(path, err)
 	}
 	return env.Result, nil
-}
-
-func restMalformed(path string, err error) error {
-	return fmt.Errorf("%w: bybit: %s: %v", bridge.ErrMalformed, path, err)
-}
-
-// canonical returns the upper-case, validated, interned symbol. Errors wrap
-// bridge.ErrBadIdent.
-func (a *Adapter) canonical(symbol string) (string, error) {
-	s := strings.ToUpper(symbol)
-	if err := bridge.ValidateIdent(s); err != nil {
-		return "", fmt.Errorf("bybit: %w", err)
-	}
-	return a.syms.Intern(s)
 }
 
 // Snapshot fetches the order book with GET
@@ -132,7 +114,7 @@ func (a *Adapter) canonical(symbol string) (string, error) {
 // bridge.ErrMalformed, ctx and transport errors, all wrapped.
 func (a *Adapter) Snapshot(ctx context.Context, symbol string) (bridge.Event, error) {
 	const path = "/v5/market/orderbook"
-	sym, err := a.canonical(symbol)
+	sym, err := a.core.Canonical(symbol)
 	if err != nil {
 		return bridge.Event{}, err
 	}
@@ -145,7 +127,7 @@ func (a *Adapter) Snapshot(ctx context.Context, symbol string) (bridge.Event, er
 	if err != nil {
 		return bridge.Event{}, err
 	}
-	recv := a.now().UnixNano()
+	recv := a.core.Now().UnixNano()
 	// Keys s, b, a, ts, u, seq, cts differ by more than case:
 	// encoding/json is safe here.
 	var r struct {
@@ -157,28 +139,28 @@ func (a *Adapter) Snapshot(ctx context.Context, symbol string) (bridge.Event, er
 		Seq int64      `json:"seq"`
 	}
 	if err := json.Unmarshal(res, &r); err != nil {
-		return bridge.Event{}, restMalformed(path, err)
+		return bridge.Event{}, a.core.Malformed(path, err)
 	}
 	switch {
 	case r.S != sym:
-		return bridge.Event{}, restMalformed(path, fmt.Errorf("symbol %q, asked for %q", r.S, sym))
+		return bridge.Event{}, a.core.Malformed(path, fmt.Errorf("symbol %q, asked for %q", r.S, sym))
 	case r.U == nil || *r.U < 0:
-		return bridge.Event{}, restMalformed(path, errors.New("missing or negative u"))
+		return bridge.Event{}, a.core.Malformed(path, errors.New("missing or negative u"))
 	case r.TS == nil || *r.TS < 0:
-		return bridge.Event{}, restMalformed(path, errors.New("missing or negative ts"))
+		return bridge.Event{}, a.core.Malformed(path, errors.New("missing or negative ts"))
 	}
 	ts, err := msToNS(*r.TS)
 	if err != nil {
-		return bridge.Event{}, restMalformed(path, err)
+		return bridge.Event{}, a.core.Malformed(path, err)
 	}
-	ev := bridge.Event{Type: bridge.EventBookSnapshot, Exchange: a.name, Symbol: sym, TS: ts, RecvTS: recv, LastID: *r.U, Seq: r.Seq}
+	ev := bridge.Event{Type: bridge.EventBookSnapshot, Exchange: a.core.Name, Symbol: sym, TS: ts, RecvTS: recv, LastID: *r.U, Seq: r.Seq}
 	levels := make([]bridge.Level, 0, len(r.B)+len(r.A))
 	if levels, err = appendLevels(levels, r.B); err != nil {
-		return bridge.Event{}, restMalformed(path, fmt.Errorf("b: %w", err))
+		return bridge.Event{}, a.core.Malformed(path, fmt.Errorf("b: %w", err))
 	}
 	nb := len(levels)
 	if levels, err = appendLevels(levels, r.A); err != nil {
-		return bridge.Event{}, restMalformed(path, fmt.Errorf("a: %w", err))
+		return bridge.Event{}, a.core.Malformed(path, fmt.Errorf("a: %w", err))
 	}
 	if nb > 0 {
 		ev.Bids = levels[:nb:nb]
@@ -212,7 +194,7 @@ func (a *Adapter) ServerTime(ctx context.Context) (time.Time, error) {
 		TimeNano   string `json:"timeNano"`
 	}
 	if err := json.Unmarshal(res, &r); err != nil {
-		return time.Time{}, restMalformed(path, err)
+		return time.Time{}, a.core.Malformed(path, err)
 	}
 	if ns, err := strconv.ParseInt(r.TimeNano, 10, 64); err == nil && ns > 0 {
 		return time.Unix(0, ns), nil
@@ -220,7 +202,7 @@ func (a *Adapter) ServerTime(ctx context.Context) (time.Time, error) {
 	if s, err := strconv.ParseInt(r.TimeSecond, 10, 64); err == nil && s > 0 {
 		return time.Unix(s, 0), nil
 	}
-	return time.Time{}, restMalformed(path, fmt.Errorf("no valid timeNano or timeSecond: %q, %q", r.TimeNano, r.TimeSecond))
+	return time.Time{}, a.core.Malformed(path, fmt.Errorf("no valid timeNano or timeSecond: %q, %q", r.TimeNano, r.TimeSecond))
 }
 
 // Trades returns bridge.ErrNotSupported: Bybit trade ids are not
@@ -239,7 +221,7 @@ func (a *Adapter) Trades(ctx context.Context, symbol string, fromID int64, limit
 // Errors as for Snapshot.
 func (a *Adapter) RecentTrades(ctx context.Context, symbol string, limit int) ([]bridge.Event, error) {
 	const path = "/v5/market/recent-trade"
-	sym, err := a.canonical(symbol)
+	sym, err := a.core.Canonical(symbol)
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +236,7 @@ func (a *Adapter) RecentTrades(ctx context.Context, symbol string, limit int) ([
 	if err != nil {
 		return nil, err
 	}
-	recv := a.now().UnixNano()
+	recv := a.core.Now().UnixNano()
 	var r struct {
 		List []struct {
 			ExecID string `json:"execId"`
@@ -266,7 +248,7 @@ func (a *Adapter) RecentTrades(ctx context.Context, symbol string, limit int) ([
 		} `json:"list"`
 	}
 	if err := json.Unmarshal(res, &r); err != nil {
-		return nil, restMalformed(path, err)
+		return nil, a.core.Malformed(path, err)
 	}
 	out := make([]bridge.Event, 0, len(r.List))
 	for i, t := range r.List {
@@ -277,15 +259,15 @@ func (a *Adapter) RecentTrades(ctx context.Context, symbol string, limit int) ([
 		}
 		switch {
 		case t.Symbol != sym:
-			return nil, restMalformed(path, fmt.Errorf("trade %d: symbol %q, asked for %q", i, t.Symbol, sym))
+			return nil, a.core.Malformed(path, fmt.Errorf("trade %d: symbol %q, asked for %q", i, t.Symbol, sym))
 		case !validTradeID(t.ExecID):
-			return nil, restMalformed(path, fmt.Errorf("trade %d: invalid execId %q", i, t.ExecID))
+			return nil, a.core.Malformed(path, fmt.Errorf("trade %d: invalid execId %q", i, t.ExecID))
 		case !jscan.IsDecimal(t.Price) || !jscan.IsDecimal(t.Size):
-			return nil, restMalformed(path, fmt.Errorf("trade %d: price %q / size %q not decimal", i, t.Price, t.Size))
+			return nil, a.core.Malformed(path, fmt.Errorf("trade %d: price %q / size %q not decimal", i, t.Price, t.Size))
 		case err != nil || ms < 0:
-			return nil, restMalformed(path, fmt.Errorf("trade %d: invalid time %q", i, t.Time))
+			return nil, a.core.Malformed(path, fmt.Errorf("trade %d: invalid time %q", i, t.Time))
 		}
-		ev := bridge.Event{Type: bridge.EventTrade, Exchange: a.name, Symbol: sym, TS: ts, RecvTS: recv,
+		ev := bridge.Event{Type: bridge.EventTrade, Exchange: a.core.Name, Symbol: sym, TS: ts, RecvTS: recv,
 			ID: t.ExecID, Price: t.Price, Qty: t.Size}
 		switch t.Side {
 		case "Buy":
@@ -293,7 +275,7 @@ func (a *Adapter) RecentTrades(ctx context.Context, symbol string, limit int) ([
 		case "Sell":
 			ev.Side = bridge.SideSell
 		default:
-			return nil, restMalformed(path, fmt.Errorf("trade %d: side %q", i, t.Side))
+			return nil, a.core.Malformed(path, fmt.Errorf("trade %d: side %q", i, t.Side))
 		}
 		out = append(out, ev)
 	}
