@@ -96,6 +96,11 @@ type Config struct {
 	// ShutdownGrace is the default delay between a serverShutdown event
 	// and the close (default 5s).
 	ShutdownGrace time.Duration
+	// ClosedConns is how many closed connections' records the server keeps
+	// for Conns, Delivered and Truth's PerConn (default 256; negative =
+	// all). Older ones are forgotten, but the ids delivered on them stay
+	// in Truth's Delivered and Undelivered.
+	ClosedConns int
 
 	// Faults are injected when the server starts (see Fault).
 	Faults []Fault
@@ -148,6 +153,7 @@ func (cfg Config) withDefaults() Config {
 	defInt(&cfg.SendQueue, 8192)
 	defInt(&cfg.TradeHistory, 100000)
 	defInt(&cfg.BookLevels, 300)
+	defInt(&cfg.ClosedConns, 256)
 	return cfg
 }
 

@@ -51,7 +51,9 @@
 // have received part of it), so "never delivered" is always a safe claim.
 // Truth reports, per market and
 // series, the ids generated, delivered per connection, and never
-// delivered, as compact ranges.
+// delivered, as compact ranges. The server keeps per-connection records
+// for open connections and the last Config.ClosedConns closed ones; the
+// ids delivered on older connections still count as delivered.
 //
 // # Concurrency
 //

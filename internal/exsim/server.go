@@ -34,6 +34,7 @@ type Server struct {
 	hs      *http.Server
 	conns   map[uint64]*conn
 	recs    map[uint64]*connRecord
+	retired retiredConns
 	started bool
 	closed  bool
 	cancel  context.CancelFunc
@@ -62,6 +63,9 @@ type Stats struct {
 	PongTimeouts    uint64 `json:"pong_timeouts"`    // Binance clients cut for not answering pings
 	AgeCuts         uint64 `json:"age_cuts"`         // connections closed at their maximum age
 	FaultCloses     uint64 `json:"fault_closes"`     // connections closed by a fault
+	// ForgottenConns are closed connections whose records were dropped
+	// (Config.ClosedConns); Conns no longer lists them.
+	ForgottenConns uint64 `json:"forgotten_conns"`
 }
 
 // New validates cfg and builds a server; it does not listen yet (Start).
@@ -233,11 +237,12 @@ func (s *Server) AdminURL() string { return s.base("http") }
 // Stats returns server-wide counters.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
-	open := len(s.conns)
+	open, forgotten := len(s.conns), s.retired.forgotten
 	s.mu.Unlock()
 	return Stats{
 		Accepted:        s.stats.accepted.Load(),
 		Open:            open,
+		ForgottenConns:  forgotten,
 		SlowDisconnects: s.stats.slowDisconnects.Load(),
 		RateDisconnects: s.stats.rateDisconnects.Load(),
 		PongTimeouts:    s.stats.pongTimeouts.Load(),
@@ -314,8 +319,9 @@ func (s *Server) nowNs(v Venue) int64 {
 	return s.clock().UnixNano() + s.skew[venueIndex(v)].Load()
 }
 
-// Conns lists every connection accepted so far, open or closed, by id. An
-// open connection is listed once the subscriptions in its URL are active.
+// Conns lists the connections accepted so far, by id: every open one,
+// once the subscriptions in its URL are active, and the last
+// Config.ClosedConns closed ones.
 func (s *Server) Conns() []ConnInfo {
 	recs := s.records()
 	out := make([]ConnInfo, 0, len(recs))
@@ -354,10 +360,13 @@ func (s *Server) register(c *conn) bool {
 	return true
 }
 
-// connEnded forgets a closed connection (its record stays).
+// connEnded forgets a closed connection. Its record stays until
+// Config.ClosedConns later closes; the connection's writer has exited, so
+// the record is final.
 func (s *Server) connEnded(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c.id)
+	s.retireLocked(c.id)
 	s.mu.Unlock()
 }
 

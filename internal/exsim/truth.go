@@ -10,7 +10,8 @@ import (
 
 // connRecord is what the server remembers about a connection, open or
 // closed: identity, lifecycle and the ids delivered on it. It outlives the
-// connection (and its buffers) so tests can ask about closed connections.
+// connection (and its buffers) so tests can ask about closed connections,
+// until Config.ClosedConns later closes (see retiredConns).
 type connRecord struct {
 	ID     uint64
 	Venue  Venue
@@ -93,12 +94,13 @@ func (r *connRecord) info() ConnInfo {
 type SeriesTruth struct {
 	Series    Series `json:"series"`
 	Generated Range  `json:"generated"` // every id generated so far
-	// Delivered is the union over all connections (open or closed) of the
-	// ids written to a socket.
+	// Delivered is the union over all connections (open or closed,
+	// forgotten ones included) of the ids written to a socket.
 	Delivered []Range `json:"delivered"`
 	// Undelivered are generated ids no connection ever received.
 	Undelivered []Range `json:"undelivered"`
-	// PerConn maps connection ids to the ids delivered on them.
+	// PerConn maps connection ids to the ids delivered on them (open
+	// connections and the closed ones Conns still lists).
 	PerConn map[uint64][]Range `json:"per_conn,omitempty"`
 }
 
@@ -136,10 +138,10 @@ func (s *Server) Truth(v Venue, symbol string) (Truth, error) {
 		gen[i] = ser.generated()
 	}
 	m.mu.Unlock()
-	recs := s.records()
+	recs, forgotten := s.recordsAnd(all)
 	for i, ser := range all {
 		st := SeriesTruth{Series: ser.name, Generated: gen[i], PerConn: map[uint64][]Range{}}
-		var lists [][]Range
+		lists := [][]Range{forgotten[i]}
 		for _, r := range recs {
 			r.mu.Lock()
 			if d := r.delivered[ser]; d != nil {
@@ -179,8 +181,9 @@ func (s *Server) Generated(v Venue, symbol string, name Series) (Range, error) {
 }
 
 // Delivered returns the ids of series name of a market written to
-// connection conn (open or closed). Returns errors wrapping ErrUnknownConn
-// or ErrUnknownMarket.
+// connection conn (open, or closed and not yet forgotten: see
+// Config.ClosedConns). Returns errors wrapping ErrUnknownConn or
+// ErrUnknownMarket.
 func (s *Server) Delivered(conn uint64, v Venue, symbol string, name Series) ([]Range, error) {
 	m, err := s.market(v, symbol)
 	if err != nil {
@@ -206,14 +209,76 @@ func (s *Server) Delivered(conn uint64, v Venue, symbol string, name Series) ([]
 	return nil, nil
 }
 
-// records returns every connection record, ordered by id.
+// records returns every connection record kept, ordered by id.
 func (s *Server) records() []*connRecord {
+	out, _ := s.recordsAnd(nil)
+	return out
+}
+
+// recordsAnd returns every connection record kept, ordered by id, and,
+// taken at the same instant, the ids of each of sers delivered on
+// forgotten connections. Together they cover every delivery: a record is
+// folded into the forgotten ids and dropped in one step under s.mu.
+func (s *Server) recordsAnd(sers []*series) ([]*connRecord, [][]Range) {
 	s.mu.Lock()
 	out := make([]*connRecord, 0, len(s.recs))
 	for _, r := range s.recs {
 		out = append(out, r)
 	}
+	forgotten := make([][]Range, len(sers))
+	for i, ser := range sers {
+		if d := s.retired.delivered[ser]; d != nil {
+			forgotten[i] = d.ranges()
+		}
+	}
 	s.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
+	return out, forgotten
+}
+
+// retiredConns bounds the records of closed connections: it queues them
+// in the order they closed and, past Config.ClosedConns, drops the oldest
+// after folding the ids delivered on it into delivered, which is all the
+// ground truth still needs of it. Guarded by Server.mu.
+type retiredConns struct {
+	closed    []uint64 // ids of kept closed connections, oldest first
+	delivered map[*series]*rangeSet
+	forgotten uint64
+}
+
+// retireLocked queues the record of closed connection id and forgets the
+// oldest closed records beyond the limit. s.mu must be held; the record
+// must be final (no commit can follow).
+func (s *Server) retireLocked(id uint64) {
+	if s.recs[id] == nil {
+		return
+	}
+	rc := &s.retired
+	rc.closed = append(rc.closed, id)
+	limit := s.cfg.ClosedConns
+	if limit < 0 {
+		return
+	}
+	for len(rc.closed) > limit {
+		old := rc.closed[0]
+		rc.closed = rc.closed[1:]
+		r := s.recs[old]
+		delete(s.recs, old)
+		rc.forgotten++
+		r.mu.Lock()
+		for ser, d := range r.delivered {
+			if rc.delivered == nil {
+				rc.delivered = map[*series]*rangeSet{}
+			}
+			agg := rc.delivered[ser]
+			if agg == nil {
+				agg = &rangeSet{}
+				rc.delivered[ser] = agg
+			}
+			for _, x := range d.rs {
+				agg.add(x.First, x.Last)
+			}
+		}
+		r.mu.Unlock()
+	}
 }
