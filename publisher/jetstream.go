@@ -155,20 +155,8 @@ func NewJetStream(ctx context.Context, nc *nats.Conn, cfg Config, logger *slog.L
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	p := &JetStream{
-		cfg:      cfg,
-		nc:       nc,
-		log:      orDiscard(logger).With("component", "publisher", "stream", cfg.Stream),
-		pubOpts:  []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)},
-		limiter:  newLogLimiter(logEvery),
-		wake:     make(chan struct{}, 1),
-		byMsg:    make(map[*nats.Msg]*entry, cfg.MaxInFlight),
-		subjects: make(map[string]string),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
-	}
-	p.maxFree = min(cfg.BufferMessages, 2*cfg.MaxInFlight+1024)
-	p.header = newSendHeader()
+	p := newJetStream(cfg, logger)
+	p.nc = nc
 	// Ack timeouts are enforced by the pump (one deadline for the oldest
 	// attempt) rather than by a library timer per message. The library's
 	// own window is set well above ours so it never stalls: attempts that
@@ -189,10 +177,35 @@ func NewJetStream(ctx context.Context, nc *nats.Conn, cfg Config, logger *slog.L
 		p.log.Warn("the NATS connection buffers publishes while reconnecting; messages written during an outage may overtake retried ones (use publisher.Connect, or nats.ReconnectBufSize(-1))",
 			"reconnect_buf_size", nc.Opts.ReconnectBufSize)
 	}
-	p.bgCtx, p.bgCancel = context.WithCancel(context.Background())
 	p.status = nc.StatusChanged(nats.CONNECTED)
-	go p.run()
+	p.start()
 	return p, nil
+}
+
+// newJetStream returns a publisher for cfg (validated, with defaults) that
+// has no connection yet and is not started.
+func newJetStream(cfg Config, logger *slog.Logger) *JetStream {
+	p := &JetStream{
+		cfg:      cfg,
+		log:      orDiscard(logger).With("component", "publisher", "stream", cfg.Stream),
+		pubOpts:  []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)},
+		limiter:  newLogLimiter(logEvery),
+		wake:     make(chan struct{}, 1),
+		byMsg:    make(map[*nats.Msg]*entry, cfg.MaxInFlight),
+		subjects: make(map[string]string),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	p.maxFree = min(cfg.BufferMessages, 2*cfg.MaxInFlight+1024)
+	p.header = newSendHeader()
+	return p
+}
+
+// start starts the pump once p.js (and, outside benchmarks, p.nc and
+// p.status) are set.
+func (p *JetStream) start() {
+	p.bgCtx, p.bgCancel = context.WithCancel(context.Background())
+	go p.run()
 }
 
 // onAck is the library's ack callback. It never blocks on p.mu.
