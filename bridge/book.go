@@ -29,7 +29,12 @@ const (
 // REST weight, deltas received long before the request are covered by the
 // snapshot anyway and buffering them only costs memory (each holds its
 // frame). The newest few are kept because a REST snapshot may lag the
-// stream slightly. Of the deltas dropped at either bound only the highest
+// stream slightly. When the snapshot comes from a SnapshotRequester (the
+// control service, possibly another replica, which queues requests behind
+// the same REST weight for minutes) the moment of the fetch is unknown:
+// the book then keeps the deltas received within replyWindow of the newest
+// (at least preArmLimit), as a fetch answered later than that is rare and
+// only costs a refetch. Of the deltas dropped at any bound only the highest
 // update id is kept (skipHW): a snapshot older than it is too old, as in
 // step 2, so nothing dropped is ever needed.
 //
@@ -43,12 +48,21 @@ type restBook struct {
 	limit    int     // bound of buf once armed
 	fetching bool    // a snapshot repair is running
 	armed    bool    // syncing and the snapshot request is sent: bound is limit
+	awaiting bool    // syncing, the snapshot is requested from a SnapshotRequester: bound is replyWindow
 	skipHW   int64   // highest update id of the deltas dropped while syncing
 }
 
 // preArmLimit bounds a restBook's buffer before its snapshot request is
 // sent (about a second of a 100ms depth stream).
 const preArmLimit = 8
+
+// replyWindow is how long a book waiting for a SnapshotRequester's answer
+// keeps a delta: the time a snapshot may take from its REST fetch to its
+// answer reaching the bridge (fetch, publish, reply). Deltas received
+// earlier are covered by any snapshot fetched after them; the queueing
+// before the fetch does not count, so the buffer stays small however long
+// the request waits for REST weight.
+const replyWindow = 5 * time.Second
 
 // arm starts buffering deltas: the snapshot request is being sent.
 func (b *restBook) arm() {
@@ -57,13 +71,40 @@ func (b *restBook) arm() {
 	}
 }
 
+// await makes a syncing book keep the deltas of the last replyWindow: its
+// snapshot is requested from a SnapshotRequester.
+func (b *restBook) await() {
+	if b.state == bookSyncing {
+		b.awaiting = true
+	}
+}
+
 // hold keeps a delta received while syncing.
 func (b *restBook) hold(ev *Event) {
 	lim := b.limit
-	if !b.armed && (lim <= 0 || lim > preArmLimit) {
+	switch {
+	case b.armed:
+	case b.awaiting:
+		b.expire(ev.RecvTS - int64(replyWindow))
+	case lim <= 0 || lim > preArmLimit:
 		lim = preArmLimit
 	}
 	b.buffer(ev, lim)
+}
+
+// expire drops the buffered deltas received before cut (Unix ns), keeping
+// at least the newest preArmLimit-1 (with the one being added, preArmLimit).
+func (b *restBook) expire(cut int64) {
+	n := 0
+	for n < len(b.buf)-(preArmLimit-1) && b.buf[n].RecvTS < cut {
+		b.skipHW = max(b.skipHW, b.buf[n].LastID)
+		n++
+	}
+	if n > 0 {
+		k := copy(b.buf, b.buf[n:])
+		clear(b.buf[k:])
+		b.buf = b.buf[:k]
+	}
 }
 
 // delta handles one live delta. It returns the extended out and whether a
@@ -159,7 +200,7 @@ func (b *restBook) snapshot(snap *Event, lastID int64, out []Event, c *symbolCou
 	// buffering until the next resync.
 	clear(buf)
 	b.buf = nil
-	b.armed, b.skipHW = false, 0
+	b.armed, b.awaiting, b.skipHW = false, false, 0
 	return out, false
 }
 

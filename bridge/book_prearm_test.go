@@ -101,3 +101,54 @@ func TestSnapshotterIssued(t *testing.T) {
 		synctest.Wait()
 	})
 }
+
+// TestRestBookAwaitWindow: a book whose snapshot is requested from a
+// SnapshotRequester keeps only the deltas of the last replyWindow however
+// long the answer takes (here a minute of a 100 ms stream), refuses a
+// snapshot older than a dropped delta and syncs from one within the window.
+func TestRestBookAwaitWindow(t *testing.T) {
+	b := restBook{limit: 1000}
+	var c symbolCounters
+	var out []Event
+	t0 := time.Unix(1_700_000_000, 0)
+	delta := func(i int64) {
+		ev := Event{Type: EventBookDelta, FirstID: 10*i + 1, LastID: 10 * (i + 1),
+			RecvTS: t0.Add(time.Duration(i) * 100 * time.Millisecond).UnixNano()}
+		out, _ = b.delta(&ev, out, &c)
+	}
+	delta(0)
+	b.await()
+	for i := int64(1); i < 600; i++ {
+		delta(i)
+		if want := int(replyWindow/(100*time.Millisecond)) + 1; len(b.buf) > want {
+			t.Fatalf("after %d deltas the buffer holds %d, want <= %d", i+1, len(b.buf), want)
+		}
+	}
+	first := b.buf[0].FirstID
+	if first != 10*(599-50)+1 || b.skipHW != first-1 {
+		t.Fatalf("oldest kept delta starts at %d, skipHW %d", first, b.skipHW)
+	}
+	if _, again := b.snapshot(&Event{Type: EventBookSnapshot, LastID: first - 2}, first-2, out, &c); !again {
+		t.Fatal("snapshot older than a dropped delta accepted")
+	}
+	out, again := b.snapshot(&Event{Type: EventBookSnapshot, LastID: 5985}, 5985, out, &c)
+	if again {
+		t.Fatal("snapshot within the window refused")
+	}
+	if got := render(out); got != "S5985 D5981-5990 D5991-6000" {
+		t.Fatalf("emitted %q", got)
+	}
+	if b.buf != nil || b.awaiting || b.skipHW != 0 {
+		t.Fatalf("after sync: buf cap %d, awaiting %v, skipHW %d", cap(b.buf), b.awaiting, b.skipHW)
+	}
+	// Deltas without a receive time (RecvTS 0) are never expired early.
+	q := restBook{limit: 1000, state: bookSyncing}
+	q.await()
+	for i := range int64(30) {
+		ev := Event{Type: EventBookDelta, FirstID: i + 1, LastID: i + 1}
+		q.hold(&ev)
+	}
+	if len(q.buf) != 30 {
+		t.Fatalf("buffer without receive times holds %d, want 30", len(q.buf))
+	}
+}

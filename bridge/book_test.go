@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // bookStep is one input of a book table test: a delta U..u, a snapshot
@@ -348,10 +349,12 @@ func FuzzBookSync(f *testing.F) {
 		var c symbolCounters
 		var restOut, streamOut []Event
 		next := int64(1) // the venue's next update id
-		for _, op := range ops {
+		for i, op := range ops {
 			switch {
 			case op == 199: // the REST book's snapshot request is sent
 				rb.arm()
+			case op == 198: // the REST book's snapshot is requested from a requester
+				rb.await()
 			case op < 200: // a delta, possibly skipping (gap) or repeating ids
 				skip := int64(op % 7)
 				if skip > 3 {
@@ -362,7 +365,7 @@ func FuzzBookSync(f *testing.F) {
 					first = 1
 				}
 				last := first + int64(op%3)
-				ev := Event{Type: EventBookDelta, FirstID: first, LastID: last, Seq: int64(op)}
+				ev := Event{Type: EventBookDelta, FirstID: first, LastID: last, Seq: int64(op), RecvTS: int64(i) * int64(time.Second)}
 				restOut, _ = rb.delta(&ev, restOut, &c)
 				sev := Event{Type: EventBookDelta, FirstID: last, LastID: last}
 				streamOut, _ = sb.event(&sev, streamOut, &c)

@@ -485,10 +485,16 @@ func (sh *shard) bookRepair(ctx context.Context, sym *symbol) {
 	st := sh.st
 	attempt := 0
 	// The book buffers deltas only from the moment the request is sent:
-	// older ones are covered by the snapshot (restBook.arm).
+	// older ones are covered by the snapshot (restBook.arm). A requester's
+	// fetch time is unknown: the book keeps a time window (restBook.await).
 	issued := func() {
 		sh.mu.Lock()
 		sym.rest.arm()
+		sh.mu.Unlock()
+	}
+	awaiting := func() {
+		sh.mu.Lock()
+		sym.rest.await()
 		sh.mu.Unlock()
 	}
 	for {
@@ -496,7 +502,7 @@ func (sh *shard) bookRepair(ctx context.Context, sym *symbol) {
 		var lastID int64
 		var err error
 		if st.req != nil {
-			issued()
+			awaiting()
 			lastID, err = st.req.RequestSnapshot(ctx, st.cfg.exName, sym.name)
 		} else {
 			var ev Event
