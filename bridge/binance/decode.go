@@ -92,7 +92,7 @@ type payload struct {
 func (p *payload) member(sc *jscan.Scanner, i int) error {
 	f := &p.f[i]
 	if f.kind != vAbsent {
-		return fmt.Errorf("duplicate key %q", "ePsptqTmUuba"[i:i+1])
+		return fmt.Errorf("duplicate key %q", keyNames[i])
 	}
 	p.any = true
 	var err error
@@ -121,39 +121,33 @@ func (p *payload) member(sc *jscan.Scanner, i int) error {
 	return err
 }
 
-// object reads the object at the cursor into p.
-func (p *payload) object(sc *jscan.Scanner) error {
-	if err := sc.EnterObject(); err != nil {
-		return err
+// key records the member at the cursor if key is a payload key and skips
+// it otherwise.
+func (p *payload) key(sc *jscan.Scanner, key string) error {
+	if i := keyIndex(key); i >= 0 {
+		return p.member(sc, i)
 	}
-	for first := true; ; first = false {
-		key, ok, err := sc.Member(first)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return nil
-		}
-		if i := keyIndex(key); i >= 0 {
-			err = p.member(sc, i)
-		} else {
-			err = sc.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return sc.Skip()
 }
 
 // top holds the members of the top-level object besides payload keys.
 type top struct {
-	hasStream, hasData, hasResult, hasID, hasError bool
-	dataIsObject                                   bool
-	stream                                         string
-	id                                             string
-	errCode                                        int64
-	errMsg                                         string
+	seen         jscan.Seen // of the top* keys
+	dataIsObject bool
+	stream       string
+	id           string
+	errCode      int64
+	errMsg       string
 }
+
+// Top-level keys, as jscan.Seen bits.
+const (
+	topStream jscan.Seen = 1 << iota
+	topData
+	topResult
+	topID
+	topError
+)
 
 func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: binance: %s", bridge.ErrMalformed, fmt.Sprintf(format, args...))
@@ -174,21 +168,21 @@ func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]brid
 	sc := jscan.New(string(frame))
 	var t top
 	var raw, data payload
-	if err := a.scanTop(&sc, &t, &raw, &data); err != nil {
+	if err := sc.Object(func(key string) error { return t.member(&sc, key, &raw, &data) }); err != nil {
 		return dst, bridge.Frame{}, malformed("%v", err)
 	}
 	if err := sc.End(); err != nil {
 		return dst, bridge.Frame{}, malformed("%v", err)
 	}
 	switch {
-	case t.hasData:
+	case t.seen.Has(topData):
 		if !t.dataIsObject {
 			return dst, bridge.Frame{Kind: bridge.FrameIgnored}, nil
 		}
 		return a.event(&sc, &data, recvTS, dst)
-	case t.hasError:
+	case t.seen.Has(topError):
 		return dst, bridge.Frame{Kind: bridge.FrameError, ReqID: t.id, Err: &APIError{Code: int(t.errCode), Msg: t.errMsg}}, nil
-	case t.hasResult && t.hasID:
+	case t.seen.Has(topResult | topID):
 		return dst, bridge.Frame{Kind: bridge.FrameAck, ReqID: t.id}, nil
 	case raw.f[kEvent].kind != vAbsent:
 		return a.event(&sc, &raw, recvTS, dst)
@@ -196,74 +190,47 @@ func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]brid
 	return dst, bridge.Frame{Kind: bridge.FrameIgnored}, nil
 }
 
-func (a *Adapter) scanTop(sc *jscan.Scanner, t *top, raw, data *payload) error {
-	if err := sc.EnterObject(); err != nil {
+// member reads one top-level member: a wrapper or control key into t, a
+// payload key of a raw stream into raw, the data object into data.
+func (t *top) member(sc *jscan.Scanner, key string, raw, data *payload) error {
+	var bit jscan.Seen
+	switch key {
+	case "stream":
+		bit = topStream
+	case "data":
+		bit = topData
+	case "result":
+		bit = topResult
+	case "id":
+		bit = topID
+	case "error":
+		bit = topError
+	default:
+		return raw.key(sc, key)
+	}
+	if err := t.seen.Add(bit, key); err != nil {
 		return err
 	}
-	for first := true; ; first = false {
-		key, ok, err := sc.Member(first)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return nil
-		}
-		switch key {
-		case "stream":
-			if t.hasStream {
-				return fmt.Errorf("duplicate key \"stream\"")
-			}
-			t.hasStream = true
-			if sc.Null() {
-				break
-			}
+	var err error
+	switch bit {
+	case topStream:
+		if !sc.Null() {
 			t.stream, err = sc.String()
-		case "data":
-			if t.hasData {
-				return fmt.Errorf("duplicate key \"data\"")
-			}
-			t.hasData = true
-			if sc.Peek() == '{' {
-				t.dataIsObject = true
-				err = data.object(sc)
-			} else {
-				err = sc.Skip()
-			}
-		case "result":
-			if t.hasResult {
-				return fmt.Errorf("duplicate key \"result\"")
-			}
-			t.hasResult = true
-			err = sc.Skip()
-		case "id":
-			if t.hasID {
-				return fmt.Errorf("duplicate key \"id\"")
-			}
-			t.hasID = true
-			switch c := sc.Peek(); {
-			case c == '"':
-				t.id, err = sc.String()
-			case sc.Null():
-			default:
-				t.id, err = sc.Number()
-			}
-		case "error":
-			if t.hasError {
-				return fmt.Errorf("duplicate key \"error\"")
-			}
-			t.hasError = true
-			err = t.scanError(sc)
-		default:
-			if i := keyIndex(key); i >= 0 {
-				err = raw.member(sc, i)
-			} else {
-				err = sc.Skip()
-			}
 		}
-		if err != nil {
-			return err
+	case topData:
+		if sc.Peek() != '{' {
+			return sc.Skip()
 		}
+		t.dataIsObject = true
+		err = sc.Object(func(key string) error { return data.key(sc, key) })
+	case topResult:
+		err = sc.Skip()
+	case topID:
+		t.id, err = sc.ID()
+	case topError:
+		err = t.scanError(sc)
 	}
+	return err
 }
 
 // scanError reads {"code":N,"msg":"..."}; other shapes are kept as text.
@@ -276,15 +243,7 @@ func (t *top) scanError(sc *jscan.Scanner) error {
 		t.errMsg = sc.Input()[start:sc.Pos()]
 		return nil
 	}
-	_ = sc.EnterObject()
-	for first := true; ; first = false {
-		key, ok, err := sc.Member(first)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return nil
-		}
+	return sc.Object(func(key string) (err error) {
 		switch {
 		case key == "code" && sc.Peek() != '"':
 			t.errCode, err = sc.Int()
@@ -293,10 +252,8 @@ func (t *top) scanError(sc *jscan.Scanner) error {
 		default:
 			err = sc.Skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 // event turns a payload into events according to its "e".
@@ -463,23 +420,9 @@ func (a *Adapter) depth(sc *jscan.Scanner, p *payload, recvTS int64, dst []bridg
 	if b.kind != vArray || as.kind != vArray {
 		return dst, bridge.Frame{}, malformed("\"b\" and \"a\" must be arrays")
 	}
-	var bids, asks []bridge.Level
-	if n := b.n + as.n; n > 0 {
-		levels := make([]bridge.Level, n)
-		sc.Seek(b.pos)
-		if bids, err = sc.Levels(levels[:b.n:b.n]); err != nil {
-			return dst, bridge.Frame{}, malformed("\"b\": %v", err)
-		}
-		sc.Seek(as.pos)
-		if asks, err = sc.Levels(levels[b.n:]); err != nil {
-			return dst, bridge.Frame{}, malformed("\"a\": %v", err)
-		}
-		if b.n == 0 {
-			bids = nil
-		}
-		if as.n == 0 {
-			asks = nil
-		}
+	bids, asks, err := sc.Sides(b.pos, b.n, as.pos, as.n)
+	if err != nil {
+		return dst, bridge.Frame{}, malformed("%v", err)
 	}
 	dst = append(dst, bridge.Event{
 		Type: bridge.EventBookDelta, Exchange: Name, Symbol: sym, TS: ts, RecvTS: recvTS,

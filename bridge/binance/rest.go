@@ -90,62 +90,50 @@ func (a *Adapter) Snapshot(ctx context.Context, symbol string) (bridge.Event, er
 	return ev, nil
 }
 
+// Keys of a depth snapshot, as jscan.Seen bits.
+const (
+	snapLast jscan.Seen = 1 << iota
+	snapBids
+	snapAsks
+)
+
 // parseDepthSnapshot reads {"lastUpdateId":N,"bids":[..],"asks":[..]}.
 func parseDepthSnapshot(body string) (last int64, bids, asks []bridge.Level, err error) {
 	sc := jscan.New(body)
-	if err = sc.EnterObject(); err != nil {
-		return
-	}
-	var haveLast bool
-	bidPos, askPos, nb, na := -1, -1, 0, 0
-	for first := true; ; first = false {
-		key, ok, e := sc.Member(first)
-		if e != nil {
-			return 0, nil, nil, e
-		}
-		if !ok {
-			break
-		}
+	var seen jscan.Seen
+	bidPos, askPos, nb, na := 0, 0, 0, 0
+	err = sc.Object(func(key string) (err error) {
 		switch key {
 		case "lastUpdateId":
-			if haveLast {
-				return 0, nil, nil, errors.New("duplicate lastUpdateId")
+			if err = seen.Add(snapLast, key); err == nil {
+				last, _, err = sc.Uint()
 			}
-			haveLast = true
-			last, _, e = sc.Uint()
 		case "bids":
-			if bidPos >= 0 {
-				return 0, nil, nil, errors.New("duplicate bids")
+			if err = seen.Add(snapBids, key); err == nil {
+				bidPos = sc.Pos()
+				nb, err = sc.SkipCount()
 			}
-			bidPos = sc.Pos()
-			nb, e = sc.SkipCount()
 		case "asks":
-			if askPos >= 0 {
-				return 0, nil, nil, errors.New("duplicate asks")
+			if err = seen.Add(snapAsks, key); err == nil {
+				askPos = sc.Pos()
+				na, err = sc.SkipCount()
 			}
-			askPos = sc.Pos()
-			na, e = sc.SkipCount()
 		default:
-			e = sc.Skip()
+			err = sc.Skip()
 		}
-		if e != nil {
-			return 0, nil, nil, e
-		}
+		return err
+	})
+	if err == nil {
+		err = sc.End()
 	}
-	if err = sc.End(); err != nil {
-		return
+	if err != nil {
+		return 0, nil, nil, err
 	}
-	if !haveLast || bidPos < 0 || askPos < 0 {
+	if !seen.Has(snapLast | snapBids | snapAsks) {
 		return 0, nil, nil, errors.New("missing lastUpdateId, bids or asks")
 	}
-	levels := make([]bridge.Level, nb+na)
-	sc.Seek(bidPos)
-	if bids, err = sc.Levels(levels[:nb:nb]); err != nil {
-		return
-	}
-	sc.Seek(askPos)
-	asks, err = sc.Levels(levels[nb:])
-	return
+	bids, asks, err = sc.Sides(bidPos, nb, askPos, na)
+	return last, bids, asks, err
 }
 
 // ServerTime returns Binance's clock from GET /api/v3/time (weight 1).

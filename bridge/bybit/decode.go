@@ -22,7 +22,7 @@ const maxTradeIDLen = 128
 
 // envelope holds the top-level members of a frame.
 type envelope struct {
-	hasTopic, hasType, hasTS, hasData, hasSuccess, hasOp, hasReqID, hasRetMsg bool
+	seen jscan.Seen // of the env* keys
 
 	topic, typ, op, reqID, retMsg string
 	ts                            int64
@@ -35,21 +35,34 @@ type envelope struct {
 	book    book
 }
 
+// Top-level keys, as jscan.Seen bits.
+const (
+	envTopic jscan.Seen = 1 << iota
+	envType
+	envTS
+	envData
+	envSuccess
+	envOp
+	envReqID
+	envRetMsg
+)
+
 // book holds the members of an orderbook data object.
 type book struct {
-	have       uint8 // bitmask of bS, bB, bA, bU, bSeq
+	seen       jscan.Seen // of the book* keys
 	s          string
 	bPos, aPos int
 	nb, na     int
 	u, seq     int64
 }
 
+// Orderbook data keys, as jscan.Seen bits.
 const (
-	bS = 1 << iota
-	bB
-	bA
-	bU
-	bSeq
+	bookS jscan.Seen = 1 << iota
+	bookB
+	bookA
+	bookU
+	bookSeq
 )
 
 func malformed(format string, args ...any) error {
@@ -87,11 +100,15 @@ func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]brid
 	n0 := len(dst)
 	sc := jscan.New(string(frame))
 	var env envelope
-	out, err := a.scanTop(&sc, &env, recvTS, dst)
+	out := dst
+	err := sc.Object(func(key string) (err error) {
+		out, err = a.member(&sc, &env, key, recvTS, out)
+		return err
+	})
 	if err == nil {
 		err = sc.End()
 	}
-	if err == nil && env.hasData && !env.parsed && env.kind != topicOther {
+	if err == nil && env.seen.Has(envData) && !env.parsed && env.kind != topicOther {
 		sc.Seek(env.dataPos)
 		out, err = a.data(&sc, &env, recvTS, out)
 	}
@@ -99,10 +116,10 @@ func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]brid
 		return dst[:n0], bridge.Frame{}, malformed("%v", err)
 	}
 	switch {
-	case env.hasTopic:
+	case env.seen.Has(envTopic):
 		switch env.kind {
 		case topicTrade:
-			if !env.hasData {
+			if !env.seen.Has(envData) {
 				return dst[:n0], bridge.Frame{}, malformed("publicTrade frame without data")
 			}
 			return out, bridge.Frame{Kind: bridge.FrameData}, nil
@@ -114,7 +131,7 @@ func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]brid
 			return out, bridge.Frame{Kind: bridge.FrameData}, nil
 		}
 		return dst[:n0], bridge.Frame{Kind: bridge.FrameIgnored}, nil
-	case env.hasOp:
+	case env.seen.Has(envOp):
 		return dst[:n0], control(&env), nil
 	}
 	return dst[:n0], bridge.Frame{Kind: bridge.FrameIgnored}, nil
@@ -122,102 +139,78 @@ func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]brid
 
 // control classifies an op reply.
 func control(env *envelope) bridge.Frame {
-	fail := env.hasSuccess && !env.success
+	fail := env.seen.Has(envSuccess) && !env.success
 	switch {
 	case fail:
 		return bridge.Frame{Kind: bridge.FrameError, ReqID: env.reqID, Err: &APIError{Op: env.op, RetMsg: env.retMsg}}
 	case env.op == "pong" || env.op == "ping":
 		return bridge.Frame{Kind: bridge.FramePong, ReqID: env.reqID}
-	case env.hasSuccess:
+	case env.seen.Has(envSuccess):
 		return bridge.Frame{Kind: bridge.FrameAck, ReqID: env.reqID}
 	}
 	return bridge.Frame{Kind: bridge.FrameIgnored, ReqID: env.reqID}
 }
 
-func dup(key string) error { return fmt.Errorf("duplicate key %q", key) }
+// envKey returns the bit of a top-level key the decoder reads, or 0.
+func envKey(key string) jscan.Seen {
+	switch key {
+	case "topic":
+		return envTopic
+	case "type":
+		return envType
+	case "ts":
+		return envTS
+	case "data":
+		return envData
+	case "success":
+		return envSuccess
+	case "op":
+		return envOp
+	case "req_id":
+		return envReqID
+	case "ret_msg":
+		return envRetMsg
+	}
+	return 0
+}
 
-func (a *Adapter) scanTop(sc *jscan.Scanner, env *envelope, recvTS int64, dst []bridge.Event) ([]bridge.Event, error) {
-	if err := sc.EnterObject(); err != nil {
+// member reads one top-level member into env; trade data that follows
+// its topic is decoded in place and appended to dst.
+func (a *Adapter) member(sc *jscan.Scanner, env *envelope, key string, recvTS int64, dst []bridge.Event) ([]bridge.Event, error) {
+	bit := envKey(key)
+	if bit == 0 {
+		return dst, sc.Skip()
+	}
+	if err := env.seen.Add(bit, key); err != nil {
 		return dst, err
 	}
-	for first := true; ; first = false {
-		key, ok, err := sc.Member(first)
-		if err != nil {
-			return dst, err
+	var err error
+	switch bit {
+	case envTopic:
+		if env.topic, err = sc.String(); err == nil {
+			env.kind, env.sym = classify(env.topic)
 		}
-		if !ok {
-			return dst, nil
+	case envType:
+		env.typ, err = sc.String()
+	case envTS:
+		env.ts, _, err = sc.Uint()
+	case envData:
+		if env.seen.Has(envTopic) && env.kind != topicOther {
+			env.parsed = true
+			return a.data(sc, env, recvTS, dst)
 		}
-		switch key {
-		case "topic":
-			if env.hasTopic {
-				return dst, dup(key)
-			}
-			env.hasTopic = true
-			if env.topic, err = sc.String(); err == nil {
-				env.kind, env.sym = classify(env.topic)
-			}
-		case "type":
-			if env.hasType {
-				return dst, dup(key)
-			}
-			env.hasType = true
-			env.typ, err = sc.String()
-		case "ts":
-			if env.hasTS {
-				return dst, dup(key)
-			}
-			env.hasTS = true
-			env.ts, _, err = sc.Uint()
-		case "data":
-			if env.hasData {
-				return dst, dup(key)
-			}
-			env.hasData = true
-			if env.hasTopic && env.kind != topicOther {
-				env.parsed = true
-				dst, err = a.data(sc, env, recvTS, dst)
-			} else {
-				env.dataPos = sc.Pos()
-				err = sc.Skip()
-			}
-		case "success":
-			if env.hasSuccess {
-				return dst, dup(key)
-			}
-			env.hasSuccess = true
-			env.success, err = sc.Bool()
-		case "op":
-			if env.hasOp {
-				return dst, dup(key)
-			}
-			env.hasOp = true
-			env.op, err = sc.String()
-		case "req_id":
-			if env.hasReqID {
-				return dst, dup(key)
-			}
-			env.hasReqID = true
-			switch c := sc.Peek(); {
-			case c == '"':
-				env.reqID, err = sc.String()
-			case sc.Null():
-			default:
-				env.reqID, err = sc.Number()
-			}
-		case "ret_msg":
-			if env.hasRetMsg {
-				return dst, dup(key)
-			}
-			env.hasRetMsg = true
-			env.retMsg, err = sc.String()
-		default:
-			err = sc.Skip()
-		}
-		if err != nil {
-			return dst, err
-		}
+		env.dataPos = sc.Pos()
+		err = sc.Skip()
+	case envSuccess:
+		env.success, err = sc.Bool()
+	case envOp:
+		env.op, err = sc.String()
+	case envReqID:
+		env.reqID, err = sc.ID()
+	case envRetMsg:
+		env.retMsg, err = sc.String()
 	}
+	return dst, err
 }
 
 // data parses the data member of a trade or book frame at the cursor.
@@ -228,9 +221,9 @@ func (a *Adapter) data(sc *jscan.Scanner, env *envelope, recvTS int64, dst []bri
 	return dst, env.book.object(sc)
 }
 
-// Trade item keys.
+// Trade item keys, as jscan.Seen bits.
 const (
-	tT = 1 << iota
+	tT jscan.Seen = 1 << iota
 	tSym
 	tSide
 	tSize
@@ -245,55 +238,30 @@ func (a *Adapter) trades(sc *jscan.Scanner, topicSym string, recvTS int64, dst [
 	if err != nil {
 		return dst, fmt.Errorf("topic symbol: %w", err)
 	}
-	if err := sc.EnterArray(); err != nil {
-		return dst, err
-	}
-	for first := true; ; first = false {
-		ok, err := sc.Element(first)
-		if err != nil {
-			return dst, err
-		}
-		if !ok {
-			return dst, nil
-		}
+	err = sc.Array(func() error {
 		ev := bridge.Event{Type: bridge.EventTrade, Exchange: a.core.Name, Symbol: sym, RecvTS: recvTS}
-		if err := a.trade(sc, topicSym, &ev); err != nil {
-			return dst, err
-		}
-		dst = append(dst, ev)
-	}
-}
-
-func (a *Adapter) trade(sc *jscan.Scanner, topicSym string, ev *bridge.Event) error {
-	if err := sc.EnterObject(); err != nil {
-		return err
-	}
-	var have uint8
-	set := func(bit uint8, key string) error {
-		if have&bit != 0 {
-			return dup(key)
-		}
-		have |= bit
-		return nil
-	}
-	for first := true; ; first = false {
-		key, ok, err := sc.Member(first)
-		if err != nil {
+		if err := trade(sc, topicSym, &ev); err != nil {
 			return err
 		}
-		if !ok {
-			break
-		}
+		dst = append(dst, ev)
+		return nil
+	})
+	return dst, err
+}
+
+func trade(sc *jscan.Scanner, topicSym string, ev *bridge.Event) error {
+	var seen jscan.Seen
+	err := sc.Object(func(key string) (err error) {
 		switch key {
 		case "T":
-			if err = set(tT, key); err == nil {
+			if err = seen.Add(tT, key); err == nil {
 				var ms int64
 				if ms, _, err = sc.Uint(); err == nil {
 					ev.TS, err = msToNS(ms)
 				}
 			}
 		case "s":
-			if err = set(tSym, key); err == nil {
+			if err = seen.Add(tSym, key); err == nil {
 				var s string
 				var esc bool
 				if s, esc, err = sc.RawString(); err == nil && (esc || s != topicSym) {
@@ -301,7 +269,7 @@ func (a *Adapter) trade(sc *jscan.Scanner, topicSym string, ev *bridge.Event) er
 				}
 			}
 		case "S":
-			if err = set(tSide, key); err == nil {
+			if err = seen.Add(tSide, key); err == nil {
 				var s string
 				if s, _, err = sc.RawString(); err == nil {
 					switch s {
@@ -315,15 +283,15 @@ func (a *Adapter) trade(sc *jscan.Scanner, topicSym string, ev *bridge.Event) er
 				}
 			}
 		case "v":
-			if err = set(tSize, key); err == nil {
+			if err = seen.Add(tSize, key); err == nil {
 				ev.Qty, err = sc.Decimal()
 			}
 		case "p":
-			if err = set(tPrice, key); err == nil {
+			if err = seen.Add(tPrice, key); err == nil {
 				ev.Price, err = sc.Decimal()
 			}
 		case "i":
-			if err = set(tID, key); err == nil {
+			if err = seen.Add(tID, key); err == nil {
 				var esc bool
 				if ev.ID, esc, err = sc.RawString(); err == nil && (esc || !validTradeID(ev.ID)) {
 					err = fmt.Errorf("invalid trade id %q", ev.ID)
@@ -332,11 +300,12 @@ func (a *Adapter) trade(sc *jscan.Scanner, topicSym string, ev *bridge.Event) er
 		default:
 			err = sc.Skip()
 		}
-		if err != nil {
-			return err
-		}
+		return err
+	})
+	if err != nil {
+		return err
 	}
-	if have != tAll {
+	if !seen.Has(tAll) {
 		return errors.New("trade lacks one of T, s, S, v, p, i")
 	}
 	return nil
@@ -365,72 +334,53 @@ func msToNS(ms int64) (int64, error) {
 
 // object reads an orderbook data object, recording level arrays by offset.
 func (b *book) object(sc *jscan.Scanner) error {
-	if err := sc.EnterObject(); err != nil {
-		return err
-	}
-	set := func(bit uint8, key string) error {
-		if b.have&bit != 0 {
-			return dup(key)
-		}
-		b.have |= bit
-		return nil
-	}
-	for first := true; ; first = false {
-		key, ok, err := sc.Member(first)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return nil
-		}
+	return sc.Object(func(key string) (err error) {
 		switch key {
 		case "s":
-			if err = set(bS, key); err == nil {
+			if err = b.seen.Add(bookS, key); err == nil {
 				var esc bool
 				if b.s, esc, err = sc.RawString(); err == nil && esc {
 					err = errors.New("escaped symbol")
 				}
 			}
 		case "b":
-			if err = set(bB, key); err == nil {
+			if err = b.seen.Add(bookB, key); err == nil {
 				b.bPos = sc.Pos()
 				b.nb, err = sc.SkipCount()
 			}
 		case "a":
-			if err = set(bA, key); err == nil {
+			if err = b.seen.Add(bookA, key); err == nil {
 				b.aPos = sc.Pos()
 				b.na, err = sc.SkipCount()
 			}
 		case "u":
-			if err = set(bU, key); err == nil {
+			if err = b.seen.Add(bookU, key); err == nil {
 				b.u, _, err = sc.Uint()
 			}
 		case "seq":
-			if err = set(bSeq, key); err == nil {
+			if err = b.seen.Add(bookSeq, key); err == nil {
 				b.seq, _, err = sc.Uint()
 			}
 		default:
 			err = sc.Skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 // bookEvent builds the snapshot or delta event of an orderbook frame.
 func (a *Adapter) bookEvent(sc *jscan.Scanner, env *envelope, recvTS int64, dst []bridge.Event) ([]bridge.Event, error) {
 	b := &env.book
-	if !env.hasData {
+	if !env.seen.Has(envData) {
 		return dst, malformed("orderbook frame without data")
 	}
-	if b.have&(bS|bB|bA|bU) != bS|bB|bA|bU {
+	if !b.seen.Has(bookS | bookB | bookA | bookU) {
 		return dst, malformed("orderbook data lacks one of s, b, a, u")
 	}
 	if b.s != env.sym {
 		return dst, malformed("orderbook symbol %q differs from topic %q", b.s, env.topic)
 	}
-	if !env.hasTS {
+	if !env.seen.Has(envTS) {
 		return dst, malformed("orderbook frame without ts")
 	}
 	ts, err := msToNS(env.ts)
@@ -451,22 +401,8 @@ func (a *Adapter) bookEvent(sc *jscan.Scanner, env *envelope, recvTS int64, dst 
 	default:
 		return dst, malformed("orderbook type %q", env.typ)
 	}
-	if n := b.nb + b.na; n > 0 {
-		levels := make([]bridge.Level, n)
-		sc.Seek(b.bPos)
-		if ev.Bids, err = sc.Levels(levels[:b.nb:b.nb]); err != nil {
-			return dst, malformed("\"b\": %v", err)
-		}
-		sc.Seek(b.aPos)
-		if ev.Asks, err = sc.Levels(levels[b.nb:]); err != nil {
-			return dst, malformed("\"a\": %v", err)
-		}
-		if b.nb == 0 {
-			ev.Bids = nil
-		}
-		if b.na == 0 {
-			ev.Asks = nil
-		}
+	if ev.Bids, ev.Asks, err = sc.Sides(b.bPos, b.nb, b.aPos, b.na); err != nil {
+		return dst, malformed("%v", err)
 	}
 	return append(dst, ev), nil
 }

@@ -142,6 +142,48 @@ func (sc *Scanner) Element(first bool) (ok bool, err error) {
 	return true, nil
 }
 
+// Object reads an object, calling member for each key (its raw text, as
+// Member returns it) with the cursor at the value, which member must
+// consume. It stops at the first error and returns it.
+func (sc *Scanner) Object(member func(key string) error) error {
+	if err := sc.EnterObject(); err != nil {
+		return err
+	}
+	for first := true; ; first = false {
+		key, ok, err := sc.Member(first)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return nil
+		}
+		if err := member(key); err != nil {
+			return err
+		}
+	}
+}
+
+// Array reads an array, calling elem for each element with the cursor at
+// it; elem must consume the element. It stops at the first error and
+// returns it.
+func (sc *Scanner) Array(elem func() error) error {
+	if err := sc.EnterArray(); err != nil {
+		return err
+	}
+	for first := true; ; first = false {
+		ok, err := sc.Element(first)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return nil
+		}
+		if err := elem(); err != nil {
+			return err
+		}
+	}
+}
+
 // RawString reads a string value and returns its content between the quotes
 // as a substring of the input, escapes not decoded; escaped reports whether
 // it contains any backslash escape (use Unquote then).
@@ -353,6 +395,19 @@ func (sc *Scanner) Null() bool {
 	return false
 }
 
+// ID reads a request id as exchanges echo it: a string (decoded), a
+// number (its text) or null ("").
+func (sc *Scanner) ID() (string, error) {
+	switch c := sc.Peek(); {
+	case c == '"':
+		return sc.String()
+	case sc.Null():
+		return "", nil
+	default:
+		return sc.Number()
+	}
+}
+
 func hasPrefixAt(s string, pos int, lit string) bool {
 	return len(s)-pos >= len(lit) && s[pos:pos+len(lit)] == lit
 }
@@ -363,23 +418,15 @@ func (sc *Scanner) Skip() error { return sc.skip(0) }
 // SkipCount consumes one array, validating it, and returns its number of
 // elements.
 func (sc *Scanner) SkipCount() (int, error) {
-	if err := sc.EnterArray(); err != nil {
+	n := 0
+	err := sc.Array(func() error {
+		n++
+		return sc.skip(1)
+	})
+	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for first := true; ; first = false {
-		ok, err := sc.Element(first)
-		if err != nil {
-			return 0, err
-		}
-		if !ok {
-			return n, nil
-		}
-		if err := sc.skip(1); err != nil {
-			return 0, err
-		}
-		n++
-	}
+	return n, nil
 }
 
 func (sc *Scanner) skip(depth int) error {
@@ -388,33 +435,9 @@ func (sc *Scanner) skip(depth int) error {
 	}
 	switch c := sc.Peek(); c {
 	case '{':
-		sc.pos++
-		for first := true; ; first = false {
-			_, ok, err := sc.Member(first)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return nil
-			}
-			if err := sc.skip(depth + 1); err != nil {
-				return err
-			}
-		}
+		return sc.Object(func(string) error { return sc.skip(depth + 1) })
 	case '[':
-		sc.pos++
-		for first := true; ; first = false {
-			ok, err := sc.Element(first)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return nil
-			}
-			if err := sc.skip(depth + 1); err != nil {
-				return err
-			}
-		}
+		return sc.Array(func() error { return sc.skip(depth + 1) })
 	case '"':
 		_, _, err := sc.RawString()
 		return err

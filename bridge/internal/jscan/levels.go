@@ -1,6 +1,10 @@
 package jscan
 
-import "github.com/qldata/mdbridge/bridge"
+import (
+	"fmt"
+
+	"github.com/qldata/mdbridge/bridge"
+)
 
 // MaxDecimalLen is the longest price or quantity string accepted.
 const MaxDecimalLen = 64
@@ -47,39 +51,69 @@ func (sc *Scanner) Decimal() (string, error) {
 // and returns the filled prefix. A pair with other than two elements, or a
 // non-decimal element, is an error.
 func (sc *Scanner) Levels(dst []bridge.Level) ([]bridge.Level, error) {
-	if err := sc.EnterArray(); err != nil {
-		return nil, err
-	}
 	n := 0
-	for first := true; ; first = false {
-		ok, err := sc.Element(first)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return dst[:n], nil
-		}
+	err := sc.Array(func() error {
 		if n >= len(dst) {
-			return nil, sc.errf("more levels than counted")
+			return sc.errf("more levels than counted")
 		}
-		if err := sc.EnterArray(); err != nil {
-			return nil, err
-		}
-		if ok, err := sc.Element(true); err != nil || !ok {
-			return nil, sc.errf("empty level")
-		}
-		if dst[n][0], err = sc.Decimal(); err != nil {
-			return nil, err
-		}
-		if ok, err := sc.Element(false); err != nil || !ok {
-			return nil, sc.errf("level without quantity")
-		}
-		if dst[n][1], err = sc.Decimal(); err != nil {
-			return nil, err
-		}
-		if ok, err := sc.Element(false); err != nil || ok {
-			return nil, sc.errf("level with more than two elements")
+		if err := sc.level(&dst[n]); err != nil {
+			return err
 		}
 		n++
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return dst[:n], nil
+}
+
+// level reads one [price, qty] pair.
+func (sc *Scanner) level(l *bridge.Level) error {
+	if err := sc.EnterArray(); err != nil {
+		return err
+	}
+	var err error
+	if ok, err := sc.Element(true); err != nil || !ok {
+		return sc.errf("empty level")
+	}
+	if l[0], err = sc.Decimal(); err != nil {
+		return err
+	}
+	if ok, err := sc.Element(false); err != nil || !ok {
+		return sc.errf("level without quantity")
+	}
+	if l[1], err = sc.Decimal(); err != nil {
+		return err
+	}
+	if ok, err := sc.Element(false); err != nil || ok {
+		return sc.errf("level with more than two elements")
+	}
+	return nil
+}
+
+// Sides reads a book's bid and ask level arrays, found earlier at offsets
+// bidPos and askPos with nb and na elements (Pos before SkipCount), into
+// one allocation; bids is capacity-limited so appending to it cannot
+// overwrite asks. An empty side is nil. Errors name the side ("bids: ...").
+func (sc *Scanner) Sides(bidPos, nb, askPos, na int) (bids, asks []bridge.Level, err error) {
+	if nb+na == 0 {
+		return nil, nil, nil
+	}
+	levels := make([]bridge.Level, nb+na)
+	sc.Seek(bidPos)
+	if bids, err = sc.Levels(levels[:nb:nb]); err != nil {
+		return nil, nil, fmt.Errorf("bids: %w", err)
+	}
+	sc.Seek(askPos)
+	if asks, err = sc.Levels(levels[nb:]); err != nil {
+		return nil, nil, fmt.Errorf("asks: %w", err)
+	}
+	if nb == 0 {
+		bids = nil
+	}
+	if na == 0 {
+		asks = nil
+	}
+	return bids, asks, nil
 }
