@@ -1,0 +1,69 @@
+package node
+
+import (
+	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/publisher"
+	"github.com/qldata/mdbridge/resilience"
+)
+
+// Config is what a node is built from. The zero value of every field but
+// Subscriptions is valid.
+type Config struct {
+	// Instance is the replica's name (md_state keys, snapshot requests).
+	Instance string
+	// Publisher configures the stream, the KV bucket, the control subject
+	// and the publish buffer. It is validated by New.
+	Publisher publisher.Config
+	// Subscriptions are the streams to run, one bridge.Stream each.
+	// Subscriptions of the same exchange share one adapter.
+	Subscriptions []Subscription
+	// Venues are the exchange endpoints, depths and REST budgets.
+	Venues Venues
+	// Resilience switches the resilience features of every stream (each
+	// stream gets its own copy). nil: resilience.DefaultResilienceConfig.
+	Resilience *resilience.ResilienceConfig
+	// Tune, if set, adjusts each stream's configuration last (heartbeat,
+	// rotation age, ... in tests and the chaos soak).
+	Tune func(*bridge.StreamConfig)
+	// Hooks wrap the pieces handed to the streams and the snapshot
+	// service (metrics, recording). Nil hooks pass the pieces unchanged.
+	Hooks Hooks
+	// OnStreamError, if set, is called (from the stream's goroutine) when
+	// a stream's Run returns an error; err names the exchange, as in
+	// "binance stream: ...". A stream that stopped stays stopped.
+	OnStreamError func(err error)
+}
+
+// Subscription is one bridge.Stream: an exchange, its channels and
+// symbols.
+type Subscription struct {
+	Exchange string         // "binance", "bybit" (spot) or "bybit-linear"
+	Channels bridge.Channel // bridge.ChannelTrade, bridge.ChannelBook or both
+	Symbols  []string
+}
+
+// Venues are the endpoints and REST budgets of the exchanges. Empty URLs
+// and zero depths take the adapters' defaults (the real exchanges); zero
+// budgets take resilience.ExchangeDefaults. Bybit spot and linear share
+// one budget, as Bybit limits per IP.
+type Venues struct {
+	BinanceWSURL, BinanceRESTURL string
+	BinanceBookDepth             int
+	BinanceWeightPerMinute       int
+	BybitWSURL, BybitRESTURL     string
+	BybitBookDepth               int
+	BybitRequestsPerMinute       int
+}
+
+// Hooks wrap what the node hands to its streams and snapshot service.
+type Hooks struct {
+	// Publisher wraps the JetStream publisher the streams publish to.
+	Publisher func(bridge.Publisher) bridge.Publisher
+	// StateSink wraps the md_state writer.
+	StateSink func(bridge.StateSink) bridge.StateSink
+	// Requester wraps the snapshot requester of the control subject.
+	Requester func(bridge.SnapshotRequester) bridge.SnapshotRequester
+	// Source builds the snapshot service's source from the streams
+	// (default: the streams themselves, bridge.Streams).
+	Source func(bridge.Streams) publisher.SnapshotSource
+}

@@ -1,0 +1,70 @@
+package node
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/bridge/binance"
+	"github.com/qldata/mdbridge/bridge/bybit"
+	"github.com/qldata/mdbridge/resilience"
+)
+
+// buildExchanges builds one adapter per exchange id and returns, for each
+// subscription, its exchange's adapter. Adapters of one venue share one
+// REST limiter (the exchanges limit per IP; Bybit spot and linear share
+// Bybit's).
+func buildExchanges(subs []Subscription, v Venues, logger *slog.Logger) ([]bridge.Exchange, error) {
+	perMinute := map[string]int{"binance": v.BinanceWeightPerMinute, "bybit": v.BybitRequestsPerMinute}
+	limiters := map[string]*resilience.RateLimitManager{}
+	limiter := func(venue string) (*resilience.RateLimitManager, error) {
+		if l, ok := limiters[venue]; ok {
+			return l, nil
+		}
+		n := perMinute[venue]
+		if n == 0 {
+			def, _ := resilience.ExchangeDefaults(venue)
+			n = def.RequestsPerMinute
+		}
+		l, err := resilience.NewRateLimitManager(resilience.RateLimitConfig{RequestsPerMinute: n})
+		limiters[venue] = l
+		return l, err
+	}
+	adapters := map[string]bridge.Exchange{}
+	out := make([]bridge.Exchange, len(subs))
+	for i, sub := range subs {
+		ex, ok := adapters[sub.Exchange]
+		if !ok {
+			var err error
+			if ex, err = newExchange(sub.Exchange, v, limiter, logger); err != nil {
+				return nil, &SubscriptionError{Index: i, Exchange: sub.Exchange, Stage: StageAdapter, Err: err}
+			}
+			adapters[sub.Exchange] = ex
+		}
+		out[i] = ex
+	}
+	return out, nil
+}
+
+// newExchange builds the adapter of one exchange id.
+func newExchange(id string, v Venues, limiter func(venue string) (*resilience.RateLimitManager, error), logger *slog.Logger) (bridge.Exchange, error) {
+	switch id {
+	case "binance":
+		l, err := limiter("binance")
+		if err != nil {
+			return nil, err
+		}
+		return binance.New(binance.Config{WSURL: v.BinanceWSURL, RESTURL: v.BinanceRESTURL, BookDepth: v.BinanceBookDepth, Limiter: l, Logger: logger})
+	case "bybit", "bybit-linear":
+		l, err := limiter("bybit")
+		if err != nil {
+			return nil, err
+		}
+		market := bybit.MarketSpot
+		if id == "bybit-linear" {
+			market = bybit.MarketLinear
+		}
+		return bybit.New(bybit.Config{WSURL: v.BybitWSURL, RESTURL: v.BybitRESTURL, Market: market, BookDepth: v.BybitBookDepth, Limiter: l, Logger: logger})
+	}
+	return nil, fmt.Errorf("unknown exchange %q", id)
+}

@@ -1,0 +1,254 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/publisher"
+	"github.com/qldata/mdbridge/resilience"
+)
+
+// drainWait bounds the wait for the NATS connection's drain at the end of
+// Shutdown.
+const drainWait = 2 * time.Second
+
+// Node is one bridge replica; see the package documentation.
+type Node struct {
+	cfg       Config
+	log       *slog.Logger
+	exchanges []bridge.Exchange // one per subscription
+
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	pub     *publisher.JetStream
+	states  *publisher.StateWriter
+	svc     *publisher.SnapshotService
+	streams bridge.Streams
+	runWG   sync.WaitGroup
+	started bool
+	closed  bool
+}
+
+// New validates cfg and builds the exchange adapters, without touching the
+// network. Errors: the publisher's configuration error (wrapping
+// publisher.ErrConfig), or a *SubscriptionError (StageAdapter). A nil
+// logger discards.
+func New(cfg Config, logger *slog.Logger) (*Node, error) {
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if err := cfg.Publisher.Validate(); err != nil {
+		return nil, err
+	}
+	exs, err := buildExchanges(cfg.Subscriptions, cfg.Venues, logger)
+	if err != nil {
+		return nil, err
+	}
+	return &Node{cfg: cfg, log: logger, exchanges: exs}, nil
+}
+
+// Start takes ownership of nc (it is closed by Shutdown or Close, and on
+// error), provisions the stream and the state bucket, starts the
+// publisher, the state writer, the snapshot requester, one bridge.Stream
+// per subscription and the snapshot service, then runs the streams. On
+// error it has released what it started. Errors: provisioning and start-up
+// errors of the publisher package, a *SubscriptionError (StageStream), or
+// ErrStarted.
+func (n *Node) Start(ctx context.Context, nc *nats.Conn) (err error) {
+	if n.started {
+		return ErrStarted
+	}
+	n.started, n.nc = true, nc
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	pc := n.cfg.Publisher
+	if n.js, err = jetstream.New(nc); err != nil {
+		return err
+	}
+	if _, err = publisher.EnsureStream(ctx, n.js, pc); err != nil {
+		return fmt.Errorf("provisioning stream %s: %w", orDefault(pc.Stream, publisher.DefaultStream), err)
+	}
+	kv, err := publisher.EnsureStateBucket(ctx, n.js, pc)
+	if err != nil {
+		return fmt.Errorf("provisioning KV bucket %s: %w", orDefault(pc.KVBucket, publisher.DefaultKVBucket), err)
+	}
+	if n.pub, err = publisher.NewJetStream(ctx, nc, pc, n.log); err != nil {
+		return fmt.Errorf("publisher: %w", err)
+	}
+	if n.states, err = publisher.NewStateWriter(kv, pc, n.log); err != nil {
+		return fmt.Errorf("state writer: %w", err)
+	}
+	requester, err := publisher.NewSnapshotRequester(nc, pc, n.cfg.Instance)
+	if err != nil {
+		return fmt.Errorf("snapshot requester: %w", err)
+	}
+	if err := n.buildStreams(requester); err != nil {
+		return err
+	}
+	var src publisher.SnapshotSource = n.streams
+	if n.cfg.Hooks.Source != nil {
+		src = n.cfg.Hooks.Source(n.streams)
+	}
+	if n.svc, err = publisher.StartSnapshotService(nc, pc, src, n.log); err != nil {
+		return fmt.Errorf("snapshot service: %w", err)
+	}
+	for _, s := range n.streams {
+		n.runWG.Add(1)
+		go func() {
+			defer n.runWG.Done()
+			if err := s.Run(context.Background()); err != nil && n.cfg.OnStreamError != nil {
+				n.cfg.OnStreamError(fmt.Errorf("%s stream: %w", s.Exchange(), err))
+			}
+		}()
+	}
+	return nil
+}
+
+// buildStreams builds one bridge.Stream per subscription.
+func (n *Node) buildStreams(requester bridge.SnapshotRequester) error {
+	h := n.cfg.Hooks
+	var (
+		pub  bridge.Publisher         = n.pub
+		sink bridge.StateSink         = n.states
+		req  bridge.SnapshotRequester = requester
+	)
+	if h.Publisher != nil {
+		pub = h.Publisher(pub)
+	}
+	if h.StateSink != nil {
+		sink = h.StateSink(sink)
+	}
+	if h.Requester != nil {
+		req = h.Requester(req)
+	}
+	// Trades published while no replica ran are backfilled from the
+	// stream's last stored trade id.
+	resumer := publisher.NewTradeResumer(n.js, n.cfg.Publisher)
+	for i, sub := range n.cfg.Subscriptions {
+		res := resilience.DefaultResilienceConfig()
+		if n.cfg.Resilience != nil {
+			res = *n.cfg.Resilience
+		}
+		sc := bridge.StreamConfig{
+			Exchange: n.exchanges[i], Symbols: sub.Symbols, Channels: sub.Channels,
+			Resilience: &res, Instance: n.cfg.Instance,
+		}
+		if n.cfg.Tune != nil {
+			n.cfg.Tune(&sc)
+		}
+		s, err := bridge.NewStream(sc, pub,
+			bridge.WithLogger(n.log),
+			bridge.WithStateSink(sink),
+			bridge.WithSnapshotRequester(req),
+			bridge.WithTradeResumer(resumer),
+		)
+		if err != nil {
+			return &SubscriptionError{Index: i, Exchange: sub.Exchange, Stage: StageStream, Err: err}
+		}
+		n.streams = append(n.streams, s)
+	}
+	return nil
+}
+
+// Shutdown stops the node gracefully, as `mdbridge run` does on SIGTERM:
+// the streams stop reading, the snapshot service drains, the publisher
+// flushes and waits for every ack, the state writer writes the final
+// DISCONNECTED states, and the NATS connection drains (at most 2 s) and
+// closes. ctx bounds the whole. It returns every step's error, joined.
+func (n *Node) Shutdown(ctx context.Context) error {
+	if !n.started || n.closed {
+		return nil
+	}
+	var errs []error
+	for _, s := range n.streams {
+		if err := s.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("%s stream: %w", s.Exchange(), err))
+		}
+	}
+	n.runWG.Wait()
+	if err := n.svc.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("snapshot service: %w", err))
+	}
+	if err := n.pub.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("publisher flush: %w (unacknowledged events: %d)", err, n.pub.Stats().BufferedMsgs))
+	}
+	st := n.pub.Stats()
+	n.log.Info("publisher flushed", "published", st.Published, "acked", st.Acked, "duplicates", st.Duplicates, "dropped", st.Dropped)
+	if err := n.states.WriteFinal(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("final state: %w", err))
+	}
+	if err := n.nc.Drain(); err == nil {
+		wait, cancel := context.WithTimeout(ctx, drainWait)
+		for !n.nc.IsClosed() && wait.Err() == nil {
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+	}
+	n.Close()
+	return errors.Join(errs...)
+}
+
+// Close stops the node at once, as when the process dies: the streams
+// stop (a pending publish is cancelled), the snapshot service and the
+// state writer stop without final writes, the publisher abandons what
+// JetStream has not acknowledged (counted in its Stats().Abandoned), and
+// the NATS connection closes. It waits for the streams' Run to return.
+func (n *Node) Close() {
+	if !n.started || n.closed {
+		return
+	}
+	n.closed = true
+	for _, s := range n.streams {
+		_ = s.Close()
+	}
+	n.runWG.Wait()
+	if n.svc != nil {
+		n.svc.Close()
+	}
+	if n.states != nil {
+		n.states.Close()
+	}
+	if n.pub != nil {
+		n.pub.Close()
+	}
+	if n.nc != nil {
+		n.nc.Close()
+	}
+}
+
+// Conn is the node's NATS connection.
+func (n *Node) Conn() *nats.Conn { return n.nc }
+
+// JetStream is the JetStream context on Conn.
+func (n *Node) JetStream() jetstream.JetStream { return n.js }
+
+// Publisher is the node's JetStream publisher.
+func (n *Node) Publisher() *publisher.JetStream { return n.pub }
+
+// States is the node's md_state writer.
+func (n *Node) States() *publisher.StateWriter { return n.states }
+
+// SnapshotService is the node's snapshot control service.
+func (n *Node) SnapshotService() *publisher.SnapshotService { return n.svc }
+
+// Streams are the node's streams, in the order of Config.Subscriptions.
+func (n *Node) Streams() bridge.Streams { return n.streams }
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
