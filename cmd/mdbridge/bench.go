@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"sort"
@@ -36,6 +37,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	natsURL := fs.String("nats", "", "external NATS URL (nats://host:port); default an embedded server on a random port")
 	natsProc := fs.Bool("nats-process", false, "run the embedded NATS server in a child process (as in production: NATS does not share the bridge's heap and GC); its CPU is counted")
 	serveNATS := fs.String("serve-nats", "", "internal: serve an embedded NATS with this store directory for -nats-process, print its URL, exit when stdin closes")
+	simProc := fs.Bool("sim-process", false, "scale: run the simulator in a child process, so that the memory and CPU measured are the bridge's alone")
+	serveSim := fs.Bool("serve-sim", false, "internal: serve the scale test's simulator (-symbols, -rate) for -sim-process, print its URL, exit when stdin closes")
 	rate := fs.Float64("rate", 0, "fixed offered load in msgs/s (0: saturation; with -scale: default 5000)")
 	rates := fs.String("rates", "", "sweep: comma-separated offered loads, e.g. 10000,25000,50000 (each point runs -duration, default 10s, or -messages)")
 	chart := fs.String("chart", "", "sweep: write an SVG chart of throughput and latency vs offered load to this file")
@@ -63,6 +66,13 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if *serveNATS != "" {
 		return serveBenchNATS(ctx, *serveNATS, os.Stdin, stdout, stderr)
+	}
+	if *serveSim {
+		return serveBenchSim(ctx, *symbols, *rate, os.Stdin, stdout, stderr, newLogger(stderr, *logLevel, "text"))
+	}
+	if *simProc && !*scale {
+		fmt.Fprintln(stderr, "mdbridge bench: -sim-process works with -scale only (the throughput phases drive an in-process simulator)")
+		return exitUsage
 	}
 	st, err := publisher.ParseStorage(*storage)
 	if err != nil {
@@ -98,6 +108,15 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		if set["symbols"] {
 			sc.Symbols = *symbols
+		}
+		if *simProc {
+			child, err := startSimProcess(ctx, sc.Symbols, sc.Rate, stderr)
+			if err != nil {
+				fmt.Fprintf(stderr, "mdbridge bench: -sim-process: %v\n", err)
+				return exitFailure
+			}
+			defer child.stop()
+			sc.SimURL = child.url
 		}
 		if set["connections"] {
 			sc.Connections = *conns
@@ -215,27 +234,40 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return benchExit(stderr, err)
 }
 
-// natsProcess is an embedded NATS server running in a child process
-// (`mdbridge bench -serve-nats <dir>`).
-type natsProcess struct {
+// childProcess is this binary serving a part of the benchmark in a child
+// process (`mdbridge bench -serve-nats <dir>` or `-serve-sim`): it prints
+// its URL on the first line of stdout and exits when its stdin closes.
+type childProcess struct {
+	what  string
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	url   string
-	dir   string
+	dir   string // removed at stop, if set
 }
 
-// startNATSProcess starts this binary as a NATS server in a child process
-// and waits for its URL.
-func startNATSProcess(ctx context.Context, stderr io.Writer) (*natsProcess, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
+// startNATSProcess starts an embedded NATS server in a child process.
+func startNATSProcess(ctx context.Context, stderr io.Writer) (*childProcess, error) {
 	dir, err := os.MkdirTemp("", "mdbridge-bench-nats-")
 	if err != nil {
 		return nil, err
 	}
-	p := &natsProcess{dir: dir, cmd: exec.Command(exe, "bench", "-serve-nats", dir)}
+	return startChild(ctx, "NATS server", "nats://", dir, stderr, "-serve-nats", dir)
+}
+
+// startSimProcess starts the scale test's simulator in a child process.
+func startSimProcess(ctx context.Context, symbols int, rate float64, stderr io.Writer) (*childProcess, error) {
+	return startChild(ctx, "simulator", "http://", "", stderr, "-serve-sim",
+		"-symbols", strconv.Itoa(symbols), "-rate", strconv.FormatFloat(rate, 'f', -1, 64))
+}
+
+// startChild runs `<this binary> bench args...` and waits for the URL it
+// prints (which must start with prefix).
+func startChild(ctx context.Context, what, prefix, dir string, stderr io.Writer, args ...string) (*childProcess, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	p := &childProcess{what: what, dir: dir, cmd: exec.Command(exe, append([]string{"bench"}, args...)...)}
 	p.cmd.Stderr = stderr
 	out, err := p.cmd.StdoutPipe()
 	if err == nil {
@@ -245,7 +277,9 @@ func startNATSProcess(ctx context.Context, stderr io.Writer) (*natsProcess, erro
 		err = p.cmd.Start()
 	}
 	if err != nil {
-		os.RemoveAll(dir)
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
 		return nil, err
 	}
 	line := make(chan string, 1)
@@ -260,13 +294,13 @@ func startNATSProcess(ctx context.Context, stderr io.Writer) (*natsProcess, erro
 	}()
 	select {
 	case u, ok := <-line:
-		if ok && strings.HasPrefix(u, "nats://") {
+		if ok && strings.HasPrefix(u, prefix) {
 			p.url = u
 			return p, nil
 		}
-		err = fmt.Errorf("child NATS server did not start (first line %q)", u)
+		err = fmt.Errorf("child %s did not start (first line %q)", what, u)
 	case <-time.After(30 * time.Second):
-		err = errors.New("child NATS server did not report its URL within 30s")
+		err = fmt.Errorf("child %s did not report its URL within 30s", what)
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
@@ -275,11 +309,11 @@ func startNATSProcess(ctx context.Context, stderr io.Writer) (*natsProcess, erro
 }
 
 // cpu returns the child's CPU time so far (Linux /proc; 0 elsewhere).
-func (p *natsProcess) cpu() time.Duration { return procCPU(p.cmd.Process.Pid) }
+func (p *childProcess) cpu() time.Duration { return procCPU(p.cmd.Process.Pid) }
 
 // stop closes the child's stdin (it shuts down and exits), waits for it,
 // and removes its store.
-func (p *natsProcess) stop() {
+func (p *childProcess) stop() {
 	p.stdin.Close()
 	done := make(chan struct{})
 	go func() { _ = p.cmd.Wait(); close(done) }()
@@ -289,7 +323,9 @@ func (p *natsProcess) stop() {
 		_ = p.cmd.Process.Kill()
 		<-done
 	}
-	os.RemoveAll(p.dir)
+	if p.dir != "" {
+		os.RemoveAll(p.dir)
+	}
 }
 
 // procCPU reads a process's user + system CPU time from /proc/<pid>/stat
@@ -334,6 +370,20 @@ func serveBenchNATS(ctx context.Context, dir string, stdin io.Reader, stdout, st
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
+	return exitOK
+}
+
+// serveBenchSim is the child side of -sim-process: the scale test's
+// simulator on a random loopback port until stdin closes or ctx ends.
+func serveBenchSim(ctx context.Context, symbols int, rate float64, stdin io.Reader, stdout, stderr io.Writer, log *slog.Logger) int {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { _, _ = io.Copy(io.Discard, stdin); cancel() }()
+	err := bench.ServeSim(ctx, symbols, rate, log, func(url string) { fmt.Fprintln(stdout, url) })
+	if err != nil {
+		fmt.Fprintf(stderr, "mdbridge bench -serve-sim: %v\n", err)
+		return exitFailure
+	}
 	return exitOK
 }
 

@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -165,6 +167,42 @@ func TestServeBenchNATS(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("server did not stop after stdin closed")
+	}
+}
+
+// TestServeBenchSim runs the child side of -sim-process in process: it
+// prints the simulator's URL, serves the scale markets there and stops
+// when stdin closes.
+func TestServeBenchSim(t *testing.T) {
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		done <- serveBenchSim(context.Background(), 3, 30, inR, outW, io.Discard, slog.New(slog.DiscardHandler))
+	}()
+	line, err := bufio.NewReader(outR).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "http://127.0.0.1:") {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, outR) }()
+	resp, err := http.Get(strings.TrimSpace(line) + "/admin/markets")
+	if err != nil {
+		t.Fatalf("GET /admin/markets: %v", err)
+	}
+	var markets []map[string]any
+	err = json.NewDecoder(resp.Body).Decode(&markets)
+	resp.Body.Close()
+	if err != nil || len(markets) != 3 {
+		t.Fatalf("markets %v, %v", markets, err)
+	}
+	inW.Close()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Errorf("exit %d", code)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("simulator did not stop after stdin closed")
 	}
 }
 

@@ -122,7 +122,11 @@ func runBridge(ctx context.Context, env *natsEnv, cfg Config, name string) (ph *
 	if _, err := r.waitConnected(ctx, time.Now(), connectTimeout, nil); err != nil {
 		return nil, err
 	}
-	g := &generator{sim: r.sim, symbols: symbols, counts: make([]int64, len(symbols))}
+	sim, ok := r.sim.(*exsim.Server)
+	if !ok {
+		return nil, fmt.Errorf("%w: the bridge phase drives an in-process simulator", ErrSetup)
+	}
+	g := &generator{sim: sim, symbols: symbols, counts: make([]int64, len(symbols))}
 	m := startMeasure(cfg, tap)
 	m.profile = cfg.CPUProfile
 	offered := make(chan offerResult, 1)

@@ -22,6 +22,7 @@ import (
 // rigConfig describes a simulator + bridge + publisher set-up.
 type rigConfig struct {
 	markets      []exsim.MarketConfig // Binance markets
+	simURL       string               // an external simulator serving markets (see ServeSim); "": start one in process
 	channels     bridge.Channel
 	connections  int  // 0: the bridge's own plan
 	backpressure bool // the simulator waits for slow clients
@@ -40,7 +41,7 @@ type rigConfig struct {
 // tap on it sees nothing but PubAcks of the data stream.
 type rig struct {
 	log     *slog.Logger
-	sim     *exsim.Server
+	sim     simulator
 	simStop context.CancelFunc
 	pubNC   *nats.Conn
 	ctlNC   *nats.Conn
@@ -71,20 +72,37 @@ func startRig(ctx context.Context, env *natsEnv, rc rigConfig, log *slog.Logger)
 	if rc.channels&bridge.ChannelBook != 0 && rc.channels&bridge.ChannelTrade != 0 {
 		r.topics *= 2
 	}
+	if rc.simURL != "" {
+		r.sim, err = newRemoteSim(rc.simURL, log)
+	} else {
+		var sim *exsim.Server
+		if sim, err = startSim(ctx, rc, log, &r.simStop); sim != nil {
+			r.sim = sim
+		}
+	}
+	if err != nil {
+		return r, err
+	}
+	withComponent(ctx, compBridge, func(bctx context.Context) { err = r.startBridge(bctx, env, rc) })
+	return r, err
+}
+
+// startSim starts an in-process simulator (labelled sim); stop receives
+// the function that ends it.
+func startSim(ctx context.Context, rc rigConfig, log *slog.Logger, stop *context.CancelFunc) (sim *exsim.Server, err error) {
 	withComponent(ctx, compSim, func(context.Context) {
-		r.sim, err = exsim.New(exsim.Config{Markets: rc.markets, Seed: 1, Backpressure: rc.backpressure}, log.With("component", "exsim"))
+		sim, err = exsim.New(exsim.Config{Markets: rc.markets, Seed: 1, Backpressure: rc.backpressure}, log.With("component", "exsim"))
 		if err != nil {
 			return
 		}
 		sctx, cancel := context.WithCancel(context.Background())
-		r.simStop = cancel
-		err = r.sim.Start(sctx)
+		*stop = cancel
+		err = sim.Start(sctx)
 	})
 	if err != nil {
-		return r, fmt.Errorf("%w: simulator: %w", ErrSetup, err)
+		return sim, fmt.Errorf("%w: simulator: %w", ErrSetup, err)
 	}
-	withComponent(ctx, compBridge, func(bctx context.Context) { err = r.startBridge(bctx, env, rc) })
-	return r, err
+	return sim, nil
 }
 
 func (r *rig) startBridge(ctx context.Context, env *natsEnv, rc rigConfig) (err error) {

@@ -3,6 +3,9 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 )
@@ -81,5 +84,44 @@ func TestScaleSmall(t *testing.T) {
 	st := rep.Steady
 	if st.Seconds <= 0 || st.CPUPercent <= 0 || st.RSS == 0 || st.Goroutines == 0 || st.GoroutineSplit[compBridge] == 0 || st.GoroutineSplit[compSim] == 0 {
 		t.Errorf("steady %+v", st)
+	}
+}
+
+// TestScaleRemoteSim runs the scale mode against a simulator reached
+// through its admin API (as with `mdbridge bench -scale -sim-process`):
+// the report is complete and no simulator goroutine runs in the bridge's
+// accounting.
+func TestScaleRemoteSim(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sctx, stop := context.WithCancel(ctx)
+	urls := make(chan string, 1)
+	served := make(chan error, 1)
+	go func() { served <- ServeSim(sctx, 10, 100, slog.New(slog.DiscardHandler), func(u string) { urls <- u }) }()
+	var url string
+	select {
+	case url = <-urls:
+	case err := <-served:
+		t.Fatalf("ServeSim: %v", err)
+	}
+	rep, err := Scale(ctx, ScaleConfig{
+		Symbols: 10, Rate: 100, Window: time.Second, SyncWait: 20 * time.Second,
+		BookDepth: 100, WeightPerMinute: 6000, Storage: 1, SimURL: url,
+	})
+	stop()
+	if err != nil {
+		t.Fatalf("Scale: %v", err)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("ServeSim: %v", err)
+	}
+	if rep.Topics != 20 || rep.BooksSynced != 10 || rep.RateLimits.Total != 0 || rep.RateLimits.RESTRequests < 10 {
+		t.Errorf("topics %d, books synced %d, rate limits %+v", rep.Topics, rep.BooksSynced, rep.RateLimits)
+	}
+	if !strings.Contains(rep.Env.Layout, "simulator runs in another process") {
+		t.Errorf("layout %q", rep.Env.Layout)
+	}
+	if _, err := Scale(ctx, ScaleConfig{Symbols: 1, SimURL: "ws://127.0.0.1:1"}); !errors.Is(err, ErrConfig) {
+		t.Errorf("bad simulator URL: %v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -69,6 +70,11 @@ type ScaleConfig struct {
 	// HeapProfile, if set, receives a heap profile (pprof "heap", taken
 	// after a garbage collection) at the end of the window.
 	HeapProfile io.Writer
+	// SimURL is the base URL (http://host:port) of a simulator in another
+	// process serving ScaleMarkets(Symbols, Rate) (see ServeSim), so that
+	// the process measured holds the bridge alone; "" starts one in this
+	// process (its memory and CPU then count, labelled sim).
+	SimURL string
 	// ExternalCPU and NATSDesc are as in Config: CPU of a NATS server in
 	// another process is added to the window's CPU (as "nats").
 	ExternalCPU func() time.Duration
@@ -184,6 +190,8 @@ func (c ScaleConfig) Validate() error {
 		return bad("BookDepth", "%d outside 1..5000", c.BookDepth)
 	case c.Storage != jetstream.FileStorage && c.Storage != jetstream.MemoryStorage:
 		return bad("Storage", "%v: want file or memory", c.Storage)
+	case c.SimURL != "" && !strings.HasPrefix(c.SimURL, "http://"):
+		return bad("SimURL", "%q: want http://host:port", c.SimURL)
 	}
 	return nil
 }
@@ -288,9 +296,15 @@ func scale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 	if rep.BookBufferLimit == 0 {
 		rep.BookBufferLimit = bridge.DefaultBookBufferLimit
 	}
-	rep.Env.Layout = layout
-	if env.embedded == nil {
+	switch {
+	case env.embedded == nil && cfg.SimURL != "":
+		rep.Env.Layout = "the bridge alone in this process; the simulator and NATS run in other processes"
+	case env.embedded == nil:
 		rep.Env.Layout = "one process: simulator and bridge share GOMAXPROCS threads; NATS runs outside it"
+	case cfg.SimURL != "":
+		rep.Env.Layout = "one process: bridge and NATS server share GOMAXPROCS threads; the simulator runs in another process"
+	default:
+		rep.Env.Layout = "one process: simulator, bridge and NATS server share GOMAXPROCS threads"
 	}
 	if cfg.NATSDesc != "" {
 		rep.Env.NATS = cfg.NATSDesc
@@ -299,7 +313,7 @@ func scale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 	prog(Progress{Phase: "scale", Step: "setup"})
 	start := time.Now()
 	r, err := startRig(ctx, env, rigConfig{
-		markets: markets, channels: bridge.ChannelTrade | bridge.ChannelBook,
+		markets: markets, simURL: cfg.SimURL, channels: bridge.ChannelTrade | bridge.ChannelBook,
 		connections: cfg.Connections, bookDepth: cfg.BookDepth, weightPerMin: cfg.WeightPerMinute,
 		bookBuffer: cfg.BookBufferLimit, pcfg: pcfg,
 	}, cfg.Logger)
