@@ -348,13 +348,19 @@ func TestFaultMalformedFrames(t *testing.T) {
 				{Kind: exsim.FaultMalformed, Mode: exsim.MalformedInvalidJSON, Rate: 0.02},
 				{Kind: exsim.FaultMalformed, Mode: exsim.MalformedWrongTypes, Rate: 0.02},
 				{Kind: exsim.FaultMalformed, Mode: exsim.MalformedTruncated, Rate: 0.02},
-				{Kind: exsim.FaultMalformed, Mode: exsim.MalformedOversized, Count: 1, Size: 5 << 20},
 			} {
 				if _, err := r.sim.InjectFault(f); err != nil {
 					t.Fatal(err)
 				}
 			}
-			time.Sleep(2 * time.Second)
+			// The garbage first, then (once some was counted) the oversized
+			// frame that costs the connection: in the other order the
+			// connection could go before any garbage was sent.
+			eventually(t, 10*time.Second, "malformed frames counted", func() bool { return r.s.Stats().Malformed >= 3 })
+			if _, err := r.sim.InjectFault(exsim.Fault{Kind: exsim.FaultMalformed, Mode: exsim.MalformedOversized, Count: 1, Size: 5 << 20}); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Second)
 			r.sim.ClearFaults()
 			eventually(t, 5*time.Second, "reconnected after the oversized frame", func() bool {
 				st := r.s.Stats()
