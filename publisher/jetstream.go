@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -32,6 +34,9 @@ const (
 	maxAPIFailures = 10       // server rejections (4xx) of one message before it is dropped
 	entryOverhead  = 96       // bytes counted per message beyond body, subject and header values
 	maxPooledBody  = 64 << 10 // larger body buffers are not reused
+	entryChunk     = 16       // entries allocated together when the free list is empty
+	bodyReserve    = 256      // initial body capacity of a new entry (a trade is ~190 bytes)
+	idReserve      = 96       // initial capacity for msg id and timestamp
 	maxSubjects    = 1 << 16  // subject cache bound
 	logEvery       = 5 * time.Second
 )
@@ -45,18 +50,22 @@ const (
 	stDropped                    // discarded (DropOldest or rejected); popped once at the head
 )
 
-// entry is one buffered message. Its body buffer is reused across messages;
-// the nats.Msg is fresh for every attempt so that a callback identifies
-// exactly one attempt. Headers live in the pump's one header map, filled just
-// before each write (nats.go reads it only during PublishMsgAsync).
+// entry is one buffered message. Entries are recycled through a free list,
+// with their buffers: body, and idBuf holding the msg id and timestamp that
+// vals[0] and vals[2] view without a copy (so those strings are valid only
+// until the entry is recycled; anything that keeps one longer, such as a log
+// attribute, clones it). Headers live in the pump's one header map, filled
+// just before each write (nats.go reads it only during PublishMsgAsync: with
+// no library retries it never re-reads a message it has written).
 type entry struct {
 	subject     string
 	body        []byte
+	idBuf       []byte
 	vals        [3]string // header values: msg id, type, exchange ts
 	size        int64
 	enq         time.Time // when Publish queued it
 	sentAt      time.Time // when the current attempt was sent
-	msg         *nats.Msg // current attempt while in flight
+	msg         *nats.Msg // current attempt while in flight (from the pump's msg pool)
 	state       entryState
 	sent        bool
 	reorderRisk bool
@@ -64,6 +73,18 @@ type entry struct {
 }
 
 func newEntry() *entry { return &entry{} }
+
+// newEntries fills dst with new entries: the structs in one allocation, and
+// one buffer per entry holding its body and idBuf.
+func newEntries(dst []*entry) {
+	es := make([]entry, len(dst))
+	for i := range es {
+		b := make([]byte, bodyReserve+idReserve)
+		es[i].body = b[:0:bodyReserve]
+		es[i].idBuf = b[bodyReserve:bodyReserve]
+		dst[i] = &es[i]
+	}
+}
 
 // sendHeader is the pump's reusable header map: its value slices alias vals,
 // so setting vals sets the headers of the next write.
@@ -114,11 +135,12 @@ type JetStream struct {
 	q          ring
 	sendIdx    int // entries before it were sent in this pass (or are resolved)
 	inflight   int
-	byMsg      map[*nats.Msg]*entry
+	byMsg      map[*nats.Msg]*entry // attempts nats.go holds: their entry, or nil once timed out (stale)
+	msgs       []*nats.Msg          // attempts nats.go has reported and released, for reuse
 	bufMsgs    int
 	bufBytes   int64
 	ackedAhead int // acked entries still in q behind an unacked one
-	stale      int // timed-out attempts the library may still track
+	stale      int // timed-out attempts the library may still track (nil in byMsg)
 	failing    bool
 	failedN    uint64 // failures since the last successful ack
 	lastErr    error
@@ -270,7 +292,9 @@ func (p *JetStream) Publish(ctx context.Context, events []bridge.Event) error {
 	return nil
 }
 
-// getEntries fills dst with recycled or new entries.
+// getEntries fills dst with recycled or new entries. New entries are
+// allocated entryChunk at a time, outside freeMu; the spare ones join the
+// free list.
 func (p *JetStream) getEntries(dst []*entry) []*entry {
 	p.freeMu.Lock()
 	n := min(len(dst), len(p.free))
@@ -278,8 +302,16 @@ func (p *JetStream) getEntries(dst []*entry) []*entry {
 	clear(p.free[len(p.free)-n:])
 	p.free = p.free[:len(p.free)-n]
 	p.freeMu.Unlock()
-	for i := n; i < len(dst); i++ {
-		dst[i] = newEntry()
+	for n < len(dst) {
+		var chunk [entryChunk]*entry
+		newEntries(chunk[:])
+		k := copy(dst[n:], chunk[:])
+		n += k
+		if k < len(chunk) {
+			p.freeMu.Lock()
+			p.free = append(p.free, chunk[k:min(len(chunk), k+p.maxFree-len(p.free))]...)
+			p.freeMu.Unlock()
+		}
 	}
 	return dst
 }
@@ -318,11 +350,12 @@ func (p *JetStream) encode(ev *bridge.Event, e *entry) *entry {
 	}
 	e.subject = subj
 	e.body = ev.AppendJSON(e.body[:0])
-	var buf [128]byte
-	s := ev.AppendMsgID(buf[:0])
-	idLen := len(s)
-	s = strconv.AppendInt(s, ev.TS, 10)
-	str := string(s) // the one allocation per message: msg id and timestamp
+	b := ev.AppendMsgID(e.idBuf[:0])
+	idLen := len(b)
+	b = strconv.AppendInt(b, ev.TS, 10)
+	e.idBuf = b
+	// A view, not a copy: e owns b until it is recycled (see entry).
+	str := unsafe.String(unsafe.SliceData(b), len(b))
 	e.vals[0], e.vals[1], e.vals[2] = str[:idLen], ev.Type.String(), str[idLen:]
 	e.size = int64(len(e.body)+len(str)+len(subj)+len(e.vals[1])) + entryOverhead
 	return e
@@ -429,7 +462,7 @@ func (p *JetStream) dropOldest() bool {
 		n := p.c.dropped.Add(1)
 		if p.limiter.allow("drop") {
 			p.log.Warn("buffer full: dropping oldest unsent messages (DropOldest policy)",
-				"msg_id", e.vals[0], "dropped_total", n, "buffered", p.bufMsgs, "buffered_bytes", p.bufBytes)
+				"msg_id", strings.Clone(e.vals[0]), "dropped_total", n, "buffered", p.bufMsgs, "buffered_bytes", p.bufBytes)
 		}
 		p.popHead()
 		return true
@@ -584,7 +617,7 @@ func (p *JetStream) expire(now time.Time) {
 		if now.Sub(e.sentAt) < p.cfg.AckTimeout {
 			break
 		}
-		delete(p.byMsg, e.msg)
+		p.byMsg[e.msg] = nil // nats.go still holds it; reused once it reports it
 		e.msg = nil
 		e.state = stQueued
 		p.inflight--
@@ -597,6 +630,11 @@ func (p *JetStream) expire(now time.Time) {
 		// tracks those attempts; a reconnect makes it release them.
 		p.log.Warn("many publish acks lost; forcing a NATS reconnect", "lost", p.stale)
 		p.stale = 0
+		for m, e := range p.byMsg {
+			if e == nil {
+				delete(p.byMsg, m) // not reused even if reported later
+			}
+		}
 		_ = p.nc.ForceReconnect()
 	}
 }
@@ -630,7 +668,7 @@ func (p *JetStream) collect(now time.Time) []*entry {
 		}
 		e.state = stInflight
 		e.sentAt = now
-		e.msg = &nats.Msg{Subject: e.subject, Data: e.body, Header: p.header.hdr}
+		e.msg = p.newMsg(e)
 		p.byMsg[e.msg] = e
 		p.inflight++
 		batch = append(batch, e)
@@ -639,9 +677,42 @@ func (p *JetStream) collect(now time.Time) []*entry {
 	return batch
 }
 
+// newMsg returns a message for a new attempt to send e: a released one or
+// a new one. All share the pump's header map. p.mu is held.
+//
+// nats.go keeps the *nats.Msg of an attempt until it reports the attempt
+// exactly once, to the ack or the error callback (with the retry attempts
+// set to 0, the only option in pubOpts, it never re-sends it by itself), and
+// it reads the message's subject, header and data only while
+// PublishMsgAsync runs. So a message is reused only after its callback was
+// applied: a callback always identifies one attempt.
+func (p *JetStream) newMsg(e *entry) *nats.Msg {
+	var m *nats.Msg
+	if n := len(p.msgs); n > 0 {
+		m = p.msgs[n-1]
+		p.msgs[n-1] = nil
+		p.msgs = p.msgs[:n-1]
+	} else {
+		m = &nats.Msg{Header: p.header.hdr}
+	}
+	m.Subject, m.Data = e.subject, e.body
+	return m
+}
+
+// releaseMsg makes a message nats.go has reported available for reuse.
+// p.mu is held.
+func (p *JetStream) releaseMsg(m *nats.Msg) {
+	m.Subject, m.Data = "", nil
+	p.msgs = append(p.msgs, m)
+}
+
 // send publishes the batch in order without holding p.mu. It returns the
 // index of the first message that could not be written, with the error.
+// nats.go builds each message's header from the shared header map during
+// PublishMsgAsync (pubOpts, built once, still costs nats.go one allocation
+// per call).
 func (p *JetStream) send(batch []*entry) (int, error) {
+	defer clear(p.header.vals[:]) // it views the entries' buffers
 	for i, e := range batch {
 		*p.header.vals = e.vals
 		if _, err := p.js.PublishMsgAsync(e.msg, p.pubOpts...); err != nil {
@@ -658,10 +729,15 @@ func (p *JetStream) send(batch []*entry) (int, error) {
 }
 
 // revert returns unsent entries to the queue after a synchronous publish
-// error and starts a retry pass. p.mu is held.
+// error and starts a retry pass. p.mu is held. rest[0]'s message is not
+// reused: a reconnect racing with the failed write may still report it;
+// the others never reached nats.go.
 func (p *JetStream) revert(rest []*entry, err error) {
-	for _, e := range rest {
+	for i, e := range rest {
 		delete(p.byMsg, e.msg)
+		if i > 0 {
+			p.releaseMsg(e.msg)
+		}
 		e.msg = nil
 		e.state = stQueued
 		p.inflight--
@@ -678,14 +754,17 @@ func (p *JetStream) apply(res []ackResult, now time.Time) {
 	for _, r := range res {
 		e, ok := p.byMsg[r.msg]
 		if !ok {
-			// A late callback of an attempt already resolved (timed out,
-			// or failed synchronously).
+			continue // an attempt that failed synchronously, or forgotten stale
+		}
+		delete(p.byMsg, r.msg)
+		p.releaseMsg(r.msg) // nats.go reports an attempt once
+		if e == nil {
+			// A late callback of a timed-out attempt.
 			if p.stale > 0 {
 				p.stale--
 			}
 			continue
 		}
-		delete(p.byMsg, r.msg)
 		e.msg = nil
 		p.inflight--
 		if r.err == nil {
@@ -697,7 +776,7 @@ func (p *JetStream) apply(res []ackResult, now time.Time) {
 			} else if e.reorderRisk {
 				p.c.reordered.Add(1)
 				p.log.Warn("a retried message was stored after a later message of the same subject",
-					"msg_id", e.vals[0], "subject", e.subject)
+					"msg_id", strings.Clone(e.vals[0]), "subject", e.subject)
 			}
 			p.hist.observe(now.Sub(e.enq))
 			if p.failedN > 0 && !p.failing {
@@ -751,7 +830,7 @@ func (p *JetStream) permanentAsync(e *entry, err error) bool {
 func (p *JetStream) reject(e *entry, err error) {
 	p.discard(e)
 	p.c.rejected.Add(1)
-	p.log.Error("dropping a message JetStream cannot store", "msg_id", e.vals[0], "subject", e.subject, "err", err)
+	p.log.Error("dropping a message JetStream cannot store", "msg_id", strings.Clone(e.vals[0]), "subject", e.subject, "err", err)
 }
 
 // fail enters the failing state: no new sends until every in-flight attempt
