@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qldata/mdbridge/bridge"
@@ -63,20 +64,61 @@ func (e *testEnv) config() Config {
 	}
 }
 
+// connect dials the embedded server.
+func (e *testEnv) connect(t *testing.T) *nats.Conn {
+	t.Helper()
+	nc, err := publisher.Connect(context.Background(), publisher.ConnConfig{URLs: []string{e.ns.ClientURL()}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
 func (e *testEnv) start(t *testing.T, cfg Config) *Node {
 	t.Helper()
 	n, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := publisher.Connect(context.Background(), publisher.ConnConfig{URLs: []string{e.ns.ClientURL()}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(context.Background(), nc); err != nil {
+	if err := n.Start(context.Background(), e.connect(t)); err != nil {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// stored returns the number of messages in the data stream and the
+// md_state entries.
+func (e *testEnv) stored(t *testing.T) (msgs uint64, states map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	js, err := jetstream.New(e.connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, publisher.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, publisher.DefaultKVBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := kv.Keys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	states = map[string]string{}
+	for _, k := range keys {
+		if en, err := kv.Get(ctx, k); err == nil {
+			states[k] = string(en.Value())
+		}
+	}
+	return info.State.Msgs, states
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -97,7 +139,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestNodePublishesAndShutsDown(t *testing.T) {
 	env := newTestEnv(t)
 	cfg := env.config()
-	var hooked, states atomic.Int64
+	var hooked, putStates atomic.Int64
 	var tuned int
 	cfg.Tune = func(sc *bridge.StreamConfig) { tuned++; sc.StateInterval = 100 * time.Millisecond }
 	cfg.Hooks.Publisher = func(p bridge.Publisher) bridge.Publisher {
@@ -107,7 +149,7 @@ func TestNodePublishesAndShutsDown(t *testing.T) {
 		})
 	}
 	cfg.Hooks.StateSink = func(s bridge.StateSink) bridge.StateSink {
-		return stateFunc(func(st bridge.SymbolState) { states.Add(1); s.PutState(st) })
+		return stateFunc(func(st bridge.SymbolState) { putStates.Add(1); s.PutState(st) })
 	}
 	cfg.OnStreamError = func(err error) { t.Errorf("stream error: %v", err) }
 	n := env.start(t, cfg)
@@ -145,7 +187,7 @@ func TestNodePublishesAndShutsDown(t *testing.T) {
 	if got := hooked.Load(); got == 0 || uint64(got) < st.Published {
 		t.Fatalf("publisher hook saw %d events, publisher published %d", got, st.Published)
 	}
-	if states.Load() == 0 {
+	if putStates.Load() == 0 {
 		t.Fatal("state sink hook saw no state")
 	}
 	if !n.Conn().IsClosed() {
@@ -156,47 +198,19 @@ func TestNodePublishesAndShutsDown(t *testing.T) {
 	}
 	n.Close() // no-op after Shutdown
 
-	// The stream holds the events; md_state the final DISCONNECTED states.
-	nc, err := publisher.Connect(ctx, publisher.ConnConfig{URLs: []string{env.ns.ClientURL()}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream, err := js.Stream(ctx, publisher.DefaultStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The snapshot service stores the snapshots it serves itself.
+	// The stream holds the events (and the snapshots the service stored
+	// itself); md_state the final DISCONNECTED states.
+	msgs, states := env.stored(t)
 	served := n.SnapshotService().Stats().Served
-	if info.State.Msgs < st.Acked || info.State.Msgs > st.Acked+served {
-		t.Fatalf("stream holds %d messages, publisher acked %d, snapshot service served %d", info.State.Msgs, st.Acked, served)
+	if msgs < st.Acked || msgs > st.Acked+served {
+		t.Fatalf("stream holds %d messages, publisher acked %d, snapshot service served %d", msgs, st.Acked, served)
 	}
-	kv, err := js.KeyValue(ctx, publisher.DefaultKVBucket)
-	if err != nil {
-		t.Fatal(err)
+	if len(states) != 2 {
+		t.Fatalf("md_state %v; want binance and bybit BTCUSDT", states)
 	}
-	keys, err := kv.Keys(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(keys) != 2 {
-		t.Fatalf("md_state keys %v; want binance and bybit BTCUSDT", keys)
-	}
-	for _, k := range keys {
-		e, err := kv.Get(ctx, k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.Contains(string(e.Value()), "DISCONNECTED") {
-			t.Fatalf("md_state %s = %s; want DISCONNECTED", k, e.Value())
+	for k, v := range states {
+		if !strings.Contains(v, "DISCONNECTED") {
+			t.Fatalf("md_state %s = %s; want DISCONNECTED", k, v)
 		}
 	}
 }
@@ -256,10 +270,7 @@ func TestStartStreamError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := publisher.Connect(context.Background(), publisher.ConnConfig{URLs: []string{env.ns.ClientURL()}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc := env.connect(t)
 	err = n.Start(context.Background(), nc)
 	var se *SubscriptionError
 	if !errors.As(err, &se) || se.Index != 2 || se.Stage != StageStream || !errors.Is(err, bridge.ErrBadIdent) {
