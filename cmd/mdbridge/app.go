@@ -9,37 +9,24 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/qldata/mdbridge/bridge"
-	"github.com/qldata/mdbridge/bridge/binance"
-	"github.com/qldata/mdbridge/bridge/bybit"
+	"github.com/qldata/mdbridge/internal/node"
 	"github.com/qldata/mdbridge/publisher"
-	"github.com/qldata/mdbridge/resilience"
 )
 
-// app is a running bridge: NATS (embedded or external), the publisher, the
-// state writer, the snapshot control service, one bridge.Stream per
-// exchange and channel set, and the HTTP endpoints.
+// app is a running bridge: NATS (embedded or external), the bridge replica
+// (internal/node: publisher, state writer, snapshot control service, one
+// bridge.Stream per exchange and channel set) and the HTTP endpoints.
 type app struct {
 	cfg    *Config
 	logger *slog.Logger
 	start  time.Time
 
 	embedded *publisher.Embedded
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	pubCfg   publisher.Config
-	pub      *publisher.JetStream
-	states   *publisher.StateWriter
-	snapsvc  *publisher.SnapshotService
-	specs    []streamSpec
-	streams  []*bridge.Stream
+	node     *node.Node
 	metrics  *ingestMetrics
+	errc     chan error // fatal errors of the streams and the HTTP server
 	http     *http.Server
 	httpLn   net.Listener
 }
@@ -72,16 +59,34 @@ func (c *Config) connConfig(urls []string) publisher.ConnConfig {
 	}
 }
 
-// newApp starts everything but the streams' read loops. On error it has
-// released what it started.
+// nodeConfig maps the environment configuration onto the replica's.
+func (c *Config) nodeConfig(pc publisher.Config) node.Config {
+	nc := node.Config{
+		Instance: c.Instance, Publisher: pc, Resilience: &c.Resilience,
+		Venues: node.Venues{
+			BinanceWSURL: c.BinanceWSURL, BinanceRESTURL: c.BinanceRESTURL,
+			BinanceBookDepth: c.BinanceBookDepth, BinanceWeightPerMinute: c.BinanceWeightPerMin,
+			BybitWSURL: c.BybitWSURL, BybitRESTURL: c.BybitRESTURL,
+			BybitBookDepth: c.BybitBookDepth, BybitRequestsPerMinute: c.BybitRequestsPerMin,
+		},
+	}
+	for _, sub := range c.subs {
+		nc.Subscriptions = append(nc.Subscriptions, node.Subscription{Exchange: sub.Exchange, Channels: sub.Channels, Symbols: sub.Symbols})
+	}
+	return nc
+}
+
+// newApp starts everything; the streams read once it returns. On error it
+// has released what it started.
 func newApp(ctx context.Context, cfg *Config, logger *slog.Logger) (_ *app, err error) {
-	a := &app{cfg: cfg, logger: logger, start: time.Now()}
+	a := &app{cfg: cfg, logger: logger, start: time.Now(), metrics: newIngestMetrics(), errc: make(chan error, len(cfg.subs)+1)}
 	defer func() {
 		if err != nil {
 			a.close()
 		}
 	}()
-	if a.pubCfg, err = cfg.publisherConfig(); err != nil {
+	pubCfg, err := cfg.publisherConfig()
+	if err != nil {
 		return nil, err
 	}
 	// Validate the NATS connection settings before anything starts.
@@ -91,10 +96,13 @@ func newApp(ctx context.Context, cfg *Config, logger *slog.Logger) (_ *app, err 
 			return nil, fmt.Errorf("configuration: MDB_NATS_*: %w", err)
 		}
 	}
-	// Build the adapters and streams first: they only validate, so a bad
+	// Build the replica (adapters) first: it only validates, so a bad
 	// subscription fails before NATS is touched.
-	if err := a.buildStreams(); err != nil {
-		return nil, err
+	ncfg := cfg.nodeConfig(pubCfg)
+	ncfg.Hooks.Publisher = a.metrics.wrap
+	ncfg.OnStreamError = func(err error) { a.errc <- err }
+	if a.node, err = node.New(ncfg, logger); err != nil {
+		return nil, a.configError(err)
 	}
 	if cfg.HTTPAddr != "" {
 		if a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
@@ -116,99 +124,27 @@ func newApp(ctx context.Context, cfg *Config, logger *slog.Logger) (_ *app, err 
 	}
 	cctx, cancel := context.WithTimeout(ctx, cfg.ConnectWait)
 	defer cancel()
-	if a.nc, err = publisher.Connect(cctx, cfg.connConfig(urls), logger); err != nil {
+	nc, err := publisher.Connect(cctx, cfg.connConfig(urls), logger)
+	if err != nil {
 		return nil, fmt.Errorf("cannot reach NATS at %s within MDB_NATS_CONNECT_TIMEOUT=%s: %w (check MDB_NATS_URL and credentials)", strings.Join(redactURLs(urls), ","), cfg.ConnectWait, err)
 	}
-	if a.js, err = jetstream.New(a.nc); err != nil {
-		return nil, err
-	}
-	if _, err = publisher.EnsureStream(cctx, a.js, a.pubCfg); err != nil {
-		return nil, fmt.Errorf("provisioning stream %s: %w", a.pubCfg.Stream, err)
-	}
-	kv, err := publisher.EnsureStateBucket(cctx, a.js, a.pubCfg)
-	if err != nil {
-		return nil, fmt.Errorf("provisioning KV bucket %s: %w", a.pubCfg.KVBucket, err)
-	}
-	if a.pub, err = publisher.NewJetStream(cctx, a.nc, a.pubCfg, logger); err != nil {
-		return nil, err
-	}
-	if a.states, err = publisher.NewStateWriter(kv, a.pubCfg, logger); err != nil {
-		return nil, err
-	}
-	requester, err := publisher.NewSnapshotRequester(a.nc, a.pubCfg, cfg.Instance)
-	if err != nil {
-		return nil, err
-	}
-	a.metrics = newIngestMetrics()
-	if err := a.startStreams(requester); err != nil {
-		return nil, err
-	}
-	if a.snapsvc, err = publisher.StartSnapshotService(a.nc, a.pubCfg, bridge.Streams(a.streams), logger); err != nil {
-		return nil, err
+	if err := a.node.Start(cctx, nc); err != nil {
+		return nil, a.configError(err)
 	}
 	return a, nil
 }
 
-// streamSpec is one bridge.Stream to build: an exchange and channel set with
-// its symbols.
-type streamSpec struct {
-	sub Subscription
-	ex  bridge.Exchange
-}
-
-// buildStreams builds one adapter per exchange (sharing one REST limiter
-// per venue, as the exchanges limit per IP) and the stream specs.
-func (a *app) buildStreams() error {
-	adapters := map[string]bridge.Exchange{}
-	limiters := map[string]*resilience.RateLimitManager{}
-	perMinute := map[string]int{"binance": a.cfg.BinanceWeightPerMin, "bybit": a.cfg.BybitRequestsPerMin}
-	limiter := func(venue string) (*resilience.RateLimitManager, error) {
-		if l, ok := limiters[venue]; ok {
-			return l, nil
-		}
-		l, err := resilience.NewRateLimitManager(resilience.RateLimitConfig{RequestsPerMinute: perMinute[venue]})
-		limiters[venue] = l
-		return l, err
+// configError names the MDB_* variables behind a subscription the replica
+// cannot serve.
+func (a *app) configError(err error) error {
+	var se *node.SubscriptionError
+	if !errors.As(err, &se) {
+		return err
 	}
-	for _, sub := range a.cfg.subs {
-		if _, ok := adapters[sub.Exchange]; ok {
-			continue
-		}
-		var (
-			ex  bridge.Exchange
-			err error
-		)
-		switch sub.Exchange {
-		case "binance":
-			l, lerr := limiter("binance")
-			if lerr != nil {
-				return lerr
-			}
-			ex, err = binance.New(binance.Config{WSURL: a.cfg.BinanceWSURL, RESTURL: a.cfg.BinanceRESTURL, BookDepth: a.cfg.BinanceBookDepth, Limiter: l, Logger: a.logger})
-		case "bybit", "bybit-linear":
-			// Spot and linear share Bybit's per-IP REST limit.
-			l, lerr := limiter("bybit")
-			if lerr != nil {
-				return lerr
-			}
-			market := "spot"
-			if sub.Exchange == "bybit-linear" {
-				market = "linear"
-			}
-			ex, err = bybit.New(bybit.Config{WSURL: a.cfg.BybitWSURL, RESTURL: a.cfg.BybitRESTURL, Market: market, BookDepth: a.cfg.BybitBookDepth, Limiter: l, Logger: a.logger})
-		default:
-			err = fmt.Errorf("unknown exchange %q", sub.Exchange)
-		}
-		if err != nil {
-			return fmt.Errorf("configuration: %s adapter: %w (check MDB_%s_WS_URL and MDB_%s_REST_URL)", sub.Exchange, err, venueEnv(sub.Exchange), venueEnv(sub.Exchange))
-		}
-		adapters[sub.Exchange] = ex
+	if se.Stage == node.StageAdapter {
+		return fmt.Errorf("configuration: %s adapter: %w (check MDB_%s_WS_URL and MDB_%s_REST_URL)", se.Exchange, se.Err, venueEnv(se.Exchange), venueEnv(se.Exchange))
 	}
-	a.specs = a.specs[:0]
-	for _, sub := range a.cfg.subs {
-		a.specs = append(a.specs, streamSpec{sub: sub, ex: adapters[sub.Exchange]})
-	}
-	return nil
+	return fmt.Errorf("configuration: MDB_SUBSCRIBE group %s: %w", a.cfg.subs[se.Index], se.Err)
 }
 
 func venueEnv(exchange string) string {
@@ -218,130 +154,59 @@ func venueEnv(exchange string) string {
 	return "BINANCE"
 }
 
-func (a *app) startStreams(requester bridge.SnapshotRequester) error {
-	resumer := publisher.NewTradeResumer(a.js, a.pubCfg)
-	for _, sp := range a.specs {
-		res := a.cfg.Resilience
-		s, err := bridge.NewStream(bridge.StreamConfig{
-			Exchange: sp.ex, Symbols: sp.sub.Symbols, Channels: sp.sub.Channels,
-			Resilience: &res, Instance: a.cfg.Instance,
-		}, a.metrics.wrap(a.pub),
-			bridge.WithLogger(a.logger),
-			bridge.WithStateSink(a.states),
-			bridge.WithSnapshotRequester(requester),
-			// Trades published while no replica ran are backfilled from
-			// the stream's last stored trade id.
-			bridge.WithTradeResumer(resumer),
-		)
-		if err != nil {
-			return fmt.Errorf("configuration: MDB_SUBSCRIBE group %s: %w", sp.sub, err)
-		}
-		a.streams = append(a.streams, s)
-	}
-	return nil
-}
-
 // run serves until ctx ends or a stream fails, then shuts down in order:
 // stop reading, flush publishes and wait for acks, write DISCONNECTED, drain
 // NATS. It returns the process exit code.
 func (a *app) run(ctx context.Context) int {
-	runCtx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var wg sync.WaitGroup
-	errc := make(chan error, len(a.streams)+1)
-	for _, s := range a.streams {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.Run(runCtx); err != nil {
-				errc <- fmt.Errorf("%s stream: %w", s.Exchange(), err)
-			}
-		}()
-	}
 	if a.httpLn != nil {
 		a.http = &http.Server{Handler: a.handler(), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := a.http.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("http: %w", err)
+				a.errc <- fmt.Errorf("http: %w", err)
 			}
 		}()
 	}
 	var subs []string
-	for _, sp := range a.specs {
-		subs = append(subs, sp.sub.String())
+	for _, sub := range a.cfg.subs {
+		subs = append(subs, sub.String())
 	}
 	a.logger.Info("mdbridge running", "instance", a.cfg.Instance, "subscribe", strings.Join(subs, ";"),
-		"stream", a.pubCfg.Stream, "http", a.cfg.HTTPAddr)
+		"stream", a.cfg.Stream, "http", a.cfg.HTTPAddr)
 
 	code := exitOK
 	select {
 	case <-ctx.Done():
 		a.logger.Info("shutting down", "timeout", a.cfg.ShutdownTimeout)
-	case err := <-errc:
+	case err := <-a.errc:
 		a.logger.Error("stopping after a fatal error", "err", err)
 		code = exitFailure
 	}
 	sctx, scancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer scancel()
-	if err := a.shutdown(sctx, &wg); err != nil {
+	if err := a.shutdown(sctx); err != nil {
 		a.logger.Error("shutdown incomplete", "err", err)
 		code = exitFailure
 	}
 	return code
 }
 
-func (a *app) shutdown(ctx context.Context, streams *sync.WaitGroup) error {
-	var errs []error
-	for _, s := range a.streams {
-		if err := s.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("%s stream: %w", s.Exchange(), err))
-		}
-	}
-	streams.Wait()
-	if a.snapsvc != nil {
-		if err := a.snapsvc.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("snapshot service: %w", err))
-		}
-	}
-	if a.pub != nil {
-		if err := a.pub.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("publisher flush: %w (unacknowledged events: %d)", err, a.pub.Stats().BufferedMsgs))
-		}
-		st := a.pub.Stats()
-		a.logger.Info("publisher flushed", "published", st.Published, "acked", st.Acked, "duplicates", st.Duplicates, "dropped", st.Dropped)
-	}
-	if a.states != nil {
-		if err := a.states.WriteFinal(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("final state: %w", err))
-		}
-	}
+// shutdown stops the replica gracefully (node.Shutdown: streams, snapshot
+// service, publisher flush, final state, NATS drain), then the HTTP
+// endpoints and the embedded NATS server.
+func (a *app) shutdown(ctx context.Context) error {
+	err := a.node.Shutdown(ctx)
 	if a.http != nil {
 		_ = a.http.Shutdown(ctx)
 	}
 	a.close()
-	return errors.Join(errs...)
+	return err
 }
 
 // close releases everything without waiting for acks (error paths, and the
 // last step of shutdown).
 func (a *app) close() {
-	if a.snapsvc != nil {
-		a.snapsvc.Close()
-	}
-	if a.states != nil {
-		a.states.Close()
-	}
-	if a.pub != nil {
-		a.pub.Close()
-	}
-	if a.nc != nil {
-		if a.nc.IsConnected() {
-			_ = a.nc.Drain()
-			for i := 0; i < 50 && !a.nc.IsClosed(); i++ {
-				time.Sleep(20 * time.Millisecond)
-			}
-		}
-		a.nc.Close()
+	if a.node != nil {
+		a.node.Close()
 	}
 	if a.embedded != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -121,11 +121,11 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mdbridge demo: %v (log: %s)\n", err, logPath)
 		return exitFailure
 	}
-	natsURL := a.nc.ConnectedUrlRedacted()
+	natsURL := a.node.Conn().ConnectedUrlRedacted()
 
 	// Count what JetStream stored, per subject, from the stream itself.
 	counts := &subjectCounts{n: map[string]uint64{}}
-	cons, err := a.js.OrderedConsumer(ctx, cfg.Stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{cfg.SubjectPrefix + ".>"}})
+	cons, err := a.node.JetStream().OrderedConsumer(ctx, cfg.Stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{cfg.SubjectPrefix + ".>"}})
 	if err == nil {
 		var cc jetstream.ConsumeContext
 		cc, err = cons.Consume(func(m jetstream.Msg) { counts.add(m.Subject()) })
@@ -198,7 +198,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 					st.Duplicates, st.Gaps, st.Snapshots, st.Reconnects, st.Backfilled, st.Missing)
 			}
 			tw.Flush()
-			ps := a.pub.Stats()
+			ps := a.node.Publisher().Stats()
 			fmt.Fprintf(stdout, "\npublished %d  acked %d  in flight %d  JetStream duplicates %d  dropped %d\n", ps.Published, ps.Acked, ps.InFlight, ps.Duplicates, ps.Dropped)
 			if lastFault != "" {
 				fmt.Fprintf(stdout, "last fault (%s ago): %s\n", now.Sub(faultAt).Round(time.Second), lastFault)
@@ -245,7 +245,7 @@ func isTerminal(w io.Writer) bool {
 // symbolStates returns the state of every symbol of every stream, sorted.
 func (a *app) symbolStates() []symbolRow {
 	var out []symbolRow
-	for _, s := range a.streams {
+	for _, s := range a.node.Streams() {
 		for _, st := range s.States() {
 			out = append(out, symbolRow{SymbolState: st})
 		}

@@ -20,9 +20,9 @@ func (a *app) handler() http.Handler {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newStreamCollector(a.streams),
+		newStreamCollector(a.node.Streams()),
 		a.metrics.ingest,
-		publisher.NewCollector(a.pub, a.states, a.snapsvc),
+		publisher.NewCollector(a.node.Publisher(), a.node.States(), a.node.SnapshotService()),
 	)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -42,10 +42,10 @@ func (a *app) handler() http.Handler {
 
 // ready reports readiness and, when not ready, why.
 func (a *app) ready() (bool, string) {
-	if a.nc == nil || !a.nc.IsConnected() {
+	if nc := a.node.Conn(); nc == nil || !nc.IsConnected() {
 		return false, "NATS not connected"
 	}
-	for _, s := range a.streams {
+	for _, s := range a.node.Streams() {
 		for _, c := range s.Stats().Connections {
 			if c.State != "CONNECTED" {
 				why := s.Exchange() + " connection " + c.Connection + " is " + c.State
