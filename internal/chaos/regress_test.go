@@ -180,7 +180,7 @@ func TestKilledReplicasTradesResumed(t *testing.T) {
 		t.Fatal(err)
 	}
 	ids := map[int64]bool{}
-	if _, err := readStream(ctx, reps[1].nc, publisher.DefaultStream, func(m *StreamMsg, _ error) {
+	if _, err := readStream(ctx, reps[1].node.Conn(), publisher.DefaultStream, func(m *StreamMsg, _ error) {
 		if m.Event.Type == bridge.EventTrade {
 			ids[m.Event.Seq] = true
 		}
@@ -203,7 +203,7 @@ func TestKilledReplicasTradesResumed(t *testing.T) {
 	var backfilled uint64
 	for _, r := range reps {
 		r.mu.Lock()
-		for _, s := range r.streams {
+		for _, s := range r.streamsLocked() {
 			backfilled += s.Stats().Backfilled
 		}
 		r.mu.Unlock()

@@ -344,7 +344,7 @@ func (h *harness) waitConnected(ctx context.Context, timeout time.Duration) erro
 		var bad []string
 		for _, r := range h.replicas {
 			r.mu.Lock()
-			for _, s := range r.streams {
+			for _, s := range r.streamsLocked() {
 				for _, st := range s.States() {
 					if st.State != "CONNECTED" {
 						bad = append(bad, fmt.Sprintf("%s %s %s %s", r.name(), st.Exchange, st.Symbol, st.State))
