@@ -11,7 +11,7 @@
 //     directory (so it can be stopped and restarted in place), one loopback
 //     TCP proxy per replica (so every simulator connection can be traced to
 //     the replica and replica generation that opened it), and two replicas
-//     wired like `mdbridge run` (cmd/mdbridge/app.go): their own NATS
+//     built by internal/node, as `mdbridge run` is: their own NATS
 //     connection, publisher.JetStream, StateWriter, snapshot service and
 //     requester, trade resumer, one bridge.Stream per exchange.
 //  2. Warm up, then execute the fault plan (Plan, derived from the seed
