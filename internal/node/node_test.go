@@ -92,23 +92,21 @@ func (e *testEnv) start(t *testing.T, cfg Config) *Node {
 func (e *testEnv) stored(t *testing.T) (msgs uint64, states map[string]string) {
 	t.Helper()
 	ctx := context.Background()
+	var (
+		stream jetstream.Stream
+		kv     jetstream.KeyValue
+		keys   []string
+	)
 	js, err := jetstream.New(e.connect(t))
-	if err != nil {
-		t.Fatal(err)
+	if err == nil {
+		stream, err = js.Stream(ctx, publisher.DefaultStream)
 	}
-	stream, err := js.Stream(ctx, publisher.DefaultStream)
-	if err != nil {
-		t.Fatal(err)
+	if err == nil {
+		kv, err = js.KeyValue(ctx, publisher.DefaultKVBucket)
 	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
+	if err == nil {
+		keys, err = kv.Keys(ctx)
 	}
-	kv, err := js.KeyValue(ctx, publisher.DefaultKVBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := kv.Keys(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +116,7 @@ func (e *testEnv) stored(t *testing.T) (msgs uint64, states map[string]string) {
 			states[k] = string(en.Value())
 		}
 	}
+	info := stream.CachedInfo()
 	return info.State.Msgs, states
 }
 
