@@ -418,15 +418,23 @@ func (sc *Scanner) Skip() error { return sc.skip(0) }
 // SkipCount consumes one array, validating it, and returns its number of
 // elements.
 func (sc *Scanner) SkipCount() (int, error) {
-	n := 0
-	err := sc.Array(func() error {
-		n++
-		return sc.skip(1)
-	})
-	if err != nil {
+	if err := sc.EnterArray(); err != nil {
 		return 0, err
 	}
-	return n, nil
+	n := 0
+	for first := true; ; first = false {
+		ok, err := sc.Element(first)
+		if err != nil {
+			return 0, err
+		}
+		if !ok {
+			return n, nil
+		}
+		if err := sc.skip(1); err != nil {
+			return 0, err
+		}
+		n++
+	}
 }
 
 func (sc *Scanner) skip(depth int) error {
@@ -435,9 +443,33 @@ func (sc *Scanner) skip(depth int) error {
 	}
 	switch c := sc.Peek(); c {
 	case '{':
-		return sc.Object(func(string) error { return sc.skip(depth + 1) })
+		sc.pos++
+		for first := true; ; first = false {
+			_, ok, err := sc.Member(first)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return nil
+			}
+			if err := sc.skip(depth + 1); err != nil {
+				return err
+			}
+		}
 	case '[':
-		return sc.Array(func() error { return sc.skip(depth + 1) })
+		sc.pos++
+		for first := true; ; first = false {
+			ok, err := sc.Element(first)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return nil
+			}
+			if err := sc.skip(depth + 1); err != nil {
+				return err
+			}
+		}
 	case '"':
 		_, _, err := sc.RawString()
 		return err

@@ -51,45 +51,41 @@ func (sc *Scanner) Decimal() (string, error) {
 // and returns the filled prefix. A pair with other than two elements, or a
 // non-decimal element, is an error.
 func (sc *Scanner) Levels(dst []bridge.Level) ([]bridge.Level, error) {
-	n := 0
-	err := sc.Array(func() error {
-		if n >= len(dst) {
-			return sc.errf("more levels than counted")
-		}
-		if err := sc.level(&dst[n]); err != nil {
-			return err
-		}
-		n++
-		return nil
-	})
-	if err != nil {
+	if err := sc.EnterArray(); err != nil {
 		return nil, err
 	}
-	return dst[:n], nil
-}
-
-// level reads one [price, qty] pair.
-func (sc *Scanner) level(l *bridge.Level) error {
-	if err := sc.EnterArray(); err != nil {
-		return err
+	n := 0
+	for first := true; ; first = false {
+		ok, err := sc.Element(first)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return dst[:n], nil
+		}
+		if n >= len(dst) {
+			return nil, sc.errf("more levels than counted")
+		}
+		if err := sc.EnterArray(); err != nil {
+			return nil, err
+		}
+		if ok, err := sc.Element(true); err != nil || !ok {
+			return nil, sc.errf("empty level")
+		}
+		if dst[n][0], err = sc.Decimal(); err != nil {
+			return nil, err
+		}
+		if ok, err := sc.Element(false); err != nil || !ok {
+			return nil, sc.errf("level without quantity")
+		}
+		if dst[n][1], err = sc.Decimal(); err != nil {
+			return nil, err
+		}
+		if ok, err := sc.Element(false); err != nil || ok {
+			return nil, sc.errf("level with more than two elements")
+		}
+		n++
 	}
-	var err error
-	if ok, err := sc.Element(true); err != nil || !ok {
-		return sc.errf("empty level")
-	}
-	if l[0], err = sc.Decimal(); err != nil {
-		return err
-	}
-	if ok, err := sc.Element(false); err != nil || !ok {
-		return sc.errf("level without quantity")
-	}
-	if l[1], err = sc.Decimal(); err != nil {
-		return err
-	}
-	if ok, err := sc.Element(false); err != nil || ok {
-		return sc.errf("level with more than two elements")
-	}
-	return nil
 }
 
 // Sides reads a book's bid and ask level arrays, found earlier at offsets
