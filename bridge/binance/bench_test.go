@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/bridge/internal/adaptertest"
 )
 
 // depthFrame20 is a depth update with 10 bids and 10 asks.
@@ -17,31 +18,13 @@ const depthFrame20 = `{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate",
 func BenchmarkDecodeTrade(b *testing.B) {
 	a := newTest(b, Config{})
 	a.URL([]bridge.Topic{{Symbol: "BTCUSDT", Channel: bridge.ChannelTrade}})
-	frame := []byte(tradeCombined)
-	dst := make([]bridge.Event, 0, 1)
-	b.SetBytes(int64(len(frame)))
-	b.ReportAllocs()
-	for b.Loop() {
-		var err error
-		if dst, _, err = a.Decode(frame, 1, dst[:0]); err != nil {
-			b.Fatal(err)
-		}
-	}
+	adaptertest.BenchDecode(b, a, tradeCombined)
 }
 
 func BenchmarkDecodeDepth(b *testing.B) {
 	a := newTest(b, Config{})
 	a.URL([]bridge.Topic{{Symbol: "BTCUSDT", Channel: bridge.ChannelBook}})
-	frame := []byte(depthFrame20)
-	dst := make([]bridge.Event, 0, 1)
-	b.SetBytes(int64(len(frame)))
-	b.ReportAllocs()
-	for b.Loop() {
-		var err error
-		if dst, _, err = a.Decode(frame, 1, dst[:0]); err != nil {
-			b.Fatal(err)
-		}
-	}
+	adaptertest.BenchDecode(b, a, depthFrame20)
 }
 
 // BenchmarkDecodeTradeStdlib is the encoding/json baseline (every key

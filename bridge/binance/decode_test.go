@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/bridge/internal/adaptertest"
 )
 
 func newTest(t testing.TB, cfg Config) *Adapter {
@@ -73,53 +74,8 @@ func TestDecodeData(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			a := newTest(t, Config{MicrosecondTimestamps: tt.micro})
 			a.URL([]bridge.Topic{{Symbol: "BTCUSDT", Channel: bridge.ChannelTrade}})
-			prefix := []bridge.Event{{Type: bridge.EventTrade, ID: "keep"}}
-			got, fr, err := a.Decode([]byte(tt.frame), recv, prefix)
-			if err != nil {
-				t.Fatalf("Decode: %v", err)
-			}
-			if fr.Kind != bridge.FrameData {
-				t.Fatalf("kind = %d, want FrameData", fr.Kind)
-			}
-			if len(got) != 2 || got[0].ID != "keep" {
-				t.Fatalf("got %d events, want the prefix plus one: %+v", len(got), got)
-			}
-			assertEvent(t, got[1], tt.want)
+			adaptertest.DecodeData(t, a, tt.frame, recv, tt.want)
 		})
-	}
-}
-
-func assertEvent(t *testing.T, got, want bridge.Event) {
-	t.Helper()
-	type f struct {
-		name      string
-		got, want any
-	}
-	for _, c := range []f{
-		{"Type", got.Type, want.Type}, {"Exchange", got.Exchange, want.Exchange}, {"Symbol", got.Symbol, want.Symbol},
-		{"TS", got.TS, want.TS}, {"RecvTS", got.RecvTS, want.RecvTS}, {"ID", got.ID, want.ID}, {"Seq", got.Seq, want.Seq},
-		{"Price", got.Price, want.Price}, {"Qty", got.Qty, want.Qty}, {"Side", got.Side, want.Side},
-		{"FirstID", got.FirstID, want.FirstID}, {"LastID", got.LastID, want.LastID},
-		{"len(Bids)", len(got.Bids), len(want.Bids)}, {"len(Asks)", len(got.Asks), len(want.Asks)},
-	} {
-		if c.got != c.want {
-			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
-		}
-	}
-	for i := range min(len(got.Bids), len(want.Bids)) {
-		if got.Bids[i] != want.Bids[i] {
-			t.Errorf("Bids[%d] = %v, want %v", i, got.Bids[i], want.Bids[i])
-		}
-	}
-	for i := range min(len(got.Asks), len(want.Asks)) {
-		if got.Asks[i] != want.Asks[i] {
-			t.Errorf("Asks[%d] = %v, want %v", i, got.Asks[i], want.Asks[i])
-		}
-	}
-	// Bids and asks share one allocation: appending to bids must not
-	// overwrite asks.
-	if len(got.Bids) > 0 && cap(got.Bids) != len(got.Bids) {
-		t.Errorf("cap(Bids) = %d, want len %d (capacity-limited)", cap(got.Bids), len(got.Bids))
 	}
 }
 
@@ -151,28 +107,10 @@ func TestDecodeControl(t *testing.T) {
 	a := newTest(t, Config{})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, fr, err := a.Decode([]byte(tt.frame), 1, nil)
-			if err != nil {
-				t.Fatalf("Decode: %v", err)
-			}
-			if len(got) != 0 {
-				t.Errorf("got %d events, want none", len(got))
-			}
-			if fr.Kind != tt.kind || fr.ReqID != tt.reqID {
-				t.Errorf("frame = {%d %q}, want {%d %q}", fr.Kind, fr.ReqID, tt.kind, tt.reqID)
-			}
-			if tt.kind != bridge.FrameError {
-				if fr.Err != nil {
-					t.Errorf("Err = %v, want nil", fr.Err)
-				}
-				return
-			}
+			fr := adaptertest.DecodeControl(t, a, tt.frame, tt.kind, tt.reqID)
 			var ae *APIError
-			if !errors.As(fr.Err, &ae) || !errors.Is(fr.Err, bridge.ErrExchange) {
-				t.Fatalf("Err = %v, want *APIError wrapping ErrExchange", fr.Err)
-			}
-			if ae.Code != tt.errCode || ae.Msg != tt.errMsg {
-				t.Errorf("APIError = {%d %q}, want {%d %q}", ae.Code, ae.Msg, tt.errCode, tt.errMsg)
+			if tt.kind == bridge.FrameError && (!errors.As(fr.Err, &ae) || ae.Code != tt.errCode || ae.Msg != tt.errMsg) {
+				t.Errorf("Err = %v, want *APIError {%d %q}", fr.Err, tt.errCode, tt.errMsg)
 			}
 		})
 	}
@@ -181,10 +119,8 @@ func TestDecodeControl(t *testing.T) {
 func TestDecodeMalformed(t *testing.T) {
 	trade := func(repl ...string) string { return strings.NewReplacer(repl...).Replace(tradeRaw) }
 	depth := func(repl ...string) string { return strings.NewReplacer(repl...).Replace(depthCombined) }
-	tests := []struct {
-		name  string
-		frame string
-	}{
+	a := newTest(t, Config{})
+	adaptertest.DecodeMalformed(t, a, [][2]string{
 		{"empty", ``},
 		{"whitespace", "  \n"},
 		{"not JSON", `hello`},
@@ -236,20 +172,7 @@ func TestDecodeMalformed(t *testing.T) {
 		{"level numbers", depth(`["0.0024","10"]`, `[0.0024,10]`)},
 		{"level not array", depth(`["0.0024","10"]`, `"0.0024"`)},
 		{"error code is a fraction", `{"error":{"code":2.5,"msg":"x"},"id":1}`},
-	}
-	a := newTest(t, Config{})
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			prefix := []bridge.Event{{ID: "keep"}}
-			got, fr, err := a.Decode([]byte(tt.frame), 1, prefix)
-			if !errors.Is(err, bridge.ErrMalformed) {
-				t.Fatalf("err = %v, want ErrMalformed (frame kind %d)", err, fr.Kind)
-			}
-			if len(got) != 1 || got[0].ID != "keep" {
-				t.Errorf("dst changed on error: %+v", got)
-			}
-		})
-	}
+	})
 }
 
 func TestDecodeOversized(t *testing.T) {
@@ -315,7 +238,7 @@ func TestDecodeMatchesEncodingJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		assertEvent(t, got[0], want)
+		adaptertest.AssertEvent(t, got[0], want)
 	}
 }
 

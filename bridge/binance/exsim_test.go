@@ -5,13 +5,13 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/bridge/internal/adaptertest"
 	"github.com/qldata/mdbridge/internal/exsim"
 )
 
@@ -27,32 +27,16 @@ func startSim(t *testing.T, cfg exsim.Config) *exsim.Server {
 	if cfg.InboundLimit == 0 {
 		cfg.InboundLimit = -1
 	}
-	s, err := exsim.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
+	return adaptertest.StartSim(t, cfg)
 }
 
-// countingTransport counts the requests that actually leave the adapter.
-type countingTransport struct{ n atomic.Int64 }
-
-func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.n.Add(1)
-	return http.DefaultTransport.RoundTrip(r)
-}
-
-func simAdapter(t *testing.T, s *exsim.Server, cfg Config) (*Adapter, *countingTransport) {
+func simAdapter(t *testing.T, s *exsim.Server, cfg Config) (*Adapter, *adaptertest.CountingTransport) {
 	t.Helper()
-	ct := &countingTransport{}
+	ct := &adaptertest.CountingTransport{}
 	cfg.WSURL, cfg.RESTURL = s.BinanceWSURL(), s.BinanceRESTURL()
 	cfg.HTTPClient = &http.Client{Transport: ct, Timeout: 10 * time.Second}
 	if cfg.Limiter == nil {
-		cfg.Limiter = newLimiter(t, 100000)
+		cfg.Limiter = adaptertest.NewLimiter(t, 100000)
 	}
 	return newTest(t, cfg), ct
 }
@@ -152,8 +136,8 @@ func TestSimRateLimitFaults(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		_, err = a.ServerTime(ctx)
 		cancel()
-		if !errors.Is(err, context.DeadlineExceeded) || ct.n.Load() != 1 {
-			t.Fatalf("%d: during the pause: err %v, %d requests sent", c.status, err, ct.n.Load())
+		if !errors.Is(err, context.DeadlineExceeded) || ct.N.Load() != 1 {
+			t.Fatalf("%d: during the pause: err %v, %d requests sent", c.status, err, ct.N.Load())
 		}
 		if _, err := a.ServerTime(context.Background()); err != nil {
 			t.Fatalf("%d: after the pause: %v", c.status, err)
@@ -184,7 +168,7 @@ func TestSimWeightLimit(t *testing.T) {
 			t.Fatalf("status %d", resp.StatusCode)
 		}
 	}
-	lim := newLimiter(t, 120)
+	lim := adaptertest.NewLimiter(t, 120)
 	a, ct := simAdapter(t, s, Config{Limiter: lim, BookDepth: 100})
 	if _, err := a.ServerTime(context.Background()); err != nil {
 		t.Fatal(err)
@@ -200,7 +184,7 @@ func TestSimWeightLimit(t *testing.T) {
 	if _, err := b.Snapshot(ctx, "BTCUSDT"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want the limiter to hold the request", err)
 	}
-	if n := ct.n.Load(); n != 1 {
+	if n := ct.N.Load(); n != 1 {
 		t.Fatalf("%d requests sent, want 1", n)
 	}
 	// Without the local budget (a limiter that knows nothing), the
@@ -216,25 +200,9 @@ func TestSimWeightLimit(t *testing.T) {
 	}
 }
 
-func dialSim(t *testing.T, url string) *websocket.Conn {
-	t.Helper()
-	ws, resp, err := websocket.DefaultDialer.Dial(url, nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", url, err)
-	}
-	resp.Body.Close()
-	t.Cleanup(func() { ws.Close() })
-	return ws
-}
-
 func readDecode(t *testing.T, a *Adapter, ws *websocket.Conn) ([]bridge.Event, bridge.Frame, error) {
 	t.Helper()
-	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, b, err := ws.ReadMessage()
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	return a.Decode(b, time.Now().UnixNano(), nil)
+	return a.Decode(adaptertest.ReadFrame(t, ws), time.Now().UnixNano(), nil)
 }
 
 // TestSimStream: the simulator's frames decode into exactly the generated
@@ -260,7 +228,7 @@ func TestSimStream(t *testing.T) {
 				}
 				topics = append(pad, topics...)
 			}
-			ws := dialSim(t, a.URL(topics))
+			ws := adaptertest.DialSim(t, a.URL(topics))
 			id := int64(0)
 			frames := a.SubscribeFrames(topics, func() int64 { id++; return id })
 			if viaSubscribe != (len(frames) > 0) {
@@ -324,7 +292,7 @@ func TestSimStream(t *testing.T) {
 func TestSimFaultFrames(t *testing.T) {
 	s := startSim(t, exsim.Config{})
 	a, _ := simAdapter(t, s, Config{MaxFrameBytes: 64 << 10})
-	ws := dialSim(t, a.URL([]bridge.Topic{{Symbol: "BTCUSDT", Channel: bridge.ChannelTrade}}))
+	ws := adaptertest.DialSim(t, a.URL([]bridge.Topic{{Symbol: "BTCUSDT", Channel: bridge.ChannelTrade}}))
 	waitSubscribed(t, s, 1)
 	for _, mode := range []exsim.MalformedMode{exsim.MalformedInvalidJSON, exsim.MalformedWrongTypes, exsim.MalformedTruncated, exsim.MalformedOversized} {
 		if _, err := s.InjectFault(exsim.Fault{Kind: exsim.FaultMalformed, Venue: exsim.Binance, Mode: mode, Count: 1, Size: 128 << 10}); err != nil {

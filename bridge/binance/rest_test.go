@@ -5,79 +5,24 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/bridge/internal/adaptertest"
 	"github.com/qldata/mdbridge/resilience"
 )
 
-// fakeREST is a scripted Binance REST endpoint that records every request.
-type fakeREST struct {
-	mu      sync.Mutex
-	hits    atomic.Int64
-	queries []string // path?query of each request
-	reply   func(w http.ResponseWriter, r *http.Request)
-}
-
-func (f *fakeREST) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f.hits.Add(1)
-	f.mu.Lock()
-	f.queries = append(f.queries, r.URL.Path+"?"+r.URL.RawQuery)
-	reply := f.reply
-	f.mu.Unlock()
-	reply(w, r)
-}
-
-func (f *fakeREST) set(reply func(w http.ResponseWriter, r *http.Request)) {
-	f.mu.Lock()
-	f.reply = reply
-	f.mu.Unlock()
-}
-
-func (f *fakeREST) last() string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.queries) == 0 {
-		return ""
-	}
-	return f.queries[len(f.queries)-1]
-}
-
-func respond(status int, body string, hdr ...string) func(w http.ResponseWriter, r *http.Request) {
-	return func(w http.ResponseWriter, r *http.Request) {
-		for i := 0; i+1 < len(hdr); i += 2 {
-			w.Header().Set(hdr[i], hdr[i+1])
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_, _ = w.Write([]byte(body))
-	}
-}
-
-func newLimiter(t testing.TB, rpm int) *resilience.RateLimitManager {
-	t.Helper()
-	lim, err := resilience.NewRateLimitManager(resilience.RateLimitConfig{RequestsPerMinute: rpm, Burst: rpm})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return lim
-}
-
 // newServed returns an adapter whose REST calls go to a real loopback
 // httptest server backed by f.
-func newServed(t *testing.T, f *fakeREST, cfg Config) *Adapter {
+func newServed(t *testing.T, f *adaptertest.FakeREST, cfg Config) *Adapter {
 	t.Helper()
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
-	cfg.RESTURL = srv.URL
+	cfg.RESTURL = adaptertest.Serve(t, f)
 	if cfg.Limiter == nil {
-		cfg.Limiter = newLimiter(t, 100000)
+		cfg.Limiter = adaptertest.NewLimiter(t, 100000)
 	}
 	return newTest(t, cfg)
 }
@@ -85,13 +30,13 @@ func newServed(t *testing.T, f *fakeREST, cfg Config) *Adapter {
 const depthBody = `{"lastUpdateId":1027024,"bids":[["4.00000000","431.00000000"],["3.99000000","9.00000000"]],"asks":[["4.00000200","12.00000000"]]}`
 
 func TestSnapshot(t *testing.T) {
-	f := &fakeREST{reply: respond(200, depthBody)}
+	f := adaptertest.NewFakeREST(adaptertest.Respond(200, depthBody))
 	a := newServed(t, f, Config{})
 	ev, err := a.Snapshot(context.Background(), "btcusdt")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := f.last(); got != "/api/v3/depth?limit=1000&symbol=BTCUSDT" {
+	if got := f.Last(); got != "/api/v3/depth?limit=1000&symbol=BTCUSDT" {
 		t.Errorf("request %q", got)
 	}
 	if ev.Type != bridge.EventBookSnapshot || ev.Exchange != "binance" || ev.Symbol != "BTCUSDT" || ev.LastID != 1027024 ||
@@ -109,9 +54,9 @@ func TestSnapshot(t *testing.T) {
 func TestSnapshotWeight(t *testing.T) {
 	for _, c := range []struct{ depth, weight int }{{100, 5}, {500, 25}, {1000, 50}, {5000, 250}} {
 		t.Run(fmt.Sprint(c.depth), func(t *testing.T) {
-			f := &fakeREST{reply: respond(200, `{"lastUpdateId":1,"bids":[],"asks":[]}`)}
+			f := adaptertest.NewFakeREST(adaptertest.Respond(200, `{"lastUpdateId":1,"bids":[],"asks":[]}`))
 			for attempt := 0; ; attempt++ {
-				lim := newLimiter(t, 100000)
+				lim := adaptertest.NewLimiter(t, 100000)
 				a := newServed(t, f, Config{BookDepth: c.depth, Limiter: lim})
 				minute := time.Now().Truncate(time.Minute)
 				if _, err := a.Snapshot(context.Background(), "BTCUSDT"); err != nil {
@@ -124,8 +69,8 @@ func TestSnapshotWeight(t *testing.T) {
 				if used != c.weight {
 					t.Errorf("used weight %d, want %d", used, c.weight)
 				}
-				if !strings.Contains(f.last(), fmt.Sprintf("limit=%d", c.depth)) {
-					t.Errorf("request %q", f.last())
+				if !strings.Contains(f.Last(), fmt.Sprintf("limit=%d", c.depth)) {
+					t.Errorf("request %q", f.Last())
 				}
 				break
 			}
@@ -134,8 +79,8 @@ func TestSnapshotWeight(t *testing.T) {
 }
 
 func TestUsedWeightHeaderSync(t *testing.T) {
-	lim := newLimiter(t, 1200)
-	f := &fakeREST{reply: respond(200, `{"serverTime":1499827319559}`, "X-MBX-USED-WEIGHT-1M", "1150")}
+	lim := adaptertest.NewLimiter(t, 1200)
+	f := adaptertest.NewFakeREST(adaptertest.Respond(200, `{"serverTime":1499827319559}`, "X-MBX-USED-WEIGHT-1M", "1150"))
 	a := newServed(t, f, Config{Limiter: lim})
 	if _, err := a.ServerTime(context.Background()); err != nil {
 		t.Fatal(err)
@@ -146,82 +91,41 @@ func TestUsedWeightHeaderSync(t *testing.T) {
 }
 
 func TestRESTErrors(t *testing.T) {
-	tests := []struct {
-		name      string
-		status    int
-		body      string
-		hdr       []string
-		rateLimit *bridge.RateLimitError
-		code      int // expected APIError code, when not rate limited
-		malformed bool
-	}{
-		{"429 with Retry-After", 429, `{"code":-1003,"msg":"Too much request weight used; current limit is 1200 request weight per 1 MINUTE."}`,
-			[]string{"Retry-After", "7"}, &bridge.RateLimitError{Status: 429, RetryAfter: 7 * time.Second}, 0, false},
-		{"429 without Retry-After", 429, `{"code":-1003,"msg":"x"}`, nil, &bridge.RateLimitError{Status: 429, RetryAfter: time.Minute}, 0, false},
-		{"418 ban", 418, `{"code":-1003,"msg":"Way too much request weight used; IP banned until 1700000000000."}`,
-			[]string{"Retry-After", "7200"}, &bridge.RateLimitError{Status: 418, RetryAfter: 2 * time.Hour, Banned: true}, 0, false},
-		{"418 without Retry-After", 418, ``, nil, &bridge.RateLimitError{Status: 418, RetryAfter: 2 * time.Minute, Banned: true}, 0, false},
-		{"bad symbol", 400, `{"code":-1121,"msg":"Invalid symbol."}`, nil, nil, CodeBadSymbol, false},
-		{"WAF 403", 403, `<html>forbidden</html>`, nil, nil, 0, false},
-		{"503", 503, `{"code":-1001,"msg":"Internal error; unable to process your request. Please try again."}`, nil, nil, -1001, false},
-		{"502 html", 502, `<html>bad gateway</html>`, nil, nil, 0, false},
-		{"200 invalid JSON", 200, `{"lastUpdateId":`, nil, nil, 0, true},
-		{"200 wrong types", 200, `{"lastUpdateId":"1","bids":[],"asks":[]}`, nil, nil, 0, true},
-		{"200 missing asks", 200, `{"lastUpdateId":1,"bids":[]}`, nil, nil, 0, true},
-		{"200 bad level", 200, `{"lastUpdateId":1,"bids":[["1"]],"asks":[]}`, nil, nil, 0, true},
-		{"oversized body", 200, `{"lastUpdateId":1,"bids":[],"asks":[],"x":"` + strings.Repeat("a", 4096) + `"}`, nil, nil, 0, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := &fakeREST{reply: respond(tt.status, tt.body, tt.hdr...)}
-			lim := newLimiter(t, 100000)
-			a := newServed(t, f, Config{Limiter: lim, MaxBodyBytes: 2048})
-			before := time.Now()
-			_, err := a.Snapshot(context.Background(), "BTCUSDT")
-			if err == nil {
-				t.Fatal("no error")
-			}
-			var rl *bridge.RateLimitError
-			var ae *APIError
-			switch {
-			case tt.rateLimit != nil:
-				if !errors.As(err, &rl) || !errors.Is(err, bridge.ErrRateLimited) {
-					t.Fatalf("err = %v, want *RateLimitError", err)
-				}
-				if *rl != *tt.rateLimit {
-					t.Errorf("RateLimitError = %+v, want %+v", *rl, *tt.rateLimit)
-				}
-				if until := lim.PausedUntil(); until.Before(before.Add(tt.rateLimit.RetryAfter)) {
-					t.Errorf("limiter paused until %v, want >= now+%v", until, tt.rateLimit.RetryAfter)
-				}
-			case tt.malformed:
-				if !errors.Is(err, bridge.ErrMalformed) {
-					t.Fatalf("err = %v, want ErrMalformed", err)
-				}
-			default:
-				if !errors.As(err, &ae) || !errors.Is(err, bridge.ErrExchange) {
-					t.Fatalf("err = %v, want *APIError", err)
-				}
-				if ae.Status != tt.status || ae.Code != tt.code || ae.Path != "/api/v3/depth" {
-					t.Errorf("APIError = %+v", ae)
-				}
-				if !lim.PausedUntil().IsZero() {
-					t.Errorf("limiter paused by a non-rate-limit error")
-				}
-			}
-		})
-	}
+	adaptertest.RESTErrors(t, []adaptertest.RESTErrorCase{
+		{Name: "429 with Retry-After", Status: 429, Body: `{"code":-1003,"msg":"Too much request weight used; current limit is 1200 request weight per 1 MINUTE."}`, Hdr: []string{"Retry-After", "7"}, RateLimit: &bridge.RateLimitError{Status: 429, RetryAfter: 7 * time.Second}},
+		{Name: "429 without Retry-After", Status: 429, Body: `{"code":-1003,"msg":"x"}`, RateLimit: &bridge.RateLimitError{Status: 429, RetryAfter: time.Minute}},
+		{Name: "418 ban", Status: 418, Body: `{"code":-1003,"msg":"Way too much request weight used; IP banned until 1700000000000."}`, Hdr: []string{"Retry-After", "7200"}, RateLimit: &bridge.RateLimitError{Status: 418, RetryAfter: 2 * time.Hour, Banned: true}},
+		{Name: "418 without Retry-After", Status: 418, Body: ``, RateLimit: &bridge.RateLimitError{Status: 418, RetryAfter: 2 * time.Minute, Banned: true}},
+		{Name: "bad symbol", Status: 400, Body: `{"code":-1121,"msg":"Invalid symbol."}`, Code: CodeBadSymbol},
+		{Name: "WAF 403", Status: 403, Body: `<html>forbidden</html>`},
+		{Name: "503", Status: 503, Body: `{"code":-1001,"msg":"Internal error; unable to process your request. Please try again."}`, Code: -1001},
+		{Name: "502 html", Status: 502, Body: `<html>bad gateway</html>`},
+		{Name: "200 invalid JSON", Status: 200, Body: `{"lastUpdateId":`, Malformed: true},
+		{Name: "200 wrong types", Status: 200, Body: `{"lastUpdateId":"1","bids":[],"asks":[]}`, Malformed: true},
+		{Name: "200 missing asks", Status: 200, Body: `{"lastUpdateId":1,"bids":[]}`, Malformed: true},
+		{Name: "200 bad level", Status: 200, Body: `{"lastUpdateId":1,"bids":[["1"]],"asks":[]}`, Malformed: true},
+		{Name: "oversized body", Status: 200, Body: `{"lastUpdateId":1,"bids":[],"asks":[],"x":"` + strings.Repeat("a", 4096) + `"}`, Malformed: true},
+	}, func(t *testing.T, restURL string, lim *resilience.RateLimitManager) error {
+		a := newTest(t, Config{RESTURL: restURL, Limiter: lim, MaxBodyBytes: 2048})
+		_, err := a.Snapshot(context.Background(), "BTCUSDT")
+		return err
+	}, func(t *testing.T, c adaptertest.RESTErrorCase, err error) {
+		var ae *APIError
+		if !errors.As(err, &ae) || ae.Status != c.Status || ae.Code != c.Code || ae.Path != "/api/v3/depth" {
+			t.Errorf("err = %v, want *APIError with status %d, code %d", err, c.Status, c.Code)
+		}
+	})
 }
 
 // TestRateLimitPauseBlocksRequests (real sockets): after a 429 no request
 // reaches the server until Retry-After has passed.
 func TestRateLimitPauseBlocksRequests(t *testing.T) {
-	f := &fakeREST{reply: respond(429, `{"code":-1003,"msg":"x"}`, "Retry-After", "30")}
+	f := adaptertest.NewFakeREST(adaptertest.Respond(429, `{"code":-1003,"msg":"x"}`, "Retry-After", "30"))
 	a := newServed(t, f, Config{})
 	if _, err := a.ServerTime(context.Background()); !errors.Is(err, bridge.ErrRateLimited) {
 		t.Fatalf("err = %v", err)
 	}
-	f.set(respond(200, `{"serverTime":1}`))
+	f.Set(adaptertest.Respond(200, `{"serverTime":1}`))
 	for _, call := range []func(ctx context.Context) error{
 		func(ctx context.Context) error { _, err := a.ServerTime(ctx); return err },
 		func(ctx context.Context) error { _, err := a.Snapshot(ctx, "BTCUSDT"); return err },
@@ -234,29 +138,14 @@ func TestRateLimitPauseBlocksRequests(t *testing.T) {
 			t.Errorf("err = %v, want DeadlineExceeded while paused", err)
 		}
 	}
-	if n := f.hits.Load(); n != 1 {
+	if n := f.Hits.Load(); n != 1 {
 		t.Fatalf("%d requests reached the server, want 1 (none during the pause)", n)
 	}
 }
 
-// handlerTransport serves requests in-process (no sockets, no goroutines),
-// so REST calls can run inside a synctest bubble with fake time.
-type handlerTransport struct{ h http.Handler }
-
-func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if err := r.Context().Err(); err != nil {
-		return nil, err
-	}
-	rec := httptest.NewRecorder()
-	t.h.ServeHTTP(rec, r)
-	resp := rec.Result()
-	resp.Request = r
-	return resp, nil
-}
-
-func newBubbled(t *testing.T, f *fakeREST, lim *resilience.RateLimitManager) *Adapter {
+func newBubbled(t *testing.T, f *adaptertest.FakeREST, lim *resilience.RateLimitManager) *Adapter {
 	t.Helper()
-	return newTest(t, Config{Limiter: lim, HTTPClient: &http.Client{Transport: handlerTransport{f}}})
+	return newTest(t, Config{Limiter: lim, HTTPClient: &http.Client{Transport: adaptertest.HandlerTransport{H: f}}})
 }
 
 // TestRetryAfterObeyed (fake time): a 429 with Retry-After 5 and a 418 with
@@ -269,15 +158,15 @@ func TestRetryAfterObeyed(t *testing.T) {
 	}{{429, 5 * time.Second}, {418, 120 * time.Second}} {
 		t.Run(fmt.Sprint(c.status), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				f := &fakeREST{reply: respond(c.status, `{"code":-1003,"msg":"x"}`, "Retry-After", fmt.Sprint(int(c.after/time.Second)))}
-				a := newBubbled(t, f, newLimiter(t, 100000))
+				f := adaptertest.NewFakeREST(adaptertest.Respond(c.status, `{"code":-1003,"msg":"x"}`, "Retry-After", fmt.Sprint(int(c.after/time.Second))))
+				a := newBubbled(t, f, adaptertest.NewLimiter(t, 100000))
 				start := time.Now()
 				_, err := a.ServerTime(context.Background())
 				var rl *bridge.RateLimitError
 				if !errors.As(err, &rl) || rl.RetryAfter != c.after || rl.Banned != (c.status == 418) {
 					t.Fatalf("err = %v", err)
 				}
-				f.set(respond(200, `{"serverTime":1700000000000}`))
+				f.Set(adaptertest.Respond(200, `{"serverTime":1700000000000}`))
 				var done atomic.Int64
 				for range 3 {
 					go func() {
@@ -292,12 +181,12 @@ func TestRetryAfterObeyed(t *testing.T) {
 				}
 				time.Sleep(c.after - time.Millisecond)
 				synctest.Wait()
-				if n := f.hits.Load(); n != 1 || done.Load() != 0 {
+				if n := f.Hits.Load(); n != 1 || done.Load() != 0 {
 					t.Fatalf("%d requests sent, %d done during the pause", n, done.Load())
 				}
 				time.Sleep(2 * time.Millisecond)
 				synctest.Wait()
-				if n := f.hits.Load(); n != 4 || done.Load() != 3 {
+				if n := f.Hits.Load(); n != 4 || done.Load() != 3 {
 					t.Fatalf("after the pause: %d requests, %d done; want 4, 3", n, done.Load())
 				}
 			})
@@ -310,40 +199,40 @@ func TestRetryAfterObeyed(t *testing.T) {
 // instead of being sent.
 func TestUsedWeightHoldsRequests(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		lim := newLimiter(t, 1200)
-		f := &fakeREST{reply: respond(200, `{"serverTime":1}`, "X-MBX-USED-WEIGHT-1M", "1190")}
+		lim := adaptertest.NewLimiter(t, 1200)
+		f := adaptertest.NewFakeREST(adaptertest.Respond(200, `{"serverTime":1}`, "X-MBX-USED-WEIGHT-1M", "1190"))
 		a := newBubbled(t, f, lim)
 		time.Sleep(10 * time.Second) // 00:00:10
 		if _, err := a.ServerTime(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		f.set(respond(200, depthBody))
+		f.Set(adaptertest.Respond(200, depthBody))
 		done := make(chan error, 1)
 		go func() { _, err := a.Snapshot(context.Background(), "BTCUSDT"); done <- err }()
 		time.Sleep(49 * time.Second) // 00:00:59
 		synctest.Wait()
-		if n := f.hits.Load(); n != 1 {
+		if n := f.Hits.Load(); n != 1 {
 			t.Fatalf("snapshot (weight 50) sent with 1190 of 1200 used: %d requests", n)
 		}
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		if err := <-done; err != nil || f.hits.Load() != 2 {
-			t.Fatalf("snapshot in the next window: err %v, %d requests", err, f.hits.Load())
+		if err := <-done; err != nil || f.Hits.Load() != 2 {
+			t.Fatalf("snapshot in the next window: err %v, %d requests", err, f.Hits.Load())
 		}
 	})
 }
 
 func TestServerTime(t *testing.T) {
-	f := &fakeREST{reply: respond(200, `{"serverTime":1499827319559}`)}
+	f := adaptertest.NewFakeREST(adaptertest.Respond(200, `{"serverTime":1499827319559}`))
 	a := newServed(t, f, Config{})
 	got, err := a.ServerTime(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !got.Equal(time.UnixMilli(1499827319559)) || f.last() != "/api/v3/time?" {
-		t.Errorf("ServerTime = %v (request %q)", got, f.last())
+	if !got.Equal(time.UnixMilli(1499827319559)) || f.Last() != "/api/v3/time?" {
+		t.Errorf("ServerTime = %v (request %q)", got, f.Last())
 	}
-	f.set(respond(200, `{}`))
+	f.Set(adaptertest.Respond(200, `{}`))
 	if _, err := a.ServerTime(context.Background()); !errors.Is(err, bridge.ErrMalformed) {
 		t.Errorf("missing serverTime: err = %v", err)
 	}
@@ -364,13 +253,13 @@ func tradesJSON(from, to int64) string {
 }
 
 func TestTradesHistorical(t *testing.T) {
-	f := &fakeREST{reply: respond(200, tradesJSON(28457, 28459))}
+	f := adaptertest.NewFakeREST(adaptertest.Respond(200, tradesJSON(28457, 28459)))
 	a := newServed(t, f, Config{})
 	got, err := a.Trades(context.Background(), "BTCUSDT", 28457, 500)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if q := f.last(); q != "/api/v3/historicalTrades?fromId=28457&limit=500&symbol=BTCUSDT" {
+	if q := f.Last(); q != "/api/v3/historicalTrades?fromId=28457&limit=500&symbol=BTCUSDT" {
 		t.Errorf("request %q", q)
 	}
 	if len(got) != 3 {
@@ -383,7 +272,7 @@ func TestTradesHistorical(t *testing.T) {
 		if id%2 == 0 {
 			want.Side = bridge.SideSell
 		}
-		assertEvent(t, ev, want)
+		adaptertest.AssertEvent(t, ev, want)
 	}
 	// Trades below fromID are dropped; limit is honoured.
 	got, err = a.Trades(context.Background(), "BTCUSDT", 28458, 1)
@@ -397,7 +286,7 @@ func TestTradesHistorical(t *testing.T) {
 		"missing maker":  `[{"id":1,"price":"1","qty":"1","time":1}]`,
 		"not an array":   `{"id":1}`,
 	} {
-		f.set(respond(200, body))
+		f.Set(adaptertest.Respond(200, body))
 		if _, err := a.Trades(context.Background(), "BTCUSDT", 0, 10); !errors.Is(err, bridge.ErrMalformed) {
 			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
 		}
@@ -407,13 +296,13 @@ func TestTradesHistorical(t *testing.T) {
 // TestTradesFallback: historicalTrades refused (API key required) falls
 // back to /api/v3/trades, remembered for later calls.
 func TestTradesFallback(t *testing.T) {
-	f := &fakeREST{}
-	f.set(func(w http.ResponseWriter, r *http.Request) {
+	f := adaptertest.NewFakeREST(nil)
+	f.Set(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/api/v3/historicalTrades" {
-			respond(401, `{"code":-2014,"msg":"API-key format invalid."}`)(w, r)
+			adaptertest.Respond(401, `{"code":-2014,"msg":"API-key format invalid."}`)(w, r)
 			return
 		}
-		respond(200, tradesJSON(100, 105))(w, r)
+		adaptertest.Respond(200, tradesJSON(100, 105))(w, r)
 	})
 	a := newServed(t, f, Config{})
 	got, err := a.Trades(context.Background(), "BTCUSDT", 103, 1000)
@@ -423,7 +312,7 @@ func TestTradesFallback(t *testing.T) {
 	if len(got) != 3 || got[0].Seq != 103 || got[2].Seq != 105 {
 		t.Errorf("fallback trades %+v", got)
 	}
-	if q := f.last(); q != "/api/v3/trades?limit=1000&symbol=BTCUSDT" {
+	if q := f.Last(); q != "/api/v3/trades?limit=1000&symbol=BTCUSDT" {
 		t.Errorf("fallback request %q", q)
 	}
 	// fromID older than the recent window: what is there is returned; the
@@ -432,29 +321,29 @@ func TestTradesFallback(t *testing.T) {
 	if err != nil || len(got) != 6 || got[0].Seq != 100 {
 		t.Errorf("old fromID: %v %d trades", err, len(got))
 	}
-	if n := f.hits.Load(); n != 3 {
+	if n := f.Hits.Load(); n != 3 {
 		t.Errorf("%d requests, want 3 (historicalTrades tried once)", n)
 	}
 	// Other errors do not trigger the fallback.
-	f2 := &fakeREST{reply: respond(400, `{"code":-1121,"msg":"Invalid symbol."}`)}
+	f2 := adaptertest.NewFakeREST(adaptertest.Respond(400, `{"code":-1121,"msg":"Invalid symbol."}`))
 	b := newServed(t, f2, Config{})
 	var ae *APIError
 	if _, err := b.Trades(context.Background(), "NOPE", 1, 10); !errors.As(err, &ae) || ae.Code != CodeBadSymbol {
 		t.Errorf("err = %v", err)
 	}
-	if b.historicalRefused.Load() || f2.hits.Load() != 1 {
+	if b.historicalRefused.Load() || f2.Hits.Load() != 1 {
 		t.Errorf("fallback taken on a bad symbol")
 	}
 }
 
 func TestRESTContextAndInput(t *testing.T) {
 	block := make(chan struct{})
-	f := &fakeREST{reply: func(w http.ResponseWriter, r *http.Request) {
+	f := adaptertest.NewFakeREST(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-block:
 		case <-r.Context().Done():
 		}
-	}}
+	})
 	a := newServed(t, f, Config{})
 	defer close(block)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/bridge/internal/adaptertest"
 )
 
 const oneTrade = `{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1672304486868,"data":[` +
@@ -12,27 +13,11 @@ const oneTrade = `{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":16723044
 func BenchmarkDecodeTrade(b *testing.B) {
 	a := newTest(b, Config{})
 	a.URL([]bridge.Topic{{Symbol: "BTCUSDT", Channel: bridge.ChannelTrade}})
-	frame := []byte(oneTrade)
-	dst := make([]bridge.Event, 0, 4)
-	b.ReportAllocs()
-	for b.Loop() {
-		var err error
-		if dst, _, err = a.Decode(frame, 1, dst[:0]); err != nil {
-			b.Fatal(err)
-		}
-	}
+	adaptertest.BenchDecode(b, a, oneTrade)
 }
 
 func BenchmarkDecodeDepth(b *testing.B) {
 	a := newTest(b, Config{})
 	a.URL([]bridge.Topic{{Symbol: "BTCUSDT", Channel: bridge.ChannelBook}})
-	frame := []byte(bookDelta)
-	dst := make([]bridge.Event, 0, 1)
-	b.ReportAllocs()
-	for b.Loop() {
-		var err error
-		if dst, _, err = a.Decode(frame, 1, dst[:0]); err != nil {
-			b.Fatal(err)
-		}
-	}
+	adaptertest.BenchDecode(b, a, bookDelta)
 }

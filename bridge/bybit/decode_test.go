@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/bridge/internal/adaptertest"
 )
 
 func newTest(t testing.TB, cfg Config) *Adapter {
@@ -82,53 +83,8 @@ func TestDecodeData(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			a := newTest(t, Config{Market: tt.market})
 			a.URL([]bridge.Topic{{Symbol: "BTCUSDT", Channel: bridge.ChannelTrade}})
-			prefix := []bridge.Event{{ID: "keep"}}
-			got, fr, err := a.Decode([]byte(tt.frame), recv, prefix)
-			if err != nil {
-				t.Fatalf("Decode: %v", err)
-			}
-			if fr.Kind != bridge.FrameData {
-				t.Fatalf("kind = %d, want FrameData", fr.Kind)
-			}
-			if len(got) != 1+len(tt.want) || got[0].ID != "keep" {
-				t.Fatalf("got %d events, want the prefix plus %d: %+v", len(got), len(tt.want), got)
-			}
-			for i, w := range tt.want {
-				assertEvent(t, got[1+i], w)
-			}
+			adaptertest.DecodeData(t, a, tt.frame, recv, tt.want...)
 		})
-	}
-}
-
-func assertEvent(t *testing.T, got, want bridge.Event) {
-	t.Helper()
-	type f struct {
-		name      string
-		got, want any
-	}
-	for _, c := range []f{
-		{"Type", got.Type, want.Type}, {"Exchange", got.Exchange, want.Exchange}, {"Symbol", got.Symbol, want.Symbol},
-		{"TS", got.TS, want.TS}, {"RecvTS", got.RecvTS, want.RecvTS}, {"ID", got.ID, want.ID}, {"Seq", got.Seq, want.Seq},
-		{"Price", got.Price, want.Price}, {"Qty", got.Qty, want.Qty}, {"Side", got.Side, want.Side},
-		{"FirstID", got.FirstID, want.FirstID}, {"LastID", got.LastID, want.LastID},
-		{"len(Bids)", len(got.Bids), len(want.Bids)}, {"len(Asks)", len(got.Asks), len(want.Asks)},
-	} {
-		if c.got != c.want {
-			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
-		}
-	}
-	for i := range min(len(got.Bids), len(want.Bids)) {
-		if got.Bids[i] != want.Bids[i] {
-			t.Errorf("Bids[%d] = %v, want %v", i, got.Bids[i], want.Bids[i])
-		}
-	}
-	for i := range min(len(got.Asks), len(want.Asks)) {
-		if got.Asks[i] != want.Asks[i] {
-			t.Errorf("Asks[%d] = %v, want %v", i, got.Asks[i], want.Asks[i])
-		}
-	}
-	if len(got.Bids) > 0 && cap(got.Bids) != len(got.Bids) {
-		t.Errorf("cap(Bids) = %d, want len %d", cap(got.Bids), len(got.Bids))
 	}
 }
 
@@ -154,28 +110,10 @@ func TestDecodeControl(t *testing.T) {
 	a := newTest(t, Config{})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, fr, err := a.Decode([]byte(tt.frame), 1, nil)
-			if err != nil {
-				t.Fatalf("Decode: %v", err)
-			}
-			if len(got) != 0 {
-				t.Errorf("got %d events, want none", len(got))
-			}
-			if fr.Kind != tt.kind || fr.ReqID != tt.reqID {
-				t.Errorf("frame = {%d %q}, want {%d %q}", fr.Kind, fr.ReqID, tt.kind, tt.reqID)
-			}
-			if tt.kind != bridge.FrameError {
-				if fr.Err != nil {
-					t.Errorf("Err = %v", fr.Err)
-				}
-				return
-			}
+			fr := adaptertest.DecodeControl(t, a, tt.frame, tt.kind, tt.reqID)
 			var ae *APIError
-			if !errors.As(fr.Err, &ae) || !errors.Is(fr.Err, bridge.ErrExchange) {
-				t.Fatalf("Err = %v, want *APIError wrapping ErrExchange", fr.Err)
-			}
-			if ae.RetMsg != tt.msg || ae.Op != "subscribe" {
-				t.Errorf("APIError = %+v", ae)
+			if tt.kind == bridge.FrameError && (!errors.As(fr.Err, &ae) || ae.RetMsg != tt.msg || ae.Op != "subscribe") {
+				t.Errorf("Err = %v, want *APIError {subscribe %q}", fr.Err, tt.msg)
 			}
 		})
 	}
@@ -184,10 +122,8 @@ func TestDecodeControl(t *testing.T) {
 func TestDecodeMalformed(t *testing.T) {
 	trade := func(old, new string) string { return strings.Replace(tradeFrame, old, new, 1) }
 	snap := func(old, new string) string { return strings.Replace(bookSnapshot, old, new, 1) }
-	tests := []struct {
-		name  string
-		frame string
-	}{
+	a := newTest(t, Config{})
+	adaptertest.DecodeMalformed(t, a, [][2]string{
 		{"empty", ``},
 		{"not JSON", `pong`},
 		{"top-level array", `[]`},
@@ -230,20 +166,7 @@ func TestDecodeMalformed(t *testing.T) {
 		{"book without data", `{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":1}`},
 		{"success is a string", `{"success":"true","op":"subscribe"}`},
 		{"duplicate topic", `{"topic":"publicTrade.BTCUSDT","topic":"x","data":[]}`},
-	}
-	a := newTest(t, Config{})
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			prefix := []bridge.Event{{ID: "keep"}}
-			got, fr, err := a.Decode([]byte(tt.frame), 1, prefix)
-			if !errors.Is(err, bridge.ErrMalformed) {
-				t.Fatalf("err = %v, want ErrMalformed (kind %d, %d events)", err, fr.Kind, len(got))
-			}
-			if len(got) != 1 || got[0].ID != "keep" {
-				t.Errorf("dst changed on error: %+v", got)
-			}
-		})
-	}
+	})
 }
 
 func TestDecodeOversized(t *testing.T) {

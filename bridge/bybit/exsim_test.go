@@ -5,13 +5,13 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/bridge/internal/adaptertest"
 	"github.com/qldata/mdbridge/internal/exsim"
 )
 
@@ -23,31 +23,16 @@ func startSim(t *testing.T, cfg exsim.Config) *exsim.Server {
 		cfg.Markets = []exsim.MarketConfig{{Venue: exsim.BybitSpot, Symbol: "BTCUSDT"}, {Venue: exsim.BybitLinear, Symbol: "BTCUSDT"},
 			{Venue: exsim.BybitSpot, Symbol: "ETHUSDT"}}
 	}
-	s, err := exsim.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
+	return adaptertest.StartSim(t, cfg)
 }
 
-type countingTransport struct{ n atomic.Int64 }
-
-func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.n.Add(1)
-	return http.DefaultTransport.RoundTrip(r)
-}
-
-func simAdapter(t *testing.T, s *exsim.Server, cfg Config) (*Adapter, *countingTransport) {
+func simAdapter(t *testing.T, s *exsim.Server, cfg Config) (*Adapter, *adaptertest.CountingTransport) {
 	t.Helper()
-	ct := &countingTransport{}
+	ct := &adaptertest.CountingTransport{}
 	cfg.WSURL, cfg.RESTURL = s.BybitWSURL(), s.BybitRESTURL()
 	cfg.HTTPClient = &http.Client{Transport: ct, Timeout: 10 * time.Second}
 	if cfg.Limiter == nil {
-		cfg.Limiter = newLimiter(t, 100000)
+		cfg.Limiter = adaptertest.NewLimiter(t, 100000)
 	}
 	return newTest(t, cfg), ct
 }
@@ -136,8 +121,8 @@ func TestSimRateLimits(t *testing.T) {
 	}
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
-	if _, err := a.RecentTrades(short, "BTCUSDT", 10); !errors.Is(err, context.DeadlineExceeded) || ct.n.Load() != 4 {
-		t.Errorf("during the ban: err %v, %d requests sent (want 4)", err, ct.n.Load())
+	if _, err := a.RecentTrades(short, "BTCUSDT", 10); !errors.Is(err, context.DeadlineExceeded) || ct.N.Load() != 4 {
+		t.Errorf("during the ban: err %v, %d requests sent (want 4)", err, ct.N.Load())
 	}
 
 	s2 := startSim(t, exsim.Config{})
@@ -164,24 +149,9 @@ func TestSimRateLimits(t *testing.T) {
 	}
 }
 
-func dialSim(t *testing.T, url string) *websocket.Conn {
-	t.Helper()
-	ws, resp, err := websocket.DefaultDialer.Dial(url, nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", url, err)
-	}
-	resp.Body.Close()
-	t.Cleanup(func() { ws.Close() })
-	return ws
-}
-
 func readDecode(t *testing.T, a *Adapter, ws *websocket.Conn) ([]bridge.Event, bridge.Frame) {
 	t.Helper()
-	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, b, err := ws.ReadMessage()
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
+	b := adaptertest.ReadFrame(t, ws)
 	evs, fr, err := a.Decode(b, time.Now().UnixNano(), nil)
 	if err != nil {
 		t.Fatalf("decode %s: %v", b, err)
@@ -199,7 +169,7 @@ func TestSimStream(t *testing.T) {
 			v := venueOf(market)
 			a, _ := simAdapter(t, s, Config{Market: market})
 			topics := []bridge.Topic{{Symbol: "BTCUSDT", Channel: bridge.ChannelTrade}, {Symbol: "BTCUSDT", Channel: bridge.ChannelBook}}
-			ws := dialSim(t, a.URL(topics))
+			ws := adaptertest.DialSim(t, a.URL(topics))
 			id := int64(0)
 			next := func() int64 { id++; return id }
 			for _, f := range a.SubscribeFrames(topics, next) {

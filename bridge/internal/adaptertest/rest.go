@@ -1,0 +1,169 @@
+package adaptertest
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/resilience"
+)
+
+// FakeREST is a scripted REST endpoint that records every request.
+type FakeREST struct {
+	Hits    atomic.Int64 // requests received
+	mu      sync.Mutex
+	queries []string // path?query of each request
+	reply   http.HandlerFunc
+}
+
+// NewFakeREST returns a FakeREST answering with reply.
+func NewFakeREST(reply http.HandlerFunc) *FakeREST { return &FakeREST{reply: reply} }
+
+// ServeHTTP records the request and answers it with the current reply.
+func (f *FakeREST) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.Hits.Add(1)
+	f.mu.Lock()
+	f.queries = append(f.queries, r.URL.Path+"?"+r.URL.RawQuery)
+	reply := f.reply
+	f.mu.Unlock()
+	reply(w, r)
+}
+
+// Set replaces the reply for later requests.
+func (f *FakeREST) Set(reply http.HandlerFunc) {
+	f.mu.Lock()
+	f.reply = reply
+	f.mu.Unlock()
+}
+
+// Last returns path?query of the latest request, or "".
+func (f *FakeREST) Last() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.queries) == 0 {
+		return ""
+	}
+	return f.queries[len(f.queries)-1]
+}
+
+// Respond returns a reply with status, a JSON content type, the header
+// pairs hdr (name, value, ...) and body.
+func Respond(status int, body string, hdr ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; i+1 < len(hdr); i += 2 {
+			w.Header().Set(hdr[i], hdr[i+1])
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(body))
+	}
+}
+
+// NewLimiter returns a limiter of rpm requests per minute with a burst of
+// rpm.
+func NewLimiter(t testing.TB, rpm int) *resilience.RateLimitManager {
+	t.Helper()
+	lim, err := resilience.NewRateLimitManager(resilience.RateLimitConfig{RequestsPerMinute: rpm, Burst: rpm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lim
+}
+
+// Serve serves h on a loopback server closed when the test ends and
+// returns its URL.
+func Serve(t testing.TB, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// HandlerTransport serves requests in-process (no sockets, no
+// goroutines), so REST calls can run inside a synctest bubble with fake
+// time.
+type HandlerTransport struct{ H http.Handler }
+
+// RoundTrip serves r with H.
+func (t HandlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if err := r.Context().Err(); err != nil {
+		return nil, err
+	}
+	rec := httptest.NewRecorder()
+	t.H.ServeHTTP(rec, r)
+	resp := rec.Result()
+	resp.Request = r
+	return resp, nil
+}
+
+// CountingTransport counts the requests that actually leave the adapter
+// and sends them with http.DefaultTransport.
+type CountingTransport struct{ N atomic.Int64 }
+
+// RoundTrip counts r and sends it.
+func (c *CountingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.N.Add(1)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// RESTErrorCase is one scripted REST answer and the error it must give:
+// a rate-limit error (which pauses the limiter), ErrMalformed, or else an
+// error wrapping bridge.ErrExchange with the venue's error Code.
+type RESTErrorCase struct {
+	Name      string
+	Status    int
+	Body      string
+	Hdr       []string               // header pairs
+	RateLimit *bridge.RateLimitError // the expected rate-limit error
+	Code      int                    // the venue's expected error code (Binance code, Bybit retCode)
+	Malformed bool                   // expect bridge.ErrMalformed
+}
+
+// RESTErrors runs each case as a subtest: call sends one request to
+// restURL with lim (a fresh limiter per case) and must fail as the case
+// says; for an exchange error, checkAPI checks the venue's error type
+// against the case.
+func RESTErrors(t *testing.T, cases []RESTErrorCase,
+	call func(t *testing.T, restURL string, lim *resilience.RateLimitManager) error,
+	checkAPI func(t *testing.T, c RESTErrorCase, err error)) {
+	for _, c := range cases {
+		t.Run(c.Name, func(t *testing.T) {
+			lim := NewLimiter(t, 100000)
+			before := time.Now()
+			err := call(t, Serve(t, NewFakeREST(Respond(c.Status, c.Body, c.Hdr...))), lim)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			var rl *bridge.RateLimitError
+			switch {
+			case c.RateLimit != nil:
+				if !errors.As(err, &rl) || !errors.Is(err, bridge.ErrRateLimited) {
+					t.Fatalf("err = %v, want *RateLimitError", err)
+				}
+				if *rl != *c.RateLimit {
+					t.Errorf("RateLimitError = %+v, want %+v", *rl, *c.RateLimit)
+				}
+				if until := lim.PausedUntil(); until.Before(before.Add(c.RateLimit.RetryAfter)) {
+					t.Errorf("limiter paused until %v, want >= now+%v", until, c.RateLimit.RetryAfter)
+				}
+			case c.Malformed:
+				if !errors.Is(err, bridge.ErrMalformed) {
+					t.Fatalf("err = %v, want ErrMalformed", err)
+				}
+			default:
+				if !errors.Is(err, bridge.ErrExchange) {
+					t.Fatalf("err = %v, want an exchange error", err)
+				}
+				checkAPI(t, c, err)
+				if !lim.PausedUntil().IsZero() {
+					t.Errorf("limiter paused by a non-rate-limit error")
+				}
+			}
+		})
+	}
+}
