@@ -65,6 +65,18 @@
 // late ack (ignored) or a reconnect. If more than 4 × MaxInFlight such
 // attempts pile up, the publisher forces a NATS reconnect to release them.
 //
+// # Allocations
+//
+// In the steady state JetStream allocates nothing per event
+// (BenchmarkPublishPath): buffered entries with their body and header
+// buffers, and the *nats.Msg of each attempt, are recycled. A message is
+// reused only after nats.go has reported its attempt (to the ack or the
+// error callback), because nats.go keeps it until then. What an event still
+// costs is nats.go's (about 16 allocations, 1.2 kB in v1.55): the publish
+// options (kept because 0 retry attempts stop nats.go from resending a
+// message by itself, out of order), the ack future and reply subject, the
+// header encoding, and the received ack message with its JSON decoding.
+//
 // # Concurrency
 //
 // All exported methods are safe for concurrent use. Publish may be called
