@@ -53,14 +53,11 @@ func (a *Adapter) checkResponse(resp *http.Response, body []byte) error {
 			Code *int   `json:"code"`
 			Msg  string `json:"msg"`
 		}
-		if json.Unmarshal(body, &b) == nil && b.Code != nil {
-			e.Code, e.Msg = *b.Code, b.Msg
-		} else {
-			e.Msg = rest.Snippet(body)
+		parsed := json.Unmarshal(body, &b) == nil && b.Code != nil
+		if parsed {
+			e.Code = *b.Code
 		}
-		if st >= 500 {
-			e.Msg = "server error, outcome unknown: " + e.Msg
-		}
+		e.Msg = rest.ErrorMessage(st, b.Msg, parsed, body)
 		return e
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -167,28 +166,14 @@ func TestRetryAfterObeyed(t *testing.T) {
 					t.Fatalf("err = %v", err)
 				}
 				f.Set(adaptertest.Respond(200, `{"serverTime":1700000000000}`))
-				var done atomic.Int64
-				for range 3 {
-					go func() {
-						if _, err := a.ServerTime(context.Background()); err != nil {
-							t.Errorf("after pause: %v", err)
-						}
-						if d := time.Since(start); d < c.after {
-							t.Errorf("request completed %v after the 429, before Retry-After %v", d, c.after)
-						}
-						done.Add(1)
-					}()
-				}
-				time.Sleep(c.after - time.Millisecond)
-				synctest.Wait()
-				if n := f.Hits.Load(); n != 1 || done.Load() != 0 {
-					t.Fatalf("%d requests sent, %d done during the pause", n, done.Load())
-				}
-				time.Sleep(2 * time.Millisecond)
-				synctest.Wait()
-				if n := f.Hits.Load(); n != 4 || done.Load() != 3 {
-					t.Fatalf("after the pause: %d requests, %d done; want 4, 3", n, done.Load())
-				}
+				adaptertest.HeldFor(t, f, c.after, 3, func() {
+					if _, err := a.ServerTime(context.Background()); err != nil {
+						t.Errorf("after pause: %v", err)
+					}
+					if d := time.Since(start); d < c.after {
+						t.Errorf("request completed %v after the 429, before Retry-After %v", d, c.after)
+					}
+				})
 			})
 		})
 	}

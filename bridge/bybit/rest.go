@@ -60,14 +60,9 @@ func (a *Adapter) checkResponse(resp *http.Response, body []byte) error {
 	parsed := json.Unmarshal(body, &env) == nil && env.RetCode != nil
 	switch {
 	case st < 200 || st >= 300:
-		e := &APIError{Status: st, Path: path}
+		e := &APIError{Status: st, Path: path, RetMsg: rest.ErrorMessage(st, env.RetMsg, parsed, body)}
 		if parsed {
-			e.RetCode, e.RetMsg = *env.RetCode, env.RetMsg
-		} else {
-			e.RetMsg = rest.Snippet(body)
-		}
-		if st >= 500 {
-			e.RetMsg = "server error, outcome unknown: " + e.RetMsg
+			e.RetCode = *env.RetCode
 		}
 		return e
 	case !parsed:

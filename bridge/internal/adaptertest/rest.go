@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/qldata/mdbridge/bridge"
@@ -165,5 +166,31 @@ func RESTErrors(t *testing.T, cases []RESTErrorCase,
 				}
 			}
 		})
+	}
+}
+
+// HeldFor runs calls concurrent calls of call inside a synctest bubble
+// while a rate-limit pause of d, starting now, lasts: none may reach f or
+// complete before the pause ends, and all must be sent and done right
+// after it.
+func HeldFor(t *testing.T, f *FakeREST, d time.Duration, calls int, call func()) {
+	t.Helper()
+	before := f.Hits.Load()
+	var done atomic.Int64
+	for range calls {
+		go func() {
+			call()
+			done.Add(1)
+		}()
+	}
+	time.Sleep(d - time.Millisecond)
+	synctest.Wait()
+	if n := f.Hits.Load() - before; n != 0 || done.Load() != 0 {
+		t.Fatalf("%d requests sent, %d done during the pause", n, done.Load())
+	}
+	time.Sleep(2 * time.Millisecond)
+	synctest.Wait()
+	if n := f.Hits.Load() - before; n != int64(calls) || done.Load() != int64(calls) {
+		t.Fatalf("after the pause: %d requests, %d done; want %d, %d", n, done.Load(), calls, calls)
 	}
 }

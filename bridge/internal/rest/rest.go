@@ -159,3 +159,16 @@ func Snippet(body []byte) string {
 	}
 	return string(body)
 }
+
+// ErrorMessage is the message of an exchange's error answer: msg when the
+// body carried one (parsed), else a Snippet of the body; for a 5xx status
+// it says the outcome is unknown (the request may have been executed).
+func ErrorMessage(status int, msg string, parsed bool, body []byte) string {
+	if !parsed {
+		msg = Snippet(body)
+	}
+	if status >= 500 {
+		msg = "server error, outcome unknown: " + msg
+	}
+	return msg
+}

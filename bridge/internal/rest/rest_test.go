@@ -77,3 +77,22 @@ func TestGet(t *testing.T) {
 		t.Errorf("%d requests reached the server, want 3", n)
 	}
 }
+
+func TestErrorMessage(t *testing.T) {
+	for _, c := range []struct {
+		status int
+		msg    string
+		parsed bool
+		body   string
+		want   string
+	}{
+		{400, "Invalid symbol.", true, `{"code":-1121}`, "Invalid symbol."},
+		{403, "", false, "<html>forbidden</html>", "<html>forbidden</html>"},
+		{503, "busy", true, "", "server error, outcome unknown: busy"},
+		{502, "", false, strings.Repeat("x", 300), "server error, outcome unknown: " + strings.Repeat("x", 256) + "..."},
+	} {
+		if got := ErrorMessage(c.status, c.msg, c.parsed, []byte(c.body)); got != c.want {
+			t.Errorf("ErrorMessage(%d, %q, %v) = %q, want %q", c.status, c.msg, c.parsed, got, c.want)
+		}
+	}
+}
