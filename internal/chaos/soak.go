@@ -113,7 +113,10 @@ func (h *harness) setup(ctx context.Context) error {
 	for i := range idle {
 		idle[i].TradeRate, idle[i].BookRate = 0, 0
 	}
-	sim, err := exsim.New(exsim.Config{Markets: idle, Seed: h.cfg.Seed}, h.clog.With("component", "exsim"))
+	// ClosedConns -1: the verdict classifies every missing trade by the
+	// connections that delivered it, so no closed connection's record may
+	// be forgotten however long the soak runs.
+	sim, err := exsim.New(exsim.Config{Markets: idle, Seed: h.cfg.Seed, ClosedConns: -1}, h.clog.With("component", "exsim"))
 	if err != nil {
 		return fmt.Errorf("%w: simulator: %w", ErrHarness, err)
 	}
