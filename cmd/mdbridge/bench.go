@@ -51,7 +51,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	syncWait := fs.Duration("sync-wait", bench.DefaultScaleSyncWait, "scale: how long to wait for every book's first snapshot before the steady window")
 	inFlight := fs.Int("in-flight", 0, "publishes awaiting an ack, raw and bridge alike (0: the publisher default)")
 	phases := fs.String("phases", "", "run only one phase: raw or bridge")
-	cpuProfile := fs.String("cpuprofile", "", "write the bridge phase's CPU profile (pprof) to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write the bridge phase's CPU profile (pprof) to this file (with -scale: the steady window's)")
 	memProfile := fs.String("memprofile", "", "write an allocation profile taken after the bridge phase (with -scale: a heap profile at the end of the window) to this file")
 	noSplit := fs.Bool("no-cpu-split", false, "do not profile to split CPU time by component")
 	logLevel := fs.String("log-level", "error", "log level of the components (logs go to stderr)")
@@ -103,7 +103,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if *scale {
 		sc := bench.ScaleConfig{
 			Rate: *rate, Window: *duration, BookDepth: *bookDepth, SyncWait: *syncWait,
-			WeightPerMinute: *weight, BookBufferLimit: *bookBuffer, ExternalCPU: extCPU, NATSDesc: natsDesc,
+			WeightPerMinute: *weight, BookBufferLimit: *bookBuffer, ExternalCPU: extCPU, NATSDesc: natsDesc, NoCPUSplit: *noSplit,
 			Storage: st, NATSURL: *natsURL, Progress: bar.update, Logger: logger,
 		}
 		if set["symbols"] {
@@ -129,6 +129,15 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			}
 			defer f.Close()
 			sc.HeapProfile = f
+		}
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				fmt.Fprintf(stderr, "mdbridge bench: -cpuprofile: %v\n", err)
+				return exitUsage
+			}
+			defer f.Close()
+			sc.CPUProfile = f
 		}
 		rep, err := bench.Scale(ctx, sc)
 		bar.done()

@@ -70,6 +70,12 @@ type ScaleConfig struct {
 	// HeapProfile, if set, receives a heap profile (pprof "heap", taken
 	// after a garbage collection) at the end of the window.
 	HeapProfile io.Writer
+	// CPUProfile, if set, receives the CPU profile (pprof) of the steady
+	// window.
+	CPUProfile io.Writer
+	// NoCPUSplit turns the profiler off during the window (no per-component
+	// split, no CPUProfile): the CPU figure then carries no profiling cost.
+	NoCPUSplit bool
 	// SimURL is the base URL (http://host:port) of a simulator in another
 	// process serving ScaleMarkets(Symbols, Rate) (see ServeSim), so that
 	// the process measured holds the bridge alone; "" starts one in this
@@ -359,7 +365,7 @@ func scale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 
 	// Steady window.
 	runtime.GC()
-	split := startCPUSplit(true)
+	split := startCPUSplit(!cfg.NoCPUSplit)
 	ext := func() time.Duration { return 0 }
 	if cfg.ExternalCPU != nil {
 		ext = cfg.ExternalCPU
@@ -379,7 +385,10 @@ func scale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 	extCPU := ext() - ext0
 	cpu := cpuTime() - cpu0 + extCPU
 	acked := r.pub.Stats().Acked - acked0
-	sp, _ := split.stop(nil)
+	sp, perr := split.stop(cfg.CPUProfile)
+	if perr != nil {
+		return rep, fmt.Errorf("bench: CPU profile: %w", perr)
+	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	rss, peak := memStatus()
