@@ -90,7 +90,7 @@ func TestUsedWeightHeaderSync(t *testing.T) {
 }
 
 func TestRESTErrors(t *testing.T) {
-	adaptertest.RESTErrors(t, []adaptertest.RESTErrorCase{
+	adaptertest.RESTErrors(t, "/api/v3/depth", []adaptertest.RESTErrorCase{
 		{Name: "429 with Retry-After", Status: 429, Body: `{"code":-1003,"msg":"Too much request weight used; current limit is 1200 request weight per 1 MINUTE."}`, Hdr: []string{"Retry-After", "7"}, RateLimit: &bridge.RateLimitError{Status: 429, RetryAfter: 7 * time.Second}},
 		{Name: "429 without Retry-After", Status: 429, Body: `{"code":-1003,"msg":"x"}`, RateLimit: &bridge.RateLimitError{Status: 429, RetryAfter: time.Minute}},
 		{Name: "418 ban", Status: 418, Body: `{"code":-1003,"msg":"Way too much request weight used; IP banned until 1700000000000."}`, Hdr: []string{"Retry-After", "7200"}, RateLimit: &bridge.RateLimitError{Status: 418, RetryAfter: 2 * time.Hour, Banned: true}},
@@ -104,16 +104,9 @@ func TestRESTErrors(t *testing.T) {
 		{Name: "200 missing asks", Status: 200, Body: `{"lastUpdateId":1,"bids":[]}`, Malformed: true},
 		{Name: "200 bad level", Status: 200, Body: `{"lastUpdateId":1,"bids":[["1"]],"asks":[]}`, Malformed: true},
 		{Name: "oversized body", Status: 200, Body: `{"lastUpdateId":1,"bids":[],"asks":[],"x":"` + strings.Repeat("a", 4096) + `"}`, Malformed: true},
-	}, func(t *testing.T, restURL string, lim *resilience.RateLimitManager) error {
-		a := newTest(t, Config{RESTURL: restURL, Limiter: lim, MaxBodyBytes: 2048})
-		_, err := a.Snapshot(context.Background(), "BTCUSDT")
-		return err
-	}, func(t *testing.T, c adaptertest.RESTErrorCase, err error) {
-		var ae *APIError
-		if !errors.As(err, &ae) || ae.Status != c.Status || ae.Code != c.Code || ae.Path != "/api/v3/depth" {
-			t.Errorf("err = %v, want *APIError with status %d, code %d", err, c.Status, c.Code)
-		}
-	})
+	}, func(t *testing.T, restURL string, lim *resilience.RateLimitManager) bridge.Exchange {
+		return newTest(t, Config{RESTURL: restURL, Limiter: lim, MaxBodyBytes: 2048})
+	}, func(e *APIError) (int, int, string) { return e.Status, e.Code, e.Path })
 }
 
 // TestRateLimitPauseBlocksRequests (real sockets): after a 429 no request

@@ -238,15 +238,20 @@ func (a *Adapter) trades(sc *jscan.Scanner, topicSym string, recvTS int64, dst [
 	if err != nil {
 		return dst, fmt.Errorf("topic symbol: %w", err)
 	}
-	err = sc.Array(func() error {
+	if err := sc.EnterArray(); err != nil {
+		return dst, err
+	}
+	for first := true; ; first = false {
+		ok, err := sc.Element(first)
+		if err != nil || !ok {
+			return dst, err
+		}
 		ev := bridge.Event{Type: bridge.EventTrade, Exchange: a.core.Name, Symbol: sym, RecvTS: recvTS}
 		if err := trade(sc, topicSym, &ev); err != nil {
-			return err
+			return dst, err
 		}
 		dst = append(dst, ev)
-		return nil
-	})
-	return dst, err
+	}
 }
 
 func trade(sc *jscan.Scanner, topicSym string, ev *bridge.Event) error {

@@ -55,7 +55,7 @@ func TestSnapshot(t *testing.T) {
 }
 
 func TestRESTErrors(t *testing.T) {
-	adaptertest.RESTErrors(t, []adaptertest.RESTErrorCase{
+	adaptertest.RESTErrors(t, "/v5/market/orderbook", []adaptertest.RESTErrorCase{
 		{Name: "403 IP ban, default 10 min", Status: 403, Body: `access too frequent`, RateLimit: &bridge.RateLimitError{Status: 403, RetryAfter: 10 * time.Minute, Banned: true}},
 		{Name: "403 with Retry-After", Status: 403, Body: ``, Hdr: []string{"Retry-After", "900"}, RateLimit: &bridge.RateLimitError{Status: 403, RetryAfter: 15 * time.Minute, Banned: true}},
 		{Name: "429", Status: 429, Body: ``, Hdr: []string{"Retry-After", "3"}, RateLimit: &bridge.RateLimitError{Status: 429, RetryAfter: 3 * time.Second}},
@@ -69,16 +69,9 @@ func TestRESTErrors(t *testing.T) {
 		{Name: "200 missing u", Status: 200, Body: ok(strings.Replace(bookResult, `"u":230704,`, ``, 1)), Malformed: true},
 		{Name: "200 bad level", Status: 200, Body: ok(strings.Replace(bookResult, `["65558.0","0.1"]`, `["65558.0"]`, 1)), Malformed: true},
 		{Name: "oversized body", Status: 200, Body: ok(`{"x":"` + strings.Repeat("a", 4096) + `"}`), Malformed: true},
-	}, func(t *testing.T, restURL string, lim *resilience.RateLimitManager) error {
-		a := newTest(t, Config{RESTURL: restURL, Limiter: lim, MaxBodyBytes: 2048})
-		_, err := a.Snapshot(context.Background(), "BTCUSDT")
-		return err
-	}, func(t *testing.T, c adaptertest.RESTErrorCase, err error) {
-		var ae *APIError
-		if !errors.As(err, &ae) || ae.Status != c.Status || ae.RetCode != c.Code || ae.Path != "/v5/market/orderbook" {
-			t.Errorf("err = %v, want *APIError with status %d, retCode %d", err, c.Status, c.Code)
-		}
-	})
+	}, func(t *testing.T, restURL string, lim *resilience.RateLimitManager) bridge.Exchange {
+		return newTest(t, Config{RESTURL: restURL, Limiter: lim, MaxBodyBytes: 2048})
+	}, func(e *APIError) (int, int, string) { return e.Status, e.RetCode, e.Path })
 }
 
 // TestRetCode10006Reset: the per-UID limit waits until

@@ -1,6 +1,7 @@
 package adaptertest
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -112,9 +113,10 @@ func (c *CountingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
-// RESTErrorCase is one scripted REST answer and the error it must give:
-// a rate-limit error (which pauses the limiter), ErrMalformed, or else an
-// error wrapping bridge.ErrExchange with the venue's error Code.
+// RESTErrorCase is one scripted answer to a snapshot request and the
+// error it must give: a rate-limit error (which pauses the limiter),
+// ErrMalformed, or else the venue's error wrapping bridge.ErrExchange with
+// the HTTP Status and the venue's error Code.
 type RESTErrorCase struct {
 	Name      string
 	Status    int
@@ -125,22 +127,25 @@ type RESTErrorCase struct {
 	Malformed bool                   // expect bridge.ErrMalformed
 }
 
-// RESTErrors runs each case as a subtest: call sends one request to
-// restURL with lim (a fresh limiter per case) and must fail as the case
-// says; for an exchange error, checkAPI checks the venue's error type
-// against the case.
-func RESTErrors(t *testing.T, cases []RESTErrorCase,
-	call func(t *testing.T, restURL string, lim *resilience.RateLimitManager) error,
-	checkAPI func(t *testing.T, c RESTErrorCase, err error)) {
+// RESTErrors runs each case as a subtest: a Snapshot from the adapter
+// newAdapter builds for restURL and lim (a fresh limiter per case) must
+// fail as the case says. An exchange error must be the venue's error type
+// E, whose status, code and request path fields gives; the path must be
+// path.
+func RESTErrors[E error](t *testing.T, path string, cases []RESTErrorCase,
+	newAdapter func(t *testing.T, restURL string, lim *resilience.RateLimitManager) bridge.Exchange,
+	fields func(E) (status, code int, path string)) {
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {
 			lim := NewLimiter(t, 100000)
+			a := newAdapter(t, Serve(t, NewFakeREST(Respond(c.Status, c.Body, c.Hdr...))), lim)
 			before := time.Now()
-			err := call(t, Serve(t, NewFakeREST(Respond(c.Status, c.Body, c.Hdr...))), lim)
+			_, err := a.Snapshot(context.Background(), "BTCUSDT")
 			if err == nil {
 				t.Fatal("no error")
 			}
 			var rl *bridge.RateLimitError
+			var api E
 			switch {
 			case c.RateLimit != nil:
 				if !errors.As(err, &rl) || !errors.Is(err, bridge.ErrRateLimited) {
@@ -157,10 +162,12 @@ func RESTErrors(t *testing.T, cases []RESTErrorCase,
 					t.Fatalf("err = %v, want ErrMalformed", err)
 				}
 			default:
-				if !errors.Is(err, bridge.ErrExchange) {
-					t.Fatalf("err = %v, want an exchange error", err)
+				if !errors.As(err, &api) || !errors.Is(err, bridge.ErrExchange) {
+					t.Fatalf("err = %v, want %T wrapping ErrExchange", err, api)
 				}
-				checkAPI(t, c, err)
+				if st, code, p := fields(api); st != c.Status || code != c.Code || p != path {
+					t.Errorf("%T = %+v, want status %d, code %d, path %s", api, api, c.Status, c.Code, path)
+				}
 				if !lim.PausedUntil().IsZero() {
 					t.Errorf("limiter paused by a non-rate-limit error")
 				}

@@ -163,27 +163,6 @@ func (sc *Scanner) Object(member func(key string) error) error {
 	}
 }
 
-// Array reads an array, calling elem for each element with the cursor at
-// it; elem must consume the element. It stops at the first error and
-// returns it.
-func (sc *Scanner) Array(elem func() error) error {
-	if err := sc.EnterArray(); err != nil {
-		return err
-	}
-	for first := true; ; first = false {
-		ok, err := sc.Element(first)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return nil
-		}
-		if err := elem(); err != nil {
-			return err
-		}
-	}
-}
-
 // RawString reads a string value and returns its content between the quotes
 // as a substring of the input, escapes not decoded; escaped reports whether
 // it contains any backslash escape (use Unquote then).
@@ -443,19 +422,7 @@ func (sc *Scanner) skip(depth int) error {
 	}
 	switch c := sc.Peek(); c {
 	case '{':
-		sc.pos++
-		for first := true; ; first = false {
-			_, ok, err := sc.Member(first)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return nil
-			}
-			if err := sc.skip(depth + 1); err != nil {
-				return err
-			}
-		}
+		return sc.Object(func(string) error { return sc.skip(depth + 1) })
 	case '[':
 		sc.pos++
 		for first := true; ; first = false {
