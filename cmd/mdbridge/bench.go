@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,6 +38,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	natsURL := fs.String("nats", "", "external NATS URL (nats://host:port); default an embedded server on a random port")
 	natsProc := fs.Bool("nats-process", false, "run the embedded NATS server in a child process (as in production: NATS does not share the bridge's heap and GC); its CPU is counted")
 	serveNATS := fs.String("serve-nats", "", "internal: serve an embedded NATS with this store directory for -nats-process, print its URL, exit when stdin closes")
+	pin := fs.Bool("pin", false, "with -nats-process: pin the NATS child to the last CPU and this process (simulator, bridge, raw publisher) to the others, GOMAXPROCS set to match (Linux, 2+ CPUs)")
 	simProc := fs.Bool("sim-process", false, "scale: run the simulator in a child process, so that the memory and CPU measured are the bridge's alone")
 	serveSim := fs.Bool("serve-sim", false, "internal: serve the scale test's simulator (-symbols, -rate) for -sim-process, print its URL, exit when stdin closes")
 	rate := fs.Float64("rate", 0, "fixed offered load in msgs/s (0: saturation; with -scale: default 5000)")
@@ -90,7 +92,14 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			fmt.Fprintln(stderr, "mdbridge bench: -nats-process and -nats exclude each other")
 			return exitUsage
 		}
-		child, err := startNATSProcess(ctx, stderr)
+		natsCPU := -1
+		if *pin {
+			if natsCPU = runtime.NumCPU() - 1; natsCPU < 1 || !pinSupported {
+				fmt.Fprintln(stderr, "mdbridge bench: -pin needs Linux and at least 2 CPUs")
+				return exitUsage
+			}
+		}
+		child, err := startNATSProcess(ctx, natsCPU, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "mdbridge bench: -nats-process: %v\n", err)
 			return exitFailure
@@ -98,6 +107,20 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		defer child.stop()
 		*natsURL, extCPU = child.url, child.cpu
 		natsDesc = "embedded, in a child process"
+		if *pin {
+			cpus := make([]int, natsCPU)
+			for i := range cpus {
+				cpus[i] = i
+			}
+			if err := pinSelf(cpus); err != nil {
+				fmt.Fprintf(stderr, "mdbridge bench: -pin: %v\n", err)
+				return exitFailure
+			}
+			natsDesc = fmt.Sprintf("embedded, in a child process pinned to CPU %d; this process pinned to CPUs 0-%d", natsCPU, natsCPU-1)
+		}
+	} else if *pin {
+		fmt.Fprintln(stderr, "mdbridge bench: -pin needs -nats-process")
+		return exitUsage
 	}
 
 	if *scale {
@@ -254,24 +277,25 @@ type childProcess struct {
 	dir   string // removed at stop, if set
 }
 
-// startNATSProcess starts an embedded NATS server in a child process.
-func startNATSProcess(ctx context.Context, stderr io.Writer) (*childProcess, error) {
+// startNATSProcess starts an embedded NATS server in a child process,
+// pinned to CPU pin if pin >= 0.
+func startNATSProcess(ctx context.Context, pin int, stderr io.Writer) (*childProcess, error) {
 	dir, err := os.MkdirTemp("", "mdbridge-bench-nats-")
 	if err != nil {
 		return nil, err
 	}
-	return startChild(ctx, "NATS server", "nats://", dir, stderr, "-serve-nats", dir)
+	return startChild(ctx, "NATS server", "nats://", dir, pin, stderr, "-serve-nats", dir)
 }
 
 // startSimProcess starts the scale test's simulator in a child process.
 func startSimProcess(ctx context.Context, symbols int, rate float64, stderr io.Writer) (*childProcess, error) {
-	return startChild(ctx, "simulator", "http://", "", stderr, "-serve-sim",
+	return startChild(ctx, "simulator", "http://", "", -1, stderr, "-serve-sim",
 		"-symbols", strconv.Itoa(symbols), "-rate", strconv.FormatFloat(rate, 'f', -1, 64))
 }
 
-// startChild runs `<this binary> bench args...` and waits for the URL it
-// prints (which must start with prefix).
-func startChild(ctx context.Context, what, prefix, dir string, stderr io.Writer, args ...string) (*childProcess, error) {
+// startChild runs `<this binary> bench args...` (on CPU pin only, if pin
+// >= 0) and waits for the URL it prints (which must start with prefix).
+func startChild(ctx context.Context, what, prefix, dir string, pin int, stderr io.Writer, args ...string) (*childProcess, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -283,7 +307,11 @@ func startChild(ctx context.Context, what, prefix, dir string, stderr io.Writer,
 		p.stdin, err = p.cmd.StdinPipe()
 	}
 	if err == nil {
-		err = p.cmd.Start()
+		if pin >= 0 {
+			err = startPinned(p.cmd, pin)
+		} else {
+			err = p.cmd.Start()
+		}
 	}
 	if err != nil {
 		if dir != "" {

@@ -1,0 +1,14 @@
+//go:build !linux
+
+package main
+
+import (
+	"errors"
+	"os/exec"
+)
+
+const pinSupported = false
+
+func startPinned(*exec.Cmd, int) error { return errors.New("-pin needs Linux") }
+
+func pinSelf([]int) error { return errors.New("-pin needs Linux") }
