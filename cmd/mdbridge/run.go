@@ -18,6 +18,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	logger := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	setMemoryLimit(logger)
 	a, err := newApp(ctx, cfg, logger)
 	if err != nil {
 		logger.Error("cannot start", "err", err)
