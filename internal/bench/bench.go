@@ -63,6 +63,9 @@ func runPoint(ctx context.Context, env *natsEnv, cfg Config, suffix string) (*Re
 			rep.Ratio = rep.Bridge.MsgsPerSec / rep.Raw.MsgsPerSec
 		}
 		rep.AddedP99 = rep.Bridge.Latency.P99 - rep.Raw.Latency.P99
+		if rep.Bridge.ToWire != nil && rep.Raw.ToWire != nil {
+			rep.AddedP99ToWire = rep.Bridge.ToWire.P99 - rep.Raw.ToWire.P99
+		}
 	}
 	var errs []error
 	for _, ph := range []*Phase{rep.Raw, rep.Bridge} {

@@ -42,6 +42,7 @@ type measure struct {
 	cpu     time.Duration
 	acks    []int64
 	last    int64
+	writes  []int64 // socket write time by stream sequence (nil: not pairable)
 }
 
 // startMeasure collects garbage (so one phase's heap does not inflate the
@@ -145,7 +146,12 @@ func (m *measure) stop(name string, res offerResult, c ackCounts) *Phase {
 		}
 	}
 	_, peak := memStatus()
-	m.acks, m.last = m.tap.disarm()
+	m.acks, m.last, m.writes = m.tap.disarm()
+	if len(m.writes)-1 != int(res.n) || c.dups != 0 || c.errs != 0 {
+		// Retransmissions or other publishes on the connection: the k-th
+		// message written is not stream sequence k.
+		m.writes = nil
+	}
 	ph := &Phase{
 		Name: name, Messages: res.n, Acked: c.acked, Duplicates: c.dups, Errors: c.errs,
 		PeakRSS: peak, PeakRSSReset: m.reset, Goroutines: runtime.NumGoroutine(), CPUSplit: split,
@@ -158,14 +164,18 @@ func (m *measure) stop(name string, res offerResult, c ackCounts) *Phase {
 // stream's headers and the recorded acknowledgement times.
 func (m *measure) readBack(ctx context.Context, cfg Config, name string, js jetstream.JetStream, ph *Phase, stages bool) error {
 	progress(cfg, Progress{Phase: name, Step: "readback", Total: ph.Acked})
-	lat, st, unmatched, body, err := readBack(ctx, js, StreamName, m.acks, stages, func(n uint64) {
+	lat, st, unmatched, body, err := readBack(ctx, js, StreamName, m.acks, m.writes, stages, func(n uint64) {
 		progress(cfg, Progress{Phase: name, Step: "readback", Done: n, Total: ph.Acked})
 	})
 	ph.Latency = latencyOf(lat, unmatched)
-	if st != nil {
+	if len(st.toRecv) > 0 {
 		ph.Stages = &Stages{ToReceive: latencyOf(st.toRecv, 0), ReceiveToAck: latencyOf(st.toAck, 0)}
 	}
+	if len(st.toWire) > 0 {
+		w := latencyOf(st.toWire, 0)
+		ph.ToWire = &w
+	}
 	ph.BodyBytes = body
-	m.acks = nil
+	m.acks, m.writes = nil, nil
 	return err
 }

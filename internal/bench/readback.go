@@ -17,39 +17,42 @@ import (
 // sequence s is acks[s] minus that time. With stages it also reads the
 // bodies for the bridge's receive time (recv_ts) and splits each latency
 // into creation -> receive and receive -> ack. It returns the latencies
-// (ns), the stages (nil without), the count of stored messages without a
-// recorded ack, and the body size of the first message.
-func readBack(ctx context.Context, js jetstream.JetStream, stream string, acks []int64, stages bool, progress func(uint64)) (lat []int64, st *stageSamples, unmatched, bodyBytes int, err error) {
+// (ns), the stages (empty without), the count of stored messages without a
+// recorded ack, and the body size of the first message. With writes
+// (socket write times by sequence) the stages also hold creation -> write.
+func readBack(ctx context.Context, js jetstream.JetStream, stream string, acks, writes []int64, stages bool, progress func(uint64)) (lat []int64, st *stageSamples, unmatched, bodyBytes int, err error) {
+	st = &stageSamples{}
 	str, err := js.Stream(ctx, stream)
 	if err != nil {
-		return nil, nil, 0, 0, fmt.Errorf("%w: reading back %s: %w", ErrSetup, stream, err)
+		return nil, st, 0, 0, fmt.Errorf("%w: reading back %s: %w", ErrSetup, stream, err)
 	}
 	info, err := str.Info(ctx)
 	if err != nil {
-		return nil, nil, 0, 0, fmt.Errorf("%w: reading back %s: %w", ErrSetup, stream, err)
+		return nil, st, 0, 0, fmt.Errorf("%w: reading back %s: %w", ErrSetup, stream, err)
 	}
 	last := info.State.LastSeq
 	if info.State.Msgs == 0 {
-		return nil, nil, 0, 0, nil
+		return nil, st, 0, 0, nil
 	}
 	if m, err := str.GetMsg(ctx, info.State.FirstSeq); err == nil {
 		bodyBytes = len(m.Data)
 	}
 	cons, err := str.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{HeadersOnly: !stages})
 	if err != nil {
-		return nil, nil, 0, 0, fmt.Errorf("%w: reading back %s: %w", ErrSetup, stream, err)
+		return nil, st, 0, 0, fmt.Errorf("%w: reading back %s: %w", ErrSetup, stream, err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
 	if err != nil {
-		return nil, nil, 0, 0, fmt.Errorf("%w: reading back %s: %w", ErrSetup, stream, err)
+		return nil, st, 0, 0, fmt.Errorf("%w: reading back %s: %w", ErrSetup, stream, err)
 	}
 	defer it.Stop()
 	lat = make([]int64, 0, info.State.Msgs)
 	if stages {
-		st = &stageSamples{
-			toRecv: make([]int64, 0, info.State.Msgs),
-			toAck:  make([]int64, 0, info.State.Msgs),
-		}
+		st.toRecv = make([]int64, 0, info.State.Msgs)
+		st.toAck = make([]int64, 0, info.State.Msgs)
+	}
+	if writes != nil {
+		st.toWire = make([]int64, 0, info.State.Msgs)
 	}
 	var seen uint64
 	idle := time.AfterFunc(30*time.Second, it.Stop)
@@ -72,7 +75,10 @@ func readBack(ctx context.Context, js jetstream.JetStream, stream string, acks [
 			unmatched++
 		default:
 			lat = append(lat, acks[seq]-created)
-			if st != nil {
+			if seq < uint64(len(writes)) && writes[seq] != 0 {
+				st.toWire = append(st.toWire, writes[seq]-created)
+			}
+			if stages {
 				if recv, ok := recvTS(m.Data()); ok {
 					st.toRecv = append(st.toRecv, recv-created)
 					st.toAck = append(st.toAck, acks[seq]-recv)
@@ -88,10 +94,11 @@ func readBack(ctx context.Context, js jetstream.JetStream, stream string, acks [
 	}
 }
 
-// stageSamples are the two parts of the bridge's latencies (ns).
+// stageSamples are the parts of the latencies (ns).
 type stageSamples struct {
 	toRecv []int64 // creation (simulator trade time) -> bridge receive (recv_ts)
 	toAck  []int64 // bridge receive -> JetStream ack
+	toWire []int64 // creation -> written to the NATS socket
 }
 
 var recvKey = []byte(`"recv_ts":`)

@@ -18,6 +18,10 @@ type Report struct {
 	Ratio float64 `json:"ratio,omitempty"`
 	// AddedP99 is the bridge's p99 latency minus the raw baseline's, in µs.
 	AddedP99 float64 `json:"added_p99_us,omitempty"`
+	// AddedP99ToWire is the same for the latency to the NATS socket
+	// (Phase.ToWire): what the bridge adds before the server, free of the
+	// server's own tail, which dominates AddedP99 near saturation.
+	AddedP99ToWire float64 `json:"added_p99_to_wire_us,omitempty"`
 }
 
 // Env describes where the benchmark ran.
@@ -75,6 +79,13 @@ type Phase struct {
 	// Stages splits the bridge's latency at the bridge's receive time
 	// (bridge phase only).
 	Stages *Stages `json:"stages,omitempty"`
+	// ToWire is creation -> the message written to the NATS socket (the
+	// publishing side's share of the latency, without the server's): for
+	// raw the harness's publish call and nats.go, for the bridge the
+	// simulator's send, the WebSocket, the bridge, the publisher and
+	// nats.go. Absent when messages cannot be paired with their writes
+	// (retransmissions).
+	ToWire *Latency `json:"create_to_wire,omitempty"`
 	// CPUSeconds is the process's CPU time (user + system) over the phase;
 	// CPUPerMillion the same per million acknowledged messages.
 	CPUSeconds    float64 `json:"cpu_seconds"`

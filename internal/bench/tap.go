@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,9 +23,10 @@ type ackTap struct {
 	armed atomic.Bool
 	acks  atomic.Uint64 // PubAcks seen while armed (duplicates included)
 
-	mu    sync.Mutex
-	times []int64 // Unix ns of the first ack of each sequence; index = seq
-	last  int64   // latest ack time recorded
+	mu     sync.Mutex
+	times  []int64 // Unix ns of the first ack of each sequence; index = seq
+	last   int64   // latest ack time recorded
+	writes []int64 // Unix ns each message was written to the socket; index = ordinal (0 unused)
 }
 
 func newAckTap(now func() time.Time) *ackTap {
@@ -38,6 +40,7 @@ func newAckTap(now func() time.Time) *ackTap {
 func (t *ackTap) arm(n int) {
 	t.mu.Lock()
 	t.times = make([]int64, 0, n+1)
+	t.writes = make([]int64, 1, n+1)
 	t.last = 0
 	t.mu.Unlock()
 	t.acks.Store(0)
@@ -45,14 +48,15 @@ func (t *ackTap) arm(n int) {
 }
 
 // disarm stops recording and returns what was recorded: ack times indexed
-// by stream sequence (0 where none was seen) and the latest ack time.
-func (t *ackTap) disarm() (times []int64, last int64) {
+// by stream sequence (0 where none was seen), the latest ack time, and the
+// socket write times by ordinal.
+func (t *ackTap) disarm() (times []int64, last int64, writes []int64) {
 	t.armed.Store(false)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	times, last = t.times, t.last
-	t.times, t.last = nil, 0
-	return times, last
+	times, last, writes = t.times, t.last, t.writes
+	t.times, t.last, t.writes = nil, 0, nil
+	return times, last, writes
 }
 
 // record notes the acks of seqs at time at.
@@ -140,11 +144,23 @@ func (s *seqScanner) feed(b []byte) []uint64 {
 	return s.out
 }
 
-// tapConn is a net.Conn whose reads are scanned for PubAcks.
+// tapConn is a net.Conn whose reads are scanned for PubAcks and whose
+// writes for published messages.
 type tapConn struct {
 	net.Conn
 	tap *ackTap
 	sc  seqScanner
+	pub pubScanner
+}
+
+// Write records when each published message goes to the socket. Only the
+// NATS client's flusher (under its lock) writes, so the scanner needs no
+// lock of its own.
+func (c *tapConn) Write(b []byte) (int, error) {
+	if n := c.pub.feed(b); n > 0 && c.tap.armed.Load() {
+		c.tap.recordWrites(n, c.tap.now().UnixNano())
+	}
+	return c.Conn.Write(b)
 }
 
 // Read reads from the connection and records the PubAcks it carries. Only
@@ -172,4 +188,61 @@ func (d tapDialer) Dial(network, address string) (net.Conn, error) {
 		return nil, err
 	}
 	return &tapConn{Conn: c, tap: d.tap}, nil
+}
+
+// pubScanner follows the NATS client protocol written to the server and
+// counts the messages (PUB and HPUB) in it, in order, across arbitrary
+// chunks: a control line up to CRLF, and for PUB/HPUB the payload whose
+// size ends that line, skipped.
+type pubScanner struct {
+	line []byte // the control line being read
+	skip int    // payload bytes (with their CRLF) still to skip
+}
+
+// feed scans b and returns how many messages start in it.
+func (p *pubScanner) feed(b []byte) (msgs int) {
+	for len(b) > 0 {
+		if p.skip > 0 {
+			n := min(p.skip, len(b))
+			p.skip -= n
+			b = b[n:]
+			continue
+		}
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			p.line = append(p.line, b...)
+			return msgs
+		}
+		p.line = append(p.line, b[:i]...)
+		b = b[i+1:]
+		line := bytes.TrimSuffix(p.line, []byte{'\r'})
+		if size, ok := pubSize(line); ok {
+			msgs++
+			p.skip = size + 2
+		}
+		p.line = p.line[:0]
+	}
+	return msgs
+}
+
+// pubSize returns the total payload size of a PUB or HPUB control line.
+func pubSize(line []byte) (int, bool) {
+	if !bytes.HasPrefix(line, []byte("PUB ")) && !bytes.HasPrefix(line, []byte("HPUB ")) {
+		return 0, false
+	}
+	f := bytes.Fields(line)
+	n, err := strconv.Atoi(string(f[len(f)-1]))
+	return n, err == nil && n >= 0
+}
+
+// recordWrites notes that n messages were written at time at; the k-th
+// message written since arm gets ordinal k (1-based), which on a fresh
+// stream with one publishing connection and no retransmission is its
+// stream sequence.
+func (t *ackTap) recordWrites(n int, at int64) {
+	t.mu.Lock()
+	for range n {
+		t.writes = append(t.writes, at)
+	}
+	t.mu.Unlock()
 }

@@ -53,7 +53,7 @@ func TestAckTapRecordsFirstAck(t *testing.T) {
 	tap.record([]uint64{2, 1}, 10)
 	tap.record([]uint64{2, 3}, 20) // 2 again: a duplicate ack keeps the first time
 	tap.record([]uint64{1 << 40}, 30)
-	times, last := tap.disarm()
+	times, last, _ := tap.disarm()
 	if want := []int64{0, 10, 10, 20}; !reflect.DeepEqual(times, want) {
 		t.Errorf("times = %v, want %v", times, want)
 	}
@@ -62,6 +62,46 @@ func TestAckTapRecordsFirstAck(t *testing.T) {
 	}
 	if n := tap.acks.Load(); n != 5 {
 		t.Errorf("acks = %d, want 5", n)
+	}
+}
+
+// TestPubScanner follows PUB and HPUB messages through the client protocol
+// however it is split into writes, payloads containing protocol-looking
+// text included, and ignores other lines.
+func TestPubScanner(t *testing.T) {
+	stream := "CONNECT {\"verbose\":false}\r\nPING\r\n" +
+		"HPUB md.a _INBOX.x.1 12 17\r\nNATS/1.0\r\n\r\nhello\r\n" +
+		"SUB _INBOX.x.* 1\r\n" +
+		"PUB md.b 15\r\nPUB md.c 3\r\nxyz\r\n" + // a payload that looks like a PUB line
+		"HPUB md.d 12 12\r\nNATS/1.0\r\n\r\n\r\n" // empty body
+	const want = 3
+	for i := 0; i <= len(stream); i += 7 {
+		for j := i; j <= len(stream); j += 11 {
+			var p pubScanner
+			got := 0
+			for _, part := range []string{stream[:i], stream[i:j], stream[j:]} {
+				got += p.feed([]byte(part))
+			}
+			if got != want {
+				t.Fatalf("split at %d,%d: %d messages, want %d", i, j, got, want)
+			}
+		}
+	}
+	var p pubScanner
+	got := 0
+	for i := range len(stream) {
+		got += p.feed([]byte{stream[i]})
+	}
+	if got != want {
+		t.Fatalf("byte by byte: %d messages, want %d", got, want)
+	}
+	tap := newAckTap(nil)
+	tap.recordWrites(1, 5) // before arm: cleared by arm
+	tap.arm(2)
+	tap.recordWrites(2, 10)
+	tap.recordWrites(1, 20)
+	if _, _, writes := tap.disarm(); !reflect.DeepEqual(writes, []int64{0, 10, 10, 20}) {
+		t.Errorf("writes = %v", writes)
 	}
 }
 
