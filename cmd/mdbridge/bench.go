@@ -519,6 +519,12 @@ func printReport(w io.Writer, r *bench.Report) {
 		}
 		return fmtMicros(p.Stages.ReceiveToAck.P50) + " / " + fmtMicros(p.Stages.ReceiveToAck.P99)
 	})
+	row("bridge -> NATS socket p50/p99", func(p *bench.Phase) string {
+		if p.Stages == nil || p.Stages.ReceiveToWire == nil {
+			return "-"
+		}
+		return fmtMicros(p.Stages.ReceiveToWire.P50) + " / " + fmtMicros(p.Stages.ReceiveToWire.P99)
+	})
 	row("to NATS socket p50/p99", func(p *bench.Phase) string {
 		if p.ToWire == nil {
 			return "-"

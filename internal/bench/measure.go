@@ -170,6 +170,10 @@ func (m *measure) readBack(ctx context.Context, cfg Config, name string, js jets
 	ph.Latency = latencyOf(lat, unmatched)
 	if len(st.toRecv) > 0 {
 		ph.Stages = &Stages{ToReceive: latencyOf(st.toRecv, 0), ReceiveToAck: latencyOf(st.toAck, 0)}
+		if len(st.recvToWire) > 0 {
+			w := latencyOf(st.recvToWire, 0)
+			ph.Stages.ReceiveToWire = &w
+		}
 	}
 	if len(st.toWire) > 0 {
 		w := latencyOf(st.toWire, 0)

@@ -82,6 +82,9 @@ func readBack(ctx context.Context, js jetstream.JetStream, stream string, acks, 
 				if recv, ok := recvTS(m.Data()); ok {
 					st.toRecv = append(st.toRecv, recv-created)
 					st.toAck = append(st.toAck, acks[seq]-recv)
+					if seq < uint64(len(writes)) && writes[seq] != 0 {
+						st.recvToWire = append(st.recvToWire, writes[seq]-recv)
+					}
 				}
 			}
 		}
@@ -99,6 +102,8 @@ type stageSamples struct {
 	toRecv []int64 // creation (simulator trade time) -> bridge receive (recv_ts)
 	toAck  []int64 // bridge receive -> JetStream ack
 	toWire []int64 // creation -> written to the NATS socket
+	// recvToWire: bridge receive -> written to the NATS socket
+	recvToWire []int64
 }
 
 var recvKey = []byte(`"recv_ts":`)

@@ -148,6 +148,11 @@ type Stages struct {
 	// sequence check, the publisher and NATS. Compare with the raw
 	// baseline's latency (creation -> ack).
 	ReceiveToAck Latency `json:"receive_to_ack"`
+	// ReceiveToWire: bridge receive -> written to the NATS socket: the
+	// bridge's own processing, its publisher's queue and nats.go, without
+	// the simulator's hop or the server (absent when writes cannot be
+	// paired, see Phase.ToWire).
+	ReceiveToWire *Latency `json:"receive_to_wire,omitempty"`
 }
 
 // latencyOf summarizes samples (ns); it sorts them in place.
