@@ -603,7 +603,11 @@ func printScale(w io.Writer, r *bench.ScaleReport) {
 		rl.Total, rl.REST429, rl.REST418, rl.REST403, rl.RESTRequests, rl.WSRateDisconnects)
 	fmt.Fprintf(tw, "reconnects / slow-consumer cuts\t%d / %d\n", rl.Reconnects, rl.SlowDisconnects)
 	fmt.Fprintf(tw, "steady window\t%.1f s at %s acked msgs/s\n", st.Seconds, fmtCount(st.MsgsPerSec))
-	fmt.Fprintf(tw, "CPU (whole process)\t%.1f%% of one core\n", st.CPUPercent)
+	if st.ProcessCPUPercent != st.CPUPercent {
+		fmt.Fprintf(tw, "CPU (this process / with NATS)\t%.1f%% / %.1f%% of one core\n", st.ProcessCPUPercent, st.CPUPercent)
+	} else {
+		fmt.Fprintf(tw, "CPU (whole process)\t%.1f%% of one core\n", st.CPUPercent)
+	}
 	if len(st.CPUSplit) > 0 {
 		fmt.Fprintf(tw, "CPU by component\t%s\n", fmtPercents(st.CPUSplit))
 	}

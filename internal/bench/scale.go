@@ -143,13 +143,17 @@ type Steady struct {
 	Seconds    float64 `json:"seconds"`
 	MsgsPerSec float64 `json:"msgs_per_sec"` // acknowledged
 	// CPUPercent is the process's CPU time over the window as a percentage
-	// of one core; CPUSplit the same per component.
-	CPUPercent float64            `json:"cpu_percent_of_core"`
-	CPUSplit   map[string]float64 `json:"cpu_split_percent,omitempty"`
-	RSS        uint64             `json:"rss_bytes"`
-	PeakRSS    uint64             `json:"peak_rss_bytes"` // since the process started
-	HeapInuse  uint64             `json:"heap_inuse_bytes"`
-	Goroutines int                `json:"goroutines"`
+	// of one core (with ExternalCPU, the NATS child's included); CPUSplit
+	// the same per component. ProcessCPUPercent is this process's alone
+	// (the bridge, its publisher and the harness, with the simulator unless
+	// SimURL is set).
+	CPUPercent        float64            `json:"cpu_percent_of_core"`
+	ProcessCPUPercent float64            `json:"process_cpu_percent_of_core"`
+	CPUSplit          map[string]float64 `json:"cpu_split_percent,omitempty"`
+	RSS               uint64             `json:"rss_bytes"`
+	PeakRSS           uint64             `json:"peak_rss_bytes"` // since the process started
+	HeapInuse         uint64             `json:"heap_inuse_bytes"`
+	Goroutines        int                `json:"goroutines"`
 	// GoroutineSplit counts the goroutines by component.
 	GoroutineSplit map[string]int `json:"goroutine_split,omitempty"`
 }
@@ -394,7 +398,8 @@ func scale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 	rss, peak := memStatus()
 	st := Steady{
 		Seconds: el.Seconds(), MsgsPerSec: float64(acked) / el.Seconds(),
-		CPUPercent: 100 * cpu.Seconds() / el.Seconds(), RSS: rss, PeakRSS: peak,
+		CPUPercent: 100 * cpu.Seconds() / el.Seconds(), ProcessCPUPercent: 100 * (cpu - extCPU).Seconds() / el.Seconds(),
+		RSS: rss, PeakRSS: peak,
 		HeapInuse: ms.HeapInuse, Goroutines: runtime.NumGoroutine(),
 	}
 	st.GoroutineSplit, _ = goroutinesByComponent()
