@@ -122,6 +122,17 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "mdbridge bench: -pin needs -nats-process")
 		return exitUsage
 	}
+	cpuF, err := createFlagFile("cpuprofile", *cpuProfile)
+	var memF *os.File
+	if err == nil {
+		memF, err = createFlagFile("memprofile", *memProfile)
+	}
+	defer cpuF.Close() // nil-safe
+	defer memF.Close()
+	if err != nil {
+		fmt.Fprintf(stderr, "mdbridge bench: %v\n", err)
+		return exitUsage
+	}
 
 	if *scale {
 		sc := bench.ScaleConfig{
@@ -144,23 +155,11 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if set["connections"] {
 			sc.Connections = *conns
 		}
-		if *memProfile != "" {
-			f, err := os.Create(*memProfile)
-			if err != nil {
-				fmt.Fprintf(stderr, "mdbridge bench: -memprofile: %v\n", err)
-				return exitUsage
-			}
-			defer f.Close()
-			sc.HeapProfile = f
+		if memF != nil {
+			sc.HeapProfile = memF
 		}
-		if *cpuProfile != "" {
-			f, err := os.Create(*cpuProfile)
-			if err != nil {
-				fmt.Fprintf(stderr, "mdbridge bench: -cpuprofile: %v\n", err)
-				return exitUsage
-			}
-			defer f.Close()
-			sc.CPUProfile = f
+		if cpuF != nil {
+			sc.CPUProfile = cpuF
 		}
 		rep, err := bench.Scale(ctx, sc)
 		bar.done()
@@ -182,23 +181,11 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if set["duration"] && !set["messages"] {
 		cfg.Messages = 0
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			fmt.Fprintf(stderr, "mdbridge bench: -cpuprofile: %v\n", err)
-			return exitUsage
-		}
-		defer f.Close()
-		cfg.CPUProfile = f
+	if cpuF != nil {
+		cfg.CPUProfile = cpuF
 	}
-	if *memProfile != "" {
-		f, err := os.Create(*memProfile)
-		if err != nil {
-			fmt.Fprintf(stderr, "mdbridge bench: -memprofile: %v\n", err)
-			return exitUsage
-		}
-		defer f.Close()
-		cfg.MemProfile = f
+	if memF != nil {
+		cfg.MemProfile = memF
 	}
 
 	if *from != "" {
@@ -453,6 +440,19 @@ func parseRates(s string) ([]float64, error) {
 		return nil, errors.New("no rates")
 	}
 	return out, nil
+}
+
+// createFlagFile creates the file a flag names; nil (and no error) when
+// path is empty. Close on a nil *os.File is harmless.
+func createFlagFile(flagName, path string) (*os.File, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("-%s: %w", flagName, err)
+	}
+	return f, nil
 }
 
 func writeChartFile(path string, sr *bench.SweepReport) error {

@@ -142,50 +142,56 @@ func TestParseRates(t *testing.T) {
 	}
 }
 
-// TestServeBenchNATS runs the child side of -nats-process in process: it
-// prints a NATS URL that accepts connections and stops when stdin closes.
-func TestServeBenchNATS(t *testing.T) {
+// serveChild runs the child side of -nats-process or -sim-process in
+// process, checks that its first line starts with prefix and returns that
+// URL and a function that closes its stdin and waits for its exit code.
+func serveChild(t *testing.T, prefix string, serve func(stdin io.Reader, stdout io.Writer) int) (url string, stop func()) {
+	t.Helper()
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	done := make(chan int, 1)
-	go func() { done <- serveBenchNATS(context.Background(), t.TempDir(), inR, outW, io.Discard) }()
+	go func() { done <- serve(inR, outW) }()
 	line, err := bufio.NewReader(outR).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "nats://127.0.0.1:") {
+	if err != nil || !strings.HasPrefix(line, prefix) {
 		t.Fatalf("first line %q, %v", line, err)
 	}
 	go func() { _, _ = io.Copy(io.Discard, outR) }()
-	nc, err := nats.Connect(strings.TrimSpace(line))
+	return strings.TrimSpace(line), func() {
+		t.Helper()
+		inW.Close()
+		select {
+		case code := <-done:
+			if code != exitOK {
+				t.Errorf("exit %d", code)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("did not stop after stdin closed")
+		}
+	}
+}
+
+// TestServeBenchNATS runs the child side of -nats-process in process: it
+// prints a NATS URL that accepts connections and stops when stdin closes.
+func TestServeBenchNATS(t *testing.T) {
+	url, stop := serveChild(t, "nats://127.0.0.1:", func(in io.Reader, out io.Writer) int {
+		return serveBenchNATS(context.Background(), t.TempDir(), in, out, io.Discard)
+	})
+	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
 	nc.Close()
-	inW.Close()
-	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Errorf("exit %d", code)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("server did not stop after stdin closed")
-	}
+	stop()
 }
 
 // TestServeBenchSim runs the child side of -sim-process in process: it
 // prints the simulator's URL, serves the scale markets there and stops
 // when stdin closes.
 func TestServeBenchSim(t *testing.T) {
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	done := make(chan int, 1)
-	go func() {
-		done <- serveBenchSim(context.Background(), 3, 30, inR, outW, io.Discard, slog.New(slog.DiscardHandler))
-	}()
-	line, err := bufio.NewReader(outR).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "http://127.0.0.1:") {
-		t.Fatalf("first line %q, %v", line, err)
-	}
-	go func() { _, _ = io.Copy(io.Discard, outR) }()
-	resp, err := http.Get(strings.TrimSpace(line) + "/admin/markets")
+	url, stop := serveChild(t, "http://127.0.0.1:", func(in io.Reader, out io.Writer) int {
+		return serveBenchSim(context.Background(), 3, 30, in, out, io.Discard, slog.New(slog.DiscardHandler))
+	})
+	resp, err := http.Get(url + "/admin/markets")
 	if err != nil {
 		t.Fatalf("GET /admin/markets: %v", err)
 	}
@@ -195,15 +201,7 @@ func TestServeBenchSim(t *testing.T) {
 	if err != nil || len(markets) != 3 {
 		t.Fatalf("markets %v, %v", markets, err)
 	}
-	inW.Close()
-	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Errorf("exit %d", code)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("simulator did not stop after stdin closed")
-	}
+	stop()
 }
 
 // TestProcCPU compares procCPU (utime + stime from /proc/<pid>/stat, in
