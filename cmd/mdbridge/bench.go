@@ -569,16 +569,20 @@ func printSweep(w io.Writer, sr *bench.SweepReport) {
 	e := sr.Env
 	fmt.Fprintf(w, "mdbridge bench sweep: NATS %s, %s %s/%s, %d CPUs, GOMAXPROCS %d\n\n", e.NATS, e.GoVersion, e.OS, e.Arch, e.NumCPU, e.GOMAXPROCS)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "OFFERED\tRAW MSG/S\tBRIDGE MSG/S\tRATIO\tRAW P50\tRAW P99\tBRIDGE P50\tBRIDGE P99\tBRIDGE P99.9\tADDED P99\tCPU S/1M RAW\tCPU S/1M BRIDGE\t")
+	fmt.Fprintln(tw, "OFFERED\tRAW MSG/S\tBRIDGE MSG/S\tRATIO\tRAW P50\tRAW P99\tBRIDGE P50\tBRIDGE P99\tBRIDGE P99.9\tADDED P99\tADDED P99 TO SOCKET\tCPU S/1M RAW\tCPU S/1M BRIDGE\t")
 	for _, p := range sr.Points {
 		raw, br := p.Raw, p.Bridge
 		if raw == nil || br == nil {
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t\n", fmtCount(p.Settings.Rate),
+		toSocket := "-"
+		if raw.ToWire != nil && br.ToWire != nil {
+			toSocket = fmtMicros(p.AddedP99ToWire)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t\n", fmtCount(p.Settings.Rate),
 			fmtCount(raw.MsgsPerSec), fmtCount(br.MsgsPerSec), p.Ratio,
 			fmtMicros(raw.Latency.P50), fmtMicros(raw.Latency.P99), fmtMicros(br.Latency.P50), fmtMicros(br.Latency.P99),
-			fmtMicros(br.Latency.P999), fmtMicros(p.AddedP99), raw.CPUPerMillion, br.CPUPerMillion)
+			fmtMicros(br.Latency.P999), fmtMicros(p.AddedP99), toSocket, raw.CPUPerMillion, br.CPUPerMillion)
 	}
 	tw.Flush()
 }
