@@ -163,13 +163,7 @@ func (m *market) encodeBinance(dst []byte, ev *binEvent, kind binKind, levels in
 		dst = m.appendLevels(dst, lv[askSide])
 		return append(dst, '}')
 	case bkPartial:
-		dst = append(dst, `{"lastUpdateId":`...)
-		dst = strconv.AppendInt(dst, m.updateID, 10)
-		dst = append(dst, `,"bids":`...)
-		dst = m.appendLevels(dst, topN(m.book.sides[bidSide], levels))
-		dst = append(dst, `,"asks":`...)
-		dst = m.appendLevels(dst, topN(m.book.sides[askSide], levels))
-		return append(dst, '}')
+		return m.appendBinanceDepth(dst, levels)
 	case bkBookTicker:
 		b, a := m.top(bidSide), m.top(askSide)
 		dst = append(dst, `{"u":`...)
@@ -187,6 +181,19 @@ func (m *market) encodeBinance(dst []byte, ev *binEvent, kind binKind, levels in
 		return append(dst, `"}`...)
 	}
 	return dst
+}
+
+// appendBinanceDepth appends the top levels of the book as Binance's
+// partial depth stream and GET /api/v3/depth both write it:
+// {"lastUpdateId":N,"bids":[...],"asks":[...]}. The caller holds m.mu.
+func (m *market) appendBinanceDepth(dst []byte, levels int) []byte {
+	dst = append(dst, `{"lastUpdateId":`...)
+	dst = strconv.AppendInt(dst, m.updateID, 10)
+	dst = append(dst, `,"bids":`...)
+	dst = m.appendLevels(dst, topN(m.book.sides[bidSide], levels))
+	dst = append(dst, `,"asks":`...)
+	dst = m.appendLevels(dst, topN(m.book.sides[askSide], levels))
+	return append(dst, '}')
 }
 
 func topN(lv []level, n int) []level {

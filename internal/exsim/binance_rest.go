@@ -163,14 +163,7 @@ func intParam(q url.Values, name string, def, lo, hi int) (int, []byte) {
 func (m *market) binanceDepthJSON(limit int) []byte {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	b := make([]byte, 0, 64+limit*80)
-	b = append(b, `{"lastUpdateId":`...)
-	b = strconv.AppendInt(b, m.updateID, 10)
-	b = append(b, `,"bids":`...)
-	b = m.appendLevels(b, topN(m.book.sides[bidSide], limit))
-	b = append(b, `,"asks":`...)
-	b = m.appendLevels(b, topN(m.book.sides[askSide], limit))
-	return append(b, '}')
+	return m.appendBinanceDepth(make([]byte, 0, 64+limit*80), limit)
 }
 
 // appendQuoteQty appends price*qty, trimmed of trailing zeros.
