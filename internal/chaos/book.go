@@ -193,15 +193,21 @@ func (b *BookReplay) Diff(bids, asks [][2]string, depth int, wantID int64) strin
 	if !b.Live {
 		return fmt.Sprintf("the consumer is still waiting for a snapshot after a gap (book id %d)", b.LastID)
 	}
-	if wantID != 0 && b.LastID != wantID {
-		return fmt.Sprintf("book id %d, simulator's %d", b.LastID, wantID)
+	return diffBook(b.LastID, sortedLevels(b.Bids, true), sortedLevels(b.Asks, false), bids, asks, depth, wantID)
+}
+
+// diffBook compares a book at id with levels best first (gotBids,
+// gotAsks) with the simulator's, as Diff does.
+func diffBook(id int64, gotBids, gotAsks []bridge.Level, bids, asks [][2]string, depth int, wantID int64) string {
+	if wantID != 0 && id != wantID {
+		return fmt.Sprintf("book id %d, simulator's %d", id, wantID)
 	}
 	for _, side := range []struct {
 		name      string
 		got, want []string
 	}{
-		{"bids", topLevels(b.Bids, depth, true), simLevels(bids, depth)},
-		{"asks", topLevels(b.Asks, depth, false), simLevels(asks, depth)},
+		{"bids", levelStrings(gotBids, depth), levelStrings(bids, depth)},
+		{"asks", levelStrings(gotAsks, depth), levelStrings(asks, depth)},
 	} {
 		if !slices.Equal(side.got, side.want) {
 			n := 0
@@ -215,31 +221,25 @@ func (b *BookReplay) Diff(bids, asks [][2]string, depth int, wantID int64) strin
 	return ""
 }
 
-// topLevels returns the best n levels of a side (bids descending, asks
-// ascending by decimal value) as "price=qty".
-func topLevels(m map[string]string, n int, desc bool) []string {
-	keys := make([]string, 0, len(m))
-	for p := range m {
-		keys = append(keys, p)
+// sortedLevels returns the levels of a side best first (bids descending,
+// asks ascending by decimal value).
+func sortedLevels(m map[string]string, desc bool) []bridge.Level {
+	out := make([]bridge.Level, 0, len(m))
+	for p, q := range m {
+		out = append(out, bridge.Level{p, q})
 	}
-	slices.SortFunc(keys, func(a, b string) int {
-		c := bridge.CompareDecimal(a, b)
+	slices.SortFunc(out, func(a, b bridge.Level) int {
+		c := bridge.CompareDecimal(a[0], b[0])
 		if desc {
 			return -c
 		}
 		return c
 	})
-	if n > 0 && len(keys) > n {
-		keys = keys[:n]
-	}
-	out := make([]string, len(keys))
-	for i, k := range keys {
-		out[i] = k + "=" + m[k]
-	}
 	return out
 }
 
-func simLevels(ls [][2]string, n int) []string {
+// levelStrings returns the first n levels (0 = all) as "price=qty".
+func levelStrings[L ~[2]string](ls []L, n int) []string {
 	if n > 0 && len(ls) > n {
 		ls = ls[:n]
 	}

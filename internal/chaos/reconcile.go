@@ -376,14 +376,7 @@ func libraryDiff(b *bridge.BookBuilder, mt MarketTruth) string {
 	if !b.Valid() {
 		return fmt.Sprintf("bridge.BookBuilder holds no valid book (at %d)", b.LastID())
 	}
-	r := BookReplay{Bids: map[string]string{}, Asks: map[string]string{}, LastID: b.LastID(), Live: true, started: true}
-	for _, l := range b.Bids() {
-		r.Bids[l[0]] = l[1]
-	}
-	for _, l := range b.Asks() {
-		r.Asks[l[0]] = l[1]
-	}
-	if d := r.Diff(mt.Bids, mt.Asks, mt.Depth, mt.BookID); d != "" {
+	if d := diffBook(b.LastID(), b.Bids(), b.Asks(), mt.Bids, mt.Asks, mt.Depth, mt.BookID); d != "" {
 		return "bridge.BookBuilder: " + d
 	}
 	return ""
