@@ -109,11 +109,7 @@ func (sh *shard) connect(ctx context.Context, rm *resilience.ReconnectionManager
 // open dials, registers the new connection as primary, starts it and
 // subscribes.
 func (sh *shard) open(ctx context.Context, reconnect bool) (*conn, error) {
-	if err := sh.st.gate.wait(ctx); err != nil {
-		return nil, err
-	}
-	id := sh.nextConnID()
-	c, err := dial(ctx, sh, id)
+	c, err := sh.dialNext(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +118,7 @@ func (sh *shard) open(ctx context.Context, reconnect bool) (*conn, error) {
 	recent := sh.onNewPrimary(reconnect)
 	c.start() // under mu: its first frames wait for the symbols to be prepared
 	sh.mu.Unlock()
-	sh.setConnID(id)
+	sh.setConnID(c.id)
 	if err := c.subscribe(ctx, sh.topics); err != nil {
 		c.fail(err)
 		<-c.done
@@ -143,6 +139,15 @@ func (sh *shard) open(ctx context.Context, reconnect bool) (*conn, error) {
 	return c, nil
 }
 
+// dialNext waits for the stream's connect gate and dials the shard's next
+// connection (not yet registered or started).
+func (sh *shard) dialNext(ctx context.Context) (*conn, error) {
+	if err := sh.st.gate.wait(ctx); err != nil {
+		return nil, err
+	}
+	return dial(ctx, sh, sh.nextConnID())
+}
+
 // candResult is the outcome of opening a rotation's replacement.
 type candResult struct {
 	c   *conn
@@ -152,11 +157,7 @@ type candResult struct {
 // openCandidate dials the replacement connection of a rotation, registers
 // it as the candidate, starts and subscribes it.
 func (sh *shard) openCandidate(ctx context.Context, old *conn) (*conn, error) {
-	if err := sh.st.gate.wait(ctx); err != nil {
-		return nil, err
-	}
-	id := sh.nextConnID()
-	c, err := dial(ctx, sh, id)
+	c, err := sh.dialNext(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -312,6 +313,22 @@ func (sh *shard) serve(ctx context.Context, c *conn) error {
 			pending.closeGraceful(context.Canceled)
 		}
 	}()
+	// takeOver promotes the candidate and schedules the new primary's
+	// rotation.
+	takeOver := func(reason string) {
+		stopOverlap()
+		c = sh.promote(reason)
+		cand = nil
+		armRotation(ageDelay(c))
+	}
+	// retryRotation schedules another attempt after a failed replacement,
+	// backing off linearly up to 30s.
+	retryRotation := func() time.Duration {
+		rotRetries++
+		d := min(time.Duration(rotRetries)*time.Second, 30*time.Second)
+		armRotation(d)
+		return d
+	}
 	startRotation := func(reason string) {
 		if dialing || cand != nil {
 			return
@@ -336,10 +353,7 @@ func (sh *shard) serve(ctx context.Context, c *conn) error {
 			return nil
 		case <-c.done:
 			if cand != nil && sh.candidateSubscribed(cand) {
-				stopOverlap()
-				c = sh.promote("old connection ended")
-				cand = nil
-				armRotation(ageDelay(c))
+				takeOver("old connection ended")
 				continue
 			}
 			return c.cause()
@@ -354,10 +368,8 @@ func (sh *shard) serve(ctx context.Context, c *conn) error {
 				if ctx.Err() != nil {
 					return nil
 				}
-				rotRetries++
-				d := min(time.Duration(rotRetries)*time.Second, 30*time.Second)
+				d := retryRotation()
 				sh.log.Warn("rotation: replacement connection failed; retrying", "err", r.err, "in", d)
-				armRotation(d)
 				continue
 			}
 			rotRetries = 0
@@ -369,23 +381,16 @@ func (sh *shard) serve(ctx context.Context, c *conn) error {
 			sh.dropCandidate(cand, err)
 			cand = nil
 			stopOverlap()
-			rotRetries++
+			retryRotation()
 			sh.log.Warn("rotation: replacement connection ended before taking over; retrying", "err", err)
-			armRotation(min(time.Duration(rotRetries)*time.Second, 30*time.Second))
 		case <-sh.rotReady:
-			if cand == nil {
-				continue
+			if cand != nil {
+				takeOver("overlap complete")
 			}
-			stopOverlap()
-			c = sh.promote("overlap complete")
-			cand = nil
-			armRotation(ageDelay(c))
 		case <-overlapC:
 			overlapT, overlapC = nil, nil
 			if cand != nil {
-				c = sh.promote("overlap timeout")
-				cand = nil
-				armRotation(ageDelay(c))
+				takeOver("overlap timeout")
 			}
 		case <-tick.C:
 			sh.housekeeping()
