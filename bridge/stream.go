@@ -226,14 +226,9 @@ func (s *Stream) Run(ctx context.Context) error {
 // publisher's pending call is cancelled and ctx.Err() is returned. Trades
 // held back for a running backfill at that moment are dropped (and logged).
 func (s *Stream) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	if !s.started {
-		s.closed = true
-		s.mu.Unlock()
+	if !s.stopRun() {
 		return nil
 	}
-	s.mu.Unlock()
-	s.ioCancel(ErrClosed)
 	select {
 	case <-s.done:
 		return nil
@@ -247,17 +242,26 @@ func (s *Stream) Shutdown(ctx context.Context) error {
 // Close stops the stream at once, cancelling a pending publisher call, and
 // waits for Run to return.
 func (s *Stream) Close() error {
-	s.mu.Lock()
-	if !s.started {
-		s.closed = true
-		s.mu.Unlock()
+	if !s.stopRun() {
 		return nil
 	}
-	s.mu.Unlock()
-	s.ioCancel(ErrClosed)
 	s.pubCancel()
 	<-s.done
 	return nil
+}
+
+// stopRun cancels the connections and workers of a running stream and
+// reports true; before Run it marks the stream closed (Run then returns
+// ErrClosed) and reports false.
+func (s *Stream) stopRun() bool {
+	s.mu.Lock()
+	started := s.started
+	s.closed = s.closed || !started
+	s.mu.Unlock()
+	if started {
+		s.ioCancel(ErrClosed)
+	}
+	return started
 }
 
 // Snapshot fetches a fresh REST order book snapshot of one of the stream's
