@@ -221,11 +221,7 @@ type streamBook struct {
 
 // reset makes the book wait for the stream's next snapshot (after a
 // reconnect, where the new subscription starts with one).
-func (b *streamBook) reset() {
-	if b.state != bookIdle {
-		b.state = bookIdle
-	}
-}
+func (b *streamBook) reset() { b.state = bookIdle }
 
 // event handles one live snapshot or delta. It returns the extended out and
 // whether the caller must resubscribe the topic to obtain a fresh snapshot.

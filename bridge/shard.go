@@ -249,13 +249,7 @@ func (sh *shard) housekeeping() {
 		t := &sym.trades
 		if trades && !sym.seenTrade && !sym.verifyingTrades && t.track && !t.byID && t.seq.Started() && !t.repairing {
 			last := t.seq.Last()
-			sym.verifyingTrades = true
-			sh.st.goWork(func(ctx context.Context) {
-				sh.verifyTrades(ctx, sym, last)
-				sh.mu.Lock()
-				sym.verifyingTrades = false
-				sh.mu.Unlock()
-			})
+			sh.goVerify(&sym.verifyingTrades, func(ctx context.Context) { sh.verifyTrades(ctx, sym, last) })
 		}
 		// A stream-snapshot book (Bybit) quiet since the suspect event may
 		// have lost its last deltas with nothing after them to reveal the
@@ -267,15 +261,21 @@ func (sh *shard) housekeeping() {
 		}
 		if b := sym.rest; b != nil && !sym.seenBook && !sym.verifyingBook && b.state == bookLive && !b.fetching {
 			last := b.lastID
-			sym.verifyingBook = true
-			sh.st.goWork(func(ctx context.Context) {
-				sh.verifyBook(ctx, sym, last)
-				sh.mu.Lock()
-				sym.verifyingBook = false
-				sh.mu.Unlock()
-			})
+			sh.goVerify(&sym.verifyingBook, func(ctx context.Context) { sh.verifyBook(ctx, sym, last) })
 		}
 	}
+}
+
+// goVerify runs a QuietCheck verification on a worker with *running (one
+// of the symbol's verifying flags) set until it returns. Called with mu held.
+func (sh *shard) goVerify(running *bool, verify func(context.Context)) {
+	*running = true
+	sh.st.goWork(func(ctx context.Context) {
+		verify(ctx)
+		sh.mu.Lock()
+		*running = false
+		sh.mu.Unlock()
+	})
 }
 
 // onNewPrimary prepares the symbols for the first frames of a new primary
