@@ -35,7 +35,6 @@ type rotation struct {
 	overflow   bool
 	seen       map[rotKey]struct{}
 	open       map[rotKey]rotFirst // seen but not yet overlapped
-	done       int                 // keys seen and overlapped
 	total      int
 	signaled   bool
 }
@@ -110,9 +109,7 @@ func (r *rotation) collect(sh *shard, evs []Event) {
 			continue
 		}
 		r.seen[k] = struct{}{}
-		if overlapped(k, f) {
-			r.done++
-		} else {
+		if !overlapped(k, f) {
 			r.open[k] = f
 		}
 	}
@@ -131,7 +128,6 @@ func (r *rotation) primaryProgress(sh *shard, evs []Event) {
 				k := rotKey{sym, kind}
 				if f, ok := r.open[k]; ok && overlapped(k, f) {
 					delete(r.open, k)
-					r.done++
 				}
 			}
 		}
@@ -150,7 +146,7 @@ func (r *rotation) check(sh *shard) {
 	if r.signaled || !r.subscribed {
 		return
 	}
-	if r.overflow || r.done >= r.total {
+	if r.overflow || len(r.seen)-len(r.open) >= r.total {
 		r.signaled = true
 		select {
 		case sh.rotReady <- struct{}{}:
