@@ -29,8 +29,6 @@ const (
 	fkOther                     // market data: bookTicker, partial depth, serverShutdown
 )
 
-func (k frameKind) isData() bool { return k >= fkTrade }
-
 // WebSocket opcodes.
 const (
 	opText  = 0x1
