@@ -83,8 +83,10 @@ func newShard(st *Stream, idx int, p shardPlan) (*shard, error) {
 		sym := &symbol{name: name, log: sh.log.With("symbol", name)}
 		dcfg := resilience.DedupConfig{WindowSize: cfg.DedupWindow, TTL: cfg.DedupTTL}
 		var err error
-		if sym.trades.dedupSeq, err = resilience.NewMessageDeduplicator[int64](dcfg); err != nil {
-			return nil, fmt.Errorf("%w: dedup: %w", ErrConfig, err)
+		if !cfg.res.SequenceTracking { // with tracking the SequenceTracker alone decides
+			if sym.trades.dedupSeq, err = resilience.NewMessageDeduplicator[int64](dcfg); err != nil {
+				return nil, fmt.Errorf("%w: dedup: %w", ErrConfig, err)
+			}
 		}
 		if sym.trades.dedupID, err = resilience.NewMessageDeduplicator[string](dcfg); err != nil {
 			return nil, fmt.Errorf("%w: dedup: %w", ErrConfig, err)
@@ -364,7 +366,7 @@ func (sh *shard) tradeRepair(ctx context.Context, sym *symbol) {
 	for {
 		sh.mu.Lock()
 		var done bool
-		sh.out, done = t.advance(sh.st.now(), sh.out, &sym.ctr)
+		sh.out, done = t.advance(sh.out, &sym.ctr)
 		if done {
 			sh.flush()
 			sh.mu.Unlock()
@@ -408,7 +410,7 @@ func (sh *shard) tradeRepair(ctx context.Context, sym *symbol) {
 		sh.mu.Lock()
 		before := t.seq.Last()
 		var n int64
-		sh.out, n, done = t.merge(page, sh.st.now(), sh.out, &sym.ctr)
+		sh.out, n, done = t.merge(page, sh.out, &sym.ctr)
 		progressed := t.seq.Last() != before
 		sh.flush()
 		sh.mu.Unlock()
@@ -596,7 +598,7 @@ func (sh *shard) verifyTrades(ctx context.Context, sym *symbol, last int64) {
 		before := sym.ctr.backfilled.Load()
 		t.repairing = true // merge runs as a repair with nothing buffered
 		var n int64
-		sh.out, n, _ = t.merge(page, sh.st.now(), sh.out, &sym.ctr)
+		sh.out, n, _ = t.merge(page, sh.out, &sym.ctr)
 		missing += n
 		if n > 0 {
 			sym.ctr.gaps.Add(1)

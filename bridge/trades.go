@@ -41,7 +41,7 @@ type tradeGap struct{ from, to int64 }
 type tradeSync struct {
 	track    bool // gap detection and backfill enabled (ResilienceConfig.SequenceTracking)
 	seq      *resilience.SequenceTracker
-	dedupSeq *resilience.MessageDeduplicator[int64]
+	dedupSeq *resilience.MessageDeduplicator[int64] // consecutive ids when !track (with track the tracker alone decides)
 	dedupID  *resilience.MessageDeduplicator[string]
 
 	repairing bool
@@ -79,15 +79,13 @@ func (t *tradeSync) live(ev *Event, now time.Time, out []Event, c *symbolCounter
 		}
 		return t.emitTrade(ev, out, c), nil
 	}
-	// One tracker call on the in-order path. A gap must not advance the
-	// tracker (the repair emits the missing ids first): undo it.
+	// One tracker call on the in-order path, and no deduplicator: every
+	// emitted id is <= the tracker's Last, which never moves back, so an
+	// accepted id is new. A gap must not advance the tracker (the repair
+	// emits the missing ids first): undo it.
 	last := t.seq.Last()
 	switch t.seq.Observe(ev.Seq) {
 	case resilience.SeqFirst, resilience.SeqInOrder:
-		if !t.dedupSeq.RecordAt(ev.Seq, now) {
-			c.duplicates.Add(1)
-			return out, nil
-		}
 		return t.emitTrade(ev, out, c), nil
 	case resilience.SeqGap:
 		t.seq.ResetTo(last)
@@ -104,8 +102,8 @@ func (t *tradeSync) live(ev *Event, now time.Time, out []Event, c *symbolCounter
 
 // emitNext emits ev if it is the first trade or continues the sequence,
 // and counts it as a duplicate otherwise (ev.Seq <= last).
-func (t *tradeSync) emitNext(ev *Event, now time.Time, out []Event, c *symbolCounters) []Event {
-	if !t.seq.Observe(ev.Seq).Accepted() || !t.dedupSeq.RecordAt(ev.Seq, now) {
+func (t *tradeSync) emitNext(ev *Event, out []Event, c *symbolCounters) []Event {
+	if !t.seq.Observe(ev.Seq).Accepted() {
 		c.duplicates.Add(1)
 		return out
 	}
@@ -152,13 +150,13 @@ func (t *tradeSync) emitTrade(ev *Event, out []Event, c *symbolCounters) []Event
 // advance emits the buffered live trades that continue the sequence and
 // drops those already emitted. It reports whether the buffer is drained,
 // which ends the repair.
-func (t *tradeSync) advance(now time.Time, out []Event, c *symbolCounters) ([]Event, bool) {
+func (t *tradeSync) advance(out []Event, c *symbolCounters) ([]Event, bool) {
 	for t.head < len(t.pending) {
 		h := &t.pending[t.head]
 		if h.Seq > t.seq.Last()+1 {
 			return out, false
 		}
-		out = t.emitNext(h, now, out, c)
+		out = t.emitNext(h, out, c)
 		*h = Event{}
 		t.head++
 	}
@@ -194,10 +192,10 @@ func (t *tradeSync) nextFetch(page, maxGap int) (from, holeEnd int64, limit int,
 // not buffered either are missing at the venue: they are skipped and
 // returned as missing. It returns the extended out, the missing count and
 // whether the repair is complete.
-func (t *tradeSync) merge(page []Event, now time.Time, out []Event, c *symbolCounters) ([]Event, int64, bool) {
+func (t *tradeSync) merge(page []Event, out []Event, c *symbolCounters) ([]Event, int64, bool) {
 	var missing int64
 	for i := 0; i < len(page); {
-		out, _ = t.advance(now, out, c)
+		out, _ = t.advance(out, c)
 		t.repairing = true // advance may have drained the buffer; the page is not done
 		p := &page[i]
 		last := t.seq.Last()
@@ -205,13 +203,9 @@ func (t *tradeSync) merge(page []Event, now time.Time, out []Event, c *symbolCou
 		case p.Seq <= last:
 			i++
 		case p.Seq == last+1:
-			if t.dedupSeq.RecordAt(p.Seq, now) {
-				t.seq.Observe(p.Seq)
-				c.backfilled.Add(1)
-				out = t.emitTrade(p, out, c)
-			} else {
-				t.seq.Observe(p.Seq)
-			}
+			t.seq.Observe(p.Seq)
+			c.backfilled.Add(1)
+			out = t.emitTrade(p, out, c)
 			i++
 		default:
 			next := p.Seq
@@ -222,7 +216,7 @@ func (t *tradeSync) merge(page []Event, now time.Time, out []Event, c *symbolCou
 			t.seq.ResetTo(next - 1)
 		}
 	}
-	out, done := t.advance(now, out, c)
+	out, done := t.advance(out, c)
 	return out, missing, done
 }
 

@@ -134,7 +134,7 @@ func TestTradeSyncConsecutive(t *testing.T) {
 					evs = append(evs, seqTrade(n))
 				}
 				var n int64
-				out, n, done = ts.merge(evs, now, out, &c)
+				out, n, done = ts.merge(evs, out, &c)
 				missing += n
 			}
 			if got := render(out); got != tt.want {
@@ -190,7 +190,7 @@ func TestTradeSyncNextFetch(t *testing.T) {
 	if n := ts.declareMissing(99); n != 10 {
 		t.Fatalf("declareMissing = %d, want 10", n)
 	}
-	out, done := ts.advance(now, nil, &c)
+	out, done := ts.advance(nil, &c)
 	if !done || render(out) != "T100" {
 		t.Fatalf("after giving up: %q done %v", render(out), done)
 	}
