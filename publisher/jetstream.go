@@ -151,6 +151,7 @@ type JetStream struct {
 	spaceCh    chan struct{} // closed when room appears; nil when nobody waits
 	emptyCh    chan struct{} // closed when q empties; set by Shutdown
 	batch      []*entry
+	popped     []*entry   // popHead's scratch
 	header     sendHeader // used by the pump only, outside p.mu
 
 	subjMu   sync.RWMutex
@@ -281,7 +282,7 @@ func (p *JetStream) Publish(ctx context.Context, events []bridge.Event) error {
 			if e := p.encode(&events[i], spare[i]); e != nil {
 				batch = append(batch, e)
 			} else {
-				p.putEntry(spare[i])
+				p.putEntries(spare[i])
 			}
 		}
 		if err := p.enqueue(ctx, batch); err != nil {
@@ -316,18 +317,18 @@ func (p *JetStream) getEntries(dst []*entry) []*entry {
 	return dst
 }
 
-// putEntry returns an entry to the free list (or to the garbage collector
-// when the list is full).
-func (p *JetStream) putEntry(e *entry) {
-	if cap(e.body) > maxPooledBody {
-		e.body = nil
+// putEntries returns entries to the free list (or to the garbage collector
+// when the list is full), taking freeMu once.
+func (p *JetStream) putEntries(es ...*entry) {
+	for _, e := range es {
+		if cap(e.body) > maxPooledBody {
+			e.body = nil
+		}
+		e.msg, e.subject, e.vals = nil, "", [3]string{}
+		e.state, e.sent, e.reorderRisk, e.apiFails = stQueued, false, false, 0
 	}
-	e.msg, e.subject, e.vals = nil, "", [3]string{}
-	e.state, e.sent, e.reorderRisk, e.apiFails = stQueued, false, false, 0
 	p.freeMu.Lock()
-	if len(p.free) < p.maxFree {
-		p.free = append(p.free, e)
-	}
+	p.free = append(p.free, es[:min(len(es), max(p.maxFree-len(p.free), 0))]...)
 	p.freeMu.Unlock()
 }
 
@@ -415,14 +416,14 @@ func (p *JetStream) enqueue(ctx context.Context, batch []*entry) error {
 			case <-ch:
 			case <-p.stop:
 			case <-ctx.Done():
-				p.recycleAll(batch[i:])
+				p.putEntries(batch[i:]...)
 				return fmt.Errorf("publisher: buffer full (%d messages): %w", p.cfg.BufferMessages, ctx.Err())
 			}
 			p.mu.Lock()
 		}
 		if p.closing {
 			p.mu.Unlock()
-			p.recycleAll(batch[i:])
+			p.putEntries(batch[i:]...)
 			return ErrClosed
 		}
 		e.state = stQueued
@@ -438,12 +439,6 @@ func (p *JetStream) enqueue(ctx context.Context, batch []*entry) error {
 	p.mu.Unlock()
 	p.signal()
 	return nil
-}
-
-func (p *JetStream) recycleAll(es []*entry) {
-	for _, e := range es {
-		p.putEntry(e)
-	}
 }
 
 // dropOldest discards the oldest queued (not in flight, not acked) message.
@@ -482,7 +477,7 @@ func (p *JetStream) discard(e *entry) {
 // popHead removes resolved entries from the head and wakes waiters. p.mu is
 // held.
 func (p *JetStream) popHead() {
-	popped := false
+	popped := p.popped[:0]
 	for p.q.len() > 0 {
 		e := p.q.front()
 		switch e.state {
@@ -498,13 +493,15 @@ func (p *JetStream) popHead() {
 		if p.sendIdx > 0 {
 			p.sendIdx--
 		}
-		p.putEntry(e)
-		popped = true
+		popped = append(popped, e)
 	}
 done:
-	if !popped {
+	if len(popped) == 0 {
 		return
 	}
+	p.putEntries(popped...)
+	clear(popped)
+	p.popped = popped
 	if p.spaceCh != nil {
 		close(p.spaceCh)
 		p.spaceCh = nil
