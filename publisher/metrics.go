@@ -12,86 +12,100 @@ type Collector struct {
 	sw  *StateWriter
 	svc *SnapshotService
 
-	pubCounters map[string]*prometheus.Desc
-	pubGauges   map[string]*prometheus.Desc
+	pubFields   []metricField[Stats]
 	latency     *prometheus.Desc
-	state       map[string]*prometheus.Desc
-	snapshot    map[string]*prometheus.Desc
+	stateFields []metricField[StateWriterStats]
+	snapFields  []metricField[SnapshotServiceStats]
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
 
+// metricField is one metric read from a stats value S at scrape time.
+type metricField[S any] struct {
+	desc *prometheus.Desc
+	typ  prometheus.ValueType
+	get  func(*S) float64
+}
+
+func metricDesc(name, help string) *prometheus.Desc {
+	return prometheus.NewDesc("mdbridge_"+name, help, nil, nil)
+}
+
+func counterField[S any](name, help string, get func(*S) uint64) metricField[S] {
+	return metricField[S]{metricDesc(name, help), prometheus.CounterValue, func(s *S) float64 { return float64(get(s)) }}
+}
+
+func gaugeField[S any](name, help string, get func(*S) float64) metricField[S] {
+	return metricField[S]{metricDesc(name, help), prometheus.GaugeValue, get}
+}
+
+func describeFields[S any](ch chan<- *prometheus.Desc, fs []metricField[S]) {
+	for _, f := range fs {
+		ch <- f.desc
+	}
+}
+
+func collectFields[S any](ch chan<- prometheus.Metric, s S, fs []metricField[S]) {
+	for _, f := range fs {
+		ch <- prometheus.MustNewConstMetric(f.desc, f.typ, f.get(&s))
+	}
+}
+
 // NewCollector returns a collector for the given components; any may be nil.
 func NewCollector(pub *JetStream, sw *StateWriter, svc *SnapshotService) *Collector {
-	d := func(name, help string) *prometheus.Desc {
-		return prometheus.NewDesc("mdbridge_"+name, help, nil, nil)
-	}
+	type (
+		ps = Stats
+		ws = StateWriterStats
+		ss = SnapshotServiceStats
+	)
 	return &Collector{
 		pub: pub, sw: sw, svc: svc,
-		pubCounters: map[string]*prometheus.Desc{
-			"published":  d("events_published_total", "Events accepted by Publish."),
-			"sent":       d("publish_sent_total", "Publish attempts written to NATS, retries included."),
-			"acked":      d("events_acked_total", "Messages acknowledged by JetStream."),
-			"retries":    d("publish_retries_total", "Re-sends after a failed attempt."),
-			"failures":   d("publish_failures_total", "Failed attempts: disconnect, ack timeout, server error."),
-			"duplicates": d("jetstream_duplicates_total", "Acks reporting that JetStream already had the msg ID (removed by the duplicate window)."),
-			"dropped":    d("publish_dropped_total", "Messages dropped by the DropOldest policy."),
-			"rejected":   d("publish_rejected_total", "Messages dropped because they can never be stored."),
-			"abandoned":  d("publish_abandoned_total", "Messages unacknowledged at Close."),
-			"reordered":  d("publish_reordered_total", "Retried messages stored after a later message of the same subject."),
+		pubFields: []metricField[ps]{
+			counterField("events_published_total", "Events accepted by Publish.", func(s *ps) uint64 { return s.Published }),
+			counterField("publish_sent_total", "Publish attempts written to NATS, retries included.", func(s *ps) uint64 { return s.Sent }),
+			counterField("events_acked_total", "Messages acknowledged by JetStream.", func(s *ps) uint64 { return s.Acked }),
+			counterField("publish_retries_total", "Re-sends after a failed attempt.", func(s *ps) uint64 { return s.Retries }),
+			counterField("publish_failures_total", "Failed attempts: disconnect, ack timeout, server error.", func(s *ps) uint64 { return s.Failures }),
+			counterField("jetstream_duplicates_total", "Acks reporting that JetStream already had the msg ID (removed by the duplicate window).", func(s *ps) uint64 { return s.Duplicates }),
+			counterField("publish_dropped_total", "Messages dropped by the DropOldest policy.", func(s *ps) uint64 { return s.Dropped }),
+			counterField("publish_rejected_total", "Messages dropped because they can never be stored.", func(s *ps) uint64 { return s.Rejected }),
+			counterField("publish_abandoned_total", "Messages unacknowledged at Close.", func(s *ps) uint64 { return s.Abandoned }),
+			counterField("publish_reordered_total", "Retried messages stored after a later message of the same subject.", func(s *ps) uint64 { return s.Reordered }),
+			gaugeField("publish_buffer_messages", "Messages held until acknowledged.", func(s *ps) float64 { return float64(s.BufferedMsgs) }),
+			gaugeField("publish_buffer_bytes", "Bytes held until acknowledged.", func(s *ps) float64 { return float64(s.BufferedBytes) }),
+			gaugeField("publish_pending_acks", "Publishes awaiting an ack.", func(s *ps) float64 { return float64(s.InFlight) }),
 		},
-		pubGauges: map[string]*prometheus.Desc{
-			"buffered_msgs":  d("publish_buffer_messages", "Messages held until acknowledged."),
-			"buffered_bytes": d("publish_buffer_bytes", "Bytes held until acknowledged."),
-			"in_flight":      d("publish_pending_acks", "Publishes awaiting an ack."),
+		latency: metricDesc("publish_latency_seconds", "Publish-to-ack latency of acknowledged messages."),
+		stateFields: []metricField[ws]{
+			counterField("state_writes_total", "md_state KV writes.", func(s *ws) uint64 { return s.Writes }),
+			counterField("state_write_failures_total", "Failed md_state KV writes (retried).", func(s *ws) uint64 { return s.Failures }),
+			counterField("state_coalesced_total", "State updates merged into a queued one.", func(s *ws) uint64 { return s.Coalesced }),
+			counterField("state_overflowed_total", "Queued state transitions dropped for lack of room.", func(s *ws) uint64 { return s.Overflowed }),
 		},
-		latency: d("publish_latency_seconds", "Publish-to-ack latency of acknowledged messages."),
-		state: map[string]*prometheus.Desc{
-			"writes":     d("state_writes_total", "md_state KV writes."),
-			"failures":   d("state_write_failures_total", "Failed md_state KV writes (retried)."),
-			"coalesced":  d("state_coalesced_total", "State updates merged into a queued one."),
-			"overflowed": d("state_overflowed_total", "Queued state transitions dropped for lack of room."),
-		},
-		snapshot: map[string]*prometheus.Desc{
-			"requests":  d("snapshot_requests_total", "Snapshot control requests received."),
-			"served":    d("snapshot_served_total", "Snapshot requests answered with a snapshot."),
-			"failed":    d("snapshot_failed_total", "Snapshot requests answered with an error other than busy."),
-			"busy":      d("snapshot_busy_total", "Snapshot requests refused at the concurrency or rate limit."),
-			"fetches":   d("snapshot_fetches_total", "Snapshots fetched from the exchange."),
-			"coalesced": d("snapshot_coalesced_total", "Snapshot requests that joined a queued fetch."),
+		snapFields: []metricField[ss]{
+			counterField("snapshot_requests_total", "Snapshot control requests received.", func(s *ss) uint64 { return s.Requests }),
+			counterField("snapshot_served_total", "Snapshot requests answered with a snapshot.", func(s *ss) uint64 { return s.Served }),
+			counterField("snapshot_failed_total", "Snapshot requests answered with an error other than busy.", func(s *ss) uint64 { return s.Failed }),
+			counterField("snapshot_busy_total", "Snapshot requests refused at the concurrency or rate limit.", func(s *ss) uint64 { return s.Busy }),
+			counterField("snapshot_fetches_total", "Snapshots fetched from the exchange.", func(s *ss) uint64 { return s.Fetches }),
+			counterField("snapshot_coalesced_total", "Snapshot requests that joined a queued fetch.", func(s *ss) uint64 { return s.Coalesced }),
 		},
 	}
 }
 
 // Describe sends every metric description.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, m := range []map[string]*prometheus.Desc{c.pubCounters, c.pubGauges, c.state, c.snapshot} {
-		for _, d := range m {
-			ch <- d
-		}
-	}
+	describeFields(ch, c.pubFields)
+	describeFields(ch, c.stateFields)
+	describeFields(ch, c.snapFields)
 	ch <- c.latency
 }
 
 // Collect reads the components' stats.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	counter := func(d *prometheus.Desc, v uint64) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
-	}
 	if c.pub != nil {
 		s := c.pub.Stats()
-		for k, v := range map[string]uint64{
-			"published": s.Published, "sent": s.Sent, "acked": s.Acked, "retries": s.Retries,
-			"failures": s.Failures, "duplicates": s.Duplicates, "dropped": s.Dropped,
-			"rejected": s.Rejected, "abandoned": s.Abandoned, "reordered": s.Reordered,
-		} {
-			counter(c.pubCounters[k], v)
-		}
-		for k, v := range map[string]float64{
-			"buffered_msgs": float64(s.BufferedMsgs), "buffered_bytes": float64(s.BufferedBytes), "in_flight": float64(s.InFlight),
-		} {
-			ch <- prometheus.MustNewConstMetric(c.pubGauges[k], prometheus.GaugeValue, v)
-		}
+		collectFields(ch, s, c.pubFields)
 		buckets := make(map[float64]uint64, len(LatencyBounds))
 		var cum uint64
 		for i, b := range LatencyBounds {
@@ -101,19 +115,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstHistogram(c.latency, s.Latency.Count, s.Latency.Sum.Seconds(), buckets)
 	}
 	if c.sw != nil {
-		s := c.sw.Stats()
-		counter(c.state["writes"], s.Writes)
-		counter(c.state["failures"], s.Failures)
-		counter(c.state["coalesced"], s.Coalesced)
-		counter(c.state["overflowed"], s.Overflowed)
+		collectFields(ch, c.sw.Stats(), c.stateFields)
 	}
 	if c.svc != nil {
-		s := c.svc.Stats()
-		counter(c.snapshot["requests"], s.Requests)
-		counter(c.snapshot["served"], s.Served)
-		counter(c.snapshot["failed"], s.Failed)
-		counter(c.snapshot["busy"], s.Busy)
-		counter(c.snapshot["fetches"], s.Fetches)
-		counter(c.snapshot["coalesced"], s.Coalesced)
+		collectFields(ch, c.svc.Stats(), c.snapFields)
 	}
 }
