@@ -159,46 +159,35 @@ type Config struct {
 
 // withDefaults returns c with zero fields replaced by their defaults.
 func (c Config) withDefaults() Config {
-	setStr := func(p *string, d string) {
-		if *p == "" {
-			*p = d
-		}
-	}
-	setDur := func(p *time.Duration, d time.Duration) {
-		if *p == 0 {
-			*p = d
-		}
-	}
-	setInt := func(p *int, d int) {
-		if *p == 0 {
-			*p = d
-		}
-	}
-	setStr(&c.Stream, DefaultStream)
-	setStr(&c.SubjectPrefix, DefaultSubjectPrefix)
-	setStr(&c.KVBucket, DefaultKVBucket)
-	setStr(&c.ControlPrefix, DefaultControlPrefix)
-	setInt(&c.Replicas, DefaultReplicas)
-	setDur(&c.DuplicateWindow, DefaultDuplicateWindow)
-	setDur(&c.MaxAge, DefaultMaxAge)
-	setDur(&c.StateTTL, DefaultStateTTL)
-	setDur(&c.StateRefresh, DefaultStateRefresh)
-	setDur(&c.StaleAfter, 3*c.StateRefresh)
-	setInt(&c.BufferMessages, DefaultBufferMessages)
-	if c.BufferBytes == 0 {
-		c.BufferBytes = DefaultBufferBytes
-	}
-	setInt(&c.MaxInFlight, min(DefaultMaxInFlight, c.BufferMessages))
-	setDur(&c.AckTimeout, DefaultAckTimeout)
-	setInt(&c.SnapshotConcurrency, DefaultSnapshotConcurrency)
-	if c.SnapshotRate == 0 {
-		c.SnapshotRate = DefaultSnapshotRate
-	}
-	setInt(&c.SnapshotBurst, DefaultSnapshotBurst)
-	setInt(&c.SnapshotMaxWaiters, DefaultSnapshotMaxWaiters)
-	setDur(&c.SnapshotTimeout, DefaultSnapshotTimeout)
-	setDur(&c.RequestTimeout, DefaultRequestTimeout)
+	setDefault(&c.Stream, DefaultStream)
+	setDefault(&c.SubjectPrefix, DefaultSubjectPrefix)
+	setDefault(&c.KVBucket, DefaultKVBucket)
+	setDefault(&c.ControlPrefix, DefaultControlPrefix)
+	setDefault(&c.Replicas, DefaultReplicas)
+	setDefault(&c.DuplicateWindow, DefaultDuplicateWindow)
+	setDefault(&c.MaxAge, DefaultMaxAge)
+	setDefault(&c.StateTTL, DefaultStateTTL)
+	setDefault(&c.StateRefresh, DefaultStateRefresh)
+	setDefault(&c.StaleAfter, 3*c.StateRefresh)
+	setDefault(&c.BufferMessages, DefaultBufferMessages)
+	setDefault(&c.BufferBytes, DefaultBufferBytes)
+	setDefault(&c.MaxInFlight, min(DefaultMaxInFlight, c.BufferMessages))
+	setDefault(&c.AckTimeout, DefaultAckTimeout)
+	setDefault(&c.SnapshotConcurrency, DefaultSnapshotConcurrency)
+	setDefault(&c.SnapshotRate, DefaultSnapshotRate)
+	setDefault(&c.SnapshotBurst, DefaultSnapshotBurst)
+	setDefault(&c.SnapshotMaxWaiters, DefaultSnapshotMaxWaiters)
+	setDefault(&c.SnapshotTimeout, DefaultSnapshotTimeout)
+	setDefault(&c.RequestTimeout, DefaultRequestTimeout)
 	return c
+}
+
+// setDefault sets *p to d if *p is the zero value.
+func setDefault[T comparable](p *T, d T) {
+	var zero T
+	if *p == zero {
+		*p = d
+	}
 }
 
 // Validate reports every invalid field, naming it. Zero fields are valid
@@ -252,31 +241,27 @@ func (c Config) Validate() error {
 	if d.MaxBytes < 0 {
 		bad("MaxBytes", "%d: must not be negative (0 = unlimited)", d.MaxBytes)
 	}
-	if d.BufferMessages < 1 {
-		bad("BufferMessages", "%d: must be positive", d.BufferMessages)
+	counts := []struct {
+		name string
+		v    int64
+	}{
+		{"BufferMessages", int64(d.BufferMessages)}, {"BufferBytes", d.BufferBytes}, {"MaxInFlight", int64(d.MaxInFlight)},
+		{"SnapshotConcurrency", int64(d.SnapshotConcurrency)}, {"SnapshotBurst", int64(d.SnapshotBurst)},
+		{"SnapshotMaxWaiters", int64(d.SnapshotMaxWaiters)},
 	}
-	if d.BufferBytes < 1 {
-		bad("BufferBytes", "%d: must be positive", d.BufferBytes)
+	for _, n := range counts {
+		if n.v < 1 {
+			bad(n.name, "%d: must be positive", n.v)
+		}
 	}
-	if d.MaxInFlight < 1 {
-		bad("MaxInFlight", "%d: must be positive", d.MaxInFlight)
-	} else if d.MaxInFlight > d.BufferMessages && d.BufferMessages > 0 {
+	if d.MaxInFlight > d.BufferMessages && d.BufferMessages > 0 {
 		bad("MaxInFlight", "%d exceeds BufferMessages %d", d.MaxInFlight, d.BufferMessages)
 	}
 	if d.DropPolicy != Block && d.DropPolicy != DropOldest {
 		bad("DropPolicy", "unknown policy %d", d.DropPolicy)
 	}
-	if d.SnapshotConcurrency < 1 {
-		bad("SnapshotConcurrency", "%d: must be positive", d.SnapshotConcurrency)
-	}
 	if d.SnapshotRate < 0 {
 		bad("SnapshotRate", "%g: must be positive", d.SnapshotRate)
-	}
-	if d.SnapshotBurst < 1 {
-		bad("SnapshotBurst", "%d: must be positive", d.SnapshotBurst)
-	}
-	if d.SnapshotMaxWaiters < 1 {
-		bad("SnapshotMaxWaiters", "%d: must be positive", d.SnapshotMaxWaiters)
 	}
 	return errors.Join(errs...)
 }
