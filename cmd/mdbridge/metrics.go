@@ -18,28 +18,39 @@ var connStates = []string{"DISCONNECTED", "CONNECTING", "CONNECTED", "RECONNECTI
 type streamCollector struct {
 	streams []*bridge.Stream
 
-	frames, received, emitted, duplicates, gaps, snapshots, backfilled, missing,
-	dropped, malformed, reconnects, rotations, connState, clockOffset *prometheus.Desc
+	counters               []streamCounter
+	connState, clockOffset *prometheus.Desc
+}
+
+// streamCounter is one counter of bridge.Stats, labelled by exchange.
+type streamCounter struct {
+	desc  *prometheus.Desc
+	field func(*bridge.Stats) *uint64
 }
 
 func newStreamCollector(streams []*bridge.Stream) *streamCollector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("mdbridge_"+name, help, append([]string{"exchange"}, labels...), nil)
 	}
+	c := func(name, help string, field func(*bridge.Stats) *uint64) streamCounter {
+		return streamCounter{d(name, help), field}
+	}
 	return &streamCollector{
-		streams:     streams,
-		frames:      d("frames_received_total", "Inbound WebSocket frames."),
-		received:    d("events_received_total", "Events decoded from exchange frames."),
-		emitted:     d("events_emitted_total", "Events handed to the publisher (including backfilled trades and snapshots)."),
-		duplicates:  d("duplicates_dropped_total", "Events dropped locally as duplicates (duplicate frames, reconnect and rotation overlap)."),
-		gaps:        d("gaps_total", "Sequence gaps detected (trades and books)."),
-		snapshots:   d("snapshots_total", "Order book snapshots emitted or requested."),
-		backfilled:  d("backfilled_trades_total", "Trades recovered over REST after a gap."),
-		missing:     d("missing_trades_total", "Trades known missed and not recoverable."),
-		dropped:     d("events_dropped_total", "Events dropped because a bounded buffer overflowed."),
-		malformed:   d("malformed_frames_total", "Frames dropped as malformed, oversized or unexpected."),
-		reconnects:  d("reconnects_total", "Connection losses followed by a reconnect."),
-		rotations:   d("rotations_total", "Make-before-break connection rotations completed."),
+		streams: streams,
+		counters: []streamCounter{
+			c("frames_received_total", "Inbound WebSocket frames.", func(s *bridge.Stats) *uint64 { return &s.Frames }),
+			c("events_received_total", "Events decoded from exchange frames.", func(s *bridge.Stats) *uint64 { return &s.Received }),
+			c("events_emitted_total", "Events handed to the publisher (including backfilled trades and snapshots).", func(s *bridge.Stats) *uint64 { return &s.Emitted }),
+			c("duplicates_dropped_total", "Events dropped locally as duplicates (duplicate frames, reconnect and rotation overlap).", func(s *bridge.Stats) *uint64 { return &s.Duplicates }),
+			c("gaps_total", "Sequence gaps detected (trades and books).", func(s *bridge.Stats) *uint64 { return &s.Gaps }),
+			c("snapshots_total", "Order book snapshots emitted or requested.", func(s *bridge.Stats) *uint64 { return &s.Snapshots }),
+			c("backfilled_trades_total", "Trades recovered over REST after a gap.", func(s *bridge.Stats) *uint64 { return &s.Backfilled }),
+			c("missing_trades_total", "Trades known missed and not recoverable.", func(s *bridge.Stats) *uint64 { return &s.Missing }),
+			c("events_dropped_total", "Events dropped because a bounded buffer overflowed.", func(s *bridge.Stats) *uint64 { return &s.Dropped }),
+			c("malformed_frames_total", "Frames dropped as malformed, oversized or unexpected.", func(s *bridge.Stats) *uint64 { return &s.Malformed }),
+			c("reconnects_total", "Connection losses followed by a reconnect.", func(s *bridge.Stats) *uint64 { return &s.Reconnects }),
+			c("rotations_total", "Make-before-break connection rotations completed.", func(s *bridge.Stats) *uint64 { return &s.Rotations }),
+		},
 		connState:   d("connection_state", "1 for the current state of each connection slot.", "shard", "state"),
 		clockOffset: d("clock_offset_seconds", "Exchange clock minus local clock."),
 	}
@@ -50,9 +61,6 @@ func (c *streamCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
-	counter := func(d *prometheus.Desc, v uint64, ex string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), ex)
-	}
 	// Several streams may serve one exchange (one per channel set): sum them.
 	type agg struct {
 		st     bridge.Stats
@@ -70,35 +78,17 @@ func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 			order = append(order, ex)
 		}
 		st := s.Stats()
-		a.st.Frames += st.Frames
-		a.st.Received += st.Received
-		a.st.Emitted += st.Emitted
-		a.st.Duplicates += st.Duplicates
-		a.st.Gaps += st.Gaps
-		a.st.Snapshots += st.Snapshots
-		a.st.Backfilled += st.Backfilled
-		a.st.Missing += st.Missing
-		a.st.Dropped += st.Dropped
-		a.st.Malformed += st.Malformed
-		a.st.Reconnects += st.Reconnects
-		a.st.Rotations += st.Rotations
+		for _, k := range c.counters {
+			*k.field(&a.st) += *k.field(&st)
+		}
 		a.conns = append(a.conns, st.Connections...)
 		a.offset = s.ClockOffset().Seconds()
 	}
 	for _, ex := range order {
 		a := byEx[ex]
-		counter(c.frames, a.st.Frames, ex)
-		counter(c.received, a.st.Received, ex)
-		counter(c.emitted, a.st.Emitted, ex)
-		counter(c.duplicates, a.st.Duplicates, ex)
-		counter(c.gaps, a.st.Gaps, ex)
-		counter(c.snapshots, a.st.Snapshots, ex)
-		counter(c.backfilled, a.st.Backfilled, ex)
-		counter(c.missing, a.st.Missing, ex)
-		counter(c.dropped, a.st.Dropped, ex)
-		counter(c.malformed, a.st.Malformed, ex)
-		counter(c.reconnects, a.st.Reconnects, ex)
-		counter(c.rotations, a.st.Rotations, ex)
+		for _, k := range c.counters {
+			ch <- prometheus.MustNewConstMetric(k.desc, prometheus.CounterValue, float64(*k.field(&a.st)), ex)
+		}
 		ch <- prometheus.MustNewConstMetric(c.clockOffset, prometheus.GaugeValue, a.offset, ex)
 		for i, cs := range a.conns {
 			shard := strconv.Itoa(i)
