@@ -152,11 +152,3 @@ func cmdProbe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fmt.Fprintf(stdout, "%s\n", strings.TrimSpace(string(body)))
 	return exitOK
 }
-
-// notYet is the body of commands whose packages are still being built.
-func notYet(name string) func(context.Context, []string, io.Writer, io.Writer) int {
-	return func(_ context.Context, _ []string, _, stderr io.Writer) int {
-		fmt.Fprintf(stderr, "mdbridge %s: not available in this build\n", name)
-		return exitFailure
-	}
-}
