@@ -72,8 +72,6 @@ type entry struct {
 	apiFails    uint8
 }
 
-func newEntry() *entry { return &entry{} }
-
 // newEntries fills dst with new entries: the structs in one allocation, and
 // one buffer per entry holding its body and idBuf.
 func newEntries(dst []*entry) {

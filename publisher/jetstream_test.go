@@ -292,13 +292,13 @@ func TestBufferFullDropOldest(t *testing.T) {
 func tradeSize(t *testing.T, from, to int) int64 {
 	p := &JetStream{cfg: Config{SubjectPrefix: "md"}.withDefaults(), subjects: map[string]string{}, limiter: newLogLimiter(time.Second)}
 	ev := trade("binance", "BTCUSDT", from)
-	e := p.encode(&ev, newEntry())
+	e := p.encode(&ev, &entry{})
 	if e == nil {
 		t.Fatal("encode failed")
 	}
 	for i := from + 1; i < to; i++ {
 		ev := trade("binance", "BTCUSDT", i)
-		if p.encode(&ev, newEntry()).size != e.size {
+		if p.encode(&ev, &entry{}).size != e.size {
 			t.Fatal("test trades differ in size")
 		}
 	}
