@@ -71,18 +71,10 @@ type ConnConfig struct {
 }
 
 func (c ConnConfig) withDefaults() ConnConfig {
-	if c.Name == "" {
-		c.Name = DefaultClientName
-	}
-	if c.ConnectTimeout == 0 {
-		c.ConnectTimeout = DefaultConnectTimeout
-	}
-	if c.ReconnectWait == 0 {
-		c.ReconnectWait = DefaultReconnectWait
-	}
-	if c.PingInterval == 0 {
-		c.PingInterval = DefaultPingInterval
-	}
+	setDefault(&c.Name, DefaultClientName)
+	setDefault(&c.ConnectTimeout, DefaultConnectTimeout)
+	setDefault(&c.ReconnectWait, DefaultReconnectWait)
+	setDefault(&c.PingInterval, DefaultPingInterval)
 	return c
 }
 
