@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -44,7 +43,7 @@ type Node struct {
 // logger discards.
 func New(cfg Config, logger *slog.Logger) (*Node, error) {
 	if logger == nil {
-		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		logger = slog.New(slog.DiscardHandler)
 	}
 	if err := cfg.Publisher.Validate(); err != nil {
 		return nil, err
