@@ -11,10 +11,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
 
 	"github.com/qldata/mdbridge/bridge"
 )
@@ -120,7 +120,7 @@ type SnapshotService struct {
 	mu      sync.Mutex
 	flights map[string]*symbolFlights
 	waiters int
-	bucket  tokenBucket
+	limiter *rate.Limiter
 	closed  bool
 
 	requests, served, failed, busy, fetches, coalesced atomic.Uint64
@@ -148,7 +148,7 @@ func StartSnapshotService(nc *nats.Conn, cfg Config, src SnapshotSource, logger 
 		log:     orDiscard(logger).With("component", "snapshot-service"),
 		sem:     make(chan struct{}, cfg.SnapshotConcurrency),
 		flights: make(map[string]*symbolFlights),
-		bucket:  tokenBucket{rate: cfg.SnapshotRate, burst: float64(cfg.SnapshotBurst), tokens: float64(cfg.SnapshotBurst), last: time.Now()},
+		limiter: snapshotLimiter(cfg),
 	}
 	s.filter, _ = src.(SymbolFilter)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -196,7 +196,7 @@ func (s *SnapshotService) handle(m *nats.Msg) {
 	case sf != nil && sf.next != nil:
 		sf.next.reqs = append(sf.next.reqs, m)
 		s.coalesced.Add(1)
-	case !s.bucket.allow(time.Now()):
+	case !s.limiter.Allow():
 		s.mu.Unlock()
 		s.refuse(m, "snapshot rate limit reached")
 		return
@@ -389,18 +389,8 @@ func eventMsg(ev *bridge.Event, prefix string) *nats.Msg {
 	}
 }
 
-// tokenBucket is a minimal rate limiter; the caller serializes access.
-type tokenBucket struct {
-	rate, burst, tokens float64
-	last                time.Time
-}
-
-func (b *tokenBucket) allow(now time.Time) bool {
-	b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+// snapshotLimiter admits SnapshotRate fetches per second, in bursts of up
+// to SnapshotBurst.
+func snapshotLimiter(cfg Config) *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(cfg.SnapshotRate), cfg.SnapshotBurst)
 }

@@ -363,27 +363,28 @@ func TestSnapshotFailures(t *testing.T) {
 	}
 }
 
-func TestTokenBucket(t *testing.T) {
+func TestSnapshotLimiter(t *testing.T) {
 	start := time.Unix(0, 0)
-	b := tokenBucket{rate: 2, burst: 3, tokens: 3, last: start}
+	b := snapshotLimiter(Config{SnapshotRate: 2, SnapshotBurst: 3})
+	allow := func(t time.Time) bool { return b.AllowN(t, 1) }
 	got := 0
 	for range 10 {
-		if b.allow(start) {
+		if allow(start) {
 			got++
 		}
 	}
 	if got != 3 {
 		t.Errorf("burst allowed %d, want 3", got)
 	}
-	if b.allow(start.Add(400 * time.Millisecond)) {
+	if allow(start.Add(400 * time.Millisecond)) {
 		t.Error("allowed before a token accrued")
 	}
-	if !b.allow(start.Add(500 * time.Millisecond)) {
+	if !allow(start.Add(500 * time.Millisecond)) {
 		t.Error("refused after a token accrued")
 	}
 	if n := 0; func() int {
 		for i := range 10 {
-			if b.allow(start.Add(time.Hour)) {
+			if allow(start.Add(time.Hour)) {
 				n = i + 1
 			}
 		}
