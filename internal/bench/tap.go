@@ -230,8 +230,7 @@ func pubSize(line []byte) (int, bool) {
 	if !bytes.HasPrefix(line, []byte("PUB ")) && !bytes.HasPrefix(line, []byte("HPUB ")) {
 		return 0, false
 	}
-	f := bytes.Fields(line)
-	n, err := strconv.Atoi(string(f[len(f)-1]))
+	n, err := strconv.Atoi(string(line[bytes.LastIndexByte(line, ' ')+1:]))
 	return n, err == nil && n >= 0
 }
 
