@@ -75,15 +75,19 @@ func readBack(ctx context.Context, js jetstream.JetStream, stream string, acks, 
 			unmatched++
 		default:
 			lat = append(lat, acks[seq]-created)
-			if seq < uint64(len(writes)) && writes[seq] != 0 {
-				st.toWire = append(st.toWire, writes[seq]-created)
+			var wrote int64 // 0: no write time
+			if seq < uint64(len(writes)) {
+				wrote = writes[seq]
+			}
+			if wrote != 0 {
+				st.toWire = append(st.toWire, wrote-created)
 			}
 			if stages {
 				if recv, ok := recvTS(m.Data()); ok {
 					st.toRecv = append(st.toRecv, recv-created)
 					st.toAck = append(st.toAck, acks[seq]-recv)
-					if seq < uint64(len(writes)) && writes[seq] != 0 {
-						st.recvToWire = append(st.recvToWire, writes[seq]-recv)
+					if wrote != 0 {
+						st.recvToWire = append(st.recvToWire, wrote-recv)
 					}
 				}
 			}

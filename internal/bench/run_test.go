@@ -39,11 +39,17 @@ func TestRunSmall(t *testing.T) {
 		if !(ph.Latency.P50 <= ph.Latency.P90 && ph.Latency.P90 <= ph.Latency.P99 && ph.Latency.P99 <= ph.Latency.P999 && ph.Latency.P999 <= ph.Latency.Max) {
 			t.Errorf("%s: percentiles not ordered: %+v", ph.Name, ph.Latency)
 		}
+		// One publishing connection, a fresh stream, no retransmission:
+		// every message pairs with its socket write.
+		if ph.ToWire == nil || ph.ToWire.Samples != int(ph.Acked) {
+			t.Errorf("%s: create_to_wire %+v, want %d samples", ph.Name, ph.ToWire, ph.Acked)
+		}
 		if ph.MsgsPerSec <= 0 || ph.BodyBytes == 0 {
 			t.Errorf("%s: msgs/s %v body %d", ph.Name, ph.MsgsPerSec, ph.BodyBytes)
 		}
 	}
-	if st := rep.Bridge.Stages; st == nil || st.ToReceive.Samples != int(rep.Bridge.Acked) || st.ReceiveToAck.Samples != int(rep.Bridge.Acked) {
+	if st := rep.Bridge.Stages; st == nil || st.ToReceive.Samples != int(rep.Bridge.Acked) || st.ReceiveToAck.Samples != int(rep.Bridge.Acked) ||
+		st.ReceiveToWire == nil || st.ReceiveToWire.Samples != int(rep.Bridge.Acked) {
 		t.Errorf("bridge stages: %+v", st)
 	}
 	if rep.Raw.Stages != nil {
