@@ -532,7 +532,7 @@ func printReport(w io.Writer, r *bench.Report) {
 		return fmtMicros(p.ToWire.P50) + " / " + fmtMicros(p.ToWire.P99)
 	})
 	row("CPU s / 1M msgs", func(p *bench.Phase) string { return fmt.Sprintf("%.2f", p.CPUPerMillion) })
-	row("CPU split", func(p *bench.Phase) string { return fmtSplit(p.CPUSplit, p.CPUSeconds) })
+	row("CPU split", func(p *bench.Phase) string { return fmtSplit(p.CPUSplit) })
 	row("peak RSS", func(p *bench.Phase) string { return fmtBytes(p.PeakRSS) })
 	row("body bytes", func(p *bench.Phase) string { return strconv.Itoa(p.BodyBytes) })
 	tw.Flush()
@@ -618,12 +618,8 @@ func printScale(w io.Writer, r *bench.ScaleReport) {
 	fmt.Fprintf(tw, "RSS now / peak\t%s / %s (heap in use %s)\n", fmtBytes(st.RSS), fmtBytes(st.PeakRSS), fmtBytes(st.HeapInuse))
 	gs := fmt.Sprint(st.Goroutines)
 	if len(st.GoroutineSplit) > 0 {
-		m := map[string]float64{}
-		for k, v := range st.GoroutineSplit {
-			m[k] = float64(v)
-		}
 		var parts []string
-		for _, k := range sortedKeys(m) {
+		for _, k := range sortedKeys(st.GoroutineSplit) {
 			parts = append(parts, fmt.Sprintf("%s %d", k, st.GoroutineSplit[k]))
 		}
 		gs += " (" + strings.Join(parts, ", ") + ")"
@@ -674,8 +670,8 @@ func fmtBytes(b uint64) string {
 	}
 }
 
-// fmtSplit shows CPU seconds by component as shares of the total.
-func fmtSplit(split map[string]float64, total float64) string {
+// fmtSplit shows CPU seconds by component as shares of their sum.
+func fmtSplit(split map[string]float64) string {
 	if len(split) == 0 {
 		return "-"
 	}
@@ -683,9 +679,8 @@ func fmtSplit(split map[string]float64, total float64) string {
 	for _, v := range split {
 		sum += v
 	}
-	keys := sortedKeys(split)
 	var parts []string
-	for _, k := range keys {
+	for _, k := range sortedKeys(split) {
 		parts = append(parts, fmt.Sprintf("%s %.0f%%", k, 100*split[k]/sum))
 	}
 	return strings.Join(parts, " ")
@@ -699,7 +694,8 @@ func fmtPercents(m map[string]float64) string {
 	return strings.Join(parts, ", ")
 }
 
-func sortedKeys(m map[string]float64) []string {
+// sortedKeys returns m's keys by decreasing value.
+func sortedKeys[V int | float64](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
