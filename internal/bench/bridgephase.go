@@ -99,7 +99,7 @@ func runBridge(ctx context.Context, env *natsEnv, cfg Config, name string) (ph *
 	if err != nil {
 		return nil, err
 	}
-	progress(cfg, Progress{Phase: name, Step: "setup"})
+	progress(cfg.Progress, Progress{Phase: name, Step: "setup"})
 	markets := make([]exsim.MarketConfig, len(symbols))
 	for i, s := range symbols {
 		markets[i] = exsim.MarketConfig{Venue: exsim.Binance, Symbol: s}

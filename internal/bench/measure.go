@@ -14,9 +14,10 @@ import (
 // progressEvery is the period of Config.Progress calls.
 const progressEvery = 200 * time.Millisecond
 
-func progress(cfg Config, p Progress) {
-	if cfg.Progress != nil {
-		cfg.Progress(p)
+// progress reports p to f (Config.Progress or ScaleConfig.Progress), if set.
+func progress(f func(Progress), p Progress) {
+	if f != nil {
+		f(p)
 	}
 }
 
@@ -108,7 +109,7 @@ func (m *measure) await(ctx context.Context, cfg Config, name string, acked func
 				lastN, lastMove = n, now
 			}
 			if !offering && n >= res.n {
-				progress(cfg, Progress{Phase: name, Step: stepName, Done: n, Total: total, Elapsed: now.Sub(m.start)})
+				progress(cfg.Progress, Progress{Phase: name, Step: stepName, Done: n, Total: total, Elapsed: now.Sub(m.start)})
 				return res, nil
 			}
 			if now.Sub(lastMove) > stallLeft {
@@ -123,7 +124,7 @@ func (m *measure) await(ctx context.Context, cfg Config, name string, acked func
 				if cfg.Duration > 0 && offering {
 					p.Left = max(cfg.Duration-p.Elapsed, 0)
 				}
-				progress(cfg, p)
+				progress(cfg.Progress, p)
 				progAt, progN = now, n
 			}
 		}
@@ -163,9 +164,9 @@ func (m *measure) stop(name string, res offerResult, c ackCounts) *Phase {
 // readBack completes ph with the latency distribution read back from the
 // stream's headers and the recorded acknowledgement times.
 func (m *measure) readBack(ctx context.Context, cfg Config, name string, js jetstream.JetStream, ph *Phase, stages bool) error {
-	progress(cfg, Progress{Phase: name, Step: "readback", Total: ph.Acked})
+	progress(cfg.Progress, Progress{Phase: name, Step: "readback", Total: ph.Acked})
 	lat, st, unmatched, body, err := readBack(ctx, js, StreamName, m.acks, m.writes, stages, func(n uint64) {
-		progress(cfg, Progress{Phase: name, Step: "readback", Done: n, Total: ph.Acked})
+		progress(cfg.Progress, Progress{Phase: name, Step: "readback", Done: n, Total: ph.Acked})
 	})
 	ph.Latency = latencyOf(lat, unmatched)
 	if len(st.toRecv) > 0 {

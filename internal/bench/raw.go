@@ -131,7 +131,7 @@ func runRaw(ctx context.Context, env *natsEnv, cfg Config, name string) (*Phase,
 	if err != nil {
 		return nil, err
 	}
-	progress(cfg, Progress{Phase: name, Step: "setup"})
+	progress(cfg.Progress, Progress{Phase: name, Step: "setup"})
 	tap := newAckTap(nil)
 	var (
 		nc  *nats.Conn

@@ -282,11 +282,6 @@ func scale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	prog := func(p Progress) {
-		if cfg.Progress != nil {
-			cfg.Progress(p)
-		}
-	}
 	env, err := startNATS(ctx, cfg.NATSURL, cfg.StoreDir, cfg.Logger)
 	if err != nil {
 		return nil, err
@@ -320,7 +315,7 @@ func scale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 		rep.Env.NATS = cfg.NATSDesc
 	}
 
-	prog(Progress{Phase: "scale", Step: "setup"})
+	progress(cfg.Progress, Progress{Phase: "scale", Step: "setup"})
 	start := time.Now()
 	r, err := startRig(ctx, env, rigConfig{
 		markets: markets, simURL: cfg.SimURL, channels: bridge.ChannelTrade | bridge.ChannelBook,
@@ -337,7 +332,7 @@ func scale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 	}()
 	rep.Topics = r.topics
 	took, err := r.waitConnected(ctx, start, cfg.ConnectTimeout, func(up, total int) {
-		prog(Progress{Phase: "scale", Step: "connect", Done: uint64(up), Total: uint64(total), Elapsed: time.Since(start)})
+		progress(cfg.Progress, Progress{Phase: "scale", Step: "connect", Done: uint64(up), Total: uint64(total), Elapsed: time.Since(start)})
 	})
 	_, rep.Connections = r.connected()
 	if err != nil {
@@ -356,7 +351,7 @@ func scale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 			rep.BooksSyncedSeconds = time.Since(start).Seconds()
 			break
 		}
-		prog(Progress{Phase: "scale", Step: "books", Done: uint64(rep.BooksSynced), Total: uint64(cfg.Symbols), Elapsed: time.Since(start), Left: time.Until(syncEnd)})
+		progress(cfg.Progress, Progress{Phase: "scale", Step: "books", Done: uint64(rep.BooksSynced), Total: uint64(cfg.Symbols), Elapsed: time.Since(start), Left: time.Until(syncEnd)})
 		if time.Now().After(syncEnd) {
 			break
 		}
@@ -377,7 +372,7 @@ func scale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 	cpu0, ext0, acked0, t0 := cpuTime(), ext(), r.pub.Stats().Acked, time.Now()
 	end := t0.Add(cfg.Window)
 	for now := time.Now(); now.Before(end); now = time.Now() {
-		prog(Progress{Phase: "scale", Step: "steady", Done: r.pub.Stats().Acked - acked0, Elapsed: now.Sub(t0), Left: end.Sub(now)})
+		progress(cfg.Progress, Progress{Phase: "scale", Step: "steady", Done: r.pub.Stats().Acked - acked0, Elapsed: now.Sub(t0), Left: end.Sub(now)})
 		select {
 		case <-ctx.Done():
 			_, _ = split.stop(nil)
