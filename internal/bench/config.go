@@ -197,17 +197,16 @@ func symbolNames(n, size int) ([]string, error) {
 	for i := range names {
 		names[i] = "S" + strconv.Itoa(i)
 	}
-	ev := sampleTrade(names[0]+"USDT", firstRawID)
-	natural := len(ev.AppendJSON(nil))
-	extra := size - natural
-	longest := len(names[0]) + len("USDT") + extra
-	if extra < 0 || longest > MaxSymbolLen {
+	// The smallest body has the longest unpadded name, S<n-1>USDT.
+	ev := sampleTrade(names[n-1]+"USDT", firstRawID)
+	smallest := len(ev.AppendJSON(nil))
+	want := len(names[n-1]) + size - smallest // characters before "USDT"
+	if size < smallest || want+len("USDT") > MaxSymbolLen {
 		return nil, fmt.Errorf("%w: Size: %d bytes cannot be reached: trade bodies are %d..%d bytes with %d symbols (the simulator formats the trade fields; only symbol names, at most %d characters, can grow)",
-			ErrConfig, size, natural, natural+MaxSymbolLen-len(names[0])-len("USDT"), n, MaxSymbolLen)
+			ErrConfig, size, smallest, smallest+MaxSymbolLen-len(names[n-1])-len("USDT"), n, MaxSymbolLen)
 	}
-	want := len(names[0]) + extra // characters before "USDT"
 	for i, s := range names {
-		names[i] = s + strings.Repeat("X", max(want-len(s), 0)) + "USDT"
+		names[i] = s + strings.Repeat("X", want-len(s)) + "USDT"
 	}
 	return names, nil
 }

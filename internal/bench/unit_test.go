@@ -218,6 +218,20 @@ func TestSymbolNames(t *testing.T) {
 			t.Errorf("%s: body %d bytes, want %d", n, len(ev.AppendJSON(nil)), natural+5)
 		}
 	}
+	// With 20 symbols S10..S19 are a character longer than S0: the
+	// smallest reachable size grows by one, and every name pads to it.
+	if _, err := symbolNames(20, natural); !errors.Is(err, ErrConfig) {
+		t.Errorf("20 symbols at %d bytes: err %v", natural, err)
+	}
+	names, err = symbolNames(20, natural+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if ev := sampleTrade(n, firstRawID); len(ev.AppendJSON(nil)) != natural+1 {
+			t.Errorf("%s: body %d bytes, want %d", n, len(ev.AppendJSON(nil)), natural+1)
+		}
+	}
 	if _, err := symbolNames(1, natural+100); !errors.Is(err, ErrConfig) {
 		t.Errorf("unreachable size: err %v", err)
 	}
