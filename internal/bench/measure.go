@@ -40,9 +40,7 @@ type measure struct {
 	reset   bool
 	cpu0    time.Duration
 	start   time.Time
-	cpu     time.Duration
-	acks    []int64
-	last    int64
+	acks    []int64 // ack time by stream sequence, from stop to readBack
 	writes  []int64 // socket write time by stream sequence (nil: not pairable)
 }
 
@@ -137,17 +135,18 @@ type ackCounts struct{ acked, dups, errs uint64 }
 // stop ends the measurements and returns the phase with its throughput
 // and resource figures (latency comes from readBack).
 func (m *measure) stop(name string, res offerResult, c ackCounts) *Phase {
-	m.cpu = cpuTime() - m.cpu0
+	cpu := cpuTime() - m.cpu0
 	split, _ := m.split.stop(m.profile)
 	if m.ext != nil {
 		ext := m.ext() - m.ext0
-		m.cpu += ext
+		cpu += ext
 		if split != nil {
 			split[compNATS] += ext.Seconds()
 		}
 	}
 	_, peak := memStatus()
-	m.acks, m.last, m.writes = m.tap.disarm()
+	var lastAck int64
+	m.acks, lastAck, m.writes = m.tap.disarm()
 	if len(m.writes)-1 != int(res.n) || c.dups != 0 || c.errs != 0 {
 		// Retransmissions or other publishes on the connection: the k-th
 		// message written is not stream sequence k.
@@ -157,7 +156,7 @@ func (m *measure) stop(name string, res offerResult, c ackCounts) *Phase {
 		Name: name, Messages: res.n, Acked: c.acked, Duplicates: c.dups, Errors: c.errs,
 		PeakRSS: peak, PeakRSSReset: m.reset, Goroutines: runtime.NumGoroutine(), CPUSplit: split,
 	}
-	ph.finish(m.start, m.last, res.end, m.cpu)
+	ph.finish(m.start, lastAck, res.end, cpu)
 	return ph
 }
 
