@@ -36,13 +36,10 @@ func run(ctx context.Context, cfg Config) (*Report, error) {
 // runPoint runs the selected phases at one offered load; suffix is added
 // to the phase names ("@50000" in a sweep).
 func runPoint(ctx context.Context, env *natsEnv, cfg Config, suffix string) (*Report, error) {
-	rep := &Report{Env: newEnv(env.desc), Settings: settingsOf(cfg)}
+	rep := &Report{Env: newEnv(env, cfg.NATSDesc), Settings: settingsOf(cfg)}
 	rep.Env.Layout = layout
 	if env.embedded == nil {
 		rep.Env.Layout = "one process: simulator, bridge and raw publisher share GOMAXPROCS threads; NATS runs outside it"
-	}
-	if cfg.NATSDesc != "" {
-		rep.Env.NATS = cfg.NATSDesc
 	}
 	if cfg.Phases != "bridge" {
 		ph, err := runRaw(ctx, env, cfg, "raw"+suffix)
@@ -124,10 +121,7 @@ func sweep(ctx context.Context, cfg Config, rates []float64) (*SweepReport, erro
 		return nil, err
 	}
 	defer env.close()
-	sr := &SweepReport{Env: newEnv(env.desc)}
-	if cfg.NATSDesc != "" {
-		sr.Env.NATS = cfg.NATSDesc
-	}
+	sr := &SweepReport{Env: newEnv(env, cfg.NATSDesc)}
 	for _, r := range rates {
 		c := cfg
 		c.Rate = r

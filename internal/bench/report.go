@@ -180,7 +180,12 @@ func quantile(sorted []int64, q float64) int64 {
 	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
-func newEnv(natsDesc string) Env {
+// newEnv describes this machine and the NATS server: natsDesc (Config's
+// NATSDesc) if set, else env's own description.
+func newEnv(env *natsEnv, natsDesc string) Env {
+	if natsDesc == "" {
+		natsDesc = env.desc
+	}
 	return Env{
 		GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
 		NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), NATS: natsDesc,

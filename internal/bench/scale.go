@@ -289,7 +289,7 @@ func scale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 	defer env.close()
 	pcfg := Config{Storage: cfg.Storage}.withDefaults().publisherConfig()
 	markets := scaleMarkets(cfg.Symbols, cfg.Rate)
-	rep := &ScaleReport{Env: newEnv(env.desc), Symbols: cfg.Symbols, Offered: cfg.Rate,
+	rep := &ScaleReport{Env: newEnv(env, cfg.NATSDesc), Symbols: cfg.Symbols, Offered: cfg.Rate,
 		BookDepth: cfg.BookDepth, WeightPerMinute: cfg.WeightPerMinute, BookBufferLimit: cfg.BookBufferLimit}
 	if rep.BookDepth == 0 {
 		rep.BookDepth = binance.DefaultBookDepth
@@ -310,9 +310,6 @@ func scale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 		rep.Env.Layout = "one process: bridge and NATS server share GOMAXPROCS threads; the simulator runs in another process"
 	default:
 		rep.Env.Layout = "one process: simulator, bridge and NATS server share GOMAXPROCS threads"
-	}
-	if cfg.NATSDesc != "" {
-		rep.Env.NATS = cfg.NATSDesc
 	}
 
 	progress(cfg.Progress, Progress{Phase: "scale", Step: "setup"})
