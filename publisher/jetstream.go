@@ -55,8 +55,7 @@ const (
 // vals[0] and vals[2] view without a copy (so those strings are valid only
 // until the entry is recycled; anything that keeps one longer, such as a log
 // attribute, clones it). Headers live in the pump's one header map, filled
-// just before each write (nats.go reads it only during PublishMsgAsync: with
-// no library retries it never re-reads a message it has written).
+// just before each write (nats.go reads it only during PublishMsg).
 type entry struct {
 	subject     string
 	body        []byte
@@ -65,7 +64,8 @@ type entry struct {
 	size        int64
 	enq         time.Time // when Publish queued it
 	sentAt      time.Time // when the current attempt was sent
-	msg         *nats.Msg // current attempt while in flight (from the pump's msg pool)
+	id          uint64    // current attempt while in flight (its reply subject), else 0
+	epoch       uint64    // the connection's reconnect count when it was sent
 	state       entryState
 	sent        bool
 	reorderRisk bool
@@ -100,45 +100,47 @@ func newSendHeader() sendHeader {
 	}}
 }
 
-// ackResult is what a library callback reports about one attempt.
-type ackResult struct {
-	msg *nats.Msg
-	dup bool
-	err error
-}
-
 // JetStream publishes events to the JetStream stream: encoded into buffers
 // it owns, held in a bounded ordered buffer, sent asynchronously with a
 // bounded in-flight window, and retried with the same Nats-Msg-Id until
 // acknowledged. See the package documentation for the delivery and ordering
 // guarantees. Create it with NewJetStream; stop it with Shutdown or Close.
 type JetStream struct {
-	cfg     Config
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	log     *slog.Logger
-	pubOpts []jetstream.PublishOpt
-	limiter *logLimiter
+	cfg       Config
+	nc        *nats.Conn
+	js        jetstream.JetStream // stream management only; publishing is core NATS
+	pub       func(*nats.Msg) error
+	epochFn   func() uint64 // the connection's reconnect count
+	connected func() bool
+	reconnect func() // forces a reconnect
+	log       *slog.Logger
+	limiter   *logLimiter
 
 	freeMu  sync.Mutex // leaf lock guarding free
 	free    []*entry   // recycled entries: buffers and header maps reused
 	maxFree int
 
-	resMu   sync.Mutex // leaf lock: held by library callbacks, never while calling out
-	results []ackResult
-	spare   []ackResult
-	wake    chan struct{}
+	wake chan struct{}
+
+	// Replies to attempts, read by the pump only. nats.go delivers them to
+	// acks without blocking (a full channel drops the reply: the attempt is
+	// retried after its ack timeout and comes back as a duplicate).
+	acks        chan *nats.Msg
+	ackSub      *nats.Subscription
+	replyPrefix string   // <inbox>.
+	replyBuf    []byte   // the reply subject being written; pump only
+	out         nats.Msg // the message being written; pump only
 
 	mu         sync.Mutex
 	q          ring
 	sendIdx    int // entries before it were sent in this pass (or are resolved)
 	inflight   int
-	byMsg      map[*nats.Msg]*entry // attempts nats.go holds: their entry, or nil once timed out (stale)
-	msgs       []*nats.Msg          // attempts nats.go has reported and released, for reuse
+	byID       map[uint64]*entry // attempts in flight by id
+	nextID     uint64
 	bufMsgs    int
 	bufBytes   int64
 	ackedAhead int // acked entries still in q behind an unacked one
-	stale      int // timed-out attempts the library may still track (nil in byMsg)
+	lost       int // attempts timed out since the last ack
 	failing    bool
 	failedN    uint64 // failures since the last successful ack
 	lastErr    error
@@ -178,15 +180,7 @@ func NewJetStream(ctx context.Context, nc *nats.Conn, cfg Config, logger *slog.L
 	cfg = cfg.withDefaults()
 	p := newJetStream(cfg, logger)
 	p.nc = nc
-	// Ack timeouts are enforced by the pump (one deadline for the oldest
-	// attempt) rather than by a library timer per message. The library's
-	// own window is set well above ours so it never stalls: attempts that
-	// timed out stay in its table until a late ack or a reconnect.
-	js, err := jetstream.New(nc,
-		jetstream.WithPublishAsyncAckHandler(p.onAck),
-		jetstream.WithPublishAsyncErrHandler(p.onErr),
-		jetstream.WithPublishAsyncMaxPending(8*cfg.MaxInFlight+1024),
-	)
+	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("publisher: jetstream context: %w", err)
 	}
@@ -198,7 +192,20 @@ func NewJetStream(ctx context.Context, nc *nats.Conn, cfg Config, logger *slog.L
 		p.log.Warn("the NATS connection buffers publishes while reconnecting; messages written during an outage may overtake retried ones (use publisher.Connect, or nats.ReconnectBufSize(-1))",
 			"reconnect_buf_size", nc.Opts.ReconnectBufSize)
 	}
-	p.status = nc.StatusChanged(nats.CONNECTED)
+	// Replies: one channel subscription on a fresh inbox. The SUB is
+	// written before any PUB on the same connection, so the server knows it
+	// before the first reply.
+	inbox := nc.NewInbox()
+	p.replyPrefix = inbox + "."
+	p.ackSub, err = nc.ChanSubscribe(inbox+".*", p.acks)
+	if err != nil {
+		return nil, fmt.Errorf("publisher: subscribe to publish acks on %s: %w", inbox, err)
+	}
+	p.pub = nc.PublishMsg
+	p.epochFn = func() uint64 { return nc.Stats().Reconnects }
+	p.connected = nc.IsConnected
+	p.reconnect = func() { _ = nc.ForceReconnect() }
+	p.status = nc.StatusChanged(nats.RECONNECTING, nats.CONNECTED)
 	p.start()
 	return p, nil
 }
@@ -207,52 +214,31 @@ func NewJetStream(ctx context.Context, nc *nats.Conn, cfg Config, logger *slog.L
 // has no connection yet and is not started.
 func newJetStream(cfg Config, logger *slog.Logger) *JetStream {
 	p := &JetStream{
-		cfg:      cfg,
-		log:      orDiscard(logger).With("component", "publisher", "stream", cfg.Stream),
-		pubOpts:  []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)},
-		limiter:  newLogLimiter(logEvery),
-		wake:     make(chan struct{}, 1),
-		byMsg:    make(map[*nats.Msg]*entry, cfg.MaxInFlight),
-		subjects: make(map[string]string),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+		cfg:         cfg,
+		log:         orDiscard(logger).With("component", "publisher", "stream", cfg.Stream),
+		limiter:     newLogLimiter(logEvery),
+		wake:        make(chan struct{}, 1),
+		acks:        make(chan *nats.Msg, 2*cfg.MaxInFlight+1024),
+		replyPrefix: "_INBOX.publisher.",
+		epochFn:     func() uint64 { return 0 },
+		connected:   func() bool { return false },
+		reconnect:   func() {},
+		byID:        make(map[uint64]*entry, cfg.MaxInFlight),
+		subjects:    make(map[string]string),
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
 	}
 	p.maxFree = min(cfg.BufferMessages, 2*cfg.MaxInFlight+1024)
 	p.header = newSendHeader()
+	p.out.Header = p.header.hdr
 	return p
 }
 
-// start starts the pump once p.js (and, outside benchmarks, p.nc and
+// start starts the pump once p.pub (and, outside tests, p.nc, p.js and
 // p.status) are set.
 func (p *JetStream) start() {
 	p.bgCtx, p.bgCancel = context.WithCancel(context.Background())
 	go p.run()
-}
-
-// onAck is the library's ack callback. It never blocks on p.mu.
-func (p *JetStream) onAck(_ jetstream.JetStream, m *nats.Msg, a *jetstream.PubAck) {
-	p.pushResult(ackResult{msg: m, dup: a.Duplicate})
-}
-
-// onErr is the library's error callback (server error reply, no
-// responders, disconnect). It never blocks on p.mu.
-func (p *JetStream) onErr(_ jetstream.JetStream, m *nats.Msg, err error) {
-	p.pushResult(ackResult{msg: m, err: err})
-}
-
-func (p *JetStream) pushResult(r ackResult) {
-	p.resMu.Lock()
-	p.results = append(p.results, r)
-	p.resMu.Unlock()
-	p.signal()
-}
-
-func (p *JetStream) takeResults() []ackResult {
-	p.resMu.Lock()
-	res := p.results
-	p.results = p.spare[:0]
-	p.resMu.Unlock()
-	return res
 }
 
 func (p *JetStream) signal() {
@@ -322,7 +308,7 @@ func (p *JetStream) putEntries(es ...*entry) {
 		if cap(e.body) > maxPooledBody {
 			e.body = nil
 		}
-		e.msg, e.subject, e.vals = nil, "", [3]string{}
+		e.id, e.subject, e.vals = 0, "", [3]string{}
 		e.state, e.sent, e.reorderRisk, e.apiFails = stQueued, false, false, 0
 	}
 	p.freeMu.Lock()
@@ -510,48 +496,59 @@ done:
 	}
 }
 
-// run is the pump: the only goroutine that sends and that applies acks.
+// maxAckDrain bounds the replies one step applies before it sends again.
+const maxAckDrain = 1024
+
+// run is the pump: the only goroutine that sends and that applies replies.
 func (p *JetStream) run() {
 	defer close(p.done)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 	for {
+		var first *nats.Msg
 		select {
 		case <-p.stop:
 			return
 		case <-p.wake:
+		case first = <-p.acks:
 		case <-timer.C:
-		case _, ok := <-p.status:
+		case s, ok := <-p.status:
 			if !ok {
 				p.status = nil
 				continue
 			}
 			p.mu.Lock()
-			p.retryAt = time.Time{} // reconnected: retry now
+			p.connChanged(s)
 			p.mu.Unlock()
 		}
-		if d := p.step(); d > 0 {
+		if d := p.step(first); d > 0 {
 			timer.Reset(d)
 		}
 	}
 }
 
-// step applies results, pops resolved entries, expires overdue attempts
-// and sends what the window allows. It returns how long until it must run
-// again without a wake-up (a retry time or an ack deadline), or 0.
-func (p *JetStream) step() time.Duration {
-	res := p.takeResults()
+// step applies replies (first, then those waiting), pops resolved entries,
+// expires overdue attempts and sends what the window allows. It returns how
+// long until it must run again without a wake-up (a retry time or an ack
+// deadline), or 0.
+func (p *JetStream) step(first *nats.Msg) time.Duration {
+	epoch := p.epochFn() // before any send: see connChanged
 	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.apply(res, now)
-	p.resMu.Lock()
-	if cap(res) <= 4*p.cfg.MaxInFlight {
-		clear(res)
-		p.spare = res[:0]
+	if first != nil {
+		p.applyReply(first, now)
 	}
-	p.resMu.Unlock()
+drain:
+	for range maxAckDrain {
+		select {
+		case m := <-p.acks:
+			p.applyReply(m, now)
+		default:
+			break drain
+		}
+	}
 	p.popHead()
 	p.expire(now)
 	for !p.closed {
@@ -569,7 +566,7 @@ func (p *JetStream) step() time.Duration {
 		if now.Before(p.retryAt) {
 			break
 		}
-		batch := p.collect(now)
+		batch := p.collect(now, epoch)
 		if len(batch) == 0 {
 			break
 		}
@@ -583,6 +580,32 @@ func (p *JetStream) step() time.Duration {
 		now = time.Now()
 	}
 	return p.wakeAfter(now)
+}
+
+// connChanged handles a change of the connection's status. Attempts written
+// to a connection that broke get no reply; they fail now rather than at
+// their ack deadline. While reconnecting that is every attempt in flight;
+// once reconnected, those whose epoch (the reconnect count read before they
+// were sent) is below the current count. An attempt sent on the new
+// connection in the instant between that read and its write is failed too
+// and comes back as a duplicate. p.mu is held.
+func (p *JetStream) connChanged(s nats.Status) {
+	all := !p.connected()
+	cur := p.epochFn()
+	n := 0
+	for i := 0; i < p.sendIdx && i < p.q.len(); i++ {
+		if e := p.q.at(i); e.state == stInflight && (all || e.epoch < cur) {
+			p.unsend(e)
+			n++
+		}
+	}
+	if n > 0 {
+		p.c.failures.Add(uint64(n))
+		p.fail(nats.ErrDisconnected)
+	}
+	if s == nats.CONNECTED {
+		p.retryAt = time.Time{} // reconnected: retry now
+	}
 }
 
 // oldestInflight returns the earliest-sent attempt still awaiting its ack.
@@ -600,8 +623,10 @@ func (p *JetStream) oldestInflight() (int, *entry) {
 	return -1, nil
 }
 
-// expire fails attempts whose ack is overdue. A late ack for them is
-// ignored; the message is republished with the same msg ID. p.mu is held.
+// expire fails attempts whose ack is overdue. A late reply to them is
+// ignored; the message is republished with the same msg ID. If more than
+// 4 × MaxInFlight attempts in a row time out, it forces a reconnect, which
+// also renews the reply subscription. p.mu is held.
 func (p *JetStream) expire(now time.Time) {
 	i, e := p.oldestInflight()
 	for ; e != nil && i < p.sendIdx && i < p.q.len(); i++ {
@@ -612,26 +637,25 @@ func (p *JetStream) expire(now time.Time) {
 		if now.Sub(e.sentAt) < p.cfg.AckTimeout {
 			break
 		}
-		p.byMsg[e.msg] = nil // nats.go still holds it; reused once it reports it
-		e.msg = nil
-		e.state = stQueued
-		p.inflight--
-		p.stale++
+		p.unsend(e)
+		p.lost++
 		p.c.failures.Add(1)
 		p.fail(jetstream.ErrAsyncPublishTimeout)
 	}
-	if p.stale > 4*p.cfg.MaxInFlight {
-		// Acks keep getting lost without a disconnect. The library still
-		// tracks those attempts; a reconnect makes it release them.
-		p.log.Warn("many publish acks lost; forcing a NATS reconnect", "lost", p.stale)
-		p.stale = 0
-		for m, e := range p.byMsg {
-			if e == nil {
-				delete(p.byMsg, m) // not reused even if reported later
-			}
-		}
-		_ = p.nc.ForceReconnect()
+	if p.lost > 4*p.cfg.MaxInFlight {
+		p.log.Warn("many publish acks lost; forcing a NATS reconnect", "lost", p.lost)
+		p.lost = 0
+		p.reconnect()
 	}
+}
+
+// unsend returns an in-flight entry to the queue; a reply to its attempt
+// will be ignored. p.mu is held.
+func (p *JetStream) unsend(e *entry) {
+	delete(p.byID, e.id)
+	e.id = 0
+	e.state = stQueued
+	p.inflight--
 }
 
 // wakeAfter returns when the pump must run without a wake-up: at the retry
@@ -650,9 +674,9 @@ func (p *JetStream) wakeAfter(now time.Time) time.Duration {
 	return d
 }
 
-// collect marks the next queued entries in flight, up to the window. p.mu
-// is held.
-func (p *JetStream) collect(now time.Time) []*entry {
+// collect marks the next queued entries in flight, up to the window, each
+// with a new attempt id. p.mu is held.
+func (p *JetStream) collect(now time.Time, epoch uint64) []*entry {
 	room := min(p.cfg.MaxInFlight-p.inflight, sendBatchSize)
 	batch := p.batch[:0]
 	for p.sendIdx < p.q.len() && len(batch) < room {
@@ -661,10 +685,11 @@ func (p *JetStream) collect(now time.Time) []*entry {
 		if e.state != stQueued {
 			continue
 		}
+		p.nextID++
 		e.state = stInflight
 		e.sentAt = now
-		e.msg = p.newMsg(e)
-		p.byMsg[e.msg] = e
+		e.id, e.epoch = p.nextID, epoch
+		p.byID[e.id] = e
 		p.inflight++
 		batch = append(batch, e)
 	}
@@ -672,45 +697,17 @@ func (p *JetStream) collect(now time.Time) []*entry {
 	return batch
 }
 
-// newMsg returns a message for a new attempt to send e: a released one or
-// a new one. All share the pump's header map. p.mu is held.
-//
-// nats.go keeps the *nats.Msg of an attempt until it reports the attempt
-// exactly once, to the ack or the error callback (with the retry attempts
-// set to 0, the only option in pubOpts, it never re-sends it by itself), and
-// it reads the message's subject, header and data only while
-// PublishMsgAsync runs. So a message is reused only after its callback was
-// applied: a callback always identifies one attempt.
-func (p *JetStream) newMsg(e *entry) *nats.Msg {
-	var m *nats.Msg
-	if n := len(p.msgs); n > 0 {
-		m = p.msgs[n-1]
-		p.msgs[n-1] = nil
-		p.msgs = p.msgs[:n-1]
-	} else {
-		m = &nats.Msg{Header: p.header.hdr}
-	}
-	m.Subject, m.Data = e.subject, e.body
-	return m
-}
-
-// releaseMsg makes a message nats.go has reported available for reuse.
-// p.mu is held.
-func (p *JetStream) releaseMsg(m *nats.Msg) {
-	m.Subject, m.Data = "", nil
-	p.msgs = append(p.msgs, m)
-}
-
-// send publishes the batch in order without holding p.mu. It returns the
-// index of the first message that could not be written, with the error.
-// nats.go builds each message's header from the shared header map during
-// PublishMsgAsync (pubOpts, built once, still costs nats.go one allocation
-// per call).
+// send publishes the batch in order without holding p.mu, each message with
+// its attempt's reply subject. It returns the index of the first message
+// that could not be written, with the error. The pump's one message, header
+// map and reply buffer are filled per write: nats.go copies them into its
+// write buffer during PublishMsg.
 func (p *JetStream) send(batch []*entry) (int, error) {
-	defer clear(p.header.vals[:]) // it views the entries' buffers
+	defer p.clearOut() // it views the entries' buffers
 	for i, e := range batch {
 		*p.header.vals = e.vals
-		if _, err := p.js.PublishMsgAsync(e.msg, p.pubOpts...); err != nil {
+		p.out.Subject, p.out.Data, p.out.Reply = e.subject, e.body, p.reply(e.id)
+		if err := p.pub(&p.out); err != nil {
 			p.c.sent.Add(uint64(i))
 			return i, err
 		}
@@ -723,19 +720,26 @@ func (p *JetStream) send(batch []*entry) (int, error) {
 	return len(batch), nil
 }
 
+// reply returns the reply subject of attempt id: a view of p.replyBuf,
+// valid until the next call.
+func (p *JetStream) reply(id uint64) string {
+	b := append(p.replyBuf[:0], p.replyPrefix...)
+	b = strconv.AppendUint(b, id, 36)
+	p.replyBuf = b
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+func (p *JetStream) clearOut() {
+	clear(p.header.vals[:])
+	p.out.Subject, p.out.Reply, p.out.Data = "", "", nil
+}
+
 // revert returns unsent entries to the queue after a synchronous publish
-// error and starts a retry pass. p.mu is held. rest[0]'s message is not
-// reused: a reconnect racing with the failed write may still report it;
-// the others never reached nats.go.
+// error and starts a retry pass. p.mu is held. A reply to rest[0]'s attempt
+// (a write that failed halfway) is ignored like any other late reply.
 func (p *JetStream) revert(rest []*entry, err error) {
-	for i, e := range rest {
-		delete(p.byMsg, e.msg)
-		if i > 0 {
-			p.releaseMsg(e.msg)
-		}
-		e.msg = nil
-		e.state = stQueued
-		p.inflight--
+	for _, e := range rest {
+		p.unsend(e)
 	}
 	p.c.failures.Add(1)
 	if permanentSync(err) {
@@ -744,51 +748,49 @@ func (p *JetStream) revert(rest []*entry, err error) {
 	p.fail(err)
 }
 
-// apply records the outcome of attempts. p.mu is held.
-func (p *JetStream) apply(res []ackResult, now time.Time) {
-	for _, r := range res {
-		e, ok := p.byMsg[r.msg]
-		if !ok {
-			continue // an attempt that failed synchronously, or forgotten stale
-		}
-		delete(p.byMsg, r.msg)
-		p.releaseMsg(r.msg) // nats.go reports an attempt once
-		if e == nil {
-			// A late callback of a timed-out attempt.
-			if p.stale > 0 {
-				p.stale--
-			}
-			continue
-		}
-		e.msg = nil
-		p.inflight--
-		if r.err == nil {
-			e.state = stAcked
-			p.ackedAhead++
-			p.c.acked.Add(1)
-			if r.dup {
-				p.c.duplicates.Add(1)
-			} else if e.reorderRisk {
-				p.c.reordered.Add(1)
-				p.log.Warn("a retried message was stored after a later message of the same subject",
-					"msg_id", strings.Clone(e.vals[0]), "subject", e.subject)
-			}
-			p.hist.observe(now.Sub(e.enq))
-			if p.failedN > 0 && !p.failing {
-				p.log.Info("publishing resumed", "failures", p.failedN, "buffered", p.bufMsgs)
-				p.failedN = 0
-			}
-			p.backoff = 0
-			continue
-		}
-		p.c.failures.Add(1)
-		e.state = stQueued
-		if p.permanentAsync(e, r.err) {
-			p.reject(e, r.err)
-			continue
-		}
-		p.fail(r.err)
+// applyReply records the outcome of the attempt m answers. A reply to an
+// attempt no longer in flight (timed out, or failed with its connection) is
+// ignored. p.mu is held.
+func (p *JetStream) applyReply(m *nats.Msg, now time.Time) {
+	id, ok := attemptID(m.Subject, p.replyPrefix)
+	if !ok {
+		return
 	}
+	e, ok := p.byID[id]
+	if !ok {
+		return
+	}
+	dup, err := parseAck(m)
+	if err != nil {
+		p.unsend(e)
+		p.c.failures.Add(1)
+		if p.permanentAsync(e, err) {
+			p.reject(e, err)
+			return
+		}
+		p.fail(err)
+		return
+	}
+	delete(p.byID, id)
+	e.id = 0
+	p.inflight--
+	e.state = stAcked
+	p.ackedAhead++
+	p.c.acked.Add(1)
+	if dup {
+		p.c.duplicates.Add(1)
+	} else if e.reorderRisk {
+		p.c.reordered.Add(1)
+		p.log.Warn("a retried message was stored after a later message of the same subject",
+			"msg_id", strings.Clone(e.vals[0]), "subject", e.subject)
+	}
+	p.hist.observe(now.Sub(e.enq))
+	p.lost = 0
+	if p.failedN > 0 && !p.failing {
+		p.log.Info("publishing resumed", "failures", p.failedN, "buffered", p.bufMsgs)
+		p.failedN = 0
+	}
+	p.backoff = 0
 }
 
 // isDisconnect reports errors caused by a lost connection.
@@ -849,7 +851,7 @@ func (p *JetStream) beginRetry(now time.Time) {
 	p.failing = false
 	p.sendIdx = 0
 	p.backoff = min(max(2*p.backoff, minBackoff), maxBackoff)
-	if p.nc.IsConnected() && isDisconnect(p.lastErr) {
+	if p.connected() && isDisconnect(p.lastErr) {
 		// The connection is already back: retry at once.
 		p.backoff = minBackoff
 	}
@@ -967,6 +969,9 @@ func (p *JetStream) Close() error {
 		p.bg.Wait()
 		if p.status != nil {
 			p.nc.RemoveStatusListener(p.status)
+		}
+		if p.ackSub != nil {
+			_ = p.ackSub.Unsubscribe() // fails only if the connection is closed
 		}
 		p.mu.Lock()
 		p.closed = true
