@@ -105,10 +105,11 @@ func (c ConnConfig) authMethod() string {
 	return strings.Join(m, "+")
 }
 
-// redactedURLs returns the URLs with any password replaced.
-func (c ConnConfig) redactedURLs() string {
-	out := make([]string, 0, len(c.URLs))
-	for _, u := range c.URLs {
+// RedactURLs returns the URLs, comma-separated, with any user info (a
+// password or a token) replaced: for messages and logs.
+func RedactURLs(urls []string) string {
+	out := make([]string, 0, len(urls))
+	for _, u := range urls {
 		out = append(out, redactURL(u))
 	}
 	return strings.Join(out, ",")
@@ -130,7 +131,7 @@ func redactURL(u string) string {
 // String describes the configuration without secrets (also for %v, %+v).
 func (c ConnConfig) String() string {
 	return fmt.Sprintf("{URLs:%s Auth:%s User:%s TLS:%t Name:%s}",
-		c.redactedURLs(), c.authMethod(), c.User, c.TLSCA != "" || c.TLSCert != "", c.Name)
+		RedactURLs(c.URLs), c.authMethod(), c.User, c.TLSCA != "" || c.TLSCert != "", c.Name)
 }
 
 // GoString describes the configuration without secrets (for %#v).
@@ -139,7 +140,7 @@ func (c ConnConfig) GoString() string { return "publisher.ConnConfig" + c.String
 // LogValue describes the configuration without secrets.
 func (c ConnConfig) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("urls", c.redactedURLs()),
+		slog.String("urls", RedactURLs(c.URLs)),
 		slog.String("auth", c.authMethod()),
 		slog.String("user", c.User),
 		slog.Bool("tls", c.TLSCA != "" || c.TLSCert != ""),
@@ -343,18 +344,18 @@ func Connect(ctx context.Context, cfg ConnConfig, logger *slog.Logger) (*nats.Co
 		}
 		if isAuthError(err) {
 			return nil, fmt.Errorf("%w: %s rejected the %s credentials (%v); check the configured user/password, token, NKey seed or creds file",
-				ErrAuth, cfg.redactedURLs(), cfg.authMethod(), err)
+				ErrAuth, RedactURLs(cfg.URLs), cfg.authMethod(), err)
 		}
 		if isTLSError(err) {
 			return nil, fmt.Errorf("%w: %s: %v; check the CA, client certificate and URL scheme",
-				ErrTLS, cfg.redactedURLs(), err)
+				ErrTLS, RedactURLs(cfg.URLs), err)
 		}
-		log.Warn("NATS not reachable, retrying", "urls", cfg.redactedURLs(), "attempt", attempt, "err", err)
+		log.Warn("NATS not reachable, retrying", "urls", RedactURLs(cfg.URLs), "attempt", attempt, "err", err)
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("%w at %s after %d attempts: %v (%w)", ErrConnect, cfg.redactedURLs(), attempt, err, context.Cause(ctx))
+			return nil, fmt.Errorf("%w at %s after %d attempts: %v (%w)", ErrConnect, RedactURLs(cfg.URLs), attempt, err, context.Cause(ctx))
 		case <-t.C:
 		}
 		delay = min(2*delay, 2*time.Second)

@@ -366,3 +366,14 @@ func TestConnectBadFiles(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactURLs(t *testing.T) {
+	got := RedactURLs([]string{"nats://u:secret@h:4222", " tls://tok3n@h:4223", "nats://h:4224", "::bad"})
+	want := "nats://[redacted]@h:4222,tls://[redacted]@h:4223,nats://h:4224,<unparsable url>"
+	if got != want {
+		t.Fatalf("RedactURLs = %q, want %q", got, want)
+	}
+	if strings.Contains(got, "secret") || strings.Contains(got, "tok3n") {
+		t.Fatal("a secret leaked")
+	}
+}

@@ -126,7 +126,7 @@ func newApp(ctx context.Context, cfg *Config, logger *slog.Logger) (_ *app, err 
 	defer cancel()
 	nc, err := publisher.Connect(cctx, cfg.connConfig(urls), logger)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach NATS at %s within MDB_NATS_CONNECT_TIMEOUT=%s: %w (check MDB_NATS_URL and credentials)", strings.Join(redactURLs(urls), ","), cfg.ConnectWait, err)
+		return nil, fmt.Errorf("cannot reach NATS at %s within MDB_NATS_CONNECT_TIMEOUT=%s: %w (check MDB_NATS_URL and credentials)", publisher.RedactURLs(urls), cfg.ConnectWait, err)
 	}
 	if err := a.node.Start(cctx, nc); err != nil {
 		return nil, a.configError(err)
@@ -224,20 +224,6 @@ func splitList(s string) []string {
 		if p = strings.TrimSpace(p); p != "" {
 			out = append(out, p)
 		}
-	}
-	return out
-}
-
-// redactURLs drops user info from URLs for messages.
-func redactURLs(urls []string) []string {
-	out := make([]string, len(urls))
-	for i, u := range urls {
-		if at := strings.LastIndex(u, "@"); at >= 0 {
-			if scheme := strings.Index(u, "://"); scheme >= 0 && scheme < at {
-				u = u[:scheme+3] + "[redacted]@" + u[at+1:]
-			}
-		}
-		out[i] = u
 	}
 	return out
 }

@@ -33,7 +33,7 @@ func clientConn(ctx context.Context, url string, stderr io.Writer) (*Config, *na
 	quiet := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	nc, err := publisher.Connect(ctx, cc, quiet)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("cannot reach NATS at %s: %w (is mdbridge running? set MDB_NATS_URL or -server)", redactURLs(splitList(url)), err)
+		return nil, nil, nil, fmt.Errorf("cannot reach NATS at %s: %w (is mdbridge running? set MDB_NATS_URL or -server)", publisher.RedactURLs(splitList(url)), err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
