@@ -68,6 +68,9 @@ type ConnConfig struct {
 	// written during an outage ahead of the publisher's ordered retries.
 	// Only set it for connections that do not carry a JetStream publisher.
 	ReconnectBufSize int
+	// Dialer, if set, opens the network connections instead of nats.go's
+	// own dialer (the benchmark uses it to observe the socket).
+	Dialer nats.CustomDialer
 }
 
 func (c ConnConfig) withDefaults() ConnConfig {
@@ -275,6 +278,9 @@ func (c ConnConfig) natsOptions(log *slog.Logger) ([]nats.Option, error) {
 				log.Warn("NATS asynchronous error", "subject", subj, "err", err)
 			}
 		}),
+	}
+	if c.Dialer != nil {
+		opts = append(opts, nats.SetCustomDialer(c.Dialer))
 	}
 	switch {
 	case c.User != "":

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -375,5 +376,29 @@ func TestRedactURLs(t *testing.T) {
 	}
 	if strings.Contains(got, "secret") || strings.Contains(got, "tok3n") {
 		t.Fatal("a secret leaked")
+	}
+}
+
+// countingDialer counts the connections it opens.
+type countingDialer struct{ n *atomic.Int32 }
+
+func (d countingDialer) Dial(network, address string) (net.Conn, error) {
+	d.n.Add(1)
+	return net.Dial(network, address)
+}
+
+func TestConnectDialer(t *testing.T) {
+	srv := startServer(t, nil)
+	var n atomic.Int32
+	nc, err := Connect(context.Background(), ConnConfig{URLs: []string{srv.ClientURL()}, Dialer: countingDialer{&n}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if n.Load() != 1 {
+		t.Fatalf("the dialer opened %d connections, want 1", n.Load())
+	}
+	if nc.Opts.ReconnectBufSize != -1 {
+		t.Fatalf("ReconnectBufSize %d: the Dialer option dropped the defaults", nc.Opts.ReconnectBufSize)
 	}
 }

@@ -69,30 +69,14 @@ func (e *natsEnv) close() {
 	}
 }
 
-// connect opens a plain connection with publisher.Connect (the bridge's own
-// settings).
-func (e *natsEnv) connect(ctx context.Context, name string) (*nats.Conn, error) {
-	nc, err := publisher.Connect(ctx, publisher.ConnConfig{URLs: []string{e.url}, Name: name}, e.log)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrSetup, err)
+// connect opens a connection with publisher.Connect, as the bridge's; with
+// a tap, its reads and writes go through tap.
+func (e *natsEnv) connect(ctx context.Context, name string, tap *ackTap) (*nats.Conn, error) {
+	cc := publisher.ConnConfig{URLs: []string{e.url}, Name: name}
+	if tap != nil {
+		cc.Dialer = tapDialer{tap: tap, timeout: 2 * time.Second}
 	}
-	return nc, nil
-}
-
-// connectTapped opens a connection with the same settings as
-// publisher.Connect (no reconnect buffer, reconnect forever) whose reads go
-// through tap.
-func (e *natsEnv) connectTapped(name string, tap *ackTap) (*nats.Conn, error) {
-	nc, err := nats.Connect(e.url,
-		nats.Name(name),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(publisher.DefaultReconnectWait),
-		nats.ReconnectBufSize(-1),
-		nats.PingInterval(publisher.DefaultPingInterval),
-		nats.MaxPingsOutstanding(3),
-		nats.Timeout(2*time.Second),
-		nats.SetCustomDialer(tapDialer{tap: tap, timeout: 2 * time.Second}),
-	)
+	nc, err := publisher.Connect(ctx, cc, e.log)
 	if err != nil {
 		return nil, fmt.Errorf("%w: NATS %s: %w", ErrSetup, e.desc, err)
 	}

@@ -138,7 +138,7 @@ func runRaw(ctx context.Context, env *natsEnv, cfg Config, name string) (*Phase,
 		pub *rawPublisher
 	)
 	withComponent(ctx, compRaw, func(context.Context) {
-		if nc, err = env.connectTapped("mdbridge-bench-raw", tap); err == nil {
+		if nc, err = env.connect(ctx, "mdbridge-bench-raw", tap); err == nil {
 			pub, err = newRawPublisher(nc, cfg, symbols)
 		}
 	})

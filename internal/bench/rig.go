@@ -106,15 +106,11 @@ func startSim(ctx context.Context, rc rigConfig, log *slog.Logger, stop *context
 }
 
 func (r *rig) startBridge(ctx context.Context, env *natsEnv, rc rigConfig) (err error) {
-	if rc.tap != nil {
-		r.pubNC, err = env.connectTapped("mdbridge-bench", rc.tap)
-	} else {
-		r.pubNC, err = env.connect(ctx, "mdbridge-bench")
-	}
+	r.pubNC, err = env.connect(ctx, "mdbridge-bench", rc.tap)
 	if err != nil {
 		return err
 	}
-	if r.ctlNC, err = env.connect(ctx, "mdbridge-bench-control"); err != nil {
+	if r.ctlNC, err = env.connect(ctx, "mdbridge-bench-control", nil); err != nil {
 		return err
 	}
 	if r.js, err = jetstream.New(r.ctlNC); err != nil {
