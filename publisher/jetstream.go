@@ -139,8 +139,9 @@ type JetStream struct {
 	nextID     uint64
 	bufMsgs    int
 	bufBytes   int64
-	ackedAhead int // acked entries still in q behind an unacked one
-	lost       int // attempts timed out since the last ack
+	ackedAhead int    // acked entries still in q behind an unacked one
+	lost       int    // attempts timed out since the last ack
+	epoch      uint64 // the connection's reconnect count at the last send
 	failing    bool
 	failedN    uint64 // failures since the last successful ack
 	lastErr    error
@@ -533,7 +534,6 @@ func (p *JetStream) run() {
 // long until it must run again without a wake-up (a retry time or an ack
 // deadline), or 0.
 func (p *JetStream) step(first *nats.Msg) time.Duration {
-	epoch := p.epochFn() // before any send: see connChanged
 	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -557,6 +557,17 @@ drain:
 			return 0
 		default:
 		}
+		// A reconnect since the last send fails what was written to the
+		// broken connection before anything is written to the new one, even
+		// if the status event has not been seen yet: otherwise new messages
+		// could be stored ahead of the lost ones' retries.
+		p.mu.Unlock()
+		epoch := p.epochFn()
+		p.mu.Lock()
+		if epoch != p.epoch {
+			p.epoch = epoch
+			p.failOlder(epoch, false)
+		}
 		if p.failing {
 			if p.inflight > 0 {
 				break // wait until every in-flight attempt is resolved
@@ -566,7 +577,7 @@ drain:
 		if now.Before(p.retryAt) {
 			break
 		}
-		batch := p.collect(now, epoch)
+		batch := p.collect(now, p.epoch)
 		if len(batch) == 0 {
 			break
 		}
@@ -582,19 +593,28 @@ drain:
 	return p.wakeAfter(now)
 }
 
-// connChanged handles a change of the connection's status. Attempts written
-// to a connection that broke get no reply; they fail now rather than at
-// their ack deadline. While reconnecting that is every attempt in flight;
-// once reconnected, those whose epoch (the reconnect count read before they
-// were sent) is below the current count. An attempt sent on the new
-// connection in the instant between that read and its write is failed too
-// and comes back as a duplicate. p.mu is held.
+// connChanged handles a change of the connection's status: attempts
+// written to a connection that broke get no reply, so they fail now rather
+// than at their ack deadline. While reconnecting that is every attempt in
+// flight; once reconnected, those sent before the reconnect. p.mu is held.
 func (p *JetStream) connChanged(s nats.Status) {
 	all := !p.connected()
-	cur := p.epochFn()
+	p.epoch = p.epochFn()
+	p.failOlder(p.epoch, all)
+	if s == nats.CONNECTED {
+		p.retryAt = time.Time{} // reconnected: retry now
+	}
+}
+
+// failOlder fails the attempts in flight that were sent before the
+// connection's reconnect count reached epoch (every one with all). Each
+// attempt records the count read just before its batch was collected, so
+// an attempt written on a new connection in the instant between that read
+// and its write would fail too, and come back as a duplicate. p.mu is held.
+func (p *JetStream) failOlder(epoch uint64, all bool) {
 	n := 0
 	for i := 0; i < p.sendIdx && i < p.q.len(); i++ {
-		if e := p.q.at(i); e.state == stInflight && (all || e.epoch < cur) {
+		if e := p.q.at(i); e.state == stInflight && (all || e.epoch < epoch) {
 			p.unsend(e)
 			n++
 		}
@@ -602,9 +622,6 @@ func (p *JetStream) connChanged(s nats.Status) {
 	if n > 0 {
 		p.c.failures.Add(uint64(n))
 		p.fail(nats.ErrDisconnected)
-	}
-	if s == nats.CONNECTED {
-		p.retryAt = time.Time{} // reconnected: retry now
 	}
 }
 

@@ -256,10 +256,11 @@ func TestReplyErrors(t *testing.T) {
 	})
 }
 
-// TestDisconnectFailsOldAttempts: on a reconnect, attempts written to the
-// broken connection (an older epoch) are retried at once, in order, while
-// an attempt of the current connection stays in flight; while
-// disconnected, every attempt fails.
+// TestDisconnectFailsOldAttempts: after a reconnect, attempts written to
+// the broken connection (an older epoch) fail before anything is written
+// to the new one, even before the status event arrives, and the retry pass
+// resends them ahead of the new message; while disconnected, the
+// RECONNECTING event fails every attempt in flight.
 func TestDisconnectFailsOldAttempts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
@@ -269,49 +270,41 @@ func TestDisconnectFailsOldAttempts(t *testing.T) {
 			t.Fatal(err)
 		}
 		synctest.Wait()
-		f.epoch.Store(1) // reconnected
+		f.epoch.Store(1) // reconnected; the status event is late
 		if err := p.Publish(ctx, trades("binance", "BTCUSDT", 2, 3)); err != nil {
 			t.Fatal(err)
 		}
 		synctest.Wait()
-		if n := f.attempts(); n != 3 {
-			t.Fatalf("%d attempts before the status event", n)
+		if st := p.Stats(); st.Failures != 2 || st.InFlight != 0 || f.attempts() != 2 {
+			t.Fatalf("after the reconnect: %+v, %d attempts (the new message must wait for the retries)", st, f.attempts())
 		}
-		status <- nats.CONNECTED
+		time.Sleep(time.Second) // past the retry backoff
 		synctest.Wait()
-		time.Sleep(time.Second)
-		synctest.Wait()
-		// Epoch 0's two attempts failed; the pass resends from the oldest
-		// unacknowledged message once the epoch-1 attempt is resolved.
-		if st := p.Stats(); st.Failures != 2 || st.InFlight != 1 {
-			t.Fatalf("after the reconnect: %+v", st)
-		}
-		r2, _ := f.attempt(2)
-		p.acks <- ackTo(r2)
-		synctest.Wait()
-		time.Sleep(time.Second)
-		synctest.Wait()
-		ev0, ev1 := trade("binance", "BTCUSDT", 0), trade("binance", "BTCUSDT", 1)
-		want := []string{ev0.MsgID(), ev1.MsgID()}
 		if n := f.attempts(); n != 5 {
 			t.Fatalf("%d attempts after the retry pass, want 5", n)
 		}
-		for i, w := range want {
-			if _, id := f.attempt(3 + i); id != w {
-				t.Fatalf("retry %d carries %q, want %q", i, id, w)
+		for i := range 3 {
+			ev := trade("binance", "BTCUSDT", i)
+			if _, id := f.attempt(2 + i); id != ev.MsgID() {
+				t.Fatalf("attempt %d carries %q, want %q", 2+i, id, ev.MsgID())
 			}
+		}
+		status <- nats.CONNECTED // the late event changes nothing
+		synctest.Wait()
+		if st := p.Stats(); st.Failures != 2 || st.InFlight != 3 {
+			t.Fatalf("after the late status event: %+v", st)
 		}
 
 		f.connected.Store(false)
 		status <- nats.RECONNECTING
 		synctest.Wait()
-		if st := p.Stats(); st.Failures != 4 || st.InFlight != 0 {
+		if st := p.Stats(); st.Failures != 5 || st.InFlight != 0 {
 			t.Fatalf("while reconnecting: %+v", st)
 		}
-		r3, _ := f.attempt(3)
-		p.acks <- ackTo(r3) // too late: the attempt was failed
+		r2, _ := f.attempt(2)
+		p.acks <- ackTo(r2) // too late: the attempt was failed
 		synctest.Wait()
-		if st := p.Stats(); st.Acked != 1 {
+		if st := p.Stats(); st.Acked != 0 {
 			t.Fatalf("a reply to a failed attempt resolved it: %+v", st)
 		}
 		f.connected.Store(true)
@@ -320,6 +313,9 @@ func TestDisconnectFailsOldAttempts(t *testing.T) {
 		synctest.Wait()
 		time.Sleep(time.Second)
 		synctest.Wait()
+		if n := f.attempts(); n != 8 {
+			t.Fatalf("%d attempts after the second retry pass, want 8", n)
+		}
 		for i := 5; i < f.attempts(); i++ {
 			r, _ := f.attempt(i)
 			p.acks <- ackTo(r)
@@ -327,7 +323,7 @@ func TestDisconnectFailsOldAttempts(t *testing.T) {
 		if err := p.Shutdown(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if st := p.Stats(); st.Acked != 3 || st.Sent != 7 || st.Abandoned != 0 {
+		if st := p.Stats(); st.Acked != 3 || st.Sent != 8 || st.Reordered != 0 || st.Abandoned != 0 {
 			t.Fatalf("final %+v", st)
 		}
 	})
