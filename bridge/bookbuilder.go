@@ -13,8 +13,8 @@ const (
 	BookIgnored BookResult = iota // not a book event of this book, or a delta the book already covers
 	BookApplied                   // a delta was applied
 	BookReset                     // a snapshot reset the book (retained deltas that continue it were applied too)
-	BookGap                       // a delta skipped updates: the book is invalid until the next snapshot
-	BookWaiting                   // no valid book yet: the delta was retained for the next snapshot
+	BookGap                       // a delta skipped updates: the book is invalid until they arrive or a snapshot does
+	BookWaiting                   // no valid book: the delta was retained for later
 )
 
 // DefaultBookRetain is the number of recent deltas a BookBuilder keeps to
@@ -24,22 +24,29 @@ const DefaultBookRetain = 4096
 // BookBuilder maintains one symbol's order book from mdbridge's book events,
 // in stream order. It implements the consumer rule of the wire contract in
 // the form that stays correct with several bridge replicas publishing into
-// one stream (active-active): a snapshot may be stored after deltas newer
-// than it, so the builder retains recent deltas and, on a snapshot with
-// last_id L, resets to it and replays the retained deltas that continue it
-// (the first with first_id <= L+1 <= last_id, then each following on),
-// exactly as Binance documents for building a book from its own stream.
-// Then, for every delta: last_id <= book id is ignored; first_id > book id
-// + 1 is a gap (the book is invalid until the next snapshot; ask for one
-// on the control subject); anything else is applied.
+// one stream (active-active), where the stream holds every update but not
+// always in id order: a snapshot may be stored after deltas newer than it,
+// and a delta one replica missed may be stored, by the other, after later
+// ones. So the builder retains recent deltas and chains them by id, as
+// Binance documents for building a book from its stream: on a snapshot with
+// last_id L it resets to it and applies the retained deltas that continue
+// it (first_id <= L+1 <= last_id, then the one that continues that, and so
+// on, whatever their order in the stream). Then, for every delta: last_id <=
+// book id is ignored; first_id > book id + 1 is a gap (the book is invalid
+// while updates are missing); anything else is applied, followed by the
+// retained deltas it lets the book reach. The book is valid when it started
+// from a snapshot and no retained delta goes beyond it; after a gap that
+// no later delta fills, that takes the next snapshot (ask for one on the
+// control subject).
 //
 // A BookBuilder is not safe for concurrent use.
 type BookBuilder struct {
 	bids, asks map[string]string // price -> quantity
 	id         int64             // last applied update id
+	started    bool              // a snapshot was applied
 	valid      bool
 	retain     int
-	recent     []Event // ring of the last retain deltas, oldest first after unroll
+	recent     []Event // the last retain deltas (a ring: next is the oldest once full)
 	next       int
 }
 
@@ -64,34 +71,57 @@ func (b *BookBuilder) Apply(ev Event) BookResult {
 	switch ev.Type {
 	case EventBookSnapshot:
 		b.reset(ev)
-		for _, d := range b.retained() {
-			if b.step(d) == BookGap {
-				break
-			}
-		}
+		b.catchUp()
 		return BookReset
 	case EventBookDelta:
 		b.keep(ev)
-		if !b.valid {
+		switch {
+		case !b.started:
 			return BookWaiting
+		case ev.LastID <= b.id:
+			return BookIgnored
+		case ev.FirstID > b.id+1:
+			if !b.valid {
+				return BookWaiting
+			}
+			b.valid = false
+			return BookGap
 		}
-		return b.step(ev)
+		b.apply(ev)
+		if !b.valid {
+			b.catchUp() // it may fill a gap: continue from the retained deltas
+		}
+		return BookApplied
 	}
 	return BookIgnored
 }
 
-func (b *BookBuilder) step(d Event) BookResult {
-	if !b.valid || d.LastID <= b.id {
-		return BookIgnored
+// catchUp applies the retained deltas that continue the book, in id order
+// whatever their order in the stream, then decides whether the book is
+// valid: it is unless a retained delta goes beyond it.
+func (b *BookBuilder) catchUp() {
+	for progress := true; progress; {
+		progress = false
+		for i := range b.recent {
+			if d := &b.recent[i]; d.LastID > b.id && d.FirstID <= b.id+1 {
+				b.apply(*d)
+				progress = true
+			}
+		}
 	}
-	if d.FirstID > b.id+1 {
-		b.valid = false
-		return BookGap
+	b.valid = true
+	for i := range b.recent {
+		if b.recent[i].LastID > b.id {
+			b.valid = false
+			return
+		}
 	}
+}
+
+func (b *BookBuilder) apply(d Event) {
 	applyLevels(b.bids, d.Bids)
 	applyLevels(b.asks, d.Asks)
 	b.id = d.LastID
-	return BookApplied
 }
 
 func (b *BookBuilder) reset(s Event) {
@@ -100,7 +130,7 @@ func (b *BookBuilder) reset(s Event) {
 	applyLevels(b.bids, s.Bids)
 	applyLevels(b.asks, s.Asks)
 	b.id = s.LastID
-	b.valid = true
+	b.started = true
 }
 
 func (b *BookBuilder) keep(d Event) {
@@ -110,16 +140,6 @@ func (b *BookBuilder) keep(d Event) {
 	}
 	b.recent[b.next] = d
 	b.next = (b.next + 1) % b.retain
-}
-
-// retained returns the kept deltas in stream order.
-func (b *BookBuilder) retained() []Event {
-	if len(b.recent) < b.retain || b.next == 0 {
-		return b.recent
-	}
-	out := make([]Event, 0, len(b.recent))
-	out = append(out, b.recent[b.next:]...)
-	return append(out, b.recent[:b.next]...)
 }
 
 func applyLevels(side map[string]string, levels []Level) {

@@ -66,6 +66,41 @@ func TestBookBuilder(t *testing.T) {
 			wantBids: []Level{{"5", "5"}}, wantAsks: []Level{{"6", "1"}},
 		},
 		{
+			// Replica A missed 12 and stored 13..14 first; replica B's copy
+			// of 12 is stored after them.
+			name: "a missing delta stored later fills the gap",
+			steps: []step{
+				{bbSnap(10, nil, nil), BookReset},
+				{bbDelta(11, 11, []Level{{"1", "1"}}, nil), BookApplied},
+				{bbDelta(13, 13, []Level{{"1", "3"}}, nil), BookGap},
+				{bbDelta(14, 14, nil, []Level{{"2", "4"}}), BookWaiting},
+				{bbDelta(12, 12, []Level{{"1", "2"}}, nil), BookApplied},
+				{bbDelta(15, 15, nil, []Level{{"2", "5"}}), BookApplied},
+			},
+			wantValid: true, wantID: 15,
+			wantBids: []Level{{"1", "3"}}, wantAsks: []Level{{"2", "5"}},
+		},
+		{
+			// Found by the chaos soak: after a NATS outage replica B stored
+			// ..7, a resync snapshot at 9 and 10; replica A, flushing its
+			// buffer later, stored its own older snapshot at 4, then 8..9,
+			// which B never had (its duplicates of the rest were dropped).
+			name: "stale snapshot, then the other replica's late deltas",
+			steps: []step{
+				{bbSnap(4, nil, nil), BookReset},
+				{bbDelta(5, 5, []Level{{"1", "5"}}, nil), BookApplied},
+				{bbDelta(6, 6, []Level{{"1", "6"}}, nil), BookApplied},
+				{bbDelta(7, 7, []Level{{"1", "7"}}, nil), BookApplied},
+				{bbSnap(9, []Level{{"1", "9"}}, nil), BookReset},
+				{bbDelta(10, 10, nil, []Level{{"2", "10"}}), BookApplied},
+				{bbSnap(4, nil, nil), BookReset}, // stale: 5..7 replayed, 8 missing, 10 beyond
+				{bbDelta(8, 8, []Level{{"1", "8"}}, nil), BookApplied},
+				{bbDelta(9, 9, []Level{{"1", "9"}}, nil), BookApplied},
+			},
+			wantValid: true, wantID: 10,
+			wantBids: []Level{{"1", "9"}}, wantAsks: []Level{{"2", "10"}},
+		},
+		{
 			name: "gap stays until a snapshot",
 			steps: []step{
 				{bbSnap(10, nil, nil), BookReset},

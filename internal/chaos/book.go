@@ -11,12 +11,15 @@ import (
 // BookReplay is the order book a downstream consumer builds from one
 // subject of the stream by the wire contract (README "Building a book"):
 // the consumer keeps the recent deltas; a book.snapshot with last_id L
-// resets the book to it, and the kept deltas that continue it (the first
-// with first_id <= L+1 <= last_id, then each next one) are applied; then a
-// book.delta with last_id <= the book id is already covered and skipped, a
-// delta whose first_id is beyond the book id + 1 is a gap (the consumer
-// stops applying deltas and waits for the next snapshot), and any other
-// delta is applied (quantity "0" removes a level).
+// resets the book to it, and the kept deltas that continue it are applied
+// by id (one with first_id <= L+1 <= last_id, then one that continues that,
+// and so on, in whatever order they were stored); then a book.delta with
+// last_id <= the book id is already covered and skipped, a delta whose
+// first_id is beyond the book id + 1 is a gap (the book is unusable while
+// updates are missing), and any other delta is applied (quantity "0"
+// removes a level), followed by the kept deltas it lets the book reach. A
+// gap closes when a later-stored delta fills it (Healed) or at the next
+// snapshot.
 //
 // With ResetOnly set, the replay is the naive consumer that only resets on
 // a snapshot and applies later deltas (the rule before active-active
@@ -40,6 +43,8 @@ type BookReplay struct {
 	started bool
 	recent  []bridge.Event // kept deltas, a ring from head
 	head    int
+	// gapLogged is true when the open gap is the last entry of GapLog.
+	gapLogged bool
 
 	Snapshots      int // snapshots seen
 	StaleSnapshots int // snapshots older than the live book they reset
@@ -48,8 +53,9 @@ type BookReplay struct {
 	Applied        int // deltas applied on arrival
 	Covered        int // deltas skipped as already covered (last_id <= book id)
 	BeforeSnapshot int // deltas before the first snapshot
-	Waiting        int // deltas skipped while waiting for a snapshot after a gap
+	Waiting        int // deltas kept while the book is unusable after a gap
 	Gaps           int // consumer-visible gaps (delta beyond book id + 1)
+	Healed         int // gaps closed by a delta stored later, without a snapshot
 	// GapLog describes the first gaps (bounded).
 	GapLog []string
 	// StaleLog lists the first stale snapshots (bounded).
@@ -90,18 +96,9 @@ func (b *BookReplay) Apply(seq uint64, ev *bridge.Event) {
 		if b.ResetOnly {
 			return
 		}
-		n := len(b.recent)
-		for i := 0; i < n && b.Live; i++ {
-			d := &b.recent[(b.head+i)%n]
-			if d.LastID <= b.LastID {
-				continue
-			}
-			if d.FirstID > b.LastID+1 {
-				b.gap(seq, d, "replaying kept deltas after the snapshot")
-				break
-			}
-			b.apply(d)
-			b.Replayed++
+		b.Replayed += b.replay()
+		if d := b.beyond(); d != nil {
+			b.gap(seq, d, "replaying kept deltas after the snapshot")
 		}
 	case bridge.EventBookDelta:
 		b.Deltas++
@@ -109,17 +106,62 @@ func (b *BookReplay) Apply(seq uint64, ev *bridge.Event) {
 		switch {
 		case !b.started:
 			b.BeforeSnapshot++
-		case !b.Live:
-			b.Waiting++
 		case ev.LastID <= b.LastID:
 			b.Covered++
 		case ev.FirstID > b.LastID+1:
-			b.gap(seq, ev, "")
-		default:
+			if b.Live {
+				b.gap(seq, ev, "")
+			} else {
+				b.Waiting++
+			}
+		case b.Live:
 			b.apply(ev)
 			b.Applied++
+		case b.ResetOnly:
+			b.Waiting++ // the naive consumer waits for a snapshot
+		default:
+			// It continues a book that lacked updates: the other copies
+			// may be among the kept deltas.
+			b.apply(ev)
+			b.Applied++
+			b.Replayed += b.replay()
+			if b.beyond() == nil {
+				b.Live = true
+				b.Healed++
+				if b.gapLogged {
+					b.GapLog[len(b.GapLog)-1] += fmt.Sprintf(" [filled at seq %d]", seq)
+				}
+			}
 		}
 	}
+}
+
+// replay applies kept deltas that continue the book, by id, until none
+// does, and returns how many it applied.
+func (b *BookReplay) replay() int {
+	n := 0
+	for more := true; more; {
+		more = false
+		for i := range b.recent {
+			if d := &b.recent[i]; d.FirstID <= b.LastID+1 && d.LastID > b.LastID {
+				b.apply(d)
+				n++
+				more = true
+			}
+		}
+	}
+	return n
+}
+
+// beyond returns a kept delta past the book id (updates are missing
+// before it), or nil.
+func (b *BookReplay) beyond() *bridge.Event {
+	for i := range b.recent {
+		if b.recent[i].LastID > b.LastID {
+			return &b.recent[i]
+		}
+	}
+	return nil
 }
 
 func (b *BookReplay) apply(d *bridge.Event) {
@@ -134,7 +176,8 @@ func (b *BookReplay) apply(d *bridge.Event) {
 
 func (b *BookReplay) gap(seq uint64, d *bridge.Event, where string) {
 	b.Gaps++
-	if len(b.GapLog) < maxGapLog {
+	b.gapLogged = len(b.GapLog) < maxGapLog
+	if b.gapLogged {
 		s := fmt.Sprintf("seq %d: delta %d-%d after book id %d", seq, d.FirstID, d.LastID, b.LastID)
 		if where != "" {
 			s += " (" + where + ")"

@@ -19,14 +19,15 @@ func lv(p, q string) []bridge.Level { return []bridge.Level{{p, q}} }
 
 func TestBookReplay(t *testing.T) {
 	tests := []struct {
-		name      string
-		resetOnly bool
-		events    []bridge.Event
-		wantID    int64
-		wantLive  bool
-		wantGaps  int
-		wantStale int
-		wantBids  map[string]string
+		name       string
+		resetOnly  bool
+		events     []bridge.Event
+		wantID     int64
+		wantLive   bool
+		wantGaps   int
+		wantStale  int
+		wantHealed int
+		wantBids   map[string]string
 	}{
 		{
 			name:   "snapshot then continuous deltas",
@@ -57,7 +58,24 @@ func TestBookReplay(t *testing.T) {
 		{
 			name:   "a kept delta beyond the snapshot makes the replay a gap",
 			events: []bridge.Event{snap(10, lv("100", "1"), nil), delta(15, 16, lv("99", "1"), nil), snap(12, lv("100", "2"), nil), delta(13, 13, lv("98", "1"), nil)},
-			wantID: 12, wantLive: false, wantGaps: 2, wantBids: map[string]string{"100": "2"},
+			wantID: 13, wantLive: false, wantGaps: 2, wantBids: map[string]string{"100": "2", "98": "1"},
+		},
+		{
+			name:   "a delta stored after later ones fills the gap",
+			events: []bridge.Event{snap(10, lv("100", "1"), nil), delta(11, 11, lv("99", "1"), nil), delta(13, 13, lv("97", "1"), nil), delta(14, 14, lv("96", "1"), nil), delta(12, 12, lv("98", "1"), nil)},
+			wantID: 14, wantLive: true, wantGaps: 1, wantHealed: 1,
+			wantBids: map[string]string{"100": "1", "99": "1", "98": "1", "97": "1", "96": "1"},
+		},
+		{
+			// The chaos soak's case: replica B stored up to 13 with a resync
+			// snapshot at 12 (it missed 11..12); replica A, flushing its
+			// buffer after a NATS outage, stored an older snapshot and then
+			// 11..12, which B never had.
+			name: "stale snapshot, then the other replica's late deltas",
+			events: []bridge.Event{snap(8, lv("100", "1"), nil), delta(9, 10, lv("99", "1"), nil), snap(12, lv("100", "1"), nil), delta(13, 13, lv("97", "1"), nil),
+				snap(8, lv("100", "1"), nil), delta(11, 11, lv("98", "1"), nil), delta(12, 12, lv("98", "2"), nil)},
+			wantID: 13, wantLive: true, wantGaps: 1, wantHealed: 1, wantStale: 1,
+			wantBids: map[string]string{"100": "1", "99": "1", "98": "2", "97": "1"},
 		},
 		{
 			name:   "quantity zero in any spelling removes a level",
@@ -71,9 +89,9 @@ func TestBookReplay(t *testing.T) {
 			for i := range tt.events {
 				b.Apply(uint64(i+1), &tt.events[i])
 			}
-			if b.LastID != tt.wantID || b.Live != tt.wantLive || b.Gaps != tt.wantGaps || b.StaleSnapshots != tt.wantStale {
-				t.Fatalf("id %d live %v gaps %d stale %d, want %d %v %d %d (log %v)", b.LastID, b.Live, b.Gaps, b.StaleSnapshots,
-					tt.wantID, tt.wantLive, tt.wantGaps, tt.wantStale, b.GapLog)
+			if b.LastID != tt.wantID || b.Live != tt.wantLive || b.Gaps != tt.wantGaps || b.StaleSnapshots != tt.wantStale || b.Healed != tt.wantHealed {
+				t.Fatalf("id %d live %v gaps %d stale %d healed %d, want %d %v %d %d %d (log %v)", b.LastID, b.Live, b.Gaps, b.StaleSnapshots, b.Healed,
+					tt.wantID, tt.wantLive, tt.wantGaps, tt.wantStale, tt.wantHealed, b.GapLog)
 			}
 			if len(b.Bids) != len(tt.wantBids) {
 				t.Fatalf("bids %v, want %v", b.Bids, tt.wantBids)

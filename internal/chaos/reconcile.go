@@ -85,7 +85,8 @@ type BookResult struct {
 	Snapshots        int             `json:"snapshots"`
 	DeltaDuplicates  int             `json:"delta_duplicates"`    // two deltas with one last_id
 	SnapDuplicates   int             `json:"snapshot_duplicates"` // two snapshots with one last_id
-	ConsumerGaps     int             `json:"consumer_gaps"`       // deltas beyond book id + 1 (the consumer waits for a snapshot)
+	ConsumerGaps     int             `json:"consumer_gaps"`       // deltas beyond book id + 1 that no later delta filled (the consumer waits for a snapshot)
+	HealedGaps       int             `json:"healed_gaps"`         // gaps a delta stored later filled (another replica's copy)
 	StaleSnapshots   int             `json:"stale_snapshots"`     // snapshots older than the live book they reset
 	Replayed         int             `json:"replayed"`            // kept deltas applied after a snapshot
 	GapLog           []string        `json:"gap_log,omitempty"`
@@ -353,7 +354,7 @@ func (acc *marketAcc) bookResult(mt MarketTruth) BookResult {
 		UpdatesGenerated: mt.Book.Generated.Len(), UpdatesDelivered: rangesLen(mt.Book.Delivered),
 		UpdatesInStream: rangesLen(mergeRanges(acc.deltaCover)),
 		Deltas:          acc.doc.Deltas, Snapshots: acc.doc.Snapshots,
-		ConsumerGaps: acc.doc.Gaps, StaleSnapshots: acc.doc.StaleSnapshots, Replayed: acc.doc.Replayed,
+		ConsumerGaps: acc.doc.Gaps - acc.doc.Healed, HealedGaps: acc.doc.Healed, StaleSnapshots: acc.doc.StaleSnapshots, Replayed: acc.doc.Replayed,
 		GapLog: acc.doc.GapLog, StaleLog: slices.Clone(acc.doc.StaleLog),
 		FinalID: acc.doc.LastID, SimID: mt.BookID, LibraryGaps: acc.libGaps, NaiveGaps: acc.naive.Gaps,
 	}

@@ -386,8 +386,12 @@ func (rep *Report) decide() {
 			fail("%s: %d book snapshots stored twice (same last_id)", name, b.SnapDuplicates)
 		}
 		if b.ConsumerGaps > 0 {
-			fail("%s: %d consumer-visible book gaps (a delta beyond the book id + 1 that no snapshot and no kept delta covers; the consumer waits for the next snapshot): %v. Stale snapshots: %s",
+			fail("%s: %d consumer-visible book gaps (a delta beyond the book id + 1 that no kept or later delta filled; the consumer waits for the next snapshot): %v. Stale snapshots: %s",
 				name, b.ConsumerGaps, b.GapLog, staleText(b.StaleLog))
+		}
+		if b.HealedGaps > 0 {
+			note("%s: %d times the book lacked updates that another replica's copies, stored later, filled without a snapshot: %v",
+				name, b.HealedGaps, b.GapLog)
 		}
 		if b.StaleSnapshots > 0 {
 			note("%s: %d snapshots were stored after newer deltas of another replica (%d kept deltas replayed after snapshots); a consumer that only resets on a snapshot would have seen %d gaps (book diverged: %v)",
@@ -478,7 +482,7 @@ func (rep *Report) WriteText(w io.Writer) error {
 
 	b.WriteString("\nBOOKS (the stream replayed by a consumer following the README rule, and by bridge.BookBuilder, vs the simulator's final book; RESET-ONLY: gaps a consumer that only resets on snapshots would see)\n")
 	tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MARKET\tUPDATES GEN\tDELIVERED\tIN STREAM\tDELTAS\tSNAPSHOTS\tSTALE SNAPS\tCONSUMER GAPS\tRESET-ONLY GAPS\tDUP DELTAS/SNAPS\tFINAL ID\tBOOK\tBOOKBUILDER")
+	fmt.Fprintln(tw, "MARKET\tUPDATES GEN\tDELIVERED\tIN STREAM\tDELTAS\tSNAPSHOTS\tSTALE SNAPS\tCONSUMER GAPS/FILLED\tRESET-ONLY GAPS\tDUP DELTAS/SNAPS\tFINAL ID\tBOOK\tBOOKBUILDER")
 	for _, m := range rep.Markets {
 		bk := m.Book
 		word := func(d bool) string {
@@ -487,8 +491,8 @@ func (rep *Report) WriteText(w io.Writer) error {
 			}
 			return "equal"
 		}
-		fmt.Fprintf(tw, "%s %s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d/%d\t%d\t%s\t%s\n", m.Exchange, m.Symbol, bk.UpdatesGenerated,
-			bk.UpdatesDelivered, bk.UpdatesInStream, bk.Deltas, bk.Snapshots, bk.StaleSnapshots, bk.ConsumerGaps, bk.NaiveGaps,
+		fmt.Fprintf(tw, "%s %s\t%d\t%d\t%d\t%d\t%d\t%d\t%d/%d\t%d\t%d/%d\t%d\t%s\t%s\n", m.Exchange, m.Symbol, bk.UpdatesGenerated,
+			bk.UpdatesDelivered, bk.UpdatesInStream, bk.Deltas, bk.Snapshots, bk.StaleSnapshots, bk.ConsumerGaps, bk.HealedGaps, bk.NaiveGaps,
 			bk.DeltaDuplicates, bk.SnapDuplicates, bk.FinalID, word(bk.Diverged), word(bk.LibraryDiverged))
 	}
 	tw.Flush()
