@@ -17,6 +17,10 @@ const (
 	BookWaiting                   // no valid book: the delta was retained for later
 )
 
+// restartID is the update id of a snapshot after a venue's service restart
+// (Bybit's u = 1): it resets a book at any id.
+const restartID = 1
+
 // DefaultBookRetain is the number of recent deltas a BookBuilder keeps to
 // replay after a snapshot.
 const DefaultBookRetain = 4096
@@ -28,10 +32,13 @@ const DefaultBookRetain = 4096
 // always in id order: a snapshot may be stored after deltas newer than it,
 // and a delta one replica missed may be stored, by the other, after later
 // ones. So the builder retains recent deltas and chains them by id, as
-// Binance documents for building a book from its stream: on a snapshot with
-// last_id L it resets to it and applies the retained deltas that continue
-// it (first_id <= L+1 <= last_id, then the one that continues that, and so
-// on, whatever their order in the stream). Then, for every delta: last_id <=
+// Binance documents for building a book from its stream. A snapshot older
+// than the book (last_id below the book id) holds nothing new and is
+// ignored, except last_id 1 (Bybit's service restart), which resets the book
+// and forgets the retained deltas. Any other snapshot with last_id L resets
+// the book and applies the retained deltas that continue it (first_id <=
+// L+1 <= last_id, then the one that continues that, and so on, whatever
+// their order in the stream). Then, for every delta: last_id <=
 // book id is ignored; first_id > book id + 1 is a gap (the book is invalid
 // while updates are missing); anything else is applied, followed by the
 // retained deltas it lets the book reach. The book is valid when it started
@@ -60,7 +67,7 @@ func NewBookBuilder(retain int) *BookBuilder {
 }
 
 // Valid reports whether the book is usable: it started from a snapshot and
-// has seen no gap since.
+// no update is missing before the newest delta seen.
 func (b *BookBuilder) Valid() bool { return b.valid }
 
 // LastID is the update id the book is at.
@@ -70,6 +77,12 @@ func (b *BookBuilder) LastID() int64 { return b.id }
 func (b *BookBuilder) Apply(ev Event) BookResult {
 	switch ev.Type {
 	case EventBookSnapshot:
+		if b.started && ev.LastID < b.id && ev.LastID != restartID {
+			return BookIgnored // older than the book: it holds nothing new
+		}
+		if ev.LastID < b.id {
+			b.recent, b.next = b.recent[:0], 0 // the venue restarted its ids
+		}
 		b.reset(ev)
 		b.catchUp()
 		return BookReset

@@ -93,9 +93,9 @@ func TestBookBuilder(t *testing.T) {
 				{bbDelta(7, 7, []Level{{"1", "7"}}, nil), BookApplied},
 				{bbSnap(9, []Level{{"1", "9"}}, nil), BookReset},
 				{bbDelta(10, 10, nil, []Level{{"2", "10"}}), BookApplied},
-				{bbSnap(4, nil, nil), BookReset}, // stale: 5..7 replayed, 8 missing, 10 beyond
-				{bbDelta(8, 8, []Level{{"1", "8"}}, nil), BookApplied},
-				{bbDelta(9, 9, []Level{{"1", "9"}}, nil), BookApplied},
+				{bbSnap(4, nil, nil), BookIgnored}, // older than the book: nothing new
+				{bbDelta(8, 8, []Level{{"1", "8"}}, nil), BookIgnored},
+				{bbDelta(9, 9, []Level{{"1", "9"}}, nil), BookIgnored},
 			},
 			wantValid: true, wantID: 10,
 			wantBids: []Level{{"1", "9"}}, wantAsks: []Level{{"2", "10"}},
@@ -155,10 +155,17 @@ func TestBookBuilderRetainRingKeepsStreamOrder(t *testing.T) {
 	if b.LastID() != 5 || !reflect.DeepEqual(b.Bids(), []Level{{"1", "5"}}) {
 		t.Fatalf("id %d bids %v, want 5 [[1 5]]", b.LastID(), b.Bids())
 	}
-	// A snapshot at 0 cannot be continued by 3..5: invalid until the next.
-	b.Apply(bbSnap(0, nil, nil))
-	if b.Valid() {
-		t.Fatal("book valid although retained deltas do not continue the snapshot")
+	// A snapshot older than the book holds nothing new.
+	if got := b.Apply(bbSnap(0, nil, nil)); got != BookIgnored || !b.Valid() || b.LastID() != 5 {
+		t.Fatalf("older snapshot: result %d, valid %v, id %d", got, b.Valid(), b.LastID())
+	}
+	// Bybit's u = 1 (service restart) resets at any id and forgets the
+	// retained deltas of the old ids.
+	if got := b.Apply(bbSnap(1, []Level{{"7", "7"}}, nil)); got != BookReset || !b.Valid() || b.LastID() != 1 {
+		t.Fatalf("restart snapshot: result %d, valid %v, id %d", got, b.Valid(), b.LastID())
+	}
+	if got := b.Apply(bbDelta(2, 2, []Level{{"7", "8"}}, nil)); got != BookApplied || !reflect.DeepEqual(b.Bids(), []Level{{"7", "8"}}) {
+		t.Fatalf("after the restart: result %d bids %v", got, b.Bids())
 	}
 }
 

@@ -10,9 +10,10 @@ import (
 
 // BookReplay is the order book a downstream consumer builds from one
 // subject of the stream by the wire contract (README "Building a book"):
-// the consumer keeps the recent deltas; a book.snapshot with last_id L
-// resets the book to it, and the kept deltas that continue it are applied
-// by id (one with first_id <= L+1 <= last_id, then one that continues that,
+// the consumer keeps the recent deltas; a book.snapshot older than the
+// book (last_id below the book id, other than 1, Bybit's restart marker) is
+// skipped; any other book.snapshot with last_id L resets the book to it, and
+// the kept deltas that continue it are applied by id (one with first_id <= L+1 <= last_id, then one that continues that,
 // and so on, in whatever order they were stored); then a book.delta with
 // last_id <= the book id is already covered and skipped, a delta whose
 // first_id is beyond the book id + 1 is a gap (the book is unusable while
@@ -78,12 +79,19 @@ func (b *BookReplay) Apply(seq uint64, ev *bridge.Event) {
 	switch ev.Type {
 	case bridge.EventBookSnapshot:
 		b.Snapshots++
-		if b.Live && ev.LastID < b.LastID {
+		if b.started && ev.LastID < b.LastID && ev.LastID != 1 {
 			b.StaleSnapshots++
 			if len(b.StaleLog) < maxGapLog {
 				b.StaleLog = append(b.StaleLog, StaleSnapshot{Seq: seq, LastID: ev.LastID, BookID: b.LastID})
 			}
+			if !b.ResetOnly {
+				return // the documented consumer skips it: its book is newer
+			}
 		}
+		if !b.ResetOnly && b.started && ev.LastID < b.LastID {
+			b.recent, b.head = nil, 0 // ids restarted: the kept deltas are void
+		}
+		wasLive := b.Live || !b.started
 		b.Bids = make(map[string]string, len(ev.Bids))
 		b.Asks = make(map[string]string, len(ev.Asks))
 		for _, l := range ev.Bids {
@@ -98,7 +106,11 @@ func (b *BookReplay) Apply(seq uint64, ev *bridge.Event) {
 		}
 		b.Replayed += b.replay()
 		if d := b.beyond(); d != nil {
-			b.gap(seq, d, "replaying kept deltas after the snapshot")
+			if wasLive {
+				b.gap(seq, d, "replaying kept deltas after the snapshot")
+			} else {
+				b.Live = false // the open gap goes on
+			}
 		}
 	case bridge.EventBookDelta:
 		b.Deltas++

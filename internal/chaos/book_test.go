@@ -58,7 +58,7 @@ func TestBookReplay(t *testing.T) {
 		{
 			name:   "a kept delta beyond the snapshot makes the replay a gap",
 			events: []bridge.Event{snap(10, lv("100", "1"), nil), delta(15, 16, lv("99", "1"), nil), snap(12, lv("100", "2"), nil), delta(13, 13, lv("98", "1"), nil)},
-			wantID: 13, wantLive: false, wantGaps: 2, wantBids: map[string]string{"100": "2", "98": "1"},
+			wantID: 13, wantLive: false, wantGaps: 1, wantBids: map[string]string{"100": "2", "98": "1"},
 		},
 		{
 			name:   "a delta stored after later ones fills the gap",
@@ -70,12 +70,18 @@ func TestBookReplay(t *testing.T) {
 			// The chaos soak's case: replica B stored up to 13 with a resync
 			// snapshot at 12 (it missed 11..12); replica A, flushing its
 			// buffer after a NATS outage, stored an older snapshot and then
-			// 11..12, which B never had.
+			// 11..12, which B never had. The older snapshot is skipped.
 			name: "stale snapshot, then the other replica's late deltas",
 			events: []bridge.Event{snap(8, lv("100", "1"), nil), delta(9, 10, lv("99", "1"), nil), snap(12, lv("100", "1"), nil), delta(13, 13, lv("97", "1"), nil),
 				snap(8, lv("100", "1"), nil), delta(11, 11, lv("98", "1"), nil), delta(12, 12, lv("98", "2"), nil)},
-			wantID: 13, wantLive: true, wantGaps: 1, wantHealed: 1, wantStale: 1,
-			wantBids: map[string]string{"100": "1", "99": "1", "98": "2", "97": "1"},
+			wantID: 13, wantLive: true, wantStale: 1,
+			wantBids: map[string]string{"100": "1", "97": "1"},
+		},
+		{
+			name:   "a restart snapshot (last_id 1) resets a book at any id",
+			events: []bridge.Event{snap(8, lv("100", "1"), nil), delta(9, 9, lv("99", "1"), nil), snap(1, lv("50", "1"), nil), delta(2, 2, lv("49", "1"), nil)},
+			wantID: 2, wantLive: true,
+			wantBids: map[string]string{"50": "1", "49": "1"},
 		},
 		{
 			name:   "quantity zero in any spelling removes a level",

@@ -394,7 +394,7 @@ func (rep *Report) decide() {
 				name, b.HealedGaps, b.GapLog)
 		}
 		if b.StaleSnapshots > 0 {
-			note("%s: %d snapshots were stored after newer deltas of another replica (%d kept deltas replayed after snapshots); a consumer that only resets on a snapshot would have seen %d gaps (book diverged: %v)",
+			note("%s: %d snapshots were stored after newer deltas of another replica (the documented consumer skips them; %d kept deltas applied by id after other snapshots); a consumer that only resets on a snapshot would have seen %d gaps (book diverged: %v)",
 				name, b.StaleSnapshots, b.Replayed, b.NaiveGaps, b.NaiveDiverged)
 		}
 	}
