@@ -77,9 +77,11 @@
 // Ack deadlines are enforced by the publisher, not by a timer per message:
 // an attempt past its deadline is retried (its late reply is ignored). When
 // the connection breaks, attempts written to it fail at once: on the
-// RECONNECTING status, or, if the publisher sees the status only after the
-// reconnect, those sent before it (the connection's reconnect count is
-// recorded per attempt). If more than 4 × MaxInFlight attempts in a row time
+// RECONNECTING status, and in any case before anything is written to the
+// new connection (the connection's reconnect count is recorded per attempt
+// and read before every batch). Writes of a batch during which the
+// connection was replaced count as the new connection's: those lost wait
+// for their deadline. If more than 4 × MaxInFlight attempts in a row time
 // out, the publisher forces a NATS reconnect, which also renews its reply
 // subscription.
 //

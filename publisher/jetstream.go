@@ -534,6 +534,7 @@ func (p *JetStream) run() {
 // long until it must run again without a wake-up (a retry time or an ack
 // deadline), or 0.
 func (p *JetStream) step(first *nats.Msg) time.Duration {
+	epoch := p.epochFn() // read without p.mu: it takes the connection's lock
 	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -561,9 +562,6 @@ drain:
 		// broken connection before anything is written to the new one, even
 		// if the status event has not been seen yet: otherwise new messages
 		// could be stored ahead of the lost ones' retries.
-		p.mu.Unlock()
-		epoch := p.epochFn()
-		p.mu.Lock()
 		if epoch != p.epoch {
 			p.epoch = epoch
 			p.failOlder(epoch, false)
@@ -583,7 +581,19 @@ drain:
 		}
 		p.mu.Unlock()
 		i, err := p.send(batch)
+		epoch = p.epochFn()
 		p.mu.Lock()
+		if epoch != p.epoch {
+			// The connection was replaced while the batch was written: a
+			// write may have gone to the new one (nats.go holds its lock
+			// while reconnecting, so a blocked write lands there). Count
+			// them as the new connection's: those lost with the old one time
+			// out instead of failing at once, and one stored ahead of older
+			// lost messages is seen by the reorder check.
+			for _, e := range batch[:i] {
+				e.epoch = epoch
+			}
+		}
 		if err != nil {
 			p.revert(batch[i:], err)
 		}
@@ -608,9 +618,8 @@ func (p *JetStream) connChanged(s nats.Status) {
 
 // failOlder fails the attempts in flight that were sent before the
 // connection's reconnect count reached epoch (every one with all). Each
-// attempt records the count read just before its batch was collected, so
-// an attempt written on a new connection in the instant between that read
-// and its write would fail too, and come back as a duplicate. p.mu is held.
+// attempt records the count read before its batch was collected, or after
+// it was written if the count changed meanwhile (step). p.mu is held.
 func (p *JetStream) failOlder(epoch uint64, all bool) {
 	n := 0
 	for i := 0; i < p.sendIdx && i < p.q.len(); i++ {

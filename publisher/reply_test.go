@@ -85,6 +85,7 @@ type heldConn struct {
 	ids       []string
 	connected atomic.Bool
 	epoch     atomic.Uint64
+	onPublish func() // runs during each write, if set
 }
 
 func (f *heldConn) publish(m *nats.Msg) error {
@@ -92,6 +93,9 @@ func (f *heldConn) publish(m *nats.Msg) error {
 	defer f.mu.Unlock()
 	f.replies = append(f.replies, strings.Clone(m.Reply))
 	f.ids = append(f.ids, strings.Clone(m.Header.Get(HeaderMsgID)))
+	if f.onPublish != nil {
+		f.onPublish()
+	}
 	return nil
 }
 
@@ -325,6 +329,50 @@ func TestDisconnectFailsOldAttempts(t *testing.T) {
 		}
 		if st := p.Stats(); st.Acked != 3 || st.Sent != 8 || st.Reordered != 0 || st.Abandoned != 0 {
 			t.Fatalf("final %+v", st)
+		}
+	})
+}
+
+// TestReconnectDuringWrite: a write blocked while nats.go reconnects lands
+// on the new connection. It is not failed with the older attempts; once it
+// is stored, the older messages' retries are stored after it and counted as
+// reordered instead of passing unseen.
+func TestReconnectDuringWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		p, f, _ := heldPublisher(t, Config{BufferMessages: 16, AckTimeout: time.Second})
+		f.connected.Store(true)
+		if err := p.Publish(ctx, trades("binance", "BTCUSDT", 0, 2)); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		f.mu.Lock()
+		f.onPublish = func() { f.epoch.Store(1) } // the next write waits out a reconnect
+		f.mu.Unlock()
+		if err := p.Publish(ctx, trades("binance", "BTCUSDT", 2, 3)); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		f.mu.Lock()
+		f.onPublish = nil
+		f.mu.Unlock()
+		if st := p.Stats(); st.Failures != 2 || st.InFlight != 1 {
+			t.Fatalf("after the reconnect: %+v (want the two older attempts failed, the new one in flight)", st)
+		}
+		r2, _ := f.attempt(2)
+		p.acks <- ackTo(r2) // stored on the new connection
+		synctest.Wait()
+		time.Sleep(time.Second) // the retry pass
+		synctest.Wait()
+		for i := 3; i < f.attempts(); i++ {
+			r, _ := f.attempt(i)
+			p.acks <- ackTo(r)
+		}
+		if err := p.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if st := p.Stats(); st.Acked != 3 || st.Sent != 5 || st.Reordered != 2 {
+			t.Fatalf("final %+v: want the two retries counted as reordered", st)
 		}
 	})
 }
