@@ -88,7 +88,7 @@ func (b *BookReplay) Apply(seq uint64, ev *bridge.Event) {
 				return // the documented consumer skips it: its book is newer
 			}
 		}
-		if !b.ResetOnly && b.started && ev.LastID < b.LastID {
+		if b.started && ev.LastID < b.LastID {
 			b.recent, b.head = nil, 0 // ids restarted: the kept deltas are void
 		}
 		wasLive := b.Live || !b.started
