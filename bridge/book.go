@@ -217,6 +217,23 @@ type streamBook struct {
 	hw       int64 // highest update id received from the primary connection
 	policy   BookGapPolicy
 	resyncAt time.Time // when the last resubscribe was requested
+
+	// waiters receive the next snapshot the book emits (snapshot requests
+	// from the control subject, see Stream.Snapshot); each has room for one.
+	waiters []chan Event
+}
+
+// wait registers ch to receive the next snapshot emitted.
+func (b *streamBook) wait(ch chan Event) { b.waiters = append(b.waiters, ch) }
+
+// unwait removes ch (its requester gave up).
+func (b *streamBook) unwait(ch chan Event) {
+	for i, w := range b.waiters {
+		if w == ch {
+			b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
+			return
+		}
+	}
 }
 
 // reset makes the book wait for the stream's next snapshot (after a
@@ -241,6 +258,11 @@ func (b *streamBook) event(ev *Event, out []Event, c *symbolCounters) ([]Event, 
 		b.lastID = ev.LastID
 		b.lastSeq = ev.Seq
 		c.snapshots.Add(1)
+		for _, w := range b.waiters {
+			w <- *ev // room for one; a waiter is removed once answered
+		}
+		clear(b.waiters)
+		b.waiters = b.waiters[:0]
 		return emit(out, ev, c), false
 	}
 	if ev.LastID > b.hw {

@@ -15,6 +15,7 @@ const (
 	BookReset                     // a snapshot reset the book (retained deltas that continue it were applied too)
 	BookGap                       // a delta skipped updates: the book is invalid until they arrive or a snapshot does
 	BookWaiting                   // no valid book: the delta was retained for later
+	BookRefused                   // a snapshot of another id series than the deltas (see Event.Depth): it cannot be chained, the book is unchanged
 )
 
 // restartID is the update id of a snapshot after a venue's service restart
@@ -46,12 +47,25 @@ const DefaultBookRetain = 4096
 // no later delta fills, that takes the next snapshot (ask for one on the
 // control subject).
 //
+// Ids only chain within one series (Event.Depth: a Bybit book's stream
+// depth). A snapshot whose Depth differs from that of the deltas seen (one
+// without a Depth included, where the deltas carry one) is refused
+// (BookRefused): resetting to it would make the book ignore, or misapply,
+// every later delta while looking valid. A delta of another series than
+// the book's snapshot makes the book invalid until a snapshot of its series
+// arrives. Without deltas (Bybit depth 1 sends only snapshots) ids of two
+// series are not compared: a snapshot of another series resets the book.
+// Events without a Depth (Binance, or bridges before it existed) chain
+// with any series, as before.
+//
 // A BookBuilder is not safe for concurrent use.
 type BookBuilder struct {
 	bids, asks map[string]string // price -> quantity
 	id         int64             // last applied update id
 	started    bool              // a snapshot was applied
 	valid      bool
+	series     int               // Depth of the snapshot the book started from
+	deltaDepth int               // Depth of the latest delta that had one
 	retain     int
 	recent     []Event // the last retain deltas (a ring: next is the oldest once full)
 	next       int
@@ -77,7 +91,10 @@ func (b *BookBuilder) LastID() int64 { return b.id }
 func (b *BookBuilder) Apply(ev Event) BookResult {
 	switch ev.Type {
 	case EventBookSnapshot:
-		if b.started && ev.LastID < b.id && ev.LastID != restartID {
+		if b.deltaDepth != 0 && ev.Depth != b.deltaDepth {
+			return BookRefused // another id series: it cannot chain to the deltas
+		}
+		if b.started && sameSeries(ev.Depth, b.series) && ev.LastID < b.id && ev.LastID != restartID {
 			return BookIgnored // older than the book: it holds nothing new
 		}
 		if ev.LastID < b.id {
@@ -87,10 +104,21 @@ func (b *BookBuilder) Apply(ev Event) BookResult {
 		b.catchUp()
 		return BookReset
 	case EventBookDelta:
+		if ev.Depth != 0 {
+			b.deltaDepth = ev.Depth
+		}
 		b.keep(ev)
 		switch {
 		case !b.started:
 			return BookWaiting
+		case !sameSeries(ev.Depth, b.series):
+			// The deltas moved to another series (the bridges' depth was
+			// changed): the book cannot follow them until a snapshot of it.
+			if !b.valid {
+				return BookWaiting
+			}
+			b.valid = false
+			return BookGap
 		case ev.LastID <= b.id:
 			return BookIgnored
 		case ev.FirstID > b.id+1:
@@ -116,7 +144,7 @@ func (b *BookBuilder) catchUp() {
 	for progress := true; progress; {
 		progress = false
 		for i := range b.recent {
-			if d := &b.recent[i]; d.LastID > b.id && d.FirstID <= b.id+1 {
+			if d := &b.recent[i]; d.LastID > b.id && d.FirstID <= b.id+1 && sameSeries(d.Depth, b.series) {
 				b.apply(*d)
 				progress = true
 			}
@@ -124,7 +152,7 @@ func (b *BookBuilder) catchUp() {
 	}
 	b.valid = true
 	for i := range b.recent {
-		if b.recent[i].LastID > b.id {
+		if b.recent[i].LastID > b.id && sameSeries(b.recent[i].Depth, b.series) {
 			b.valid = false
 			return
 		}
@@ -143,8 +171,13 @@ func (b *BookBuilder) reset(s Event) {
 	applyLevels(b.bids, s.Bids)
 	applyLevels(b.asks, s.Asks)
 	b.id = s.LastID
+	b.series = s.Depth
 	b.started = true
 }
+
+// sameSeries reports whether update ids of two book events' series (their
+// Depth) can chain: equal, or either unknown (0).
+func sameSeries(a, b int) bool { return a == 0 || b == 0 || a == b }
 
 func (b *BookBuilder) keep(d Event) {
 	if len(b.recent) < b.retain {

@@ -182,3 +182,78 @@ func TestCompareDecimal(t *testing.T) {
 		}
 	}
 }
+
+// depthOf sets the id series (Event.Depth) of a book event.
+func depthOf(ev Event, depth int) Event {
+	ev.Depth = depth
+	return ev
+}
+
+// TestBookBuilderSeries covers the issue-19 failure: a Bybit REST snapshot
+// (u of the 1000-level stream) published for a book whose deltas come from
+// orderbook.50. Before, a higher foreign id reset the book, which then
+// stayed "valid" while it ignored every later delta; a lower one was
+// skipped by chance.
+func TestBookBuilderSeries(t *testing.T) {
+	b := NewBookBuilder(0)
+	steps := []struct {
+		ev   Event
+		want BookResult
+	}{
+		{depthOf(bbSnap(100, []Level{{"10", "1"}}, nil), 50), BookReset},
+		{depthOf(bbDelta(101, 101, []Level{{"10", "2"}}, nil), 50), BookApplied},
+		// The foreign snapshot, far ahead and far behind: refused either way.
+		{depthOf(bbSnap(30739102, []Level{{"99", "9"}}, nil), 1000), BookRefused},
+		{depthOf(bbSnap(7, []Level{{"99", "9"}}, nil), 1000), BookRefused},
+		// A snapshot without a series on a book whose deltas have one (a
+		// bridge from before Depth existed may have published it from REST).
+		{bbSnap(30739102, []Level{{"99", "9"}}, nil), BookRefused},
+		// Later deltas still apply.
+		{depthOf(bbDelta(102, 102, []Level{{"10", "3"}}, nil), 50), BookApplied},
+		// A snapshot of the deltas' own series is taken.
+		{depthOf(bbSnap(103, []Level{{"10", "4"}}, nil), 50), BookReset},
+		{depthOf(bbDelta(104, 104, []Level{{"10", "5"}}, nil), 50), BookApplied},
+		// The deltas move to another series (the bridges' depth changed):
+		// the book is invalid until a snapshot of that series.
+		{depthOf(bbDelta(9000, 9000, []Level{{"10", "6"}}, nil), 200), BookGap},
+		{depthOf(bbDelta(9001, 9001, []Level{{"10", "7"}}, nil), 200), BookWaiting},
+		{depthOf(bbSnap(104, nil, nil), 50), BookRefused},
+		{depthOf(bbSnap(9000, []Level{{"10", "6"}}, nil), 200), BookReset},
+	}
+	for i, s := range steps {
+		if got := b.Apply(s.ev); got != s.want {
+			t.Fatalf("step %d (depth %d, last_id %d): result %d, want %d", i, s.ev.Depth, s.ev.LastID, got, s.want)
+		}
+		if i == 5 && (b.LastID() != 102 || !b.Valid() || !reflect.DeepEqual(b.Bids(), []Level{{"10", "3"}})) {
+			t.Fatalf("after the refused snapshots: id %d valid %v bids %v, want 102 true [[10 3]]", b.LastID(), b.Valid(), b.Bids())
+		}
+	}
+	// The retained 9001 of the new series continued the new snapshot.
+	if !b.Valid() || b.LastID() != 9001 || !reflect.DeepEqual(b.Bids(), []Level{{"10", "7"}}) {
+		t.Fatalf("end: id %d valid %v bids %v, want 9001 true [[10 7]]", b.LastID(), b.Valid(), b.Bids())
+	}
+}
+
+// TestBookBuilderSeriesSnapshotsOnly: a Bybit depth-1 book has no deltas;
+// ids of two series are not compared, so a foreign snapshot cannot freeze
+// it: the next snapshot of the stream's own series resets it again.
+func TestBookBuilderSeriesSnapshotsOnly(t *testing.T) {
+	b := NewBookBuilder(0)
+	for i, s := range []struct {
+		ev   Event
+		want BookResult
+	}{
+		{depthOf(bbSnap(500, []Level{{"10", "1"}}, nil), 1), BookReset},
+		{depthOf(bbSnap(90000, []Level{{"99", "9"}}, nil), 1000), BookReset},
+		{depthOf(bbSnap(501, []Level{{"10", "2"}}, nil), 1), BookReset},
+		{depthOf(bbSnap(501, []Level{{"10", "2"}}, nil), 1), BookReset}, // re-sent after 3 s without change
+		{depthOf(bbSnap(499, []Level{{"10", "0.5"}}, nil), 1), BookIgnored},
+	} {
+		if got := b.Apply(s.ev); got != s.want {
+			t.Fatalf("step %d: result %d, want %d", i, got, s.want)
+		}
+	}
+	if !reflect.DeepEqual(b.Bids(), []Level{{"10", "2"}}) || b.LastID() != 501 {
+		t.Fatalf("bids %v id %d", b.Bids(), b.LastID())
+	}
+}

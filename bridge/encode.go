@@ -14,6 +14,9 @@ import (
 //	 "id":"12345","price":"50000.10","qty":"0.001","side":"buy"}
 //	{"v":1,"type":"book.delta",...,"first_id":10,"last_id":12,"bids":[["p","q"]],"asks":[]}
 //	{"v":1,"type":"book.snapshot",...,"last_id":12,"bids":[...],"asks":[...]}
+//
+// Book events of a venue with several update-id series per symbol (Bybit)
+// carry "depth" after "last_id".
 func (e *Event) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `{"v":`...)
 	dst = strconv.AppendInt(dst, SchemaVersion, 10)
@@ -45,6 +48,10 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 		}
 		dst = append(dst, `,"last_id":`...)
 		dst = strconv.AppendInt(dst, e.LastID, 10)
+		if e.Depth != 0 {
+			dst = append(dst, `,"depth":`...)
+			dst = strconv.AppendInt(dst, int64(e.Depth), 10)
+		}
 		dst = append(dst, `,"bids":`...)
 		dst = appendLevels(dst, e.Bids)
 		dst = append(dst, `,"asks":`...)
@@ -127,6 +134,7 @@ type wireEvent struct {
 	Side     string     `json:"side"`
 	FirstID  int64      `json:"first_id"`
 	LastID   int64      `json:"last_id"`
+	Depth    int        `json:"depth"`
 	Bids     [][]string `json:"bids"`
 	Asks     [][]string `json:"asks"`
 }
@@ -146,7 +154,7 @@ func DecodeJSON(body []byte) (Event, error) {
 	e := Event{
 		Type: ParseEventType(w.Type), Exchange: w.Exchange, Symbol: w.Symbol,
 		TS: w.TS, RecvTS: w.RecvTS, ID: w.ID, Price: w.Price, Qty: w.Qty,
-		FirstID: w.FirstID, LastID: w.LastID,
+		FirstID: w.FirstID, LastID: w.LastID, Depth: w.Depth,
 	}
 	if e.Type == EventUnknown {
 		return Event{}, fmt.Errorf("%w: unknown type %q", ErrBadEvent, w.Type)

@@ -95,8 +95,14 @@ type Event struct {
 	// Book fields. FirstID is set on deltas only (Binance U; Bybit u).
 	FirstID int64
 	LastID  int64
-	Bids    []Level
-	Asks    []Level
+	// Depth names the update-id series FirstID and LastID belong to where a
+	// venue has several: the depth of the Bybit orderbook stream (1, 50, 200
+	// or 1000) that produced the event. 0 where the venue has one series per
+	// symbol (Binance). A snapshot and the deltas after it chain only when
+	// their Depth is equal (see BookBuilder).
+	Depth int
+	Bids  []Level
+	Asks  []Level
 }
 
 // MsgIDKey returns the id part of the Nats-Msg-Id: the trade id for trades,

@@ -168,7 +168,7 @@ func (sh *shard) process(ev *Event) {
 			var resub bool
 			sh.out, resub = sym.stream.event(ev, sh.out, &sym.ctr)
 			if resub {
-				sh.resubscribe(sym)
+				sh.resubscribe(sym, "gap")
 			}
 		default:
 			sh.ctr.malformed.Add(1) // book data without a book subscription
@@ -212,15 +212,51 @@ func (sh *shard) serverShutdown(c *conn) {
 	}
 }
 
+// streamSnapshot serves a snapshot request for a stream-snapshot book
+// (Stream.Snapshot): it resubscribes the book, unless a resync is already
+// under way, and returns the next snapshot the book emits.
+func (sh *shard) streamSnapshot(ctx context.Context, name string) (Event, error) {
+	ch := make(chan Event, 1)
+	sh.mu.Lock()
+	sym := sh.syms[name]
+	if sym == nil || sym.stream == nil {
+		sh.mu.Unlock()
+		return Event{}, fmt.Errorf("%w: %s %q has no order book subscription on this stream", ErrUnknownSymbol, sh.st.cfg.exName, name)
+	}
+	b := sym.stream
+	b.wait(ch)
+	if b.state == bookLive {
+		// Deltas are held back until the fresh snapshot (it covers them);
+		// housekeeping repeats the resubscribe if it does not come.
+		b.state = bookResyncing
+		sh.resubscribe(sym, "snapshot requested")
+	}
+	sh.mu.Unlock()
+	select {
+	case ev := <-ch:
+		return ev, nil
+	case <-ctx.Done():
+		sh.mu.Lock()
+		b.unwait(ch)
+		sh.mu.Unlock()
+		select {
+		case ev := <-ch: // answered meanwhile
+			return ev, nil
+		default:
+		}
+		return Event{}, fmt.Errorf("bridge: %s %s: no fresh snapshot from the stream yet (the book was resubscribed; see the connection state): %w", sh.st.cfg.exName, name, ctx.Err())
+	}
+}
+
 // resubscribe asks the primary connection for a fresh snapshot of sym's
 // book. Called with mu held; the writes happen on another goroutine.
-func (sh *shard) resubscribe(sym *symbol) {
+func (sh *shard) resubscribe(sym *symbol, reason string) {
 	c := sh.primary
 	sym.stream.resyncAt = sh.st.now()
 	if c == nil {
 		return
 	}
-	sym.log.Info("order book gap: resubscribing for a fresh snapshot", "policy", sh.st.cfg.BookGapPolicy)
+	sym.log.Info("order book: resubscribing for a fresh snapshot", "reason", reason, "policy", sh.st.cfg.BookGapPolicy)
 	topics := []Topic{{Symbol: sym.name, Channel: ChannelBook}}
 	sh.st.goWork(func(context.Context) {
 		if err := c.resubscribe(topics); err != nil {
@@ -239,7 +275,7 @@ func (sh *shard) housekeeping() {
 	now := sh.st.now()
 	for _, sym := range sh.list {
 		if b := sym.stream; b != nil && b.state == bookResyncing && now.Sub(b.resyncAt) > sh.st.cfg.ResyncTimeout {
-			sh.resubscribe(sym)
+			sh.resubscribe(sym, "no snapshot within the resync timeout")
 		}
 	}
 	if sh.quietAt.IsZero() || now.Before(sh.quietAt) {
@@ -259,7 +295,7 @@ func (sh *shard) housekeeping() {
 		if b := sym.stream; b != nil && !sym.seenBook && b.state == bookLive {
 			sym.log.Info("quiet symbol: verifying its order book with a fresh snapshot", "last_id", b.lastID)
 			b.state = bookResyncing
-			sh.resubscribe(sym)
+			sh.resubscribe(sym, "quiet symbol after a reconnect")
 		}
 		if b := sym.rest; b != nil && !sym.seenBook && !sym.verifyingBook && b.state == bookLive && !b.fetching {
 			last := b.lastID

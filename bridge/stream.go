@@ -264,20 +264,42 @@ func (s *Stream) stopRun() bool {
 	return started
 }
 
-// Snapshot fetches a fresh REST order book snapshot of one of the stream's
-// symbols (coalesced with concurrent requests and rate-limited with the
-// stream's own resyncs). It makes a Stream usable as the publisher's
-// snapshot source for the control subject. It returns ErrUnknownExchange or
-// ErrUnknownSymbol (wrapped) for requests that are not the stream's, and
-// the adapter's error otherwise.
+// Snapshot returns a fresh order book snapshot of one of the stream's
+// symbols, in the id series of the deltas the stream emits. It makes a
+// Stream usable as the publisher's snapshot source for the control subject.
+//
+// For a BookRESTSnapshot venue (Binance) it is a REST snapshot, coalesced
+// with concurrent requests and rate-limited with the stream's own resyncs;
+// the caller publishes it. For a BookStreamSnapshot venue (Bybit) a REST
+// snapshot is in another id series than the subscribed depth's deltas (its
+// u is the 1000-level stream's), so the book is resubscribed instead and
+// Snapshot returns the fresh WebSocket snapshot once the stream has emitted
+// it (publishing it again is a duplicate by its Nats-Msg-Id). It waits
+// until ctx ends for that snapshot: across a reconnect, the new
+// subscription's first snapshot answers.
+//
+// It returns ErrUnknownExchange or ErrUnknownSymbol (wrapped) for requests
+// that are not the stream's (for a stream-snapshot venue, also for a symbol
+// without a book subscription), ctx's error, and the adapter's error
+// otherwise.
 func (s *Stream) Snapshot(ctx context.Context, exchange, symbol string) (Event, error) {
 	if exchange != s.cfg.exName {
 		return Event{}, fmt.Errorf("%w: %q (this stream is %q)", ErrUnknownExchange, exchange, s.cfg.exName)
 	}
-	if _, ok := s.symbols[symbol]; !ok {
+	sh, ok := s.symbols[symbol]
+	if !ok {
 		return Event{}, fmt.Errorf("%w: %s %q", ErrUnknownSymbol, exchange, symbol)
 	}
+	if s.cfg.Exchange.BookMode() == BookStreamSnapshot {
+		return sh.streamSnapshot(ctx, symbol)
+	}
 	return s.snaps.fetch(ctx, symbol, nil)
+}
+
+// hasBook reports whether the stream carries symbol's order book.
+func (s *Stream) hasBook(symbol string) bool {
+	_, ok := s.symbols[symbol]
+	return ok && s.cfg.Channels&ChannelBook != 0
 }
 
 // Serves reports whether the stream carries symbol on exchange (the

@@ -22,9 +22,15 @@ func (ss Streams) Find(exchange, symbol string) *Stream {
 }
 
 // Snapshot fetches a fresh snapshot through the stream carrying the
-// symbol. It returns an error wrapping ErrUnknownSymbol when none does.
+// symbol's order book (or, if none does, the symbol at all). It returns an
+// error wrapping ErrUnknownSymbol when none carries it.
 func (ss Streams) Snapshot(ctx context.Context, exchange, symbol string) (Event, error) {
-	s := ss.Find(exchange, symbol)
+	var s *Stream
+	for _, c := range ss {
+		if c.Serves(exchange, symbol) && (s == nil || c.hasBook(symbol)) {
+			s = c
+		}
+	}
 	if s == nil {
 		return Event{}, fmt.Errorf("%w: %s %s is not subscribed on this instance", ErrUnknownSymbol, exchange, symbol)
 	}

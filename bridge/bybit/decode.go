@@ -3,6 +3,7 @@ package bybit
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/qldata/mdbridge/bridge"
@@ -30,6 +31,7 @@ type envelope struct {
 
 	kind    int    // topic kind
 	sym     string // topic symbol (raw substring)
+	depth   int    // orderbook topic depth
 	dataPos int    // offset of data when it came before topic
 	parsed  bool   // data already parsed in place
 	book    book
@@ -69,18 +71,21 @@ func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: bybit: %s", bridge.ErrMalformed, fmt.Sprintf(format, args...))
 }
 
-// classify returns the kind and symbol of a topic: "publicTrade.<sym>" or
-// "orderbook.<depth>.<sym>".
-func classify(topic string) (int, string) {
+// classify returns the kind, symbol and book depth of a topic:
+// "publicTrade.<sym>" or "orderbook.<depth>.<sym>" (a depth that is not a
+// positive number makes the topic unknown).
+func classify(topic string) (int, string, int) {
 	if s, ok := strings.CutPrefix(topic, "publicTrade."); ok {
-		return topicTrade, s
+		return topicTrade, s, 0
 	}
 	if rest, ok := strings.CutPrefix(topic, "orderbook."); ok {
 		if i := strings.IndexByte(rest, '.'); i > 0 {
-			return topicBook, rest[i+1:]
+			if d, err := strconv.Atoi(rest[:i]); err == nil && d > 0 {
+				return topicBook, rest[i+1:], d
+			}
 		}
 	}
-	return topicOther, ""
+	return topicOther, "", 0
 }
 
 // Decode parses one inbound frame. publicTrade appends one EventTrade per
@@ -188,7 +193,7 @@ func (a *Adapter) member(sc *jscan.Scanner, env *envelope, key string, recvTS in
 	switch bit {
 	case envTopic:
 		if env.topic, err = sc.String(); err == nil {
-			env.kind, env.sym = classify(env.topic)
+			env.kind, env.sym, env.depth = classify(env.topic)
 		}
 	case envType:
 		env.typ, err = sc.String()
@@ -396,7 +401,7 @@ func (a *Adapter) bookEvent(sc *jscan.Scanner, env *envelope, recvTS int64, dst 
 	if err != nil {
 		return dst, malformed("topic symbol: %v", err)
 	}
-	ev := bridge.Event{Exchange: a.core.Name, Symbol: sym, TS: ts, RecvTS: recvTS, LastID: b.u, Seq: b.seq}
+	ev := bridge.Event{Exchange: a.core.Name, Symbol: sym, TS: ts, RecvTS: recvTS, LastID: b.u, Seq: b.seq, Depth: env.depth}
 	switch env.typ {
 	case "snapshot":
 		ev.Type = bridge.EventBookSnapshot

@@ -101,10 +101,18 @@ func (a *Adapter) get(ctx context.Context, path string, q url.Values) (json.RawM
 	return env.Result, nil
 }
 
+// RESTSnapshotSeries is the Depth of a REST order book snapshot: its u is
+// the update id of the 1000-level stream, whatever limit was asked for, so
+// it chains only to orderbook.1000 deltas. The bridge itself never
+// publishes it: a Bybit book is resynchronized from the WebSocket stream
+// the deltas come from (see bridge.BookStreamSnapshot).
+const RESTSnapshotSeries = 1000
+
 // Snapshot fetches the order book with GET
 // /v5/market/orderbook?category=<market>&symbol=&limit=<BookDepth> (linear
 // serves at most 500 levels: the limit is capped there) and
-// returns an EventBookSnapshot with LastID = u, Seq = seq and TS = ts.
+// returns an EventBookSnapshot with LastID = u, Seq = seq, TS = ts and
+// Depth = RESTSnapshotSeries.
 // Errors: *bridge.RateLimitError, *APIError (e.g. an unknown symbol),
 // bridge.ErrMalformed, ctx and transport errors, all wrapped.
 func (a *Adapter) Snapshot(ctx context.Context, symbol string) (bridge.Event, error) {
@@ -148,7 +156,7 @@ func (a *Adapter) Snapshot(ctx context.Context, symbol string) (bridge.Event, er
 	if err != nil {
 		return bridge.Event{}, a.core.Malformed(path, err)
 	}
-	ev := bridge.Event{Type: bridge.EventBookSnapshot, Exchange: a.core.Name, Symbol: sym, TS: ts, RecvTS: recv, LastID: *r.U, Seq: r.Seq}
+	ev := bridge.Event{Type: bridge.EventBookSnapshot, Exchange: a.core.Name, Symbol: sym, TS: ts, RecvTS: recv, LastID: *r.U, Seq: r.Seq, Depth: RESTSnapshotSeries}
 	levels := make([]bridge.Level, 0, len(r.B)+len(r.A))
 	if levels, err = appendLevels(levels, r.B); err != nil {
 		return bridge.Event{}, a.core.Malformed(path, fmt.Errorf("b: %w", err))
