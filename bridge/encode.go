@@ -154,7 +154,7 @@ func DecodeJSON(body []byte) (Event, error) {
 	e := Event{
 		Type: ParseEventType(w.Type), Exchange: w.Exchange, Symbol: w.Symbol,
 		TS: w.TS, RecvTS: w.RecvTS, ID: w.ID, Price: w.Price, Qty: w.Qty,
-		FirstID: w.FirstID, LastID: w.LastID, Depth: w.Depth,
+		FirstID: w.FirstID, LastID: w.LastID,
 	}
 	if e.Type == EventUnknown {
 		return Event{}, fmt.Errorf("%w: unknown type %q", ErrBadEvent, w.Type)
@@ -164,6 +164,9 @@ func DecodeJSON(body []byte) (Event, error) {
 		e.Side = SideBuy
 	case "sell":
 		e.Side = SideSell
+	}
+	if e.Type == EventBookDelta || e.Type == EventBookSnapshot {
+		e.Depth = w.Depth
 	}
 	if e.Type == EventTrade && e.Exchange == "binance" {
 		if n, err := strconv.ParseInt(e.ID, 10, 64); err == nil {

@@ -13,6 +13,7 @@ func FuzzDecodeJSON(f *testing.F) {
 		{Type: EventTrade, Exchange: "binance", Symbol: "BTCUSDT", TS: 1, RecvTS: 2, ID: "12345", Seq: 12345, Price: "50000.10", Qty: "0.001", Side: SideBuy},
 		{Type: EventBookDelta, Exchange: "bybit", Symbol: "ETHUSDT", TS: 3, RecvTS: 4, FirstID: 10, LastID: 12, Bids: []Level{{"1.5", "2"}}, Asks: []Level{{"1.6", "0"}}},
 		{Type: EventBookSnapshot, Exchange: "bybit-linear", Symbol: "X", LastID: 9, Bids: []Level{{"1", "1"}, {"0.9", "3"}}},
+		{Type: EventBookSnapshot, Exchange: "bybit", Symbol: "X", LastID: 9, Depth: 50, Bids: []Level{{"1", "1"}}},
 	} {
 		f.Add(ev.AppendJSON(nil))
 	}
@@ -43,7 +44,7 @@ func FuzzAppendJSON(f *testing.F) {
 	f.Add(uint8(2), "x", "\u2028", "\t", "\n", "\r", int64(9), int64(10), "é", "💱")
 	f.Fuzz(func(t *testing.T, typ uint8, exchange, symbol, id, price, qty string, first, last int64, lp, lq string) {
 		ev := Event{Type: EventType(typ%3 + 1), Exchange: exchange, Symbol: symbol, ID: id, Price: price, Qty: qty,
-			Side: Side(typ % 3), FirstID: first, LastID: last, Bids: []Level{{lp, lq}}, Asks: []Level{{lq, lp}}}
+			Side: Side(typ % 3), FirstID: first, LastID: last, Depth: int(first % 1001), Bids: []Level{{lp, lq}}, Asks: []Level{{lq, lp}}}
 		body := ev.AppendJSON(nil)
 		if !json.Valid(body) {
 			t.Fatalf("invalid JSON: %q", body)
@@ -59,7 +60,7 @@ func FuzzAppendJSON(f *testing.F) {
 		if want.Type != EventTrade {
 			want.ID, want.Price, want.Qty, want.Side = "", "", "", SideUnknown
 		} else {
-			want.FirstID, want.LastID, want.Bids, want.Asks = 0, 0, nil, nil
+			want.FirstID, want.LastID, want.Depth, want.Bids, want.Asks = 0, 0, 0, nil, nil
 		}
 		if want.Type == EventBookSnapshot {
 			want.FirstID = 0
@@ -85,7 +86,7 @@ func validUTF8(s string) string {
 func sameEvent(a, b Event) bool {
 	if a.Type != b.Type || a.Exchange != b.Exchange || a.Symbol != b.Symbol || a.TS != b.TS || a.RecvTS != b.RecvTS ||
 		a.ID != b.ID || a.Seq != b.Seq || a.Price != b.Price || a.Qty != b.Qty || a.Side != b.Side ||
-		a.FirstID != b.FirstID || a.LastID != b.LastID || len(a.Bids) != len(b.Bids) || len(a.Asks) != len(b.Asks) {
+		a.FirstID != b.FirstID || a.LastID != b.LastID || a.Depth != b.Depth || len(a.Bids) != len(b.Bids) || len(a.Asks) != len(b.Asks) {
 		return false
 	}
 	for i := range a.Bids {
