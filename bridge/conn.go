@@ -25,6 +25,11 @@ const writeWait = 5 * time.Second
 // next frame; a larger one (after a rare huge frame) is released.
 const maxKeptFrameBuffer = 1 << 20
 
+// drainWait bounds how long a connection whose write failed keeps reading:
+// the frames the venue sent before it closed are already in the socket's
+// receive buffer and take microseconds to read.
+const drainWait = 2 * time.Second
+
 // conn is one WebSocket connection of a shard. It owns the socket's read
 // loop, serializes and paces every write (subscribe frames, client pings,
 // pongs, close), answers server pings, and watches for silence. The shard
@@ -56,6 +61,11 @@ type conn struct {
 	ackErr  error               // first refused subscription
 	evBuf   []Event             // decode buffer, used by the read loop only
 	gotData atomic.Bool         // a data frame arrived
+
+	// delivering is set while the read loop hands a frame's events to the
+	// shard (which may wait for the publisher): the connection is not
+	// silent then, its reader is busy.
+	delivering atomic.Bool
 }
 
 // dial opens a WebSocket connection for sh's topics. The connection does not
@@ -132,20 +142,30 @@ func handshakeRateLimit(resp *http.Response) *RateLimitError {
 func (c *conn) start() {
 	st := c.sh.st
 	st.goConn(c.readLoop)
-	var stale <-chan struct{}
-	if c.hb != nil {
-		stale = c.hb.Stale(c.ctx)
-	}
 	st.goConn(func() {
-		select {
-		case <-stale:
-			c.log.Warn("connection stale: no frame within the heartbeat timeout; reconnecting",
-				"timeout", st.cfg.HeartbeatTimeout, "last", c.hb.LastHeartbeat())
-			c.fail(ErrStale)
-		case <-c.ctx.Done():
-			// The stream stopped or the connection ended: make sure the
-			// read loop returns.
-			c.fail(context.Cause(c.ctx))
+		for {
+			var stale <-chan struct{}
+			if c.hb != nil {
+				stale = c.hb.Stale(c.ctx)
+			}
+			select {
+			case <-stale:
+				if c.delivering.Load() {
+					// The reader waits for the publisher (back-pressure),
+					// the venue is not silent: closing now would discard
+					// what the socket has received.
+					c.alive()
+					continue
+				}
+				c.log.Warn("connection stale: no frame within the heartbeat timeout; reconnecting",
+					"timeout", st.cfg.HeartbeatTimeout, "last", c.hb.LastHeartbeat())
+				c.fail(ErrStale)
+			case <-c.ctx.Done():
+				// The stream stopped or the connection ended: make sure the
+				// read loop returns.
+				c.fail(context.Cause(c.ctx))
+			}
+			return
 		}
 	})
 	if ping, every := pingPlan(st.cfg.Exchange.Heartbeat(), st.cfg.HeartbeatTimeout); every > 0 {
@@ -194,7 +214,10 @@ func (c *conn) onPing(data string) error {
 	if err == nil || errors.Is(err, websocket.ErrCloseSent) || (errors.As(err, &ne) && ne.Timeout()) {
 		return nil
 	}
-	return err
+	// Returning the error would end the read loop at once; the frames
+	// after this ping must still be read.
+	c.writeFailed(fmt.Errorf("bridge: pong: %w", err))
+	return nil
 }
 
 // pingLoop sends a keep-alive every interval: the venue's application
@@ -214,7 +237,7 @@ func (c *conn) pingLoop(ping func(int64) []byte, every time.Duration) {
 				err = c.writePing()
 			}
 			if err != nil {
-				c.fail(fmt.Errorf("bridge: ping: %w", err))
+				c.writeFailed(fmt.Errorf("bridge: ping: %w", err))
 				return
 			}
 		}
@@ -398,7 +421,9 @@ func (c *conn) readLoop() {
 		}
 		if len(evs) > 0 {
 			c.gotData.Store(true)
+			c.delivering.Store(true)
 			c.sh.deliver(c, evs)
+			c.delivering.Store(false)
 		}
 	}
 }
@@ -426,7 +451,25 @@ func (c *conn) cause() error {
 	return c.err
 }
 
-// fail closes the connection abruptly, recording err as the cause.
+// writeFailed ends a connection whose write failed without discarding what
+// it received: a venue that closed the connection (the usual cause of a
+// failed write) sent its last frames before, and they are in the socket's
+// receive buffer. Writing stops at once; the read loop reads on until the
+// close arrives, the socket errs or drainWait passes, and delivers every
+// frame it reads; then it ends the connection. Later fail and closeGraceful
+// calls do nothing.
+func (c *conn) writeFailed(err error) {
+	c.closeOnce.Do(func() {
+		c.setErr(err)
+		c.log.Warn("write failed; reading what the connection received, then replacing it", "err", err)
+		_ = c.ws.SetReadDeadline(time.Now().Add(drainWait))
+		c.cancel() // stops the pinger and the paced writers
+	})
+}
+
+// fail closes the connection abruptly, recording err as the cause. It is
+// for connections with nothing left to read (stale, subscribe failed) and
+// for stopping; a failed write uses writeFailed.
 func (c *conn) fail(err error) {
 	c.closeOnce.Do(func() {
 		c.setErr(err)

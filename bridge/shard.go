@@ -260,8 +260,7 @@ func (sh *shard) resubscribe(sym *symbol, reason string) {
 	topics := []Topic{{Symbol: sym.name, Channel: ChannelBook}}
 	sh.st.goWork(func(context.Context) {
 		if err := c.resubscribe(topics); err != nil {
-			c.log.Warn("resubscribe failed; the connection will be replaced", "err", err)
-			c.fail(fmt.Errorf("bridge: resubscribe: %w", err))
+			c.writeFailed(fmt.Errorf("bridge: resubscribe: %w", err))
 		}
 	})
 }
@@ -508,8 +507,14 @@ func (sh *shard) recentRepair(ctx context.Context, sym *symbol) {
 	sh.out, short = sym.trades.finishRecent(recent, now, sh.out, &sym.ctr)
 	sh.flush()
 	if short {
+		// The venue's recent-trade window (Bybit: 60 spot, 1000 linear) does
+		// not reach back to the last trade emitted: trades between are lost.
+		// Their ids are not consecutive, so the number is unknown: count the
+		// lower bound, one, where every loss is counted.
 		sym.ctr.gaps.Add(1)
-		sym.log.Warn("recent trades do not reach back to the last trade seen; some trades may be missing", "last_id", sym.trades.lastID)
+		sym.ctr.missing.Add(1)
+		sym.log.Error("trades missed and not recoverable: the venue's recent trades do not reach back to the last trade emitted (count unknown, at least 1)",
+			"last_id", sym.trades.lastID, "limit", sh.st.cfg.RecentTradesLimit)
 	}
 	if n := sym.ctr.backfilled.Load() - before; n > 0 {
 		sym.log.Info("backfilled recent trades after reconnect", "count", n)
