@@ -220,7 +220,11 @@ type streamBook struct {
 
 	// waiters receive the next snapshot the book emits (snapshot requests
 	// from the control subject, see Stream.Snapshot); each has room for one.
-	waiters []chan Event
+	// Once it is emitted they move to answered with it, and the shard
+	// answers them after handing the snapshot to the publisher.
+	waiters  []chan Event
+	answered []chan Event
+	answer   Event
 }
 
 // wait registers ch to receive the next snapshot emitted.
@@ -258,11 +262,12 @@ func (b *streamBook) event(ev *Event, out []Event, c *symbolCounters) ([]Event, 
 		b.lastID = ev.LastID
 		b.lastSeq = ev.Seq
 		c.snapshots.Add(1)
-		for _, w := range b.waiters {
-			w <- *ev // room for one; a waiter is removed once answered
+		if len(b.waiters) > 0 {
+			b.answered = append(b.answered, b.waiters...)
+			b.answer = *ev
+			clear(b.waiters)
+			b.waiters = b.waiters[:0]
 		}
-		clear(b.waiters)
-		b.waiters = b.waiters[:0]
 		return emit(out, ev, c), false
 	}
 	if ev.LastID > b.hw {

@@ -64,8 +64,8 @@ type BookBuilder struct {
 	id         int64             // last applied update id
 	started    bool              // a snapshot was applied
 	valid      bool
-	series     int               // Depth of the snapshot the book started from
-	deltaDepth int               // Depth of the latest delta that had one
+	series     int // Depth of the snapshot the book started from
+	deltaDepth int // Depth of the latest delta that had one
 	retain     int
 	recent     []Event // the last retain deltas (a ring: next is the oldest once full)
 	next       int

@@ -216,7 +216,7 @@ func (c *conn) onPing(data string) error {
 	}
 	// Returning the error would end the read loop at once; the frames
 	// after this ping must still be read.
-	c.writeFailed(fmt.Errorf("bridge: pong: %w", err))
+	c.closeAfterDrain(fmt.Errorf("bridge: pong: %w", err))
 	return nil
 }
 
@@ -237,7 +237,7 @@ func (c *conn) pingLoop(ping func(int64) []byte, every time.Duration) {
 				err = c.writePing()
 			}
 			if err != nil {
-				c.writeFailed(fmt.Errorf("bridge: ping: %w", err))
+				c.closeAfterDrain(fmt.Errorf("bridge: ping: %w", err))
 				return
 			}
 		}
@@ -451,25 +451,25 @@ func (c *conn) cause() error {
 	return c.err
 }
 
-// writeFailed ends a connection whose write failed without discarding what
-// it received: a venue that closed the connection (the usual cause of a
-// failed write) sent its last frames before, and they are in the socket's
-// receive buffer. Writing stops at once; the read loop reads on until the
-// close arrives, the socket errs or drainWait passes, and delivers every
-// frame it reads; then it ends the connection. Later fail and closeGraceful
-// calls do nothing.
-func (c *conn) writeFailed(err error) {
+// closeAfterDrain ends a connection without discarding what it received
+// (a failed write or subscribe): a venue that closed the connection (the
+// usual cause of a failed write) sent its last frames before, and they are
+// in the socket's receive buffer. Writing stops at once; the read loop
+// reads on until the close arrives, the socket errs or drainWait passes,
+// and delivers every frame it reads; then it ends the connection. Later
+// fail and closeGraceful calls do nothing.
+func (c *conn) closeAfterDrain(err error) {
 	c.closeOnce.Do(func() {
 		c.setErr(err)
-		c.log.Warn("write failed; reading what the connection received, then replacing it", "err", err)
+		c.log.Warn("connection failed; reading what it received, then replacing it", "err", err)
 		_ = c.ws.SetReadDeadline(time.Now().Add(drainWait))
 		c.cancel() // stops the pinger and the paced writers
 	})
 }
 
 // fail closes the connection abruptly, recording err as the cause. It is
-// for connections with nothing left to read (stale, subscribe failed) and
-// for stopping; a failed write uses writeFailed.
+// for connections with nothing left to read (stale) and for stopping; a
+// failed write uses closeAfterDrain.
 func (c *conn) fail(err error) {
 	c.closeOnce.Do(func() {
 		c.setErr(err)

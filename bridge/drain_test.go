@@ -119,7 +119,7 @@ func TestWriteFailureDrainsReceivedFrames(t *testing.T) {
 		t.Fatal(err)
 	}
 	failed := make(chan struct{})
-	log := slog.New(signalHandler{msg: "write failed; reading what the connection received, then replacing it", once: new(sync.Once), ch: failed})
+	log := slog.New(signalHandler{msg: "connection failed; reading what it received, then replacing it", once: new(sync.Once), ch: failed})
 	col := &gatedCollector{collector: newCollector(), inside: make(chan struct{}), open: make(chan struct{})}
 	cfg := testStreamConfig(ex, bridge.ChannelTrade, "BTCUSDT")
 	cfg.HeartbeatTimeout = 300 * time.Millisecond // client pings every 100 ms

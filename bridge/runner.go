@@ -120,7 +120,11 @@ func (sh *shard) open(ctx context.Context, reconnect bool) (*conn, error) {
 	sh.mu.Unlock()
 	sh.setConnID(c.id)
 	if err := c.subscribe(ctx, sh.topics); err != nil {
-		c.fail(err)
+		if ctx.Err() != nil {
+			c.fail(err)
+		} else {
+			c.closeAfterDrain(err) // topics subscribed by the first frames may have delivered already
+		}
 		<-c.done
 		sh.mu.Lock()
 		if sh.primary == c {

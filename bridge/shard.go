@@ -28,6 +28,13 @@ type symbol struct {
 	verifyingTrades, verifyingBook bool
 }
 
+// snapReply answers a snapshot request (streamSnapshot) with the snapshot
+// the book emitted.
+type snapReply struct {
+	ch chan Event
+	ev Event
+}
+
 // shard is one connection slot: a fixed set of topics, the connection that
 // carries them (plus a replacement during a rotation), and the per-symbol
 // state that turns frames into a loss-free, duplicate-free, ordered event
@@ -46,12 +53,13 @@ type shard struct {
 	ctr    connCounters
 
 	mu      sync.Mutex
-	primary *conn     // the connection whose events are emitted
-	cand    *conn     // the replacement during a rotation
-	rot     *rotation // overlap bookkeeping during a rotation
-	out     []Event   // batch being built, handed to the publisher by flush
-	quietAt time.Time // when to verify symbols quiet since the last suspect event (zero: none pending)
-	quietBy time.Time // latest time for the pending check
+	primary *conn       // the connection whose events are emitted
+	cand    *conn       // the replacement during a rotation
+	rot     *rotation   // overlap bookkeeping during a rotation
+	out     []Event     // batch being built, handed to the publisher by flush
+	replies []snapReply // snapshot requests answered by events in out
+	quietAt time.Time   // when to verify symbols quiet since the last suspect event (zero: none pending)
+	quietBy time.Time   // latest time for the pending check
 
 	shutdownCh chan struct{} // the primary announced a server shutdown
 	rotReady   chan struct{} // the rotation's overlap is complete
@@ -166,10 +174,16 @@ func (sh *shard) process(ev *Event) {
 			}
 		case sym.stream != nil:
 			var resub bool
-			sh.out, resub = sym.stream.event(ev, sh.out, &sym.ctr)
+			b := sym.stream
+			sh.out, resub = b.event(ev, sh.out, &sym.ctr)
 			if resub {
 				sh.resubscribe(sym, "gap")
 			}
+			for _, ch := range b.answered {
+				sh.replies = append(sh.replies, snapReply{ch, b.answer})
+			}
+			clear(b.answered)
+			b.answered = b.answered[:0]
 		default:
 			sh.ctr.malformed.Add(1) // book data without a book subscription
 		}
@@ -180,6 +194,10 @@ func (sh *shard) process(ev *Event) {
 
 // flush hands sh.out to the publisher. Called with mu held. A publisher
 // error while the stream runs is fatal: the stream stops and Run returns it.
+//
+// Snapshot requests answered by the batch are answered after it is handed
+// over, so the requester's own publish of the snapshot (a msg-ID
+// duplicate) comes after the stream's.
 func (sh *shard) flush() {
 	if len(sh.out) == 0 {
 		return
@@ -187,6 +205,11 @@ func (sh *shard) flush() {
 	if err := sh.st.pub.Publish(sh.st.pubCtx, sh.out); err != nil && sh.st.pubCtx.Err() == nil {
 		sh.st.fatal(fmt.Errorf("bridge: publisher: %w", err))
 	}
+	for _, r := range sh.replies {
+		r.ch <- r.ev // room for one: each request is answered once
+	}
+	clear(sh.replies)
+	sh.replies = sh.replies[:0]
 	// Entries keep references to their frames until overwritten; a buffer
 	// grown by a large batch (a backfill page, a big frame) is dropped so
 	// it does not pin memory.
@@ -260,7 +283,7 @@ func (sh *shard) resubscribe(sym *symbol, reason string) {
 	topics := []Topic{{Symbol: sym.name, Channel: ChannelBook}}
 	sh.st.goWork(func(context.Context) {
 		if err := c.resubscribe(topics); err != nil {
-			c.writeFailed(fmt.Errorf("bridge: resubscribe: %w", err))
+			c.closeAfterDrain(fmt.Errorf("bridge: resubscribe: %w", err))
 		}
 	})
 }
