@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"sync"
 	"time"
@@ -53,11 +54,29 @@ func (p *pacer) wait(ctx context.Context) error {
 	return nil
 }
 
-// connectGate staggers a stream's connection attempts: a token bucket from
-// the venue's connect limit (Limits.ConnectsPerWindow per ConnectWindow,
-// burst a tenth of it, at least 1) plus a minimum spacing between any two
-// attempts, so a restart with many connections does not trigger a 429 storm
-// or an IP ban. Safe for concurrent use.
+// ConnectGate staggers connection attempts to one venue: a token bucket
+// from the venue's connect limit (Limits.ConnectsPerWindow per
+// ConnectWindow, burst a tenth of it, at least 1) plus a minimum spacing
+// between any two attempts, so a restart with many connections does not
+// trigger a 429 storm or an IP ban. The venues limit per IP, so a process
+// shares one gate among all its streams of a venue (WithConnectGate); a
+// stream without one builds its own. Safe for concurrent use.
+type ConnectGate = connectGate
+
+// NewConnectGate returns a gate for a venue's limits (the adapter's
+// Limits()) with at least spacing between attempts (0: DefaultConnectSpacing).
+// It returns an error wrapping ErrConfig for limits it cannot express.
+func NewConnectGate(l Limits, spacing time.Duration) (*ConnectGate, error) {
+	if spacing <= 0 {
+		spacing = DefaultConnectSpacing
+	}
+	g, err := newConnectGate(l, spacing, true)
+	if err != nil {
+		return nil, fmt.Errorf("%w: connect rate: %w", ErrConfig, err)
+	}
+	return g, nil
+}
+
 type connectGate struct {
 	rl      *resilience.RateLimitManager // nil: no bucket
 	spacing time.Duration

@@ -29,7 +29,15 @@ type options struct {
 	req     SnapshotRequester
 	now     func() time.Time
 	resumer TradeResumer
+	gate    *ConnectGate
 }
+
+// WithConnectGate makes the stream take its connection attempts from g,
+// shared with the process's other streams of the same venue (the venue's
+// connect limit is per IP). Without it the stream has a gate of its own.
+// With Resilience.RateLimitEnabled off the shared gate is not used either
+// (only ConnectSpacing applies).
+func WithConnectGate(g *ConnectGate) Option { return func(o *options) { o.gate = g } }
 
 // WithLogger sets the stream's logger (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
@@ -112,7 +120,9 @@ func NewStream(cfg StreamConfig, pub Publisher, opts ...Option) (*Stream, error)
 		done:    make(chan struct{}),
 		quiet:   make(chan struct{}, 1),
 	}
-	if s.gate, err = newConnectGate(set.limits, set.ConnectSpacing, set.res.RateLimitEnabled); err != nil {
+	if o.gate != nil && set.res.RateLimitEnabled {
+		s.gate = o.gate
+	} else if s.gate, err = newConnectGate(set.limits, set.ConnectSpacing, set.res.RateLimitEnabled); err != nil {
 		return nil, fmt.Errorf("%w: connect rate: %w", ErrConfig, err)
 	}
 	if s.snaps, err = newSnapshotter(set, o.now); err != nil {

@@ -46,6 +46,15 @@ func buildExchanges(subs []Subscription, v Venues, logger *slog.Logger) ([]bridg
 	return out, nil
 }
 
+// venueOf returns the venue an exchange id belongs to: the unit of the
+// per-IP limits (Bybit spot and linear are one venue).
+func venueOf(exchange string) string {
+	if exchange == "bybit-linear" {
+		return "bybit"
+	}
+	return exchange
+}
+
 // newExchange builds the adapter of one exchange id.
 func newExchange(id string, v Venues, limiter func(venue string) (*resilience.RateLimitManager, error), logger *slog.Logger) (bridge.Exchange, error) {
 	switch id {

@@ -135,6 +135,9 @@ func (n *Node) buildStreams(requester bridge.SnapshotRequester) error {
 	// Trades published while no replica ran are backfilled from the
 	// stream's last stored trade id.
 	resumer := publisher.NewTradeResumer(n.js, n.cfg.Publisher)
+	// The venues' connect limits are per IP: every stream of a venue (Bybit
+	// spot and linear are one venue) takes its attempts from one gate.
+	gates := map[string]*bridge.ConnectGate{}
 	for i, sub := range n.cfg.Subscriptions {
 		res := resilience.DefaultResilienceConfig()
 		if n.cfg.Resilience != nil {
@@ -147,11 +150,21 @@ func (n *Node) buildStreams(requester bridge.SnapshotRequester) error {
 		if n.cfg.Tune != nil {
 			n.cfg.Tune(&sc)
 		}
+		venue := venueOf(sub.Exchange)
+		gate := gates[venue]
+		if gate == nil {
+			var err error
+			if gate, err = bridge.NewConnectGate(n.exchanges[i].Limits(), sc.ConnectSpacing); err != nil {
+				return &SubscriptionError{Index: i, Exchange: sub.Exchange, Stage: StageStream, Err: err}
+			}
+			gates[venue] = gate
+		}
 		s, err := bridge.NewStream(sc, pub,
 			bridge.WithLogger(n.log),
 			bridge.WithStateSink(sink),
 			bridge.WithSnapshotRequester(req),
 			bridge.WithTradeResumer(resumer),
+			bridge.WithConnectGate(gate),
 		)
 		if err != nil {
 			return &SubscriptionError{Index: i, Exchange: sub.Exchange, Stage: StageStream, Err: err}
