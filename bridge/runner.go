@@ -133,8 +133,7 @@ func (sh *shard) open(ctx context.Context, reconnect bool) (*conn, error) {
 		for _, sym := range recent {
 			sh.out = sym.trades.abortRecent(sh.st.now(), sh.out, &sym.ctr)
 		}
-		sh.flush()
-		sh.mu.Unlock()
+		sh.unlockPublish()
 		return nil, err
 	}
 	for _, sym := range recent {
@@ -217,9 +216,8 @@ func (sh *shard) promote(reason string) *conn {
 	for i := range rot.buf {
 		sh.process(&rot.buf[i])
 	}
-	sh.flush()
 	open, seen := len(rot.open), len(rot.seen)
-	sh.mu.Unlock()
+	sh.unlockPublish()
 	select {
 	case <-sh.rotReady:
 	default:

@@ -35,14 +35,25 @@ type snapReply struct {
 	ev Event
 }
 
+// batch is a queued hand-over to the publisher, with the snapshot requests
+// its events answer.
+type batch struct {
+	evs     []Event
+	replies []snapReply
+}
+
 // shard is one connection slot: a fixed set of topics, the connection that
 // carries them (plus a replacement during a rotation), and the per-symbol
 // state that turns frames into a loss-free, duplicate-free, ordered event
 // sequence.
 //
 // Concurrency: frames from the connections and results of repair workers
-// are processed under mu, and the publisher is called under mu, so events of
-// one symbol are handed over in order and never concurrently.
+// are processed under mu into batches, queued in order under mu; the
+// publisher is called outside mu, by one goroutine at a time (pubMu) taking
+// the queue in order, so events of one symbol are handed over in order and
+// never concurrently, and a publisher that blocks (back-pressure) holds up
+// only the goroutine publishing, not the shard's repairs, state or
+// connection changes.
 type shard struct {
 	st     *Stream
 	idx    int
@@ -56,10 +67,14 @@ type shard struct {
 	primary *conn       // the connection whose events are emitted
 	cand    *conn       // the replacement during a rotation
 	rot     *rotation   // overlap bookkeeping during a rotation
-	out     []Event     // batch being built, handed to the publisher by flush
+	out     []Event     // batch being built, queued by unlockPublish
 	replies []snapReply // snapshot requests answered by events in out
+	queue   []batch     // batches to publish, in order
+	spare   [][]Event   // empty batch buffers for reuse
 	quietAt time.Time   // when to verify symbols quiet since the last suspect event (zero: none pending)
 	quietBy time.Time   // latest time for the pending check
+
+	pubMu sync.Mutex // held while publishing the queue (publishQueued)
 
 	shutdownCh chan struct{} // the primary announced a server shutdown
 	rotReady   chan struct{} // the rotation's overlap is complete
@@ -123,7 +138,6 @@ func newShard(st *Stream, idx int, p shardPlan) (*shard, error) {
 // replaced it carries them.
 func (sh *shard) deliver(c *conn, evs []Event) {
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	switch c {
 	case sh.primary:
 		for i := range evs {
@@ -132,12 +146,12 @@ func (sh *shard) deliver(c *conn, evs []Event) {
 		if sh.rot != nil {
 			sh.rot.primaryProgress(sh, evs)
 		}
-		sh.flush()
 	case sh.cand:
 		if sh.rot != nil {
 			sh.rot.collect(sh, evs)
 		}
 	}
+	sh.unlockPublish()
 }
 
 // process runs one live event through its symbol's synchronization and
@@ -192,31 +206,64 @@ func (sh *shard) process(ev *Event) {
 	}
 }
 
-// flush hands sh.out to the publisher. Called with mu held. A publisher
-// error while the stream runs is fatal: the stream stops and Run returns it.
+// unlockPublish queues the batch built under mu, releases mu and publishes
+// what is queued. Every section that may have emitted events ends with it
+// instead of mu.Unlock.
+func (sh *shard) unlockPublish() {
+	if len(sh.out) > 0 {
+		sh.queue = append(sh.queue, batch{evs: sh.out, replies: sh.replies})
+		sh.replies = nil
+		sh.out = nil
+		if n := len(sh.spare); n > 0 {
+			sh.out, sh.spare = sh.spare[n-1], sh.spare[:n-1]
+		}
+	}
+	pending := len(sh.queue) > 0
+	sh.mu.Unlock()
+	if pending {
+		sh.publishQueued()
+	}
+}
+
+// publishQueued hands the queued batches to the publisher in order, one
+// goroutine at a time; a goroutine that finds another publishing waits for
+// it and then publishes what is left (its own batch may be done by then).
+// A publisher error while the stream runs is fatal: the stream stops and
+// Run returns it.
 //
-// Snapshot requests answered by the batch are answered after it is handed
+// Snapshot requests answered by a batch are answered after it is handed
 // over, so the requester's own publish of the snapshot (a msg-ID
 // duplicate) comes after the stream's.
-func (sh *shard) flush() {
-	if len(sh.out) == 0 {
-		return
-	}
-	if err := sh.st.pub.Publish(sh.st.pubCtx, sh.out); err != nil && sh.st.pubCtx.Err() == nil {
-		sh.st.fatal(fmt.Errorf("bridge: publisher: %w", err))
-	}
-	for _, r := range sh.replies {
-		r.ch <- r.ev // room for one: each request is answered once
-	}
-	clear(sh.replies)
-	sh.replies = sh.replies[:0]
-	// Entries keep references to their frames until overwritten; a buffer
-	// grown by a large batch (a backfill page, a big frame) is dropped so
-	// it does not pin memory.
-	if cap(sh.out) > 1024 {
-		sh.out = nil
-	} else {
-		sh.out = sh.out[:0]
+func (sh *shard) publishQueued() {
+	sh.pubMu.Lock()
+	defer sh.pubMu.Unlock()
+	var q []batch
+	for {
+		sh.mu.Lock()
+		for i := range q {
+			// Recycle the published buffers. Entries keep references to
+			// their frames until overwritten; a buffer grown by a large
+			// batch (a backfill page, a big frame) is dropped so it does
+			// not pin memory.
+			if b := q[i].evs; cap(b) <= 1024 && len(sh.spare) < 4 {
+				clear(b)
+				sh.spare = append(sh.spare, b[:0])
+			}
+		}
+		clear(q)
+		q, sh.queue = sh.queue, q[:0]
+		sh.mu.Unlock()
+		if len(q) == 0 {
+			return
+		}
+		for i := range q {
+			if err := sh.st.pub.Publish(sh.st.pubCtx, q[i].evs); err != nil && sh.st.pubCtx.Err() == nil {
+				sh.st.fatal(fmt.Errorf("bridge: publisher: %w", err))
+			}
+			for _, r := range q[i].replies {
+				r.ch <- r.ev // room for one: each request is answered once
+			}
+		}
 	}
 }
 
@@ -426,13 +473,11 @@ func (sh *shard) tradeRepair(ctx context.Context, sym *symbol) {
 		var done bool
 		sh.out, done = t.advance(sh.out, &sym.ctr)
 		if done {
-			sh.flush()
-			sh.mu.Unlock()
+			sh.unlockPublish()
 			return
 		}
 		from, holeEnd, limit, skipped := t.nextFetch(cfg.BackfillPage, cfg.BackfillMax)
-		sh.flush()
-		sh.mu.Unlock()
+		sh.unlockPublish()
 		if skipped > 0 {
 			missing += skipped
 			sym.log.Error("trade gap longer than BackfillMax: the oldest trades are not fetched", "skipped", skipped, "from", from)
@@ -470,8 +515,7 @@ func (sh *shard) tradeRepair(ctx context.Context, sym *symbol) {
 		var n int64
 		sh.out, n, done = t.merge(page, sh.out, &sym.ctr)
 		progressed := t.seq.Last() != before
-		sh.flush()
-		sh.mu.Unlock()
+		sh.unlockPublish()
 		missing += n
 		if done {
 			return
@@ -512,14 +556,13 @@ func (sh *shard) recentRepair(ctx context.Context, sym *symbol) {
 	if ctx.Err() != nil {
 		return
 	}
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	now := sh.st.now()
 	if err != nil {
 		sym.log.Warn("recent-trades backfill failed; trades missed during the reconnect may be lost", "err", err)
 		sym.ctr.gaps.Add(1)
+		sh.mu.Lock()
 		sh.out = sym.trades.abortRecent(now, sh.out, &sym.ctr)
-		sh.flush()
+		sh.unlockPublish()
 		return
 	}
 	for i := range recent {
@@ -527,8 +570,10 @@ func (sh *shard) recentRepair(ctx context.Context, sym *symbol) {
 	}
 	before := sym.ctr.backfilled.Load()
 	var short bool
+	sh.mu.Lock()
 	sh.out, short = sym.trades.finishRecent(recent, now, sh.out, &sym.ctr)
-	sh.flush()
+	lastID := sym.trades.lastID
+	sh.unlockPublish()
 	if short {
 		// The venue's recent-trade window (Bybit: 60 spot, 1000 linear) does
 		// not reach back to the last trade emitted: trades between are lost.
@@ -537,7 +582,7 @@ func (sh *shard) recentRepair(ctx context.Context, sym *symbol) {
 		sym.ctr.gaps.Add(1)
 		sym.ctr.missing.Add(1)
 		sym.log.Error("trades missed and not recoverable: the venue's recent trades do not reach back to the last trade emitted (count unknown, at least 1)",
-			"last_id", sym.trades.lastID, "limit", sh.st.cfg.RecentTradesLimit)
+			"last_id", lastID, "limit", sh.st.cfg.RecentTradesLimit)
 	}
 	if n := sym.ctr.backfilled.Load() - before; n > 0 {
 		sym.log.Info("backfilled recent trades after reconnect", "count", n)
@@ -589,13 +634,13 @@ func (sh *shard) bookRepair(ctx context.Context, sym *symbol) {
 		sh.mu.Lock()
 		var again bool
 		sh.out, again = sym.rest.snapshot(snap, lastID, sh.out, &sym.ctr)
-		sh.flush()
 		if !again {
 			sym.rest.fetching = false
-			sh.mu.Unlock()
+		}
+		sh.unlockPublish()
+		if !again {
 			return
 		}
-		sh.mu.Unlock()
 		attempt++
 		sym.log.Debug("order book snapshot older than the buffered deltas; fetching again", "last_id", lastID)
 		if sleepCtx(ctx, min(time.Duration(attempt)*50*time.Millisecond, time.Second)) != nil {
@@ -668,8 +713,7 @@ func (sh *shard) verifyTrades(ctx context.Context, sym *symbol, last int64) {
 			sym.ctr.gaps.Add(1)
 		}
 		last = t.seq.Last()
-		sh.flush()
-		sh.mu.Unlock()
+		sh.unlockPublish()
 		if got := sym.ctr.backfilled.Load() - before; got > 0 {
 			sym.log.Info("quiet symbol: recovered trades missed while reconnecting", "count", got)
 		}
@@ -698,9 +742,9 @@ func (sh *shard) verifyBook(ctx context.Context, sym *symbol, last int64) {
 		return
 	}
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	b := sym.rest
 	if b.state != bookLive || b.lastID != last || ev.LastID <= last {
+		sh.mu.Unlock()
 		return // deltas arrived meanwhile (they decide), or nothing was missed
 	}
 	sym.ctr.gaps.Add(1)
@@ -709,5 +753,5 @@ func (sh *shard) verifyBook(ctx context.Context, sym *symbol, last int64) {
 		"last_id", last, "snapshot_id", ev.LastID)
 	b.lastID = ev.LastID
 	sh.out = emit(sh.out, &ev, &sym.ctr)
-	sh.flush()
+	sh.unlockPublish()
 }
