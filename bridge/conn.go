@@ -30,13 +30,39 @@ const maxKeptFrameBuffer = 1 << 20
 // receive buffer and take microseconds to read.
 const drainWait = 2 * time.Second
 
+// connOwner is what a connection needs from the shard that owns it: where
+// its frames' events go and whom to tell about the frames it cannot pass
+// on. The shard implements it.
+type connOwner interface {
+	deliver(c *conn, evs []Event) // one frame's events, in order
+	serverShutdown(c *conn)       // the venue announced it is going away
+	frameLost(c *conn)            // a frame was dropped (malformed): its content is unknown
+}
+
+// connEnv is a connection's fixed settings and where it counts frames,
+// shared by the connections of one shard.
+type connEnv struct {
+	ex               Exchange
+	topics           []Topic
+	handshake        time.Duration // WebSocket handshake bound
+	subscribeTimeout time.Duration // bound of the wait for subscribe acks
+	heartbeat        time.Duration // silence that makes a connection stale (0: not watched)
+	maxFrame         int64
+	inboundPerSecond float64
+	now              func() time.Time
+	goConn           func(func()) // runs a connection loop on a tracked goroutine
+	ctr              *connCounters
+	log              *slog.Logger
+}
+
 // conn is one WebSocket connection of a shard. It owns the socket's read
 // loop, serializes and paces every write (subscribe frames, client pings,
 // pongs, close), answers server pings, and watches for silence. The shard
 // owns its lifecycle (dial, register, start, subscribe, close).
 type conn struct {
 	id     string
-	sh     *shard
+	own    connOwner
+	env    *connEnv
 	ws     *websocket.Conn
 	log    *slog.Logger
 	pacer  *pacer
@@ -70,11 +96,10 @@ type conn struct {
 
 // dial opens a WebSocket connection for sh's topics. The connection does not
 // read until start.
-func dial(ctx context.Context, sh *shard, id string) (*conn, error) {
-	st := sh.st
-	url := st.cfg.Exchange.URL(sh.topics)
+func dial(ctx context.Context, own connOwner, env *connEnv, id string) (*conn, error) {
+	url := env.ex.URL(env.topics)
 	d := websocket.Dialer{
-		HandshakeTimeout: st.cfg.HandshakeTimeout,
+		HandshakeTimeout: env.handshake,
 		ReadBufferSize:   16 << 10,
 		WriteBufferSize:  4 << 10,
 		Proxy:            http.ProxyFromEnvironment,
@@ -89,24 +114,25 @@ func dial(ctx context.Context, sh *shard, id string) (*conn, error) {
 		}
 		return nil, fmt.Errorf("bridge: dial %s: %w", id, err)
 	}
-	ws.SetReadLimit(st.cfg.limits.MaxFrameBytes)
+	ws.SetReadLimit(env.maxFrame)
 	cctx, cancel := context.WithCancel(ctx)
 	c := &conn{
 		id:     id,
-		sh:     sh,
+		own:    own,
+		env:    env,
 		ws:     ws,
-		log:    sh.log.With("conn", id),
-		pacer:  newPacer(st.cfg.limits.MaxInboundPerSecond),
-		opened: st.now(),
+		log:    env.log.With("conn", id),
+		pacer:  newPacer(env.inboundPerSecond),
+		opened: env.now(),
 		ctx:    cctx,
 		cancel: cancel,
 		done:   make(chan struct{}),
 		acked:  make(chan struct{}),
 	}
-	if st.cfg.HeartbeatTimeout > 0 {
+	if env.heartbeat > 0 {
 		hb, err := resilience.NewHeartbeatMonitor(resilience.HeartbeatConfig{
-			Timeout:      st.cfg.HeartbeatTimeout,
-			PingInterval: min(st.cfg.HeartbeatTimeout/3, resilience.DefaultHeartbeatPingInterval),
+			Timeout:      env.heartbeat,
+			PingInterval: min(env.heartbeat/3, resilience.DefaultHeartbeatPingInterval),
 		})
 		if err != nil {
 			cancel()
@@ -140,9 +166,9 @@ func handshakeRateLimit(resp *http.Response) *RateLimitError {
 
 // start runs the read loop, the stale watcher and the client pinger.
 func (c *conn) start() {
-	st := c.sh.st
-	st.goConn(c.readLoop)
-	st.goConn(func() {
+	env := c.env
+	env.goConn(c.readLoop)
+	env.goConn(func() {
 		for {
 			var stale <-chan struct{}
 			if c.hb != nil {
@@ -158,7 +184,7 @@ func (c *conn) start() {
 					continue
 				}
 				c.log.Warn("connection stale: no frame within the heartbeat timeout; reconnecting",
-					"timeout", st.cfg.HeartbeatTimeout, "last", c.hb.LastHeartbeat())
+					"timeout", env.heartbeat, "last", c.hb.LastHeartbeat())
 				c.fail(ErrStale)
 			case <-c.ctx.Done():
 				// The stream stopped or the connection ended: make sure the
@@ -168,8 +194,8 @@ func (c *conn) start() {
 			return
 		}
 	})
-	if ping, every := pingPlan(st.cfg.Exchange.Heartbeat(), st.cfg.HeartbeatTimeout); every > 0 {
-		st.goConn(func() { c.pingLoop(ping, every) })
+	if ping, every := pingPlan(env.ex.Heartbeat(), env.heartbeat); every > 0 {
+		env.goConn(func() { c.pingLoop(ping, every) })
 	}
 }
 
@@ -270,9 +296,8 @@ func (c *conn) writeText(data []byte) error {
 // logged and reported but does not fail the connection: the other topics
 // are fine and retrying cannot fix a bad symbol.
 func (c *conn) subscribe(ctx context.Context, topics []Topic) error {
-	st := c.sh.st
 	var ids []int64
-	frames := st.cfg.Exchange.SubscribeFrames(topics, func() int64 {
+	frames := c.env.ex.SubscribeFrames(topics, func() int64 {
 		id := c.nextID()
 		ids = append(ids, id)
 		return id
@@ -293,7 +318,7 @@ func (c *conn) subscribe(ctx context.Context, topics []Topic) error {
 			return fmt.Errorf("%w: %s: %w", ErrSubscribe, c.id, err)
 		}
 	}
-	t := time.NewTimer(st.cfg.SubscribeTimeout)
+	t := time.NewTimer(c.env.subscribeTimeout)
 	defer t.Stop()
 	select {
 	case <-c.acked:
@@ -302,7 +327,7 @@ func (c *conn) subscribe(ctx context.Context, topics []Topic) error {
 		}
 		return nil
 	case <-t.C:
-		return fmt.Errorf("%w: %s: no acknowledgement within %s", ErrSubscribe, c.id, st.cfg.SubscribeTimeout)
+		return fmt.Errorf("%w: %s: no acknowledgement within %s", ErrSubscribe, c.id, c.env.subscribeTimeout)
 	case <-c.done:
 		return fmt.Errorf("%w: %s: connection ended: %w", ErrSubscribe, c.id, c.cause())
 	case <-ctx.Done():
@@ -313,7 +338,7 @@ func (c *conn) subscribe(ctx context.Context, topics []Topic) error {
 // resubscribe unsubscribes and subscribes topics again (a fresh snapshot
 // for a stream-snapshot book). Replies are not awaited.
 func (c *conn) resubscribe(topics []Topic) error {
-	ex := c.sh.st.cfg.Exchange
+	ex := c.env.ex
 	for _, f := range ex.UnsubscribeFrames(topics, c.nextID) {
 		if err := c.writeText(f); err != nil {
 			return err
@@ -370,8 +395,8 @@ func (c *conn) ackError() error {
 // reused buffer (no allocation per frame): Decode must not keep the frame
 // past its return (see Exchange.Decode).
 func (c *conn) readLoop() {
-	st := c.sh.st
-	ex := st.cfg.Exchange
+	env := c.env
+	ex := env.ex
 	malformedLogged := 0
 	var buf bytes.Buffer
 	for {
@@ -386,23 +411,23 @@ func (c *conn) readLoop() {
 		data := buf.Bytes()
 		if err != nil {
 			if errors.Is(err, websocket.ErrReadLimit) {
-				c.sh.ctr.malformed.Add(1)
-				err = fmt.Errorf("%w: frame over the read limit of %d bytes: %w", ErrMalformed, st.cfg.limits.MaxFrameBytes, err)
+				env.ctr.malformed.Add(1)
+				err = fmt.Errorf("%w: frame over the read limit of %d bytes: %w", ErrMalformed, env.maxFrame, err)
 			}
 			c.end(err)
 			return
 		}
 		c.alive()
-		c.sh.ctr.frames.Add(1)
+		env.ctr.frames.Add(1)
 		if typ != websocket.TextMessage {
-			c.sh.ctr.malformed.Add(1)
+			env.ctr.malformed.Add(1)
 			continue
 		}
-		recv := st.now().UnixNano()
+		recv := env.now().UnixNano()
 		evs, fr, derr := ex.Decode(data, recv, c.evBuf[:0])
 		if derr != nil {
-			c.sh.ctr.malformed.Add(1)
-			c.sh.frameLost(c)
+			env.ctr.malformed.Add(1)
+			c.own.frameLost(c)
 			if malformedLogged < 10 {
 				malformedLogged++
 				c.log.Warn("dropped malformed frame", "err", derr, "bytes", len(data))
@@ -417,12 +442,12 @@ func (c *conn) readLoop() {
 			c.onAck(fr)
 		case FrameShutdown:
 			c.log.Info("server announced shutdown; rotating the connection")
-			c.sh.serverShutdown(c)
+			c.own.serverShutdown(c)
 		}
 		if len(evs) > 0 {
 			c.gotData.Store(true)
 			c.delivering.Store(true)
-			c.sh.deliver(c, evs)
+			c.own.deliver(c, evs)
 			c.delivering.Store(false)
 		}
 	}

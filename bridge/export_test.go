@@ -17,7 +17,7 @@ func NewHotPath(s *Stream) *HotPath {
 	s.pubCtx, s.pubCancel = context.WithCancel(context.Background())
 	s.ioCtx, s.ioCancel = context.WithCancelCause(s.pubCtx)
 	sh := s.shards[0]
-	c := &conn{sh: sh, id: "hotpath"}
+	c := &conn{own: sh, env: sh.env, id: "hotpath"}
 	sh.primary = c
 	return &HotPath{sh: sh, c: c}
 }

@@ -148,7 +148,7 @@ func (sh *shard) dialNext(ctx context.Context) (*conn, error) {
 	if err := sh.st.gate.wait(ctx); err != nil {
 		return nil, err
 	}
-	return dial(ctx, sh, sh.nextConnID())
+	return dial(ctx, sh, sh.env, sh.nextConnID())
 }
 
 // candResult is the outcome of opening a rotation's replacement.
