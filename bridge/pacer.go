@@ -44,7 +44,7 @@ func (p *pacer) wait(ctx context.Context) error {
 	defer p.mu.Unlock()
 	if oldest := p.sent[p.next]; !oldest.IsZero() {
 		if d := time.Until(oldest.Add(p.window)); d > 0 {
-			if err := sleepCtx(ctx, d); err != nil {
+			if err := resilience.Sleep(ctx, d); err != nil {
 				return err
 			}
 		}
@@ -121,23 +121,5 @@ func (g *connectGate) wait(ctx context.Context) error {
 	}
 	g.next = at.Add(g.spacing)
 	g.mu.Unlock()
-	return sleepCtx(ctx, time.Until(at))
-}
-
-// sleepCtx sleeps for d or until ctx is done.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return resilience.Sleep(ctx, time.Until(at))
 }

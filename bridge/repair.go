@@ -9,7 +9,6 @@ package bridge
 import (
 	"context"
 	"errors"
-	"time"
 )
 
 // startTradeRepair starts the repair worker of a consecutive-id gap.
@@ -27,7 +26,8 @@ func (sh *shard) startTradeRepair(sym *symbol, gap tradeGap) {
 func (sh *shard) tradeRepair(ctx context.Context, sym *symbol) {
 	cfg := sh.st.cfg
 	t := &sym.trades
-	var failures, stuck int
+	failures := newRetrier(restRetryInitial, restRetryMax)
+	stuck := newRetrier(staleRetryInitial, staleRetryMax)
 	var missing int64
 	defer func() {
 		if missing > 0 {
@@ -55,25 +55,25 @@ func (sh *shard) tradeRepair(ctx context.Context, sym *symbol) {
 			sh.mu.Unlock()
 			missing += n
 			sym.log.Error("trade backfill gave up on a hole", "why", why, "from", from, "to", holeEnd, "count", n, "err", err)
-			failures, stuck = 0, 0
+			failures.reset()
+			stuck.reset()
 		}
 		page, err := cfg.Exchange.Trades(ctx, sym.name, from, limit)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			failures++
-			if errors.Is(err, ErrNotSupported) || failures > 5 {
+			if errors.Is(err, ErrNotSupported) || failures.failures() >= 5 {
 				giveUp("request failed", err)
 				continue
 			}
-			sym.log.Warn("trade backfill request failed; retrying", "from", from, "attempt", failures, "err", err)
-			if sleepCtx(ctx, retryDelay(err, failures)) != nil {
+			sym.log.Warn("trade backfill request failed; retrying", "from", from, "attempt", failures.failures()+1, "err", err)
+			if failures.wait(ctx, err) != nil {
 				return
 			}
 			continue
 		}
-		failures = 0
+		failures.reset()
 		for i := range page {
 			sh.stamp(&page[i])
 		}
@@ -90,17 +90,16 @@ func (sh *shard) tradeRepair(ctx context.Context, sym *symbol) {
 		if !progressed {
 			// The venue has nothing at from yet (REST behind the stream):
 			// retry briefly, then give up on the hole.
-			stuck++
-			if stuck > 3 {
+			if stuck.failures() >= 3 {
 				giveUp("venue returned no trades for the range", nil)
 				continue
 			}
-			if sleepCtx(ctx, 200*time.Millisecond) != nil {
+			if stuck.wait(ctx, nil) != nil {
 				return
 			}
 			continue
 		}
-		stuck = 0
+		stuck.reset()
 	}
 }
 
@@ -111,12 +110,13 @@ func (sh *shard) recentRepair(ctx context.Context, sym *symbol) {
 	rt := sh.st.cfg.Exchange.(RecentTrader)
 	var recent []Event
 	var err error
+	retry := newRetrier(restRetryInitial, restRetryMax)
 	for attempt := 1; attempt <= 3; attempt++ {
 		recent, err = rt.RecentTrades(ctx, sym.name, sh.st.cfg.RecentTradesLimit)
-		if err == nil || ctx.Err() != nil {
+		if err == nil || ctx.Err() != nil || attempt == 3 {
 			break
 		}
-		if sleepCtx(ctx, retryDelay(err, attempt)) != nil {
+		if retry.wait(ctx, err) != nil {
 			break
 		}
 	}
@@ -161,7 +161,8 @@ func (sh *shard) recentRepair(ctx context.Context, sym *symbol) {
 // resumes the book, repeating while the snapshot is too old.
 func (sh *shard) bookRepair(ctx context.Context, sym *symbol) {
 	st := sh.st
-	attempt := 0
+	failed := newRetrier(restRetryInitial, restRetryMax)
+	tooOld := newRetrier(staleRetryInitial, staleRetryMax)
 	// The book buffers deltas only from the moment the request is sent:
 	// older ones are covered by the snapshot (restBook.arm). A requester's
 	// fetch time is unknown: the book keeps a time window (restBook.await).
@@ -191,9 +192,8 @@ func (sh *shard) bookRepair(ctx context.Context, sym *symbol) {
 			return
 		}
 		if err != nil {
-			attempt++
-			sym.log.Warn("order book snapshot failed; retrying", "attempt", attempt, "err", err)
-			if sleepCtx(ctx, retryDelay(err, attempt)) != nil {
+			sym.log.Warn("order book snapshot failed; retrying", "attempt", failed.failures()+1, "err", err)
+			if failed.wait(ctx, err) != nil {
 				return
 			}
 			continue
@@ -208,9 +208,8 @@ func (sh *shard) bookRepair(ctx context.Context, sym *symbol) {
 		if !again {
 			return
 		}
-		attempt++
 		sym.log.Debug("order book snapshot older than the buffered deltas; fetching again", "last_id", lastID)
-		if sleepCtx(ctx, min(time.Duration(attempt)*50*time.Millisecond, time.Second)) != nil {
+		if tooOld.wait(ctx, nil) != nil {
 			return
 		}
 	}
@@ -224,16 +223,6 @@ func (sh *shard) stamp(ev *Event) {
 	if ev.RecvTS == 0 {
 		ev.RecvTS = sh.st.now().UnixNano()
 	}
-}
-
-// retryDelay is the wait before retrying a failed REST call: the venue's
-// Retry-After when it gave one, else a capped linear backoff.
-func retryDelay(err error, attempt int) time.Duration {
-	var rl *RateLimitError
-	if errors.As(err, &rl) && rl.RetryAfter > 0 {
-		return rl.RetryAfter
-	}
-	return min(time.Duration(attempt)*200*time.Millisecond, 5*time.Second)
 }
 
 // goVerify runs a QuietCheck verification on a worker with *running (one

@@ -62,7 +62,7 @@ func (sh *shard) connect(ctx context.Context, rm *resilience.ReconnectionManager
 			if wait > d {
 				d = wait // the venue's Retry-After
 			}
-			if sleepCtx(ctx, d) != nil {
+			if resilience.Sleep(ctx, d) != nil {
 				return nil, nil
 			}
 		}
@@ -257,14 +257,14 @@ func idOf(c *conn) string {
 func (sh *shard) serve(ctx context.Context, c *conn) error {
 	cfg := sh.st.cfg
 	var (
-		rotTimer   *time.Timer
-		rotC       <-chan time.Time
-		overlapT   *time.Timer
-		overlapC   <-chan time.Time
-		candCh     = make(chan candResult, 1)
-		cand       *conn
-		dialing    bool
-		rotRetries int
+		rotTimer *time.Timer
+		rotC     <-chan time.Time
+		overlapT *time.Timer
+		overlapC <-chan time.Time
+		candCh   = make(chan candResult, 1)
+		cand     *conn
+		dialing  bool
+		rotRetry = newRetrier(rotationRetryInitial, rotationRetryMax)
 	)
 	armRotation := func(d time.Duration) {
 		if rotTimer != nil {
@@ -324,10 +324,9 @@ func (sh *shard) serve(ctx context.Context, c *conn) error {
 		armRotation(ageDelay(c))
 	}
 	// retryRotation schedules another attempt after a failed replacement,
-	// backing off linearly up to 30s.
-	retryRotation := func() time.Duration {
-		rotRetries++
-		d := min(time.Duration(rotRetries)*time.Second, 30*time.Second)
+	// backing off up to 30s.
+	retryRotation := func(err error) time.Duration {
+		d := rotRetry.fail(err)
 		armRotation(d)
 		return d
 	}
@@ -370,11 +369,11 @@ func (sh *shard) serve(ctx context.Context, c *conn) error {
 				if ctx.Err() != nil {
 					return nil
 				}
-				d := retryRotation()
+				d := retryRotation(r.err)
 				sh.log.Warn("rotation: replacement connection failed; retrying", "err", r.err, "in", d)
 				continue
 			}
-			rotRetries = 0
+			rotRetry.reset()
 			cand = r.c
 			overlapT = time.NewTimer(cfg.OverlapTimeout)
 			overlapC = overlapT.C
@@ -383,7 +382,7 @@ func (sh *shard) serve(ctx context.Context, c *conn) error {
 			sh.dropCandidate(cand, err)
 			cand = nil
 			stopOverlap()
-			retryRotation()
+			retryRotation(err)
 			sh.log.Warn("rotation: replacement connection ended before taking over; retrying", "err", err)
 		case <-sh.rotReady:
 			if cand != nil {

@@ -126,7 +126,7 @@ func (m *RateLimitManager) AcquireN(ctx context.Context, weight int) error {
 		}
 		next := m.window.Add(time.Minute)
 		m.mu.Unlock()
-		if err := sleepCtx(ctx, next.Sub(now)); err != nil {
+		if err := Sleep(ctx, next.Sub(now)); err != nil {
 			return err
 		}
 	}
@@ -149,7 +149,7 @@ func (m *RateLimitManager) waitPause(ctx context.Context) error {
 		if d <= 0 {
 			return ctx.Err()
 		}
-		if err := sleepCtx(ctx, d); err != nil {
+		if err := Sleep(ctx, d); err != nil {
 			return err
 		}
 	}

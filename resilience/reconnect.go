@@ -183,11 +183,12 @@ func (m *ReconnectionManager) Delay() time.Duration {
 // Wait sleeps for Delay() and returns nil, or returns ctx.Err() as soon as
 // ctx is done. It does not consult ShouldReconnect.
 func (m *ReconnectionManager) Wait(ctx context.Context) error {
-	return sleepCtx(ctx, m.Delay())
+	return Sleep(ctx, m.Delay())
 }
 
-// sleepCtx sleeps for d or until ctx is done, whichever is first.
-func sleepCtx(ctx context.Context, d time.Duration) error {
+// Sleep sleeps for d or until ctx is done, whichever is first: it returns
+// nil after d, or ctx.Err() (at once if ctx is already done).
+func Sleep(ctx context.Context, d time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
