@@ -51,6 +51,11 @@ const (
 	// FaultMaxAge (policy): connections close (code 1000) once they are
 	// Duration old: a forced 24h-style cut, shortened.
 	FaultMaxAge FaultKind = "max_age"
+	// FaultMute (policy): stop sending data frames (of Symbol, or all)
+	// while the connection stays up and answers pings, pongs and control
+	// requests: a silent feed that a heartbeat alone does not detect. The
+	// frames not sent are not delivered (the truth records them so).
+	FaultMute FaultKind = "mute"
 
 	// FaultREST (global): the next Count REST requests (0 = all until
 	// cleared) to Venue (or any) answer HTTP Status: 429 or 418 with
@@ -158,7 +163,7 @@ func (f Fault) validate() error {
 		return bad("count, rate (0..1) and size (at most 64 MiB) out of range")
 	}
 	switch f.Kind {
-	case FaultClose, FaultResnapshot, FaultDropPongs:
+	case FaultClose, FaultResnapshot, FaultDropPongs, FaultMute:
 	case FaultCloseAfter:
 		if f.Count <= 0 {
 			return bad("count must be positive")
@@ -282,6 +287,7 @@ type connPolicy struct {
 	dropPongs bool
 	dup, gap  []*rule
 	mal       []*rule
+	mute      []*rule
 }
 
 // InjectFault injects f and returns its id. Actions with ScopeNow act on
@@ -437,6 +443,8 @@ func (s *Server) compilePolicy(c *conn, rules []*rule) {
 			p.dup, any = append(p.dup, r), true
 		case FaultGap:
 			p.gap, any = append(p.gap, r), true
+		case FaultMute:
+			p.mute, any = append(p.mute, r), true
 		case FaultMalformed:
 			p.mal, any = append(p.mal, r), true
 		case FaultMaxAge:
@@ -530,6 +538,12 @@ func (c *conn) applyPolicy(p *connPolicy, f outFrame) bool {
 	sym := ""
 	if f.m != nil {
 		sym = f.m.symbol
+	}
+	for _, r := range p.mute {
+		if r.matchSym(sym) {
+			c.rec.count(&c.rec.muted)
+			return false
+		}
 	}
 	if f.kind == fkDepth {
 		for _, r := range p.gap {

@@ -29,6 +29,7 @@ type connRecord struct {
 	delivered map[*series]*rangeSet
 	dups      uint64
 	gaps      uint64
+	muted     uint64
 	malformed uint64
 }
 
@@ -77,6 +78,7 @@ type ConnInfo struct {
 	Sent          uint64   `json:"sent"`       // data frames written
 	Duplicated    uint64   `json:"duplicated"` // data frames written twice (fault)
 	Skipped       uint64   `json:"skipped"`    // depth diffs not sent (gap fault)
+	Muted         uint64   `json:"muted"`      // data frames not sent (mute fault)
 	Malformed     uint64   `json:"malformed"`  // malformed frames written (fault)
 }
 
@@ -86,7 +88,7 @@ func (r *connRecord) info() ConnInfo {
 	return ConnInfo{
 		ID: r.ID, Venue: r.Venue, Path: r.Path, Remote: r.Remote, Opened: r.Opened,
 		Closed: r.closed, CloseReason: r.reason, Open: r.closed.IsZero(),
-		Sent: r.sent.Load(), Duplicated: r.dups, Skipped: r.gaps, Malformed: r.malformed,
+		Sent: r.sent.Load(), Duplicated: r.dups, Skipped: r.gaps, Muted: r.muted, Malformed: r.malformed,
 	}
 }
 
