@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -81,4 +83,49 @@ func attemptID(subject, prefix string) (uint64, bool) {
 	}
 	id, err := strconv.ParseUint(subject[len(prefix):], 36, 64)
 	return id, err == nil
+}
+
+// applyReply records the outcome of the attempt m answers. A reply to an
+// attempt no longer in flight (timed out, or failed with its connection) is
+// ignored. p.mu is held.
+func (p *JetStream) applyReply(m *nats.Msg, now time.Time) {
+	id, ok := attemptID(m.Subject, p.replyPrefix)
+	if !ok {
+		return
+	}
+	e, ok := p.byID[id]
+	if !ok {
+		return
+	}
+	dup, err := parseAck(m)
+	if err != nil {
+		p.unsend(e)
+		p.c.failures.Add(1)
+		if p.permanentAsync(e, err) {
+			p.reject(e, err)
+			return
+		}
+		p.fail(err)
+		return
+	}
+	delete(p.byID, id)
+	e.id = 0
+	p.inflight--
+	e.state = stAcked
+	p.ackedAhead++
+	p.c.acked.Add(1)
+	if dup {
+		p.c.duplicates.Add(1)
+	} else if e.reorderRisk {
+		p.c.reordered.Add(1)
+		p.log.Warn("a retried message was stored after a later message of the same subject",
+			"msg_id", strings.Clone(e.vals[0]), "subject", e.subject)
+	}
+	p.hist.observe(now.Sub(e.enq))
+	p.lost = 0
+	if p.failedN > 0 && !p.failing {
+		p.log.Info("publishing resumed", "failures", p.failedN, "buffered", p.bufMsgs)
+		p.failedN = 0
+	}
+	p.backoff = 0
 }

@@ -1,0 +1,85 @@
+package publisher
+
+import "time"
+
+type entryState uint8
+
+const (
+	stQueued   entryState = iota // waiting to be sent (again)
+	stInflight                   // sent, awaiting ack or error
+	stAcked                      // acknowledged; popped once at the head
+	stDropped                    // discarded (DropOldest or rejected); popped once at the head
+)
+
+// entry is one buffered message. Entries are recycled through a free list,
+// with their buffers: body, and idBuf holding the msg id and timestamp that
+// vals[0] and vals[2] view without a copy (so those strings are valid only
+// until the entry is recycled; anything that keeps one longer, such as a log
+// attribute, clones it). Headers live in the pump's one header map, filled
+// just before each write (nats.go reads it only during PublishMsg).
+type entry struct {
+	subject     string
+	body        []byte
+	idBuf       []byte
+	vals        [3]string // header values: msg id, type, exchange ts
+	size        int64
+	enq         time.Time // when Publish queued it
+	sentAt      time.Time // when the current attempt was sent
+	id          uint64    // current attempt while in flight (its reply subject), else 0
+	epoch       uint64    // the connection's reconnect count when it was sent
+	state       entryState
+	sent        bool
+	reorderRisk bool
+	apiFails    uint8
+}
+
+// newEntries fills dst with new entries: the structs in one allocation, and
+// one buffer per entry holding its body and idBuf.
+func newEntries(dst []*entry) {
+	es := make([]entry, len(dst))
+	for i := range es {
+		b := make([]byte, bodyReserve+idReserve)
+		es[i].body = b[:0:bodyReserve]
+		es[i].idBuf = b[bodyReserve:bodyReserve]
+		dst[i] = &es[i]
+	}
+}
+
+// getEntries fills dst with recycled or new entries. New entries are
+// allocated entryChunk at a time, outside freeMu; the spare ones join the
+// free list.
+func (p *JetStream) getEntries(dst []*entry) []*entry {
+	p.freeMu.Lock()
+	n := min(len(dst), len(p.free))
+	copy(dst, p.free[len(p.free)-n:])
+	clear(p.free[len(p.free)-n:])
+	p.free = p.free[:len(p.free)-n]
+	p.freeMu.Unlock()
+	for n < len(dst) {
+		var chunk [entryChunk]*entry
+		newEntries(chunk[:])
+		k := copy(dst[n:], chunk[:])
+		n += k
+		if k < len(chunk) {
+			p.freeMu.Lock()
+			p.free = append(p.free, chunk[k:min(len(chunk), k+p.maxFree-len(p.free))]...)
+			p.freeMu.Unlock()
+		}
+	}
+	return dst
+}
+
+// putEntries returns entries to the free list (or to the garbage collector
+// when the list is full), taking freeMu once.
+func (p *JetStream) putEntries(es ...*entry) {
+	for _, e := range es {
+		if cap(e.body) > maxPooledBody {
+			e.body = nil
+		}
+		e.id, e.subject, e.vals = 0, "", [3]string{}
+		e.state, e.sent, e.reorderRisk, e.apiFails = stQueued, false, false, 0
+	}
+	p.freeMu.Lock()
+	p.free = append(p.free, es[:min(len(es), max(p.maxFree-len(p.free), 0))]...)
+	p.freeMu.Unlock()
+}
