@@ -24,13 +24,13 @@ func (p *JetStream) Publish(ctx context.Context, events []bridge.Event) error {
 	var buf, fresh [32]*entry
 	for len(events) > 0 {
 		n := min(len(events), len(buf))
-		spare := p.getEntries(fresh[:n])
+		spare := p.pool.get(fresh[:n])
 		batch := buf[:0]
 		for i := range events[:n] {
 			if e := p.encode(&events[i], spare[i]); e != nil {
 				batch = append(batch, e)
 			} else {
-				p.putEntries(spare[i])
+				p.pool.put(spare[i])
 			}
 		}
 		if err := p.enqueue(ctx, batch); err != nil {
@@ -76,10 +76,7 @@ func (p *JetStream) encode(ev *bridge.Event, e *entry) *entry {
 func (p *JetStream) subject(ev *bridge.Event) (string, bool) {
 	var sb [160]byte
 	b := ev.AppendSubject(sb[:0], p.cfg.SubjectPrefix)
-	p.subjMu.RLock()
-	s, ok := p.subjects[string(b)]
-	p.subjMu.RUnlock()
-	if ok {
+	if s, ok := p.subjects.lookup(b); ok {
 		return s, true
 	}
 	if err := errors.Join(bridge.ValidateIdent(ev.Exchange), bridge.ValidateIdent(ev.Symbol)); err != nil {
@@ -89,13 +86,7 @@ func (p *JetStream) subject(ev *bridge.Event) (string, bool) {
 		}
 		return "", false
 	}
-	s = string(b)
-	p.subjMu.Lock()
-	if len(p.subjects) < maxSubjects {
-		p.subjects[s] = s
-	}
-	p.subjMu.Unlock()
-	return s, true
+	return p.subjects.add(b), true
 }
 
 // fits reports whether e can join the buffer without exceeding its limits.
@@ -125,14 +116,14 @@ func (p *JetStream) enqueue(ctx context.Context, batch []*entry) error {
 			case <-ch:
 			case <-p.stop:
 			case <-ctx.Done():
-				p.putEntries(batch[i:]...)
+				p.pool.put(batch[i:]...)
 				return fmt.Errorf("publisher: buffer full (%d messages): %w", p.cfg.BufferMessages, ctx.Err())
 			}
 			p.mu.Lock()
 		}
 		if p.closing {
 			p.mu.Unlock()
-			p.putEntries(batch[i:]...)
+			p.pool.put(batch[i:]...)
 			return ErrClosed
 		}
 		e.state = stQueued
@@ -208,7 +199,7 @@ done:
 	if len(popped) == 0 {
 		return
 	}
-	p.putEntries(popped...)
+	p.pool.put(popped...)
 	clear(popped)
 	p.popped = popped
 	if p.spaceCh != nil {

@@ -1,6 +1,17 @@
 package publisher
 
-import "time"
+import (
+	"sync"
+	"time"
+)
+
+const (
+	entryOverhead = 96       // bytes counted per message beyond body, subject and header values
+	maxPooledBody = 64 << 10 // larger body buffers are not reused
+	entryChunk    = 16       // entries allocated together when the free list is empty
+	bodyReserve   = 256      // initial body capacity of a new entry (a trade is ~190 bytes)
+	idReserve     = 96       // initial capacity for msg id and timestamp
+)
 
 type entryState uint8
 
@@ -45,33 +56,40 @@ func newEntries(dst []*entry) {
 	}
 }
 
-// getEntries fills dst with recycled or new entries. New entries are
-// allocated entryChunk at a time, outside freeMu; the spare ones join the
-// free list.
-func (p *JetStream) getEntries(dst []*entry) []*entry {
-	p.freeMu.Lock()
-	n := min(len(dst), len(p.free))
-	copy(dst, p.free[len(p.free)-n:])
-	clear(p.free[len(p.free)-n:])
-	p.free = p.free[:len(p.free)-n]
-	p.freeMu.Unlock()
+// entryPool recycles entries with their buffers. It is safe for concurrent
+// use; its lock is a leaf (held for slice operations only).
+type entryPool struct {
+	mu   sync.Mutex
+	free []*entry
+	max  int // free list bound
+}
+
+// get fills dst with recycled or new entries. New entries are allocated
+// entryChunk at a time, outside the lock; the spare ones join the free list.
+func (ep *entryPool) get(dst []*entry) []*entry {
+	ep.mu.Lock()
+	n := min(len(dst), len(ep.free))
+	copy(dst, ep.free[len(ep.free)-n:])
+	clear(ep.free[len(ep.free)-n:])
+	ep.free = ep.free[:len(ep.free)-n]
+	ep.mu.Unlock()
 	for n < len(dst) {
 		var chunk [entryChunk]*entry
 		newEntries(chunk[:])
 		k := copy(dst[n:], chunk[:])
 		n += k
 		if k < len(chunk) {
-			p.freeMu.Lock()
-			p.free = append(p.free, chunk[k:min(len(chunk), k+p.maxFree-len(p.free))]...)
-			p.freeMu.Unlock()
+			ep.mu.Lock()
+			ep.free = append(ep.free, chunk[k:min(len(chunk), k+ep.max-len(ep.free))]...)
+			ep.mu.Unlock()
 		}
 	}
 	return dst
 }
 
-// putEntries returns entries to the free list (or to the garbage collector
-// when the list is full), taking freeMu once.
-func (p *JetStream) putEntries(es ...*entry) {
+// put resets entries and returns them to the free list (or to the garbage
+// collector when the list is full), taking the lock once.
+func (ep *entryPool) put(es ...*entry) {
 	for _, e := range es {
 		if cap(e.body) > maxPooledBody {
 			e.body = nil
@@ -79,7 +97,7 @@ func (p *JetStream) putEntries(es ...*entry) {
 		e.id, e.subject, e.vals = 0, "", [3]string{}
 		e.state, e.sent, e.reorderRisk, e.apiFails = stQueued, false, false, 0
 	}
-	p.freeMu.Lock()
-	p.free = append(p.free, es[:min(len(es), max(p.maxFree-len(p.free), 0))]...)
-	p.freeMu.Unlock()
+	ep.mu.Lock()
+	ep.free = append(ep.free, es[:min(len(es), max(ep.max-len(ep.free), 0))]...)
+	ep.mu.Unlock()
 }

@@ -27,13 +27,7 @@ const (
 	minBackoff     = 5 * time.Millisecond
 	maxBackoff     = time.Second
 	sendBatchSize  = 256
-	maxAPIFailures = 10       // server rejections (4xx) of one message before it is dropped
-	entryOverhead  = 96       // bytes counted per message beyond body, subject and header values
-	maxPooledBody  = 64 << 10 // larger body buffers are not reused
-	entryChunk     = 16       // entries allocated together when the free list is empty
-	bodyReserve    = 256      // initial body capacity of a new entry (a trade is ~190 bytes)
-	idReserve      = 96       // initial capacity for msg id and timestamp
-	maxSubjects    = 1 << 16  // subject cache bound
+	maxAPIFailures = 10 // server rejections (4xx) of one message before it is dropped
 	logEvery       = 5 * time.Second
 )
 
@@ -53,9 +47,7 @@ type JetStream struct {
 	log       *slog.Logger
 	limiter   *logLimiter
 
-	freeMu  sync.Mutex // leaf lock guarding free
-	free    []*entry   // recycled entries: buffers and header maps reused
-	maxFree int
+	pool entryPool // recycled entries with their buffers
 
 	wake chan struct{}
 
@@ -92,8 +84,7 @@ type JetStream struct {
 	popped     []*entry   // popHead's scratch
 	header     sendHeader // used by the pump only, outside p.mu
 
-	subjMu   sync.RWMutex
-	subjects map[string]string
+	subjects subjectCache
 
 	status      chan nats.Status
 	stop        chan struct{}
@@ -162,11 +153,10 @@ func newJetStream(cfg Config, logger *slog.Logger) *JetStream {
 		connected:   func() bool { return false },
 		reconnect:   func() {},
 		byID:        make(map[uint64]*entry, cfg.MaxInFlight),
-		subjects:    make(map[string]string),
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
 	}
-	p.maxFree = min(cfg.BufferMessages, 2*cfg.MaxInFlight+1024)
+	p.pool.max = min(cfg.BufferMessages, 2*cfg.MaxInFlight+1024)
 	p.header = newSendHeader()
 	p.out.Header = p.header.hdr
 	return p
