@@ -3,9 +3,11 @@ package publisher
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -76,6 +78,58 @@ func parseAck(m *nats.Msg) (dup bool, err error) {
 	return r.Duplicate, nil
 }
 
+// replies are the attempts' reply subjects, <prefix><attempt id in base
+// 36>, and the channel their replies arrive on. nats.go delivers to ch
+// without blocking (a full channel drops the reply: the attempt is retried
+// after its ack timeout and comes back as a duplicate); the pump alone reads
+// it and alone calls subject.
+type replies struct {
+	ch     chan *nats.Msg
+	sub    *nats.Subscription // on <prefix>*; nil until subscribed
+	prefix string             // <inbox>.
+	buf    []byte             // the reply subject being written
+}
+
+// newReplies returns replies with a channel of size n and a placeholder
+// prefix (subscribe replaces it).
+func newReplies(n int) replies {
+	return replies{ch: make(chan *nats.Msg, n), prefix: "_INBOX.publisher."}
+}
+
+// subscribe subscribes ch to a fresh inbox on nc. The SUB is written before
+// any PUB on the same connection, so the server knows it before the first
+// reply.
+func (r *replies) subscribe(nc *nats.Conn) error {
+	inbox := nc.NewInbox()
+	sub, err := nc.ChanSubscribe(inbox+".*", r.ch)
+	if err != nil {
+		return fmt.Errorf("publisher: subscribe to publish acks on %s: %w", inbox, err)
+	}
+	r.prefix, r.sub = inbox+".", sub
+	return nil
+}
+
+// unsubscribe ends the subscription, if any.
+func (r *replies) unsubscribe() {
+	if r.sub != nil {
+		_ = r.sub.Unsubscribe() // fails only if the connection is closed
+	}
+}
+
+// subject returns the reply subject of attempt id: a view of r.buf, valid
+// until the next call.
+func (r *replies) subject(id uint64) string {
+	b := append(r.buf[:0], r.prefix...)
+	b = strconv.AppendUint(b, id, 36)
+	r.buf = b
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// attempt returns the attempt id a reply answers.
+func (r *replies) attempt(m *nats.Msg) (uint64, bool) {
+	return attemptID(m.Subject, r.prefix)
+}
+
 // attemptID returns the attempt id of a reply subject under prefix.
 func attemptID(subject, prefix string) (uint64, bool) {
 	if len(subject) <= len(prefix) || subject[:len(prefix)] != prefix {
@@ -89,7 +143,7 @@ func attemptID(subject, prefix string) (uint64, bool) {
 // attempt no longer in flight (timed out, or failed with its connection) is
 // ignored. p.mu is held.
 func (p *JetStream) applyReply(m *nats.Msg, now time.Time) {
-	id, ok := attemptID(m.Subject, p.replyPrefix)
+	id, ok := p.replies.attempt(m)
 	if !ok {
 		return
 	}

@@ -57,7 +57,7 @@ func BenchmarkPublishPath(b *testing.B) {
 			go func() {
 				defer close(acked)
 				for m := range f.out {
-					p.acks <- m
+					p.replies.ch <- m
 				}
 			}()
 			p.start()

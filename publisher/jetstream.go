@@ -51,14 +51,8 @@ type JetStream struct {
 
 	wake chan struct{}
 
-	// Replies to attempts, read by the pump only. nats.go delivers them to
-	// acks without blocking (a full channel drops the reply: the attempt is
-	// retried after its ack timeout and comes back as a duplicate).
-	acks        chan *nats.Msg
-	ackSub      *nats.Subscription
-	replyPrefix string   // <inbox>.
-	replyBuf    []byte   // the reply subject being written; pump only
-	out         nats.Msg // the message being written; pump only
+	replies replies  // reply subjects and the channel of replies
+	out     nats.Msg // the message being written; pump only
 
 	mu         sync.Mutex
 	q          ring
@@ -121,14 +115,8 @@ func NewJetStream(ctx context.Context, nc *nats.Conn, cfg Config, logger *slog.L
 		p.log.Warn("the NATS connection buffers publishes while reconnecting; messages written during an outage may overtake retried ones (use publisher.Connect, or nats.ReconnectBufSize(-1))",
 			"reconnect_buf_size", nc.Opts.ReconnectBufSize)
 	}
-	// Replies: one channel subscription on a fresh inbox. The SUB is
-	// written before any PUB on the same connection, so the server knows it
-	// before the first reply.
-	inbox := nc.NewInbox()
-	p.replyPrefix = inbox + "."
-	p.ackSub, err = nc.ChanSubscribe(inbox+".*", p.acks)
-	if err != nil {
-		return nil, fmt.Errorf("publisher: subscribe to publish acks on %s: %w", inbox, err)
+	if err := p.replies.subscribe(nc); err != nil {
+		return nil, err
 	}
 	p.pub = nc.PublishMsg
 	p.epochFn = func() uint64 { return nc.Stats().Reconnects }
@@ -143,18 +131,17 @@ func NewJetStream(ctx context.Context, nc *nats.Conn, cfg Config, logger *slog.L
 // has no connection yet and is not started.
 func newJetStream(cfg Config, logger *slog.Logger) *JetStream {
 	p := &JetStream{
-		cfg:         cfg,
-		log:         orDiscard(logger).With("component", "publisher", "stream", cfg.Stream),
-		limiter:     newLogLimiter(logEvery),
-		wake:        make(chan struct{}, 1),
-		acks:        make(chan *nats.Msg, 2*cfg.MaxInFlight+1024),
-		replyPrefix: "_INBOX.publisher.",
-		epochFn:     func() uint64 { return 0 },
-		connected:   func() bool { return false },
-		reconnect:   func() {},
-		byID:        make(map[uint64]*entry, cfg.MaxInFlight),
-		stop:        make(chan struct{}),
-		done:        make(chan struct{}),
+		cfg:       cfg,
+		log:       orDiscard(logger).With("component", "publisher", "stream", cfg.Stream),
+		limiter:   newLogLimiter(logEvery),
+		wake:      make(chan struct{}, 1),
+		replies:   newReplies(2*cfg.MaxInFlight + 1024),
+		epochFn:   func() uint64 { return 0 },
+		connected: func() bool { return false },
+		reconnect: func() {},
+		byID:      make(map[uint64]*entry, cfg.MaxInFlight),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	p.pool.max = min(cfg.BufferMessages, 2*cfg.MaxInFlight+1024)
 	p.header = newSendHeader()
@@ -249,9 +236,7 @@ func (p *JetStream) Close() error {
 		if p.status != nil {
 			p.nc.RemoveStatusListener(p.status)
 		}
-		if p.ackSub != nil {
-			_ = p.ackSub.Unsubscribe() // fails only if the connection is closed
-		}
+		p.replies.unsubscribe()
 		p.mu.Lock()
 		p.closed = true
 		n := p.bufMsgs - p.ackedAhead

@@ -1,9 +1,7 @@
 package publisher
 
 import (
-	"strconv"
 	"time"
-	"unsafe"
 
 	"github.com/nats-io/nats.go"
 )
@@ -23,7 +21,7 @@ func (p *JetStream) run() {
 		case <-p.stop:
 			return
 		case <-p.wake:
-		case first = <-p.acks:
+		case first = <-p.replies.ch:
 		case <-timer.C:
 		case s, ok := <-p.status:
 			if !ok {
@@ -55,7 +53,7 @@ func (p *JetStream) step(first *nats.Msg) time.Duration {
 drain:
 	for range maxAckDrain {
 		select {
-		case m := <-p.acks:
+		case m := <-p.replies.ch:
 			p.applyReply(m, now)
 		default:
 			break drain
@@ -162,7 +160,7 @@ func (p *JetStream) send(batch []*entry) (int, error) {
 	defer p.clearOut() // it views the entries' buffers
 	for i, e := range batch {
 		*p.header.vals = e.vals
-		p.out.Subject, p.out.Data, p.out.Reply = e.subject, e.body, p.reply(e.id)
+		p.out.Subject, p.out.Data, p.out.Reply = e.subject, e.body, p.replies.subject(e.id)
 		if err := p.pub(&p.out); err != nil {
 			p.c.sent.Add(uint64(i))
 			return i, err
@@ -174,15 +172,6 @@ func (p *JetStream) send(batch []*entry) (int, error) {
 	}
 	p.c.sent.Add(uint64(len(batch)))
 	return len(batch), nil
-}
-
-// reply returns the reply subject of attempt id: a view of p.replyBuf,
-// valid until the next call.
-func (p *JetStream) reply(id uint64) string {
-	b := append(p.replyBuf[:0], p.replyPrefix...)
-	b = strconv.AppendUint(b, id, 36)
-	p.replyBuf = b
-	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 func (p *JetStream) clearOut() {
