@@ -176,10 +176,8 @@ func (p *JetStream) applyReply(m *nats.Msg, now time.Time) {
 			"msg_id", strings.Clone(e.vals[0]), "subject", e.subject)
 	}
 	p.hist.observe(now.Sub(e.enq))
-	p.lost = 0
-	if p.failedN > 0 && !p.failing {
-		p.log.Info("publishing resumed", "failures", p.failedN, "buffered", p.bufMsgs)
-		p.failedN = 0
+	p.link.acked()
+	if n := p.retry.acked(); n > 0 {
+		p.log.Info("publishing resumed", "failures", n, "buffered", p.bufMsgs)
 	}
-	p.backoff = 0
 }

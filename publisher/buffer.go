@@ -145,7 +145,7 @@ func (p *JetStream) enqueue(ctx context.Context, batch []*entry) error {
 // It reports false when there is none. p.mu is held.
 func (p *JetStream) dropOldest() bool {
 	start := p.sendIdx
-	if p.failing {
+	if p.retry.failing {
 		start = 0 // failed attempts wait before sendIdx until the retry pass
 	}
 	for i := start; i < p.q.len(); i++ {

@@ -24,8 +24,6 @@ const (
 var _ bridge.Publisher = (*JetStream)(nil)
 
 const (
-	minBackoff     = 5 * time.Millisecond
-	maxBackoff     = time.Second
 	sendBatchSize  = 256
 	maxAPIFailures = 10 // server rejections (4xx) of one message before it is dropped
 	logEvery       = 5 * time.Second
@@ -37,15 +35,12 @@ const (
 // acknowledged. See the package documentation for the delivery and ordering
 // guarantees. Create it with NewJetStream; stop it with Shutdown or Close.
 type JetStream struct {
-	cfg       Config
-	nc        *nats.Conn
-	js        jetstream.JetStream // stream management only; publishing is core NATS
-	pub       func(*nats.Msg) error
-	epochFn   func() uint64 // the connection's reconnect count
-	connected func() bool
-	reconnect func() // forces a reconnect
-	log       *slog.Logger
-	limiter   *logLimiter
+	cfg     Config
+	nc      *nats.Conn
+	js      jetstream.JetStream // stream management only; publishing is core NATS
+	link    link                // the connection the pump writes to (epoch guarded by mu)
+	log     *slog.Logger
+	limiter *logLimiter
 
 	pool entryPool // recycled entries with their buffers
 
@@ -62,14 +57,8 @@ type JetStream struct {
 	nextID     uint64
 	bufMsgs    int
 	bufBytes   int64
-	ackedAhead int    // acked entries still in q behind an unacked one
-	lost       int    // attempts timed out since the last ack
-	epoch      uint64 // the connection's reconnect count at the last send
-	failing    bool
-	failedN    uint64 // failures since the last successful ack
-	lastErr    error
-	retryAt    time.Time
-	backoff    time.Duration
+	ackedAhead int // acked entries still in q behind an unacked one
+	retry      retryState
 	closing    bool
 	closed     bool
 	spaceCh    chan struct{} // closed when room appears; nil when nobody waits
@@ -118,10 +107,7 @@ func NewJetStream(ctx context.Context, nc *nats.Conn, cfg Config, logger *slog.L
 	if err := p.replies.subscribe(nc); err != nil {
 		return nil, err
 	}
-	p.pub = nc.PublishMsg
-	p.epochFn = func() uint64 { return nc.Stats().Reconnects }
-	p.connected = nc.IsConnected
-	p.reconnect = func() { _ = nc.ForceReconnect() }
+	p.link.attach(nc)
 	p.status = nc.StatusChanged(nats.RECONNECTING, nats.CONNECTED)
 	p.start()
 	return p, nil
@@ -131,17 +117,15 @@ func NewJetStream(ctx context.Context, nc *nats.Conn, cfg Config, logger *slog.L
 // has no connection yet and is not started.
 func newJetStream(cfg Config, logger *slog.Logger) *JetStream {
 	p := &JetStream{
-		cfg:       cfg,
-		log:       orDiscard(logger).With("component", "publisher", "stream", cfg.Stream),
-		limiter:   newLogLimiter(logEvery),
-		wake:      make(chan struct{}, 1),
-		replies:   newReplies(2*cfg.MaxInFlight + 1024),
-		epochFn:   func() uint64 { return 0 },
-		connected: func() bool { return false },
-		reconnect: func() {},
-		byID:      make(map[uint64]*entry, cfg.MaxInFlight),
-		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
+		cfg:     cfg,
+		log:     orDiscard(logger).With("component", "publisher", "stream", cfg.Stream),
+		limiter: newLogLimiter(logEvery),
+		wake:    make(chan struct{}, 1),
+		replies: newReplies(2*cfg.MaxInFlight + 1024),
+		link:    newLink(),
+		byID:    make(map[uint64]*entry, cfg.MaxInFlight),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
 	}
 	p.pool.max = min(cfg.BufferMessages, 2*cfg.MaxInFlight+1024)
 	p.header = newSendHeader()
@@ -149,7 +133,7 @@ func newJetStream(cfg Config, logger *slog.Logger) *JetStream {
 	return p
 }
 
-// start starts the pump once p.pub (and, outside tests, p.nc, p.js and
+// start starts the pump once p.link.pub (and, outside tests, p.nc, p.js and
 // p.status) are set.
 func (p *JetStream) start() {
 	p.bgCtx, p.bgCancel = context.WithCancel(context.Background())

@@ -43,7 +43,7 @@ func (p *JetStream) run() {
 // long until it must run again without a wake-up (a retry time or an ack
 // deadline), or 0.
 func (p *JetStream) step(first *nats.Msg) time.Duration {
-	epoch := p.epochFn() // read without p.mu: it takes the connection's lock
+	epoch := p.link.count() // read without p.mu: it takes the connection's lock
 	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -71,28 +71,27 @@ drain:
 		// broken connection before anything is written to the new one, even
 		// if the status event has not been seen yet: otherwise new messages
 		// could be stored ahead of the lost ones' retries.
-		if epoch != p.epoch {
-			p.epoch = epoch
+		if p.link.advance(epoch) {
 			p.failOlder(epoch, false)
 		}
-		if p.failing {
+		if p.retry.failing {
 			if p.inflight > 0 {
 				break // wait until every in-flight attempt is resolved
 			}
 			p.beginRetry(now)
 		}
-		if now.Before(p.retryAt) {
+		if p.retry.waiting(now) {
 			break
 		}
-		batch := p.collect(now, p.epoch)
+		batch := p.collect(now, p.link.epoch)
 		if len(batch) == 0 {
 			break
 		}
 		p.mu.Unlock()
 		i, err := p.send(batch)
-		epoch = p.epochFn()
+		epoch = p.link.count()
 		p.mu.Lock()
-		if epoch != p.epoch {
+		if epoch != p.link.epoch {
 			// The connection was replaced while the batch was written: a
 			// write may have gone to the new one (nats.go holds its lock
 			// while reconnecting, so a blocked write lands there). Count
@@ -161,7 +160,7 @@ func (p *JetStream) send(batch []*entry) (int, error) {
 	for i, e := range batch {
 		*p.header.vals = e.vals
 		p.out.Subject, p.out.Data, p.out.Reply = e.subject, e.body, p.replies.subject(e.id)
-		if err := p.pub(&p.out); err != nil {
+		if err := p.link.pub(&p.out); err != nil {
 			p.c.sent.Add(uint64(i))
 			return i, err
 		}
@@ -183,8 +182,8 @@ func (p *JetStream) clearOut() {
 // time, or at the oldest attempt's ack deadline. p.mu is held.
 func (p *JetStream) wakeAfter(now time.Time) time.Duration {
 	var d time.Duration
-	if p.retryAt.After(now) {
-		d = p.retryAt.Sub(now)
+	if p.retry.at.After(now) {
+		d = p.retry.at.Sub(now)
 	}
 	if _, e := p.oldestInflight(); e != nil {
 		dl := max(e.sentAt.Add(p.cfg.AckTimeout).Sub(now), time.Millisecond)

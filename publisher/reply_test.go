@@ -133,9 +133,9 @@ func heldPublisher(t *testing.T, cfg Config) (*JetStream, *heldConn, chan nats.S
 	f := &heldConn{}
 	p.nc = new(nats.Conn) // never connected; only RemoveStatusListener is called
 	p.js = &lookupJS{}
-	p.pub = f.publish
-	p.connected = f.connected.Load
-	p.epochFn = f.epoch.Load
+	p.link.pub = f.publish
+	p.link.connected = f.connected.Load
+	p.link.count = f.epoch.Load
 	status := make(chan nats.Status, 1)
 	p.status = status
 	p.start()

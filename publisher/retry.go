@@ -15,11 +15,11 @@ import (
 // than at their ack deadline. While reconnecting that is every attempt in
 // flight; once reconnected, those sent before the reconnect. p.mu is held.
 func (p *JetStream) connChanged(s nats.Status) {
-	all := !p.connected()
-	p.epoch = p.epochFn()
-	p.failOlder(p.epoch, all)
+	all := !p.link.connected()
+	p.link.advance(p.link.count())
+	p.failOlder(p.link.epoch, all)
 	if s == nats.CONNECTED {
-		p.retryAt = time.Time{} // reconnected: retry now
+		p.retry.now() // reconnected: retry now
 	}
 }
 
@@ -71,14 +71,13 @@ func (p *JetStream) expire(now time.Time) {
 			break
 		}
 		p.unsend(e)
-		p.lost++
+		p.link.timedOut()
 		p.c.failures.Add(1)
 		p.fail(jetstream.ErrAsyncPublishTimeout)
 	}
-	if p.lost > 4*p.cfg.MaxInFlight {
-		p.log.Warn("many publish acks lost; forcing a NATS reconnect", "lost", p.lost)
-		p.lost = 0
-		p.reconnect()
+	if n, ok := p.link.tooManyLost(4 * p.cfg.MaxInFlight); ok {
+		p.log.Warn("many publish acks lost; forcing a NATS reconnect", "lost", n)
+		p.link.reconnect()
 	}
 }
 
@@ -146,12 +145,10 @@ func (p *JetStream) reject(e *entry, err error) {
 // is resolved, then a retry pass from the oldest unacknowledged message.
 // p.mu is held.
 func (p *JetStream) fail(err error) {
-	p.failing = true
-	p.failedN++
-	p.lastErr = err
+	p.retry.fail(err)
 	if p.limiter.allow("fail") {
 		p.log.Warn("publish failed; retrying unacknowledged messages in order",
-			"err", err, "buffered", p.bufMsgs, "in_flight", p.inflight, "failures", p.failedN)
+			"err", err, "buffered", p.bufMsgs, "in_flight", p.inflight, "failures", p.retry.failures)
 	}
 	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
 		p.reprovisionStream()
@@ -160,14 +157,8 @@ func (p *JetStream) fail(err error) {
 
 // beginRetry starts a retry pass after a backoff. p.mu is held.
 func (p *JetStream) beginRetry(now time.Time) {
-	p.failing = false
+	p.retry.begin(now, p.link.connected())
 	p.sendIdx = 0
-	p.backoff = min(max(2*p.backoff, minBackoff), maxBackoff)
-	if p.connected() && isDisconnect(p.lastErr) {
-		// The connection is already back: retry at once.
-		p.backoff = minBackoff
-	}
-	p.retryAt = now.Add(p.backoff)
 	if p.ackedAhead > 0 {
 		p.markReorderRisk()
 	}
