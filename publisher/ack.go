@@ -178,6 +178,6 @@ func (p *JetStream) applyReply(m *nats.Msg, now time.Time) {
 	p.hist.observe(now.Sub(e.enq))
 	p.link.acked()
 	if n := p.retry.acked(); n > 0 {
-		p.log.Info("publishing resumed", "failures", n, "buffered", p.bufMsgs)
+		p.log.Info("publishing resumed", "failures", n, "buffered", p.buf.msgs)
 	}
 }

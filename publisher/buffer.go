@@ -89,23 +89,13 @@ func (p *JetStream) subject(ev *bridge.Event) (string, bool) {
 	return p.subjects.add(b), true
 }
 
-// fits reports whether e can join the buffer without exceeding its limits.
-// A message larger than BufferBytes fits into an empty buffer.
-func (p *JetStream) fits(e *entry) bool {
-	return p.bufMsgs < p.cfg.BufferMessages && (p.bufBytes+e.size <= p.cfg.BufferBytes || p.bufMsgs == 0)
-}
-
-// over reports whether the buffer exceeds its limits.
-func (p *JetStream) over() bool {
-	return p.bufMsgs > p.cfg.BufferMessages || (p.bufBytes > p.cfg.BufferBytes && p.bufMsgs > 1)
-}
-
+// enqueue appends the batch to the buffer in order; see Publish.
 func (p *JetStream) enqueue(ctx context.Context, batch []*entry) error {
 	now := time.Now()
 	p.mu.Lock()
 	for i, e := range batch {
 		e.enq = now
-		for p.cfg.DropPolicy == Block && !p.closing && !p.fits(e) {
+		for p.cfg.DropPolicy == Block && !p.closing && !p.buf.fits(e.size) {
 			if p.spaceCh == nil {
 				p.spaceCh = make(chan struct{})
 			}
@@ -128,11 +118,10 @@ func (p *JetStream) enqueue(ctx context.Context, batch []*entry) error {
 		}
 		e.state = stQueued
 		p.q.push(e)
-		p.bufMsgs++
-		p.bufBytes += e.size
+		p.buf.add(e.size)
 		p.c.published.Add(1)
 		if p.cfg.DropPolicy == DropOldest {
-			for p.over() && p.dropOldest() {
+			for p.buf.over() && p.dropOldest() {
 			}
 		}
 	}
@@ -157,7 +146,7 @@ func (p *JetStream) dropOldest() bool {
 		n := p.c.dropped.Add(1)
 		if p.limiter.allow("drop") {
 			p.log.Warn("buffer full: dropping oldest unsent messages (DropOldest policy)",
-				"msg_id", strings.Clone(e.vals[0]), "dropped_total", n, "buffered", p.bufMsgs, "buffered_bytes", p.bufBytes)
+				"msg_id", strings.Clone(e.vals[0]), "dropped_total", n, "buffered", p.buf.msgs, "buffered_bytes", p.buf.bytes)
 		}
 		p.popHead()
 		return true
@@ -169,8 +158,7 @@ func (p *JetStream) dropOldest() bool {
 // the buffer. p.mu is held.
 func (p *JetStream) discard(e *entry) {
 	e.state = stDropped
-	p.bufMsgs--
-	p.bufBytes -= e.size
+	p.buf.remove(e.size)
 	e.size = 0
 }
 
@@ -183,8 +171,7 @@ func (p *JetStream) popHead() {
 		switch e.state {
 		case stAcked:
 			p.ackedAhead--
-			p.bufMsgs--
-			p.bufBytes -= e.size
+			p.buf.remove(e.size)
 		case stDropped:
 		default:
 			goto done

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,8 +36,7 @@ const (
 type JetStream struct {
 	cfg     Config
 	nc      *nats.Conn
-	js      jetstream.JetStream // stream management only; publishing is core NATS
-	link    link                // the connection the pump writes to (epoch guarded by mu)
+	link    link // the connection the pump writes to (epoch guarded by mu)
 	log     *slog.Logger
 	limiter *logLimiter
 
@@ -46,8 +44,8 @@ type JetStream struct {
 
 	wake chan struct{}
 
-	replies replies  // reply subjects and the channel of replies
-	out     nats.Msg // the message being written; pump only
+	replies replies // reply subjects and the channel of replies
+	out     outMsg  // the message being written; pump only
 
 	mu         sync.Mutex
 	q          ring
@@ -55,28 +53,23 @@ type JetStream struct {
 	inflight   int
 	byID       map[uint64]*entry // attempts in flight by id
 	nextID     uint64
-	bufMsgs    int
-	bufBytes   int64
-	ackedAhead int // acked entries still in q behind an unacked one
+	buf        budget // occupancy and limits
+	ackedAhead int    // acked entries still in q behind an unacked one
 	retry      retryState
 	closing    bool
 	closed     bool
 	spaceCh    chan struct{} // closed when room appears; nil when nobody waits
 	emptyCh    chan struct{} // closed when q empties; set by Shutdown
 	batch      []*entry
-	popped     []*entry   // popHead's scratch
-	header     sendHeader // used by the pump only, outside p.mu
+	popped     []*entry // popHead's scratch
 
 	subjects subjectCache
 
-	status      chan nats.Status
-	stop        chan struct{}
-	done        chan struct{}
-	closeOnce   sync.Once
-	bg          sync.WaitGroup
-	bgCtx       context.Context
-	bgCancel    context.CancelFunc
-	reprovision atomic.Bool
+	status    chan nats.Status
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	provision *provisioner // re-creates a vanished stream
 
 	c    counters
 	hist histogram
@@ -96,7 +89,7 @@ func NewJetStream(ctx context.Context, nc *nats.Conn, cfg Config, logger *slog.L
 	if err != nil {
 		return nil, fmt.Errorf("publisher: jetstream context: %w", err)
 	}
-	p.js = js
+	p.provision.js = js
 	if _, err := EnsureStream(ctx, js, cfg); err != nil {
 		return nil, err
 	}
@@ -123,20 +116,20 @@ func newJetStream(cfg Config, logger *slog.Logger) *JetStream {
 		wake:    make(chan struct{}, 1),
 		replies: newReplies(2*cfg.MaxInFlight + 1024),
 		link:    newLink(),
+		out:     newOutMsg(),
 		byID:    make(map[uint64]*entry, cfg.MaxInFlight),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	p.buf.maxMsgs, p.buf.maxBytes = cfg.BufferMessages, cfg.BufferBytes
+	p.provision = newProvisioner(cfg, p.log)
 	p.pool.max = min(cfg.BufferMessages, 2*cfg.MaxInFlight+1024)
-	p.header = newSendHeader()
-	p.out.Header = p.header.hdr
 	return p
 }
 
 // start starts the pump once p.link.pub (and, outside tests, p.nc, p.js and
 // p.status) are set.
 func (p *JetStream) start() {
-	p.bgCtx, p.bgCancel = context.WithCancel(context.Background())
 	go p.run()
 }
 
@@ -150,7 +143,7 @@ func (p *JetStream) signal() {
 // Stats returns a snapshot of the counters.
 func (p *JetStream) Stats() Stats {
 	p.mu.Lock()
-	s := Stats{BufferedMsgs: p.bufMsgs, BufferedBytes: p.bufBytes, InFlight: p.inflight}
+	s := Stats{BufferedMsgs: p.buf.msgs, BufferedBytes: p.buf.bytes, InFlight: p.inflight}
 	p.mu.Unlock()
 	s.Published = p.c.published.Load()
 	s.Sent = p.c.sent.Load()
@@ -195,7 +188,7 @@ func (p *JetStream) Shutdown(ctx context.Context) error {
 		case <-empty:
 		case <-ctx.Done():
 			p.mu.Lock()
-			n := p.bufMsgs - p.ackedAhead
+			n := p.buf.msgs - p.ackedAhead
 			p.mu.Unlock()
 			p.Close()
 			return fmt.Errorf("%w: %d messages: %w", ErrUnflushed, n, ctx.Err())
@@ -215,15 +208,14 @@ func (p *JetStream) Close() error {
 		p.mu.Unlock()
 		close(p.stop)
 		<-p.done
-		p.bgCancel()
-		p.bg.Wait()
+		p.provision.stop()
 		if p.status != nil {
 			p.nc.RemoveStatusListener(p.status)
 		}
 		p.replies.unsubscribe()
 		p.mu.Lock()
 		p.closed = true
-		n := p.bufMsgs - p.ackedAhead
+		n := p.buf.msgs - p.ackedAhead
 		if n > 0 {
 			p.c.abandoned.Add(uint64(n))
 			p.log.Error("closed with unacknowledged messages", "abandoned", n)

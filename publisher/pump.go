@@ -134,20 +134,36 @@ func (p *JetStream) collect(now time.Time, epoch uint64) []*entry {
 	return batch
 }
 
-// sendHeader is the pump's reusable header map: its value slices alias vals,
-// so setting vals sets the headers of the next write.
-type sendHeader struct {
-	hdr  nats.Header
+// outMsg is the pump's one outgoing message. Its header map's value
+// slices alias vals, so loading an entry sets the headers of the next write
+// without allocating; nats.go copies the message into its write buffer
+// during PublishMsg.
+type outMsg struct {
+	msg  nats.Msg
 	vals *[3]string
 }
 
-func newSendHeader() sendHeader {
+func newOutMsg() outMsg {
 	v := new([3]string)
-	return sendHeader{vals: v, hdr: nats.Header{
+	return outMsg{vals: v, msg: nats.Msg{Header: nats.Header{
 		HeaderMsgID:      v[0:1:1],
 		HeaderType:       v[1:2:2],
 		HeaderExchangeTS: v[2:3:3],
-	}}
+	}}}
+}
+
+// load fills the message with e's attempt, to be answered on reply. The
+// message views e's buffers until reset.
+func (o *outMsg) load(e *entry, reply string) *nats.Msg {
+	*o.vals = e.vals
+	o.msg.Subject, o.msg.Data, o.msg.Reply = e.subject, e.body, reply
+	return &o.msg
+}
+
+// reset drops the views of the last entry loaded.
+func (o *outMsg) reset() {
+	clear(o.vals[:])
+	o.msg.Subject, o.msg.Reply, o.msg.Data = "", "", nil
 }
 
 // send publishes the batch in order without holding p.mu, each message with
@@ -156,11 +172,9 @@ func newSendHeader() sendHeader {
 // map and reply buffer are filled per write: nats.go copies them into its
 // write buffer during PublishMsg.
 func (p *JetStream) send(batch []*entry) (int, error) {
-	defer p.clearOut() // it views the entries' buffers
+	defer p.out.reset() // it views the entries' buffers
 	for i, e := range batch {
-		*p.header.vals = e.vals
-		p.out.Subject, p.out.Data, p.out.Reply = e.subject, e.body, p.replies.subject(e.id)
-		if err := p.link.pub(&p.out); err != nil {
+		if err := p.link.pub(p.out.load(e, p.replies.subject(e.id))); err != nil {
 			p.c.sent.Add(uint64(i))
 			return i, err
 		}
@@ -171,11 +185,6 @@ func (p *JetStream) send(batch []*entry) (int, error) {
 	}
 	p.c.sent.Add(uint64(len(batch)))
 	return len(batch), nil
-}
-
-func (p *JetStream) clearOut() {
-	clear(p.header.vals[:])
-	p.out.Subject, p.out.Reply, p.out.Data = "", "", nil
 }
 
 // wakeAfter returns when the pump must run without a wake-up: at the retry

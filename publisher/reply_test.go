@@ -132,7 +132,7 @@ func heldPublisher(t *testing.T, cfg Config) (*JetStream, *heldConn, chan nats.S
 	p := newJetStream(cfg.withDefaults(), nil)
 	f := &heldConn{}
 	p.nc = new(nats.Conn) // never connected; only RemoveStatusListener is called
-	p.js = &lookupJS{}
+	p.provision.js = &lookupJS{}
 	p.link.pub = f.publish
 	p.link.connected = f.connected.Load
 	p.link.count = f.epoch.Load
@@ -234,7 +234,7 @@ func TestReplyErrors(t *testing.T) {
 		if st := p.Stats(); st.Acked != 1 || st.Retries != 2 || st.Failures != 2 || st.BufferedMsgs != 0 {
 			t.Fatalf("stats %+v", st)
 		}
-		if n := p.js.(*lookupJS).lookups.Load(); n != 1 {
+		if n := p.provision.js.(*lookupJS).lookups.Load(); n != 1 {
 			t.Fatalf("%d stream look-ups after a no-responders reply, want 1", n)
 		}
 

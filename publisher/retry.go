@@ -1,7 +1,6 @@
 package publisher
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"time"
@@ -148,10 +147,12 @@ func (p *JetStream) fail(err error) {
 	p.retry.fail(err)
 	if p.limiter.allow("fail") {
 		p.log.Warn("publish failed; retrying unacknowledged messages in order",
-			"err", err, "buffered", p.bufMsgs, "in_flight", p.inflight, "failures", p.retry.failures)
+			"err", err, "buffered", p.buf.msgs, "in_flight", p.inflight, "failures", p.retry.failures)
 	}
 	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
-		p.reprovisionStream()
+		if p.limiter.allow("reprovision") {
+			p.provision.trigger()
+		}
 	}
 }
 
@@ -179,23 +180,4 @@ func (p *JetStream) markReorderRisk() {
 			}
 		}
 	}
-}
-
-// reprovisionStream re-creates the stream in the background (at most every
-// logEvery) when JetStream stops answering for it: a server restarted
-// without its store, or an operator deleted the stream.
-func (p *JetStream) reprovisionStream() {
-	if !p.limiter.allow("reprovision") || !p.reprovision.CompareAndSwap(false, true) {
-		return
-	}
-	p.bg.Add(1)
-	go func() {
-		defer p.bg.Done()
-		defer p.reprovision.Store(false)
-		ctx, cancel := context.WithTimeout(p.bgCtx, 10*time.Second)
-		defer cancel()
-		if _, err := EnsureStream(ctx, p.js, p.cfg); err != nil {
-			p.log.Warn("stream not available; will retry", "err", err)
-		}
-	}()
 }
