@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -29,53 +30,187 @@ const (
 	noRespondersStatus = "503"
 )
 
-var (
-	ackPrefix = []byte(`{"stream":"`)
-	ackError  = []byte(`"error"`)
-	ackDup    = []byte(`"duplicate":`)
-)
-
 // ackReply is the JSON of a JetStream publish reply.
 type ackReply struct {
 	Error     *jetstream.APIError `json:"error"`
 	Stream    string              `json:"stream"`
+	Seq       uint64              `json:"seq"`
 	Duplicate bool                `json:"duplicate"`
 }
 
-// parseAck reads a JetStream publish reply: whether the message was a
-// duplicate, or why it was not stored. The common reply
-// {"stream":"MD","seq":7[,"duplicate": true]} (nats-server writes the
-// space) is recognised without a JSON decoder; anything else (errors, an unexpected shape) goes through
-// encoding/json.
-func parseAck(m *nats.Msg) (dup bool, err error) {
+// pubAck is a parsed publish acknowledgement. stream views the reply's data.
+type pubAck struct {
+	stream []byte
+	seq    uint64
+	dup    bool
+}
+
+// parseAck reads a JetStream publish reply: the stream and sequence that
+// hold the message and whether it was a duplicate, or why it was not
+// stored. The replies nats-server writes,
+// {"stream":"MD"[,"domain":"hub"],"seq":7[,"duplicate": true]}, are read by
+// scanAck without a JSON decoder and without allocating; anything else
+// (errors, another shape) goes through encoding/json (parseAckJSON), and
+// both give the same result for every input (FuzzParseAck).
+func parseAck(m *nats.Msg) (pubAck, error) {
 	if len(m.Data) == 0 {
 		if m.Header.Get(statusHeader) == noRespondersStatus {
-			return false, nats.ErrNoResponders
+			return pubAck{}, nats.ErrNoResponders
 		}
-		return false, jetstream.ErrInvalidJSAck
+		return pubAck{}, jetstream.ErrInvalidJSAck
 	}
-	d := m.Data
-	if bytes.HasPrefix(d, ackPrefix) && d[len(d)-1] == '}' && !bytes.Contains(d, ackError) {
-		// Stream names and domains cannot contain quotes, so the key
-		// cannot occur inside a value.
-		i := bytes.Index(d, ackDup)
-		if i < 0 {
-			return false, nil
-		}
-		v := bytes.TrimLeft(d[i+len(ackDup):], " \t\r\n")
-		return bytes.HasPrefix(v, []byte("true")), nil
+	if a, ok := scanAck(m.Data); ok {
+		return a, nil
 	}
+	return parseAckJSON(m.Data)
+}
+
+// parseAckJSON is parseAck's general path.
+func parseAckJSON(d []byte) (pubAck, error) {
 	var r ackReply
 	if err := json.Unmarshal(d, &r); err != nil {
-		return false, jetstream.ErrInvalidJSAck
+		return pubAck{}, jetstream.ErrInvalidJSAck
 	}
 	if r.Error != nil {
-		return false, r.Error
+		return pubAck{}, r.Error
 	}
 	if r.Stream == "" {
-		return false, jetstream.ErrInvalidJSAck
+		return pubAck{}, jetstream.ErrInvalidJSAck
 	}
-	return r.Duplicate, nil
+	return pubAck{stream: []byte(r.Stream), seq: r.Seq, dup: r.Duplicate}, nil
+}
+
+// scanAck reads a successful publish reply of the simple shape: a JSON
+// object whose members are "stream" (required, not empty), "seq", "domain"
+// and "duplicate", each at most once, with string values of printable ASCII
+// without escapes, an unsigned decimal seq and a true/false duplicate,
+// whitespace allowed between tokens. On anything else it reports false and
+// the caller decodes with encoding/json, so it never accepts an input that
+// encoding/json reads differently.
+func scanAck(d []byte) (a pubAck, ok bool) {
+	const (
+		hasStream = 1 << iota
+		hasSeq
+		hasDomain
+		hasDup
+	)
+	s := ackScanner{d: d}
+	seen := 0
+	if !s.byte('{') {
+		return pubAck{}, false
+	}
+	for {
+		key, ok := s.str()
+		if !ok || !s.byte(':') {
+			return pubAck{}, false
+		}
+		var bit int
+		switch string(key) { // compared without allocating
+		case "stream":
+			bit = hasStream
+			a.stream, ok = s.str()
+			ok = ok && len(a.stream) > 0
+		case "domain":
+			bit = hasDomain
+			_, ok = s.str()
+		case "seq":
+			bit = hasSeq
+			a.seq, ok = s.uint()
+		case "duplicate":
+			bit = hasDup
+			a.dup, ok = s.bool()
+		}
+		if bit == 0 || !ok || seen&bit != 0 {
+			return pubAck{}, false // another key, a bad value, or a repeated key (encoding/json keeps the last)
+		}
+		seen |= bit
+		if s.byte(',') {
+			continue
+		}
+		if !s.byte('}') {
+			return pubAck{}, false
+		}
+		s.ws()
+		return a, s.i == len(d) && seen&hasStream != 0
+	}
+}
+
+// ackScanner reads the tokens scanAck accepts.
+type ackScanner struct {
+	d []byte
+	i int
+}
+
+// ws skips JSON whitespace.
+func (s *ackScanner) ws() {
+	for s.i < len(s.d) && (s.d[s.i] == ' ' || s.d[s.i] == '\t' || s.d[s.i] == '\n' || s.d[s.i] == '\r') {
+		s.i++
+	}
+}
+
+// byte skips whitespace and then c, if it is next.
+func (s *ackScanner) byte(c byte) bool {
+	s.ws()
+	if s.i < len(s.d) && s.d[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// str reads a string of printable ASCII without escapes.
+func (s *ackScanner) str() ([]byte, bool) {
+	if !s.byte('"') {
+		return nil, false
+	}
+	start := s.i
+	for ; s.i < len(s.d); s.i++ {
+		switch c := s.d[s.i]; {
+		case c == '"':
+			s.i++
+			return s.d[start : s.i-1], true
+		case c == '\\' || c < 0x20 || c > 0x7e:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// uint reads an unsigned decimal integer without leading zeros that fits
+// in a uint64.
+func (s *ackScanner) uint() (uint64, bool) {
+	s.ws()
+	start := s.i
+	var n uint64
+	for ; s.i < len(s.d) && s.d[s.i] >= '0' && s.d[s.i] <= '9'; s.i++ {
+		d := uint64(s.d[s.i] - '0')
+		if n > (math.MaxUint64-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+	}
+	digits := s.i - start
+	if digits == 0 || digits > 1 && s.d[start] == '0' {
+		return 0, false
+	}
+	if s.i < len(s.d) && (s.d[s.i] == '.' || s.d[s.i] == 'e' || s.d[s.i] == 'E') {
+		return 0, false // a fraction or exponent: not a uint64 for encoding/json
+	}
+	return n, true
+}
+
+// bool reads true or false.
+func (s *ackScanner) bool() (bool, bool) {
+	s.ws()
+	switch {
+	case bytes.HasPrefix(s.d[s.i:], []byte("true")):
+		s.i += 4
+		return true, true
+	case bytes.HasPrefix(s.d[s.i:], []byte("false")):
+		s.i += 5
+		return false, true
+	}
+	return false, false
 }
 
 // replies are the attempts' reply subjects, <prefix><attempt id in base
@@ -151,7 +286,7 @@ func (p *JetStream) applyReply(m *nats.Msg, now time.Time) {
 	if !ok {
 		return
 	}
-	dup, err := parseAck(m)
+	a, err := parseAck(m)
 	if err != nil {
 		p.unsend(e)
 		p.c.failures.Add(1)
@@ -168,7 +303,7 @@ func (p *JetStream) applyReply(m *nats.Msg, now time.Time) {
 	e.state = stAcked
 	p.ackedAhead++
 	p.c.acked.Add(1)
-	if dup {
+	if a.dup {
 		p.c.duplicates.Add(1)
 	} else if e.reorderRisk {
 		p.c.reordered.Add(1)

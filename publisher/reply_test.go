@@ -39,9 +39,14 @@ func TestParseAck(t *testing.T) {
 		{name: "garbage", data: `not json`, err: jetstream.ErrInvalidJSAck},
 		{name: "no stream", data: `{"seq":1}`, err: jetstream.ErrInvalidJSAck},
 		{name: "truncated", data: `{"stream":"MD","seq":1`, err: jetstream.ErrInvalidJSAck},
+		{name: "nested duplicate", data: `{"stream":"MD","seq":1,"x":{"duplicate":true}}`},
+		{name: "repeated duplicate", data: `{"stream":"MD","seq":1,"duplicate":true,"duplicate":false}`},
+		{name: "capitalised duplicate", data: `{"stream":"MD","seq":1,"Duplicate":true}`, dup: true},
+		{name: "escaped duplicate", data: `{"stream":"MD","seq":1,"dupl\u0069cate":true}`, dup: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			dup, err := parseAck(&nats.Msg{Data: []byte(c.data), Header: c.header})
+			a, err := parseAck(&nats.Msg{Data: []byte(c.data), Header: c.header})
+			dup := a.dup
 			if c.code != 0 {
 				var apiErr *jetstream.APIError
 				if !errors.As(err, &apiErr) || apiErr.Code != c.code {
