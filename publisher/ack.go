@@ -303,6 +303,9 @@ func (p *JetStream) applyReply(m *nats.Msg, now time.Time) {
 	e.state = stAcked
 	p.ackedAhead++
 	p.c.acked.Add(1)
+	if e.waiter != nil {
+		e.resolve(Ack{Stream: string(a.stream), Sequence: a.seq, Duplicate: a.dup}, nil)
+	}
 	if a.dup {
 		p.c.duplicates.Add(1)
 	} else if e.reorderRisk {

@@ -143,6 +143,7 @@ func (p *JetStream) dropOldest() bool {
 			continue
 		}
 		p.discard(e)
+		e.resolve(Ack{}, ErrDropped)
 		n := p.c.dropped.Add(1)
 		if p.limiter.allow("drop") {
 			p.log.Warn("buffer full: dropping oldest unsent messages (DropOldest policy)",

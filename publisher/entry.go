@@ -42,6 +42,7 @@ type entry struct {
 	sent        bool
 	reorderRisk bool
 	apiFails    uint8
+	waiter      chan<- ackResult // PublishWait's, until resolved
 }
 
 // newEntries fills dst with new entries: the structs in one allocation, and
@@ -96,6 +97,7 @@ func (ep *entryPool) put(es ...*entry) {
 		}
 		e.id, e.subject, e.vals = 0, "", [3]string{}
 		e.state, e.sent, e.reorderRisk, e.apiFails = stQueued, false, false, 0
+		e.waiter = nil
 	}
 	ep.mu.Lock()
 	ep.free = append(ep.free, es[:min(len(es), max(ep.max-len(ep.free), 0))]...)

@@ -83,16 +83,32 @@ func NewJetStream(ctx context.Context, nc *nats.Conn, cfg Config, logger *slog.L
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	p := newJetStream(cfg, logger)
-	p.nc = nc
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("publisher: jetstream context: %w", err)
 	}
-	p.provision.js = js
 	if _, err := EnsureStream(ctx, js, cfg); err != nil {
 		return nil, err
 	}
+	return attachJetStream(nc, js, cfg, logger)
+}
+
+// startJetStream starts a publisher on nc for cfg (validated, with
+// defaults) without provisioning the stream.
+func startJetStream(nc *nats.Conn, cfg Config, logger *slog.Logger) (*JetStream, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("publisher: jetstream context: %w", err)
+	}
+	return attachJetStream(nc, js, cfg, logger)
+}
+
+// attachJetStream starts a publisher for cfg (validated, with defaults) on
+// nc, re-provisioning the stream through js when it vanishes.
+func attachJetStream(nc *nats.Conn, js jetstream.JetStream, cfg Config, logger *slog.Logger) (*JetStream, error) {
+	p := newJetStream(cfg, logger)
+	p.nc = nc
+	p.provision.js = js
 	if nc.Opts.ReconnectBufSize >= 0 {
 		p.log.Warn("the NATS connection buffers publishes while reconnecting; messages written during an outage may overtake retried ones (use publisher.Connect, or nats.ReconnectBufSize(-1))",
 			"reconnect_buf_size", nc.Opts.ReconnectBufSize)
@@ -215,6 +231,9 @@ func (p *JetStream) Close() error {
 		p.replies.unsubscribe()
 		p.mu.Lock()
 		p.closed = true
+		for i := range p.q.len() {
+			p.q.at(i).resolve(Ack{}, ErrClosed) // abandoned, if not resolved
+		}
 		n := p.buf.msgs - p.ackedAhead
 		if n > 0 {
 			p.c.abandoned.Add(uint64(n))

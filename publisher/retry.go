@@ -2,6 +2,7 @@ package publisher
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -136,6 +137,7 @@ func (p *JetStream) permanentAsync(e *entry, err error) bool {
 // reject drops a message the server can never store. p.mu is held.
 func (p *JetStream) reject(e *entry, err error) {
 	p.discard(e)
+	e.resolve(Ack{}, fmt.Errorf("%w: %w", ErrRejected, err))
 	p.c.rejected.Add(1)
 	p.log.Error("dropping a message JetStream cannot store", "msg_id", strings.Clone(e.vals[0]), "subject", e.subject, "err", err)
 }
