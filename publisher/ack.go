@@ -3,7 +3,6 @@ package publisher
 import (
 	"bytes"
 	"encoding/json"
-	"math"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -74,6 +73,9 @@ func parseAckJSON(d []byte) (pubAck, error) {
 // the caller decodes with encoding/json, so it never accepts an input that
 // encoding/json reads differently.
 func scanAck(d []byte) (a pubAck, ok bool) {
+	if a, ok := scanServerAck(d); ok {
+		return a, true
+	}
 	const (
 		hasStream = 1 << iota
 		hasSeq
@@ -121,6 +123,49 @@ func scanAck(d []byte) (a pubAck, ok bool) {
 	}
 }
 
+var (
+	ackHead    = []byte(`{"stream":"`)
+	ackSeq     = []byte(`","seq":`)
+	ackDupTail = []byte(`,"duplicate": true}`) // as nats-server writes it
+)
+
+// scanServerAck reads the two replies nats-server writes for a stream
+// without a domain, {"stream":"S","seq":N} and
+// {"stream":"S","seq":N,"duplicate": true}, byte for byte: scanAck's
+// shortcut for the common case.
+func scanServerAck(d []byte) (pubAck, bool) {
+	if !bytes.HasPrefix(d, ackHead) {
+		return pubAck{}, false
+	}
+	d = d[len(ackHead):]
+	i := bytes.IndexByte(d, '"')
+	if i <= 0 {
+		return pubAck{}, false
+	}
+	stream := d[:i]
+	for _, c := range stream {
+		if c == '\\' || c < 0x20 || c > 0x7e {
+			return pubAck{}, false
+		}
+	}
+	d = d[i:]
+	if !bytes.HasPrefix(d, ackSeq) {
+		return pubAck{}, false
+	}
+	s := ackScanner{d: d, i: len(ackSeq)}
+	seq, ok := s.uint()
+	if !ok {
+		return pubAck{}, false
+	}
+	switch tail := d[s.i:]; {
+	case len(tail) == 1 && tail[0] == '}':
+		return pubAck{stream: stream, seq: seq}, true
+	case bytes.Equal(tail, ackDupTail):
+		return pubAck{stream: stream, seq: seq, dup: true}, true
+	}
+	return pubAck{}, false
+}
+
 // ackScanner reads the tokens scanAck accepts.
 type ackScanner struct {
 	d []byte
@@ -162,25 +207,19 @@ func (s *ackScanner) str() ([]byte, bool) {
 	return nil, false
 }
 
-// uint reads an unsigned decimal integer without leading zeros that fits
-// in a uint64.
+// uint reads an unsigned decimal integer of at most 19 digits (so it
+// cannot overflow a uint64) without leading zeros; longer ones are left to
+// encoding/json.
 func (s *ackScanner) uint() (uint64, bool) {
 	s.ws()
 	start := s.i
 	var n uint64
 	for ; s.i < len(s.d) && s.d[s.i] >= '0' && s.d[s.i] <= '9'; s.i++ {
-		d := uint64(s.d[s.i] - '0')
-		if n > (math.MaxUint64-d)/10 {
-			return 0, false
-		}
-		n = n*10 + d
+		n = n*10 + uint64(s.d[s.i]-'0')
 	}
 	digits := s.i - start
-	if digits == 0 || digits > 1 && s.d[start] == '0' {
+	if digits == 0 || digits > 19 || digits > 1 && s.d[start] == '0' {
 		return 0, false
-	}
-	if s.i < len(s.d) && (s.d[s.i] == '.' || s.d[s.i] == 'e' || s.d[s.i] == 'E') {
-		return 0, false // a fraction or exponent: not a uint64 for encoding/json
 	}
 	return n, true
 }

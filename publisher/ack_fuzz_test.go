@@ -60,3 +60,22 @@ func FuzzParseAck(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParseAck measures reading the two replies nats-server writes
+// for every publish: stored, and duplicate.
+func BenchmarkParseAck(b *testing.B) {
+	for _, c := range []struct{ name, data string }{
+		{"stored", `{"stream":"MD","seq":1234567}`},
+		{"duplicate", `{"stream":"MD","seq":1234567,"duplicate": true}`},
+	} {
+		m := &nats.Msg{Data: []byte(c.data)}
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if _, err := parseAck(m); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

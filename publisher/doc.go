@@ -25,10 +25,11 @@
 //
 // # Delivery and ordering guarantees of JetStream
 //
-// Every event passed to Publish (or PublishWait) is held in the publisher's buffer until
-// JetStream acknowledges it; it is republished with the same Nats-Msg-Id
-// after a disconnect, an ack timeout (Config.AckTimeout) or a retryable
-// server error, so the stream's duplicate window removes copies. Nothing
+// Every event passed to Publish (or PublishWait) is held in the
+// publisher's buffer until JetStream acknowledges it; it is republished
+// with the same Nats-Msg-Id after a disconnect, an ack timeout
+// (Config.AckTimeout) or a retryable server error, so the stream's
+// duplicate window removes copies. Nothing
 // leaves the buffer unacknowledged except:
 //
 //   - with DropOldest, when the buffer is full (Stats.Dropped);

@@ -97,10 +97,11 @@ type symbolFlights struct {
 // buffer, order, retry and msg IDs as the data, waiting for the ack) and
 // replies with the stream sequence and last update id. A snapshot the
 // stream already holds (the same msg ID, e.g. one the bridge published
-// itself) is a success with duplicate set and the stored copy's sequence. Work is bounded: at most
-// SnapshotConcurrency fetches run at once, new fetches are rate-limited to
-// SnapshotRate/s (burst SnapshotBurst) and at most SnapshotMaxWaiters
-// requests wait; beyond that requests get a "busy" error reply at once.
+// itself) is a success with duplicate set and the stored copy's sequence.
+// Work is bounded: at most SnapshotConcurrency fetches run at once, new
+// fetches are rate-limited to SnapshotRate/s (burst SnapshotBurst) and at
+// most SnapshotMaxWaiters requests wait; beyond that requests get a "busy"
+// error reply at once.
 //
 // Every replica joins the queue group, so any replica may serve any request:
 // replicas are expected to serve the same symbols (otherwise one without the
