@@ -52,12 +52,12 @@ func BenchmarkPublishPath(b *testing.B) {
 			ctx := context.Background()
 			p := newJetStream(Config{BufferMessages: 16384}.withDefaults(), nil)
 			f := &ackingConn{out: make(chan *nats.Msg, 1024), ring: make([]replySlot, 4*p.cfg.MaxInFlight)}
-			p.pub = f.publish
+			p.link.pub = f.publish
 			acked := make(chan struct{})
 			go func() {
 				defer close(acked)
 				for m := range f.out {
-					p.acks <- m
+					p.replies.ch <- m
 				}
 			}()
 			p.start()

@@ -11,21 +11,25 @@
 //   - [EnsureStream] creates or updates the stream idempotently.
 //   - [JetStream] implements bridge.Publisher: a bounded, ordered buffer in
 //     front of JetStream, publishing asynchronously and reading the acks
-//     itself.
+//     itself. It is the one writer into the stream: [JetStream.PublishWait]
+//     sends one event through the same path and waits for its ack.
 //   - [StateWriter] implements bridge.StateSink; [ReadStates] and
 //     [WatchStates] read the bucket back for the CLI.
-//   - [SnapshotService] answers requests on <prefix>.snapshot.<exchange>.<symbol>;
-//     [SnapshotRequester] implements bridge.SnapshotRequester on top of it.
+//   - [SnapshotService] answers requests on <prefix>.snapshot.<exchange>.<symbol>,
+//     publishing the snapshots through the process's [JetStream]
+//     ([NewSnapshotService]); [SnapshotRequester] implements
+//     bridge.SnapshotRequester on top of it.
 //   - [TradeResumer] implements bridge.TradeResumer: the last trade id
 //     stored per symbol, read back from the stream (bounded work).
 //   - [StartEmbedded] runs nats-server with JetStream in process.
 //
 // # Delivery and ordering guarantees of JetStream
 //
-// Every event passed to Publish is held in the publisher's buffer until
-// JetStream acknowledges it; it is republished with the same Nats-Msg-Id
-// after a disconnect, an ack timeout (Config.AckTimeout) or a retryable
-// server error, so the stream's duplicate window removes copies. Nothing
+// Every event passed to Publish (or PublishWait) is held in the
+// publisher's buffer until JetStream acknowledges it; it is republished
+// with the same Nats-Msg-Id after a disconnect, an ack timeout
+// (Config.AckTimeout) or a retryable server error, so the stream's
+// duplicate window removes copies. Nothing
 // leaves the buffer unacknowledged except:
 //
 //   - with DropOldest, when the buffer is full (Stats.Dropped);

@@ -8,7 +8,7 @@ import (
 // BenchmarkEncode measures the per-event work Publish does before the
 // message reaches nats.go: subject lookup, JSON body, msg id and timestamp.
 func BenchmarkEncode(b *testing.B) {
-	p := &JetStream{cfg: Config{}.withDefaults(), subjects: map[string]string{}, limiter: newLogLimiter(time.Second)}
+	p := &JetStream{cfg: Config{}.withDefaults(), limiter: newLogLimiter(time.Second)}
 	evs := benchEvents(1024)
 	e := &entry{}
 	b.ReportAllocs()

@@ -9,6 +9,13 @@ var (
 	ErrConfig = errors.New("publisher: invalid configuration")
 	// ErrClosed: the publisher, state writer or service was shut down.
 	ErrClosed = errors.New("publisher: closed")
+	// ErrDropped: an event waited for with PublishWait was discarded
+	// unacknowledged because the buffer was full (DropOldest).
+	ErrDropped = errors.New("publisher: event dropped from a full buffer")
+	// ErrRejected: an event can never be stored (no valid subject or msg
+	// ID, too large, or refused by the server repeatedly). The wrapping
+	// error says why.
+	ErrRejected = errors.New("publisher: event rejected")
 	// ErrUnflushed: Shutdown's context ended before every buffered message
 	// was acknowledged. The wrapping error carries the count.
 	ErrUnflushed = errors.New("publisher: messages not acknowledged at shutdown")

@@ -290,7 +290,7 @@ func TestBufferFullDropOldest(t *testing.T) {
 
 // tradeSize is the buffer cost of one test trade with an id in [from, to).
 func tradeSize(t *testing.T, from, to int) int64 {
-	p := &JetStream{cfg: Config{SubjectPrefix: "md"}.withDefaults(), subjects: map[string]string{}, limiter: newLogLimiter(time.Second)}
+	p := &JetStream{cfg: Config{SubjectPrefix: "md"}.withDefaults(), limiter: newLogLimiter(time.Second)}
 	ev := trade("binance", "BTCUSDT", from)
 	e := p.encode(&ev, &entry{})
 	if e == nil {

@@ -39,9 +39,14 @@ func TestParseAck(t *testing.T) {
 		{name: "garbage", data: `not json`, err: jetstream.ErrInvalidJSAck},
 		{name: "no stream", data: `{"seq":1}`, err: jetstream.ErrInvalidJSAck},
 		{name: "truncated", data: `{"stream":"MD","seq":1`, err: jetstream.ErrInvalidJSAck},
+		{name: "nested duplicate", data: `{"stream":"MD","seq":1,"x":{"duplicate":true}}`},
+		{name: "repeated duplicate", data: `{"stream":"MD","seq":1,"duplicate":true,"duplicate":false}`},
+		{name: "capitalised duplicate", data: `{"stream":"MD","seq":1,"Duplicate":true}`, dup: true},
+		{name: "escaped duplicate", data: `{"stream":"MD","seq":1,"dupl\u0069cate":true}`, dup: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			dup, err := parseAck(&nats.Msg{Data: []byte(c.data), Header: c.header})
+			a, err := parseAck(&nats.Msg{Data: []byte(c.data), Header: c.header})
+			dup := a.dup
 			if c.code != 0 {
 				var apiErr *jetstream.APIError
 				if !errors.As(err, &apiErr) || apiErr.Code != c.code {
@@ -132,10 +137,10 @@ func heldPublisher(t *testing.T, cfg Config) (*JetStream, *heldConn, chan nats.S
 	p := newJetStream(cfg.withDefaults(), nil)
 	f := &heldConn{}
 	p.nc = new(nats.Conn) // never connected; only RemoveStatusListener is called
-	p.js = &lookupJS{}
-	p.pub = f.publish
-	p.connected = f.connected.Load
-	p.epochFn = f.epoch.Load
+	p.provision.js = &lookupJS{}
+	p.link.pub = f.publish
+	p.link.connected = f.connected.Load
+	p.link.count = f.epoch.Load
 	status := make(chan nats.Status, 1)
 	p.status = status
 	p.start()
@@ -171,7 +176,7 @@ func TestLateReplyIgnored(t *testing.T) {
 			t.Fatalf("retry: reply %q (first %q), msg id %q", r1, r0, id)
 		}
 
-		p.acks <- ackTo(r0) // the first attempt's late reply
+		p.replies.ch <- ackTo(r0) // the first attempt's late reply
 		synctest.Wait()
 		if st := p.Stats(); st.Acked != 0 || st.InFlight != 1 {
 			t.Fatalf("a late reply resolved something: %+v", st)
@@ -185,13 +190,13 @@ func TestLateReplyIgnored(t *testing.T) {
 			t.Fatalf("second message: reply %q, msg id %q", r2, id)
 		}
 
-		p.acks <- ackTo(r2) // the second message's reply arrives first
+		p.replies.ch <- ackTo(r2) // the second message's reply arrives first
 		synctest.Wait()
 		if st := p.Stats(); st.Acked != 1 || st.BufferedMsgs != 2 || st.InFlight != 1 {
 			t.Fatalf("after the second message's reply: %+v", st)
 		}
-		p.acks <- ackTo(r2) // a repeated reply changes nothing
-		p.acks <- ackTo(r1)
+		p.replies.ch <- ackTo(r2) // a repeated reply changes nothing
+		p.replies.ch <- ackTo(r1)
 		if err := p.Shutdown(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -224,17 +229,17 @@ func TestReplyErrors(t *testing.T) {
 				t.Fatalf("attempt %d: %q %q", i, r, id)
 			}
 			m.Subject = r
-			p.acks <- m
+			p.replies.ch <- m
 			time.Sleep(time.Second) // past any backoff
 		}
 		synctest.Wait()
 		r, _ := f.attempt(len(replies))
-		p.acks <- ackTo(r)
+		p.replies.ch <- ackTo(r)
 		synctest.Wait()
 		if st := p.Stats(); st.Acked != 1 || st.Retries != 2 || st.Failures != 2 || st.BufferedMsgs != 0 {
 			t.Fatalf("stats %+v", st)
 		}
-		if n := p.js.(*lookupJS).lookups.Load(); n != 1 {
+		if n := p.provision.js.(*lookupJS).lookups.Load(); n != 1 {
 			t.Fatalf("%d stream look-ups after a no-responders reply, want 1", n)
 		}
 
@@ -247,7 +252,7 @@ func TestReplyErrors(t *testing.T) {
 			if r == "" {
 				t.Fatalf("client error %d: no attempt", i)
 			}
-			p.acks <- &nats.Msg{Subject: r, Data: []byte(`{"error":{"code":400,"err_code":10999,"description":"bad"}}`)}
+			p.replies.ch <- &nats.Msg{Subject: r, Data: []byte(`{"error":{"code":400,"err_code":10999,"description":"bad"}}`)}
 			time.Sleep(2 * time.Second)
 		}
 		synctest.Wait()
@@ -306,7 +311,7 @@ func TestDisconnectFailsOldAttempts(t *testing.T) {
 			t.Fatalf("while reconnecting: %+v", st)
 		}
 		r2, _ := f.attempt(2)
-		p.acks <- ackTo(r2) // too late: the attempt was failed
+		p.replies.ch <- ackTo(r2) // too late: the attempt was failed
 		synctest.Wait()
 		if st := p.Stats(); st.Acked != 0 {
 			t.Fatalf("a reply to a failed attempt resolved it: %+v", st)
@@ -322,7 +327,7 @@ func TestDisconnectFailsOldAttempts(t *testing.T) {
 		}
 		for i := 5; i < f.attempts(); i++ {
 			r, _ := f.attempt(i)
-			p.acks <- ackTo(r)
+			p.replies.ch <- ackTo(r)
 		}
 		if err := p.Shutdown(ctx); err != nil {
 			t.Fatal(err)
@@ -360,13 +365,13 @@ func TestReconnectDuringWrite(t *testing.T) {
 			t.Fatalf("after the reconnect: %+v (want the two older attempts failed, the new one in flight)", st)
 		}
 		r2, _ := f.attempt(2)
-		p.acks <- ackTo(r2) // stored on the new connection
+		p.replies.ch <- ackTo(r2) // stored on the new connection
 		synctest.Wait()
 		time.Sleep(time.Second) // the retry pass
 		synctest.Wait()
 		for i := 3; i < f.attempts(); i++ {
 			r, _ := f.attempt(i)
-			p.acks <- ackTo(r)
+			p.replies.ch <- ackTo(r)
 		}
 		if err := p.Shutdown(ctx); err != nil {
 			t.Fatal(err)

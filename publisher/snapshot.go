@@ -7,13 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
 
 	"github.com/qldata/mdbridge/bridge"
@@ -94,12 +92,16 @@ type symbolFlights struct {
 // SnapshotService answers snapshot requests on
 // <ControlPrefix>.snapshot.<exchange>.<symbol> in queue group "mdbridge":
 // it validates the request, fetches the snapshot from the source (requests
-// for one symbol coalesce onto one fetch), publishes it into the stream as
-// book.snapshot (waiting for the JetStream ack) and replies with the stream
-// sequence and last update id. Work is bounded: at most
-// SnapshotConcurrency fetches run at once, new fetches are rate-limited to
-// SnapshotRate/s (burst SnapshotBurst) and at most SnapshotMaxWaiters
-// requests wait; beyond that requests get a "busy" error reply at once.
+// for one symbol coalesce onto one fetch), publishes it as book.snapshot
+// through the bridge's JetStream publisher (JetStream.PublishWait: the same
+// buffer, order, retry and msg IDs as the data, waiting for the ack) and
+// replies with the stream sequence and last update id. A snapshot the
+// stream already holds (the same msg ID, e.g. one the bridge published
+// itself) is a success with duplicate set and the stored copy's sequence.
+// Work is bounded: at most SnapshotConcurrency fetches run at once, new
+// fetches are rate-limited to SnapshotRate/s (burst SnapshotBurst) and at
+// most SnapshotMaxWaiters requests wait; beyond that requests get a "busy"
+// error reply at once.
 //
 // Every replica joins the queue group, so any replica may serve any request:
 // replicas are expected to serve the same symbols (otherwise one without the
@@ -107,7 +109,8 @@ type symbolFlights struct {
 type SnapshotService struct {
 	cfg    Config
 	nc     *nats.Conn
-	js     jetstream.JetStream
+	pub    *JetStream
+	ownPub bool // StartSnapshotService's own publisher, stopped with the service
 	src    SnapshotSource
 	filter SymbolFilter
 	log    *slog.Logger
@@ -126,24 +129,22 @@ type SnapshotService struct {
 	requests, served, failed, busy, fetches, coalesced atomic.Uint64
 }
 
-// StartSnapshotService subscribes the service on nc. The stream should exist
-// (NewJetStream or EnsureStream provisions it).
-func StartSnapshotService(nc *nats.Conn, cfg Config, src SnapshotSource, logger *slog.Logger) (*SnapshotService, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
+// NewSnapshotService subscribes the service on nc. It publishes through
+// pub, the process's publisher, and takes its configuration (control
+// prefix, snapshot limits and timeouts) from it. pub must outlive the
+// service: shut the service down first.
+func NewSnapshotService(nc *nats.Conn, pub *JetStream, src SnapshotSource, logger *slog.Logger) (*SnapshotService, error) {
+	if pub == nil {
+		return nil, fmt.Errorf("%w: nil publisher", ErrConfig)
 	}
 	if src == nil {
 		return nil, fmt.Errorf("%w: nil SnapshotSource", ErrConfig)
 	}
-	cfg = cfg.withDefaults()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, fmt.Errorf("publisher: jetstream context: %w", err)
-	}
+	cfg := pub.cfg // validated, with defaults
 	s := &SnapshotService{
 		cfg:     cfg,
 		nc:      nc,
-		js:      js,
+		pub:     pub,
 		src:     src,
 		log:     orDiscard(logger).With("component", "snapshot-service"),
 		sem:     make(chan struct{}, cfg.SnapshotConcurrency),
@@ -163,6 +164,34 @@ func StartSnapshotService(nc *nats.Conn, cfg Config, src SnapshotSource, logger 
 	_ = sub.SetPendingLimits(8192, 8<<20)
 	s.sub = sub
 	s.log.Info("snapshot service listening", "subject", subject, "queue", QueueGroup)
+	return s, nil
+}
+
+// StartSnapshotService validates cfg and starts the service on nc with a
+// publisher of its own on nc (stopped with the service), for callers that
+// have no JetStream publisher. The stream should exist (NewJetStream or
+// EnsureStream provisions it).
+//
+// Deprecated: use NewSnapshotService with the process's publisher, so that
+// snapshots and data share one writer (one order, buffer and set of
+// metrics).
+func StartSnapshotService(nc *nats.Conn, cfg Config, src SnapshotSource, logger *slog.Logger) (*SnapshotService, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if src == nil {
+		return nil, fmt.Errorf("%w: nil SnapshotSource", ErrConfig)
+	}
+	pub, err := startJetStream(nc, cfg.withDefaults(), logger)
+	if err != nil {
+		return nil, err
+	}
+	s, err := NewSnapshotService(nc, pub, src, logger)
+	if err != nil {
+		pub.Close()
+		return nil, err
+	}
+	s.ownPub = true
 	return s, nil
 }
 
@@ -308,7 +337,7 @@ func (s *SnapshotService) fetchAndPublish(exchange, symbol string) SnapshotReply
 	if ev.Type != bridge.EventBookSnapshot || ev.Exchange != exchange || ev.Symbol != symbol {
 		return fail(CodeFetchFailed, "source returned %s %s/%s, want book.snapshot %s/%s", ev.Type, ev.Exchange, ev.Symbol, exchange, symbol)
 	}
-	ack, err := s.js.PublishMsg(ctx, eventMsg(&ev, s.cfg.SubjectPrefix))
+	ack, err := s.pub.PublishWait(ctx, ev)
 	if err != nil {
 		return fail(CodePublishFailed, "publish failed: %v", err)
 	}
@@ -359,12 +388,19 @@ func (s *SnapshotService) Shutdown(ctx context.Context) error {
 		s.Close()
 		return fmt.Errorf("publisher: snapshot service shutdown: %w", ctx.Err())
 	}
+	if s.ownPub {
+		if err := s.pub.Shutdown(ctx); err != nil {
+			s.Close()
+			return fmt.Errorf("publisher: snapshot service shutdown: %w", err)
+		}
+	}
 	s.Close()
 	return nil
 }
 
-// Close stops now: it unsubscribes and cancels running fetches (their
-// requesters get an error reply).
+// Close stops now: it unsubscribes and cancels running fetches and
+// publishes (their requesters get an error reply; a snapshot already
+// queued in the publisher is still published).
 func (s *SnapshotService) Close() error {
 	s.mu.Lock()
 	s.closed = true
@@ -372,21 +408,10 @@ func (s *SnapshotService) Close() error {
 	_ = s.sub.Unsubscribe()
 	s.cancel()
 	s.wg.Wait()
-	return nil
-}
-
-// eventMsg builds the JetStream message of one event (allocating; the
-// publisher's hot path reuses buffers instead).
-func eventMsg(ev *bridge.Event, prefix string) *nats.Msg {
-	return &nats.Msg{
-		Subject: string(ev.AppendSubject(nil, prefix)),
-		Data:    ev.AppendJSON(nil),
-		Header: nats.Header{
-			HeaderMsgID:      {ev.MsgID()},
-			HeaderType:       {ev.Type.String()},
-			HeaderExchangeTS: {strconv.FormatInt(ev.TS, 10)},
-		},
+	if s.ownPub {
+		s.pub.Close()
 	}
+	return nil
 }
 
 // snapshotLimiter admits SnapshotRate fetches per second, in bursts of up

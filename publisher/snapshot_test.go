@@ -55,14 +55,33 @@ type filteredSource struct{ *fakeSource }
 
 func (f filteredSource) Serves(exchange, symbol string) bool { return f.known[exchange+"."+symbol] }
 
+// startService starts the service on nc with a publisher of cfg on nc.
 func startService(t *testing.T, nc *nats.Conn, cfg Config, src SnapshotSource) *SnapshotService {
 	t.Helper()
-	s, err := StartSnapshotService(nc, cfg, src, testLogger(t))
+	return startServiceWith(t, nc, newPublisher(t, nc, cfg), src)
+}
+
+// startServiceWith starts the service on nc, publishing through pub.
+func startServiceWith(t *testing.T, nc *nats.Conn, pub *JetStream, src SnapshotSource) *SnapshotService {
+	t.Helper()
+	s, err := NewSnapshotService(nc, pub, src, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() { s.Close() }) // before pub's Close (cleanups run last first)
 	return s
+}
+
+// unprovisioned starts a publisher of cfg on nc without provisioning the
+// stream.
+func unprovisioned(t *testing.T, nc *nats.Conn, cfg Config) *JetStream {
+	t.Helper()
+	p, err := startJetStream(nc, cfg.withDefaults(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
 }
 
 func rawRequest(t *testing.T, nc *nats.Conn, subject string, body []byte) SnapshotReply {
@@ -347,8 +366,12 @@ func TestSnapshotFailures(t *testing.T) {
 	if _, err := req.RequestSnapshot(context.Background(), "binance", "BTCUSDT"); !errors.Is(err, ErrNoResponders) {
 		t.Errorf("no service: %v, want ErrNoResponders", err)
 	}
-	// No stream: the publish fails and the reply says so.
-	startService(t, nc, Config{SnapshotTimeout: time.Second}, &fakeSource{})
+	// No stream (JetStream off, so the publisher cannot re-create it): the
+	// publish does not complete within SnapshotTimeout and the reply says so.
+	if err := srv.Server().DisableJetStream(); err != nil {
+		t.Fatal(err)
+	}
+	startServiceWith(t, nc, unprovisioned(t, nc, Config{SnapshotTimeout: time.Second}), &fakeSource{})
 	_, err := req.RequestSnapshot(context.Background(), "binance", "BTCUSDT")
 	if !errors.Is(err, ErrSnapshot) || !strings.Contains(err.Error(), "publish failed") {
 		t.Errorf("no stream: %v, want ErrSnapshot mentioning the publish", err)
@@ -356,7 +379,7 @@ func TestSnapshotFailures(t *testing.T) {
 	// A source error is reported.
 	src := &fakeSource{result: func(string, string) (bridge.Event, error) { return bridge.Event{}, errors.New("HTTP 503") }}
 	nc2 := connect(t, srv.ClientURL())
-	startService(t, nc2, Config{ControlPrefix: "ctl2"}, src)
+	startServiceWith(t, nc2, unprovisioned(t, nc2, Config{ControlPrefix: "ctl2"}), src)
 	req2, _ := NewSnapshotRequester(nc2, Config{ControlPrefix: "ctl2"}, "")
 	if _, err := req2.RequestSnapshot(context.Background(), "binance", "BTCUSDT"); !errors.Is(err, ErrSnapshot) || !strings.Contains(err.Error(), "HTTP 503") {
 		t.Errorf("source failure: %v", err)
@@ -391,5 +414,43 @@ func TestSnapshotLimiter(t *testing.T) {
 		return n
 	}() != 3 {
 		t.Error("refill must cap at burst")
+	}
+}
+
+// TestSnapshotOfPublishedEvent: a snapshot that the bridge already
+// published through the same publisher (same msg ID, as Bybit's snapshot
+// source returns) is a JetStream duplicate: the reply is a success with
+// duplicate set and the original's sequence, and the publisher counts it.
+func TestSnapshotOfPublishedEvent(t *testing.T) {
+	nc, js := provisioned(t)
+	pub := newPublisher(t, nc, Config{})
+	ev := bookSnapshot("bybit", "BTCUSDT", 500)
+	ctx := context.Background()
+	if err := pub.Publish(ctx, []bridge.Event{ev}); err != nil {
+		t.Fatal(err)
+	}
+	src := &fakeSource{result: func(string, string) (bridge.Event, error) { return ev, nil }}
+	startServiceWith(t, nc, pub, src)
+	req, _ := NewSnapshotRequester(nc, Config{}, "")
+	rep, err := req.Request(ctx, "bybit", "BTCUSDT", "gap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, "MD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := s.GetLastMsgForSubject(ctx, "md.bybit.BTCUSDT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Duplicate || rep.Seq != stored.Sequence || rep.LastID != 500 || rep.Stream != "MD" {
+		t.Fatalf("reply %+v; want a duplicate of seq %d", rep, stored.Sequence)
+	}
+	if st := pub.Stats(); st.Published != 2 || st.Acked != 2 || st.Duplicates != 1 {
+		t.Fatalf("publisher stats %+v", st)
+	}
+	if info, err := s.Info(ctx); err != nil || info.State.Msgs != 1 {
+		t.Fatalf("stream holds %+v, %v; want the one snapshot", info.State, err)
 	}
 }

@@ -76,15 +76,13 @@ func (n *Node) Start(ctx context.Context, nc *nats.Conn) (err error) {
 	if n.js, err = jetstream.New(nc); err != nil {
 		return err
 	}
-	if _, err = publisher.EnsureStream(ctx, n.js, pc); err != nil {
-		return fmt.Errorf("provisioning stream %s: %w", orDefault(pc.Stream, publisher.DefaultStream), err)
+	// NewJetStream provisions the stream (once per start).
+	if n.pub, err = publisher.NewJetStream(ctx, nc, pc, n.log); err != nil {
+		return fmt.Errorf("provisioning stream %s and starting the publisher: %w", orDefault(pc.Stream, publisher.DefaultStream), err)
 	}
 	kv, err := publisher.EnsureStateBucket(ctx, n.js, pc)
 	if err != nil {
 		return fmt.Errorf("provisioning KV bucket %s: %w", orDefault(pc.KVBucket, publisher.DefaultKVBucket), err)
-	}
-	if n.pub, err = publisher.NewJetStream(ctx, nc, pc, n.log); err != nil {
-		return fmt.Errorf("publisher: %w", err)
 	}
 	if n.states, err = publisher.NewStateWriter(kv, pc, n.log); err != nil {
 		return fmt.Errorf("state writer: %w", err)
@@ -100,7 +98,7 @@ func (n *Node) Start(ctx context.Context, nc *nats.Conn) (err error) {
 	if n.cfg.Hooks.Source != nil {
 		src = n.cfg.Hooks.Source(n.streams)
 	}
-	if n.svc, err = publisher.StartSnapshotService(nc, pc, src, n.log); err != nil {
+	if n.svc, err = publisher.NewSnapshotService(nc, n.pub, src, n.log); err != nil {
 		return fmt.Errorf("snapshot service: %w", err)
 	}
 	for _, s := range n.streams {
