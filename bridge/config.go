@@ -70,6 +70,7 @@ const (
 	DefaultMaxFrameBytes       = 16 << 20
 	DefaultRecentTradesLimit   = 1000
 	DefaultQuietCheck          = 5 * time.Second
+	DefaultSilenceCheck        = time.Minute
 )
 
 // StreamConfig configures a Stream. The zero value of every field except
@@ -182,6 +183,18 @@ type StreamConfig struct {
 	// most one per symbol and kind, about one per second stream-wide.
 	// Default 5s; negative disables.
 	QuietCheck time.Duration
+	// SilenceCheck is how long a connection may deliver no data frame
+	// (while its heartbeat is fine: pings and pongs still flow) before the
+	// bridge asks the venue whether it has data the connection did not
+	// deliver: the latest trade of up to three of its symbols (or, without
+	// trades, a book snapshot, or for a stream-snapshot book a resubscribe
+	// that must answer within ResyncTimeout). If the venue has moved on,
+	// the feed is silent and the connection is replaced (reconnect,
+	// backfill, resync); if not, the symbols are just quiet and nothing
+	// happens until the next SilenceCheck. A silent feed is so detected
+	// within SilenceCheck plus one probe (a REST round trip, or
+	// ResyncTimeout). Default 1m; negative disables.
+	SilenceCheck time.Duration
 	// RecentTradesLimit is the number of recent trades requested for a
 	// best-effort backfill on venues without consecutive trade ids (Bybit),
 	// when the adapter implements RecentTrader. Default 1000.
@@ -292,6 +305,7 @@ func (c StreamConfig) validate() (*settings, error) {
 	def(&c.DedupTTL, DefaultDedupTTL)
 	def(&c.ResyncTimeout, DefaultResyncTimeout)
 	def(&c.QuietCheck, DefaultQuietCheck)
+	def(&c.SilenceCheck, DefaultSilenceCheck)
 	defInt(&c.SnapshotConcurrency, DefaultSnapshotConcurrency)
 	defInt(&c.SnapshotsPerMinute, DefaultSnapshotsPerMinute)
 	defInt(&c.BackfillMax, DefaultBackfillMax)

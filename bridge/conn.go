@@ -87,6 +87,7 @@ type conn struct {
 	ackErr  error               // first refused subscription
 	evBuf   []Event             // decode buffer, used by the read loop only
 	gotData atomic.Bool         // a data frame arrived
+	dataAt  atomic.Int64        // when the last data frame arrived (or the connection opened, or a silence probe found the venue quiet), Unix ns
 
 	// delivering is set while the read loop hands a frame's events to the
 	// shard (which may wait for the publisher): the connection is not
@@ -144,6 +145,7 @@ func dial(ctx context.Context, own connOwner, env *connEnv, id string) (*conn, e
 	}
 	ws.SetPingHandler(c.onPing)
 	ws.SetPongHandler(func(string) error { c.alive(); return nil })
+	c.dataAt.Store(c.opened.UnixNano())
 	return c, nil
 }
 
@@ -446,6 +448,7 @@ func (c *conn) readLoop() {
 		}
 		if len(evs) > 0 {
 			c.gotData.Store(true)
+			c.dataAt.Store(recv)
 			c.delivering.Store(true)
 			c.own.deliver(c, evs)
 			c.delivering.Store(false)

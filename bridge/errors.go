@@ -34,6 +34,9 @@ var (
 	// ErrStale: a connection was silent for longer than the heartbeat
 	// timeout and was replaced.
 	ErrStale = errors.New("bridge: connection stale")
+	// ErrSilent: a connection delivered no data for SilenceCheck while the
+	// venue had data for its symbols (a silent feed), and was replaced.
+	ErrSilent = errors.New("bridge: connection silent")
 	// ErrSubscribe: the exchange did not acknowledge a subscription in time
 	// or refused it.
 	ErrSubscribe = errors.New("bridge: subscribe failed")

@@ -73,6 +73,7 @@ type shard struct {
 	spare   [][]Event   // empty batch buffers for reuse
 	quietAt time.Time   // when to verify symbols quiet since the last suspect event (zero: none pending)
 	quietBy time.Time   // latest time for the pending check
+	probing bool        // a silence probe runs (probeSilence)
 
 	pubMu sync.Mutex // held while publishing the queue (publishQueued)
 
@@ -308,6 +309,11 @@ func (sh *shard) housekeeping() {
 		if b := sym.stream; b != nil && b.state == bookResyncing && now.Sub(b.resyncAt) > sh.st.cfg.ResyncTimeout {
 			sh.resubscribe(sym, "no snapshot within the resync timeout")
 		}
+	}
+	if d := sh.st.cfg.SilenceCheck; d > 0 && sh.primary != nil && !sh.probing && now.UnixNano()-sh.primary.dataAt.Load() > int64(d) {
+		c := sh.primary
+		sh.probing = true
+		sh.st.goWork(func(ctx context.Context) { sh.probeSilence(ctx, c) })
 	}
 	if sh.quietAt.IsZero() || now.Before(sh.quietAt) {
 		return

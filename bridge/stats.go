@@ -37,6 +37,8 @@ type connCounters struct {
 	malformed  atomic.Uint64 // frames dropped as malformed (or over the read limit)
 	reconnects atomic.Uint64 // connection losses followed by a reconnect
 	rotations  atomic.Uint64 // make-before-break rotations completed
+	silence    atomic.Uint64 // silence probes run (StreamConfig.SilenceCheck)
+	silent     atomic.Uint64 // connections replaced because the feed was silent
 }
 
 // Stats are a stream's totals since NewStream, for metrics. All counters
@@ -54,6 +56,11 @@ type Stats struct {
 	Malformed  uint64 // frames dropped as malformed, oversized or unexpected
 	Reconnects uint64 // connection losses followed by a reconnect
 	Rotations  uint64 // make-before-break rotations completed
+	// SilenceProbes counts the venue checks of connections that delivered
+	// no data for SilenceCheck; SilentFeeds those that found the venue had
+	// moved on (the connection was replaced).
+	SilenceProbes uint64
+	SilentFeeds   uint64
 	// Connections is the state of each connection slot, in plan order.
 	Connections []ConnStats
 }

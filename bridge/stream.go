@@ -339,6 +339,8 @@ func (s *Stream) Stats() Stats {
 		st.Malformed += sh.ctr.malformed.Load()
 		st.Reconnects += sh.ctr.reconnects.Load()
 		st.Rotations += sh.ctr.rotations.Load()
+		st.SilenceProbes += sh.ctr.silence.Load()
+		st.SilentFeeds += sh.ctr.silent.Load()
 		for _, sym := range sh.list {
 			c := &sym.ctr
 			st.Received += c.received.Load()
