@@ -838,20 +838,9 @@ func (h *harness) quiesceAndDrain(ctx context.Context) (map[string]exsim.Range, 
 func (h *harness) reconcile(ctx context.Context, rep *Report, gen map[string]exsim.Range) error {
 	var truths []MarketTruth
 	for _, m := range h.cfg.Markets {
-		t, err := h.sim.Truth(m.Venue, m.Symbol)
+		mt, err := marketTruth(h.sim, m.Venue, m.Symbol, h.cfg.BybitDepth)
 		if err != nil {
-			return fmt.Errorf("%w: truth: %w", ErrHarness, err)
-		}
-		b, err := h.sim.Book(m.Venue, m.Symbol)
-		if err != nil {
-			return fmt.Errorf("%w: book: %w", ErrHarness, err)
-		}
-		mt := MarketTruth{Venue: m.Venue, Symbol: m.Symbol, Trades: t.Get(exsim.SeriesTrade), Bids: b.Bids, Asks: b.Asks}
-		if m.Venue == exsim.Binance {
-			mt.Book, mt.BookID = t.Get(exsim.SeriesDepth), b.LastUpdateID
-		} else {
-			d := h.cfg.BybitDepth
-			mt.Book, mt.Depth, mt.BookID = t.Get(exsim.SeriesOrderbook(d)), d, b.BybitU[d]
+			return err
 		}
 		truths = append(truths, mt)
 	}
@@ -890,6 +879,27 @@ func (h *harness) reconcile(ctx context.Context, rep *Report, gen map[string]exs
 	}
 	h.mu.Unlock()
 	return nil
+}
+
+// marketTruth takes the simulator's ground truth of one market: its trades
+// and the book series the bridge follows (Binance depth; Bybit
+// orderbook.<bybitDepth>, compared to that many levels per side).
+func marketTruth(sim *exsim.Server, v exsim.Venue, symbol string, bybitDepth int) (MarketTruth, error) {
+	t, err := sim.Truth(v, symbol)
+	if err != nil {
+		return MarketTruth{}, fmt.Errorf("%w: truth: %w", ErrHarness, err)
+	}
+	b, err := sim.Book(v, symbol)
+	if err != nil {
+		return MarketTruth{}, fmt.Errorf("%w: book: %w", ErrHarness, err)
+	}
+	mt := MarketTruth{Venue: v, Symbol: symbol, Trades: t.Get(exsim.SeriesTrade), Bids: b.Bids, Asks: b.Asks}
+	if v == exsim.Binance {
+		mt.Book, mt.BookID = t.Get(exsim.SeriesDepth), b.LastUpdateID
+	} else {
+		mt.Book, mt.Depth, mt.BookID = t.Get(exsim.SeriesOrderbook(bybitDepth)), bybitDepth, b.BybitU[bybitDepth]
+	}
+	return mt, nil
 }
 
 // connFates attributes every simulator connection to a replica generation
