@@ -485,7 +485,7 @@ func (rep *Report) WriteText(w io.Writer) error {
 	}
 	c := rep.Config
 	fmt.Fprintf(&b, "mdbridge chaos soak: %s   seed %d\n", verdict, rep.Seed)
-	fmt.Fprintf(&b, "reproduce: mdbridge chaos --duration %s --seed %d\n", c.Duration, rep.Seed)
+	fmt.Fprintf(&b, "reproduce: mdbridge chaos --duration %s --seed %d --bybit-depth %d\n", c.Duration, rep.Seed, c.BybitDepth)
 	fmt.Fprintf(&b, "faults for %s (every %s on average, overlapping), warm-up %s, settle %s; whole run %s\n",
 		rep.ChaosPhase.Round(time.Second), c.FaultEvery, c.Warmup, c.Settle, rep.Elapsed.Round(time.Second))
 	fmt.Fprintf(&b, "%d replicas active-active, heartbeat timeout %s, rotation age %s, Bybit orderbook depth %d, snapshot requests every %s\nmarkets (trades/s / book updates/s): %s\nbook consumer rule: %s\n",

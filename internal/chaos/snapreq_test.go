@@ -20,7 +20,7 @@ const snapshotRequestSeed = 41
 
 // TestSnapshotRequestsKeepBooks is issue 19's first failure, at every
 // Bybit depth the bridge supports: a consumer asks for snapshots on the
-// control subject (`nats req mdctl.snapshot.<exchange>.<symbol> ''`)
+// control subject (`nats req mdctl.snapshot.<exchange>.<symbol>`, empty body)
 // while the markets run and faults overlap the requests (withheld book
 // diffs, Bybit re-snapshots, a closed connection); two replicas serve
 // them. The stream, replayed by the README rule (BookReplay) and by
