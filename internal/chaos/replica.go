@@ -30,9 +30,12 @@ type replicaConfig struct {
 	restURL  string // the replica's proxy, http://
 	// bybitDepth is the Bybit orderbook depth (0: the adapter's default).
 	bybitDepth int
-	tune       func(*bridge.StreamConfig)
-	logger     *slog.Logger
-	rec        *recorder
+	// wrapPub, if set, wraps the publisher the streams see (inside the
+	// recorder's tee), e.g. to hold publishes back in a test.
+	wrapPub func(bridge.Publisher) bridge.Publisher
+	tune    func(*bridge.StreamConfig)
+	logger  *slog.Logger
+	rec     *recorder
 }
 
 // GenerationStats are the counters of one replica generation (from its
@@ -98,7 +101,12 @@ func (r *replica) nodeConfig(log *slog.Logger, gen int) node.Config {
 		Venues: node.Venues{BinanceWSURL: c.wsURL, BinanceRESTURL: c.restURL, BybitWSURL: c.wsURL, BybitRESTURL: c.restURL,
 			BybitBookDepth: c.bybitDepth},
 		Hooks: node.Hooks{
-			Publisher: func(p bridge.Publisher) bridge.Publisher { return teePublisher{next: p, rec: c.rec, replica: c.index} },
+			Publisher: func(p bridge.Publisher) bridge.Publisher {
+				if c.wrapPub != nil {
+					p = c.wrapPub(p)
+				}
+				return teePublisher{next: p, rec: c.rec, replica: c.index}
+			},
 			StateSink: func(s bridge.StateSink) bridge.StateSink { return teeSink{next: s, rec: c.rec, replica: c.index} },
 			Requester: func(q bridge.SnapshotRequester) bridge.SnapshotRequester {
 				return recordingRequester{next: q, rec: c.rec, replica: c.index}
