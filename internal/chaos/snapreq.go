@@ -3,7 +3,6 @@ package chaos
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -118,5 +117,3 @@ func (s *snapshotRequester) results() []SnapshotRequests {
 
 // marketKey names one market.
 type marketKey struct{ exchange, symbol string }
-
-func (k marketKey) String() string { return fmt.Sprintf("%s %s", k.exchange, k.symbol) }
