@@ -28,6 +28,8 @@ func cmdChaos(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	rotation := fs.Duration("rotation-age", chaos.DefaultRotationAge, "connection age of the bridge's make-before-break rotation (negative: venue default)")
 	kinds := fs.String("kinds", "", "comma list of fault kinds to inject (default: all)")
 	natsPort := fs.Int("nats-port", 0, "port of the embedded NATS server (0: any free port)")
+	bybitDepth := fs.Int("bybit-depth", chaos.DefaultBybitDepth, "Bybit orderbook depth the replicas subscribe and the soak compares: 1, 50, 200 or 1000 (MDB_BYBIT_BOOK_DEPTH)")
+	snapshotEvery := fs.Duration("snapshot-every", chaos.DefaultSnapshotEvery, "period of the snapshot requests on the control subject during the faults, one per market (negative: none)")
 	dir := fs.String("dir", "", "keep the JetStream store in this directory for inspection (default: a temporary directory, removed)")
 	heapProfile := fs.String("heap-profile", "", "write a heap profile taken after the faults to this file (investigating resource growth)")
 	logPath := fs.String("log", "", "write the simulator's, NATS's and the bridges' logs to this file")
@@ -52,7 +54,7 @@ func cmdChaos(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	cfg := chaos.Config{
 		Duration: *duration, Seed: *seed, Warmup: *warmup, Settle: *settle, FaultEvery: *every,
 		HeartbeatTimeout: *heartbeat, RotationAge: *rotation, NATSPort: *natsPort, Dir: *dir,
-		HeapProfile: *heapProfile,
+		HeapProfile: *heapProfile, BybitDepth: *bybitDepth, SnapshotEvery: *snapshotEvery,
 	}
 	for k := range strings.SplitSeq(*kinds, ",") {
 		if k = strings.TrimSpace(k); k != "" {

@@ -23,6 +23,7 @@ func TestChaosFlags(t *testing.T) {
 		{"negative duration", []string{"--duration", "-1m"}, exitUsage, "Duration must not be negative"},
 		{"bad log level", []string{"--log-level", "loud"}, exitUsage, "--log-level"},
 		{"bad port", []string{"--nats-port", "99999"}, exitUsage, "NATSPort"},
+		{"bad bybit depth", []string{"--bybit-depth", "25"}, exitUsage, "BybitDepth 25"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

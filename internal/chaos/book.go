@@ -10,11 +10,14 @@ import (
 
 // BookReplay is the order book a downstream consumer builds from one
 // subject of the stream by the wire contract (README "Building a book"):
-// the consumer keeps the recent deltas; a book.snapshot older than the
-// book (last_id below the book id, other than 1, Bybit's restart marker) is
-// skipped; any other book.snapshot with last_id L resets the book to it, and
-// the kept deltas that continue it are applied by id (one with first_id <= L+1 <= last_id, then one that continues that,
-// and so on, in whatever order they were stored); then a book.delta with
+// the consumer keeps the recent deltas; a book.snapshot of another update-id
+// series than the deltas (its "depth" differs from theirs, or it has none
+// while they have one) cannot chain to them and is skipped; a book.snapshot
+// older than the book (last_id below the book id, other than 1, Bybit's
+// restart marker) is skipped; any other book.snapshot with last_id L resets
+// the book to it, and the kept deltas that continue it are applied by id
+// (one with first_id <= L+1 <= last_id, then one that continues that, and
+// so on, in whatever order they were stored); then a book.delta with
 // last_id <= the book id is already covered and skipped, a delta whose
 // first_id is beyond the book id + 1 is a gap (the book is unusable while
 // updates are missing), and any other delta is applied (quantity "0"
@@ -22,14 +25,24 @@ import (
 // gap closes when a later-stored delta fills it (Healed) or at the next
 // snapshot.
 //
+// Series: "depth" (Bybit's orderbook stream depth, 1, 50, 200 or 1000) names
+// the update-id series of an event; an event without it (Binance, or a
+// bridge from before the field) chains with any series. The deltas' series
+// is that of the latest delta carrying one. A delta of another series than
+// the book's snapshot cannot continue the book: the book is unusable until a
+// snapshot of the deltas' series. Without deltas (Bybit depth 1 sends only
+// snapshots) ids of two series are not compared: a snapshot of another
+// series than the book's resets it.
+//
 // With ResetOnly set, the replay is the naive consumer that only resets on
 // a snapshot and applies later deltas (the rule before active-active
-// replicas were taken into account); the reconciliation runs it as a
-// diagnostic: its gaps show how often a replica's snapshot was stored after
-// another replica's newer deltas.
+// replicas were taken into account; it skips snapshots of another series
+// too); the reconciliation runs it as a diagnostic: its gaps show how often
+// a replica's snapshot was stored after another replica's newer deltas.
 //
 // This is an implementation independent of bridge.BookBuilder, so the
-// soak also cross-checks the library.
+// soak also cross-checks the library. It reads the series from the stored
+// body itself (StreamMsg.Depth), not from bridge.DecodeJSON.
 type BookReplay struct {
 	ResetOnly bool
 	// Retain is how many recent deltas are kept for replay after a
@@ -42,12 +55,16 @@ type BookReplay struct {
 	// gap was seen after it.
 	Live    bool
 	started bool
-	recent  []bridge.Event // kept deltas, a ring from head
-	head    int
+	// Series is the depth of the snapshot the book was reset to (0: none
+	// given); DeltaSeries that of the latest delta that carried one.
+	Series, DeltaSeries int
+	recent              []keptDelta // kept deltas, a ring from head
+	head                int
 	// gapLogged is true when the open gap is the last entry of GapLog.
 	gapLogged bool
 
 	Snapshots      int // snapshots seen
+	Foreign        int // snapshots skipped as of another id series than the deltas
 	StaleSnapshots int // snapshots older than the live book they reset
 	Replayed       int // kept deltas applied after a snapshot
 	Deltas         int // deltas seen
@@ -61,6 +78,14 @@ type BookReplay struct {
 	GapLog []string
 	// StaleLog lists the first stale snapshots (bounded).
 	StaleLog []StaleSnapshot
+	// ForeignLog describes the first foreign-series snapshots (bounded).
+	ForeignLog []string
+}
+
+// keptDelta is a kept delta with its series.
+type keptDelta struct {
+	ev    bridge.Event
+	depth int
 }
 
 // StaleSnapshot is a snapshot older than the live book it met.
@@ -74,12 +99,26 @@ type StaleSnapshot struct {
 
 const maxGapLog = 8
 
-// Apply feeds the next event of the subject (stream sequence seq).
-func (b *BookReplay) Apply(seq uint64, ev *bridge.Event) {
+// Apply feeds the next event of the subject (stream sequence seq), an event
+// without a series (as ApplyDepth with depth 0).
+func (b *BookReplay) Apply(seq uint64, ev *bridge.Event) { b.ApplyDepth(seq, ev, 0) }
+
+// ApplyDepth feeds the next event of the subject (stream sequence seq) of
+// update-id series depth (the body's "depth"; 0 when it has none).
+func (b *BookReplay) ApplyDepth(seq uint64, ev *bridge.Event, depth int) {
 	switch ev.Type {
 	case bridge.EventBookSnapshot:
 		b.Snapshots++
-		if b.started && ev.LastID < b.LastID && ev.LastID != 1 {
+		if b.DeltaSeries != 0 && depth != b.DeltaSeries {
+			b.Foreign++
+			if len(b.ForeignLog) < maxGapLog {
+				b.ForeignLog = append(b.ForeignLog, fmt.Sprintf("seq %d: snapshot %d of depth %d on deltas of depth %d (book id %d)",
+					seq, ev.LastID, depth, b.DeltaSeries, b.LastID))
+			}
+			return // its ids cannot chain to the deltas
+		}
+		comparable := b.started && sameSeries(depth, b.Series)
+		if comparable && ev.LastID < b.LastID && ev.LastID != 1 {
 			b.StaleSnapshots++
 			if len(b.StaleLog) < maxGapLog {
 				b.StaleLog = append(b.StaleLog, StaleSnapshot{Seq: seq, LastID: ev.LastID, BookID: b.LastID})
@@ -88,7 +127,7 @@ func (b *BookReplay) Apply(seq uint64, ev *bridge.Event) {
 				return // the documented consumer skips it: its book is newer
 			}
 		}
-		if b.started && ev.LastID < b.LastID {
+		if comparable && ev.LastID < b.LastID {
 			b.recent, b.head = nil, 0 // ids restarted: the kept deltas are void
 		}
 		wasLive := b.Live || !b.started
@@ -100,7 +139,7 @@ func (b *BookReplay) Apply(seq uint64, ev *bridge.Event) {
 		for _, l := range ev.Asks {
 			setLevel(b.Asks, l)
 		}
-		b.LastID, b.Live, b.started = ev.LastID, true, true
+		b.LastID, b.Live, b.started, b.Series = ev.LastID, true, true, depth
 		if b.ResetOnly {
 			return
 		}
@@ -114,10 +153,21 @@ func (b *BookReplay) Apply(seq uint64, ev *bridge.Event) {
 		}
 	case bridge.EventBookDelta:
 		b.Deltas++
-		b.keep(ev)
+		if depth != 0 {
+			b.DeltaSeries = depth
+		}
+		b.keep(ev, depth)
 		switch {
 		case !b.started:
 			b.BeforeSnapshot++
+		case !sameSeries(depth, b.Series):
+			// The deltas are of another series than the book: it cannot
+			// follow them until a snapshot of theirs.
+			if b.Live {
+				b.gap(seq, ev, fmt.Sprintf("depth %d on a book from a depth %d snapshot", depth, b.Series))
+			} else {
+				b.Waiting++
+			}
 		case ev.LastID <= b.LastID:
 			b.Covered++
 		case ev.FirstID > b.LastID+1:
@@ -148,6 +198,10 @@ func (b *BookReplay) Apply(seq uint64, ev *bridge.Event) {
 	}
 }
 
+// sameSeries reports whether the ids of two series (depths) chain: equal,
+// or either not given.
+func sameSeries(a, b int) bool { return a == 0 || b == 0 || a == b }
+
 // replay applies kept deltas that continue the book, by id, until none
 // does, and returns how many it applied.
 func (b *BookReplay) replay() int {
@@ -155,8 +209,8 @@ func (b *BookReplay) replay() int {
 	for more := true; more; {
 		more = false
 		for i := range b.recent {
-			if d := &b.recent[i]; d.FirstID <= b.LastID+1 && d.LastID > b.LastID {
-				b.apply(d)
+			if k := &b.recent[i]; k.ev.FirstID <= b.LastID+1 && k.ev.LastID > b.LastID && sameSeries(k.depth, b.Series) {
+				b.apply(&k.ev)
 				n++
 				more = true
 			}
@@ -169,8 +223,8 @@ func (b *BookReplay) replay() int {
 // before it), or nil.
 func (b *BookReplay) beyond() *bridge.Event {
 	for i := range b.recent {
-		if b.recent[i].LastID > b.LastID {
-			return &b.recent[i]
+		if k := &b.recent[i]; k.ev.LastID > b.LastID && sameSeries(k.depth, b.Series) {
+			return &k.ev
 		}
 	}
 	return nil
@@ -200,7 +254,7 @@ func (b *BookReplay) gap(seq uint64, d *bridge.Event, where string) {
 }
 
 // keep retains a delta for replay after a later snapshot.
-func (b *BookReplay) keep(ev *bridge.Event) {
+func (b *BookReplay) keep(ev *bridge.Event, depth int) {
 	if b.ResetOnly {
 		return
 	}
@@ -209,10 +263,10 @@ func (b *BookReplay) keep(ev *bridge.Event) {
 		limit = bridge.DefaultBookRetain
 	}
 	if len(b.recent) < limit {
-		b.recent = append(b.recent, *ev)
+		b.recent = append(b.recent, keptDelta{*ev, depth})
 		return
 	}
-	b.recent[b.head] = *ev
+	b.recent[b.head] = keptDelta{*ev, depth}
 	b.head = (b.head + 1) % limit
 }
 

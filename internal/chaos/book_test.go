@@ -166,3 +166,117 @@ func TestCompareDecimal(t *testing.T) {
 		}
 	}
 }
+
+// TestBookReplaySeries: the README rule's series check. Bybit numbers
+// each orderbook depth's updates separately ("depth" on the event); a
+// snapshot of another series than the deltas cannot chain to them and is
+// skipped, whether its id is above or below the book's; one without a
+// depth on deltas that carry one is skipped too; a delta of another series
+// than the book's snapshot leaves the book unusable until a snapshot of
+// its series; without deltas (depth 1) a snapshot of another series
+// resets the book.
+func TestBookReplaySeries(t *testing.T) {
+	type step struct {
+		ev    bridge.Event
+		depth int
+	}
+	tests := []struct {
+		name        string
+		steps       []step
+		wantID      int64
+		wantLive    bool
+		wantForeign int
+		wantGaps    int
+		wantBids    map[string]string
+	}{
+		{
+			name: "foreign snapshots above and below the book are skipped",
+			steps: []step{{snap(100, lv("10", "1"), nil), 50}, {delta(101, 101, lv("10", "2"), nil), 50},
+				{snap(30739102, lv("99", "9"), nil), 1000}, {snap(7, lv("99", "9"), nil), 1000}, {snap(30739102, lv("99", "9"), nil), 0},
+				{delta(102, 102, lv("11", "1"), nil), 50}},
+			wantID: 102, wantLive: true, wantForeign: 3, wantBids: map[string]string{"10": "2", "11": "1"},
+		},
+		{
+			name: "a snapshot of the deltas' series resets",
+			steps: []step{{snap(100, lv("10", "1"), nil), 200}, {delta(101, 101, lv("10", "2"), nil), 200},
+				{snap(103, lv("12", "1"), nil), 200}, {delta(104, 104, lv("13", "1"), nil), 200}},
+			wantID: 104, wantLive: true, wantBids: map[string]string{"12": "1", "13": "1"},
+		},
+		{
+			// A REST snapshot (1000-level series) published before the
+			// first delta: the book starts from it, and the first delta
+			// of the stream's series shows it cannot continue.
+			name: "a book from a foreign snapshot waits for one of the deltas' series",
+			steps: []step{{snap(900000, lv("99", "9"), nil), 1000}, {delta(101, 101, lv("10", "2"), nil), 50},
+				{delta(102, 102, lv("10", "3"), nil), 50}, {snap(101, lv("10", "2"), nil), 50}},
+			wantID: 102, wantLive: true, wantGaps: 1, wantBids: map[string]string{"10": "3"},
+		},
+		{
+			name: "deltas moving to another series invalidate the book until its snapshot",
+			steps: []step{{snap(100, lv("10", "1"), nil), 50}, {delta(101, 101, lv("10", "2"), nil), 50},
+				{delta(9000, 9000, lv("10", "6"), nil), 200}, {delta(9001, 9001, lv("10", "7"), nil), 200},
+				{snap(104, nil, nil), 50}, {snap(9000, lv("10", "6"), nil), 200}},
+			wantID: 9001, wantLive: true, wantGaps: 1, wantForeign: 1, wantBids: map[string]string{"10": "7"},
+		},
+		{
+			name: "depth 1: snapshots only, a foreign one does not freeze the book",
+			steps: []step{{snap(500, lv("10", "1"), nil), 1}, {snap(90000, lv("99", "9"), nil), 1000},
+				{snap(501, lv("10", "2"), nil), 1}, {snap(501, lv("10", "2"), nil), 1}, {snap(499, lv("10", "0.5"), nil), 1}},
+			wantID: 501, wantLive: true, wantBids: map[string]string{"10": "2"},
+		},
+		{
+			// What an old bridge published: no depth anywhere, a REST
+			// snapshot (u of the 1000-level stream) far above the deltas'
+			// ids. Nothing tells the consumer: its book takes the foreign
+			// snapshot and then skips every delta as covered (issue 19).
+			name: "without depth a foreign snapshot freezes the book",
+			steps: []step{{snap(100, lv("10", "1"), nil), 0}, {delta(101, 101, lv("10", "2"), nil), 0},
+				{snap(30739102, lv("99", "9"), nil), 0}, {delta(102, 102, lv("11", "1"), nil), 0}},
+			wantID: 30739102, wantLive: true, wantBids: map[string]string{"99": "9"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b BookReplay
+			for i, s := range tt.steps {
+				b.ApplyDepth(uint64(i+1), &s.ev, s.depth)
+			}
+			if b.LastID != tt.wantID || b.Live != tt.wantLive || b.Foreign != tt.wantForeign || b.Gaps != tt.wantGaps {
+				t.Fatalf("id %d live %v foreign %d gaps %d, want %d %v %d %d (gaps %v, foreign %v)", b.LastID, b.Live, b.Foreign, b.Gaps,
+					tt.wantID, tt.wantLive, tt.wantForeign, tt.wantGaps, b.GapLog, b.ForeignLog)
+			}
+			if len(b.Bids) != len(tt.wantBids) {
+				t.Fatalf("bids %v, want %v", b.Bids, tt.wantBids)
+			}
+			for p, q := range tt.wantBids {
+				if b.Bids[p] != q {
+					t.Fatalf("bids %v, want %v", b.Bids, tt.wantBids)
+				}
+			}
+		})
+	}
+}
+
+func TestBodyDepth(t *testing.T) {
+	tests := []struct {
+		body    string
+		ev      bridge.Event
+		want    int
+		wantErr string
+	}{
+		{`{"type":"book.delta","last_id":5,"depth":50}`, bridge.Event{Type: bridge.EventBookDelta, Exchange: "bybit"}, 50, ""},
+		{`{"type":"book.snapshot","last_id":5,"depth":1000}`, bridge.Event{Type: bridge.EventBookSnapshot, Exchange: "bybit-linear"}, 1000, ""},
+		{`{"type":"book.snapshot","last_id":5}`, bridge.Event{Type: bridge.EventBookSnapshot, Exchange: "bybit"}, 0, ""},
+		{`{"type":"book.snapshot","last_id":5,"depth":25}`, bridge.Event{Type: bridge.EventBookSnapshot, Exchange: "bybit"}, 0, "want 1, 50"},
+		{`{"type":"book.snapshot","last_id":5,"depth":"50"}`, bridge.Event{Type: bridge.EventBookSnapshot, Exchange: "bybit"}, 0, "not an integer"},
+		{`{"type":"book.snapshot","last_id":5,"depth":50.5}`, bridge.Event{Type: bridge.EventBookSnapshot, Exchange: "bybit"}, 0, "not an integer"},
+		{`{"type":"book.delta","last_id":5,"depth":50}`, bridge.Event{Type: bridge.EventBookDelta, Exchange: "binance"}, 0, "Bybit book events only"},
+		{`{"type":"trade","id":"1","depth":50}`, bridge.Event{Type: bridge.EventTrade, Exchange: "bybit"}, 0, "Bybit book events only"},
+	}
+	for _, tt := range tests {
+		got, err := bodyDepth([]byte(tt.body), &tt.ev)
+		if got != tt.want || (err == nil) != (tt.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("bodyDepth(%s) = %d, %v; want %d, %q", tt.body, got, err, tt.want, tt.wantErr)
+		}
+	}
+}

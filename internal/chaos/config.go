@@ -19,6 +19,8 @@ const (
 	DefaultHeartbeatTimeout = 5 * time.Second
 	DefaultRotationAge      = 75 * time.Second
 	DefaultSampleEvery      = 5 * time.Second
+	DefaultSnapshotEvery    = 5 * time.Second
+	DefaultBybitDepth       = 50
 )
 
 // Resource bounds checked at the end of a soak: the steady-state sample
@@ -74,6 +76,15 @@ type Config struct {
 	// SampleEvery is the period of the goroutine and memory samples.
 	// Default 5s.
 	SampleEvery time.Duration
+	// SnapshotEvery is the period of the snapshot requests sent on the
+	// control subject during the fault phase (one request per market per
+	// round, as a consumer would send them), overlapping the faults.
+	// Default 5s; negative sends none.
+	SnapshotEvery time.Duration
+	// BybitDepth is the Bybit orderbook depth the replicas subscribe
+	// (MDB_BYBIT_BOOK_DEPTH: 1, 50, 200 or 1000) and the number of levels
+	// per side compared. Default 50.
+	BybitDepth int
 	// NATSPort is the embedded NATS server's port; 0 picks a free one.
 	NATSPort int
 	// Dir holds the JetStream store; "" uses a temporary directory that is
@@ -117,6 +128,10 @@ func (c Config) withDefaults() Config {
 	def(&c.HeartbeatTimeout, DefaultHeartbeatTimeout)
 	def(&c.RotationAge, DefaultRotationAge)
 	def(&c.SampleEvery, DefaultSampleEvery)
+	def(&c.SnapshotEvery, DefaultSnapshotEvery)
+	if c.BybitDepth == 0 {
+		c.BybitDepth = DefaultBybitDepth
+	}
 	if len(c.Markets) == 0 {
 		c.Markets = DefaultMarkets()
 	}
@@ -143,6 +158,11 @@ func (c Config) Validate() error {
 	}
 	if c.FaultEvery > 0 && c.FaultEvery < 100*time.Millisecond {
 		return fmt.Errorf("%w: FaultEvery %s is below 100ms", ErrConfig, c.FaultEvery)
+	}
+	switch c.BybitDepth {
+	case 0, 1, 50, 200, 1000:
+	default:
+		return fmt.Errorf("%w: BybitDepth %d: want 1, 50, 200 or 1000", ErrConfig, c.BybitDepth)
 	}
 	if c.NATSPort < 0 || c.NATSPort > 65535 {
 		return fmt.Errorf("%w: NATSPort %d out of range", ErrConfig, c.NATSPort)

@@ -22,6 +22,8 @@ func TestConfigValidate(t *testing.T) {
 		{"unknown venue", Config{Markets: []exsim.MarketConfig{{Venue: "kraken", Symbol: "X"}}}, "unknown venue"},
 		{"market twice", Config{Markets: []exsim.MarketConfig{{Venue: exsim.Binance, Symbol: "X"}, {Venue: exsim.Binance, Symbol: "X"}}}, "twice"},
 		{"unknown kind", Config{Kinds: []FaultKind{"meteor"}}, "unknown fault kind"},
+		{"bybit depth", Config{BybitDepth: 25}, "BybitDepth"},
+		{"bybit depth 1", Config{BybitDepth: 1}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -41,7 +43,8 @@ func TestConfigValidate(t *testing.T) {
 
 func TestConfigDefaults(t *testing.T) {
 	c := Config{}.withDefaults()
-	if c.Duration != DefaultDuration || c.HeartbeatTimeout != DefaultHeartbeatTimeout || len(c.Markets) == 0 || len(c.Kinds) != len(AllKinds()) {
+	if c.Duration != DefaultDuration || c.HeartbeatTimeout != DefaultHeartbeatTimeout || len(c.Markets) == 0 || len(c.Kinds) != len(AllKinds()) ||
+		c.BybitDepth != DefaultBybitDepth || c.SnapshotEvery != DefaultSnapshotEvery {
 		t.Fatalf("defaults not applied: %+v", c)
 	}
 }

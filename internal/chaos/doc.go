@@ -7,8 +7,9 @@
 // # What a run does
 //
 //  1. Start the simulator (several Binance and Bybit markets, trades and
-//     books), the embedded NATS server on a fixed port with a store
-//     directory (so it can be stopped and restarted in place), one loopback
+//     books), the embedded NATS server with a store directory, on a port
+//     the system picks (kept across restarts, so it can be stopped and
+//     restarted in place), one loopback
 //     TCP proxy per replica (so every simulator connection can be traced to
 //     the replica and replica generation that opened it), and two replicas
 //     built by internal/node, as `mdbridge run` is: their own NATS
@@ -20,16 +21,24 @@
 //     jumps, shortened connection age limits, serverShutdown, NATS server
 //     restarts and an abrupt replica kill followed by a restart. Faults
 //     overlap.
-//  3. Clear every fault, let the system settle, stop generation
+//  3. During the faults, ask for book snapshots on the control subject
+//     (mdctl.snapshot.<exchange>.<symbol>, core NATS request/reply, as a
+//     consumer or `mdbridge snapshot` does) for every market every
+//     SnapshotEvery, overlapping the faults.
+//  4. Clear every fault, let the system settle, stop generation
 //     (exsim SetRates 0) and wait until the publishers are drained.
-//  4. Read the whole stream and reconcile (Reconcile): duplicates by
-//     Nats-Msg-Id, trade id and update id; Binance trades missing; Bybit
-//     trades missing, classified with the simulator's per-connection
-//     delivery record; every book replayed by the README's consumer rule
-//     (BookReplay, and bridge.BookBuilder as a cross-check) and compared
-//     with the simulator's book; gaps detected vs injected; snapshots;
-//     reconnects; time to recover per fault kind; goroutines and memory
-//     sampled over time and checked against a stated bound.
+//  5. Read the whole stream and reconcile (Reconcile): duplicates by
+//     Nats-Msg-Id, trade id and update id; for every market, the trades
+//     the simulator wrote to each bridge connection against the stream (a
+//     trade written to a live replica and absent from the stream is a loss;
+//     one the bridge did not count as missing or dropped fails the soak);
+//     Binance trades missing; every book replayed by the README's consumer
+//     rule (BookReplay, which reads each event's update-id series, "depth",
+//     from the stored body itself, and bridge.BookBuilder as a cross-check)
+//     and compared with the simulator's book at the configured Bybit depth;
+//     gaps detected vs injected; snapshots; reconnects; time to recover per
+//     fault kind; goroutines and memory sampled over time and checked
+//     against a stated bound.
 //
 // The Report carries the seed: the same seed gives the same fault plan and
 // the same market data (timing on a loaded machine still varies).
@@ -37,6 +46,7 @@
 // # Concurrency
 //
 // Run blocks until the soak ends; it is safe to run several soaks in one
-// process only with distinct NATS ports. Report and its helpers are plain
+// process only with distinct NATS ports (the default, NATSPort 0, lets the
+// system pick one). Report and its helpers are plain
 // values. Reconcile and BookReplay are pure functions of their input.
 package chaos

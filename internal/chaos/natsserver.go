@@ -28,24 +28,9 @@ type natsServer struct {
 	restarts int
 }
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
+// startNATS starts the server on port, or on a port the system picks when
+// port is 0 (restarts then reuse that port).
 func startNATS(port int, dir string, configure func(*server.Options), logger *slog.Logger) (*natsServer, error) {
-	if port == 0 {
-		p, err := freePort()
-		if err != nil {
-			return nil, fmt.Errorf("%w: free port: %w", ErrHarness, err)
-		}
-		port = p
-	}
 	n := &natsServer{port: port, dir: dir, configure: configure, log: logger}
 	if err := n.start(); err != nil {
 		return nil, err
@@ -66,14 +51,21 @@ func (n *natsServer) start() error {
 	if n.cur != nil {
 		return nil
 	}
+	port := n.port
+	if port == 0 {
+		port = -1 // the first start: any free port
+	}
 	var err error
 	for attempt := 0; attempt < 20; attempt++ {
 		var e *publisher.Embedded
 		e, err = publisher.StartEmbedded(publisher.EmbeddedConfig{
-			Host: "127.0.0.1", Port: n.port, StoreDir: n.dir, ServerName: "chaos-nats", Configure: n.configure,
+			Host: "127.0.0.1", Port: port, StoreDir: n.dir, ServerName: "chaos-nats", Configure: n.configure,
 		}, n.log)
 		if err == nil {
 			n.cur = e
+			if n.port == 0 {
+				n.port = e.Port() // once, before n is shared
+			}
 			return nil
 		}
 		time.Sleep(250 * time.Millisecond)

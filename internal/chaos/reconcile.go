@@ -15,6 +15,9 @@ type StreamMsg struct {
 	Subject string
 	MsgID   string // Nats-Msg-Id header
 	Event   bridge.Event
+	// Depth is the body's "depth" (the update-id series of a Bybit book
+	// event; 0 when absent), read by the stream reader itself.
+	Depth int
 }
 
 // MarketTruth is the simulator's ground truth for one market, taken once
@@ -53,22 +56,44 @@ type ReconcileInput struct {
 	Conns map[uint64]ConnFate
 	// SnapshotOrigin describes who produced a book snapshot (optional).
 	SnapshotOrigin func(exchange, symbol string, lastID int64) string
+	// Counted returns the trades the bridge declared lost for a market:
+	// the Missing and Dropped counters of every replica generation
+	// (optional; nil counts nothing).
+	Counted func(exchange, symbol string) uint64
 }
 
-// TradeResult is the trade accounting of one market.
+// TradeResult is the trade accounting of one market, compared per
+// connection with what the simulator wrote to each bridge connection.
 type TradeResult struct {
-	Generated  int64 `json:"generated"`
-	Delivered  int64 `json:"delivered"` // delivered on at least one bridge connection
-	InStream   int64 `json:"in_stream"` // distinct trades stored in the stream
-	Duplicates int64 `json:"duplicates"`
-	Missing    int64 `json:"missing"`
-	// Missing, classified (Bybit; Binance trades are recoverable by id, so
-	// every missing one is the bridge's):
-	NeverDelivered int64 `json:"never_delivered"` // no bridge connection received it (both replicas were disconnected)
-	KilledReplica  int64 `json:"killed_replica"`  // received only by a replica that was then killed
-	LostByBridge   int64 `json:"lost_by_bridge"`  // received by a live replica and not in the stream: a bug
-	Unknown        int64 `json:"unknown"`         // ids the simulator never generated: corruption
-	OutOfOrder     int64 `json:"out_of_order"`    // stored after a trade with a higher id (informational)
+	Generated int64 `json:"generated"`
+	// Written (also Delivered) is the number of trades the simulator wrote
+	// to at least one bridge connection; WrittenInStream how many of them
+	// the stream holds.
+	Written         int64 `json:"written"`
+	Delivered       int64 `json:"delivered"`
+	WrittenInStream int64 `json:"written_in_stream"`
+	InStream        int64 `json:"in_stream"` // distinct trades stored in the stream
+	Duplicates      int64 `json:"duplicates"`
+	Missing         int64 `json:"missing"` // generated and not in the stream
+	// Missing, classified by the connections the simulator wrote them to:
+	NeverDelivered int64 `json:"never_delivered"` // written to no bridge connection (every replica was disconnected)
+	KilledReplica  int64 `json:"killed_replica"`  // written only to replica generations that were then killed
+	// LostByBridge were written to a live replica's connection and are not
+	// in the stream: LostCounted of them fall in loss episodes (runs of
+	// consecutive missing trades) the bridge's missing and dropped
+	// counters account for (Bybit ids are not consecutive, so the bridge
+	// counts at least 1 per episode, not per trade), LostUncounted in
+	// episodes beyond those counters: silent losses, a bug.
+	LostByBridge  int64 `json:"lost_by_bridge"`
+	LostCounted   int64 `json:"lost_counted"`
+	LostUncounted int64 `json:"lost_uncounted"`
+	// LostEpisodes is the number of runs of missing trades holding a lost
+	// one; BridgeCounted the bridge's missing + dropped counters for the
+	// market (all replicas and generations).
+	LostEpisodes  int64  `json:"lost_episodes"`
+	BridgeCounted uint64 `json:"bridge_counted"`
+	Unknown       int64  `json:"unknown"`      // ids the simulator never generated: corruption
+	OutOfOrder    int64  `json:"out_of_order"` // stored after a trade with a higher id (informational)
 	// Examples names a few missing or duplicated ids with their class.
 	Examples []string `json:"examples,omitempty"`
 }
@@ -78,23 +103,30 @@ type TradeResult struct {
 // library implementation of the same rule, is run as a cross-check, and the
 // naive reset-only rule as a diagnostic.
 type BookResult struct {
-	UpdatesGenerated int64           `json:"updates_generated"`
-	UpdatesDelivered int64           `json:"updates_delivered"`
-	UpdatesInStream  int64           `json:"updates_in_stream"` // update ids covered by stored deltas
-	Deltas           int             `json:"deltas"`
-	Snapshots        int             `json:"snapshots"`
-	DeltaDuplicates  int             `json:"delta_duplicates"`    // two deltas with one last_id
-	SnapDuplicates   int             `json:"snapshot_duplicates"` // two snapshots with one last_id
-	ConsumerGaps     int             `json:"consumer_gaps"`       // deltas beyond book id + 1 that no later delta filled (the consumer waits for a snapshot)
-	HealedGaps       int             `json:"healed_gaps"`         // gaps a delta stored later filled (another replica's copy)
-	StaleSnapshots   int             `json:"stale_snapshots"`     // snapshots older than the live book they reset
-	Replayed         int             `json:"replayed"`            // kept deltas applied after a snapshot
-	GapLog           []string        `json:"gap_log,omitempty"`
-	StaleLog         []StaleSnapshot `json:"stale_log,omitempty"`
-	FinalID          int64           `json:"final_id"`
-	SimID            int64           `json:"sim_id"`
-	Diverged         bool            `json:"diverged"`
-	Diff             string          `json:"diff,omitempty"`
+	UpdatesGenerated int64 `json:"updates_generated"`
+	UpdatesDelivered int64 `json:"updates_delivered"`
+	UpdatesInStream  int64 `json:"updates_in_stream"` // update ids covered by stored deltas
+	Deltas           int   `json:"deltas"`
+	Snapshots        int   `json:"snapshots"`
+	DeltaDuplicates  int   `json:"delta_duplicates"`    // two deltas with one last_id
+	SnapDuplicates   int   `json:"snapshot_duplicates"` // two snapshots with one last_id
+	ConsumerGaps     int   `json:"consumer_gaps"`       // deltas beyond book id + 1 that no later delta filled (the consumer waits for a snapshot)
+	HealedGaps       int   `json:"healed_gaps"`         // gaps a delta stored later filled (another replica's copy)
+	StaleSnapshots   int   `json:"stale_snapshots"`     // snapshots older than the live book they reset
+	// ForeignSnapshots are snapshots of another update-id series than the
+	// deltas (their "depth" differs, or is absent while the deltas carry
+	// one): the consumer skips them, and the bridge must never publish one.
+	ForeignSnapshots int      `json:"foreign_snapshots"`
+	ForeignLog       []string `json:"foreign_log,omitempty"`
+	// Series is the "depth" the deltas carried (0: none).
+	Series   int             `json:"series,omitempty"`
+	Replayed int             `json:"replayed"` // kept deltas applied after a snapshot
+	GapLog   []string        `json:"gap_log,omitempty"`
+	StaleLog []StaleSnapshot `json:"stale_log,omitempty"`
+	FinalID  int64           `json:"final_id"`
+	SimID    int64           `json:"sim_id"`
+	Diverged bool            `json:"diverged"`
+	Diff     string          `json:"diff,omitempty"`
 	// LibraryGaps and LibraryDiff are bridge.BookBuilder's result.
 	LibraryGaps     int    `json:"library_gaps"`
 	LibraryDiverged bool   `json:"library_diverged"`
@@ -209,20 +241,23 @@ func (r *reconciler) add(m *StreamMsg) {
 	case bridge.EventBookDelta:
 		acc.deltaIDs[ev.LastID]++
 		acc.deltaCover = append(acc.deltaCover, exsim.Range{First: ev.FirstID, Last: ev.LastID})
-		acc.replay(m.Seq, ev)
+		acc.replay(m.Seq, ev, m.Depth)
 	case bridge.EventBookSnapshot:
 		acc.snapIDs[ev.LastID]++
-		acc.replay(m.Seq, ev)
+		acc.replay(m.Seq, ev, m.Depth)
 	default:
 		r.stream.DecodeErrors++
 		r.example(fmt.Sprintf("seq %d: unknown event type", m.Seq))
 	}
 }
 
-// replay feeds a book event to the three consumers.
-func (acc *marketAcc) replay(seq uint64, ev *bridge.Event) {
-	acc.doc.Apply(seq, ev)
-	acc.naive.Apply(seq, ev)
+// replay feeds a book event of series depth to the three consumers.
+// bridge.BookBuilder reads the series from the Event (bridge.DecodeJSON
+// fills Event.Depth once the bridge has it); the replays take it from the
+// body as the stream reader read it.
+func (acc *marketAcc) replay(seq uint64, ev *bridge.Event, depth int) {
+	acc.doc.ApplyDepth(seq, ev, depth)
+	acc.naive.ApplyDepth(seq, ev, depth)
 	if acc.lib.Apply(*ev) == bridge.BookGap {
 		acc.libGaps++
 	}
@@ -234,7 +269,11 @@ func (r *reconciler) finish(in ReconcileInput) ([]MarketResult, StreamResult) {
 	for _, mt := range in.Markets {
 		acc := r.markets[string(mt.Venue)+"."+mt.Symbol]
 		res := MarketResult{Exchange: string(mt.Venue), Symbol: mt.Symbol}
-		res.Trades = acc.tradeResult(mt, in.Conns)
+		var counted uint64
+		if in.Counted != nil {
+			counted = in.Counted(string(mt.Venue), mt.Symbol)
+		}
+		res.Trades = acc.tradeResult(mt, in.Conns, counted)
 		res.Book = acc.bookResult(mt)
 		for i := range res.Book.StaleLog {
 			if in.SnapshotOrigin != nil {
@@ -246,9 +285,15 @@ func (r *reconciler) finish(in ReconcileInput) ([]MarketResult, StreamResult) {
 	return out, r.stream
 }
 
-func (acc *marketAcc) tradeResult(mt MarketTruth, conns map[uint64]ConnFate) TradeResult {
-	tr := TradeResult{Generated: mt.Trades.Generated.Len(), Delivered: rangesLen(mt.Trades.Delivered),
-		Unknown: acc.unknown, OutOfOrder: acc.outOfOrder}
+func (acc *marketAcc) tradeResult(mt MarketTruth, conns map[uint64]ConnFate, counted uint64) TradeResult {
+	all := slices.Clone(mt.Trades.Delivered)
+	for _, rs := range mt.Trades.PerConn {
+		all = append(all, rs...)
+	}
+	writtenRs := mergeRanges(all)
+	written := rangesLen(writtenRs)
+	tr := TradeResult{Generated: mt.Trades.Generated.Len(), Written: written, Delivered: written,
+		Unknown: acc.unknown, OutOfOrder: acc.outOfOrder, BridgeCounted: counted}
 	tr.Examples = append(tr.Examples, acc.unknownEx...)
 	ex := func(format string, args ...any) {
 		if len(tr.Examples) < 8 {
@@ -266,10 +311,14 @@ func (acc *marketAcc) tradeResult(mt MarketTruth, conns map[uint64]ConnFate) Tra
 			tr.Unknown++
 			ex("trade %d outside the generated range %d-%d", id, mt.Trades.Generated.First, mt.Trades.Generated.Last)
 		}
+		if rangesContain(writtenRs, id) {
+			tr.WrittenInStream++
+		}
 	}
 	slices.Sort(ids)
 	tr.InStream = int64(len(ids))
-	// Missing: generated ids not stored, walked as ranges.
+	// Missing: generated ids not stored, walked as ranges; each range is
+	// one loss episode.
 	classify := func(id int64) string {
 		var any, allKilled = false, true
 		for conn, rs := range mt.Trades.PerConn {
@@ -290,8 +339,10 @@ func (acc *marketAcc) tradeResult(mt MarketTruth, conns map[uint64]ConnFate) Tra
 			return "lost"
 		}
 	}
+	budget := counted
 	next := mt.Trades.Generated.First
 	addMissing := func(lo, hi int64) {
+		var lost []int64
 		for id := lo; id <= hi; id++ {
 			tr.Missing++
 			switch classify(id) {
@@ -307,9 +358,24 @@ func (acc *marketAcc) tradeResult(mt MarketTruth, conns map[uint64]ConnFate) Tra
 				}
 			default:
 				tr.LostByBridge++
-				ex("trade %d missing although delivered on %s", id, deliveredOn(mt.Trades.PerConn, id, conns))
+				lost = append(lost, id)
 			}
 		}
+		if len(lost) == 0 {
+			return
+		}
+		tr.LostEpisodes++
+		n := int64(len(lost))
+		if budget > 0 {
+			budget--
+			tr.LostCounted += n
+			ex("trades %d-%d missing (%d of them written to a live replica, counted by the bridge), e.g. %d on %s",
+				lo, hi, n, lost[0], deliveredOn(mt.Trades.PerConn, lost[0], conns))
+			return
+		}
+		tr.LostUncounted += n
+		ex("trades %d-%d missing and not counted by the bridge although %d of them were written to a live replica, e.g. %d on %s",
+			lo, hi, n, lost[0], deliveredOn(mt.Trades.PerConn, lost[0], conns))
 	}
 	if !mt.Trades.Generated.Empty() {
 		for _, id := range ids {
@@ -356,6 +422,7 @@ func (acc *marketAcc) bookResult(mt MarketTruth) BookResult {
 		Deltas:          acc.doc.Deltas, Snapshots: acc.doc.Snapshots,
 		ConsumerGaps: acc.doc.Gaps - acc.doc.Healed, HealedGaps: acc.doc.Healed, StaleSnapshots: acc.doc.StaleSnapshots, Replayed: acc.doc.Replayed,
 		GapLog: acc.doc.GapLog, StaleLog: slices.Clone(acc.doc.StaleLog),
+		ForeignSnapshots: acc.doc.Foreign, ForeignLog: acc.doc.ForeignLog, Series: acc.doc.DeltaSeries,
 		FinalID: acc.doc.LastID, SimID: mt.BookID, LibraryGaps: acc.libGaps, NaiveGaps: acc.naive.Gaps,
 	}
 	for _, n := range acc.deltaIDs {

@@ -43,10 +43,11 @@ func TestReconcileBinanceTrades(t *testing.T) {
 	if st.Messages != len(msgs) || st.MsgIDDups != 1 {
 		t.Fatalf("stream %+v", st)
 	}
-	if tr.Generated != 10 || tr.InStream != 10 || tr.Duplicates != 1 || tr.Missing != 1 || tr.LostByBridge != 1 || tr.Unknown != 1 || tr.OutOfOrder != 2 {
+	if tr.Generated != 10 || tr.InStream != 10 || tr.Duplicates != 1 || tr.Missing != 1 || tr.LostByBridge != 1 || tr.Unknown != 1 || tr.OutOfOrder != 2 ||
+		tr.Written != 10 || tr.WrittenInStream != 9 || tr.LostUncounted != 1 || tr.LostEpisodes != 1 {
 		t.Fatalf("trades %+v", tr)
 	}
-	if !strings.Contains(strings.Join(tr.Examples, ";"), "trade 6 missing although delivered on conn 1 (A#1)") {
+	if !strings.Contains(strings.Join(tr.Examples, ";"), "trades 6-6 missing and not counted by the bridge although 1 of them were written to a live replica, e.g. 6 on conn 1 (A#1)") {
 		t.Fatalf("examples %v", tr.Examples)
 	}
 }
@@ -71,8 +72,62 @@ func TestReconcileBybitMissingClassified(t *testing.T) {
 	msgs := streamOf(bybTrade("t1"), bybTrade("t2"), bybTrade("t8"), bybTrade("t9"), bybTrade("bogus"))
 	markets, _ := Reconcile(msgs, ReconcileInput{Markets: []MarketTruth{truth}, Ordinal: ordinal, Conns: conns})
 	tr := markets[0].Trades
-	if tr.Missing != 5 || tr.KilledReplica != 1 || tr.NeverDelivered != 2 || tr.LostByBridge != 2 || tr.Unknown != 1 {
+	if tr.Missing != 5 || tr.KilledReplica != 1 || tr.NeverDelivered != 2 || tr.LostByBridge != 2 || tr.Unknown != 1 ||
+		tr.Written != 7 || tr.WrittenInStream != 4 || tr.LostEpisodes != 1 || tr.LostUncounted != 2 || tr.LostCounted != 0 {
 		t.Fatalf("trades %+v", tr)
+	}
+}
+
+// TestReconcileTradesPerConnection: trades the simulator wrote to a live
+// replica's connection and the stream lacks are losses; the bridge's
+// missing and dropped counters account for at least one loss episode (a
+// run of consecutive missing trades) each, since Bybit ids are not
+// consecutive; losses beyond the counters are silent and fail the soak.
+func TestReconcileTradesPerConnection(t *testing.T) {
+	ordinal := func(_ exsim.Venue, _ string, id string) (int64, bool) {
+		n, err := strconv.ParseInt(strings.TrimPrefix(id, "t"), 10, 64)
+		return n, err == nil
+	}
+	// Ordinals 1..20 all written to live conn 1 (replica A), 11..20 also
+	// to conn 2 (replica B). Stored: all but 4-5 (episode 1), 8 (episode
+	// 2) and 15-16 (episode 3); 9 was never written (its own run, not a
+	// loss).
+	truth := MarketTruth{Venue: exsim.BybitSpot, Symbol: "BTCUSDT", Trades: exsim.SeriesTruth{
+		Generated: exsim.Range{First: 1, Last: 20},
+		Delivered: []exsim.Range{{First: 1, Last: 8}, {First: 10, Last: 20}},
+		PerConn:   map[uint64][]exsim.Range{1: {{First: 1, Last: 8}, {First: 10, Last: 20}}, 2: {{First: 11, Last: 20}}},
+	}}
+	var evs []bridge.Event
+	for i := 1; i <= 20; i++ {
+		switch i {
+		case 4, 5, 8, 9, 15, 16:
+			continue
+		}
+		evs = append(evs, bybTrade("t"+strconv.Itoa(i)))
+	}
+	conns := map[uint64]ConnFate{1: {Gen: "A#1"}, 2: {Gen: "B#1"}}
+	tests := []struct {
+		counted                                 uint64
+		wantCounted, wantUncounted, wantEpisode int64
+	}{
+		{0, 0, 5, 3},
+		{2, 3, 2, 3}, // the first two episodes (2 and 1 trades) are counted
+		{3, 5, 0, 3},
+		{7, 5, 0, 3},
+	}
+	for _, tt := range tests {
+		markets, _ := Reconcile(streamOf(evs...), ReconcileInput{Markets: []MarketTruth{truth}, Ordinal: ordinal, Conns: conns,
+			Counted: func(ex, sym string) uint64 { return tt.counted }})
+		tr := markets[0].Trades
+		if tr.Written != 19 || tr.WrittenInStream != 14 || tr.InStream != 14 || tr.Missing != 6 || tr.NeverDelivered != 1 ||
+			tr.LostByBridge != 5 || tr.LostCounted != tt.wantCounted || tr.LostUncounted != tt.wantUncounted ||
+			tr.LostEpisodes != tt.wantEpisode || tr.BridgeCounted != tt.counted {
+			t.Fatalf("counted %d: trades %+v", tt.counted, tr)
+		}
+		failures, _ := verdicts(markets, StreamResult{}, nil)
+		if failed := strings.Contains(strings.Join(failures, "\n"), "the bridge did not count them"); failed != (tt.wantUncounted > 0) {
+			t.Fatalf("counted %d: failures %v", tt.counted, failures)
+		}
 	}
 }
 

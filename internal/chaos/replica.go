@@ -28,9 +28,14 @@ type replicaConfig struct {
 	subs     []subscription
 	wsURL    string // the replica's proxy, ws://
 	restURL  string // the replica's proxy, http://
-	tune     func(*bridge.StreamConfig)
-	logger   *slog.Logger
-	rec      *recorder
+	// bybitDepth is the Bybit orderbook depth (0: the adapter's default).
+	bybitDepth int
+	// wrapPub, if set, wraps the publisher the streams see (inside the
+	// recorder's tee), e.g. to hold publishes back in a test.
+	wrapPub func(bridge.Publisher) bridge.Publisher
+	tune    func(*bridge.StreamConfig)
+	logger  *slog.Logger
+	rec     *recorder
 }
 
 // GenerationStats are the counters of one replica generation (from its
@@ -93,9 +98,15 @@ func (r *replica) nodeConfig(log *slog.Logger, gen int) node.Config {
 	c := r.cfg
 	nc := node.Config{
 		Instance: c.instance, Publisher: c.pub, Tune: c.tune,
-		Venues: node.Venues{BinanceWSURL: c.wsURL, BinanceRESTURL: c.restURL, BybitWSURL: c.wsURL, BybitRESTURL: c.restURL},
+		Venues: node.Venues{BinanceWSURL: c.wsURL, BinanceRESTURL: c.restURL, BybitWSURL: c.wsURL, BybitRESTURL: c.restURL,
+			BybitBookDepth: c.bybitDepth},
 		Hooks: node.Hooks{
-			Publisher: func(p bridge.Publisher) bridge.Publisher { return teePublisher{next: p, rec: c.rec, replica: c.index} },
+			Publisher: func(p bridge.Publisher) bridge.Publisher {
+				if c.wrapPub != nil {
+					p = c.wrapPub(p)
+				}
+				return teePublisher{next: p, rec: c.rec, replica: c.index}
+			},
 			StateSink: func(s bridge.StateSink) bridge.StateSink { return teeSink{next: s, rec: c.rec, replica: c.index} },
 			Requester: func(q bridge.SnapshotRequester) bridge.SnapshotRequester {
 				return recordingRequester{next: q, rec: c.rec, replica: c.index}
@@ -213,6 +224,31 @@ func (r *replica) shutdown(ctx context.Context) (GenerationStats, error) {
 	r.history = append(r.history, g)
 	r.up = false
 	return g, err
+}
+
+// counted returns the trades the replica declared lost for a market over
+// all its generations (the running one included): its missing and dropped
+// counters, as md_state reports them.
+func (r *replica) counted(exchange, symbol string) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var n uint64
+	add := func(states []bridge.SymbolState) {
+		for _, st := range states {
+			if st.Symbol == symbol {
+				n += st.Missing + st.Dropped
+			}
+		}
+	}
+	for _, g := range r.history {
+		add(g.Symbols[exchange])
+	}
+	for _, s := range r.streamsLocked() {
+		if s.Exchange() == exchange {
+			add(s.States())
+		}
+	}
+	return n
 }
 
 // live returns the running generation's publisher stats (ok false when

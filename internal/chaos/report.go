@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -26,14 +27,17 @@ type Report struct {
 	ChaosPhase time.Duration `json:"chaos_phase"`
 	Config     ReportConfig  `json:"config"`
 
-	Faults    []KindSummary   `json:"faults"`
-	FaultLog  []FaultResult   `json:"fault_log"`
-	Markets   []MarketResult  `json:"markets"`
-	Stream    StreamResult    `json:"stream"`
-	Replicas  []ReplicaTotals `json:"replicas"`
-	Injected  InjectedTotals  `json:"injected"`
-	Resources ResourceCheck   `json:"resources"`
-	Samples   []Sample        `json:"samples"`
+	Faults   []KindSummary  `json:"faults"`
+	FaultLog []FaultResult  `json:"fault_log"`
+	Markets  []MarketResult `json:"markets"`
+	Stream   StreamResult   `json:"stream"`
+	// SnapshotRequests are the control-subject snapshot requests sent
+	// during the fault phase, per market.
+	SnapshotRequests []SnapshotRequests `json:"snapshot_requests"`
+	Replicas         []ReplicaTotals    `json:"replicas"`
+	Injected         InjectedTotals     `json:"injected"`
+	Resources        ResourceCheck      `json:"resources"`
+	Samples          []Sample           `json:"samples"`
 }
 
 // ReportConfig is the configuration a report was produced with.
@@ -49,16 +53,21 @@ type ReportConfig struct {
 	Kinds            []FaultKind   `json:"kinds"`
 	// ConsumerRule names the book consumer rule that decides.
 	ConsumerRule string `json:"consumer_rule"`
+	// BybitDepth is the Bybit orderbook depth subscribed and compared.
+	BybitDepth int `json:"bybit_depth"`
+	// SnapshotEvery is the period of the control-subject snapshot
+	// requests during the faults (0: none).
+	SnapshotEvery time.Duration `json:"snapshot_every"`
 }
 
 // ConsumerRule is the wire contract's book rule the soak judges by (README
 // "Building a book").
-const ConsumerRule = "README: a snapshot resets the book, then the kept deltas that continue it are applied"
+const ConsumerRule = "README: a snapshot of the deltas' id series (depth) resets the book, then the kept deltas that continue it are applied"
 
 func reportConfig(c Config) ReportConfig {
 	rc := ReportConfig{Duration: c.Duration, Warmup: c.Warmup, Settle: c.Settle, FaultEvery: c.FaultEvery,
 		HeartbeatTimeout: c.HeartbeatTimeout, RotationAge: c.RotationAge, Replicas: replicaCount, Kinds: c.Kinds,
-		ConsumerRule: ConsumerRule}
+		ConsumerRule: ConsumerRule, BybitDepth: c.BybitDepth, SnapshotEvery: max(c.SnapshotEvery, 0)}
 	for _, m := range c.Markets {
 		rc.Markets = append(rc.Markets, fmt.Sprintf("%s:%s@%g/%g", m.Venue, m.Symbol, m.TradeRate, m.BookRate))
 	}
@@ -330,72 +339,19 @@ func (h *harness) recoveries(rep *Report, runs []*faultRun) {
 func (rep *Report) decide() {
 	fail := func(format string, args ...any) { rep.Failures = append(rep.Failures, fmt.Sprintf(format, args...)) }
 	note := func(format string, args ...any) { rep.Notes = append(rep.Notes, fmt.Sprintf(format, args...)) }
-	st := rep.Stream
-	if st.MsgIDDups > 0 {
-		fail("%d messages stored twice under one Nats-Msg-Id: %v", st.MsgIDDups, st.Examples)
-	}
-	if st.DecodeErrors > 0 {
-		fail("%d stored messages do not decode or carry a wrong msg id: %v", st.DecodeErrors, st.Examples)
-	}
-	if st.ForeignEvents > 0 {
-		fail("%d stored events belong to no configured market: %v", st.ForeignEvents, st.Examples)
-	}
 	backfilled := map[string]uint64{}
 	for _, r := range rep.Replicas {
 		for ex, t := range r.PerExchange {
 			backfilled[ex] += t.Backfilled
 		}
 	}
-	for _, m := range rep.Markets {
-		name := m.Exchange + " " + m.Symbol
-		t := m.Trades
-		if t.Duplicates > 0 {
-			fail("%s: %d trades stored more than once: %v", name, t.Duplicates, t.Examples)
-		}
-		if t.Unknown > 0 {
-			fail("%s: %d stored trades the simulator never generated: %v", name, t.Unknown, t.Examples)
-		}
-		if m.Exchange == string(exsim.Binance) {
-			if t.Missing > 0 {
-				fail("%s: %d Binance trades missing from the stream although recoverable by id (%d never delivered on any connection, %d only to a killed replica, %d delivered to a live replica): %v",
-					name, t.Missing, t.NeverDelivered, t.KilledReplica, t.LostByBridge, t.Examples)
-			}
-		} else {
-			if t.LostByBridge > 0 {
-				fail("%s: %d Bybit trades delivered to a live replica but missing from the stream: %v", name, t.LostByBridge, t.Examples)
-			}
-			if t.Missing > 0 {
-				note("%s: %d of %d trades missing: %d never delivered to any bridge connection (generated while every replica was disconnected; Bybit ids are not consecutive, so only the best-effort recent-trades backfill can bring them back: %s backfilled %d trades in total), %d received only by a replica that was killed before they were acknowledged",
-					name, t.Missing, t.Generated, t.NeverDelivered, m.Exchange, backfilled[m.Exchange], t.KilledReplica)
-			}
-		}
-		if t.OutOfOrder > 0 {
-			note("%s: %d trades stored after a trade with a higher id (replicas interleave; consumers must not assume id order)", name, t.OutOfOrder)
-		}
-		b := m.Book
-		if b.Diverged {
-			fail("%s: book diverged from the simulator's (consumer rule: %s): %s", name, ConsumerRule, b.Diff)
-		}
-		if b.LibraryDiverged {
-			fail("%s: %s", name, b.LibraryDiff)
-		}
-		if b.DeltaDuplicates > 0 {
-			fail("%s: %d book deltas stored twice (same last_id)", name, b.DeltaDuplicates)
-		}
-		if b.SnapDuplicates > 0 {
-			fail("%s: %d book snapshots stored twice (same last_id)", name, b.SnapDuplicates)
-		}
-		if b.ConsumerGaps > 0 {
-			fail("%s: %d consumer-visible book gaps (a delta beyond the book id + 1 that no kept or later delta filled; the consumer waits for the next snapshot): %v. Stale snapshots: %s",
-				name, b.ConsumerGaps, b.GapLog, staleText(b.StaleLog))
-		}
-		if b.HealedGaps > 0 {
-			note("%s: %d times the book lacked updates that another replica's copies, stored later, filled without a snapshot: %v",
-				name, b.HealedGaps, b.GapLog)
-		}
-		if b.StaleSnapshots > 0 {
-			note("%s: %d snapshots were stored after newer deltas of another replica (the documented consumer skips them; %d kept deltas applied by id after other snapshots); a consumer that only resets on a snapshot would have seen %d gaps (book diverged: %v)",
-				name, b.StaleSnapshots, b.Replayed, b.NaiveGaps, b.NaiveDiverged)
+	f, n := verdicts(rep.Markets, rep.Stream, backfilled)
+	rep.Failures = append(rep.Failures, f...)
+	rep.Notes = append(rep.Notes, n...)
+	for _, sr := range rep.SnapshotRequests {
+		if sr.Served == 0 {
+			note("%s %s: none of %d snapshot requests on the control subject was served (%d busy, %d failed: %v): the books were not checked against requested snapshots",
+				sr.Exchange, sr.Symbol, sr.Sent, sr.Busy, sr.Failed, sr.Errors)
 		}
 	}
 	for _, r := range rep.Replicas {
@@ -433,6 +389,86 @@ func (rep *Report) decide() {
 	rep.Pass = len(rep.Failures) == 0
 }
 
+// verdicts judges the reconciliation of the stream (markets and stream
+// accounting; backfilled is the bridge's backfilled trades per exchange,
+// for the notes): it returns the violated guarantees and the notes, as
+// Report.Failures and Report.Notes list them.
+func verdicts(markets []MarketResult, st StreamResult, backfilled map[string]uint64) (failures, notes []string) {
+	fail := func(format string, args ...any) { failures = append(failures, fmt.Sprintf(format, args...)) }
+	note := func(format string, args ...any) { notes = append(notes, fmt.Sprintf(format, args...)) }
+	if st.MsgIDDups > 0 {
+		fail("%d messages stored twice under one Nats-Msg-Id: %v", st.MsgIDDups, st.Examples)
+	}
+	if st.DecodeErrors > 0 {
+		fail("%d stored messages do not decode or carry a wrong msg id: %v", st.DecodeErrors, st.Examples)
+	}
+	if st.ForeignEvents > 0 {
+		fail("%d stored events belong to no configured market: %v", st.ForeignEvents, st.Examples)
+	}
+	for _, m := range markets {
+		name := m.Exchange + " " + m.Symbol
+		t := m.Trades
+		if t.Duplicates > 0 {
+			fail("%s: %d trades stored more than once: %v", name, t.Duplicates, t.Examples)
+		}
+		if t.Unknown > 0 {
+			fail("%s: %d stored trades the simulator never generated: %v", name, t.Unknown, t.Examples)
+		}
+		if t.LostUncounted > 0 {
+			fail("%s: %d trades the simulator wrote to a live replica's connection are missing from the stream and the bridge did not count them (%d loss episodes, bridge missing+dropped counters %d): %v",
+				name, t.LostUncounted, t.LostEpisodes, t.BridgeCounted, t.Examples)
+		}
+		if m.Exchange == string(exsim.Binance) {
+			if t.Missing > 0 {
+				fail("%s: %d Binance trades missing from the stream although recoverable by id (%d never delivered on any connection, %d only to a killed replica, %d delivered to a live replica): %v",
+					name, t.Missing, t.NeverDelivered, t.KilledReplica, t.LostByBridge, t.Examples)
+			}
+		} else {
+			if t.LostCounted > 0 {
+				note("%s: %d trades written to a live replica's connection are missing from the stream; the bridge counted their %d loss episodes as missing or dropped (counters %d)",
+					name, t.LostCounted, t.LostEpisodes, t.BridgeCounted)
+			}
+			if t.Missing > 0 {
+				note("%s: %d of %d trades missing: %d never delivered to any bridge connection (generated while every replica was disconnected; Bybit ids are not consecutive, so only the best-effort recent-trades backfill can bring them back: %s backfilled %d trades in total), %d received only by a replica that was killed before they were acknowledged, %d lost by a live replica",
+					name, t.Missing, t.Generated, t.NeverDelivered, m.Exchange, backfilled[m.Exchange], t.KilledReplica, t.LostByBridge)
+			}
+		}
+		if t.OutOfOrder > 0 {
+			note("%s: %d trades stored after a trade with a higher id (replicas interleave; consumers must not assume id order)", name, t.OutOfOrder)
+		}
+		b := m.Book
+		if b.Diverged {
+			fail("%s: book diverged from the simulator's (consumer rule: %s): %s", name, ConsumerRule, b.Diff)
+		}
+		if b.LibraryDiverged {
+			fail("%s: %s", name, b.LibraryDiff)
+		}
+		if b.ForeignSnapshots > 0 {
+			fail("%s: %d book snapshots of another update-id series than the deltas (depth %d) were published (the consumer skips them; README: the bridge never publishes one): %v",
+				name, b.ForeignSnapshots, b.Series, b.ForeignLog)
+		}
+		if b.DeltaDuplicates > 0 {
+			fail("%s: %d book deltas stored twice (same last_id)", name, b.DeltaDuplicates)
+		}
+		if b.SnapDuplicates > 0 {
+			fail("%s: %d book snapshots stored twice (same last_id)", name, b.SnapDuplicates)
+		}
+		if b.ConsumerGaps > 0 {
+			fail("%s: %d consumer-visible book gaps (a delta beyond the book id + 1 that no kept or later delta filled; the consumer waits for the next snapshot): %v. Stale snapshots: %s",
+				name, b.ConsumerGaps, b.GapLog, staleText(b.StaleLog))
+		}
+		if b.HealedGaps > 0 {
+			note("%s: %d times the book lacked updates that another replica's copies, stored later, filled without a snapshot: %v",
+				name, b.HealedGaps, b.GapLog)
+		}
+		if b.StaleSnapshots > 0 {
+			note("%s: %d snapshots were stored after newer deltas of another replica (the documented consumer skips them; %d kept deltas applied by id after other snapshots); a consumer that only resets on a snapshot would have seen %d gaps (book diverged: %v)",
+				name, b.StaleSnapshots, b.Replayed, b.NaiveGaps, b.NaiveDiverged)
+		}
+	}
+	return failures, notes
+}
+
 // WriteJSON writes the report as indented JSON.
 func (rep *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
@@ -449,11 +485,11 @@ func (rep *Report) WriteText(w io.Writer) error {
 	}
 	c := rep.Config
 	fmt.Fprintf(&b, "mdbridge chaos soak: %s   seed %d\n", verdict, rep.Seed)
-	fmt.Fprintf(&b, "reproduce: mdbridge chaos --duration %s --seed %d\n", c.Duration, rep.Seed)
+	fmt.Fprintf(&b, "reproduce: mdbridge chaos --duration %s --seed %d --bybit-depth %d\n", c.Duration, rep.Seed, c.BybitDepth)
 	fmt.Fprintf(&b, "faults for %s (every %s on average, overlapping), warm-up %s, settle %s; whole run %s\n",
 		rep.ChaosPhase.Round(time.Second), c.FaultEvery, c.Warmup, c.Settle, rep.Elapsed.Round(time.Second))
-	fmt.Fprintf(&b, "%d replicas active-active, heartbeat timeout %s, rotation age %s\nmarkets (trades/s / book updates/s): %s\nbook consumer rule: %s\n",
-		c.Replicas, c.HeartbeatTimeout, c.RotationAge, strings.Join(c.Markets, " "), c.ConsumerRule)
+	fmt.Fprintf(&b, "%d replicas active-active, heartbeat timeout %s, rotation age %s, Bybit orderbook depth %d, snapshot requests every %s\nmarkets (trades/s / book updates/s): %s\nbook consumer rule: %s\n",
+		c.Replicas, c.HeartbeatTimeout, c.RotationAge, c.BybitDepth, dur(c.SnapshotEvery), strings.Join(c.Markets, " "), c.ConsumerRule)
 
 	b.WriteString("\nFAULTS (time to recover: worst market, measured from the point named; an interruption during overlapping faults counts for each of them, so MAX is an upper bound and MEDIAN the typical figure)\n")
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
@@ -470,19 +506,20 @@ func (rep *Report) WriteText(w io.Writer) error {
 		}
 	}
 
-	b.WriteString("\nTRADES (missing: never delivered to any bridge / received only by a killed replica / lost by a live replica)\n")
+	b.WriteString("\nTRADES (per connection: WRITTEN = written by the simulator to at least one bridge connection, of them IN STREAM; missing trades: NEVER written to any bridge connection / written only to a KILLED replica / LOST although written to a live replica, COUNTED or UNCOUNTED by the bridge's missing+dropped counters in EPISODES of consecutive missing trades)\n")
 	tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MARKET\tGENERATED\tDELIVERED\tIN STREAM\tDUPLICATES\tMISSING\tNEVER/KILLED/LOST\tUNKNOWN\tOUT OF ORDER")
+	fmt.Fprintln(tw, "MARKET\tGENERATED\tWRITTEN\tIN STREAM\tSTORED\tDUPLICATES\tMISSING\tNEVER\tKILLED\tLOST COUNTED\tLOST UNCOUNTED\tEPISODES\tBRIDGE COUNTED\tUNKNOWN\tOUT OF ORDER")
 	for _, m := range rep.Markets {
 		t := m.Trades
-		fmt.Fprintf(tw, "%s %s\t%d\t%d\t%d\t%d\t%d\t%d/%d/%d\t%d\t%d\n", m.Exchange, m.Symbol, t.Generated, t.Delivered,
-			t.InStream, t.Duplicates, t.Missing, t.NeverDelivered, t.KilledReplica, t.LostByBridge, t.Unknown, t.OutOfOrder)
+		fmt.Fprintf(tw, "%s %s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", m.Exchange, m.Symbol, t.Generated, t.Written,
+			t.WrittenInStream, t.InStream, t.Duplicates, t.Missing, t.NeverDelivered, t.KilledReplica, t.LostCounted, t.LostUncounted,
+			t.LostEpisodes, t.BridgeCounted, t.Unknown, t.OutOfOrder)
 	}
 	tw.Flush()
 
 	b.WriteString("\nBOOKS (the stream replayed by a consumer following the README rule, and by bridge.BookBuilder, vs the simulator's final book; RESET-ONLY: gaps a consumer that only resets on snapshots would see)\n")
 	tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MARKET\tUPDATES GEN\tDELIVERED\tIN STREAM\tDELTAS\tSNAPSHOTS\tSTALE SNAPS\tCONSUMER GAPS/FILLED\tRESET-ONLY GAPS\tDUP DELTAS/SNAPS\tFINAL ID\tBOOK\tBOOKBUILDER")
+	fmt.Fprintln(tw, "MARKET\tDEPTH\tUPDATES GEN\tDELIVERED\tIN STREAM\tDELTAS\tSNAPSHOTS\tSTALE SNAPS\tFOREIGN SNAPS\tCONSUMER GAPS/FILLED\tRESET-ONLY GAPS\tDUP DELTAS/SNAPS\tFINAL ID\tSIM ID\tBOOK\tBOOKBUILDER")
 	for _, m := range rep.Markets {
 		bk := m.Book
 		word := func(d bool) string {
@@ -491,9 +528,21 @@ func (rep *Report) WriteText(w io.Writer) error {
 			}
 			return "equal"
 		}
-		fmt.Fprintf(tw, "%s %s\t%d\t%d\t%d\t%d\t%d\t%d\t%d/%d\t%d\t%d/%d\t%d\t%s\t%s\n", m.Exchange, m.Symbol, bk.UpdatesGenerated,
-			bk.UpdatesDelivered, bk.UpdatesInStream, bk.Deltas, bk.Snapshots, bk.StaleSnapshots, bk.ConsumerGaps, bk.HealedGaps, bk.NaiveGaps,
-			bk.DeltaDuplicates, bk.SnapDuplicates, bk.FinalID, word(bk.Diverged), word(bk.LibraryDiverged))
+		depth := "-"
+		if bk.Series != 0 {
+			depth = strconv.Itoa(bk.Series)
+		}
+		fmt.Fprintf(tw, "%s %s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d/%d\t%d\t%d/%d\t%d\t%d\t%s\t%s\n", m.Exchange, m.Symbol, depth, bk.UpdatesGenerated,
+			bk.UpdatesDelivered, bk.UpdatesInStream, bk.Deltas, bk.Snapshots, bk.StaleSnapshots, bk.ForeignSnapshots, bk.ConsumerGaps, bk.HealedGaps, bk.NaiveGaps,
+			bk.DeltaDuplicates, bk.SnapDuplicates, bk.FinalID, bk.SimID, word(bk.Diverged), word(bk.LibraryDiverged))
+	}
+	tw.Flush()
+	b.WriteString("\nSNAPSHOT REQUESTS (mdctl.snapshot.<exchange>.<symbol> during the faults, as a consumer sends them; the snapshots they produced are in the books above)\n")
+	tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MARKET\tSENT\tSERVED\tDUPLICATE\tBUSY\tFAILED\tFIRST LAST_IDS\tFIRST ERRORS")
+	for _, r := range rep.SnapshotRequests {
+		fmt.Fprintf(tw, "%s %s\t%d\t%d\t%d\t%d\t%d\t%v\t%s\n", r.Exchange, r.Symbol, r.Sent, r.Served, r.Duplicate, r.Busy, r.Failed,
+			r.LastIDs, strings.Join(r.Errors, "; "))
 	}
 	tw.Flush()
 	fmt.Fprintf(&b, "\nSTREAM: %d messages, %d Nats-Msg-Id duplicates, %d decode errors, %d foreign events\n",

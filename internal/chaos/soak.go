@@ -20,10 +20,6 @@ import (
 // replicaCount is the number of active-active bridge replicas.
 const replicaCount = 2
 
-// bybitDepth is the orderbook depth the Bybit adapters subscribe (their
-// default) and the number of levels compared per side.
-const bybitDepth = 50
-
 // pauseThreshold is the publish silence of one market on one replica that
 // counts as an interruption when recovery times are measured.
 const pauseThreshold = 1500 * time.Millisecond
@@ -48,6 +44,7 @@ type harness struct {
 	samples []Sample
 	phase   string
 	runs    []*faultRun
+	snaps   *snapshotRequester // nil until the fault phase
 }
 
 // faultRun is one planned fault as it was executed.
@@ -150,7 +147,7 @@ func (h *harness) setup(ctx context.Context) error {
 		h.proxies = append(h.proxies, p)
 		r := newReplica(replicaConfig{
 			index: i, instance: fmt.Sprintf("chaos-%c", 'a'+i), natsURL: h.nats.URL(),
-			subs: h.subs, wsURL: "ws://" + p.Addr(), restURL: "http://" + p.Addr(),
+			subs: h.subs, wsURL: "ws://" + p.Addr(), restURL: "http://" + p.Addr(), bybitDepth: h.cfg.BybitDepth,
 			tune: tune, logger: h.clog.With("component", "bridge"), rec: h.rec,
 		})
 		p.setOwner(r.generation)
@@ -254,7 +251,9 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 	h.setPhase("chaos")
 	h.log.Info("chaos: fault plan", "seed", h.cfg.Seed, "faults", len(plan), "duration", h.cfg.Duration)
 	chaosStart := time.Now()
+	stopRequests := h.startSnapshotRequests(ctx)
 	h.executePlan(ctx, plan)
+	stopRequests()
 	h.restoreAll()
 	chaosEnd := time.Now()
 	if ctx.Err() != nil {
@@ -436,6 +435,52 @@ func (h *harness) logProgress() {
 	s := takeSample(h.start, "chaos", false)
 	h.log.Info("chaos: progress", "elapsed", time.Since(h.start).Round(time.Second), "faults", n, "active", active,
 		"replicas_up", up, "nats_up", h.nats.up(), "goroutines", s.Goroutines, "heap", mib(s.HeapInuse))
+}
+
+// startSnapshotRequests sends a snapshot request on the control subject for
+// every market every SnapshotEvery (the first after half of it), as a
+// consumer would, while the faults run; the returned function stops the
+// rounds and waits for the running one. A request that fails (NATS down,
+// every replica killed) is counted, not retried.
+func (h *harness) startSnapshotRequests(ctx context.Context) (stop func()) {
+	if h.cfg.SnapshotEvery <= 0 {
+		return func() {}
+	}
+	nc, err := publisher.Connect(ctx, publisher.ConnConfig{URLs: []string{h.nats.URL()}, Name: "chaos-consumer"}, h.clog)
+	if err != nil {
+		h.log.Warn("chaos: no snapshot requests: NATS connection failed", "err", err)
+		return func() {}
+	}
+	req, err := newSnapshotRequester(nc, 10*time.Second)
+	if err != nil {
+		nc.Close()
+		h.log.Warn("chaos: no snapshot requests", "err", err)
+		return func() {}
+	}
+	h.mu.Lock()
+	h.snaps = req
+	h.mu.Unlock()
+	var markets []marketKey
+	for _, m := range h.cfg.Markets {
+		markets = append(markets, marketKey{string(m.Venue), m.Symbol})
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		wait := h.cfg.SnapshotEvery / 2
+		for sleepCtx(rctx, wait) {
+			wait = h.cfg.SnapshotEvery
+			// Each request ends on its own timeout: stopping the rounds
+			// does not cancel the one running.
+			req.round(context.WithoutCancel(rctx), markets)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		nc.Close()
+	}
 }
 
 // restoreAll clears every simulator fault and brings NATS and every replica
@@ -713,7 +758,7 @@ func (h *harness) quiesceAndDrain(ctx context.Context) (map[string]exsim.Range, 
 		}
 		id := b.LastUpdateID
 		if m.Venue != exsim.Binance {
-			id = b.BybitU[bybitDepth]
+			id = b.BybitU[h.cfg.BybitDepth]
 		}
 		finalBook[string(m.Venue)+"."+m.Symbol] = id
 	}
@@ -793,25 +838,22 @@ func (h *harness) quiesceAndDrain(ctx context.Context) (map[string]exsim.Range, 
 func (h *harness) reconcile(ctx context.Context, rep *Report, gen map[string]exsim.Range) error {
 	var truths []MarketTruth
 	for _, m := range h.cfg.Markets {
-		t, err := h.sim.Truth(m.Venue, m.Symbol)
+		mt, err := marketTruth(h.sim, m.Venue, m.Symbol, h.cfg.BybitDepth)
 		if err != nil {
-			return fmt.Errorf("%w: truth: %w", ErrHarness, err)
-		}
-		b, err := h.sim.Book(m.Venue, m.Symbol)
-		if err != nil {
-			return fmt.Errorf("%w: book: %w", ErrHarness, err)
-		}
-		mt := MarketTruth{Venue: m.Venue, Symbol: m.Symbol, Trades: t.Get(exsim.SeriesTrade), Bids: b.Bids, Asks: b.Asks}
-		if m.Venue == exsim.Binance {
-			mt.Book, mt.BookID = t.Get(exsim.SeriesDepth), b.LastUpdateID
-		} else {
-			mt.Book, mt.Depth, mt.BookID = t.Get(exsim.SeriesOrderbook(bybitDepth)), bybitDepth, b.BybitU[bybitDepth]
+			return err
 		}
 		truths = append(truths, mt)
 	}
 	in := ReconcileInput{Markets: truths, Ordinal: h.sim.BybitTradeOrdinal, Conns: h.connFates(),
 		SnapshotOrigin: func(exchange, symbol string, lastID int64) string {
 			return h.rec.snapshotOrigin(h.start, exchange, symbol, lastID)
+		},
+		Counted: func(exchange, symbol string) uint64 {
+			var n uint64
+			for _, r := range h.replicas {
+				n += r.counted(exchange, symbol)
+			}
+			return n
 		}}
 	r := newReconciler(truths, in.Ordinal)
 	nc, err := publisher.Connect(ctx, publisher.ConnConfig{URLs: []string{h.nats.URL()}, Name: "chaos-reader"}, h.clog)
@@ -831,7 +873,33 @@ func (h *harness) reconcile(ctx context.Context, rep *Report, gen map[string]exs
 		return fmt.Errorf("%w: reading the stream after %d messages: %w", ErrHarness, n, err)
 	}
 	rep.Markets, rep.Stream = r.finish(in)
+	h.mu.Lock()
+	if h.snaps != nil {
+		rep.SnapshotRequests = h.snaps.results()
+	}
+	h.mu.Unlock()
 	return nil
+}
+
+// marketTruth takes the simulator's ground truth of one market: its trades
+// and the book series the bridge follows (Binance depth; Bybit
+// orderbook.<bybitDepth>, compared to that many levels per side).
+func marketTruth(sim *exsim.Server, v exsim.Venue, symbol string, bybitDepth int) (MarketTruth, error) {
+	t, err := sim.Truth(v, symbol)
+	if err != nil {
+		return MarketTruth{}, fmt.Errorf("%w: truth: %w", ErrHarness, err)
+	}
+	b, err := sim.Book(v, symbol)
+	if err != nil {
+		return MarketTruth{}, fmt.Errorf("%w: book: %w", ErrHarness, err)
+	}
+	mt := MarketTruth{Venue: v, Symbol: symbol, Trades: t.Get(exsim.SeriesTrade), Bids: b.Bids, Asks: b.Asks}
+	if v == exsim.Binance {
+		mt.Book, mt.BookID = t.Get(exsim.SeriesDepth), b.LastUpdateID
+	} else {
+		mt.Book, mt.Depth, mt.BookID = t.Get(exsim.SeriesOrderbook(bybitDepth)), bybitDepth, b.BybitU[bybitDepth]
+	}
+	return mt, nil
 }
 
 // connFates attributes every simulator connection to a replica generation
