@@ -201,6 +201,24 @@ func TestPrometheusRuleValuesReachTheRules(t *testing.T) {
 	}
 }
 
+func TestEveryAlertDisabledLeavesAnEmptyGroup(t *testing.T) {
+	sets := []string{"prometheusRule.enabled=true"}
+	for _, r := range []string{"staleData", "connectionFailed", "publishDrops", "missingTrades", "natsDisconnected"} {
+		sets = append(sets, "prometheusRule.rules."+r+".enabled=false")
+	}
+	u, groups := parseRules(t, sets...)
+	if len(groups.Groups) != 1 || len(groups.Groups[0].Rules) != 0 {
+		t.Errorf("groups = %+v, want one empty group", groups.Groups)
+	}
+	g, _, _ := unstructured.NestedSlice(u.Object, "spec", "groups")
+	if len(g) != 1 {
+		t.Fatalf("spec.groups = %v", g)
+	}
+	if r, ok := g[0].(map[string]any)["rules"].([]any); !ok || len(r) != 0 {
+		t.Errorf("rules = %#v, want [] (the CRD wants an array, not null)", g[0].(map[string]any)["rules"])
+	}
+}
+
 func TestMonitoringIsOptional(t *testing.T) {
 	docs := render(t)
 	for _, k := range []string{"PrometheusRule/rel-mdbridge", "ConfigMap/rel-mdbridge-dashboard"} {
