@@ -21,6 +21,7 @@ func (a *app) handler() http.Handler {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newStreamCollector(a.node.Streams()),
+		newNATSCollector(a.node.Conn),
 		a.metrics.ingest,
 		publisher.NewCollector(a.node.Publisher(), a.node.States(), a.node.SnapshotService()),
 	)

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"math"
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/qldata/mdbridge/bridge"
@@ -17,9 +19,10 @@ var connStates = []string{"DISCONNECTED", "CONNECTING", "CONNECTED", "RECONNECTI
 // time (no work on the per-message path).
 type streamCollector struct {
 	streams []*bridge.Stream
+	now     func() time.Time // the scrape's clock (time.Now; tests fix it)
 
-	counters               []streamCounter
-	connState, clockOffset *prometheus.Desc
+	counters                        []streamCounter
+	connState, clockOffset, dataAge *prometheus.Desc
 }
 
 // streamCounter is one counter of bridge.Stats, labelled by exchange.
@@ -37,6 +40,7 @@ func newStreamCollector(streams []*bridge.Stream) *streamCollector {
 	}
 	return &streamCollector{
 		streams: streams,
+		now:     time.Now,
 		counters: []streamCounter{
 			c("frames_received_total", "Inbound WebSocket frames.", func(s *bridge.Stats) *uint64 { return &s.Frames }),
 			c("events_received_total", "Events decoded from exchange frames.", func(s *bridge.Stats) *uint64 { return &s.Received }),
@@ -53,6 +57,8 @@ func newStreamCollector(streams []*bridge.Stream) *streamCollector {
 		},
 		connState:   d("connection_state", "1 for the current state of each connection slot.", "shard", "state"),
 		clockOffset: d("clock_offset_seconds", "Exchange clock minus local clock."),
+		dataAge: d("data_age_seconds", "Seconds since the last message received for the symbol "+
+			"(the oldest over the streams carrying it); NaN until every one of them has received one.", "symbol"),
 	}
 }
 
@@ -101,6 +107,87 @@ func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
+	var states []bridge.SymbolState
+	for _, s := range c.streams {
+		states = append(states, s.States()...)
+	}
+	now := c.now()
+	for _, a := range dataAges(states, now) {
+		ch <- prometheus.MustNewConstMetric(c.dataAge, prometheus.GaugeValue, a.seconds, a.exchange, a.symbol)
+	}
+}
+
+// symbolAge is the data age of one exchange and symbol.
+type symbolAge struct {
+	exchange, symbol string
+	seconds          float64
+}
+
+// dataAges returns, per exchange and symbol in first-seen order, now minus
+// the time of the last message received (SymbolState.LastMessageTS, local
+// receive time). When several streams carry a symbol (one per channel set)
+// the oldest counts, so a stalled trade stream is not hidden by a live book
+// stream; a symbol with a stream that has received nothing yet is NaN (the
+// series exists from the start, and a stale-data alert can match it with
+// x != x). A clock stepping back gives 0, not a negative age.
+func dataAges(states []bridge.SymbolState, now time.Time) []symbolAge {
+	type key struct{ exchange, symbol string }
+	idx := map[key]int{}
+	var out []symbolAge
+	var last []int64 // oldest LastMessageTS per entry of out; 0 = none yet
+	for _, st := range states {
+		k := key{st.Exchange, st.Symbol}
+		i, ok := idx[k]
+		if !ok {
+			idx[k] = len(out)
+			out = append(out, symbolAge{exchange: st.Exchange, symbol: st.Symbol})
+			last = append(last, st.LastMessageTS)
+			continue
+		}
+		if last[i] != 0 && (st.LastMessageTS == 0 || st.LastMessageTS < last[i]) {
+			last[i] = st.LastMessageTS
+		}
+	}
+	for i := range out {
+		if last[i] == 0 {
+			out[i].seconds = math.NaN()
+			continue
+		}
+		out[i].seconds = max(0, now.Sub(time.Unix(0, last[i])).Seconds())
+	}
+	return out
+}
+
+// natsCollector exports the state of the process's NATS connection: whether
+// it is connected (alerts: NATS disconnected) and how often it reconnected.
+type natsCollector struct {
+	conn                  func() *nats.Conn // nil before the connection exists
+	connected, reconnects *prometheus.Desc
+}
+
+func newNATSCollector(conn func() *nats.Conn) *natsCollector {
+	return &natsCollector{
+		conn:       conn,
+		connected:  prometheus.NewDesc("mdbridge_nats_connected", "1 while the NATS connection is connected, else 0.", nil, nil),
+		reconnects: prometheus.NewDesc("mdbridge_nats_reconnects_total", "Reconnects of the NATS connection.", nil, nil),
+	}
+}
+
+func (c *natsCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.connected
+	ch <- c.reconnects
+}
+
+func (c *natsCollector) Collect(ch chan<- prometheus.Metric) {
+	connected, reconnects := 0.0, 0.0
+	if nc := c.conn(); nc != nil {
+		if nc.IsConnected() {
+			connected = 1
+		}
+		reconnects = float64(nc.Stats().Reconnects)
+	}
+	ch <- prometheus.MustNewConstMetric(c.connected, prometheus.GaugeValue, connected)
+	ch <- prometheus.MustNewConstMetric(c.reconnects, prometheus.CounterValue, reconnects)
 }
 
 // ingestMetrics measures ingest latency (exchange event time to hand-off to
