@@ -52,10 +52,6 @@ func WithStateSink(s StateSink) Option { return func(o *options) { o.sink = s } 
 // after it. Without one the stream fetches and emits snapshots itself.
 func WithSnapshotRequester(r SnapshotRequester) Option { return func(o *options) { o.req = r } }
 
-// WithClock sets the clock used for receive timestamps and state times
-// (default time.Now).
-func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
-
 // Stream ingests one exchange's market data for a set of symbols and hands
 // normalized, deduplicated, gap-repaired events to a Publisher (or a
 // HandlerFunc). See the package documentation for the guarantees.

@@ -124,12 +124,6 @@ func (a *Adapter) SubscribeFrames(topics []bridge.Topic, nextID func() int64) []
 	return controlFrames("SUBSCRIBE", rest, nextID)
 }
 
-// LiveSubscribeFrames returns SUBSCRIBE frames for all topics, for adding
-// topics to an open connection.
-func (a *Adapter) LiveSubscribeFrames(topics []bridge.Topic, nextID func() int64) [][]byte {
-	return controlFrames("SUBSCRIBE", a.streams(topics), nextID)
-}
-
 // UnsubscribeFrames returns UNSUBSCRIBE frames for all topics, at most 200
 // streams per frame.
 func (a *Adapter) UnsubscribeFrames(topics []bridge.Topic, nextID func() int64) [][]byte {

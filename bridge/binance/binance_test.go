@@ -130,10 +130,6 @@ func TestURLOverflowToSubscribe(t *testing.T) {
 	if len(un) != 1 || string(un[0]) != `{"method":"UNSUBSCRIBE","params":["sym0000usdt@trade","sym0001usdt@trade","sym0002usdt@trade"],"id":9}` {
 		t.Errorf("UnsubscribeFrames = %q", un)
 	}
-	live := a.LiveSubscribeFrames(topics[:1], func() int64 { return 3 })
-	if len(live) != 1 || string(live[0]) != `{"method":"SUBSCRIBE","params":["sym0000usdt@trade"],"id":3}` {
-		t.Errorf("LiveSubscribeFrames = %q", live)
-	}
 }
 
 func TestHeartbeatLimitsMode(t *testing.T) {

@@ -236,15 +236,9 @@ func (m *market) view(depth int) *bybitView {
 	return nil
 }
 
-// bybitAddSub subscribes c to the trades (depth 0) or the orderbook view
-// of depth; an orderbook subscription starts with a snapshot.
-func (m *market) bybitAddSub(c *conn, depth int) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.bybitAddSubLocked(c, depth)
-}
-
-// bybitAddSubLocked is bybitAddSub for a caller holding m.mu.
+// bybitAddSubLocked subscribes c to the trades (depth 0) or the orderbook
+// view of depth; an orderbook subscription starts with a snapshot. The
+// caller holds m.mu.
 func (m *market) bybitAddSubLocked(c *conn, depth int) {
 	if depth == 0 {
 		m.tradeSubs = append(m.tradeSubs[:len(m.tradeSubs):len(m.tradeSubs)], c)

@@ -15,18 +15,22 @@ import (
 // REST limiter (the exchanges limit per IP; Bybit spot and linear share
 // Bybit's).
 func buildExchanges(subs []Subscription, v Venues, logger *slog.Logger) ([]bridge.Exchange, error) {
-	perMinute := map[string]int{"binance": v.BinanceWeightPerMinute, "bybit": v.BybitRequestsPerMinute}
+	// The configured budgets override the seed's per-venue defaults.
+	table := resilience.ExchangeLimitTable{}
+	for venue, n := range map[string]int{"binance": v.BinanceWeightPerMinute, "bybit": v.BybitRequestsPerMinute} {
+		if n > 0 {
+			l, _ := resilience.ExchangeDefaults(venue)
+			l.RequestsPerMinute = n
+			table[venue] = l
+		}
+	}
 	limiters := map[string]*resilience.RateLimitManager{}
 	limiter := func(venue string) (*resilience.RateLimitManager, error) {
 		if l, ok := limiters[venue]; ok {
 			return l, nil
 		}
-		n := perMinute[venue]
-		if n == 0 {
-			def, _ := resilience.ExchangeDefaults(venue)
-			n = def.RequestsPerMinute
-		}
-		l, err := resilience.NewRateLimitManager(resilience.RateLimitConfig{RequestsPerMinute: n})
+		lim, _ := table.Lookup(venue)
+		l, err := resilience.NewRateLimitManager(lim.RateLimitConfig())
 		limiters[venue] = l
 		return l, err
 	}
