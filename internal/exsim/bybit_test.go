@@ -316,7 +316,9 @@ func TestBybitDepth1Resend(t *testing.T) {
 	}
 	m := s.markets[BybitSpot]["BTCUSDT"]
 	c := fakeConn(s, BybitSpot)
-	m.bybitAddSub(c, 1)
+	m.mu.Lock()
+	m.bybitAddSubLocked(c, 1)
+	m.mu.Unlock()
 	first := drain(c)
 	if len(first) != 1 {
 		t.Fatalf("%d frames on subscribe", len(first))
