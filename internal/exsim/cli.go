@@ -80,8 +80,8 @@ func SymbolMarkets(symbols string, venues []Venue, tradeRate, bookRate float64) 
 	return out
 }
 
-// command holds the flags of `mdbridge sim`.
-type command struct {
+// commandFlags holds the flags of `mdbridge sim`.
+type commandFlags struct {
 	listen   string
 	symbols  string
 	markets  string
@@ -97,14 +97,14 @@ type command struct {
 // parseCommand parses the command line, with the MDB_SIM_* variables as
 // defaults. It returns the exit code to end with (help, or a usage error
 // already reported on stderr), or -1 to go on.
-func parseCommand(args []string, stderr io.Writer) (*command, int) {
+func parseCommand(args []string, stderr io.Writer) (*commandFlags, int) {
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: mdbridge sim [flags]  (flags default to MDB_SIM_* variables)")
 		fs.PrintDefaults()
 	}
-	o := &command{}
+	o := &commandFlags{}
 	fs.StringVar(&o.listen, "listen", envOr("MDB_SIM_LISTEN", "127.0.0.1:9000"), "listen address, loopback unless -any-addr (MDB_SIM_LISTEN)")
 	fs.StringVar(&o.symbols, "symbols", envOr("MDB_SIM_SYMBOLS", "BTCUSDT,ETHUSDT"), "symbols simulated on every venue (MDB_SIM_SYMBOLS)")
 	fs.StringVar(&o.markets, "markets", envOr("MDB_SIM_MARKETS", ""), "markets with their own rates, instead of -symbols: <venue>:<SYMBOL>[@<trades>/<book>][,<SYMBOL>...][;<venue>:...], venue binance, bybit or bybit-linear; -rate and -book-rate where no @ is given; e.g. 'binance:BTCUSDT@1000/200,ETHUSDT;bybit-linear:BTCUSDT' (MDB_SIM_MARKETS)")
@@ -127,7 +127,7 @@ func parseCommand(args []string, stderr io.Writer) (*command, int) {
 
 // marketConfigs returns the markets of -markets, or else of -symbols on
 // every venue; its errors name the flag and variable.
-func (o *command) marketConfigs() ([]MarketConfig, error) {
+func (o *commandFlags) marketConfigs() ([]MarketConfig, error) {
 	if o.set["markets"] && o.set["symbols"] {
 		return nil, errors.New("-markets and -symbols exclude each other (-markets lists the symbols of each venue)")
 	}
