@@ -53,9 +53,19 @@
 // with Config.NoCPUSplit. Peak RSS is VmHWM from /proc/self/status, reset at
 // the start of each phase where the kernel allows it.
 //
+// # Command
+//
+// Main is the command `mdbridge bench` (cmd/mdbridge only wires it): flags
+// (cli.go), the modes built on Run, Sweep and Scale (cli_run.go), the
+// NATS and simulator child processes of -nats-process and -sim-process,
+// which re-run the executable as `bench -serve-nats` or `bench -serve-sim`
+// (child.go, pinned with -pin on Linux: pin_linux.go), and the table
+// output (table.go, progressbar.go).
+//
 // # Concurrency
 //
-// Run, Sweep and Scale may be called from any goroutine but use process-wide
-// resources (the CPU profiler, the peak-RSS counter), so run one at a time.
+// Run, Sweep, Scale and Main may be called from any goroutine but use
+// process-wide resources (the CPU profiler, the peak-RSS counter; Main with
+// -pin also the process's CPU affinity), so run one at a time.
 // Config.Progress is called from a harness goroutine.
 package bench
