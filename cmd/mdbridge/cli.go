@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,13 +12,15 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/qldata/mdbridge/internal/cli"
 )
 
 // Exit codes.
 const (
-	exitOK      = 0
-	exitFailure = 1 // runtime failure
-	exitUsage   = 2 // bad command line or configuration
+	exitOK      = cli.ExitOK
+	exitFailure = cli.ExitFailure
+	exitUsage   = cli.ExitUsage
 )
 
 type command struct {
@@ -86,39 +87,14 @@ func usage(w io.Writer) {
 const usageFormat = `{{range .}}  {{usage_key .}}	{{usage_default .}}	{{usage_description .}}
 {{end}}`
 
-// newFlags returns a FlagSet whose errors and -h go to stderr with a usage line.
+// newFlags, parseFlags and newLogger are the commands' shared helpers
+// (internal/cli).
 func newFlags(name, args string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: mdbridge %s %s\n", name, args)
-		fs.PrintDefaults()
-	}
-	return fs
+	return cli.NewFlags(name, args, stderr)
 }
-
-// parseFlags parses args; it returns -1 to continue, or the exit code.
-func parseFlags(fs *flag.FlagSet, args []string) int {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	return -1
-}
-
-// newLogger builds the process logger from level and format.
+func parseFlags(fs *flag.FlagSet, args []string) int { return cli.Parse(fs, args) }
 func newLogger(w io.Writer, level, format string) *slog.Logger {
-	lvl, err := parseLevel(level)
-	if err != nil {
-		lvl = slog.LevelInfo
-	}
-	opts := &slog.HandlerOptions{Level: lvl}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return cli.NewLogger(w, level, format)
 }
 
 func cmdProbe(ctx context.Context, args []string, stdout, stderr io.Writer) int {

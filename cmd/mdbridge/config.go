@@ -13,6 +13,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/internal/cli"
 	"github.com/qldata/mdbridge/resilience"
 )
 
@@ -236,7 +237,7 @@ func (c *Config) validate() error {
 	if c.BybitRequestsPerMin < 1 {
 		add(configError("BYBIT_REQUESTS_PER_MINUTE", "%d; must be at least 1", c.BybitRequestsPerMin))
 	}
-	if _, err := parseLevel(c.LogLevel); err != nil {
+	if _, err := cli.ParseLevel(c.LogLevel); err != nil {
 		add(configError("LOG_LEVEL", "%v", err))
 	}
 	switch c.LogFormat {
@@ -258,14 +259,6 @@ func checkURL(name, v string, schemes ...string) error {
 		}
 	}
 	return configError(name, "scheme %q; allowed: %s", u.Scheme, strings.Join(schemes, ", "))
-}
-
-func parseLevel(s string) (slog.Level, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return 0, fmt.Errorf("%q; allowed: debug, info, warn, error", s)
-	}
-	return l, nil
 }
 
 // sanitizeIdent maps a host name to a valid identifier (dots become '-').

@@ -2,20 +2,20 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"time"
+
+	"github.com/qldata/mdbridge/internal/cli"
 )
 
 // Exit codes of Main, the same as every mdbridge command's.
 const (
-	exitOK      = 0
-	exitFailure = 1 // the benchmark failed or could not run
-	exitUsage   = 2 // bad command line (ErrConfig from the harness too)
+	exitOK      = cli.ExitOK
+	exitFailure = cli.ExitFailure // the benchmark failed or could not run
+	exitUsage   = cli.ExitUsage   // bad command line (ErrConfig from the harness too)
 )
 
 // command is how `mdbridge bench` is invoked: in messages and to run this
@@ -81,33 +81,17 @@ type options struct {
 // parseArgs parses the command line. It returns the exit code to end with
 // (help, or a usage error already reported on stderr), or -1 to go on.
 func parseArgs(args []string, stderr io.Writer) (*options, int) {
-	fs := newFlagSet("[flags]   (e.g. -messages 1000000; -rates 10000,25000,50000 -chart perf.svg; -scale)", stderr)
+	fs := cli.NewFlags(command, "[flags]   (e.g. -messages 1000000; -rates 10000,25000,50000 -chart perf.svg; -scale)", stderr)
 	o := defineFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, exitOK
-		}
-		return nil, exitUsage
+	if code := cli.Parse(fs, args); code >= 0 {
+		return nil, code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "mdbridge bench: unexpected argument %q\n", fs.Arg(0))
 		return nil, exitUsage
 	}
-	o.set = map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
+	o.set = cli.Given(fs)
 	return o, -1
-}
-
-// newFlagSet returns a FlagSet whose errors and -h go to stderr, after a
-// usage line.
-func newFlagSet(usage string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(command, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: mdbridge %s %s\n", command, usage)
-		fs.PrintDefaults()
-	}
-	return fs
 }
 
 // defineFlags defines the flags on fs, with their defaults and help.
@@ -142,14 +126,4 @@ func defineFlags(fs *flag.FlagSet) *options {
 	fs.BoolVar(&o.noSplit, "no-cpu-split", false, "do not profile to split CPU time by component")
 	fs.StringVar(&o.logLevel, "log-level", "error", "log level of the components (logs go to stderr)")
 	return o
-}
-
-// newLogger returns a text logger at level (debug, info, warn, error;
-// anything else: info).
-func newLogger(w io.Writer, level string) *slog.Logger {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		lvl = slog.LevelInfo
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl}))
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/qldata/mdbridge/internal/cli"
 	"github.com/qldata/mdbridge/publisher"
 )
 
@@ -39,7 +40,7 @@ func (o *options) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 		return serveNATSChild(ctx, o.serveNATS, stdin, stdout, stderr)
 	}
 	if o.serveSim {
-		return serveSimChild(ctx, o.symbols, o.rate, stdin, stdout, stderr, newLogger(stderr, o.logLevel))
+		return serveSimChild(ctx, o.symbols, o.rate, stdin, stdout, stderr, cli.NewLogger(stderr, o.logLevel, "text"))
 	}
 	if o.simProc && !o.scale {
 		fmt.Fprintln(stderr, "mdbridge bench: -sim-process works with -scale only (the throughput phases drive an in-process simulator)")
@@ -51,7 +52,7 @@ func (o *options) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 		return exitUsage
 	}
 	s := &session{o: o, stdout: stdout, stderr: stderr, storage: st, natsURL: o.natsURL,
-		bar: newProgressBar(stderr), logger: newLogger(stderr, o.logLevel)}
+		bar: newProgressBar(stderr), logger: cli.NewLogger(stderr, o.logLevel, "text")}
 	stopNATS, code := s.startNATSProcess(ctx)
 	if code >= 0 {
 		return code

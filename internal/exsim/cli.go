@@ -3,7 +3,6 @@ package exsim
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,13 +10,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/qldata/mdbridge/internal/cli"
 )
 
 // Exit codes of Main, the same as every mdbridge command's.
 const (
-	exitOK      = 0
-	exitFailure = 1 // the simulator could not start
-	exitUsage   = 2 // bad command line, environment or Config
+	exitOK      = cli.ExitOK
+	exitFailure = cli.ExitFailure // the simulator could not start
+	exitUsage   = cli.ExitUsage   // bad command line, environment or Config
 )
 
 // Main is the command `mdbridge sim`: the simulator alone, for testing
@@ -98,12 +99,7 @@ type commandFlags struct {
 // defaults. It returns the exit code to end with (help, or a usage error
 // already reported on stderr), or -1 to go on.
 func parseCommand(args []string, stderr io.Writer) (*commandFlags, int) {
-	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: mdbridge sim [flags]  (flags default to MDB_SIM_* variables)")
-		fs.PrintDefaults()
-	}
+	fs := cli.NewFlags("sim", "[flags]  (flags default to MDB_SIM_* variables)", stderr)
 	o := &commandFlags{}
 	fs.StringVar(&o.listen, "listen", envOr("MDB_SIM_LISTEN", "127.0.0.1:9000"), "listen address, loopback unless -any-addr (MDB_SIM_LISTEN)")
 	fs.StringVar(&o.symbols, "symbols", envOr("MDB_SIM_SYMBOLS", "BTCUSDT,ETHUSDT"), "symbols simulated on every venue (MDB_SIM_SYMBOLS)")
@@ -114,14 +110,10 @@ func parseCommand(args []string, stderr io.Writer) (*commandFlags, int) {
 	fs.DurationVar(&o.skew, "clock-skew", 0, "offset added to the simulator's clock")
 	fs.BoolVar(&o.anyAddr, "any-addr", envOr("MDB_SIM_ANY_ADDR", "") == "true", "allow a non-loopback listen address, e.g. 0.0.0.0:9000 inside a container (MDB_SIM_ANY_ADDR)")
 	fs.BoolVar(&o.verbose, "v", false, "log every connection")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, exitOK
-		}
-		return nil, exitUsage
+	if code := cli.Parse(fs, args); code >= 0 {
+		return nil, code
 	}
-	o.set = map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
+	o.set = cli.Given(fs)
 	return o, -1
 }
 
