@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/internal/cli"
 	"github.com/qldata/mdbridge/internal/exsim"
 )
 
@@ -140,7 +141,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	runDone := make(chan int, 1)
 	go func() { runDone <- a.run(ctx) }()
 
-	tty := isTerminal(stdout)
+	tty := cli.IsTerminal(stdout)
 	start := time.Now()
 	tick := time.NewTicker(*refresh)
 	defer tick.Stop()
@@ -231,15 +232,6 @@ func (c *subjectCounts) snapshot() map[string]uint64 {
 		out[k] = v
 	}
 	return out
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // symbolStates returns the state of every symbol of every stream, sorted.

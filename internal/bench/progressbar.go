@@ -3,10 +3,11 @@ package bench
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/qldata/mdbridge/internal/cli"
 )
 
 // progressBar renders Progress on stderr: a redrawn line on a
@@ -23,7 +24,7 @@ type progressBar struct {
 }
 
 func newProgressBar(w io.Writer) *progressBar {
-	return &progressBar{w: w, tty: isTerminal(w), width: 30}
+	return &progressBar{w: w, tty: cli.IsTerminal(w), width: 30}
 }
 
 func (b *progressBar) update(p Progress) {
@@ -82,14 +83,4 @@ func (b *progressBar) done() {
 		fmt.Fprintln(b.w)
 		b.drawn = false
 	}
-}
-
-// isTerminal reports whether w is a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
