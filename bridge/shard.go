@@ -165,7 +165,11 @@ func (sh *shard) deliver(c *conn, evs []Event) {
 	case sh.cand:
 		if sh.rot != nil {
 			sh.rot.collect(sh, evs)
+		} else {
+			sh.ctr.superseded.Add(uint64(len(evs)))
 		}
+	default:
+		sh.ctr.superseded.Add(uint64(len(evs)))
 	}
 	sh.unlockPublish()
 }

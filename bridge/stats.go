@@ -39,6 +39,7 @@ type connCounters struct {
 	rotations  atomic.Uint64 // make-before-break rotations completed
 	silence    atomic.Uint64 // silence probes run (StreamConfig.SilenceCheck)
 	silent     atomic.Uint64 // connections replaced because the feed was silent
+	superseded atomic.Uint64 // events of a connection already replaced, not processed
 }
 
 // Stats are a stream's totals since NewStream, for metrics. All counters
@@ -61,6 +62,11 @@ type Stats struct {
 	// moved on (the connection was replaced).
 	SilenceProbes uint64
 	SilentFeeds   uint64
+	// Superseded counts the events a connection delivered after it was
+	// replaced (the old connection of a rotation, an abandoned
+	// replacement): its replacement carries the same data, so they are
+	// not processed. Every other event received is processed.
+	Superseded uint64
 	// Connections is the state of each connection slot, in plan order.
 	Connections []ConnStats
 }

@@ -337,6 +337,7 @@ func (s *Stream) Stats() Stats {
 		st.Rotations += sh.ctr.rotations.Load()
 		st.SilenceProbes += sh.ctr.silence.Load()
 		st.SilentFeeds += sh.ctr.silent.Load()
+		st.Superseded += sh.ctr.superseded.Load()
 		for _, sym := range sh.list {
 			c := &sym.ctr
 			st.Received += c.received.Load()
