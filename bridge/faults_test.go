@@ -542,7 +542,9 @@ func TestQuietStreamBookAfterDroppedFrame(t *testing.T) {
 			if err := r.sim.SetRates(vc.venue, "BTCUSDT", 0, 0); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(300 * time.Millisecond) // the generator's last tick is out
+			// Every frame generated so far has reached the bridge, so the
+			// fault below hits the delta Generate makes next.
+			assertFinalBook(t, r.sim, r.col, r.ex.Name(), r.venue, "BTCUSDT", bookDepthOf(r.venue))
 			if _, err := r.sim.InjectFault(exsim.Fault{Kind: exsim.FaultMalformed, Mode: exsim.MalformedInvalidJSON, Count: 1, Venue: vc.venue}); err != nil {
 				t.Fatal(err)
 			}

@@ -189,9 +189,7 @@ func TestTradeResumeShutdown(t *testing.T) {
 	}
 	stop := runStream(t, s)
 	<-asked
-	start := time.Now()
+	// The resumer never returns on its own: a Shutdown that waited for it
+	// would run into stop's deadline and fail the test with its error.
 	stop()
-	if d := time.Since(start); d > 3*time.Second {
-		t.Fatalf("Shutdown took %s with a hanging resumer", d)
-	}
 }
