@@ -82,6 +82,12 @@ const (
 	MalformedOversized   MalformedMode = "oversized"    // the frame padded to Size bytes
 )
 
+// DefaultOversizedBytes is the default Size of an oversized frame: above
+// every read limit an mdbridge stream uses by default (the adapters' 4 MiB,
+// the stream's 16 MiB fallback), so the frame does hit the limit. A frame
+// under the client's limit is just a valid frame with a padding field.
+const DefaultOversizedBytes = 16<<20 + 64<<10
+
 // Duration is a time.Duration that reads and writes JSON as a Go duration
 // string ("1.5s") and also reads integer nanoseconds.
 type Duration time.Duration
@@ -128,7 +134,7 @@ type Fault struct {
 	Duration Duration      `json:"duration,omitempty"`
 	Status   int           `json:"status,omitempty"`
 	Mode     MalformedMode `json:"mode,omitempty"`
-	Size     int           `json:"size,omitempty"` // oversized frame bytes (default 2 MiB)
+	Size     int           `json:"size,omitempty"` // oversized frame bytes (default DefaultOversizedBytes)
 	Extra    bool          `json:"extra,omitempty"`
 }
 
@@ -214,7 +220,7 @@ func (f Fault) withDefaults(cfg *Config) Fault {
 			f.Count = 1
 		}
 		if f.Size == 0 {
-			f.Size = 2 << 20
+			f.Size = DefaultOversizedBytes
 		}
 	case FaultShutdown:
 		if f.Duration == 0 {
