@@ -101,9 +101,9 @@ type conn struct {
 	argChars   int
 	timers     []*time.Timer
 	applied    map[uint64]bool // action rules already applied
-	maxAge     *time.Timer   // the age cut, armed by start
-	age        time.Duration // the maximum age in force (noAge: none)
-	tick       *time.Timer // pinger (Binance) or idle check (Bybit); set before it can fire
+	maxAge     *time.Timer     // the age cut, armed by start
+	age        time.Duration   // the maximum age in force (noAge: none)
+	tick       *time.Timer     // pinger (Binance) or idle check (Bybit); set before it can fire
 
 	// pingMu guards pings. It is separate from mu because the writer takes
 	// it, and the writer must never wait for a lock held by code that may
