@@ -62,6 +62,11 @@ const (
 	DefaultSubjectPrefix   = "md"
 	DefaultDuplicateWindow = 2 * time.Minute
 	DefaultMaxAge          = 24 * time.Hour
+	// DefaultMaxBytes is the stream size limit `mdbridge run` applies
+	// (MDB_MAX_BYTES). Config.MaxBytes 0 does not apply it: a stream's
+	// MaxBytes is reserved from the server's JetStream storage, so a
+	// library default would fail on servers with less free disk.
+	DefaultMaxBytes = 10 << 30
 	DefaultReplicas        = 1
 	DefaultKVBucket        = "md_state"
 	DefaultStateTTL        = time.Hour
@@ -106,7 +111,11 @@ type Config struct {
 	DuplicateWindow time.Duration
 	// MaxAge is the stream's message age limit. Default 24 h.
 	MaxAge time.Duration
-	// MaxBytes limits the stream size; 0 means unlimited.
+	// MaxBytes limits the stream size in bytes (with Discard old, the
+	// oldest messages go first). -1 means unlimited, and EnsureStream
+	// removes a limit set on the stream; 0 leaves the stream's limit as it
+	// is (none on a new stream). JetStream reserves a positive limit from
+	// the server's storage at creation.
 	MaxBytes int64
 	// Discard is the stream's discard policy. Zero is DiscardOld.
 	Discard jetstream.DiscardPolicy
@@ -238,8 +247,8 @@ func (c Config) Validate() error {
 	if d.StateTTL < d.StaleAfter {
 		bad("StateTTL", "%s is shorter than StaleAfter %s: entries would vanish before they are reported stale", d.StateTTL, d.StaleAfter)
 	}
-	if d.MaxBytes < 0 {
-		bad("MaxBytes", "%d: must not be negative (0 = unlimited)", d.MaxBytes)
+	if d.MaxBytes < -1 {
+		bad("MaxBytes", "%d: want a size in bytes, -1 (unlimited) or 0 (leave the stream's limit)", d.MaxBytes)
 	}
 	counts := []struct {
 		name string
