@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -385,4 +386,39 @@ func TestStateBucket(t *testing.T) {
 			t.Errorf("%s not stale an hour later", e.Key)
 		}
 	}
+}
+
+// TestStateWriterFinalNoWarning: a clean shutdown while a background write
+// is in flight cancels that write; it is written again by WriteFinal and
+// is neither a warning nor a counted failure.
+func TestStateWriterFinalNoWarning(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		kv := &fakeKV{block: make(chan struct{})}
+		logs := &syncBuffer{}
+		w, err := NewStateWriter(kv, Config{}, slogTo(logs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.PutState(sym("BTCUSDT", "CONNECTED", 5))
+		synctest.Wait() // the writer is blocked writing CONNECTED
+		go func() {
+			synctest.Wait() // WriteFinal has cancelled the background write
+			kv.mu.Lock()
+			close(kv.block)
+			kv.block = nil
+			kv.mu.Unlock()
+		}()
+		if err := w.WriteFinal(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := kv.states("binance.BTCUSDT.pod-1"); !equalStrings(got, []string{"CONNECTED", StateDisconnected}) {
+			t.Errorf("writes %v, want CONNECTED then DISCONNECTED", got)
+		}
+		if st := w.Stats(); st.Failures != 0 {
+			t.Errorf("%d failures counted for a write cancelled by shutdown", st.Failures)
+		}
+		if strings.Contains(logs.String(), "level=WARN") {
+			t.Errorf("warning on a clean shutdown:\n%s", logs.String())
+		}
+	})
 }
