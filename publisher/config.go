@@ -66,17 +66,17 @@ const (
 	// (MDB_MAX_BYTES). Config.MaxBytes 0 does not apply it: a stream's
 	// MaxBytes is reserved from the server's JetStream storage, so a
 	// library default would fail on servers with less free disk.
-	DefaultMaxBytes = 10 << 30
-	DefaultReplicas        = 1
-	DefaultKVBucket        = "md_state"
-	DefaultStateTTL        = time.Hour
-	DefaultStateRefresh    = 5 * time.Second
-	DefaultStaleAfter      = 3 * DefaultStateRefresh
-	DefaultControlPrefix   = "mdctl"
-	DefaultBufferMessages  = 200_000
-	DefaultBufferBytes     = 256 << 20
-	DefaultMaxInFlight     = 4096
-	DefaultAckTimeout      = 5 * time.Second
+	DefaultMaxBytes       = 10 << 30
+	DefaultReplicas       = 1
+	DefaultKVBucket       = "md_state"
+	DefaultStateTTL       = time.Hour
+	DefaultStateRefresh   = 5 * time.Second
+	DefaultStaleAfter     = 3 * DefaultStateRefresh
+	DefaultControlPrefix  = "mdctl"
+	DefaultBufferMessages = 200_000
+	DefaultBufferBytes    = 256 << 20
+	DefaultMaxInFlight    = 4096
+	DefaultAckTimeout     = 5 * time.Second
 
 	DefaultSnapshotConcurrency = 4
 	DefaultSnapshotRate        = 20.0
