@@ -62,21 +62,16 @@ const (
 	DefaultSubjectPrefix   = "md"
 	DefaultDuplicateWindow = 2 * time.Minute
 	DefaultMaxAge          = 24 * time.Hour
-	// DefaultMaxBytes is the stream size limit `mdbridge run` applies
-	// (MDB_MAX_BYTES). Config.MaxBytes 0 does not apply it: a stream's
-	// MaxBytes is reserved from the server's JetStream storage, so a
-	// library default would fail on servers with less free disk.
-	DefaultMaxBytes       = 10 << 30
-	DefaultReplicas       = 1
-	DefaultKVBucket       = "md_state"
-	DefaultStateTTL       = time.Hour
-	DefaultStateRefresh   = 5 * time.Second
-	DefaultStaleAfter     = 3 * DefaultStateRefresh
-	DefaultControlPrefix  = "mdctl"
-	DefaultBufferMessages = 200_000
-	DefaultBufferBytes    = 256 << 20
-	DefaultMaxInFlight    = 4096
-	DefaultAckTimeout     = 5 * time.Second
+	DefaultReplicas        = 1
+	DefaultKVBucket        = "md_state"
+	DefaultStateTTL        = time.Hour
+	DefaultStateRefresh    = 5 * time.Second
+	DefaultStaleAfter      = 3 * DefaultStateRefresh
+	DefaultControlPrefix   = "mdctl"
+	DefaultBufferMessages  = 200_000
+	DefaultBufferBytes     = 256 << 20
+	DefaultMaxInFlight     = 4096
+	DefaultAckTimeout      = 5 * time.Second
 
 	DefaultSnapshotConcurrency = 4
 	DefaultSnapshotRate        = 20.0
@@ -90,6 +85,13 @@ const (
 	// MaxRequestBody is the largest snapshot request body accepted.
 	MaxRequestBody = 4 << 10
 )
+
+// DefaultMaxBytes is the stream size limit `mdbridge run` applies
+// (MDB_MAX_BYTES). Config.MaxBytes 0 does not apply it: a stream's MaxBytes
+// is reserved from the server's JetStream storage, so as the library's
+// default it would make stream creation fail on servers with less free
+// storage.
+const DefaultMaxBytes = 10 << 30
 
 // Config configures stream provisioning, publishing, the state bucket and
 // the snapshot control service. The zero value is the DESIGN.md default:

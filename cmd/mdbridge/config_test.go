@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qldata/mdbridge/publisher"
 	"github.com/qldata/mdbridge/resilience"
 )
 
@@ -23,7 +24,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if c.Instance == "" {
 		t.Fatal("instance must default to the host name")
 	}
-	if c.MaxBytes != 10<<30 || c.streamMaxBytes() != 10<<30 {
+	if c.MaxBytes != publisher.DefaultMaxBytes || c.streamMaxBytes() != publisher.DefaultMaxBytes {
 		t.Fatalf("MDB_MAX_BYTES default %d (stream %d), want 10 GiB", c.MaxBytes, c.streamMaxBytes())
 	}
 	if c.Resilience.config() != resilience.DefaultResilienceConfig() {
