@@ -182,8 +182,12 @@ func (a *app) run(ctx context.Context) int {
 	for _, sub := range a.cfg.subs {
 		subs = append(subs, sub.String())
 	}
+	httpAddr := "" // the bound address: MDB_HTTP_ADDR may ask for port 0
+	if a.httpLn != nil {
+		httpAddr = a.httpLn.Addr().String()
+	}
 	a.logger.Info("mdbridge running", "instance", a.cfg.Instance, "subscribe", strings.Join(subs, ";"),
-		"stream", a.cfg.Stream, "http", a.cfg.HTTPAddr)
+		"stream", a.cfg.Stream, "http", httpAddr)
 
 	code := exitOK
 	select {
