@@ -63,7 +63,6 @@ func TestTradeResume(t *testing.T) {
 				if err := sim.SetRates(exsim.Binance, sym, 0, 0); err != nil {
 					t.Fatal(err)
 				}
-				time.Sleep(50 * time.Millisecond)
 			}
 			var answered atomic.Int64
 			res := &resumerFunc{f: func(_ context.Context, ex, s string) (int64, bool, error) {

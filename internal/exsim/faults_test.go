@@ -92,11 +92,13 @@ func TestFaultCloseAfter(t *testing.T) {
 func TestFaultStall(t *testing.T) {
 	s := startServer(t, Config{Seed: 22})
 	ws, _ := binTradeConn(t, s)
-	inject(t, s, Fault{Kind: FaultStall, Duration: Duration(400 * time.Millisecond)})
+	// Taken before the injection, so the stall ends at least 400ms after
+	// it however the test is scheduled.
 	start := time.Now()
+	inject(t, s, Fault{Kind: FaultStall, Duration: Duration(400 * time.Millisecond)})
 	s.Generate(Binance, "BTCUSDT", 1, 0)
 	readObj(t, ws)
-	if el := time.Since(start); el < 300*time.Millisecond {
+	if el := time.Since(start); el < 400*time.Millisecond {
 		t.Fatalf("frame arrived after %v during a 400ms stall", el)
 	}
 	// Bybit: pings are not answered while stalled.
