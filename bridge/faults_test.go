@@ -188,11 +188,14 @@ func TestRotation(t *testing.T) {
 	t.Parallel()
 	t.Run("age", func(t *testing.T) {
 		t.Parallel()
+		// The rotation has 3 s between its start and the server's cut:
+		// time enough for the replacement's dial and subscription on a
+		// loaded machine.
 		r := startFaultRun(t, venueCases[0], exsim.Config{
-			MaxConnAge: 2500 * time.Millisecond,
+			MaxConnAge: 5 * time.Second,
 			Markets:    []exsim.MarketConfig{market(exsim.Binance, "BTCUSDT", 100, 50), market(exsim.Binance, "ETHUSDT", 100, 50)},
-		}, func(c *bridge.StreamConfig) { c.RotationAge = 1500 * time.Millisecond }, "BTCUSDT", "ETHUSDT")
-		eventually(t, 10*time.Second, "two rotations", func() bool { return r.s.Stats().Rotations >= 2 })
+		}, func(c *bridge.StreamConfig) { c.RotationAge = 2 * time.Second }, "BTCUSDT", "ETHUSDT")
+		eventually(t, 20*time.Second, "two rotations", func() bool { return r.s.Stats().Rotations >= 2 })
 		st := r.check(t, "BTCUSDT", "ETHUSDT")
 		if st.Reconnects != 0 || st.Gaps != 0 || st.Backfilled != 0 {
 			t.Fatalf("rotation was not make-before-break: reconnects %d gaps %d backfilled %d", st.Reconnects, st.Gaps, st.Backfilled)
