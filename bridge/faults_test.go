@@ -209,11 +209,26 @@ func TestRotation(t *testing.T) {
 		r := startFaultRun(t, venueCases[0], exsim.Config{
 			Markets: []exsim.MarketConfig{market(exsim.Binance, "BTCUSDT", 100, 50)},
 		}, nil, "BTCUSDT")
-		if _, err := r.sim.InjectFault(exsim.Fault{Kind: exsim.FaultShutdown, Duration: exsim.Duration(2 * time.Second)}); err != nil {
+		announced := map[uint64]bool{}
+		for _, c := range r.sim.Conns() {
+			if c.Open {
+				announced[c.ID] = true
+			}
+		}
+		// 4 s between the announcement and the close: time enough to
+		// rotate on a loaded machine.
+		if _, err := r.sim.InjectFault(exsim.Fault{Kind: exsim.FaultShutdown, Duration: exsim.Duration(4 * time.Second)}); err != nil {
 			t.Fatal(err)
 		}
 		eventually(t, 10*time.Second, "a rotation", func() bool { return r.s.Stats().Rotations >= 1 })
-		time.Sleep(2500 * time.Millisecond) // past the server's close of the old connection
+		eventually(t, 15*time.Second, "the server's close of the announced connection", func() bool {
+			for _, c := range r.sim.Conns() {
+				if announced[c.ID] && c.Open {
+					return false
+				}
+			}
+			return true
+		})
 		st := r.check(t, "BTCUSDT")
 		if st.Reconnects != 0 || st.Gaps != 0 || st.Backfilled != 0 {
 			t.Fatalf("rotation was not make-before-break: reconnects %d gaps %d backfilled %d", st.Reconnects, st.Gaps, st.Backfilled)
