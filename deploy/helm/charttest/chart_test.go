@@ -251,6 +251,8 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		"podDisruptionBudget.enabled=maybe",
 		"nats.stream.replicas=2",
 		"nats.stream.duplicateWindow=two minutes",
+		"nats.stream.maxBytes=5",
+		"nats.stream.maxBytes=-2",
 		"log.level=loud",
 		"buffer.policy=yolo",
 		"subscribe=kraken:trade:BTCUSD",
