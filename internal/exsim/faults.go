@@ -1,6 +1,7 @@
 package exsim
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -591,8 +592,11 @@ func malformed(dst, b []byte, mode MalformedMode, size int) []byte {
 	case MalformedOversized:
 		dst = append(dst, body...)
 		dst = append(dst, `,"pad":"`...)
-		for n := len(dst); n < size; n++ {
-			dst = append(dst, 'x')
+		if n := size - len(dst); n > 0 {
+			// One copy, not a byte at a time: a 16 MiB frame built in a
+			// loop kept the writer (and so the connection) silent long
+			// enough for a client's heartbeat timeout on a loaded machine.
+			dst = append(dst, bytes.Repeat([]byte{'x'}, n)...)
 		}
 		return append(dst, `"}`...)
 	}
