@@ -385,22 +385,18 @@ func TestFaultMalformedFrames(t *testing.T) {
 			if _, err := r.sim.InjectFault(exsim.Fault{Kind: exsim.FaultMalformed, Mode: exsim.MalformedOversized, Count: 1}); err != nil {
 				t.Fatal(err)
 			}
-			// The connection ends on the read limit (its reported error
-			// says so), the frame is counted as malformed, and a new
-			// connection takes over. Waited for as one condition: on a
-			// loaded machine another reconnect (a heartbeat timeout) can
-			// come first, and the fault then hits the new connection.
-			readLimit := func() bool {
-				for _, s := range r.states.all() {
-					if strings.Contains(s.LastError, "read limit") {
-						return true
-					}
-				}
-				return false
-			}
+			// The connection ends on the read limit (its last error says
+			// so, until a later error replaces it: hence sticky), the frame
+			// is counted as malformed, and a new connection takes over.
+			// Waited for as one condition: on a loaded machine another
+			// reconnect (a heartbeat timeout) can come first, and the fault
+			// then hits the new connection.
+			sawReadLimit := false
 			eventually(t, 20*time.Second, "the oversized frame counted and the connection replaced", func() bool {
 				st := r.s.Stats()
-				return readLimit() && st.Malformed > before.Malformed && st.Connections[0].State == "CONNECTED"
+				sawReadLimit = sawReadLimit || strings.Contains(st.Connections[0].LastError, "read limit")
+				return sawReadLimit && st.Malformed > before.Malformed && st.Reconnects > before.Reconnects &&
+					st.Connections[0].State == "CONNECTED"
 			})
 			if vc.venue == exsim.Binance {
 				r.check(t, "BTCUSDT") // complete: lost trades backfilled, books resynced
