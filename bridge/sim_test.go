@@ -224,7 +224,6 @@ func quiesce(t testing.TB, sim *exsim.Server, col *collector, ex string, v exsim
 	if err := sim.SetRates(v, sym, 0, 0); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond) // let the generator's last tick finish
 	gen, err := sim.Generated(v, sym, exsim.SeriesTrade)
 	if err != nil {
 		t.Fatal(err)

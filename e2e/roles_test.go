@@ -217,8 +217,9 @@ func (s *simClient) stop(t *testing.T) {
 			t.Fatalf("stop the simulator: %v", err)
 		}
 	}
-	// Let the generators notice and the writers flush their last frames.
-	time.Sleep(500 * time.Millisecond)
+	// POST /admin/rates returns once no generator tick at the old rates is
+	// running (exsim SetRates), so the ground truth read next is final;
+	// readers wait for the stream to reach it.
 	t.Log("simulator stopped generating")
 }
 

@@ -86,6 +86,13 @@ const (
 	MaxRequestBody = 4 << 10
 )
 
+// DefaultMaxBytes is the stream size limit `mdbridge run` applies
+// (MDB_MAX_BYTES). Config.MaxBytes 0 does not apply it: a stream's MaxBytes
+// is reserved from the server's JetStream storage, so as the library's
+// default it would make stream creation fail on servers with less free
+// storage.
+const DefaultMaxBytes = 10 << 30
+
 // Config configures stream provisioning, publishing, the state bucket and
 // the snapshot control service. The zero value is the DESIGN.md default:
 // stream MD on md.>, file storage, duplicate window 2 min, max age 24 h, one
@@ -106,7 +113,11 @@ type Config struct {
 	DuplicateWindow time.Duration
 	// MaxAge is the stream's message age limit. Default 24 h.
 	MaxAge time.Duration
-	// MaxBytes limits the stream size; 0 means unlimited.
+	// MaxBytes limits the stream size in bytes (with Discard old, the
+	// oldest messages go first). -1 means unlimited, and EnsureStream
+	// removes a limit set on the stream; 0 leaves the stream's limit as it
+	// is (none on a new stream). JetStream reserves a positive limit from
+	// the server's storage at creation.
 	MaxBytes int64
 	// Discard is the stream's discard policy. Zero is DiscardOld.
 	Discard jetstream.DiscardPolicy
@@ -238,8 +249,8 @@ func (c Config) Validate() error {
 	if d.StateTTL < d.StaleAfter {
 		bad("StateTTL", "%s is shorter than StaleAfter %s: entries would vanish before they are reported stale", d.StateTTL, d.StaleAfter)
 	}
-	if d.MaxBytes < 0 {
-		bad("MaxBytes", "%d: must not be negative (0 = unlimited)", d.MaxBytes)
+	if d.MaxBytes < -1 {
+		bad("MaxBytes", "%d: want a size in bytes, -1 (unlimited) or 0 (leave the stream's limit)", d.MaxBytes)
 	}
 	counts := []struct {
 		name string

@@ -58,7 +58,7 @@ func TestConfigValidate(t *testing.T) {
 		{Config{DuplicateWindow: 2 * time.Hour, MaxAge: time.Hour}, "Config.DuplicateWindow"},
 		{Config{StateTTL: time.Second}, "Config.StateTTL"},
 		{Config{AckTimeout: -1}, "Config.AckTimeout"},
-		{Config{MaxBytes: -5}, "Config.MaxBytes"},
+		{Config{MaxBytes: -2}, "Config.MaxBytes"},
 		{Config{BufferMessages: -1}, "Config.BufferMessages"},
 		{Config{BufferBytes: -1}, "Config.BufferBytes"},
 		{Config{BufferMessages: 10, MaxInFlight: 11}, "Config.MaxInFlight"},

@@ -46,8 +46,10 @@ type EmbeddedConfig struct {
 
 // Embedded is a running in-process nats-server with JetStream.
 type Embedded struct {
-	srv *server.Server
-	log *slog.Logger
+	srv  *server.Server
+	log  *slog.Logger
+	port int    // the port it listened on, kept after Shutdown
+	url  string // the client URL, kept after Shutdown
 }
 
 // StartEmbedded starts nats-server with JetStream and waits until it accepts
@@ -112,21 +114,22 @@ func StartEmbedded(cfg EmbeddedConfig, logger *slog.Logger) (*Embedded, error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("%w: JetStream did not start (store dir %s)", ErrEmbedded, cfg.StoreDir)
 	}
-	e := &Embedded{srv: srv, log: log}
+	e := &Embedded{srv: srv, log: log, url: srv.ClientURL()}
+	if a, ok := srv.Addr().(*net.TCPAddr); ok {
+		e.port = a.Port
+	}
 	log.Info("embedded NATS server started", "url", e.ClientURL(), "store_dir", cfg.StoreDir)
 	return e, nil
 }
 
 // ClientURL returns the URL clients connect to, e.g. nats://127.0.0.1:4222.
-func (e *Embedded) ClientURL() string { return e.srv.ClientURL() }
+// After Shutdown it still returns the URL the server served on.
+func (e *Embedded) ClientURL() string { return e.url }
 
-// Port returns the port the server listens on (useful with Port -1).
-func (e *Embedded) Port() int {
-	if a, ok := e.srv.Addr().(*net.TCPAddr); ok {
-		return a.Port
-	}
-	return 0
-}
+// Port returns the port the server listens on (useful with Port -1). After
+// Shutdown it still returns the port the server served on, so a restart
+// with EmbeddedConfig.Port set to it comes back at the same address.
+func (e *Embedded) Port() int { return e.port }
 
 // Server returns the underlying nats-server, for tests and diagnostics.
 func (e *Embedded) Server() *server.Server { return e.srv }

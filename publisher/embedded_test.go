@@ -14,6 +14,7 @@ func TestEmbedded(t *testing.T) {
 	if !strings.HasPrefix(e.ClientURL(), "nats://127.0.0.1:") || e.Port() <= 0 {
 		t.Fatalf("ClientURL %s port %d", e.ClientURL(), e.Port())
 	}
+	port, url := e.Port(), e.ClientURL()
 	if !e.Server().JetStreamEnabled() {
 		t.Fatal("JetStream not enabled")
 	}
@@ -40,7 +41,13 @@ func TestEmbedded(t *testing.T) {
 	if err := e.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if e.Port() != port || e.ClientURL() != url {
+		t.Fatalf("after Shutdown: port %d URL %s, want %d %s", e.Port(), e.ClientURL(), port, url)
+	}
 	e2 := startServerAt(t, e.Port(), dir, nil)
+	if e2.Port() != port {
+		t.Fatalf("restarted on port %d, want %d", e2.Port(), port)
+	}
 	if msgs := readStream(t, connect(t, e2.ClientURL()), "MD"); len(msgs) != 3 {
 		t.Errorf("after restart the stream holds %d messages, want 3", len(msgs))
 	}

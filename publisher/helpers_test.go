@@ -25,6 +25,10 @@ func startServer(t testing.TB, configure func(*server.Options)) *Embedded {
 
 func startServerAt(t testing.TB, port int, dir string, configure func(*server.Options)) *Embedded {
 	t.Helper()
+	if port == 0 {
+		// Port 0 means the default 4222, which other processes may hold.
+		t.Fatal("startServerAt: port 0 (4222); tests use -1 or a port they were given")
+	}
 	e, err := StartEmbedded(EmbeddedConfig{Port: port, StoreDir: dir, Configure: configure}, nil)
 	if err != nil {
 		t.Fatalf("StartEmbedded: %v", err)

@@ -337,7 +337,14 @@ func TestBlockedPublishReturnsOnClose(t *testing.T) {
 	waitDisconnected(t, nc)
 	done := make(chan error, 1)
 	go func() { done <- p.Publish(context.Background(), trades("binance", "BTCUSDT", 0, 10)) }()
-	time.Sleep(20 * time.Millisecond)
+	// The buffer is full: Publish is blocked on the sixth event.
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Stats().BufferedMsgs < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("buffer never filled: %+v", p.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
 	p.Close()
 	select {
 	case err := <-done:

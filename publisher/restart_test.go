@@ -71,7 +71,7 @@ func TestRestartMidStream(t *testing.T) {
 		if err := current.Shutdown(ctx); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(50 * time.Millisecond) // let the publisher hit the outage
+		waitDisconnected(t, nc) // the publisher's connection has seen the outage
 		current = startServerAt(t, port, dir, nil)
 	}
 	wg.Wait()

@@ -307,6 +307,7 @@ func TestSnapshotFlood(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	start := time.Now()
 	for i := range 40 {
 		send("mdctl.snapshot.binance.SYM0", fmt.Sprintf("a%d", i))
 	}
@@ -336,6 +337,10 @@ func TestSnapshotFlood(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 		st = svc.Stats()
 	}
+	// Every fetch was admitted while the requests arrived, within this
+	// time: the limiter let through its burst plus what it refilled
+	// meanwhile (on a loaded machine the flood can take seconds).
+	arrived := time.Since(start)
 	waiting := int(distinct + same - st.Busy)
 	if waiting != cfg.SnapshotMaxWaiters {
 		t.Errorf("%d requests waiting, want the limit %d", waiting, cfg.SnapshotMaxWaiters)
@@ -347,8 +352,10 @@ func TestSnapshotFlood(t *testing.T) {
 	waitFor(waiting)
 	st = svc.Stats()
 	t.Logf("flood: %+v, %d waited", st, waiting)
-	if st.Fetches != uint64(cfg.SnapshotBurst) || st.Coalesced == 0 {
-		t.Errorf("%d fetches for a flood, want the burst %d, and coalesced requests (%+v)", st.Fetches, cfg.SnapshotBurst, st)
+	refill := uint64(arrived.Seconds() * cfg.SnapshotRate)
+	if st.Fetches < uint64(cfg.SnapshotBurst) || st.Fetches > uint64(cfg.SnapshotBurst)+refill || st.Coalesced == 0 {
+		t.Errorf("%d fetches for a flood that arrived in %s, want the burst %d (+%d refilled), and coalesced requests (%+v)",
+			st.Fetches, arrived, cfg.SnapshotBurst, refill, st)
 	}
 	mu.Lock()
 	defer mu.Unlock()

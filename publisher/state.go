@@ -308,6 +308,13 @@ func (w *StateWriter) write(ctx context.Context, key string, st bridge.SymbolSta
 	ctx, cancel := context.WithTimeout(ctx, stateWriteWait)
 	defer cancel()
 	if _, err := w.kv.Put(ctx, key, body); err != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			// Cancelled by the caller: at shutdown halt cancels the
+			// background write, and WriteFinal writes the state again.
+			// Not a KV failure.
+			w.log.Debug("KV state write cancelled", "key", key)
+			return fmt.Errorf("publisher: write state %s: %w", key, err)
+		}
 		w.failures.Add(1)
 		if w.limiter.allow("fail") {
 			w.log.Warn("KV state write failed; will retry", "key", key, "err", err)

@@ -13,6 +13,10 @@ import (
 // jsErrSubjectOverlap is nats-server's JSStreamSubjectOverlapErr.
 const jsErrSubjectOverlap jetstream.ErrorCode = 10065
 
+// jsErrStorageResources is nats-server's JSStorageResourcesExceededErr
+// ("insufficient storage resources available").
+const jsErrStorageResources jetstream.ErrorCode = 10047
+
 // EnsureStream creates the stream of cfg, or updates an existing one so that
 // the fields mdbridge manages (subjects, storage, replicas, duplicate window,
 // max age, max bytes, discard) match cfg, leaving other fields an operator
@@ -73,9 +77,9 @@ func applyManaged(sc *jetstream.StreamConfig, cfg Config) {
 	sc.MaxAge = cfg.MaxAge
 	sc.Discard = cfg.Discard
 	sc.Retention = jetstream.LimitsPolicy
-	if cfg.MaxBytes > 0 {
-		// Managed only when configured: an operator's limit survives a
-		// restart with MaxBytes 0.
+	if cfg.MaxBytes != 0 {
+		// Managed only when configured (-1: unlimited): an operator's
+		// limit survives a restart with MaxBytes 0.
 		sc.MaxBytes = cfg.MaxBytes
 	}
 }
@@ -106,6 +110,10 @@ func streamError(ctx context.Context, js jetstream.JetStream, cfg Config, op str
 	}
 	if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
 		return fmt.Errorf("%w: cannot %s stream %q: JetStream is not enabled on this server/account: %w", ErrNoStream, op, cfg.Stream, err)
+	}
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrStorageResources && cfg.MaxBytes > 0 {
+		return fmt.Errorf("%w: cannot %s stream %q: the server cannot reserve its MaxBytes of %d bytes from its JetStream storage: %w; lower Config.MaxBytes (-1: unlimited, not reserved) or give the server more storage",
+			ErrStreamConflict, op, cfg.Stream, cfg.MaxBytes, err)
 	}
 	if errors.As(err, &apiErr) {
 		return fmt.Errorf("%w: cannot %s stream %q: the server refused: %w; change the configuration to match the existing stream, or delete/migrate the stream", ErrStreamConflict, op, cfg.Stream, err)

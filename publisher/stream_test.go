@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -91,5 +92,40 @@ func TestEnsureStreamNoJetStream(t *testing.T) {
 	_, err := EnsureStream(ctx, js, Config{})
 	if !errors.Is(err, ErrNoStream) {
 		t.Errorf("JetStream disabled: %v, want ErrNoStream", err)
+	}
+}
+
+// TestEnsureStreamMaxBytes: a positive MaxBytes is applied and updated, -1
+// removes the limit, 0 leaves it as it is; a limit the server cannot
+// reserve names MaxBytes.
+func TestEnsureStreamMaxBytes(t *testing.T) {
+	srv := startServer(t, func(o *server.Options) { o.JetStreamMaxStore = 64 << 20 })
+	nc := connect(t, srv.ClientURL())
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, step := range []struct {
+		set, want int64
+	}{
+		{0, -1},              // new stream: unlimited
+		{16 << 20, 16 << 20}, // applied
+		{0, 16 << 20},        // kept
+		{32 << 20, 32 << 20}, // updated
+		{-1, -1},             // removed
+	} {
+		s, err := EnsureStream(ctx, js, Config{MaxBytes: step.set})
+		if err != nil {
+			t.Fatalf("MaxBytes %d: %v", step.set, err)
+		}
+		if got := s.CachedInfo().Config.MaxBytes; got != step.want {
+			t.Fatalf("MaxBytes %d: stream has %d, want %d", step.set, got, step.want)
+		}
+	}
+	_, err = EnsureStream(ctx, js, Config{Stream: "BIG", SubjectPrefix: "big", MaxBytes: 1 << 30})
+	if !errors.Is(err, ErrStreamConflict) || !strings.Contains(err.Error(), "MaxBytes") {
+		t.Fatalf("1 GiB on a 64 MiB server: %v, want ErrStreamConflict naming MaxBytes", err)
 	}
 }

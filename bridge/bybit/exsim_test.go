@@ -54,16 +54,19 @@ func TestSimREST(t *testing.T) {
 				t.Fatal(err)
 			}
 			ctx := context.Background()
+			sent := time.Now()
 			ev, err := a.Snapshot(ctx, "BTCUSDT")
+			got := time.Now()
 			if err != nil {
 				t.Fatal(err)
 			}
 			if ev.Exchange != a.Name() || len(ev.Bids) != 200 || len(ev.Asks) != 200 || ev.LastID <= 0 || ev.Seq <= 0 {
 				t.Errorf("snapshot %s: LastID %d Seq %d, %d bids, %d asks", ev.Exchange, ev.LastID, ev.Seq, len(ev.Bids), len(ev.Asks))
 			}
-			// Times come from the skewed server clock.
-			if d := time.Since(time.Unix(0, ev.TS)); d < 1900*time.Millisecond || d > 3*time.Second {
-				t.Errorf("snapshot ts %v behind local time, want ~2s", d)
+			// Times come from the skewed server clock: 2 s behind local time
+			// while the request was out (Bybit's ts has millisecond precision).
+			if ts, lo, hi := time.Unix(0, ev.TS), sent.Add(-2*time.Second-time.Millisecond), got.Add(-2*time.Second); ts.Before(lo) || ts.After(hi) {
+				t.Errorf("snapshot ts %v outside [%v, %v]", ts, lo, hi)
 			}
 			before := time.Now()
 			st, err := a.ServerTime(ctx)

@@ -77,13 +77,17 @@ func TestRESTErrors(t *testing.T) {
 // TestRetCode10006Reset: the per-UID limit waits until
 // X-Bapi-Limit-Reset-Timestamp.
 func TestRetCode10006Reset(t *testing.T) {
-	reset := time.Now().Add(4 * time.Second).UnixMilli()
+	// The adapter's clock is fixed, so the wait is exact however long the
+	// request takes.
+	now := time.UnixMilli(1_700_000_000_000)
+	reset := now.Add(4 * time.Second).UnixMilli()
 	f := adaptertest.NewFakeREST(adaptertest.Respond(200, `{"retCode":10006,"retMsg":"Too many visits!"}`, "X-Bapi-Limit-Reset-Timestamp", fmt.Sprint(reset)))
 	a := newServed(t, f, Config{})
+	a.core.Now = func() time.Time { return now }
 	_, err := a.ServerTime(context.Background())
 	var rl *bridge.RateLimitError
-	if !errors.As(err, &rl) || rl.RetryAfter < 3*time.Second || rl.RetryAfter > 4*time.Second {
-		t.Fatalf("err = %v", err)
+	if !errors.As(err, &rl) || rl.RetryAfter != 4*time.Second {
+		t.Fatalf("err = %v, want a wait of 4s", err)
 	}
 }
 

@@ -43,12 +43,24 @@ func (c *Config) publisherConfig() (publisher.Config, error) {
 	}
 	pc := publisher.Config{
 		Stream: c.Stream, SubjectPrefix: c.SubjectPrefix, Storage: storage,
-		Replicas: c.StreamReplicas, DuplicateWindow: c.DuplicateWindow, MaxAge: c.MaxAge,
+		Replicas: c.StreamReplicas, DuplicateWindow: c.DuplicateWindow, MaxAge: c.MaxAge, MaxBytes: c.streamMaxBytes(),
 		KVBucket: c.KVBucket, ControlPrefix: c.ControlPrefix,
 		BufferMessages: c.BufferMessages, BufferBytes: c.BufferBytes, DropPolicy: policy,
 	}
 	return pc, pc.Validate()
 }
+
+// streamMaxBytes maps MDB_MAX_BYTES onto publisher.Config.MaxBytes: 0 and
+// -1 both mean unlimited (-1 there: 0 would leave a limit set on the stream
+// earlier in place).
+func (c *Config) streamMaxBytes() int64 {
+	if c.MaxBytes <= 0 {
+		return -1
+	}
+	return c.MaxBytes
+}
+
+func ptr[T any](v T) *T { return &v }
 
 func (c *Config) connConfig(urls []string) publisher.ConnConfig {
 	return publisher.ConnConfig{
@@ -62,7 +74,7 @@ func (c *Config) connConfig(urls []string) publisher.ConnConfig {
 // nodeConfig maps the environment configuration onto the replica's.
 func (c *Config) nodeConfig(pc publisher.Config) node.Config {
 	nc := node.Config{
-		Instance: c.Instance, Publisher: pc, Resilience: &c.Resilience,
+		Instance: c.Instance, Publisher: pc, Resilience: ptr(c.Resilience.config()),
 		Venues: node.Venues{
 			BinanceWSURL: c.BinanceWSURL, BinanceRESTURL: c.BinanceRESTURL,
 			BinanceBookDepth: c.BinanceBookDepth, BinanceWeightPerMinute: c.BinanceWeightPerMin,
@@ -170,8 +182,12 @@ func (a *app) run(ctx context.Context) int {
 	for _, sub := range a.cfg.subs {
 		subs = append(subs, sub.String())
 	}
+	httpAddr := "" // the bound address: MDB_HTTP_ADDR may ask for port 0
+	if a.httpLn != nil {
+		httpAddr = a.httpLn.Addr().String()
+	}
 	a.logger.Info("mdbridge running", "instance", a.cfg.Instance, "subscribe", strings.Join(subs, ";"),
-		"stream", a.cfg.Stream, "http", a.cfg.HTTPAddr)
+		"stream", a.cfg.Stream, "http", httpAddr)
 
 	code := exitOK
 	select {

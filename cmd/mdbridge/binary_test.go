@@ -56,16 +56,6 @@ func buildBinary(t *testing.T) string {
 	return binPath
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // testNATS is an embedded NATS server the test can stop and restart on the
 // same port and store.
 type testNATS struct {
@@ -75,10 +65,13 @@ type testNATS struct {
 	srv  *publisher.Embedded
 }
 
+// startNATS starts the server on a port of the kernel's choosing; restarts
+// reuse it (Embedded.Port keeps it after Shutdown).
 func startNATS(t *testing.T) *testNATS {
 	t.Helper()
-	n := &testNATS{t: t, port: freePort(t), dir: t.TempDir()}
+	n := &testNATS{t: t, port: -1, dir: t.TempDir()}
 	n.start()
+	n.port = n.srv.Port()
 	t.Cleanup(n.stop)
 	return n
 }
@@ -119,8 +112,32 @@ func startSim(t *testing.T) *exsim.Server {
 	return sim
 }
 
+// boundHTTPPort reads the port the bridge's HTTP server listens on from
+// its "mdbridge running" log line (it is started with port 0, so no port
+// is picked before the bridge binds it).
+func boundHTTPPort(t *testing.T, logs *syncBuffer) int {
+	t.Helper()
+	port := 0
+	waitFor(t, 30*time.Second, "the bridge's HTTP address in its log", func() (bool, string) {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			var l struct{ Msg, HTTP string }
+			if json.Unmarshal([]byte(line), &l) != nil || l.Msg != "mdbridge running" {
+				continue
+			}
+			_, p, err := net.SplitHostPort(l.HTTP)
+			if err != nil {
+				return false, fmt.Sprintf("http %q: %v", l.HTTP, err)
+			}
+			port, err = strconv.Atoi(p)
+			return err == nil && port > 0, "http " + l.HTTP
+		}
+		return false, "no \"mdbridge running\" line yet"
+	})
+	return port
+}
+
 // bridgeEnv is the environment of a bridge process wired to sim and NATS.
-func bridgeEnv(sim *exsim.Server, natsURL string, httpPort int) []string {
+func bridgeEnv(sim *exsim.Server, natsURL string, httpPort int) []string { // httpPort 0: the kernel picks (see boundHTTPPort)
 	env := []string{
 		"MDB_NATS_URL=" + natsURL,
 		"MDB_SUBSCRIBE=binance:trade,book:BTCUSDT,ETHUSDT;bybit:trade,book:BTCUSDT",
@@ -194,11 +211,10 @@ func TestBinaryEndToEnd(t *testing.T) {
 	bin := buildBinary(t)
 	sim := startSim(t)
 	ns := startNATS(t)
-	httpPort := freePort(t)
 
 	var logs syncBuffer
 	cmd := exec.Command(bin, "run")
-	cmd.Env = bridgeEnv(sim, ns.url(), httpPort)
+	cmd.Env = bridgeEnv(sim, ns.url(), 0)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -215,6 +231,7 @@ func TestBinaryEndToEnd(t *testing.T) {
 		}
 	}()
 
+	httpPort := boundHTTPPort(t, &logs)
 	waitFor(t, 30*time.Second, "/readyz with every connection CONNECTED", func() (bool, string) {
 		code, body := readyz(httpPort)
 		return code == 200 && strings.Contains(body, "all connections CONNECTED"), fmt.Sprint(code, " ", body)
@@ -310,7 +327,7 @@ func TestBinaryEndToEnd(t *testing.T) {
 	})
 
 	// SIGTERM: exit 0, every received event acked, DISCONNECTED written.
-	time.Sleep(time.Second)
+	time.Sleep(time.Second) // pacing: a second of traffic since NATS came back, so there is something to flush
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -425,7 +442,7 @@ func TestBadConfigurationExitsBeforeStarting(t *testing.T) {
 
 	// An unreachable NATS URL at start exits non-zero, naming it.
 	cmd := exec.Command(bin, "run")
-	cmd.Env = append(cleanEnv(), "MDB_NATS_URL=nats://127.0.0.1:"+strconv.Itoa(freePort(t)), "MDB_NATS_CONNECT_TIMEOUT=2s", "MDB_HTTP_ADDR=")
+	cmd.Env = append(cleanEnv(), "MDB_NATS_URL=nats://127.0.0.1:1", "MDB_NATS_CONNECT_TIMEOUT=2s", "MDB_HTTP_ADDR=")
 	out, err := cmd.CombinedOutput()
 	if err == nil || !bytes.Contains(out, []byte("MDB_NATS_URL")) {
 		t.Fatalf("unreachable NATS: err %v, output:\n%s", err, out)

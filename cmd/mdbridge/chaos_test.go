@@ -41,7 +41,8 @@ func TestChaosFlags(t *testing.T) {
 
 // TestChaosCommandReport runs a tiny soak through the command (MDB_SOAK=1:
 // it takes about 40 s) and checks the JSON report carries the seed and a
-// verdict matching the exit code.
+// verdict matching the exit code, and that the soak passed: a failed soak
+// fails the test.
 func TestChaosCommandReport(t *testing.T) {
 	if os.Getenv("MDB_SOAK") == "" {
 		t.Skip("set MDB_SOAK=1 to run a short soak through the command")
@@ -69,5 +70,8 @@ func TestChaosCommandReport(t *testing.T) {
 	if (code == exitOK) != rep.Pass {
 		t.Fatalf("exit code %d with pass=%v (failures %v)", code, rep.Pass, rep.Failures)
 	}
-	t.Logf("exit %d, failures %v", code, rep.Failures)
+	if !rep.Pass || code != exitOK || len(rep.Failures) != 0 {
+		t.Fatalf("the soak failed: exit code %d, pass=%v, failures %v\nstderr: %s", code, rep.Pass, rep.Failures, stderr.String())
+	}
+	t.Logf("exit %d, soak passed", code)
 }

@@ -47,6 +47,7 @@ type Config struct {
 	StreamStorage   string        `envconfig:"STREAM_STORAGE" default:"file" desc:"stream storage: file or memory"`
 	DuplicateWindow time.Duration `envconfig:"DUPLICATE_WINDOW" default:"2m" desc:"JetStream duplicate window (msg-ID dedup)"`
 	MaxAge          time.Duration `envconfig:"MAX_AGE" default:"24h" desc:"stream max message age"`
+	MaxBytes        int64         `envconfig:"MAX_BYTES" default:"10737418240" desc:"stream size limit in bytes (default 10 GiB; the oldest messages are discarded first); 0 or -1 = unlimited"`
 	KVBucket        string        `envconfig:"KV_BUCKET" default:"md_state" desc:"KV bucket for connection state"`
 	ControlPrefix   string        `envconfig:"CONTROL_PREFIX" default:"mdctl" desc:"control subject prefix: <prefix>.snapshot.<exchange>.<symbol>"`
 
@@ -72,10 +73,32 @@ type Config struct {
 
 	// Resilience knobs of every stream: MDB_RESILIENCE_AUTO_RECONNECT,
 	// MDB_RESILIENCE_RECONNECT_DELAY_MAX, ...
-	Resilience resilience.ResilienceConfig `envconfig:"RESILIENCE"`
+	Resilience resilienceEnv `envconfig:"RESILIENCE"`
 
 	subs []Subscription
 }
+
+// resilienceEnv is resilience.ResilienceConfig as `mdbridge run` reads it:
+// the same fields (the conversion in config() fails to compile when they
+// drift apart), with help texts that say what the bridge does with them.
+type resilienceEnv struct {
+	AutoReconnect        bool          `split_words:"true" default:"true" desc:"reconnect automatically with exponential backoff"`
+	MaxReconnectAttempts int           `split_words:"true" default:"10" desc:"consecutive failed reconnects after which a subscription reports FAILED; it keeps retrying every MDB_RESILIENCE_RECONNECT_DELAY_MAX (the bridge never gives up); 0 = never report FAILED"`
+	ReconnectDelay       time.Duration `split_words:"true" default:"1s" desc:"initial reconnect backoff"`
+	ReconnectDelayMax    time.Duration `split_words:"true" default:"60s" desc:"maximum reconnect backoff, and the retry period once FAILED"`
+	HeartbeatInterval    time.Duration `split_words:"true" default:"30s" desc:"silence after which a connection is declared dead and replaced (at least 1s)"`
+	RateLimitEnabled     bool          `split_words:"true" default:"true" desc:"pace REST requests under the exchange's weight limit"`
+	SequenceTracking     bool          `split_words:"true" default:"true" desc:"detect sequence gaps and duplicates"`
+	TimeSyncEnabled      bool          `split_words:"true" default:"true" desc:"track the exchange clock offset"`
+}
+
+// config returns the resilience configuration.
+func (r resilienceEnv) config() resilience.ResilienceConfig { return resilience.ResilienceConfig(r) }
+
+// minHeartbeat is the shortest MDB_RESILIENCE_HEARTBEAT_INTERVAL: the
+// bridge pings at a fraction of it, and 0 would mean "dead at once" to a
+// reader while the library would silently take its 30s default.
+const minHeartbeat = time.Second
 
 // Secret is a configuration string that never appears in logs or errors.
 type Secret string
@@ -119,8 +142,11 @@ func (c *Config) validate() error {
 			errs = append(errs, err)
 		}
 	}
-	if err := c.Resilience.Validate(); err != nil {
+	if err := c.Resilience.config().Validate(); err != nil {
 		add(fmt.Errorf("configuration: %w", err))
+	}
+	if hb := c.Resilience.HeartbeatInterval; hb < minHeartbeat {
+		add(configError("RESILIENCE_HEARTBEAT_INTERVAL", "%s is below the minimum %s; use a Go duration such as 30s (the default) or 10s", hb, minHeartbeat))
 	}
 	subs, err := ParseSubscriptions(c.Subscribe)
 	if err != nil {
@@ -150,6 +176,9 @@ func (c *Config) validate() error {
 		if d.v < d.min {
 			add(configError(d.name, "%s is below the minimum %s; use a Go duration such as 30s or 2m", d.v, d.min))
 		}
+	}
+	if c.MaxBytes < -1 || (c.MaxBytes > 0 && c.MaxBytes < 1<<20) {
+		add(configError("MAX_BYTES", "%d; allowed: a size in bytes of at least 1048576 (1 MiB), or 0 or -1 for unlimited", c.MaxBytes))
 	}
 	if c.MaxAge > 0 && c.DuplicateWindow > c.MaxAge {
 		add(configError("DUPLICATE_WINDOW", "%s is longer than MDB_MAX_AGE %s", c.DuplicateWindow, c.MaxAge))

@@ -4,6 +4,9 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/qldata/mdbridge/publisher"
+	"github.com/qldata/mdbridge/resilience"
 )
 
 func TestLoadConfigDefaults(t *testing.T) {
@@ -21,6 +24,50 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if c.Instance == "" {
 		t.Fatal("instance must default to the host name")
 	}
+	if c.MaxBytes != publisher.DefaultMaxBytes || c.streamMaxBytes() != publisher.DefaultMaxBytes {
+		t.Fatalf("MDB_MAX_BYTES default %d (stream %d), want 10 GiB", c.MaxBytes, c.streamMaxBytes())
+	}
+	if c.Resilience.config() != resilience.DefaultResilienceConfig() {
+		t.Fatalf("resilience defaults %+v, want the library's %+v", c.Resilience.config(), resilience.DefaultResilienceConfig())
+	}
+}
+
+// TestMaxBytesUnlimited: MDB_MAX_BYTES 0 and -1 both mean unlimited, which
+// the stream gets as -1 (0 would leave an earlier limit in place).
+func TestMaxBytesUnlimited(t *testing.T) {
+	for _, v := range []string{"0", "-1"} {
+		clearEnv(t)
+		t.Setenv("MDB_MAX_BYTES", v)
+		c, err := loadConfig()
+		if err != nil {
+			t.Fatalf("MDB_MAX_BYTES=%s: %v", v, err)
+		}
+		pc, err := c.publisherConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pc.MaxBytes != -1 {
+			t.Fatalf("MDB_MAX_BYTES=%s: stream MaxBytes %d, want -1 (unlimited)", v, pc.MaxBytes)
+		}
+	}
+}
+
+// TestUsageReconnectAttempts: the help says what the bridge does after
+// MDB_RESILIENCE_MAX_RECONNECT_ATTEMPTS failures: it reports FAILED and
+// keeps retrying, it never gives up.
+func TestUsageReconnectAttempts(t *testing.T) {
+	var b strings.Builder
+	usage(&b)
+	for _, line := range strings.Split(b.String(), "\n") {
+		if !strings.Contains(line, "MDB_RESILIENCE_MAX_RECONNECT_ATTEMPTS") {
+			continue
+		}
+		if strings.Contains(line, "before giving up") || !strings.Contains(line, "FAILED") || !strings.Contains(line, "keeps retrying") {
+			t.Fatalf("help line %q", line)
+		}
+		return
+	}
+	t.Fatalf("no MDB_RESILIENCE_MAX_RECONNECT_ATTEMPTS in the help:\n%s", b.String())
 }
 
 func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
@@ -43,6 +90,10 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"MDB_CONTROL_PREFIX": "md"}, []string{"MDB_CONTROL_PREFIX"}},
 		{map[string]string{"MDB_NATS_TLS_CERT": "/nonexistent.pem"}, []string{"MDB_NATS_TLS_CERT"}},
 		{map[string]string{"MDB_INSTANCE": "pod.1"}, []string{"MDB_INSTANCE"}},
+		{map[string]string{"MDB_RESILIENCE_HEARTBEAT_INTERVAL": "0"}, []string{"MDB_RESILIENCE_HEARTBEAT_INTERVAL", "minimum 1s", "30s"}},
+		{map[string]string{"MDB_RESILIENCE_HEARTBEAT_INTERVAL": "500ms"}, []string{"MDB_RESILIENCE_HEARTBEAT_INTERVAL", "minimum 1s"}},
+		{map[string]string{"MDB_MAX_BYTES": "-2"}, []string{"MDB_MAX_BYTES", "0 or -1 for unlimited"}},
+		{map[string]string{"MDB_MAX_BYTES": "1000"}, []string{"MDB_MAX_BYTES", "1048576"}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(keys(tt.env), ","), func(t *testing.T) {

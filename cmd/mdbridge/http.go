@@ -3,12 +3,14 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/publisher"
 )
 
@@ -49,7 +51,7 @@ func (a *app) ready() (bool, string) {
 	for _, s := range a.node.Streams() {
 		for _, c := range s.Stats().Connections {
 			if c.State != "CONNECTED" {
-				why := s.Exchange() + " connection " + c.Connection + " is " + c.State
+				why := notConnected(s.Exchange(), c)
 				if time.Since(a.start) < a.cfg.ReadyGrace {
 					return true, "within start grace (MDB_READY_GRACE): " + why
 				}
@@ -58,4 +60,19 @@ func (a *app) ready() (bool, string) {
 		}
 	}
 	return true, "all connections CONNECTED"
+}
+
+// notConnected says which connection is not CONNECTED and why. A slot
+// without a current connection (FAILED, or before its first dial) is named
+// by its exchange and plan index.
+func notConnected(exchange string, c bridge.ConnStats) string {
+	name := c.Connection
+	if name == "" {
+		name = exchange + "-" + strconv.Itoa(c.Shard)
+	}
+	why := exchange + " connection " + name + " is " + c.State
+	if c.LastError != "" {
+		why += " (last error: " + c.LastError + ")"
+	}
+	return why
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -46,7 +47,13 @@ func cmdSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	reply, err := req.Request(cctx, exchange, symbol, "cli")
 	if err != nil {
-		fmt.Fprintf(stderr, "mdbridge snapshot: %s.snapshot.%s.%s: %v (is a bridge subscribed to %s %s running?)\n", cfg.ControlPrefix, exchange, symbol, err, exchange, symbol)
+		// The error names the control subject already.
+		hint := ""
+		if errors.Is(err, publisher.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) {
+			hint = fmt.Sprintf(" (is a bridge subscribed to %s %s running against %s? MDB_NATS_URL or -server selects the NATS)",
+				exchange, symbol, nc.ConnectedUrlRedacted())
+		}
+		fmt.Fprintf(stderr, "mdbridge snapshot: %v%s\n", err, hint)
 		return exitFailure
 	}
 	out, _ := json.Marshal(reply)

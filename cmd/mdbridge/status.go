@@ -149,15 +149,28 @@ func printStatus(w io.Writer, rows []statusRow) {
 		if st.LastMessageTS > 0 {
 			last = now.Sub(time.Unix(0, st.LastMessageTS)).Round(100*time.Millisecond).String() + " ago"
 		}
-		errText := st.LastError
-		if len(errText) > 60 {
-			errText = errText[:57] + "..."
-		}
+		errText := errorColumn(st.State, st.LastError)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n",
 			st.Exchange, st.Symbol, st.Instance, state, now.Sub(st.Since).Round(time.Second),
 			rate, last, st.Messages, st.Gaps, st.Reconnects, st.Missing, errText)
 	}
 	tw.Flush()
+}
+
+// errorColumn is the ERROR cell: the last error, marked "earlier:" while
+// CONNECTED (it is from before the current connection: the state keeps the
+// last error until another one replaces it), cut to 60 characters.
+func errorColumn(state, lastError string) string {
+	if lastError == "" {
+		return ""
+	}
+	if state == "CONNECTED" {
+		lastError = "earlier: " + lastError
+	}
+	if len(lastError) > 60 {
+		lastError = lastError[:57] + "..."
+	}
+	return lastError
 }
 
 // matchKey matches a KV key against a NATS-style pattern (* one token, > rest).

@@ -97,12 +97,21 @@ func printEvent(w io.Writer, meta *jetstream.MsgMetadata, body []byte) {
 	lat := time.Duration(ev.RecvTS - ev.TS)
 	switch ev.Type {
 	case bridge.EventTrade:
-		fmt.Fprintf(w, "#%d %s %s %s trade %s %-4s %s @ %s (recv +%s)\n", seq, ts, ev.Exchange, ev.Symbol, ev.ID, ev.Side, ev.Qty, ev.Price, lat)
+		fmt.Fprintf(w, "#%d %s %s %s trade %s %-4s %s @ %s (recv %s)\n", seq, ts, ev.Exchange, ev.Symbol, ev.ID, ev.Side, ev.Qty, ev.Price, signed(lat))
 	case bridge.EventBookDelta:
 		fmt.Fprintf(w, "#%d %s %s %s delta %d..%d bids %d asks %d%s\n", seq, ts, ev.Exchange, ev.Symbol, ev.FirstID, ev.LastID, len(ev.Bids), len(ev.Asks), topOfBook(ev))
 	case bridge.EventBookSnapshot:
 		fmt.Fprintf(w, "#%d %s %s %s SNAPSHOT last_id %d bids %d asks %d%s\n", seq, ts, ev.Exchange, ev.Symbol, ev.LastID, len(ev.Bids), len(ev.Asks), topOfBook(ev))
 	}
+}
+
+// signed formats d with its sign: +1.2ms, -4.99s (the exchange's clock
+// can run ahead of ours, so the receive time can precede the event time).
+func signed(d time.Duration) string {
+	if d < 0 {
+		return d.String()
+	}
+	return "+" + d.String()
 }
 
 func topOfBook(ev bridge.Event) string {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"testing"
+	"time"
 )
 
 func TestBinanceTradeFrame(t *testing.T) {
@@ -94,7 +95,10 @@ func TestBinanceControlFrames(t *testing.T) {
 }
 
 func TestBinanceRESTBasics(t *testing.T) {
-	s := startServer(t, Config{Seed: 4})
+	// A fixed clock: the used weight is per minute, and a run crossing a
+	// minute boundary would see it reset halfway.
+	fixed := time.Unix(1_700_000_010, 0)
+	s := startServerWith(t, Config{Seed: 4}, func(s *Server) { s.clock = func() time.Time { return fixed } })
 	base := s.BinanceRESTURL()
 	st, h, b := get(t, base+"/api/v3/ping")
 	if st != 200 || string(b) != "{}" || h.Get("X-MBX-USED-WEIGHT-1M") != "1" {

@@ -101,8 +101,9 @@ type conn struct {
 	argChars   int
 	timers     []*time.Timer
 	applied    map[uint64]bool // action rules already applied
-	maxAge     *time.Timer
-	tick       *time.Timer // pinger (Binance) or idle check (Bybit); set before it can fire
+	maxAge     *time.Timer     // the age cut, armed by start
+	age        time.Duration   // the maximum age in force (noAge: none)
+	tick       *time.Timer     // pinger (Binance) or idle check (Bybit); set before it can fire
 
 	// pingMu guards pings. It is separate from mu because the writer takes
 	// it, and the writer must never wait for a lock held by code that may
@@ -143,6 +144,7 @@ func newConn(s *Server, v Venue, ws *websocket.Conn, path, remote string) *conn 
 		applied: map[uint64]bool{},
 		rng:     rand.New(rand.NewPCG(s.cfg.Seed, splitmix64(id))),
 	}
+	c.age = c.baseMaxAge()
 	c.connID = bybitConnID(s.cfg.Seed, id)
 	c.bw = bufio.NewWriterSize(c.nc, 64<<10)
 	c.lastActive.Store(now.UnixNano())
@@ -276,7 +278,9 @@ func (c *conn) start(readFrame func(mt int, data []byte)) {
 		return nil
 	})
 	c.mu.Lock()
-	c.maxAge = time.AfterFunc(c.baseMaxAge(), c.onMaxAge)
+	// The age in force: faults applied when the connection registered
+	// (a stored max_age) have already set it.
+	c.maxAge = time.AfterFunc(c.ageLeftLocked(), c.onMaxAge)
 	c.timers = append(c.timers, c.maxAge)
 	c.mu.Unlock()
 	// One periodic timer per connection: the Binance pinger or the Bybit
@@ -408,18 +412,24 @@ func (c *conn) baseMaxAge() time.Duration {
 	return noAge
 }
 
-// setMaxAge reschedules the age cut to age after the connection opened.
+// setMaxAge sets the age cut to age after the connection opened: it
+// reschedules the cut of a running connection, and start arms it for one
+// that is only registered yet.
 func (c *conn) setMaxAge(age time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.maxAge == nil {
-		return
+	c.age = age
+	if c.maxAge != nil {
+		c.maxAge.Reset(c.ageLeftLocked())
 	}
-	if age == noAge {
-		c.maxAge.Reset(noAge)
-		return
+}
+
+// ageLeftLocked is the time until the age cut. c.mu must be held.
+func (c *conn) ageLeftLocked() time.Duration {
+	if c.age == noAge {
+		return noAge
 	}
-	c.maxAge.Reset(max(time.Until(c.opened.Add(age)), 0))
+	return max(time.Until(c.opened.Add(c.age)), 0)
 }
 
 // stall stops the writer until t (zero time = until the connection ends).

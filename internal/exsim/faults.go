@@ -1,6 +1,7 @@
 package exsim
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -87,6 +88,12 @@ const (
 	MalformedOversized   MalformedMode = "oversized"    // the frame padded to Size bytes
 )
 
+// DefaultOversizedBytes is the default Size of an oversized frame: above
+// every read limit an mdbridge stream uses by default (the adapters' 4 MiB,
+// the stream's 16 MiB fallback), so the frame does hit the limit. A frame
+// under the client's limit is just a valid frame with a padding field.
+const DefaultOversizedBytes = 16<<20 + 64<<10
+
 // Duration is a time.Duration that reads and writes JSON as a Go duration
 // string ("1.5s") and also reads integer nanoseconds.
 type Duration time.Duration
@@ -133,7 +140,7 @@ type Fault struct {
 	Duration Duration      `json:"duration,omitempty"`
 	Status   int           `json:"status,omitempty"`
 	Mode     MalformedMode `json:"mode,omitempty"`
-	Size     int           `json:"size,omitempty"` // oversized frame bytes (default 2 MiB)
+	Size     int           `json:"size,omitempty"` // oversized frame bytes (default DefaultOversizedBytes)
 	Extra    bool          `json:"extra,omitempty"`
 }
 
@@ -219,7 +226,7 @@ func (f Fault) withDefaults(cfg *Config) Fault {
 			f.Count = 1
 		}
 		if f.Size == 0 {
-			f.Size = 2 << 20
+			f.Size = DefaultOversizedBytes
 		}
 	case FaultShutdown:
 		if f.Duration == 0 {
@@ -599,8 +606,11 @@ func malformed(dst, b []byte, mode MalformedMode, size int) []byte {
 	case MalformedOversized:
 		dst = append(dst, body...)
 		dst = append(dst, `,"pad":"`...)
-		for n := len(dst); n < size; n++ {
-			dst = append(dst, 'x')
+		if n := size - len(dst); n > 0 {
+			// One copy, not a byte at a time: a 16 MiB frame built in a
+			// loop kept the writer (and so the connection) silent long
+			// enough for a client's heartbeat timeout on a loaded machine.
+			dst = append(dst, bytes.Repeat([]byte{'x'}, n)...)
 		}
 		return append(dst, `"}`...)
 	}

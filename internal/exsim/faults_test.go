@@ -10,6 +10,10 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/bridge/binance"
+	"github.com/qldata/mdbridge/bridge/bybit"
 )
 
 // binTradeConn opens a raw @trade connection and returns it with its id.
@@ -88,11 +92,13 @@ func TestFaultCloseAfter(t *testing.T) {
 func TestFaultStall(t *testing.T) {
 	s := startServer(t, Config{Seed: 22})
 	ws, _ := binTradeConn(t, s)
-	inject(t, s, Fault{Kind: FaultStall, Duration: Duration(400 * time.Millisecond)})
+	// Taken before the injection, so the stall ends at least 400ms after
+	// it however the test is scheduled.
 	start := time.Now()
+	inject(t, s, Fault{Kind: FaultStall, Duration: Duration(400 * time.Millisecond)})
 	s.Generate(Binance, "BTCUSDT", 1, 0)
 	readObj(t, ws)
-	if el := time.Since(start); el < 300*time.Millisecond {
+	if el := time.Since(start); el < 400*time.Millisecond {
 		t.Fatalf("frame arrived after %v during a 400ms stall", el)
 	}
 	// Bybit: pings are not answered while stalled.
@@ -229,6 +235,28 @@ func TestFaultMalformed(t *testing.T) {
 	}
 }
 
+// TestFaultOversizedDefault: without a Size the oversized frame is over
+// every read limit mdbridge uses by default; under the limit it would be a
+// valid frame with a padding field, decoded and accepted as a normal one.
+func TestFaultOversizedDefault(t *testing.T) {
+	f := Fault{Kind: FaultMalformed, Mode: MalformedOversized}.withDefaults(&Config{})
+	for _, lim := range []struct {
+		name  string
+		bytes int64
+	}{
+		{"binance.DefaultMaxFrameBytes", binance.DefaultMaxFrameBytes},
+		{"bybit.DefaultMaxFrameBytes", bybit.DefaultMaxFrameBytes},
+		{"bridge.DefaultMaxFrameBytes", bridge.DefaultMaxFrameBytes},
+	} {
+		if int64(f.Size) <= lim.bytes {
+			t.Errorf("default oversized frame %d bytes, not over %s (%d)", f.Size, lim.name, lim.bytes)
+		}
+	}
+	if got := len(malformed(nil, []byte(`{"e":"trade"}`), MalformedOversized, f.Size)); got < f.Size {
+		t.Errorf("oversized frame of %d bytes, want %d", got, f.Size)
+	}
+}
+
 func TestFaultREST(t *testing.T) {
 	s := startServer(t, Config{Seed: 27})
 	for _, tc := range []struct {
@@ -295,6 +323,17 @@ func TestFaultMaxAge(t *testing.T) {
 	}
 	if s.Stats().AgeCuts != 1 {
 		t.Fatalf("stats %+v", s.Stats())
+	}
+	// The stored fault holds for connections opened after it, each cut in
+	// turn, not only for the ones open when it was injected.
+	for i := 2; i <= 3; i++ {
+		ws := dial(t, s.BinanceWSURL()+"/ws/btcusdt@trade")
+		if err := expectClosed(t, ws, 3*time.Second); !isCloseError(err, websocket.CloseNormalClosure) {
+			t.Fatalf("connection %d: got %v, want close 1000", i, err)
+		}
+		if n := s.Stats().AgeCuts; n != uint64(i) {
+			t.Fatalf("connection %d: %d age cuts, want %d", i, n, i)
+		}
 	}
 }
 

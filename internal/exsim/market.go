@@ -100,6 +100,12 @@ type market struct {
 	log    *slog.Logger
 	wake   chan struct{}
 
+	// tick is held by a generator tick from reading the rates to the end
+	// of its step, and by setRates while it changes them: once setRates
+	// returns, no tick at the old rates is still generating. Taken before
+	// mu.
+	tick sync.Mutex
+
 	mu                  sync.Mutex
 	tradeRate, bookRate float64
 	tradeRNG, bookRNG   *rand.Rand
@@ -239,11 +245,14 @@ func (m *market) carve(b []byte) []byte {
 	return m.arena[s:len(m.arena):len(m.arena)]
 }
 
-// setRates changes the generation rates and wakes the generator.
+// setRates changes the generation rates and wakes the generator. A tick
+// that read the old rates has finished when it returns.
 func (m *market) setRates(trade, book float64) {
+	m.tick.Lock()
 	m.mu.Lock()
 	m.tradeRate, m.bookRate = trade, book
 	m.mu.Unlock()
+	m.tick.Unlock()
 	select {
 	case m.wake <- struct{}{}:
 	default:
@@ -269,6 +278,7 @@ func (m *market) run(ctx context.Context) {
 		case <-t.C:
 		case <-m.wake:
 		}
+		m.tick.Lock()
 		now := time.Now()
 		el := now.Sub(last).Seconds()
 		last = now
@@ -284,6 +294,7 @@ func (m *market) run(ctx context.Context) {
 			// ticks, or the trade rate would overshoot by a third.
 			tAcc -= float64(m.step(nt, nb))
 		}
+		m.tick.Unlock()
 		if m.venue.isBybit() {
 			m.resendTop(now)
 		}

@@ -268,8 +268,10 @@ func (s *Server) market(v Venue, symbol string) (*market, error) {
 }
 
 // SetRates changes a market's trade and book-update rates (events per
-// second, 0 = idle) at run time. Returns errors wrapping ErrUnknownMarket
-// or ErrConfig.
+// second, 0 = idle) at run time. When it returns, the generator no longer
+// produces events at the old rates: after SetRates(v, s, 0, 0), Generated
+// is final until the rates or Generate change it. Returns errors wrapping
+// ErrUnknownMarket or ErrConfig.
 func (s *Server) SetRates(v Venue, symbol string, tradeRate, bookRate float64) error {
 	m, err := s.market(v, symbol)
 	if err != nil {

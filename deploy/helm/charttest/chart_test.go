@@ -139,7 +139,7 @@ func TestDefaultsAreSecureAndComplete(t *testing.T) {
 	for k, want := range map[string]string{
 		"MDB_SUBSCRIBE": "binance:trade,book:BTCUSDT,ETHUSDT", "MDB_NATS_URL": "nats://nats:4222",
 		"MDB_STREAM_REPLICAS": "3", "MDB_DUPLICATE_WINDOW": "2m", "MDB_HTTP_ADDR": ":8080",
-		"MDB_BUFFER_BYTES": "268435456", "MDB_LOG_FORMAT": "json",
+		"MDB_BUFFER_BYTES": "268435456", "MDB_LOG_FORMAT": "json", "MDB_MAX_BYTES": "10737418240",
 	} {
 		if cm.Data[k] != want {
 			t.Errorf("ConfigMap %s = %q, want %q", k, cm.Data[k], want)
@@ -251,6 +251,8 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		"podDisruptionBudget.enabled=maybe",
 		"nats.stream.replicas=2",
 		"nats.stream.duplicateWindow=two minutes",
+		"nats.stream.maxBytes=5",
+		"nats.stream.maxBytes=-2",
 		"log.level=loud",
 		"buffer.policy=yolo",
 		"subscribe=kraken:trade:BTCUSD",
