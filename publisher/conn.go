@@ -386,6 +386,9 @@ func isTLSError(err error) bool {
 	return errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
 		errors.As(err, &record) || errors.As(err, &alert) || errors.As(err, &verify) ||
 		errors.Is(err, nats.ErrSecureConnRequired) || errors.Is(err, nats.ErrSecureConnWanted) ||
+		// The server closed the connection right after the handshake (a
+		// missing client certificate under TLS 1.3): retrying cannot help.
+		errors.Is(err, nats.ErrTLS) ||
 		// A remote alert (e.g. "certificate required") has no exported type.
 		strings.Contains(err.Error(), "tls: ")
 }

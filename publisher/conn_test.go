@@ -229,15 +229,7 @@ func TestAuthAndTLS(t *testing.T) {
 				if !errors.Is(err, tc.want) {
 					t.Errorf("bad config %d: error %v, want %v", i, err, tc.want)
 				}
-				// Known gap, left to conn.go's owner: a server refusing a
-				// missing client certificate may close the connection after
-				// the TLS 1.3 handshake; nats.go reports that as nats.ErrTLS
-				// ("connection closed by remote after TLS handshake"), which
-				// isTLSError does not match, so Connect retries until the
-				// alert itself arrives (seen: up to 3 attempts). The error
-				// is still ErrTLS (checked above), not a timeout.
-				retriesTLS := tc.want == ErrTLS && cc.TLSCert == ""
-				if n := dials.Load(); n != 1 && !retriesTLS {
+				if n := dials.Load(); n != 1 {
 					t.Errorf("bad config %d: %d connection attempts; rejected credentials must fail at once\n%s", i, n, logs.String())
 				}
 				assertNoSecrets(t, err.Error()+logs.String(), testPassword, testToken, string(userSeed), string(strangerSeed))

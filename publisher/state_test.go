@@ -348,15 +348,14 @@ func TestStateBucket(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Known gap, left to statereader.go's owner: a key rewritten while
-		// ReadStates waits for the initial values can come twice (b
-		// refreshes every 100 ms; seen once in a loaded run). Keep the
-		// highest revision per key until ReadStates does.
+		// ReadStates returns each key once (its newest revision), even
+		// while b rewrites its key every 100 ms.
 		byKey = map[string]StateEntry{}
 		for _, e := range entries {
-			if old, ok := byKey[e.Key]; !ok || e.Revision > old.Revision {
-				byKey[e.Key] = e
+			if _, dup := byKey[e.Key]; dup {
+				t.Fatalf("key %s twice in %+v", e.Key, entries)
 			}
+			byKey[e.Key] = e
 		}
 		if len(byKey) != 2 {
 			t.Fatalf("entries %+v", entries)

@@ -92,7 +92,9 @@ func ReadStates(ctx context.Context, kv jetstream.KeyValue, opts ...ReadOption) 
 		return nil, fmt.Errorf("publisher: read states: %w", err)
 	}
 	defer w.Stop()
-	var out []StateEntry
+	// A key rewritten while the initial values arrive can come twice: keep
+	// its newest revision.
+	byKey := map[string]StateEntry{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -102,10 +104,16 @@ func ReadStates(ctx context.Context, kv jetstream.KeyValue, opts ...ReadOption) 
 				return nil, errors.New("publisher: read states: watcher closed")
 			}
 			if e == nil { // initial values delivered
+				out := make([]StateEntry, 0, len(byKey))
+				for _, se := range byKey {
+					out = append(out, se)
+				}
 				slices.SortFunc(out, func(a, b StateEntry) int { return strings.Compare(a.Key, b.Key) })
 				return out, nil
 			}
-			out = append(out, decodeEntry(e, o))
+			if old, ok := byKey[e.Key()]; !ok || e.Revision() > old.Revision {
+				byKey[e.Key()] = decodeEntry(e, o)
+			}
 		}
 	}
 }

@@ -17,9 +17,11 @@ import (
 type ResilienceConfig struct {
 	// AutoReconnect: reconnect with backoff after a connection is lost.
 	AutoReconnect bool `split_words:"true" default:"true" desc:"reconnect automatically with exponential backoff"`
-	// MaxReconnectAttempts: consecutive failed attempts before giving up
-	// (state Failed); 0 = never give up. Seed default 10.
-	MaxReconnectAttempts int `split_words:"true" default:"10" desc:"consecutive failed reconnects before giving up; 0 = infinite"`
+	// MaxReconnectAttempts: consecutive failed attempts after which the
+	// connection reports state Failed (ShouldReconnect turns false); 0 =
+	// never. The seed stops there; the bridge keeps retrying at
+	// ReconnectDelayMax while Failed. Seed default 10.
+	MaxReconnectAttempts int `split_words:"true" default:"10" desc:"consecutive failed reconnects after which a connection reports FAILED (the bridge keeps retrying at the maximum delay); 0 = never"`
 	// ReconnectDelay: backoff ceiling after the first failure. Seed default 1s.
 	ReconnectDelay time.Duration `split_words:"true" default:"1s" desc:"initial reconnect backoff"`
 	// ReconnectDelayMax: backoff cap. Seed default 60s.
