@@ -351,6 +351,7 @@ func TestSimulatorEventsValidate(t *testing.T) {
 		r.c.mu.Lock()
 		bodies := slices.Clone(r.c.bodies)
 		depths := maps.Clone(r.c.depths)
+		types := maps.Clone(r.c.types)
 		r.c.mu.Unlock()
 		// The depth field names the stream's series (Bybit) or is absent
 		// (Binance): every book event of the feed carries the feed's depth.
@@ -372,7 +373,7 @@ func TestSimulatorEventsValidate(t *testing.T) {
 			}
 			perVenue[venue][head.Type]++
 		}
-		t.Logf("%s: %d bodies valid", r.name, len(bodies))
+		t.Logf("%s: %d bodies (by type %v)", r.name, len(bodies), types)
 	}
 	for _, venue := range []string{"binance", "bybit-spot", "bybit-linear"} {
 		for typ := range typeSchema {
@@ -448,15 +449,37 @@ func TestAccepts(t *testing.T) {
 	}
 }
 
+// errorAt reports whether err, a validation error, has a leaf cause at
+// the instance location at (a JSON pointer, "" for the body itself).
+func errorAt(err error, at string) bool {
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return false
+	}
+	var walk func(*jsonschema.ValidationError) bool
+	walk = func(e *jsonschema.ValidationError) bool {
+		if len(e.Causes) == 0 {
+			loc := ""
+			for _, tok := range e.InstanceLocation {
+				loc += "/" + tok
+			}
+			return loc == at
+		}
+		return slices.ContainsFunc(e.Causes, walk)
+	}
+	return walk(ve)
+}
+
 func TestRejects(t *testing.T) {
 	s := compileAll(t)
 	type tc struct {
 		name string
 		body []byte
+		at   string // where the schema of the body's type reports the error
 	}
 	var cases []tc
-	add := func(name string, ev bridge.Event, f func(map[string]any)) {
-		cases = append(cases, tc{name, mutate(t, ev, f)})
+	add := func(name string, ev bridge.Event, at string, f func(map[string]any)) {
+		cases = append(cases, tc{name, mutate(t, ev, f), at})
 	}
 	// Every required field, missing.
 	for _, ev := range []bridge.Event{trade, delta, snapshot} {
@@ -468,64 +491,75 @@ func TestRejects(t *testing.T) {
 			if k == "depth" {
 				continue // optional
 			}
-			add(ev.Type.String()+" without "+k, ev, del(k))
+			at := ""
+			if k == "type" {
+				at = "-" // no type: only the index applies
+			}
+			add(ev.Type.String()+" without "+k, ev, at, del(k))
 		}
 	}
 	long := strings.Repeat("A", 65)
-	add("extra field", trade, set("venue", "binance"))
-	add("book field on a trade", trade, set("bids", []any{}))
-	add("trade field on a delta", delta, set("price", "1"))
-	add("first_id on a snapshot", snapshot, set("first_id", 1))
-	add("float price", trade, set("price", json.Number("97012.55")))
-	add("integer qty", trade, set("qty", json.Number("1")))
-	add("float level", delta, set("bids", []any{[]any{json.Number("97012.54"), "1.2"}}))
-	add("exponent price", trade, set("price", "9.7e4"))
-	add("negative qty", trade, set("qty", "-1"))
-	add("leading dot", trade, set("price", ".5"))
-	add("trailing dot", trade, set("price", "5."))
-	add("empty price", trade, set("price", ""))
-	add("65-digit qty", trade, set("qty", strings.Repeat("1", 65)))
-	add("three-element level", delta, set("asks", []any{[]any{"1", "2", "3"}}))
-	add("one-element level", delta, set("asks", []any{[]any{"1"}}))
-	add("side BUY", trade, set("side", "BUY"))
-	add("side Buy (Bybit's spelling)", trade, set("side", "Buy"))
-	add("side empty", trade, set("side", ""))
-	add("symbol with dot", trade, set("symbol", "BTC.USDT"))
-	add("symbol with wildcard", trade, set("symbol", "BTC*"))
-	add("symbol empty", trade, set("symbol", ""))
-	add("symbol 65 chars", trade, set("symbol", long))
-	add("exchange with >", trade, set("exchange", "binance>"))
-	add("depth 7", snapshot, set("depth", 7))
-	add("depth 0", snapshot, set("depth", 0))
-	add("depth as string", delta, set("depth", "50"))
-	add("v 2", trade, set("v", 2))
-	add("unknown type", trade, set("type", "bbo"))
-	add("type of another schema", trade, set("type", "book.delta"))
-	add("float ts", trade, set("ts", json.Number("1.5")))
-	add("negative recv_ts", trade, set("recv_ts", -1))
-	add("ts beyond int64", trade, set("ts", json.Number("9223372036854775808")))
-	add("string last_id", delta, set("last_id", "61025"))
-	add("numeric trade id", trade, set("id", 4187262101))
-	add("trade id with space", trade, set("id", "41 87"))
+	add("extra field", trade, "", set("venue", "binance"))
+	add("book field on a trade", trade, "", set("bids", []any{}))
+	add("trade field on a delta", delta, "", set("price", "1"))
+	add("first_id on a snapshot", snapshot, "", set("first_id", 1))
+	add("float price", trade, "/price", set("price", json.Number("97012.55")))
+	add("integer qty", trade, "/qty", set("qty", json.Number("1")))
+	add("float level price", delta, "/bids/0/0", set("bids", []any{[]any{json.Number("97012.54"), "1.2"}}))
+	add("exponent price", trade, "/price", set("price", "9.7e4"))
+	add("negative qty", trade, "/qty", set("qty", "-1"))
+	add("leading dot", trade, "/price", set("price", ".5"))
+	add("trailing dot", trade, "/price", set("price", "5."))
+	add("empty price", trade, "/price", set("price", ""))
+	add("65-digit qty", trade, "/qty", set("qty", strings.Repeat("1", 65)))
+	add("negative level qty", delta, "/asks/0/1", set("asks", []any{[]any{"1", "-0"}}))
+	add("three-element level", delta, "/asks/0", set("asks", []any{[]any{"1", "2", "3"}}))
+	add("one-element level", delta, "/asks/0", set("asks", []any{[]any{"1"}}))
+	add("level as object", snapshot, "/bids/0", set("bids", []any{map[string]any{"price": "1", "qty": "2"}}))
+	add("side BUY", trade, "/side", set("side", "BUY"))
+	add("side Buy (Bybit's spelling)", trade, "/side", set("side", "Buy"))
+	add("side empty", trade, "/side", set("side", ""))
+	add("symbol with dot", trade, "/symbol", set("symbol", "BTC.USDT"))
+	add("symbol with wildcard", trade, "/symbol", set("symbol", "BTC*"))
+	add("symbol empty", delta, "/symbol", set("symbol", ""))
+	add("symbol 65 chars", snapshot, "/symbol", set("symbol", long))
+	add("exchange with >", trade, "/exchange", set("exchange", "binance>"))
+	add("depth 7", snapshot, "/depth", set("depth", 7))
+	add("depth 0", delta, "/depth", set("depth", 0))
+	add("depth as string", delta, "/depth", set("depth", "50"))
+	add("v 2", trade, "/v", set("v", 2))
+	add("v as string", trade, "/v", set("v", "1"))
+	add("unknown type", trade, "-", set("type", "bbo"))
+	add("trade typed book.delta", trade, "", set("type", "book.delta")) // book.delta's fields missing
+	add("float ts", trade, "/ts", set("ts", json.Number("1.5")))
+	add("negative recv_ts", trade, "/recv_ts", set("recv_ts", -1))
+	add("ts beyond int64", trade, "/ts", set("ts", json.Number("9223372036854775808")))
+	add("string last_id", delta, "/last_id", set("last_id", "61025"))
+	add("negative first_id", delta, "/first_id", set("first_id", -1))
+	add("numeric trade id", trade, "/id", set("id", 4187262101))
+	add("trade id with space", trade, "/id", set("id", "41 87"))
 	// AppendJSON writes "" for SideUnknown; no adapter produces one (they
 	// reject the trade as malformed), and the contract does not allow it.
 	unknown := trade
 	unknown.Side = bridge.SideUnknown
-	cases = append(cases, tc{"AppendJSON of SideUnknown", unknown.AppendJSON(nil)})
-	cases = append(cases, tc{"not an object", []byte(`[]`)})
+	cases = append(cases, tc{"AppendJSON of SideUnknown", unknown.AppendJSON(nil), "/side"})
+	cases = append(cases, tc{"not an object", []byte(`[]`), "-"})
 
 	for _, c := range cases {
 		v := decode(t, c.body)
 		if err := s["event.schema.json"].Validate(v); err == nil {
-			t.Errorf("%s: accepted %s", c.name, c.body)
+			t.Errorf("%s: event.schema.json accepts %s", c.name, c.body)
 		}
-		var m map[string]any
-		if json.Unmarshal(c.body, &m) == nil {
-			if file, ok := typeSchema[fmt.Sprint(m["type"])]; ok {
-				if err := s[file].Validate(v); err == nil {
-					t.Errorf("%s: %s accepts %s", c.name, file, c.body)
-				}
-			}
+		if c.at == "-" {
+			continue
+		}
+		m, _ := v.(map[string]any)
+		file := typeSchema[fmt.Sprint(m["type"])]
+		err := s[file].Validate(v)
+		if err == nil {
+			t.Errorf("%s: %s accepts %s", c.name, file, c.body)
+		} else if !errorAt(err, c.at) {
+			t.Errorf("%s: %s rejects %s, but not at %q: %v", c.name, file, c.body, c.at, err)
 		}
 	}
 }
