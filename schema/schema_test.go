@@ -186,14 +186,15 @@ func checkDescribed(t *testing.T, file, ptr string, s map[string]any) {
 // collector is a bridge.Publisher that encodes every event with AppendJSON
 // as it arrives (the runner's slices are not kept) and counts types.
 type collector struct {
-	mu     sync.Mutex
-	bodies [][]byte
-	types  map[bridge.EventType]int
-	depths map[int]int // book events by Depth
+	mu      sync.Mutex
+	bodies  [][]byte
+	types   map[bridge.EventType]int
+	depths  map[int]int   // book events by Depth
+	arrived chan struct{} // signalled (without blocking) after each Publish
 }
 
 func newCollector() *collector {
-	return &collector{types: map[bridge.EventType]int{}, depths: map[int]int{}}
+	return &collector{types: map[bridge.EventType]int{}, depths: map[int]int{}, arrived: make(chan struct{}, 1)}
 }
 
 func (c *collector) Publish(_ context.Context, evs []bridge.Event) error {
@@ -205,6 +206,10 @@ func (c *collector) Publish(_ context.Context, evs []bridge.Event) error {
 		if evs[i].Type != bridge.EventTrade {
 			c.depths[evs[i].Depth]++
 		}
+	}
+	select {
+	case c.arrived <- struct{}{}:
+	default:
 	}
 	return nil
 }
@@ -294,6 +299,24 @@ func TestSimulatorEventsValidate(t *testing.T) {
 		errc chan error
 	}
 	var runs []running
+	stopped := false
+	stopAll := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		for _, r := range runs {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := r.s.Shutdown(ctx); err != nil {
+				t.Errorf("%s: Shutdown: %v", r.name, err)
+			}
+			cancel()
+			if err := <-r.errc; err != nil {
+				t.Errorf("%s: Run: %v", r.name, err)
+			}
+		}
+	}
+	t.Cleanup(stopAll) // also when a later stream fails to start
 	for _, f := range feeds {
 		ex, err := f.ex(sim)
 		if err != nil {
@@ -311,37 +334,21 @@ func TestSimulatorEventsValidate(t *testing.T) {
 		go func() { r.errc <- st.Run(context.Background()) }()
 		runs = append(runs, r)
 	}
-	stopped := false
-	stopAll := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		for _, r := range runs {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			if err := r.s.Shutdown(ctx); err != nil {
-				t.Errorf("%s: Shutdown: %v", r.name, err)
-			}
-			cancel()
-			if err := <-r.errc; err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("%s: Run: %v", r.name, err)
-			}
-		}
-	}
-	t.Cleanup(stopAll)
 
-	// Wait, on the condition, until every feed has published every type it
-	// must; the timeout only bounds a broken run.
-	deadline := time.Now().Add(60 * time.Second)
+	// Wait until every feed has published every type it must, woken by
+	// each Publish; the timeout only bounds a broken run.
+	timeout := time.NewTimer(60 * time.Second)
+	defer timeout.Stop()
 	for _, r := range runs {
 		for !r.c.has(r.want) {
-			if time.Now().After(deadline) {
+			select {
+			case <-r.c.arrived:
+			case <-timeout.C:
 				r.c.mu.Lock()
 				got := fmt.Sprint(r.c.types)
 				r.c.mu.Unlock()
 				t.Fatalf("%s: timed out waiting for %v; have %s", r.name, r.want, got)
 			}
-			time.Sleep(10 * time.Millisecond)
 		}
 	}
 	stopAll()
