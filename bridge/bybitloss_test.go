@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/qldata/mdbridge/bridge"
-	"github.com/qldata/mdbridge/internal/exsim"
+	"github.com/qldata/mdbridge/exsim"
 )
 
 // TestBybitUnrecoverableTradesAreCounted is issue 19's third failure: an

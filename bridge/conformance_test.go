@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/qldata/mdbridge/bridge"
-	"github.com/qldata/mdbridge/internal/exsim"
+	"github.com/qldata/mdbridge/exsim"
 )
 
 // bookDepthOf is the number of levels per side the venue's stream book

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/qldata/mdbridge/bridge"
-	"github.com/qldata/mdbridge/internal/exsim"
+	"github.com/qldata/mdbridge/exsim"
 )
 
 // faultRun is a stream against a simulator with one market per symbol.

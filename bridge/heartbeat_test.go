@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/qldata/mdbridge/bridge"
-	"github.com/qldata/mdbridge/internal/exsim"
+	"github.com/qldata/mdbridge/exsim"
 )
 
 // TestBinancePings: the server pings often and expects pongs echoing the

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/qldata/mdbridge/bridge"
-	"github.com/qldata/mdbridge/internal/exsim"
+	"github.com/qldata/mdbridge/exsim"
 )
 
 // resumerFunc adapts a function to bridge.TradeResumer and counts calls.

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/qldata/mdbridge/bridge"
-	"github.com/qldata/mdbridge/internal/exsim"
+	"github.com/qldata/mdbridge/exsim"
 )
 
 // TestSilentFeedIsReplaced: the venue stops sending data on the connection

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/qldata/mdbridge/bridge"
-	"github.com/qldata/mdbridge/internal/exsim"
+	"github.com/qldata/mdbridge/exsim"
 )
 
 // recorder is a testing.TB that records failures instead of failing, to

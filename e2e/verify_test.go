@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qldata/mdbridge/bridge"
-	"github.com/qldata/mdbridge/internal/exsim"
+	"github.com/qldata/mdbridge/exsim"
 )
 
 // streamReader reads the MD stream from the start with an ordered consumer

@@ -25,7 +25,7 @@ import (
 	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/bridge/binance"
 	"github.com/qldata/mdbridge/bridge/bybit"
-	"github.com/qldata/mdbridge/internal/exsim"
+	"github.com/qldata/mdbridge/exsim"
 )
 
 // base is the URI every schema's $id is relative to; a file's $id is

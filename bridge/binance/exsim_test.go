@@ -13,10 +13,10 @@ import (
 
 	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/bridge/internal/adaptertest"
-	"github.com/qldata/mdbridge/internal/exsim"
+	"github.com/qldata/mdbridge/exsim"
 )
 
-// Tests of the adapter against the exchange simulator (internal/exsim),
+// Tests of the adapter against the exchange simulator (exsim),
 // which speaks EXCHANGES.md: real frames and REST answers, rate limits and
 // faults, with a ground truth to compare against.
 

@@ -12,10 +12,10 @@ import (
 
 	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/bridge/internal/adaptertest"
-	"github.com/qldata/mdbridge/internal/exsim"
+	"github.com/qldata/mdbridge/exsim"
 )
 
-// Tests of the adapter against the exchange simulator (internal/exsim).
+// Tests of the adapter against the exchange simulator (exsim).
 
 func startSim(t *testing.T, cfg exsim.Config) *exsim.Server {
 	t.Helper()

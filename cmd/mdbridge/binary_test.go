@@ -25,7 +25,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/qldata/mdbridge/bridge"
-	"github.com/qldata/mdbridge/internal/exsim"
+	"github.com/qldata/mdbridge/exsim"
 	"github.com/qldata/mdbridge/publisher"
 )
 

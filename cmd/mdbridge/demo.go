@@ -17,8 +17,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/exsim"
 	"github.com/qldata/mdbridge/internal/cli"
-	"github.com/qldata/mdbridge/internal/exsim"
 )
 
 // demoFault is one step of the demo's fault schedule.

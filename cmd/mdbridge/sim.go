@@ -5,12 +5,12 @@ import (
 	"errors"
 	"io"
 
-	"github.com/qldata/mdbridge/internal/exsim"
+	"github.com/qldata/mdbridge/exsim"
 )
 
 // cmdSim is `mdbridge sim`: the exchange simulator alone, for testing your
 // own consumers or clients offline. Flags (with their MDB_SIM_* defaults),
-// output and exit codes are internal/exsim's (exsim.Main).
+// output and exit codes are exsim's (exsim.Main).
 func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exsim.Main(ctx, args, stdout, stderr)
 }

@@ -6,10 +6,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/qldata/mdbridge/internal/exsim"
+	"github.com/qldata/mdbridge/exsim"
 )
 
-// TestSimWiring checks that `mdbridge sim` reaches internal/exsim with the
+// TestSimWiring checks that `mdbridge sim` reaches exsim with the
 // command's exit codes (the command itself is tested there).
 func TestSimWiring(t *testing.T) {
 	var out, errb bytes.Buffer

@@ -15,7 +15,7 @@
 //     Nats-Msg-Id, Md-Type and Md-Exchange-Ts headers, bridge.Event.AppendJSON
 //     body) and publishes them with nats.go jetstream PublishMsgAsync under a
 //     bounded in-flight window, counting acknowledged messages only;
-//   - bridge: internal/exsim emits Binance trade frames over a loopback
+//   - bridge: exsim emits Binance trade frames over a loopback
 //     WebSocket, the bridge (bridge.Stream with the binance adapter) decodes,
 //     deduplicates and sequence-checks them, and publisher.JetStream publishes
 //     them; again only acknowledged messages count.

@@ -16,7 +16,7 @@ import (
 
 	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/bridge/binance"
-	"github.com/qldata/mdbridge/internal/exsim"
+	"github.com/qldata/mdbridge/exsim"
 	"github.com/qldata/mdbridge/resilience"
 )
 

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/qldata/mdbridge/internal/exsim"
+	"github.com/qldata/mdbridge/exsim"
 )
 
 // simulator is what the rig needs of the exchange simulator: the in-process

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qldata/mdbridge/internal/exsim"
+	"github.com/qldata/mdbridge/exsim"
 )
 
 func TestSeqScannerChunks(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/qldata/mdbridge/internal/exsim"
+	"github.com/qldata/mdbridge/exsim"
 )
 
 // Defaults of Config's zero fields.

@@ -1,5 +1,5 @@
 // Package chaos is mdbridge's soak harness: it runs the exchange simulator
-// (internal/exsim), an embedded NATS JetStream server and two active-active
+// (exsim), an embedded NATS JetStream server and two active-active
 // bridge replicas in one process on loopback, injects overlapping faults from
 // a seeded schedule for a configured duration, and then reconciles the MD
 // stream against the simulator's ground truth.

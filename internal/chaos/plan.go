@@ -7,7 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/qldata/mdbridge/internal/exsim"
+	"github.com/qldata/mdbridge/exsim"
 )
 
 // FaultKind names one kind of fault the soak injects.

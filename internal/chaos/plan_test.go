@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qldata/mdbridge/internal/exsim"
+	"github.com/qldata/mdbridge/exsim"
 )
 
 func testPlanConfig(seed uint64) PlanConfig {

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/qldata/mdbridge/bridge"
-	"github.com/qldata/mdbridge/internal/exsim"
+	"github.com/qldata/mdbridge/exsim"
 )
 
 // StreamMsg is one message read back from the MD stream.

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/qldata/mdbridge/bridge"
-	"github.com/qldata/mdbridge/internal/exsim"
+	"github.com/qldata/mdbridge/exsim"
 )
 
 // streamOf numbers events as a stream would store them.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qldata/mdbridge/internal/exsim"
+	"github.com/qldata/mdbridge/exsim"
 	"github.com/qldata/mdbridge/publisher"
 )
 

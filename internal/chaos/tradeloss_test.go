@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/qldata/mdbridge/bridge"
-	"github.com/qldata/mdbridge/internal/exsim"
+	"github.com/qldata/mdbridge/exsim"
 	"github.com/qldata/mdbridge/publisher"
 )
 

@@ -7,7 +7,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/qldata/mdbridge/internal/exsim"
+	"github.com/qldata/mdbridge/exsim"
 )
 
 // StartSim starts the exchange simulator with cfg and closes it when the

@@ -55,6 +55,18 @@
 // for open connections and the last Config.ClosedConns closed ones; the
 // ids delivered on older connections still count as delivered.
 //
+// # Using it in your tests
+//
+// The package is public so that a consumer's own tests can run the
+// exchanges in process, the way nats-server's test helpers run a server:
+// New (zero Config: the default markets on a random loopback port, or
+// your own Markets with rates 0 for exact control), Start, point the
+// client at BinanceWSURL/BinanceRESTURL or BybitWSURL/BybitRESTURL,
+// Generate events on demand (the same Seed gives the same events), inject
+// faults with InjectFault, and compare what the client got with Truth,
+// Generated and Book; Close at the end. See Example. `mdbridge sim` (Main)
+// runs the same server as a process.
+//
 // # Concurrency
 //
 // All exported methods of Server are safe for concurrent use. Generators,
