@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// TestBenchWiring checks that `mdbridge bench` reaches internal/bench with
+// TestBenchWiring checks that `mdbridge bench` reaches internal/harness/bench with
 // the command's exit codes (the command itself is tested there).
 func TestBenchWiring(t *testing.T) {
 	var out, errb bytes.Buffer

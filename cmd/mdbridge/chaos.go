@@ -4,11 +4,11 @@ import (
 	"context"
 	"io"
 
-	"github.com/qldata/mdbridge/internal/chaos"
+	"github.com/qldata/mdbridge/internal/harness/chaos"
 )
 
 // cmdChaos is `mdbridge chaos`: the soak harness, whose command lives in
-// internal/chaos.
+// internal/harness/chaos.
 func cmdChaos(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return chaos.Main(ctx, args, stdout, stderr)
 }

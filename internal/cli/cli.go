@@ -2,7 +2,7 @@
 // sets whose errors and -h go to the command's stderr, and the logger
 // built from a level and a format. The commands themselves live in their
 // packages (cmd/mdbridge for run, status, tail, snapshot, demo;
-// internal/bench, internal/chaos and exsim expose Main).
+// internal/harness/bench, internal/harness/chaos and exsim expose Main).
 //
 // It has no state; everything is safe for concurrent use.
 package cli

@@ -55,7 +55,7 @@ func TestSoak(t *testing.T) {
 	}
 	switch {
 	case errors.Is(err, ErrSoakFailed):
-		t.Fatalf("soak failed (reproduce: MDB_SOAK=1 MDB_SOAK_SEED=%d MDB_SOAK_DURATION=%s go test -run TestSoak ./internal/chaos/, or mdbridge chaos --duration %s --seed %d): %v",
+		t.Fatalf("soak failed (reproduce: MDB_SOAK=1 MDB_SOAK_SEED=%d MDB_SOAK_DURATION=%s go test -run TestSoak ./internal/harness/chaos/, or mdbridge chaos --duration %s --seed %d): %v",
 			cfg.Seed, cfg.Duration, cfg.Duration, cfg.Seed, err)
 	case err != nil:
 		t.Fatalf("soak could not run (seed %d): %v", cfg.Seed, err)

@@ -7,7 +7,7 @@ import (
 
 // benchPhase runs one phase with b.N messages (at least 1000) and reports
 // the harness's figures; ns/op includes set-up, so read msgs/s instead.
-// Example: go test -run '^$' -bench . -benchtime 200000x ./internal/bench
+// Example: go test -run '^$' -bench . -benchtime 200000x ./internal/harness/bench
 func benchPhase(b *testing.B, phase string) {
 	rep, err := Run(context.Background(), Config{Messages: max(b.N, 1000), Phases: phase, NoCPUSplit: true})
 	if err != nil {
