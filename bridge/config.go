@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/qldata/mdbridge/resilience"
@@ -249,7 +248,7 @@ func (c StreamConfig) validate() (*settings, error) {
 		return nil, fmt.Errorf("%w: resilience: %w", ErrConfig, err)
 	}
 	if c.Instance == "" {
-		c.Instance = hostIdent()
+		c.Instance = HostIdent()
 	} else if err := ValidateIdent(c.Instance); err != nil {
 		return nil, fmt.Errorf("%w: instance: %w", ErrConfig, err)
 	}
@@ -340,23 +339,3 @@ func (c StreamConfig) validate() (*settings, error) {
 
 // reconnectConfig maps the seed's knobs onto resilience.ReconnectConfig.
 func (s *settings) reconnectConfig() resilience.ReconnectConfig { return s.res.ReconnectConfig() }
-
-// hostIdent is the host name as a valid identifier ("mdbridge" if unknown).
-func hostIdent() string {
-	h, err := os.Hostname()
-	if err != nil || h == "" {
-		return "mdbridge"
-	}
-	b := []byte(h)
-	for i, c := range b {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
-		default:
-			b[i] = '-'
-		}
-	}
-	if len(b) > MaxIdentLen {
-		b = b[:MaxIdentLen]
-	}
-	return string(b)
-}

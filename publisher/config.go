@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/qldata/mdbridge/bridge"
 )
 
 // DropPolicy says what Publish does when the buffer is full.
@@ -287,7 +289,7 @@ func checkName(s string) error {
 		return fmt.Errorf("%q: want 1 to 255 characters", s)
 	}
 	for i := 0; i < len(s); i++ {
-		if !isIdentChar(s[i]) {
+		if !bridge.IsIdentChar(s[i]) {
 			return fmt.Errorf("%q has %q at offset %d; allowed are letters, digits, '_' and '-'", s, s[i], i)
 		}
 	}
@@ -305,14 +307,10 @@ func checkSubjectPrefix(s string) error {
 			return fmt.Errorf("%q has an empty token", s)
 		}
 		for i := 0; i < len(tok); i++ {
-			if !isIdentChar(tok[i]) {
+			if !bridge.IsIdentChar(tok[i]) {
 				return fmt.Errorf("%q has %q; subject tokens allow letters, digits, '_' and '-'", s, tok[i])
 			}
 		}
 	}
 	return nil
-}
-
-func isIdentChar(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
 }

@@ -80,7 +80,7 @@ func StateKey(exchange, symbol, instance string) (string, error) {
 	b.WriteByte('.')
 	for i := 0; i < len(instance); i++ {
 		c := instance[i]
-		if isIdentChar(c) || c == '=' {
+		if bridge.IsIdentChar(c) || c == '=' {
 			b.WriteByte(c)
 		} else {
 			b.WriteByte('_')

@@ -154,11 +154,7 @@ func (c *Config) validate() error {
 	}
 	c.subs = subs
 	if c.Instance == "" {
-		h, err := os.Hostname()
-		if err != nil || h == "" {
-			h = "mdbridge"
-		}
-		c.Instance = sanitizeIdent(h)
+		c.Instance = bridge.HostIdent()
 	} else if err := bridge.ValidateIdent(c.Instance); err != nil {
 		add(configError("INSTANCE", "%v", err))
 	}
@@ -288,20 +284,4 @@ func checkURL(name, v string, schemes ...string) error {
 		}
 	}
 	return configError(name, "scheme %q; allowed: %s", u.Scheme, strings.Join(schemes, ", "))
-}
-
-// sanitizeIdent maps a host name to a valid identifier (dots become '-').
-func sanitizeIdent(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
-		default:
-			b[i] = '-'
-		}
-	}
-	if len(b) > bridge.MaxIdentLen {
-		b = b[:bridge.MaxIdentLen]
-	}
-	return string(b)
 }

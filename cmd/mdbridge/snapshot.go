@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -40,7 +39,7 @@ func cmdSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return exitFailure
 	}
 	defer nc.Close()
-	req, err := publisher.NewSnapshotRequester(nc, publisher.Config{ControlPrefix: cfg.ControlPrefix, SubjectPrefix: cfg.SubjectPrefix, Stream: cfg.Stream}, "cli-"+sanitizeIdent(hostname()))
+	req, err := publisher.NewSnapshotRequester(nc, publisher.Config{ControlPrefix: cfg.ControlPrefix, SubjectPrefix: cfg.SubjectPrefix, Stream: cfg.Stream}, "cli-"+bridge.HostIdent())
 	if err != nil {
 		fmt.Fprintf(stderr, "mdbridge snapshot: %v\n", err)
 		return exitFailure
@@ -62,12 +61,4 @@ func cmdSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return exitFailure
 	}
 	return exitOK
-}
-
-func hostname() string {
-	h, _ := os.Hostname()
-	if h == "" {
-		return "unknown"
-	}
-	return h
 }
