@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 
@@ -282,37 +283,27 @@ func (c StreamConfig) validate() (*settings, error) {
 	if c.BookGapPolicy > GapAccept {
 		return nil, fmt.Errorf("%w: unknown BookGapPolicy %d", ErrConfig, c.BookGapPolicy)
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	defInt := func(n *int, v int) {
-		if *n == 0 {
-			*n = v
-		}
-	}
-	def(&c.ConnectSpacing, DefaultConnectSpacing)
-	def(&c.HandshakeTimeout, DefaultHandshakeTimeout)
-	def(&c.SubscribeTimeout, DefaultSubscribeTimeout)
+	c.ConnectSpacing = cmp.Or(c.ConnectSpacing, DefaultConnectSpacing)
+	c.HandshakeTimeout = cmp.Or(c.HandshakeTimeout, DefaultHandshakeTimeout)
+	c.SubscribeTimeout = cmp.Or(c.SubscribeTimeout, DefaultSubscribeTimeout)
 	if c.HeartbeatTimeout == 0 {
 		c.HeartbeatTimeout = s.res.HeartbeatConfig().Timeout
 	}
-	def(&c.OverlapTimeout, DefaultOverlapTimeout)
-	def(&c.StateInterval, DefaultStateInterval)
-	def(&c.TimeSyncInterval, DefaultTimeSyncInterval)
-	def(&c.DedupTTL, DefaultDedupTTL)
-	def(&c.ResyncTimeout, DefaultResyncTimeout)
-	def(&c.QuietCheck, DefaultQuietCheck)
-	def(&c.SilenceCheck, DefaultSilenceCheck)
-	defInt(&c.SnapshotConcurrency, DefaultSnapshotConcurrency)
-	defInt(&c.SnapshotsPerMinute, DefaultSnapshotsPerMinute)
-	defInt(&c.BackfillMax, DefaultBackfillMax)
-	defInt(&c.BackfillPage, DefaultBackfillPage)
-	defInt(&c.PendingLimit, DefaultPendingLimit)
-	defInt(&c.BookBufferLimit, DefaultBookBufferLimit)
-	defInt(&c.DedupWindow, DefaultDedupWindow)
-	defInt(&c.RecentTradesLimit, DefaultRecentTradesLimit)
+	c.OverlapTimeout = cmp.Or(c.OverlapTimeout, DefaultOverlapTimeout)
+	c.StateInterval = cmp.Or(c.StateInterval, DefaultStateInterval)
+	c.TimeSyncInterval = cmp.Or(c.TimeSyncInterval, DefaultTimeSyncInterval)
+	c.DedupTTL = cmp.Or(c.DedupTTL, DefaultDedupTTL)
+	c.ResyncTimeout = cmp.Or(c.ResyncTimeout, DefaultResyncTimeout)
+	c.QuietCheck = cmp.Or(c.QuietCheck, DefaultQuietCheck)
+	c.SilenceCheck = cmp.Or(c.SilenceCheck, DefaultSilenceCheck)
+	c.SnapshotConcurrency = cmp.Or(c.SnapshotConcurrency, DefaultSnapshotConcurrency)
+	c.SnapshotsPerMinute = cmp.Or(c.SnapshotsPerMinute, DefaultSnapshotsPerMinute)
+	c.BackfillMax = cmp.Or(c.BackfillMax, DefaultBackfillMax)
+	c.BackfillPage = cmp.Or(c.BackfillPage, DefaultBackfillPage)
+	c.PendingLimit = cmp.Or(c.PendingLimit, DefaultPendingLimit)
+	c.BookBufferLimit = cmp.Or(c.BookBufferLimit, DefaultBookBufferLimit)
+	c.DedupWindow = cmp.Or(c.DedupWindow, DefaultDedupWindow)
+	c.RecentTradesLimit = cmp.Or(c.RecentTradesLimit, DefaultRecentTradesLimit)
 	if c.RotationAge == 0 && s.limits.MaxConnectionAge > 0 {
 		margin := DefaultRotationMargin
 		if margin > s.limits.MaxConnectionAge/10 {

@@ -1,6 +1,7 @@
 package exsim
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 )
@@ -126,34 +127,24 @@ func (cfg Config) withDefaults() Config {
 	if len(cfg.Markets) == 0 {
 		cfg.Markets = DefaultMarkets()
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	defInt := func(d *int, v int) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	def(&cfg.PingInterval, 20*time.Second)
-	def(&cfg.PongTimeout, 60*time.Second)
-	def(&cfg.MaxConnAge, 24*time.Hour)
-	def(&cfg.BybitIdleTimeout, 10*time.Minute)
-	def(&cfg.BinanceBan, 2*time.Minute)
-	def(&cfg.BybitBan, 10*time.Minute)
-	def(&cfg.WriteTimeout, 10*time.Second)
-	def(&cfg.ShutdownGrace, 5*time.Second)
-	defInt(&cfg.InboundLimit, 5)
-	defInt(&cfg.MaxStreams, 1024)
-	defInt(&cfg.BybitMaxArgs, 10)
-	defInt(&cfg.BinanceWeightLimit, 6000)
-	defInt(&cfg.BinanceBanAfter, 2)
-	defInt(&cfg.BybitRequestLimit, 600)
-	defInt(&cfg.SendQueue, 8192)
-	defInt(&cfg.TradeHistory, 100000)
-	defInt(&cfg.BookLevels, 300)
-	defInt(&cfg.ClosedConns, 256)
+	cfg.PingInterval = cmp.Or(cfg.PingInterval, 20*time.Second)
+	cfg.PongTimeout = cmp.Or(cfg.PongTimeout, 60*time.Second)
+	cfg.MaxConnAge = cmp.Or(cfg.MaxConnAge, 24*time.Hour)
+	cfg.BybitIdleTimeout = cmp.Or(cfg.BybitIdleTimeout, 10*time.Minute)
+	cfg.BinanceBan = cmp.Or(cfg.BinanceBan, 2*time.Minute)
+	cfg.BybitBan = cmp.Or(cfg.BybitBan, 10*time.Minute)
+	cfg.WriteTimeout = cmp.Or(cfg.WriteTimeout, 10*time.Second)
+	cfg.ShutdownGrace = cmp.Or(cfg.ShutdownGrace, 5*time.Second)
+	cfg.InboundLimit = cmp.Or(cfg.InboundLimit, 5)
+	cfg.MaxStreams = cmp.Or(cfg.MaxStreams, 1024)
+	cfg.BybitMaxArgs = cmp.Or(cfg.BybitMaxArgs, 10)
+	cfg.BinanceWeightLimit = cmp.Or(cfg.BinanceWeightLimit, 6000)
+	cfg.BinanceBanAfter = cmp.Or(cfg.BinanceBanAfter, 2)
+	cfg.BybitRequestLimit = cmp.Or(cfg.BybitRequestLimit, 600)
+	cfg.SendQueue = cmp.Or(cfg.SendQueue, 8192)
+	cfg.TradeHistory = cmp.Or(cfg.TradeHistory, 100000)
+	cfg.BookLevels = cmp.Or(cfg.BookLevels, 300)
+	cfg.ClosedConns = cmp.Or(cfg.ClosedConns, 256)
 	return cfg
 }
 

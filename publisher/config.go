@@ -1,6 +1,7 @@
 package publisher
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -172,35 +173,27 @@ type Config struct {
 
 // withDefaults returns c with zero fields replaced by their defaults.
 func (c Config) withDefaults() Config {
-	setDefault(&c.Stream, DefaultStream)
-	setDefault(&c.SubjectPrefix, DefaultSubjectPrefix)
-	setDefault(&c.KVBucket, DefaultKVBucket)
-	setDefault(&c.ControlPrefix, DefaultControlPrefix)
-	setDefault(&c.Replicas, DefaultReplicas)
-	setDefault(&c.DuplicateWindow, DefaultDuplicateWindow)
-	setDefault(&c.MaxAge, DefaultMaxAge)
-	setDefault(&c.StateTTL, DefaultStateTTL)
-	setDefault(&c.StateRefresh, DefaultStateRefresh)
-	setDefault(&c.StaleAfter, 3*c.StateRefresh)
-	setDefault(&c.BufferMessages, DefaultBufferMessages)
-	setDefault(&c.BufferBytes, DefaultBufferBytes)
-	setDefault(&c.MaxInFlight, min(DefaultMaxInFlight, c.BufferMessages))
-	setDefault(&c.AckTimeout, DefaultAckTimeout)
-	setDefault(&c.SnapshotConcurrency, DefaultSnapshotConcurrency)
-	setDefault(&c.SnapshotRate, DefaultSnapshotRate)
-	setDefault(&c.SnapshotBurst, DefaultSnapshotBurst)
-	setDefault(&c.SnapshotMaxWaiters, DefaultSnapshotMaxWaiters)
-	setDefault(&c.SnapshotTimeout, DefaultSnapshotTimeout)
-	setDefault(&c.RequestTimeout, DefaultRequestTimeout)
+	c.Stream = cmp.Or(c.Stream, DefaultStream)
+	c.SubjectPrefix = cmp.Or(c.SubjectPrefix, DefaultSubjectPrefix)
+	c.KVBucket = cmp.Or(c.KVBucket, DefaultKVBucket)
+	c.ControlPrefix = cmp.Or(c.ControlPrefix, DefaultControlPrefix)
+	c.Replicas = cmp.Or(c.Replicas, DefaultReplicas)
+	c.DuplicateWindow = cmp.Or(c.DuplicateWindow, DefaultDuplicateWindow)
+	c.MaxAge = cmp.Or(c.MaxAge, DefaultMaxAge)
+	c.StateTTL = cmp.Or(c.StateTTL, DefaultStateTTL)
+	c.StateRefresh = cmp.Or(c.StateRefresh, DefaultStateRefresh)
+	c.StaleAfter = cmp.Or(c.StaleAfter, 3*c.StateRefresh)
+	c.BufferMessages = cmp.Or(c.BufferMessages, DefaultBufferMessages)
+	c.BufferBytes = cmp.Or(c.BufferBytes, DefaultBufferBytes)
+	c.MaxInFlight = cmp.Or(c.MaxInFlight, min(DefaultMaxInFlight, c.BufferMessages))
+	c.AckTimeout = cmp.Or(c.AckTimeout, DefaultAckTimeout)
+	c.SnapshotConcurrency = cmp.Or(c.SnapshotConcurrency, DefaultSnapshotConcurrency)
+	c.SnapshotRate = cmp.Or(c.SnapshotRate, DefaultSnapshotRate)
+	c.SnapshotBurst = cmp.Or(c.SnapshotBurst, DefaultSnapshotBurst)
+	c.SnapshotMaxWaiters = cmp.Or(c.SnapshotMaxWaiters, DefaultSnapshotMaxWaiters)
+	c.SnapshotTimeout = cmp.Or(c.SnapshotTimeout, DefaultSnapshotTimeout)
+	c.RequestTimeout = cmp.Or(c.RequestTimeout, DefaultRequestTimeout)
 	return c
-}
-
-// setDefault sets *p to d if *p is the zero value.
-func setDefault[T comparable](p *T, d T) {
-	var zero T
-	if *p == zero {
-		*p = d
-	}
 }
 
 // Validate reports every invalid field, naming it. Zero fields are valid

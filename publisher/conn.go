@@ -1,6 +1,7 @@
 package publisher
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -74,10 +75,10 @@ type ConnConfig struct {
 }
 
 func (c ConnConfig) withDefaults() ConnConfig {
-	setDefault(&c.Name, DefaultClientName)
-	setDefault(&c.ConnectTimeout, DefaultConnectTimeout)
-	setDefault(&c.ReconnectWait, DefaultReconnectWait)
-	setDefault(&c.PingInterval, DefaultPingInterval)
+	c.Name = cmp.Or(c.Name, DefaultClientName)
+	c.ConnectTimeout = cmp.Or(c.ConnectTimeout, DefaultConnectTimeout)
+	c.ReconnectWait = cmp.Or(c.ReconnectWait, DefaultReconnectWait)
+	c.PingInterval = cmp.Or(c.PingInterval, DefaultPingInterval)
 	return c
 }
 

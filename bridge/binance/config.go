@@ -1,6 +1,7 @@
 package binance
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -65,9 +66,9 @@ func (c *Config) common() adapter.Common {
 func (c *Config) setDefaults() {
 	c.common().SetDefaults(adapter.Defaults{WSURL: DefaultWSURL, RESTURL: DefaultRESTURL,
 		MaxFrameBytes: DefaultMaxFrameBytes, MaxBodyBytes: DefaultMaxBodyBytes})
-	adapter.Default(&c.BookDepth, DefaultBookDepth)
-	adapter.Default(&c.DepthSpeed, DefaultDepthSpeed)
-	adapter.Default(&c.MaxURLBytes, DefaultMaxURLBytes)
+	c.BookDepth = cmp.Or(c.BookDepth, DefaultBookDepth)
+	c.DepthSpeed = cmp.Or(c.DepthSpeed, DefaultDepthSpeed)
+	c.MaxURLBytes = cmp.Or(c.MaxURLBytes, DefaultMaxURLBytes)
 }
 
 func (c *Config) validate() error {

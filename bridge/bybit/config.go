@@ -1,6 +1,7 @@
 package bybit
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -62,8 +63,8 @@ func (c *Config) common() adapter.Common {
 func (c *Config) setDefaults() {
 	c.common().SetDefaults(adapter.Defaults{WSURL: DefaultWSURL, RESTURL: DefaultRESTURL,
 		MaxFrameBytes: DefaultMaxFrameBytes, MaxBodyBytes: DefaultMaxBodyBytes})
-	adapter.Default(&c.Market, MarketSpot)
-	adapter.Default(&c.BookDepth, DefaultBookDepth)
+	c.Market = cmp.Or(c.Market, MarketSpot)
+	c.BookDepth = cmp.Or(c.BookDepth, DefaultBookDepth)
 }
 
 func (c *Config) validate() error {

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -78,11 +79,11 @@ func (n *Node) Start(ctx context.Context, nc *nats.Conn) (err error) {
 	}
 	// NewJetStream provisions the stream (once per start).
 	if n.pub, err = publisher.NewJetStream(ctx, nc, pc, n.log); err != nil {
-		return fmt.Errorf("provisioning stream %s and starting the publisher: %w", orDefault(pc.Stream, publisher.DefaultStream), err)
+		return fmt.Errorf("provisioning stream %s and starting the publisher: %w", cmp.Or(pc.Stream, publisher.DefaultStream), err)
 	}
 	kv, err := publisher.EnsureStateBucket(ctx, n.js, pc)
 	if err != nil {
-		return fmt.Errorf("provisioning KV bucket %s: %w", orDefault(pc.KVBucket, publisher.DefaultKVBucket), err)
+		return fmt.Errorf("provisioning KV bucket %s: %w", cmp.Or(pc.KVBucket, publisher.DefaultKVBucket), err)
 	}
 	if n.states, err = publisher.NewStateWriter(kv, pc, n.log); err != nil {
 		return fmt.Errorf("state writer: %w", err)
@@ -255,10 +256,3 @@ func (n *Node) SnapshotService() *publisher.SnapshotService { return n.svc }
 
 // Streams are the node's streams, in the order of Config.Subscriptions.
 func (n *Node) Streams() bridge.Streams { return n.streams }
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}

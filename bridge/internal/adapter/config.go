@@ -1,6 +1,7 @@
 package adapter
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -34,10 +35,10 @@ type Defaults struct {
 // SetDefaults gives every zero Common field its default: d's values, an
 // HTTP client with DefaultHTTPTimeout, a logger that discards.
 func (c Common) SetDefaults(d Defaults) {
-	Default(c.WSURL, d.WSURL)
-	Default(c.RESTURL, d.RESTURL)
-	Default(c.MaxFrameBytes, d.MaxFrameBytes)
-	Default(c.MaxBodyBytes, d.MaxBodyBytes)
+	*c.WSURL = cmp.Or(*c.WSURL, d.WSURL)
+	*c.RESTURL = cmp.Or(*c.RESTURL, d.RESTURL)
+	*c.MaxFrameBytes = cmp.Or(*c.MaxFrameBytes, d.MaxFrameBytes)
+	*c.MaxBodyBytes = cmp.Or(*c.MaxBodyBytes, d.MaxBodyBytes)
 	if *c.HTTPClient == nil {
 		*c.HTTPClient = &http.Client{Timeout: DefaultHTTPTimeout}
 	}
@@ -64,14 +65,6 @@ func (c Common) Validate() error {
 		return fmt.Errorf("MaxBodyBytes %d below %d", *c.MaxBodyBytes, MinLimitBytes)
 	}
 	return nil
-}
-
-// Default sets *p to def when *p is the zero value.
-func Default[T comparable](p *T, def T) {
-	var zero T
-	if *p == zero {
-		*p = def
-	}
 }
 
 // CheckBaseURL reports whether raw is a base URL: one of schemes, a host,
