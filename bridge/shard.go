@@ -70,6 +70,7 @@ type shard struct {
 	out     []Event     // batch being built, queued by unlockPublish
 	replies []snapReply // snapshot requests answered by events in out
 	queue   []batch     // batches to publish, in order
+	qspare  []batch     // the queue's other array (the one being published)
 	spare   [][]Event   // empty batch buffers for reuse
 	quietAt time.Time   // when to verify symbols quiet since the last suspect event (zero: none pending)
 	quietBy time.Time   // latest time for the pending check
@@ -229,6 +230,15 @@ func (sh *shard) process(ev *Event) {
 // unlockPublish queues the batch built under mu, releases mu and publishes
 // what is queued. Every section that may have emitted events ends with it
 // instead of mu.Unlock.
+//
+// The queue is published in order, by one goroutine at a time (pubMu); a
+// goroutine that finds another publishing waits for it and then publishes
+// what is left (its own batch may be done by then), so back-pressure from
+// the publisher still holds up every producer, but no holder of mu. A
+// publisher error while the stream runs is fatal: the stream stops and Run
+// returns it. Snapshot requests answered by a batch are answered after it
+// is handed over, so the requester's own publish of the snapshot (a msg-ID
+// duplicate) comes after the stream's.
 func (sh *shard) unlockPublish() {
 	if len(sh.out) > 0 {
 		sh.queue = append(sh.queue, batch{evs: sh.out, replies: sh.replies})
@@ -238,27 +248,27 @@ func (sh *shard) unlockPublish() {
 			sh.out, sh.spare = sh.spare[n-1], sh.spare[:n-1]
 		}
 	}
-	pending := len(sh.queue) > 0
-	sh.mu.Unlock()
-	if pending {
-		sh.publishQueued()
+	if len(sh.queue) == 0 {
+		sh.mu.Unlock()
+		return
 	}
-}
-
-// publishQueued hands the queued batches to the publisher in order, one
-// goroutine at a time; a goroutine that finds another publishing waits for
-// it and then publishes what is left (its own batch may be done by then).
-// A publisher error while the stream runs is fatal: the stream stops and
-// Run returns it.
-//
-// Snapshot requests answered by a batch are answered after it is handed
-// over, so the requester's own publish of the snapshot (a msg-ID
-// duplicate) comes after the stream's.
-func (sh *shard) publishQueued() {
-	sh.pubMu.Lock()
-	defer sh.pubMu.Unlock()
-	var q []batch
-	for {
+	if !sh.pubMu.TryLock() {
+		sh.mu.Unlock()
+		sh.pubMu.Lock()
+		sh.mu.Lock()
+	}
+	for len(sh.queue) > 0 { // mu and pubMu held
+		q := sh.queue
+		sh.queue = sh.qspare[:0]
+		sh.mu.Unlock()
+		for i := range q {
+			if err := sh.st.pub.Publish(sh.st.pubCtx, q[i].evs); err != nil && sh.st.pubCtx.Err() == nil {
+				sh.st.fatal(fmt.Errorf("bridge: publisher: %w", err))
+			}
+			for _, r := range q[i].replies {
+				r.ch <- r.ev // room for one: each request is answered once
+			}
+		}
 		sh.mu.Lock()
 		for i := range q {
 			// Recycle the published buffers. Entries keep references to
@@ -271,20 +281,10 @@ func (sh *shard) publishQueued() {
 			}
 		}
 		clear(q)
-		q, sh.queue = sh.queue, q[:0]
-		sh.mu.Unlock()
-		if len(q) == 0 {
-			return
-		}
-		for i := range q {
-			if err := sh.st.pub.Publish(sh.st.pubCtx, q[i].evs); err != nil && sh.st.pubCtx.Err() == nil {
-				sh.st.fatal(fmt.Errorf("bridge: publisher: %w", err))
-			}
-			for _, r := range q[i].replies {
-				r.ch <- r.ev // room for one: each request is answered once
-			}
-		}
+		sh.qspare = q[:0]
 	}
+	sh.mu.Unlock()
+	sh.pubMu.Unlock()
 }
 
 // serverShutdown is called by a connection that received the venue's
