@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/qldata/mdbridge/publisher"
 )
 
@@ -59,47 +61,103 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		return out, nil
 	}
+	show := func(rows []statusRow) {
+		if *asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.Encode(rows)
+			return
+		}
+		if *watch {
+			fmt.Fprint(stdout, "\033[H\033[2J")
+			fmt.Fprintf(stdout, "md_state on %s at %s (Ctrl-C to stop)\n\n", nc.ConnectedUrlRedacted(), time.Now().Format(time.TimeOnly))
+		}
+		printStatus(stdout, rows)
+	}
+	if *watch {
+		return watchStatus(ctx, kv, pattern, *interval, show, stderr)
+	}
 	prev, err := read()
 	if err != nil {
 		fmt.Fprintf(stderr, "mdbridge status: %v\n", err)
 		return exitFailure
 	}
-	wait := *sample
-	if *watch {
-		wait = *interval
+	cur := prev
+	if *sample > 0 && len(prev) > 0 {
+		fmt.Fprintf(stderr, "sampling message rates for %s (-sample 0 skips)...\n", *sample)
+		select {
+		case <-ctx.Done():
+			return exitOK
+		case <-time.After(*sample):
+		}
+		if cur, err = read(); err != nil {
+			fmt.Fprintf(stderr, "mdbridge status: %v\n", err)
+			return exitFailure
+		}
 	}
-	if !*watch && wait > 0 && len(prev) > 0 {
-		fmt.Fprintf(stderr, "sampling message rates for %s (-sample 0 skips)...\n", wait)
+	show(rates(prev, cur))
+	return exitOK
+}
+
+// minRateSpan is the shortest span a watched key's rate is measured over.
+const minRateSpan = time.Second
+
+// watchStatus follows the bucket (publisher.WatchStates) and shows the
+// entries every interval until ctx ends. A key's rate comes from its last
+// two revisions, so it stays steady between refreshes of the writer; age
+// and staleness are computed at each refresh.
+func watchStatus(ctx context.Context, kv jetstream.KeyValue, pattern string, interval time.Duration, show func([]statusRow), stderr io.Writer) int {
+	updates, err := publisher.WatchStates(ctx, kv, pattern)
+	if err != nil {
+		fmt.Fprintf(stderr, "mdbridge status: %v\n", err)
+		return exitFailure
 	}
+	cur := map[string]publisher.StateEntry{}
+	prev := map[string]publisher.StateEntry{}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
 	for {
-		cur := prev
-		if wait > 0 {
-			select {
-			case <-ctx.Done():
-				return exitOK
-			case <-time.After(wait):
-			}
-			if cur, err = read(); err != nil {
-				fmt.Fprintf(stderr, "mdbridge status: %v\n", err)
+		select {
+		case <-ctx.Done():
+			return exitOK
+		case e, ok := <-updates:
+			if !ok {
+				if ctx.Err() != nil {
+					return exitOK
+				}
+				fmt.Fprintln(stderr, "mdbridge status: the KV watch ended (NATS connection lost?); run it again")
 				return exitFailure
 			}
-		}
-		rows := rates(prev, cur)
-		if *asJSON {
-			enc := json.NewEncoder(stdout)
-			enc.Encode(rows)
-		} else {
-			if *watch {
-				fmt.Fprint(stdout, "\033[H\033[2J")
-				fmt.Fprintf(stdout, "md_state on %s at %s (Ctrl-C to stop)\n\n", nc.ConnectedUrlRedacted(), time.Now().Format(time.TimeOnly))
+			if e.Deleted {
+				delete(cur, e.Key)
+				delete(prev, e.Key)
+			} else {
+				// The rate's base is the newest earlier revision at least
+				// minRateSpan older: two writes close together (a
+				// transition, then a refresh) would give a wild rate.
+				if old, ok := cur[e.Key]; ok && e.State.Updated.Sub(old.State.Updated) >= minRateSpan {
+					prev[e.Key] = old
+				}
+				cur[e.Key] = e
 			}
-			printStatus(stdout, rows)
+		case <-tick.C:
+			show(watchRows(prev, cur, time.Now()))
 		}
-		if !*watch {
-			return exitOK
-		}
-		prev = cur
 	}
+}
+
+// watchRows is the table of a watch: each current entry with its age and
+// staleness as of now and its rate from its previous revision.
+func watchRows(prev, cur map[string]publisher.StateEntry, now time.Time) []statusRow {
+	var p, c []publisher.StateEntry
+	for k, e := range cur {
+		e.Age = now.Sub(e.State.Updated)
+		e.Stale = e.Err != nil || e.Age > publisher.DefaultStaleAfter
+		c = append(c, e)
+		if o, ok := prev[k]; ok {
+			p = append(p, o)
+		}
+	}
+	return rates(p, c)
 }
 
 // rates pairs each current entry with its previous reading.

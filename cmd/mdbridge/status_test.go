@@ -3,6 +3,10 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/publisher"
 )
 
 func TestErrorColumn(t *testing.T) {
@@ -16,5 +20,31 @@ func TestErrorColumn(t *testing.T) {
 		if got := errorColumn(tt.state, tt.err); got != tt.want {
 			t.Errorf("errorColumn(%s, %q) = %q, want %q", tt.state, tt.err, got, tt.want)
 		}
+	}
+}
+
+// TestWatchRows: a watched key's rate comes from its last two revisions,
+// so it stays the same between the writer's refreshes (the polling watch
+// alternated between a rate and "-"), and age and staleness are computed
+// at each refresh.
+func TestWatchRows(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	entry := func(msgs uint64, updated time.Time) publisher.StateEntry {
+		return publisher.StateEntry{Key: "binance.BTCUSDT.a", State: bridge.SymbolState{Updated: updated, Counters: bridge.Counters{Messages: msgs}}}
+	}
+	prev := map[string]publisher.StateEntry{"binance.BTCUSDT.a": entry(100, t0)}
+	cur := map[string]publisher.StateEntry{"binance.BTCUSDT.a": entry(400, t0.Add(5*time.Second))}
+	for _, now := range []time.Time{t0.Add(6 * time.Second), t0.Add(8 * time.Second)} {
+		rows := watchRows(prev, cur, now)
+		if len(rows) != 1 || rows[0].Rate != 60 || rows[0].Age != now.Sub(t0.Add(5*time.Second)) || rows[0].Stale {
+			t.Fatalf("at %s: rows %+v, want rate 60, fresh", now.Sub(t0), rows)
+		}
+	}
+	rows := watchRows(prev, cur, t0.Add(5*time.Second+publisher.DefaultStaleAfter+time.Second))
+	if !rows[0].Stale {
+		t.Fatalf("an entry not refreshed for longer than %s is not stale: %+v", publisher.DefaultStaleAfter, rows[0])
+	}
+	if rows := watchRows(nil, cur, t0); rows[0].Rate != -1 {
+		t.Fatalf("rate %v without a previous revision, want -1 (unknown)", rows[0].Rate)
 	}
 }
