@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/qldata/mdbridge/resilience"
 )
 
 const (
@@ -75,13 +77,25 @@ func (l *link) tooManyLost(limit int) (int, bool) {
 // retryState is the failing/backoff state machine of the pump: a failure
 // stops sending until every in-flight attempt is resolved; then a retry
 // pass starts after a backoff that doubles per failed pass (minBackoff to
-// maxBackoff) and resets with the next ack. Guarded by JetStream.mu.
+// maxBackoff) and resets with the next ack. The backoff is the resilience
+// package's policy (ReconnectionManager's ceiling: exponential, no jitter,
+// since one pump retries one ordered queue). Guarded by JetStream.mu.
 type retryState struct {
 	failing  bool
 	failures uint64 // failures since the last successful ack
 	lastErr  error
-	at       time.Time // the retry pass starts no earlier
-	backoff  time.Duration
+	at       time.Time                       // the retry pass starts no earlier
+	passes   *resilience.ReconnectionManager // failed passes since the last ack
+}
+
+// newBackoff returns the exponential backoff of min doubling to max, as
+// resilience.ReconnectionManager computes it (its Ceiling: no jitter).
+func newBackoff(min, max time.Duration) *resilience.ReconnectionManager {
+	rm, err := resilience.NewReconnectionManager(resilience.ReconnectConfig{InitialDelay: min, MaxDelay: max, BackoffFactor: 2})
+	if err != nil {
+		panic(err) // constant, valid arguments
+	}
+	return rm
 }
 
 // fail records a failed attempt and enters the failing state.
@@ -95,11 +109,14 @@ func (r *retryState) fail(err error) {
 // connection already back after a disconnect it retries (almost) at once.
 func (r *retryState) begin(now time.Time, connected bool) {
 	r.failing = false
-	r.backoff = min(max(2*r.backoff, minBackoff), maxBackoff)
-	if connected && isDisconnect(r.lastErr) {
-		r.backoff = minBackoff
+	if r.passes == nil {
+		r.passes = newBackoff(minBackoff, maxBackoff)
 	}
-	r.at = now.Add(r.backoff)
+	if connected && isDisconnect(r.lastErr) {
+		r.passes.Reset()
+	}
+	r.passes.RecordFailure()
+	r.at = now.Add(r.passes.Ceiling())
 }
 
 // now makes a scheduled retry pass start at once (the connection is back).
@@ -112,7 +129,9 @@ func (r *retryState) waiting(now time.Time) bool { return now.Before(r.at) }
 // failures since the previous success when publishing has resumed (0 while
 // still failing, or when nothing had failed), resetting that count.
 func (r *retryState) acked() uint64 {
-	r.backoff = 0
+	if r.passes != nil {
+		r.passes.Reset()
+	}
 	if r.failures == 0 || r.failing {
 		return 0
 	}

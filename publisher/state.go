@@ -214,7 +214,7 @@ func (w *StateWriter) run() {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
-	backoff := time.Duration(0)
+	backoff := newBackoff(100*time.Millisecond, w.cfg.StateRefresh)
 	var retryAt time.Time // while in the future, new states only queue
 	for {
 		select {
@@ -235,12 +235,14 @@ func (w *StateWriter) run() {
 			}
 			if err := w.write(w.ctx, ks.key, st); err != nil {
 				w.requeue(ks, st)
-				backoff = min(max(2*backoff, 100*time.Millisecond), w.cfg.StateRefresh)
-				retryAt = time.Now().Add(backoff)
-				retry.Reset(backoff)
+				backoff.RecordFailure()
+				d := backoff.Ceiling()
+				retryAt = time.Now().Add(d)
+				retry.Reset(d)
 				break
 			}
-			backoff, retryAt = 0, time.Time{}
+			backoff.Reset()
+			retryAt = time.Time{}
 		}
 	}
 }
