@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/internal/node"
 	"github.com/qldata/mdbridge/publisher"
 )
@@ -85,6 +86,11 @@ func (c *Config) nodeConfig(pc publisher.Config) node.Config {
 	for _, sub := range c.subs {
 		nc.Subscriptions = append(nc.Subscriptions, node.Subscription{Exchange: sub.Exchange, Channels: sub.Channels, Symbols: sub.Symbols})
 	}
+	silence := c.SilenceCheck
+	if silence == 0 {
+		silence = -1 // off (the library's 0 means its default)
+	}
+	nc.Tune = func(sc *bridge.StreamConfig) { sc.SilenceCheck = silence }
 	return nc
 }
 

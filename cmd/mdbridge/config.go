@@ -70,6 +70,7 @@ type Config struct {
 	LogFormat       string        `envconfig:"LOG_FORMAT" default:"text" desc:"log format: text or json"`
 	ReadyGrace      time.Duration `envconfig:"READY_GRACE" default:"30s" desc:"how long after start /readyz tolerates subscriptions not yet connected"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s" desc:"bound on flushing acks and writing final state at shutdown"`
+	SilenceCheck    time.Duration `envconfig:"SILENCE_CHECK" default:"1m" desc:"a connection with no data for this long (pings still answered) is checked against the venue's REST data and replaced if it missed any (silent feed); 0 disables, else at least 5s"`
 
 	// Resilience knobs of every stream: MDB_RESILIENCE_AUTO_RECONNECT,
 	// MDB_RESILIENCE_RECONNECT_DELAY_MAX, ...
@@ -168,10 +169,14 @@ func (c *Config) validate() error {
 		{"MAX_AGE", c.MaxAge, 0},
 		{"READY_GRACE", c.ReadyGrace, 0},
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout, time.Second},
+		{"SILENCE_CHECK", c.SilenceCheck, 0},
 	} {
 		if d.v < d.min {
 			add(configError(d.name, "%s is below the minimum %s; use a Go duration such as 30s or 2m", d.v, d.min))
 		}
+	}
+	if c.SilenceCheck > 0 && c.SilenceCheck < 5*time.Second {
+		add(configError("SILENCE_CHECK", "%s; allowed: 0 (off) or at least 5s, e.g. 1m", c.SilenceCheck))
 	}
 	if c.MaxBytes < -1 || (c.MaxBytes > 0 && c.MaxBytes < 1<<20) {
 		add(configError("MAX_BYTES", "%d; allowed: a size in bytes of at least 1048576 (1 MiB), or 0 or -1 for unlimited", c.MaxBytes))

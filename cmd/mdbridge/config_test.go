@@ -4,7 +4,9 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/publisher"
 	"github.com/qldata/mdbridge/resilience"
 )
@@ -141,6 +143,40 @@ func clearEnv(t *testing.T) {
 		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, envPrefix+"_") {
 			t.Setenv(k, "")
 			os.Unsetenv(k)
+		}
+	}
+}
+
+// TestSilenceCheck: MDB_SILENCE_CHECK reaches every stream (0 turns the
+// check off), and a value too short to tell a quiet market from a silent
+// feed is refused, naming the variable and what is allowed.
+func TestSilenceCheck(t *testing.T) {
+	for _, tt := range []struct {
+		env  string
+		want time.Duration
+		bad  bool
+	}{
+		{"", time.Minute, false}, {"30s", 30 * time.Second, false}, {"0", -1, false},
+		{"2s", 0, true}, {"-1m", 0, true},
+	} {
+		clearEnv(t)
+		if tt.env != "" {
+			t.Setenv("MDB_SILENCE_CHECK", tt.env)
+		}
+		c, err := loadConfig()
+		if tt.bad {
+			if err == nil || !strings.Contains(err.Error(), "MDB_SILENCE_CHECK") {
+				t.Errorf("MDB_SILENCE_CHECK=%s: err %v, want one naming the variable", tt.env, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("MDB_SILENCE_CHECK=%s: %v", tt.env, err)
+		}
+		var sc bridge.StreamConfig
+		c.nodeConfig(publisher.Config{}).Tune(&sc)
+		if sc.SilenceCheck != tt.want {
+			t.Errorf("MDB_SILENCE_CHECK=%s: stream SilenceCheck %s, want %s", tt.env, sc.SilenceCheck, tt.want)
 		}
 	}
 }
