@@ -43,6 +43,10 @@ type Counters struct {
 	Backfilled uint64 `json:"backfilled"` // trades recovered from REST
 	Dropped    uint64 `json:"dropped"`    // malformed or unrecoverable input dropped
 	Missing    uint64 `json:"missing"`    // trades known missed and not recoverable
+	// PublishDropped counts the symbol's events the publisher did not
+	// store (dropped under the drop-oldest policy, rejected by JetStream,
+	// abandoned at shutdown); set by the state writer, not the bridge.
+	PublishDropped uint64 `json:"publish_dropped"`
 }
 
 // SymbolState is the state of one subscribed symbol on this instance, the

@@ -145,6 +145,7 @@ func (p *JetStream) dropOldest() bool {
 		p.discard(e)
 		e.resolve(Ack{}, ErrDropped)
 		n := p.c.dropped.Add(1)
+		p.drops.add(e.subject, 1)
 		if p.limiter.allow("drop") {
 			p.log.Warn("buffer full: dropping oldest unsent messages (DropOldest policy)",
 				"msg_id", strings.Clone(e.vals[0]), "dropped_total", n, "buffered", p.buf.msgs, "buffered_bytes", p.buf.bytes)

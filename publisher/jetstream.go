@@ -56,6 +56,7 @@ type JetStream struct {
 	buf        budget // occupancy and limits
 	ackedAhead int    // acked entries still in q behind an unacked one
 	retry      retryState
+	drops      subjectDrops // per-subject share of dropped, rejected and abandoned
 	closing    bool
 	closed     bool
 	spaceCh    chan struct{} // closed when room appears; nil when nobody waits
@@ -232,7 +233,11 @@ func (p *JetStream) Close() error {
 		p.mu.Lock()
 		p.closed = true
 		for i := range p.q.len() {
-			p.q.at(i).resolve(Ack{}, ErrClosed) // abandoned, if not resolved
+			e := p.q.at(i)
+			e.resolve(Ack{}, ErrClosed) // abandoned, if not resolved
+			if e.state == stQueued || e.state == stInflight {
+				p.drops.add(e.subject, 1)
+			}
 		}
 		n := p.buf.msgs - p.ackedAhead
 		if n > 0 {

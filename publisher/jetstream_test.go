@@ -260,6 +260,9 @@ func TestBufferFullDropOldest(t *testing.T) {
 			if st.Dropped != uint64(tc.wantDropped) || st.BufferedMsgs != keep || st.Published != uint64(tc.publish) {
 				t.Fatalf("stats %+v: want %d dropped, %d buffered", st, tc.wantDropped, keep)
 			}
+			if got := p.SymbolDropped("binance", "BTCUSDT"); got != uint64(tc.wantDropped) {
+				t.Fatalf("SymbolDropped = %d, want the %d dropped (md_state's publish_dropped)", got, tc.wantDropped)
+			}
 			if !strings.Contains(log.String(), "dropping oldest") {
 				t.Errorf("drops not logged: %s", log.String())
 			}

@@ -139,6 +139,7 @@ func (p *JetStream) reject(e *entry, err error) {
 	p.discard(e)
 	e.resolve(Ack{}, fmt.Errorf("%w: %w", ErrRejected, err))
 	p.c.rejected.Add(1)
+	p.drops.add(e.subject, 1)
 	p.log.Error("dropping a message JetStream cannot store", "msg_id", strings.Clone(e.vals[0]), "subject", e.subject, "err", err)
 }
 

@@ -131,6 +131,7 @@ type StateWriter struct {
 	cancel   context.CancelFunc
 
 	writes, failures, coalesced, overflowed atomic.Uint64
+	drops                                   atomic.Pointer[func(exchange, symbol string) uint64]
 }
 
 // NewStateWriter starts a state writer on kv (from EnsureStateBucket).
@@ -300,9 +301,18 @@ func (w *StateWriter) refreshAll() {
 	}
 }
 
+// SetDropCounter makes every state written carry the publisher's count of
+// the symbol's events it did not store (bridge.Counters.PublishDropped),
+// e.g. JetStream.SymbolDropped, so drops are visible in md_state per
+// instance. Call it before the first PutState.
+func (w *StateWriter) SetDropCounter(f func(exchange, symbol string) uint64) { w.drops.Store(&f) }
+
 // write puts one state with Updated = now.
 func (w *StateWriter) write(ctx context.Context, key string, st bridge.SymbolState) error {
 	st.Updated = time.Now()
+	if f := w.drops.Load(); f != nil {
+		st.PublishDropped = (*f)(st.Exchange, st.Symbol)
+	}
 	body, err := json.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("publisher: encode state %s: %w", key, err)

@@ -187,7 +187,7 @@ func printStatus(w io.Writer, rows []statusRow) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "EXCHANGE\tSYMBOL\tINSTANCE\tSTATE\tIN STATE\tMSGS/S\tLAST MSG\tMESSAGES\tGAPS\tRECONNECTS\tMISSING\tERROR")
+	fmt.Fprintln(tw, "EXCHANGE\tSYMBOL\tINSTANCE\tSTATE\tIN STATE\tMSGS/S\tLAST MSG\tMESSAGES\tGAPS\tRECONNECTS\tMISSING\tDROPPED\tERROR")
 	now := time.Now()
 	for _, r := range rows {
 		st := r.State
@@ -196,7 +196,7 @@ func printStatus(w io.Writer, rows []statusRow) {
 			state += " (STALE " + r.Age.Round(time.Second).String() + ")"
 		}
 		if r.Err != nil {
-			fmt.Fprintf(tw, "%s\t\t\tINVALID\t\t\t\t\t\t\t\t%v\n", r.Key, r.Err)
+			fmt.Fprintf(tw, "%s\t\t\tINVALID\t\t\t\t\t\t\t\t\t%v\n", r.Key, r.Err)
 			continue
 		}
 		rate := "-"
@@ -208,9 +208,9 @@ func printStatus(w io.Writer, rows []statusRow) {
 			last = now.Sub(time.Unix(0, st.LastMessageTS)).Round(100*time.Millisecond).String() + " ago"
 		}
 		errText := errorColumn(st.State, st.LastError)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n",
 			st.Exchange, st.Symbol, st.Instance, state, now.Sub(st.Since).Round(time.Second),
-			rate, last, st.Messages, st.Gaps, st.Reconnects, st.Missing, errText)
+			rate, last, st.Messages, st.Gaps, st.Reconnects, st.Missing, st.Dropped+st.PublishDropped, errText)
 	}
 	tw.Flush()
 }

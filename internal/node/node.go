@@ -88,6 +88,7 @@ func (n *Node) Start(ctx context.Context, nc *nats.Conn) (err error) {
 	if n.states, err = publisher.NewStateWriter(kv, pc, n.log); err != nil {
 		return fmt.Errorf("state writer: %w", err)
 	}
+	n.states.SetDropCounter(n.pub.SymbolDropped) // drops visible per symbol and instance
 	requester, err := publisher.NewSnapshotRequester(nc, pc, n.cfg.Instance)
 	if err != nil {
 		return fmt.Errorf("snapshot requester: %w", err)
