@@ -88,18 +88,8 @@ func NewJetStream(ctx context.Context, nc *nats.Conn, cfg Config, logger *slog.L
 	if err != nil {
 		return nil, fmt.Errorf("publisher: jetstream context: %w", err)
 	}
-	if _, err := EnsureStream(ctx, js, cfg); err != nil {
+	if _, err := ensureStream(ctx, js, cfg); err != nil {
 		return nil, err
-	}
-	return attachJetStream(nc, js, cfg, logger)
-}
-
-// startJetStream starts a publisher on nc for cfg (validated, with
-// defaults) without provisioning the stream.
-func startJetStream(nc *nats.Conn, cfg Config, logger *slog.Logger) (*JetStream, error) {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, fmt.Errorf("publisher: jetstream context: %w", err)
 	}
 	return attachJetStream(nc, js, cfg, logger)
 }

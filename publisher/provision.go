@@ -44,7 +44,7 @@ func (p *provisioner) trigger() {
 		defer p.busy.Store(false)
 		ctx, cancel := context.WithTimeout(p.ctx, reprovisionTimeout)
 		defer cancel()
-		if _, err := EnsureStream(ctx, p.js, p.cfg); err != nil {
+		if _, err := ensureStream(ctx, p.js, p.cfg); err != nil {
 			p.log.Warn("stream not available; will retry", "err", err)
 		}
 	}()

@@ -110,7 +110,6 @@ type SnapshotService struct {
 	cfg    Config
 	nc     *nats.Conn
 	pub    *JetStream
-	ownPub bool // StartSnapshotService's own publisher, stopped with the service
 	src    SnapshotSource
 	filter SymbolFilter
 	log    *slog.Logger
@@ -164,34 +163,6 @@ func NewSnapshotService(nc *nats.Conn, pub *JetStream, src SnapshotSource, logge
 	_ = sub.SetPendingLimits(8192, 8<<20)
 	s.sub = sub
 	s.log.Info("snapshot service listening", "subject", subject, "queue", QueueGroup)
-	return s, nil
-}
-
-// StartSnapshotService validates cfg and starts the service on nc with a
-// publisher of its own on nc (stopped with the service), for callers that
-// have no JetStream publisher. The stream should exist (NewJetStream or
-// EnsureStream provisions it).
-//
-// Deprecated: use NewSnapshotService with the process's publisher, so that
-// snapshots and data share one writer (one order, buffer and set of
-// metrics).
-func StartSnapshotService(nc *nats.Conn, cfg Config, src SnapshotSource, logger *slog.Logger) (*SnapshotService, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if src == nil {
-		return nil, fmt.Errorf("%w: nil SnapshotSource", ErrConfig)
-	}
-	pub, err := startJetStream(nc, cfg.withDefaults(), logger)
-	if err != nil {
-		return nil, err
-	}
-	s, err := NewSnapshotService(nc, pub, src, logger)
-	if err != nil {
-		pub.Close()
-		return nil, err
-	}
-	s.ownPub = true
 	return s, nil
 }
 
@@ -388,12 +359,6 @@ func (s *SnapshotService) Shutdown(ctx context.Context) error {
 		s.Close()
 		return fmt.Errorf("publisher: snapshot service shutdown: %w", ctx.Err())
 	}
-	if s.ownPub {
-		if err := s.pub.Shutdown(ctx); err != nil {
-			s.Close()
-			return fmt.Errorf("publisher: snapshot service shutdown: %w", err)
-		}
-	}
 	s.Close()
 	return nil
 }
@@ -408,9 +373,6 @@ func (s *SnapshotService) Close() error {
 	_ = s.sub.Unsubscribe()
 	s.cancel()
 	s.wg.Wait()
-	if s.ownPub {
-		s.pub.Close()
-	}
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -460,4 +461,14 @@ func TestSnapshotOfPublishedEvent(t *testing.T) {
 	if info, err := s.Info(ctx); err != nil || info.State.Msgs != 1 {
 		t.Fatalf("stream holds %+v, %v; want the one snapshot", info.State, err)
 	}
+}
+
+// startJetStream starts a publisher on nc for cfg (validated, with
+// defaults) without provisioning the stream.
+func startJetStream(nc *nats.Conn, cfg Config, logger *slog.Logger) (*JetStream, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("publisher: jetstream context: %w", err)
+	}
+	return attachJetStream(nc, js, cfg, logger)
 }

@@ -28,10 +28,15 @@ const jsErrStorageResources jetstream.ErrorCode = 10047
 // update (e.g. a storage type change), and ErrNoStream when JetStream is not
 // enabled.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Stream, error) {
-	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	return ensureStream(ctx, js, cfg.withDefaults())
+}
+
+// ensureStream is EnsureStream for a cfg already validated and with
+// defaults (the publisher's own: validated once, in NewJetStream).
+func ensureStream(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Stream, error) {
 	want := jetstream.StreamConfig{
 		Name:        cfg.Stream,
 		Description: "mdbridge normalized market data",
@@ -45,7 +50,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg Config) (jets
 		if err != nil {
 			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 				// Created concurrently by another replica: converge on it.
-				return EnsureStream(ctx, js, cfg)
+				return ensureStream(ctx, js, cfg)
 			}
 			return nil, streamError(ctx, js, cfg, "create", err)
 		}

@@ -21,16 +21,16 @@ type ResilienceConfig struct {
 	// connection reports state Failed (ShouldReconnect turns false); 0 =
 	// never. The seed stops there; the bridge keeps retrying at
 	// ReconnectDelayMax while Failed. Seed default 10.
-	MaxReconnectAttempts int `split_words:"true" default:"10" desc:"consecutive failed reconnects after which a connection reports FAILED (the bridge keeps retrying at the maximum delay); 0 = never"`
+	MaxReconnectAttempts int `split_words:"true" default:"10" desc:"consecutive failed reconnects after which a connection reports FAILED; it keeps retrying every RECONNECT_DELAY_MAX (the bridge never gives up); 0 = never report FAILED"`
 	// ReconnectDelay: backoff ceiling after the first failure. Seed default 1s.
 	ReconnectDelay time.Duration `split_words:"true" default:"1s" desc:"initial reconnect backoff"`
 	// ReconnectDelayMax: backoff cap. Seed default 60s.
-	ReconnectDelayMax time.Duration `split_words:"true" default:"60s" desc:"maximum reconnect backoff"`
+	ReconnectDelayMax time.Duration `split_words:"true" default:"60s" desc:"maximum reconnect backoff, and the retry period once FAILED"`
 	// HeartbeatInterval: how long a connection may be silent before it is
 	// declared dead and reconnected; it is the HeartbeatMonitor's Timeout
 	// (the seed's heartbeat_interval default of 30s equals its
 	// HeartbeatMonitor timeout default). Seed default 30s.
-	HeartbeatInterval time.Duration `split_words:"true" default:"30s" desc:"silence after which a connection is declared dead"`
+	HeartbeatInterval time.Duration `split_words:"true" default:"30s" desc:"silence after which a connection is declared dead and replaced (the bridge requires at least 1s)"`
 	// RateLimitEnabled: pace REST calls with a RateLimitManager.
 	RateLimitEnabled bool `split_words:"true" default:"true" desc:"pace REST requests under the exchange's weight limit"`
 	// SequenceTracking: detect gaps and duplicates with a SequenceTracker.

@@ -75,7 +75,7 @@ func (c *Config) connConfig(urls []string) publisher.ConnConfig {
 // nodeConfig maps the environment configuration onto the replica's.
 func (c *Config) nodeConfig(pc publisher.Config) node.Config {
 	nc := node.Config{
-		Instance: c.Instance, Publisher: pc, Resilience: ptr(c.Resilience.config()),
+		Instance: c.Instance, Publisher: pc, Resilience: ptr(c.Resilience),
 		Venues: node.Venues{
 			BinanceWSURL: c.BinanceWSURL, BinanceRESTURL: c.BinanceRESTURL,
 			BinanceBookDepth: c.BinanceBookDepth, BinanceWeightPerMinute: c.BinanceWeightPerMin,

@@ -74,27 +74,10 @@ type Config struct {
 
 	// Resilience knobs of every stream: MDB_RESILIENCE_AUTO_RECONNECT,
 	// MDB_RESILIENCE_RECONNECT_DELAY_MAX, ...
-	Resilience resilienceEnv `envconfig:"RESILIENCE"`
+	Resilience resilience.ResilienceConfig `envconfig:"RESILIENCE"`
 
 	subs []Subscription
 }
-
-// resilienceEnv is resilience.ResilienceConfig as `mdbridge run` reads it:
-// the same fields (the conversion in config() fails to compile when they
-// drift apart), with help texts that say what the bridge does with them.
-type resilienceEnv struct {
-	AutoReconnect        bool          `split_words:"true" default:"true" desc:"reconnect automatically with exponential backoff"`
-	MaxReconnectAttempts int           `split_words:"true" default:"10" desc:"consecutive failed reconnects after which a subscription reports FAILED; it keeps retrying every MDB_RESILIENCE_RECONNECT_DELAY_MAX (the bridge never gives up); 0 = never report FAILED"`
-	ReconnectDelay       time.Duration `split_words:"true" default:"1s" desc:"initial reconnect backoff"`
-	ReconnectDelayMax    time.Duration `split_words:"true" default:"60s" desc:"maximum reconnect backoff, and the retry period once FAILED"`
-	HeartbeatInterval    time.Duration `split_words:"true" default:"30s" desc:"silence after which a connection is declared dead and replaced (at least 1s)"`
-	RateLimitEnabled     bool          `split_words:"true" default:"true" desc:"pace REST requests under the exchange's weight limit"`
-	SequenceTracking     bool          `split_words:"true" default:"true" desc:"detect sequence gaps and duplicates"`
-	TimeSyncEnabled      bool          `split_words:"true" default:"true" desc:"track the exchange clock offset"`
-}
-
-// config returns the resilience configuration.
-func (r resilienceEnv) config() resilience.ResilienceConfig { return resilience.ResilienceConfig(r) }
 
 // minHeartbeat is the shortest MDB_RESILIENCE_HEARTBEAT_INTERVAL: the
 // bridge pings at a fraction of it, and 0 would mean "dead at once" to a
@@ -143,7 +126,7 @@ func (c *Config) validate() error {
 			errs = append(errs, err)
 		}
 	}
-	if err := c.Resilience.config().Validate(); err != nil {
+	if err := c.Resilience.Validate(); err != nil {
 		add(fmt.Errorf("configuration: %w", err))
 	}
 	if hb := c.Resilience.HeartbeatInterval; hb < minHeartbeat {

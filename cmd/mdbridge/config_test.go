@@ -29,8 +29,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if c.MaxBytes != publisher.DefaultMaxBytes || c.streamMaxBytes() != publisher.DefaultMaxBytes {
 		t.Fatalf("MDB_MAX_BYTES default %d (stream %d), want 10 GiB", c.MaxBytes, c.streamMaxBytes())
 	}
-	if c.Resilience.config() != resilience.DefaultResilienceConfig() {
-		t.Fatalf("resilience defaults %+v, want the library's %+v", c.Resilience.config(), resilience.DefaultResilienceConfig())
+	if c.Resilience != resilience.DefaultResilienceConfig() {
+		t.Fatalf("resilience defaults %+v, want the library's %+v", c.Resilience, resilience.DefaultResilienceConfig())
 	}
 }
 

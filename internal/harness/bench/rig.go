@@ -161,7 +161,7 @@ func (r *rig) startBridge(ctx context.Context, env *natsEnv, rc rigConfig) (err 
 		bridge.WithLogger(r.log), bridge.WithStateSink(r.states), bridge.WithSnapshotRequester(requester)); err != nil {
 		return fmt.Errorf("%w: %w", ErrSetup, err)
 	}
-	if r.snapsvc, err = publisher.StartSnapshotService(r.ctlNC, rc.pcfg, r.stream, r.log); err != nil {
+	if r.snapsvc, err = publisher.NewSnapshotService(r.ctlNC, r.pub, r.stream, r.log); err != nil {
 		return fmt.Errorf("%w: %w", ErrSetup, err)
 	}
 	go func() { r.runErr <- r.stream.Run(context.Background()) }()

@@ -76,14 +76,12 @@ func startControlService(tb testing.TB, cfg publisher.Config, src *fakeSource) *
 		return nc
 	}
 	cs := &controlService{srv: srv, nc: connect("service"), cli: connect("client"), src: src, cfg: cfg}
-	js, err := jetstream.New(cs.nc)
+	pub, err := publisher.NewJetStream(context.Background(), cs.nc, cfg, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := publisher.EnsureStream(context.Background(), js, cfg); err != nil {
-		tb.Fatal(err)
-	}
-	if cs.svc, err = publisher.StartSnapshotService(cs.nc, cfg, src, nil); err != nil {
+	tb.Cleanup(func() { pub.Close() })
+	if cs.svc, err = publisher.NewSnapshotService(cs.nc, pub, src, nil); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { cs.svc.Close() })
