@@ -9,25 +9,36 @@ import (
 )
 
 // snapshotter fetches REST order book snapshots for a stream: coalesced per
-// symbol (concurrent requests for one symbol share one fetch), at most
-// SnapshotConcurrency at a time, and rate-limited stream-wide, so a
-// thousand books resyncing at once queue up within the venue's REST weight
-// instead of sending a thousand requests (the adapter's own limiter then
-// only has to absorb what is left). Safe for concurrent use.
+// symbol, at most SnapshotConcurrency at a time, and rate-limited
+// stream-wide, so a thousand books resyncing at once queue up within the
+// venue's REST weight instead of sending a thousand requests (the adapter's
+// venue limiter, shared by every stream of the venue, then only has to
+// absorb what is left). It is the one owner of fetch coalescing,
+// concurrency and rate for the stream's books, for the silent-feed check
+// and for snapshot requests from the control service (Stream.Snapshot).
+//
+// Coalescing never hands a caller a snapshot requested from the venue
+// before the caller asked: a call joins a fetch of the same symbol only
+// while that fetch is still queued (waiting for a concurrency slot or the
+// rate limit); once a fetch is sent, later calls queue a new one. A burst
+// of calls for one symbol thus costs at most two fetches, and every answer
+// is at least as new as its request (the rule the control service applies
+// to requests from other replicas). Safe for concurrent use.
 type snapshotter struct {
 	ex  Exchange
 	sem chan struct{}
 	rl  *resilience.RateLimitManager // nil: no stream-wide rate limit
 	now func() time.Time
 
-	mu    sync.Mutex
-	calls map[string]*snapCall
+	mu      sync.Mutex
+	pending map[string]*snapCall // queued fetches, not yet sent to the venue
 }
 
 type snapCall struct {
-	done chan struct{}
-	ev   Event
-	err  error
+	done   chan struct{}
+	issued []func() // joiners' callbacks, run when the fetch is sent; guarded by snapshotter.mu
+	ev     Event
+	err    error
 }
 
 func newSnapshotter(s *settings, now func() time.Time) (*snapshotter, error) {
@@ -35,7 +46,7 @@ func newSnapshotter(s *settings, now func() time.Time) (*snapshotter, error) {
 		ex:    s.Exchange,
 		sem:   make(chan struct{}, s.SnapshotConcurrency),
 		now:   now,
-		calls: make(map[string]*snapCall),
+		pending: make(map[string]*snapCall),
 	}
 	if s.res.RateLimitEnabled {
 		rl, err := resilience.NewRateLimitManager(resilience.RateLimitConfig{
@@ -50,18 +61,18 @@ func newSnapshotter(s *settings, now func() time.Time) (*snapshotter, error) {
 	return f, nil
 }
 
-// fetch returns a snapshot of symbol, joining a fetch already in flight.
-// A joined caller whose ctx ends returns ctx.Err() without affecting the
-// fetch. issued, if not nil, is called once when the request is sent to the
-// venue (after the queue: concurrency slot and rate limit), or at once when
-// the call joins a fetch already in flight; it must not block.
+// fetch returns a snapshot of symbol, joining a fetch of it that is still
+// queued (see snapshotter). A joined caller whose ctx ends returns
+// ctx.Err() without affecting the fetch. issued, if not nil, is called once
+// when the fetch that answers the call is sent to the venue (after the
+// queue: concurrency slot and rate limit); it must not block.
 func (f *snapshotter) fetch(ctx context.Context, symbol string, issued func()) (Event, error) {
 	f.mu.Lock()
-	if c, ok := f.calls[symbol]; ok {
-		f.mu.Unlock()
+	if c, ok := f.pending[symbol]; ok {
 		if issued != nil {
-			issued()
+			c.issued = append(c.issued, issued)
 		}
+		f.mu.Unlock()
 		select {
 		case <-c.done:
 			return c.ev, c.err
@@ -70,19 +81,33 @@ func (f *snapshotter) fetch(ctx context.Context, symbol string, issued func()) (
 		}
 	}
 	c := &snapCall{done: make(chan struct{})}
-	f.calls[symbol] = c
+	if issued != nil {
+		c.issued = append(c.issued, issued)
+	}
+	f.pending[symbol] = c
 	f.mu.Unlock()
 
-	c.ev, c.err = f.do(ctx, symbol, issued)
+	c.ev, c.err = f.do(ctx, symbol, c)
 
 	f.mu.Lock()
-	delete(f.calls, symbol)
+	f.unqueue(symbol, c)
 	f.mu.Unlock()
 	close(c.done)
 	return c.ev, c.err
 }
 
-func (f *snapshotter) do(ctx context.Context, symbol string, issued func()) (Event, error) {
+// unqueue removes c from the queued fetches (if it is still there) and
+// returns the callbacks of the calls it answers. f.mu is held.
+func (f *snapshotter) unqueue(symbol string, c *snapCall) []func() {
+	if f.pending[symbol] == c {
+		delete(f.pending, symbol)
+	}
+	fns := c.issued
+	c.issued = nil
+	return fns
+}
+
+func (f *snapshotter) do(ctx context.Context, symbol string, c *snapCall) (Event, error) {
 	select {
 	case f.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -94,8 +119,12 @@ func (f *snapshotter) do(ctx context.Context, symbol string, issued func()) (Eve
 			return Event{}, err
 		}
 	}
-	if issued != nil {
-		issued()
+	// Sent now: later calls must not join this fetch.
+	f.mu.Lock()
+	fns := f.unqueue(symbol, c)
+	f.mu.Unlock()
+	for _, fn := range fns {
+		fn()
 	}
 	ev, err := f.ex.Snapshot(ctx, symbol)
 	if err != nil {

@@ -116,3 +116,51 @@ func testSnapshotterRateLimit(t *testing.T) {
 		t.Fatalf("%d snapshots within 350ms; the limit allows the burst of 30 plus 3", n)
 	}
 }
+
+// TestSnapshotterNeverAnswersWithAnOlderFetch: a call made while a fetch of
+// the same symbol is already sent to the venue is not answered by it (that
+// snapshot may predate the caller's gap): it queues a second fetch, which
+// later calls join while it waits; every joiner's issued callback runs when
+// the fetch answering it is sent.
+func TestSnapshotterNeverAnswersWithAnOlderFetch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBookVenue{delay: 10 * time.Millisecond}
+		set := &settings{StreamConfig: StreamConfig{Exchange: f, SnapshotConcurrency: 1, SnapshotsPerMinute: 600000}}
+		set.res = resilience.DefaultResilienceConfig()
+		s, err := newSnapshotter(set, time.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var issued atomic.Int64
+		onIssued := func() { issued.Add(1) }
+		var wg sync.WaitGroup
+		call := func() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := s.fetch(context.Background(), "BTCUSDT", onIssued); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		call()
+		synctest.Wait() // the first fetch is sent and in flight
+		if n := f.calls.Load(); n != 1 || issued.Load() != 1 {
+			t.Fatalf("after the first call: %d fetches, %d issued callbacks; want 1, 1", n, issued.Load())
+		}
+		for range 5 {
+			call() // arrive during the first fetch: one queued fetch, not the running one
+		}
+		synctest.Wait()
+		if n := f.calls.Load(); n != 1 || issued.Load() != 1 {
+			t.Fatalf("during the first fetch: %d fetches, %d issued callbacks; want 1, 1 (the others wait for a slot)", n, issued.Load())
+		}
+		wg.Wait()
+		if n := f.calls.Load(); n != 2 {
+			t.Fatalf("%d fetches for a call and 5 calls made during its fetch; want 2", n)
+		}
+		if n := issued.Load(); n != 6 {
+			t.Fatalf("%d issued callbacks, want 6 (one per call, when its fetch was sent)", n)
+		}
+	})
+}
