@@ -43,9 +43,9 @@ type snapCall struct {
 
 func newSnapshotter(s *settings, now func() time.Time) (*snapshotter, error) {
 	f := &snapshotter{
-		ex:    s.Exchange,
-		sem:   make(chan struct{}, s.SnapshotConcurrency),
-		now:   now,
+		ex:      s.Exchange,
+		sem:     make(chan struct{}, s.SnapshotConcurrency),
+		now:     now,
 		pending: make(map[string]*snapCall),
 	}
 	if s.res.RateLimitEnabled {
