@@ -13,6 +13,7 @@ import (
 //	{"v":1,"type":"trade","exchange":"binance","symbol":"BTCUSDT","ts":..,"recv_ts":..,
 //	 "id":"12345","price":"50000.10","qty":"0.001","side":"buy"}
 //	{"v":1,"type":"book.delta",...,"first_id":10,"last_id":12,"bids":[["p","q"]],"asks":[]}
+//	{"v":1,"type":"book.delta",...,"first_id":10,"prev_id":9,"last_id":12,...} (binance-usdm)
 //	{"v":1,"type":"book.snapshot",...,"last_id":12,"bids":[...],"asks":[...]}
 //
 // Book events of a venue with several update-id series per symbol (Bybit)
@@ -45,6 +46,10 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 		if e.Type == EventBookDelta {
 			dst = append(dst, `,"first_id":`...)
 			dst = strconv.AppendInt(dst, e.FirstID, 10)
+			if e.PrevID != 0 {
+				dst = append(dst, `,"prev_id":`...)
+				dst = strconv.AppendInt(dst, e.PrevID, 10)
+			}
 		}
 		dst = append(dst, `,"last_id":`...)
 		dst = strconv.AppendInt(dst, e.LastID, 10)
@@ -133,6 +138,7 @@ type wireEvent struct {
 	Qty      string     `json:"qty"`
 	Side     string     `json:"side"`
 	FirstID  int64      `json:"first_id"`
+	PrevID   int64      `json:"prev_id"`
 	LastID   int64      `json:"last_id"`
 	Depth    int        `json:"depth"`
 	Bids     [][]string `json:"bids"`
@@ -167,6 +173,9 @@ func DecodeJSON(body []byte) (Event, error) {
 	}
 	if e.Type == EventBookDelta || e.Type == EventBookSnapshot {
 		e.Depth = w.Depth
+	}
+	if e.Type == EventBookDelta {
+		e.PrevID = w.PrevID
 	}
 	if e.Type == EventTrade && e.Exchange == "binance" {
 		if n, err := strconv.ParseInt(e.ID, 10, 64); err == nil {

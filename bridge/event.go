@@ -95,6 +95,11 @@ type Event struct {
 	// Book fields. FirstID is set on deltas only (Binance U; Bybit u).
 	FirstID int64
 	LastID  int64
+	// PrevID is the last update id of the previous delta on the venue's
+	// stream, set on deltas of venues whose update ids are not contiguous
+	// (Binance USD-M pu); 0 elsewhere. A delta with a PrevID chains by it
+	// (see Continues), wire field "prev_id".
+	PrevID int64
 	// Depth names the update-id series FirstID and LastID belong to where a
 	// venue has several: the depth of the Bybit orderbook stream (1, 50, 200
 	// or 1000) that produced the event. 0 where the venue has one series per

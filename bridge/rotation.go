@@ -67,6 +67,9 @@ func keyOf(sym *symbol, ev *Event) (rotKey, rotFirst, bool) {
 		if sym.stream != nil {
 			return rotKey{sym, rotBook}, rotFirst{seq: ev.LastID}, true
 		}
+		if ev.PrevID > 0 { // pu chain: everything up to pu must be received
+			return rotKey{sym, rotBook}, rotFirst{seq: ev.PrevID + 1}, true
+		}
 		return rotKey{sym, rotBook}, rotFirst{seq: ev.FirstID}, true
 	}
 	return rotKey{}, rotFirst{}, false
