@@ -42,7 +42,7 @@ type rotation struct {
 func newRotation(sh *shard) *rotation {
 	total := 0
 	for _, sym := range sh.list {
-		if sh.st.cfg.Channels&ChannelTrade != 0 {
+		if sh.chans&ChannelTrade != 0 {
 			total++
 		}
 		if sym.rest != nil || sym.stream != nil {

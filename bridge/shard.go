@@ -57,6 +57,7 @@ type shard struct {
 	st     *Stream
 	idx    int
 	topics []Topic
+	chans  Channel // the channels of its topics (all the stream's unless routed)
 	syms   map[string]*symbol
 	list   []*symbol
 	log    *slog.Logger
@@ -96,6 +97,7 @@ func newShard(st *Stream, idx int, p shardPlan) (*shard, error) {
 		st:         st,
 		idx:        idx,
 		topics:     p.topics,
+		chans:      p.channels,
 		syms:       make(map[string]*symbol, len(p.symbols)),
 		log:        st.log.With("exchange", st.cfg.exName, "shard", idx),
 		shutdownCh: make(chan struct{}, 1),
@@ -132,7 +134,7 @@ func newShard(st *Stream, idx int, p shardPlan) (*shard, error) {
 		sym.trades.seq = resilience.NewSequenceTracker()
 		sym.trades.track = cfg.res.SequenceTracking
 		sym.trades.limit = cfg.PendingLimit
-		if cfg.Channels&ChannelBook != 0 {
+		if p.channels&ChannelBook != 0 {
 			switch cfg.Exchange.BookMode() {
 			case BookStreamSnapshot:
 				sym.stream = &streamBook{policy: cfg.BookGapPolicy}
@@ -323,7 +325,7 @@ func (sh *shard) housekeeping() {
 		return
 	}
 	sh.quietAt = time.Time{}
-	trades := sh.st.cfg.Channels&ChannelTrade != 0
+	trades := sh.chans&ChannelTrade != 0
 	for _, sym := range sh.list {
 		t := &sym.trades
 		if trades && !sym.seenTrade && !sym.verifyingTrades && t.track && !t.byID && t.seq.Started() && !t.repairing {
@@ -360,7 +362,7 @@ func (sh *shard) onNewPrimary(reconnect bool) []*symbol {
 		if sym.stream != nil {
 			sym.stream.reset() // the new subscription starts with a snapshot
 		}
-		if canRecent && sym.trades.track && sh.st.cfg.Channels&ChannelTrade != 0 && sym.trades.byID && sym.trades.startRecent() {
+		if canRecent && sym.trades.track && sh.chans&ChannelTrade != 0 && sym.trades.byID && sym.trades.startRecent() {
 			recent = append(recent, sym)
 		}
 	}
