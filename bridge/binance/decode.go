@@ -165,6 +165,9 @@ func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]brid
 	if int64(len(frame)) > a.cfg.MaxFrameBytes {
 		return dst, bridge.Frame{}, malformed("frame of %d bytes exceeds the %d-byte limit", len(frame), a.cfg.MaxFrameBytes)
 	}
+	if a.usdm {
+		return a.decodeUSDM(frame, recvTS, dst)
+	}
 	sc := jscan.New(string(frame))
 	var t top
 	var raw, data payload
