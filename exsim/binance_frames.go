@@ -103,6 +103,7 @@ func (m *market) appendQty(dst []byte, q int64) []byte {
 // binEvent is the event being fanned out, read by encodeBinance.
 type binEvent struct {
 	id, first, last int64 // trade id; agg first/last trade ids; depth U/u
+	prev            int64 // USD-M depth pu
 	agg             int64
 	rec             tradeRec
 	now             int64
@@ -110,6 +111,9 @@ type binEvent struct {
 
 // encodeBinance appends the raw payload of the current event for a stream.
 func (m *market) encodeBinance(dst []byte, ev *binEvent, kind binKind, levels int, micro bool) []byte {
+	if m.venue == BinanceUSDM {
+		return m.encodeUSDM(dst, ev, kind, levels)
+	}
 	switch kind {
 	case bkTrade:
 		dst = append(dst, `{"e":"trade","E":`...)

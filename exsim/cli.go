@@ -103,7 +103,7 @@ func parseCommand(args []string, stderr io.Writer) (*commandFlags, int) {
 	o := &commandFlags{}
 	fs.StringVar(&o.listen, "listen", envOr("MDB_SIM_LISTEN", "127.0.0.1:9000"), "listen address, loopback unless -any-addr (MDB_SIM_LISTEN)")
 	fs.StringVar(&o.symbols, "symbols", envOr("MDB_SIM_SYMBOLS", "BTCUSDT,ETHUSDT"), "symbols simulated on every venue (MDB_SIM_SYMBOLS)")
-	fs.StringVar(&o.markets, "markets", envOr("MDB_SIM_MARKETS", ""), "markets with their own rates, instead of -symbols: <venue>:<SYMBOL>[@<trades>/<book>][,<SYMBOL>...][;<venue>:...], venue binance, bybit or bybit-linear; -rate and -book-rate where no @ is given; e.g. 'binance:BTCUSDT@1000/200,ETHUSDT;bybit-linear:BTCUSDT' (MDB_SIM_MARKETS)")
+	fs.StringVar(&o.markets, "markets", envOr("MDB_SIM_MARKETS", ""), "markets with their own rates, instead of -symbols: <venue>:<SYMBOL>[@<trades>/<book>][,<SYMBOL>...][;<venue>:...], venue binance, bybit, bybit-linear or binance-usdm; -rate and -book-rate where no @ is given; e.g. 'binance:BTCUSDT@1000/200,ETHUSDT;bybit-linear:BTCUSDT' (MDB_SIM_MARKETS)")
 	fs.Float64Var(&o.rate, "rate", envFloat("MDB_SIM_RATE", 10), "trades per second per market (MDB_SIM_RATE)")
 	fs.Float64Var(&o.bookRate, "book-rate", envFloat("MDB_SIM_BOOK_RATE", 10), "book updates per second per market (MDB_SIM_BOOK_RATE)")
 	fs.Uint64Var(&o.seed, "seed", uint64(envFloat("MDB_SIM_SEED", 1)), "market seed: the same seed gives the same trades (MDB_SIM_SEED)")

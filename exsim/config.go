@@ -55,6 +55,12 @@ type Config struct {
 	InboundLimit int
 	// MaxStreams is Binance's limit of streams per connection (default 1024).
 	MaxStreams int
+	// USDMInboundLimit, USDMMaxStreams and USDMWeightLimit are the Binance
+	// USD-M counterparts of InboundLimit, MaxStreams and BinanceWeightLimit
+	// (defaults 10 messages per second, 200 streams, 2400 weight per minute).
+	USDMInboundLimit int
+	USDMMaxStreams   int
+	USDMWeightLimit  int
 	// BybitMaxArgs is Bybit spot's limit of args per subscribe request
 	// (default 10; negative = unlimited). Linear has no limit.
 	BybitMaxArgs int
@@ -137,6 +143,9 @@ func (cfg Config) withDefaults() Config {
 	cfg.ShutdownGrace = cmp.Or(cfg.ShutdownGrace, 5*time.Second)
 	cfg.InboundLimit = cmp.Or(cfg.InboundLimit, 5)
 	cfg.MaxStreams = cmp.Or(cfg.MaxStreams, 1024)
+	cfg.USDMInboundLimit = cmp.Or(cfg.USDMInboundLimit, 10)
+	cfg.USDMMaxStreams = cmp.Or(cfg.USDMMaxStreams, 200)
+	cfg.USDMWeightLimit = cmp.Or(cfg.USDMWeightLimit, 2400)
 	cfg.BybitMaxArgs = cmp.Or(cfg.BybitMaxArgs, 10)
 	cfg.BinanceWeightLimit = cmp.Or(cfg.BinanceWeightLimit, 6000)
 	cfg.BinanceBanAfter = cmp.Or(cfg.BinanceBanAfter, 2)

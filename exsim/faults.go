@@ -510,7 +510,7 @@ func (s *Server) applyAction(r *rule, c *conn) {
 		}
 		c.stall(until)
 	case FaultShutdown:
-		if c.venue == Binance {
+		if c.venue.isBinance() {
 			c.sendShutdown()
 		}
 		c.afterFunc(time.Duration(f.Duration), func() {
@@ -680,7 +680,7 @@ func (t *faultTable) restFault(v Venue) *rule {
 func (s *Server) writeRESTFault(w http.ResponseWriter, v Venue, r *rule) {
 	st := r.f.Status
 	retry := strconv.FormatInt(ceilSeconds(time.Duration(r.f.Duration)), 10)
-	if v == Binance {
+	if v.isBinance() {
 		w.Header().Set("X-MBX-USED-WEIGHT-1M", "0")
 		switch st {
 		case http.StatusTooManyRequests:

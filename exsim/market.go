@@ -156,7 +156,7 @@ func newMarket(s *Server, mc MarketConfig) *market {
 	}
 	m.ring.size = s.cfg.TradeHistory
 	h := marketHash(seed, mc.Venue, mc.Symbol, "ids")
-	if mc.Venue == Binance {
+	if mc.Venue.isBinance() {
 		m.nextID = 1_000_000_000 + int64(h%4_000_000_000)
 		m.nextAgg = 500_000_000 + int64(splitmix64(h)%2_000_000_000)
 		m.updateID = 10_000_000_000 + int64(splitmix64(h+1)%60_000_000_000)
@@ -170,7 +170,7 @@ func newMarket(s *Server, mc MarketConfig) *market {
 	m.lastPx = m.in.base
 	m.book.init(m.bookRNG, m.in.base, s.cfg.BookLevels, m.in.maxLot)
 	m.lastTop = [2]level{m.top(bidSide), m.top(askSide)}
-	if mc.Venue == Binance {
+	if mc.Venue.isBinance() {
 		m.depth = &series{m: m, name: SeriesDepth, first: m.updateID + 1, last: m.updateID}
 	} else {
 		for i, d := range bybitDepths {
@@ -368,6 +368,9 @@ func (m *market) genOrder(now int64) int {
 		step = -step
 	}
 	px := max(m.lastPx+step, 1)
+	if m.venue == BinanceUSDM {
+		return m.genUSDMOrder(now, k, px, maker)
+	}
 	first := m.nextID
 	var sum int64
 	agg := m.nextAgg
@@ -415,6 +418,10 @@ func (m *market) genBook(now int64) {
 	}
 	m.ch = m.book.update(m.bookRNG, m.ch[:0])
 	m.books++
+	if m.venue == BinanceUSDM {
+		m.genUSDMBook(now)
+		return
+	}
 	first := m.updateID + 1
 	m.updateID += int64(len(m.ch))
 	if m.venue == Binance {
