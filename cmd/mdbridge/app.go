@@ -81,6 +81,8 @@ func (c *Config) nodeConfig(pc publisher.Config) node.Config {
 			BinanceBookDepth: c.BinanceBookDepth, BinanceWeightPerMinute: c.BinanceWeightPerMin,
 			BybitWSURL: c.BybitWSURL, BybitRESTURL: c.BybitRESTURL,
 			BybitBookDepth: c.BybitBookDepth, BybitRequestsPerMinute: c.BybitRequestsPerMin,
+			BinanceUSDMWSURL: c.USDMWSURL, BinanceUSDMRESTURL: c.USDMRESTURL,
+			BinanceUSDMBookDepth: c.USDMBookDepth, BinanceUSDMWeightPerMinute: c.USDMWeightPerMin,
 		},
 	}
 	for _, sub := range c.subs {

@@ -59,9 +59,13 @@ type Config struct {
 	BinanceRESTURL string `envconfig:"BINANCE_REST_URL" default:"https://api.binance.com" desc:"Binance Spot REST base URL"`
 	BybitWSURL     string `envconfig:"BYBIT_WS_URL" default:"wss://stream.bybit.com" desc:"Bybit v5 WebSocket base URL (/v5/public/<market> is appended)"`
 	BybitRESTURL   string `envconfig:"BYBIT_REST_URL" default:"https://api.bybit.com" desc:"Bybit v5 REST base URL"`
+	USDMWSURL      string `envconfig:"BINANCE_USDM_WS_URL" default:"wss://fstream.binance.com" desc:"Binance USD-M futures WebSocket base URL (/public/stream and /market/stream are appended)"`
+	USDMRESTURL    string `envconfig:"BINANCE_USDM_REST_URL" default:"https://fapi.binance.com" desc:"Binance USD-M futures REST base URL"`
 
 	BinanceBookDepth    int `envconfig:"BINANCE_BOOK_DEPTH" default:"1000" desc:"Binance REST snapshot depth (1-5000; weight 5 up to 100, 25 up to 500, 50 up to 1000, 250 above)"`
 	BinanceWeightPerMin int `envconfig:"BINANCE_WEIGHT_PER_MINUTE" default:"1200" desc:"Binance REST weight budget per minute per IP (the seed's 1200; Binance allows 6000 today): bounds snapshot and backfill bursts"`
+	USDMBookDepth       int `envconfig:"BINANCE_USDM_BOOK_DEPTH" default:"1000" desc:"Binance USD-M REST snapshot depth (5, 10, 20, 50, 100, 500 or 1000; weight 2, 5 at 100, 10 at 500, 20 at 1000)"`
+	USDMWeightPerMin    int `envconfig:"BINANCE_USDM_WEIGHT_PER_MINUTE" default:"2400" desc:"Binance USD-M REST weight budget per minute per IP (fapi's REQUEST_WEIGHT 2400)"`
 	BybitBookDepth      int `envconfig:"BYBIT_BOOK_DEPTH" default:"50" desc:"Bybit orderbook depth (1, 50, 200 or 1000)"`
 	BybitRequestsPerMin int `envconfig:"BYBIT_REQUESTS_PER_MINUTE" default:"120" desc:"Bybit REST requests per minute per IP (the seed's 120)"`
 
@@ -205,6 +209,8 @@ func (c *Config) validate() error {
 	}{
 		{"BINANCE_WS_URL", c.BinanceWSURL, []string{"ws", "wss"}},
 		{"BYBIT_WS_URL", c.BybitWSURL, []string{"ws", "wss"}},
+		{"BINANCE_USDM_WS_URL", c.USDMWSURL, []string{"ws", "wss"}},
+		{"BINANCE_USDM_REST_URL", c.USDMRESTURL, []string{"http", "https"}},
 		{"BINANCE_REST_URL", c.BinanceRESTURL, []string{"http", "https"}},
 		{"BYBIT_REST_URL", c.BybitRESTURL, []string{"http", "https"}},
 	} {
@@ -243,6 +249,14 @@ func (c *Config) validate() error {
 	case 1, 50, 200, 1000:
 	default:
 		add(configError("BYBIT_BOOK_DEPTH", "%d; allowed: 1, 50, 200, 1000", c.BybitBookDepth))
+	}
+	switch c.USDMBookDepth {
+	case 5, 10, 20, 50, 100, 500, 1000:
+	default:
+		add(configError("BINANCE_USDM_BOOK_DEPTH", "%d; allowed: 5, 10, 20, 50, 100, 500, 1000", c.USDMBookDepth))
+	}
+	if c.USDMWeightPerMin < 1 {
+		add(configError("BINANCE_USDM_WEIGHT_PER_MINUTE", "%d; must be at least 1", c.USDMWeightPerMin))
 	}
 	if c.BinanceWeightPerMin < 1 {
 		add(configError("BINANCE_WEIGHT_PER_MINUTE", "%d; must be at least 1", c.BinanceWeightPerMin))

@@ -18,7 +18,7 @@ type Subscription struct {
 }
 
 // knownExchanges are the exchange ids the binary can build adapters for.
-var knownExchanges = []string{"binance", "bybit", "bybit-linear"}
+var knownExchanges = []string{"binance", "bybit", "bybit-linear", "binance-usdm"}
 
 // defaultSubscribe is used when MDB_SUBSCRIBE is empty.
 const defaultSubscribe = "binance:trade,book:BTCUSDT"

@@ -37,7 +37,7 @@ type Config struct {
 // Subscription is one bridge.Stream: an exchange, its channels and
 // symbols.
 type Subscription struct {
-	Exchange string         // "binance", "bybit" (spot) or "bybit-linear"
+	Exchange string         // "binance", "binance-usdm", "bybit" (spot) or "bybit-linear"
 	Channels bridge.Channel // bridge.ChannelTrade, bridge.ChannelBook or both
 	Symbols  []string
 }
@@ -53,6 +53,11 @@ type Venues struct {
 	BybitWSURL, BybitRESTURL     string
 	BybitBookDepth               int
 	BybitRequestsPerMinute       int
+	// Binance USD-M futures (exchange id "binance-usdm"): its own venue,
+	// with its own REST budget and connection gate.
+	BinanceUSDMWSURL, BinanceUSDMRESTURL string
+	BinanceUSDMBookDepth                 int
+	BinanceUSDMWeightPerMinute           int
 }
 
 // Hooks wrap what the node hands to its streams and snapshot service.

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 
@@ -24,6 +25,9 @@ func buildExchanges(subs []Subscription, v Venues, logger *slog.Logger) ([]bridg
 			table[venue] = l
 		}
 	}
+	// Binance USD-M is not in the seed's table: 2400 weight per minute.
+	table[binance.NameUSDM] = resilience.ExchangeLimits{
+		RequestsPerMinute: cmp.Or(v.BinanceUSDMWeightPerMinute, binance.DefaultUSDMWeightPerMinute), WSConnectionsPerIP: 10}
 	limiters := map[string]*resilience.RateLimitManager{}
 	limiter := func(venue string) (*resilience.RateLimitManager, error) {
 		if l, ok := limiters[venue]; ok {
@@ -68,6 +72,13 @@ func newExchange(id string, v Venues, limiter func(venue string) (*resilience.Ra
 			return nil, err
 		}
 		return binance.New(binance.Config{WSURL: v.BinanceWSURL, RESTURL: v.BinanceRESTURL, BookDepth: v.BinanceBookDepth, Limiter: l, Logger: logger})
+	case binance.NameUSDM:
+		l, err := limiter(binance.NameUSDM)
+		if err != nil {
+			return nil, err
+		}
+		return binance.New(binance.Config{Market: binance.MarketUSDM, WSURL: v.BinanceUSDMWSURL, RESTURL: v.BinanceUSDMRESTURL,
+			BookDepth: v.BinanceUSDMBookDepth, Limiter: l, Logger: logger})
 	case "bybit", "bybit-linear":
 		l, err := limiter("bybit")
 		if err != nil {
