@@ -30,6 +30,9 @@ func TestParseSubscriptions(t *testing.T) {
 		{spec: "bybit-linear:book:BTCUSDT", want: []Subscription{
 			{Exchange: "bybit-linear", Channels: bridge.ChannelBook, Symbols: []string{"BTCUSDT"}},
 		}},
+		{spec: "binance-usdm:trade,book:BTCUSDT", want: []Subscription{
+			{Exchange: "binance-usdm", Channels: tb, Symbols: []string{"BTCUSDT"}},
+		}},
 		{spec: "", wantErr: "empty"},
 		{spec: ";;", wantErr: "empty"},
 		{spec: "kraken:trade:BTCUSD", wantErr: `unknown exchange "kraken"`},
