@@ -269,6 +269,7 @@ func TestSimulatorEventsValidate(t *testing.T) {
 		{Venue: exsim.Binance, Symbol: sym, TradeRate: 50, BookRate: 50},
 		{Venue: exsim.BybitSpot, Symbol: sym, TradeRate: 50, BookRate: 50},
 		{Venue: exsim.BybitLinear, Symbol: sym, TradeRate: 50, BookRate: 50},
+		{Venue: exsim.BinanceUSDM, Symbol: sym, TradeRate: 50, BookRate: 50},
 	}}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -286,6 +287,9 @@ func TestSimulatorEventsValidate(t *testing.T) {
 	feeds := []feed{
 		{name: "binance", ex: func(sim *exsim.Server) (bridge.Exchange, error) {
 			return binance.New(binance.Config{WSURL: sim.BinanceWSURL(), RESTURL: sim.BinanceRESTURL(), Logger: discard})
+		}, want: allTypes},
+		{name: "binance-usdm", ex: func(sim *exsim.Server) (bridge.Exchange, error) {
+			return binance.New(binance.Config{Market: binance.MarketUSDM, WSURL: sim.BinanceUSDMWSURL(), RESTURL: sim.BinanceUSDMRESTURL(), Logger: discard})
 		}, want: allTypes},
 		bybitFeed(bybit.MarketSpot, 50),
 		bybitFeed(bybit.MarketSpot, 1),
@@ -382,7 +386,7 @@ func TestSimulatorEventsValidate(t *testing.T) {
 		}
 		t.Logf("%s: %d bodies (by type %v)", r.name, len(bodies), types)
 	}
-	for _, venue := range []string{"binance", "bybit-spot", "bybit-linear"} {
+	for _, venue := range []string{"binance", "bybit-spot", "bybit-linear", "binance-usdm"} {
 		for typ := range typeSchema {
 			if perVenue[venue][typ] == 0 {
 				t.Errorf("%s: no valid %s body (have %v)", venue, typ, perVenue[venue])
@@ -433,11 +437,13 @@ func TestAccepts(t *testing.T) {
 	empty.Bids, empty.Asks = nil, nil
 	maxTS := trade
 	maxTS.TS, maxTS.RecvTS = 1<<63-1, 1<<63-1
+	usdmDelta := delta
+	usdmDelta.Exchange, usdmDelta.PrevID = "binance-usdm", 61020
 	sell := trade
 	sell.Side, sell.Exchange, sell.ID = bridge.SideSell, "bybit-linear", "20f43950-d8dd-5b31-9112-a178eb6023af"
 	for name, ev := range map[string]bridge.Event{
 		"trade": trade, "sell": sell, "binance delta": delta, "bybit delta": bybitDelta,
-		"bybit snapshot": snapshot, "empty delta": empty, "int64 max times": maxTS,
+		"bybit snapshot": snapshot, "empty delta": empty, "int64 max times": maxTS, "usdm delta": usdmDelta,
 	} {
 		body := ev.AppendJSON(nil)
 		if err := s.validate(t, body); err != nil {
