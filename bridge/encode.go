@@ -177,7 +177,7 @@ func DecodeJSON(body []byte) (Event, error) {
 	if e.Type == EventBookDelta {
 		e.PrevID = w.PrevID
 	}
-	if e.Type == EventTrade && e.Exchange == "binance" {
+	if e.Type == EventTrade && (e.Exchange == "binance" || e.Exchange == "binance-usdm") { // consecutive ids
 		if n, err := strconv.ParseInt(e.ID, 10, 64); err == nil {
 			e.Seq = n
 		}
