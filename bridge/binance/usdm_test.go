@@ -101,7 +101,7 @@ func TestUSDMRoutesAndURLs(t *testing.T) {
 	}
 	for _, cfg := range []Config{{Market: "coinm"}, {Market: MarketUSDM, BookDepth: 1001}, {Market: MarketUSDM, DepthSpeed: "1000ms"}} {
 		cfg.WSURL, cfg.RESTURL = "ws://x", "http://x"
-		if _, err := New(cfg); !errors.Is(err, ErrConfig) {
+		if _, err := New(cfg, nil); !errors.Is(err, ErrConfig) {
 			t.Errorf("%+v: err %v, want ErrConfig", cfg, err)
 		}
 	}
