@@ -100,3 +100,36 @@ func (a *Adapter) usdmTrades(ctx context.Context, symbol string, fromID int64, l
 	}
 	return out, nil
 }
+
+// WeightLimit reads the REQUEST_WEIGHT limit per minute from GET
+// /fapi/v1/exchangeInfo (weight 1) for Market "usdm" (GET
+// /api/v3/exchangeInfo, weight 20, for Spot): the live figure is
+// authoritative, the configured budget a default. It returns 0 when the
+// answer lists no per-minute REQUEST_WEIGHT limit.
+func (a *Adapter) WeightLimit(ctx context.Context) (int, error) {
+	path, weight := "/api/v3/exchangeInfo", 20
+	if a.usdm {
+		path, weight = "/fapi/v1/exchangeInfo", 1
+	}
+	body, err := a.core.Get(ctx, path, nil, weight)
+	if err != nil {
+		return 0, err
+	}
+	var info struct {
+		RateLimits []struct {
+			Type        string `json:"rateLimitType"`
+			Interval    string `json:"interval"`
+			IntervalNum int    `json:"intervalNum"`
+			Limit       int    `json:"limit"`
+		} `json:"rateLimits"`
+	}
+	if err := json.Unmarshal(body, &info); err != nil {
+		return 0, a.core.Malformed(path, err)
+	}
+	for _, l := range info.RateLimits {
+		if l.Type == "REQUEST_WEIGHT" && l.Interval == "MINUTE" && l.IntervalNum == 1 && l.Limit > 0 {
+			return l.Limit, nil
+		}
+	}
+	return 0, nil
+}

@@ -117,6 +117,8 @@ func TestUSDMREST(t *testing.T) {
 			_, _ = w.Write([]byte(`{"lastUpdateId":9100000112,"E":1772000000200,"T":1772000000198,"bids":[["97012.40","1.500"]],"asks":[["97012.60","0.800"]]}`))
 		case "/fapi/v1/aggTrades":
 			_, _ = w.Write([]byte(`[{"a":10,"p":"1.5","q":"2","nq":"2","f":100,"l":101,"T":1772000000120,"m":false},{"a":11,"p":"1.6","q":"1","nq":"1","f":102,"l":102,"T":1772000000121,"m":true}]`))
+		case "/fapi/v1/exchangeInfo":
+			_, _ = w.Write([]byte(`{"timezone":"UTC","rateLimits":[{"rateLimitType":"ORDERS","interval":"MINUTE","intervalNum":1,"limit":1200},{"rateLimitType":"REQUEST_WEIGHT","interval":"MINUTE","intervalNum":1,"limit":2000}],"symbols":[]}`))
 		case "/fapi/v1/time":
 			_, _ = w.Write([]byte(`{"serverTime":1772000000000}`))
 		default:
@@ -136,7 +138,10 @@ func TestUSDMREST(t *testing.T) {
 	if ts, err := a.ServerTime(t.Context()); err != nil || ts.UnixMilli() != 1772000000000 {
 		t.Fatalf("time %v, %v", ts, err)
 	}
-	want := []string{"/fapi/v1/depth?limit=500&symbol=BTCUSDT", "/fapi/v1/aggTrades?fromId=11&limit=1000&symbol=BTCUSDT", "/fapi/v1/time"}
+	if n, err := a.WeightLimit(t.Context()); err != nil || n != 2000 {
+		t.Fatalf("live weight limit %d, %v", n, err)
+	}
+	want := []string{"/fapi/v1/depth?limit=500&symbol=BTCUSDT", "/fapi/v1/aggTrades?fromId=11&limit=1000&symbol=BTCUSDT", "/fapi/v1/time", "/fapi/v1/exchangeInfo"}
 	if !reflect.DeepEqual(paths, want) {
 		t.Fatalf("requests %q, want %q", paths, want)
 	}
