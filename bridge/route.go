@@ -25,7 +25,7 @@ func routeGroups(ex Exchange, ch Channel) []Channel {
 	}
 	var routes []string
 	var groups []Channel
-	for _, c := range []Channel{ChannelTrade, ChannelBook} {
+	for c := Channel(1); c != 0; c <<= 1 { // every channel bit, whatever the width
 		if ch&c == 0 {
 			continue
 		}

@@ -33,15 +33,16 @@ type Stream struct {
 	now     func() time.Time
 	shards  []*shard
 	symbols map[string]*shard
+	snaps   *snapshotter
+	gate    *connectGate
+	tsync   *resilience.TimeSyncManager
+	quiet   chan struct{}                // serializes QuietCheck verifications (low priority REST)
+	quietRL *resilience.RateLimitManager // and paces them (nil: RateLimitEnabled off)
+
 	// routed: the venue is a Router and a symbol may be carried by one
 	// connection per route (carriers), whose states md_state merges.
 	routed   bool
 	carriers map[string][]*shard
-	snaps    *snapshotter
-	gate     *connectGate
-	tsync    *resilience.TimeSyncManager
-	quiet    chan struct{}                // serializes QuietCheck verifications (low priority REST)
-	quietRL  *resilience.RateLimitManager // and paces them (nil: RateLimitEnabled off)
 
 	mu        sync.Mutex
 	started   bool
