@@ -143,8 +143,8 @@ func printEndpoints(w io.Writer, srv *Server, markets int, seed uint64) {
 	fmt.Fprintf(w, "exchange simulator listening on %s (%d markets, seed %d)\n", srv.Addr(), markets, seed)
 	fmt.Fprintf(w, "  Binance  MDB_BINANCE_WS_URL=%s MDB_BINANCE_REST_URL=%s\n", srv.BinanceWSURL(), srv.BinanceRESTURL())
 	fmt.Fprintf(w, "  Bybit    MDB_BYBIT_WS_URL=%s MDB_BYBIT_REST_URL=%s\n", srv.BybitWSURL(), srv.BybitRESTURL())
-	fmt.Fprintf(w, "  USD-M    MDB_BINANCE_USDM_WS_URL=%s MDB_BINANCE_USDM_REST_URL=%s\n", srv.BinanceUSDMWSURL(), srv.BinanceUSDMRESTURL())
 	fmt.Fprintf(w, "  admin    %s (faults: POST /admin/faults, ground truth: GET /admin/truth)\n", srv.AdminURL())
+	fmt.Fprintf(w, "  USD-M    MDB_BINANCE_USDM_WS_URL=%s MDB_BINANCE_USDM_REST_URL=%s\n", srv.BinanceUSDMWSURL(), srv.BinanceUSDMRESTURL())
 }
 
 // serveUntilDone logs the server's counters every 10 s until ctx ends.

@@ -103,10 +103,10 @@ func TestMainServesMarkets(t *testing.T) {
 	}()
 	lines := bufio.NewScanner(outR)
 	var out []string
-	for len(out) < 4 && lines.Scan() {
+	for len(out) < 5 && lines.Scan() {
 		out = append(out, lines.Text())
 	}
-	if len(out) < 4 || !strings.HasPrefix(out[0], "exchange simulator listening on 127.0.0.1:") || !strings.HasSuffix(out[0], "(2 markets, seed 7)") {
+	if len(out) < 5 || !strings.HasPrefix(out[4], "  USD-M    MDB_BINANCE_USDM_WS_URL=ws://127.0.0.1:") || !strings.HasPrefix(out[0], "exchange simulator listening on 127.0.0.1:") || !strings.HasSuffix(out[0], "(2 markets, seed 7)") {
 		t.Fatalf("output %q", out)
 	}
 	admin, _, ok := strings.Cut(strings.TrimPrefix(out[3], "  admin    "), " ")
