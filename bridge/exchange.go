@@ -67,7 +67,16 @@ const (
 	// any later snapshot resets the book; resubscribing yields a fresh
 	// snapshot (Bybit v5).
 	BookStreamSnapshot
+	// BookStreamChained: as BookStreamSnapshot, but update ids are not
+	// consecutive: each delta names the id of the update before it
+	// (Event.PrevID; OKX prevSeqId == the previous seqId). See
+	// bookchain_prev.go for the rule, keep-alives and venue resets.
+	BookStreamChained
 )
+
+// streamed reports whether m is a stream-snapshot mode (the book is
+// resynchronized by resubscribing).
+func (m BookMode) streamed() bool { return m == BookStreamSnapshot || m == BookStreamChained }
 
 // Heartbeat describes a venue's keep-alive rules.
 type Heartbeat struct {

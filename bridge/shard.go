@@ -136,6 +136,8 @@ func newShard(st *Stream, idx int, p shardPlan) (*shard, error) {
 			switch cfg.Exchange.BookMode() {
 			case BookStreamSnapshot:
 				sym.stream = &streamBook{policy: cfg.BookGapPolicy}
+			case BookStreamChained:
+				sym.stream = &streamBook{policy: cfg.BookGapPolicy, chained: true}
 			default:
 				sym.rest = &restBook{limit: cfg.BookBufferLimit}
 			}
@@ -312,6 +314,10 @@ func (sh *shard) housekeeping() {
 	for _, sym := range sh.list {
 		if b := sym.stream; b != nil && b.state == bookResyncing && now.Sub(b.resyncAt) > sh.st.cfg.ResyncTimeout {
 			sh.resubscribe(sym, "no snapshot within the resync timeout")
+		}
+		if b := sym.stream; b != nil && b.chainNeedsBoot(now.UnixNano()) {
+			b.chain.fetching = true
+			sh.st.goWork(func(ctx context.Context) { sh.chainBootstrap(ctx, sym) })
 		}
 	}
 	if d := sh.st.cfg.SilenceCheck; d > 0 && sh.primary != nil && !sh.probing && now.UnixNano()-sh.primary.dataAt.Load() > int64(d) {
