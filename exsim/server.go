@@ -41,7 +41,7 @@ type Server struct {
 	connWG  sync.WaitGroup // connection goroutines; Add only under mu while !closed
 
 	nextConnID atomic.Uint64
-	skew       [3]atomic.Int64 // per venue index, ns
+	skew       [5]atomic.Int64 // per venue index, ns
 	baseSkew   atomic.Int64    // Config.ClockSkew or SetClockSkew, ns
 	stats      serverStats
 	faults     faultTable
@@ -311,6 +311,10 @@ func venueIndex(v Venue) int {
 		return 1
 	case BybitLinear:
 		return 2
+	case OKXSpot:
+		return 3
+	case OKXSwap:
+		return 4
 	}
 	return 0
 }
@@ -391,6 +395,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/api/", s.handleBinanceREST)
 	mux.HandleFunc("/v5/public/", s.handleBybitWS)
 	mux.HandleFunc("/v5/market/", s.handleBybitREST)
+	mux.HandleFunc("/ws/v5/", s.handleOKXWS)
+	mux.HandleFunc("/api/v5/", s.handleOKXREST)
 	mux.HandleFunc("/admin/", s.handleAdmin)
 	return mux
 }
