@@ -420,7 +420,7 @@ func (t *faultTable) snapshot() []*rule {
 // faultsChanged recompiles skew and the policies of the live connections.
 func (s *Server) faultsChanged(live []*conn) {
 	rules := s.faults.snapshot()
-	for _, v := range Venues() {
+	for _, v := range allVenues() {
 		skew := time.Duration(s.baseSkew.Load())
 		for _, r := range rules {
 			if r.f.Kind == FaultSkew && (r.f.Venue == "" || r.f.Venue == v) {

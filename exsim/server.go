@@ -91,7 +91,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		},
 	}
 	s.limits.init()
-	for _, v := range Venues() {
+	for _, v := range allVenues() {
 		s.markets[v] = map[string]*market{}
 	}
 	for _, mc := range cfg.Markets {

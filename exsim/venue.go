@@ -20,6 +20,9 @@ const (
 // (BTC-USDT, BTC-USDT-SWAP) and are configured explicitly.
 func Venues() []Venue { return []Venue{Binance, BybitSpot, BybitLinear} }
 
+// allVenues is every simulated venue, OKX included.
+func allVenues() []Venue { return append(Venues(), OKXSpot, OKXSwap) }
+
 // Valid reports whether v is one of the simulated venues.
 func (v Venue) Valid() bool { return v == Binance || v == BybitSpot || v == BybitLinear || v.isOKX() }
 

@@ -145,8 +145,10 @@ func (a *Adapter) URL(topics []bridge.Topic) string {
 }
 
 // SubscribeFrames returns {"id":"<n>","op":"subscribe","args":[...]}
-// frames of at most MaxArgsChars of args; a connection's topics fit in
-// one, so subscribing costs one of the connection's OpsPerHour.
+// frames, one per instrument (its trades and books args together): OKX
+// refuses a request as a whole when an arg names an unknown instrument, so
+// a bad symbol must not take the others down with it. A connection of
+// MaxTopicsPerConn topics spends at most 30 of its OpsPerHour subscribing.
 func (a *Adapter) SubscribeFrames(topics []bridge.Topic, nextID func() int64) [][]byte {
 	return opFrames("subscribe", a.args(topics), nextID)
 }
@@ -160,7 +162,7 @@ func opFrames(op string, args []string, nextID func() int64) [][]byte {
 	var out [][]byte
 	for len(args) > 0 {
 		n, chars := 0, 0
-		for n < len(args) && (n == 0 || chars+len(args[n])+1 <= MaxArgsChars) {
+		for n < len(args) && (n == 0 || chars+len(args[n])+1 <= MaxArgsChars && instOf(args[n]) == instOf(args[0])) {
 			chars += len(args[n]) + 1
 			n++
 		}
@@ -208,3 +210,9 @@ func (a *Adapter) Limits() bridge.Limits {
 // BookMode is bridge.BookStreamChained: `books` sends a snapshot, then
 // deltas chained by prevSeqId.
 func (a *Adapter) BookMode() bridge.BookMode { return bridge.BookStreamChained }
+
+// instOf returns the instId part of an arg.
+func instOf(arg string) string {
+	_, inst, _ := strings.Cut(arg, `"instId":`)
+	return inst
+}
