@@ -1,6 +1,9 @@
 package bridge
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func chainDelta(prev, seq int64) Event {
 	return Event{Type: EventBookDelta, Exchange: "okx", Symbol: "BTC-USDT", PrevID: prev, FirstID: prev + 1, LastID: seq,
@@ -86,5 +89,30 @@ func TestChainedBookRESTBootstrap(t *testing.T) {
 	out, again := b.chainRESTSnapshot(&snap, out, &c)
 	if again || len(out) != 3 || out[0].LastID != 115 || out[1].LastID != 120 || out[2].LastID != 130 || b.lastID != 130 {
 		t.Fatalf("again %v out %+v", again, out)
+	}
+}
+
+// A connection's subscribe/unsubscribe requests stay within the venue's
+// hourly budget (OKX 480): past it spendOps refuses, an hour later it
+// accepts again.
+func TestSpendOpsBudget(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := &conn{env: &connEnv{opsPerHour: 3, now: func() time.Time { return now }}}
+	if err := c.spendOps(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.spendOps(2); err != errOpBudget {
+		t.Fatalf("over budget: %v", err)
+	}
+	if err := c.spendOps(1); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Hour)
+	if err := c.spendOps(3); err != nil {
+		t.Fatalf("an hour later: %v", err)
+	}
+	unlimited := &conn{env: &connEnv{now: time.Now}}
+	if err := unlimited.spendOps(1 << 20); err != nil {
+		t.Fatal(err)
 	}
 }
