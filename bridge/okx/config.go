@@ -3,7 +3,6 @@ package okx
 import (
 	"cmp"
 	"fmt"
-	"log/slog"
 	"net/http"
 
 	"github.com/qldata/mdbridge/bridge/internal/adapter"
@@ -50,13 +49,11 @@ type Config struct {
 	Limiter *resilience.RateLimitManager
 	// HTTPClient sends REST requests; nil uses a client with a 30 s timeout.
 	HTTPClient *http.Client
-	// Logger receives warnings; nil discards.
-	Logger *slog.Logger
 }
 
 func (c *Config) common() adapter.Common {
 	return adapter.Common{WSURL: &c.WSURL, RESTURL: &c.RESTURL, MaxFrameBytes: &c.MaxFrameBytes,
-		MaxBodyBytes: &c.MaxBodyBytes, HTTPClient: &c.HTTPClient, Logger: &c.Logger}
+		MaxBodyBytes: &c.MaxBodyBytes, HTTPClient: &c.HTTPClient}
 }
 
 func (c *Config) setDefaults() {

@@ -10,7 +10,7 @@ import (
 
 func newTestAdapter(t testing.TB, market string) *Adapter {
 	t.Helper()
-	a, err := New(Config{Market: market, WSURL: "ws://127.0.0.1:1", RESTURL: "http://127.0.0.1:1"})
+	a, err := New(Config{Market: market, WSURL: "ws://127.0.0.1:1", RESTURL: "http://127.0.0.1:1"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

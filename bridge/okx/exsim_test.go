@@ -62,8 +62,8 @@ func simOKX(t *testing.T, s *exsim.Server, market string) *Adapter {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(Config{Market: market, WSURL: "ws://" + s.Addr(), RESTURL: "http://" + s.Addr(), Limiter: lim, Logger: testLogger(),
-		HTTPClient: &http.Client{Timeout: 10 * time.Second}})
+	a, err := New(Config{Market: market, WSURL: "ws://" + s.Addr(), RESTURL: "http://" + s.Addr(), Limiter: lim,
+		HTTPClient: &http.Client{Timeout: 10 * time.Second}}, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestSimTradesExactlyOnce(t *testing.T) {
 			sim := startOKXSim(t, exsim.Config{ShutdownGrace: 2 * time.Second}, c, 60, 0)
 			a := simOKX(t, sim, c.market)
 			col := newCollector()
-			s, err := bridge.NewStream(streamConfig(a, bridge.ChannelTrade, c.syms...), col, bridge.WithLogger(testLogger()))
+			s, err := bridge.NewStream(streamConfig(a, bridge.ChannelTrade, c.syms...), col, testLogger())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -362,7 +362,7 @@ func TestSimBooksEqual(t *testing.T) {
 			sim := startOKXSim(t, exsim.Config{ShutdownGrace: 2 * time.Second, OKXKeepAlive: 200 * time.Millisecond}, c, 0, 30)
 			a := simOKX(t, sim, c.market)
 			col := newCollector()
-			s, err := bridge.NewStream(streamConfig(a, bridge.ChannelBook, c.syms...), col, bridge.WithLogger(testLogger()))
+			s, err := bridge.NewStream(streamConfig(a, bridge.ChannelBook, c.syms...), col, testLogger())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -430,7 +430,7 @@ func TestSimBookRESTBootstrap(t *testing.T) {
 	sim := startOKXSim(t, exsim.Config{OKXNoSnapshot: true}, c, 0, 20)
 	a := simOKX(t, sim, c.market)
 	col := newCollector()
-	s, err := bridge.NewStream(streamConfig(a, bridge.ChannelBook, c.syms...), col, bridge.WithLogger(testLogger()))
+	s, err := bridge.NewStream(streamConfig(a, bridge.ChannelBook, c.syms...), col, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,8 +464,9 @@ func TestSimUnknownInstrument(t *testing.T) {
 	a := simOKX(t, sim, c.market)
 	col := newCollector()
 	states := &stateLog{}
-	s, err := bridge.NewStream(streamConfig(a, bridge.ChannelTrade|bridge.ChannelBook, "BTC-USDT", "NOPE-USDT"), col,
-		bridge.WithLogger(testLogger()), bridge.WithStateSink(states))
+	cfg := streamConfig(a, bridge.ChannelTrade|bridge.ChannelBook, "BTC-USDT", "NOPE-USDT")
+	cfg.StateSink = states
+	s, err := bridge.NewStream(cfg, col, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -563,7 +564,7 @@ func TestRateLimitCode50011(t *testing.T) {
 		_, _ = w.Write([]byte(`{"code":"50011","msg":"Too Many Requests","data":[]}`))
 	}))
 	defer srv.Close()
-	a, err := New(Config{RESTURL: srv.URL})
+	a, err := New(Config{RESTURL: srv.URL}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ func FuzzOKXDecode(f *testing.F) {
 		`{"id":"7","event":"subscribe","arg":{"channel":"books","instId":"BTC-USDT"},"connId":"a4d3ae55"}`,
 		`{"id":"8","event":"error","code":"60018","msg":"Wrong URL or channel:books,instId:NOPE-USDT doesn't exist.","connId":"a4d3ae55"}`,
 		`{"event":"notice","code":"64008","msg":"The connection will soon be closed for a service upgrade. Please reconnect.","connId":"a4d3ae55"}`}
-	a, err := New(Config{MaxFrameBytes: 64 << 10})
+	a, err := New(Config{MaxFrameBytes: 64 << 10}, nil)
 	if err != nil {
 		f.Fatal(err)
 	}

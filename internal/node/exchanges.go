@@ -76,7 +76,7 @@ func newExchange(id string, v Venues, limiter func(venue string) (*resilience.Ra
 		if err != nil {
 			return nil, err
 		}
-		return binance.New(binance.Config{WSURL: v.BinanceWSURL, RESTURL: v.BinanceRESTURL, BookDepth: v.BinanceBookDepth, Limiter: l, Logger: logger})
+		return binance.New(binance.Config{WSURL: v.BinanceWSURL, RESTURL: v.BinanceRESTURL, BookDepth: v.BinanceBookDepth, Limiter: l}, logger)
 	case "bybit", "bybit-linear":
 		l, err := limiter("bybit")
 		if err != nil {
@@ -86,7 +86,7 @@ func newExchange(id string, v Venues, limiter func(venue string) (*resilience.Ra
 		if id == "bybit-linear" {
 			market = bybit.MarketLinear
 		}
-		return bybit.New(bybit.Config{WSURL: v.BybitWSURL, RESTURL: v.BybitRESTURL, Market: market, BookDepth: v.BybitBookDepth, Limiter: l, Logger: logger})
+		return bybit.New(bybit.Config{WSURL: v.BybitWSURL, RESTURL: v.BybitRESTURL, Market: market, BookDepth: v.BybitBookDepth, Limiter: l}, logger)
 	case "okx", "okx-swap":
 		l, err := limiter("okx")
 		if err != nil {
@@ -96,7 +96,7 @@ func newExchange(id string, v Venues, limiter func(venue string) (*resilience.Ra
 		if id == "okx-swap" {
 			market = okx.MarketSwap
 		}
-		return okx.New(okx.Config{WSURL: v.OKXWSURL, RESTURL: v.OKXRESTURL, Market: market, Limiter: l, Logger: logger})
+		return okx.New(okx.Config{WSURL: v.OKXWSURL, RESTURL: v.OKXRESTURL, Market: market, Limiter: l}, logger)
 	}
 	return nil, fmt.Errorf("unknown exchange %q", id)
 }
