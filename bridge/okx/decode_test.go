@@ -153,3 +153,21 @@ func TestFramesAndURL(t *testing.T) {
 		t.Fatal("ping")
 	}
 }
+
+// One subscribe request per instrument: an unknown one cannot take the
+// others' subscriptions down with it.
+func TestSubscribeOneRequestPerInstrument(t *testing.T) {
+	a := newTestAdapter(t, MarketSwap)
+	var topics []bridge.Topic
+	for _, s := range []string{"BTC-USDT-SWAP", "ETH-USDT-SWAP", "SOL-USDT-SWAP"} {
+		topics = append(topics, bridge.Topic{Symbol: s, Channel: bridge.ChannelTrade}, bridge.Topic{Symbol: s, Channel: bridge.ChannelBook})
+	}
+	id := int64(0)
+	fs := a.SubscribeFrames(topics, func() int64 { id++; return id })
+	if len(fs) != 3 {
+		t.Fatalf("%d frames: %s", len(fs), fs)
+	}
+	if want := `{"id":"2","op":"subscribe","args":[{"channel":"trades","instId":"ETH-USDT-SWAP"},{"channel":"books","instId":"ETH-USDT-SWAP"}]}`; string(fs[1]) != want {
+		t.Fatalf("frame 2: %s", fs[1])
+	}
+}
