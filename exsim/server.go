@@ -229,6 +229,13 @@ func (s *Server) BybitWSURL() string { return s.base("ws") }
 // append /v5/market/...
 func (s *Server) BybitRESTURL() string { return s.base("http") }
 
+// OKXWSURL is the base for OKX WebSocket clients (they append
+// /ws/v5/public or /ws/v5/business).
+func (s *Server) OKXWSURL() string { return s.base("ws") }
+
+// OKXRESTURL is the base URL for OKX REST clients.
+func (s *Server) OKXRESTURL() string { return s.base("http") }
+
 // AdminURL is the base of the admin API (/admin/faults, /admin/conns,
 // /admin/truth, /admin/book, /admin/rates, /admin/generate, /admin/stats).
 func (s *Server) AdminURL() string { return s.base("http") }

@@ -62,7 +62,7 @@ func simOKX(t *testing.T, s *exsim.Server, market string) *Adapter {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(Config{Market: market, WSURL: "ws://" + s.Addr(), RESTURL: "http://" + s.Addr(), Limiter: lim,
+	a, err := New(Config{Market: market, WSURL: s.OKXWSURL(), RESTURL: s.OKXRESTURL(), Limiter: lim,
 		HTTPClient: &http.Client{Timeout: 10 * time.Second}}, testLogger())
 	if err != nil {
 		t.Fatal(err)
