@@ -29,6 +29,8 @@ type envelope struct {
 	channel, instID              string // raw substrings (validated when used)
 	action, event, code, msg, id string
 	dataPos                      int
+	parsed                       bool     // data was parsed in place (arg came first)
+	book                         bookData // a books push's data object
 }
 
 // Top-level keys, as jscan.Seen bits.
@@ -93,12 +95,26 @@ func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]brid
 	n0 := len(dst)
 	sc := jscan.New(string(frame))
 	var env envelope
-	err := sc.Object(func(key string) error { return member(&sc, &env, key) })
+	out := dst
+	var dataErr error // an error of the data member, reported with the channel
+	err := sc.Object(func(key string) error {
+		if key == "data" && env.seen.Has(envArg) && env.kind != kindOther && !env.seen.Has(envData) {
+			// OKX sends arg first: parse the data in place, one pass.
+			env.seen |= envData
+			env.parsed = true
+			out, dataErr = a.data(&sc, &env, recvTS, out)
+			return dataErr
+		}
+		return member(&sc, &env, key)
+	})
 	if err == nil {
 		err = sc.End()
 	}
 	if err != nil {
-		return dst, bridge.Frame{}, malformed("%v", err)
+		if dataErr != nil {
+			return dst[:n0], bridge.Frame{}, malformed("%s %s: %v", env.channel, env.instID, dataErr)
+		}
+		return dst[:n0], bridge.Frame{}, malformed("%v", err)
 	}
 	if env.seen.Has(envEvent) {
 		return dst, control(&env), nil
@@ -109,24 +125,34 @@ func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]brid
 	if !env.seen.Has(envData) {
 		return dst, bridge.Frame{}, malformed("%s push without data", env.channel)
 	}
-	if env.instID == "" {
-		return dst, bridge.Frame{}, malformed("%s push without instId", env.channel)
+	if !env.parsed {
+		sc.Seek(env.dataPos)
+		out, err = a.data(&sc, &env, recvTS, out)
 	}
-	sym, err := a.core.Syms.Intern(env.instID)
-	if err != nil {
-		return dst, bridge.Frame{}, malformed("instId: %v", err)
-	}
-	sc.Seek(env.dataPos)
-	out := dst
-	if env.kind == kindBooks {
-		out, err = a.books(&sc, &env, sym, recvTS, out)
-	} else {
-		out, err = a.trades(&sc, &env, sym, recvTS, out)
+	if err == nil && env.kind == kindBooks {
+		out, err = a.bookEvent(&sc, &env, recvTS, out)
 	}
 	if err != nil {
 		return dst[:n0], bridge.Frame{}, malformed("%s %s: %v", env.channel, env.instID, err)
 	}
 	return out, bridge.Frame{Kind: bridge.FrameData}, nil
+}
+
+// data parses the data member at the cursor: trades are appended to dst,
+// a books object is kept in env.book for bookEvent (which needs the
+// action, which may come later).
+func (a *Adapter) data(sc *jscan.Scanner, env *envelope, recvTS int64, dst []bridge.Event) ([]bridge.Event, error) {
+	if env.instID == "" {
+		return dst, errors.New("push without instId")
+	}
+	if env.kind == kindBooks {
+		return dst, env.book.array(sc)
+	}
+	sym, err := a.core.Syms.Intern(env.instID)
+	if err != nil {
+		return dst, fmt.Errorf("instId: %w", err)
+	}
+	return a.trades(sc, env, sym, recvTS, dst)
 }
 
 // member reads one top-level member into env; data is only located.
@@ -369,30 +395,38 @@ type bookData struct {
 	ts, prev, seq, sum int64
 }
 
-// books parses a books data array (exactly one object) into one event.
-func (a *Adapter) books(sc *jscan.Scanner, env *envelope, sym string, recvTS int64, dst []bridge.Event) ([]bridge.Event, error) {
-	var d bookData
+// array parses a books data array: exactly one object.
+func (d *bookData) array(sc *jscan.Scanner) error {
 	if err := sc.EnterArray(); err != nil {
-		return dst, err
+		return err
 	}
 	for first := true; ; first = false {
 		ok, err := sc.Element(first)
 		if err != nil {
-			return dst, err
+			return err
 		}
 		if !ok {
 			if first {
-				return dst, errors.New("empty data")
+				return errors.New("empty data")
 			}
-			break
+			return nil
 		}
 		if !first {
-			return dst, errors.New("more than one data object")
+			return errors.New("more than one data object")
 		}
 		if err := d.object(sc); err != nil {
-			return dst, err
+			return err
 		}
 	}
+}
+
+// bookEvent builds the event of a books push from env.book.
+func (a *Adapter) bookEvent(sc *jscan.Scanner, env *envelope, recvTS int64, dst []bridge.Event) ([]bridge.Event, error) {
+	sym, err := a.core.Syms.Intern(env.instID)
+	if err != nil {
+		return dst, fmt.Errorf("instId: %w", err)
+	}
+	d := &env.book
 	if !d.seen.Has(bAsks | bBids | bTS | bSeq) {
 		return dst, errors.New("book data lacks one of asks, bids, ts, seqId")
 	}
@@ -413,7 +447,6 @@ func (a *Adapter) books(sc *jscan.Scanner, env *envelope, sym string, recvTS int
 	if d.seq < 0 {
 		return dst, fmt.Errorf("negative seqId %d", d.seq)
 	}
-	var err error
 	if ev.Bids, ev.Asks, err = sides(sc, d.bidPos, d.nb, d.askPos, d.na); err != nil {
 		return dst, err
 	}
