@@ -24,6 +24,10 @@ import (
 //   - anything else is a gap, handled by the BookGapPolicy like any
 //     stream-snapshot book.
 //
+// If the delta announcing a reset is lost, the deltas after it look older
+// than the book; chainRestartRun of them in a row, chained to each other,
+// resynchronize the book.
+//
 // A feed that stops sending the initial snapshot (announced by OKX for
 // 2026) is handled by a REST bootstrap: deltas that arrive while the book
 // waits for a snapshot are buffered (bounded); when no snapshot came within
@@ -49,7 +53,16 @@ const chainBufLimit = 1024
 type chainState struct {
 	buf      []Event // deltas received while waiting for a snapshot
 	fetching bool    // a REST bootstrap runs
+	dupLast  int64   // LastID of the last delta taken for an older copy
+	dupRun   int     // how many such deltas in a row chained to each other
 }
+
+// chainRestartRun is how many deltas in a row, each older than the book and
+// chaining to the one before, reveal that the venue restarted its sequence
+// lower while the delta that said so was lost: copies of old messages do
+// not chain to each other in a row (duplicated frames are interleaved with
+// new ones), so the book resynchronizes instead of ignoring every update.
+const chainRestartRun = 8
 
 // chainedDelta handles a delta of a prev-chained book. It returns the
 // extended out and whether the caller must resubscribe the topic.
@@ -75,9 +88,22 @@ func (b *streamBook) chainedDelta(ev *Event, out []Event, c *symbolCounters) ([]
 			b.hw = ev.LastID
 		}
 		b.lastID = ev.LastID
+		b.chain.dupRun = 0
 		return emit(out, ev, c), false
 	case ev.LastID <= b.lastID:
 		c.duplicates.Add(1)
+		if b.chain.dupRun > 0 && ev.PrevID == b.chain.dupLast {
+			b.chain.dupRun++
+		} else {
+			b.chain.dupRun = 1
+		}
+		b.chain.dupLast = ev.LastID
+		if b.chain.dupRun >= chainRestartRun {
+			b.chain.dupRun = 0
+			c.gaps.Add(1)
+			b.state = bookResyncing
+			return out, true
+		}
 		return out, false
 	}
 	c.gaps.Add(1)

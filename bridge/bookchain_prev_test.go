@@ -116,3 +116,38 @@ func TestSpendOpsBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A lost reset delta: the new, lower sequence looks like old copies; a run
+// of them chained to each other resyncs the book.
+func TestChainedBookMissedReset(t *testing.T) {
+	var c symbolCounters
+	b := &streamBook{chained: true}
+	var resub bool
+	snap := chainSnap(1000)
+	out, _ := b.event(&snap, nil, &c)
+	d := chainDelta(1000, 1010)
+	out, _ = b.event(&d, out, &c)
+	// (1010, 500) was lost; then 500 -> 505 -> 510 ...
+	prev := int64(500)
+	for i := range chainRestartRun {
+		d := chainDelta(prev, prev+5)
+		prev += 5
+		out, resub = b.event(&d, out, &c)
+		if resub != (i == chainRestartRun-1) {
+			t.Fatalf("delta %d: resub %v", i, resub)
+		}
+	}
+	// Duplicated frames interleaved with new ones never form such a run.
+	b = &streamBook{chained: true}
+	snap = chainSnap(10)
+	out, _ = b.event(&snap, nil, &c)
+	for i := int64(10); i < 40; i++ {
+		d := chainDelta(i, i+1)
+		out, _ = b.event(&d, out, &c)
+		out, resub = b.event(&d, out, &c)
+		if resub {
+			t.Fatalf("resync on an interleaved duplicate at %d", i)
+		}
+	}
+	_ = out
+}
