@@ -46,7 +46,7 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 		if e.Type == EventBookDelta {
 			dst = append(dst, `,"first_id":`...)
 			dst = strconv.AppendInt(dst, e.FirstID, 10)
-			if e.PrevID != 0 {
+			if e.PrevID > 0 && e.FirstID != e.PrevID+1 { // first_id alone does not chain it (binance-usdm)
 				dst = append(dst, `,"prev_id":`...)
 				dst = strconv.AppendInt(dst, e.PrevID, 10)
 			}

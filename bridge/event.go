@@ -95,19 +95,23 @@ type Event struct {
 	// Book fields. FirstID is set on deltas only (Binance U; Bybit u).
 	FirstID int64
 	LastID  int64
-	// PrevID is the last update id of the previous delta on the venue's
-	// stream, set on deltas of venues whose update ids are not contiguous
-	// (Binance USD-M pu); 0 elsewhere. A delta with a PrevID chains by it
-	// (see Continues), wire field "prev_id".
-	PrevID int64
 	// Depth names the update-id series FirstID and LastID belong to where a
 	// venue has several: the depth of the Bybit orderbook stream (1, 50, 200
 	// or 1000) that produced the event. 0 where the venue has one series per
 	// symbol (Binance). A snapshot and the deltas after it chain only when
 	// their Depth is equal (see BookBuilder).
 	Depth int
-	Bids  []Level
-	Asks  []Level
+	// PrevID is, on deltas of venues whose updates chain by the previous
+	// update's id, the LastID of the update before this one; 0 otherwise.
+	// OKX (BookStreamChained, prevSeqId) also sets FirstID = PrevID+1, so
+	// consumers chain its deltas by FirstID/LastID as for every venue, and
+	// PrevID stays off the wire. Binance USD-M (pu) keeps the venue's U as
+	// FirstID, which is usually several above pu+1: its deltas carry PrevID
+	// on the wire as "prev_id" whenever FirstID != PrevID+1, and chain by it
+	// (see Continues).
+	PrevID int64
+	Bids   []Level
+	Asks   []Level
 }
 
 // MsgIDKey returns the id part of the Nats-Msg-Id: the trade id for trades,

@@ -69,13 +69,20 @@ func (sh *shard) statesOf(state string, list []*symbol) []SymbolState {
 		LastError:     sh.lastErr,
 		ClockOffsetNS: sh.st.clockOffset(),
 	}
+	subErrs := make([]string, len(list))
+	for i, sym := range list {
+		subErrs[i] = sym.subErr
+	}
 	sh.stMu.Unlock()
 	malformed := sh.ctr.malformed.Load()
 	reconnects := sh.ctr.reconnects.Load()
 	out := make([]SymbolState, 0, len(list))
-	for _, sym := range list {
+	for i, sym := range list {
 		st := base
 		st.Symbol = sym.name
+		if subErrs[i] != "" {
+			st.LastError = subErrs[i]
+		}
 		st.LastMessageTS = sym.ctr.lastMsgNS.Load()
 		st.Counters = sym.ctr.counters()
 		// Malformed frames cannot be attributed to a symbol: every symbol

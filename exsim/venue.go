@@ -11,15 +11,22 @@ const (
 	Binance     Venue = "binance"      // Binance Spot
 	BybitSpot   Venue = "bybit"        // Bybit v5 spot
 	BybitLinear Venue = "bybit-linear" // Bybit v5 linear (USDT perpetuals)
+	OKXSpot     Venue = "okx"          // OKX v5 SPOT
+	OKXSwap     Venue = "okx-swap"     // OKX v5 USDT-margined swaps
 	BinanceUSDM Venue = "binance-usdm" // Binance USD-M futures (perpetuals)
 )
 
 // Venues lists every simulated venue.
+// OKX venues are not in it: their markets are named by instrument ids
+// (BTC-USDT, BTC-USDT-SWAP) and are configured explicitly.
 func Venues() []Venue { return []Venue{Binance, BybitSpot, BybitLinear, BinanceUSDM} }
+
+// allVenues is every simulated venue, OKX included.
+func allVenues() []Venue { return append(Venues(), OKXSpot, OKXSwap) }
 
 // Valid reports whether v is one of the simulated venues.
 func (v Venue) Valid() bool {
-	return v == Binance || v == BybitSpot || v == BybitLinear || v == BinanceUSDM
+	return v == Binance || v == BybitSpot || v == BybitLinear || v == BinanceUSDM || v.isOKX()
 }
 
 // isBinance: Binance Spot or USD-M (the same stream machinery).

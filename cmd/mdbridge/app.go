@@ -83,6 +83,7 @@ func (c *Config) nodeConfig(pc publisher.Config) node.Config {
 			BybitBookDepth: c.BybitBookDepth, BybitRequestsPerMinute: c.BybitRequestsPerMin,
 			BinanceUSDMWSURL: c.USDMWSURL, BinanceUSDMRESTURL: c.USDMRESTURL,
 			BinanceUSDMBookDepth: c.USDMBookDepth, BinanceUSDMWeightPerMinute: c.USDMWeightPerMin,
+			OKXWSURL: c.OKXWSURL, OKXRESTURL: c.OKXRESTURL,
 		},
 	}
 	for _, sub := range c.subs {
@@ -170,6 +171,9 @@ func (a *app) configError(err error) error {
 func venueEnv(exchange string) string {
 	if strings.HasPrefix(exchange, "bybit") {
 		return "BYBIT"
+	}
+	if strings.HasPrefix(exchange, "okx") {
+		return "OKX"
 	}
 	return "BINANCE"
 }

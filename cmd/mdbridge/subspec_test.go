@@ -33,6 +33,10 @@ func TestParseSubscriptions(t *testing.T) {
 		{spec: "binance-usdm:trade,book:BTCUSDT", want: []Subscription{
 			{Exchange: "binance-usdm", Channels: tb, Symbols: []string{"BTCUSDT"}},
 		}},
+		{spec: "okx:trade:btc-usdt;okx-swap:book:BTC-USDT-SWAP", want: []Subscription{
+			{Exchange: "okx", Channels: bridge.ChannelTrade, Symbols: []string{"BTC-USDT"}},
+			{Exchange: "okx-swap", Channels: bridge.ChannelBook, Symbols: []string{"BTC-USDT-SWAP"}},
+		}},
 		{spec: "", wantErr: "empty"},
 		{spec: ";;", wantErr: "empty"},
 		{spec: "kraken:trade:BTCUSD", wantErr: `unknown exchange "kraken"`},
