@@ -236,8 +236,8 @@ func (c StreamConfig) validate() (*settings, error) {
 	if c.Channels == 0 {
 		c.Channels = ChannelTrade
 	}
-	if c.Channels&^(ChannelTrade|ChannelBook) != 0 {
-		return nil, fmt.Errorf("%w: unknown channel bits %#x", ErrConfig, uint8(c.Channels))
+	if err := checkChannels(c.Exchange, c.Channels); err != nil {
+		return nil, err
 	}
 	s := &settings{exName: name, limits: c.Exchange.Limits()}
 	if c.Resilience == nil {
