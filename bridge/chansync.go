@@ -155,6 +155,7 @@ func (sh *shard) klineApply(sym *symbol, ks *klineState, ev *Event) {
 		return
 	}
 	if ev.Flags&FlagClosed != 0 {
+		ev.TS = ev.LastID // a closed bar's time is its close time, whichever push or REST page carried it
 		ks.next = ev.Interval.Next(open)
 		ks.openTS = 0
 		sh.emit(sym, ev)
@@ -191,7 +192,7 @@ func (sh *shard) klineFill(ctx context.Context, sym *symbol, ks *klineState, iv 
 				continue
 			}
 			sh.stamp(b)
-			b.Symbol, b.Type, b.Interval = sym.name, EventKline, iv
+			b.Symbol, b.Type, b.Interval, b.TS = sym.name, EventKline, iv, b.LastID
 			bars = append(bars, *b)
 			next = iv.Next(b.FirstID)
 			progressed = true
