@@ -184,7 +184,7 @@ func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]brid
 		return dst, bridge.Frame{Kind: bridge.FrameError, ReqID: t.id, Err: &APIError{Code: int(t.errCode), Msg: t.errMsg}}, nil
 	case t.seen.Has(topResult | topID):
 		return dst, bridge.Frame{Kind: bridge.FrameAck, ReqID: t.id}, nil
-	case raw.f[kEvent].kind != vAbsent:
+	case raw.f[kEvent].kind != vAbsent || isBookTicker(&raw):
 		return a.event(&sc, &raw, recvTS, dst)
 	}
 	return dst, bridge.Frame{Kind: bridge.FrameIgnored}, nil
