@@ -265,6 +265,9 @@ func (a *Adapter) kline(input string, recvTS int64, dst []bridge.Event) ([]bridg
 	if err != nil {
 		return dst, bridge.Frame{}, err
 	}
+	if p.k.tc < p.k.t {
+		return dst, bridge.Frame{}, malformed("kline close time %d before open time %d", p.k.tc, p.k.t)
+	}
 	trades := int64(-1)
 	if p.k.seen.Has(kpN) {
 		trades = p.k.n
