@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/qldata/mdbridge/resilience"
 )
@@ -91,7 +92,7 @@ func (sh *shard) processChannel(sym *symbol, ev *Event) {
 			return
 		}
 		var buf [160]byte
-		if cs.liq.IsDuplicate(string(ev.AppendMsgID(buf[:0]))) {
+		if !cs.liq.RecordAt(string(ev.AppendMsgID(buf[:0])), time.Unix(0, ev.RecvTS)) {
 			sym.ctr.duplicates.Add(1)
 			return
 		}

@@ -205,7 +205,7 @@ func (m *market) chanTick(wall time.Time) {
 	if wall.Sub(cs.klAt) >= cfg.KlinePush {
 		cs.klAt = wall
 		for _, ks := range cs.kl {
-			if ks != nil && len(ks.subs) > 0 {
+			if ks != nil {
 				m.pushKline(ks, now, false)
 			}
 		}
