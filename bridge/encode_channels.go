@@ -33,7 +33,7 @@ func (e *Event) appendChannelJSON(dst []byte) []byte {
 		dst = appendMember(dst, `,"low":`, e.More[2])
 		dst = appendMember(dst, `,"close":`, e.Price)
 		dst = appendMember(dst, `,"volume":`, e.Qty)
-		dst = appendMember(dst, `,"quote_volume":`, e.More[3])
+		dst = appendMember(dst, `,"quote_volume":`, e.ID)
 		if e.Seq >= 0 {
 			dst = append(dst, `,"trades":`...)
 			dst = strconv.AppendInt(dst, e.Seq, 10)
@@ -50,7 +50,7 @@ func (e *Event) appendChannelJSON(dst []byte) []byte {
 		dst = appendOptional(dst, `,"mark_price":`, e.More[0])
 		dst = appendOptional(dst, `,"index_price":`, e.More[1])
 		dst = appendOptional(dst, `,"funding_rate":`, e.More[2])
-		dst = appendOptional(dst, `,"open_interest":`, e.More[3])
+		dst = appendOptional(dst, `,"open_interest":`, e.ID)
 		if e.Seq > 0 {
 			dst = append(dst, `,"next_funding_time":`...)
 			dst = strconv.AppendInt(dst, e.Seq, 10)

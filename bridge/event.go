@@ -104,6 +104,7 @@ type Event struct {
 	Type     EventType
 	Interval Interval // kline events: the bar's interval
 	Flags    uint8    // kline: FlagClosed; ticker: FlagDelta and the Has* bits of a venue delta
+	Side     Side     // trade: the taker's side; liquidation: the order's side
 	Exchange string   // "binance", "bybit", "bybit-linear"
 	Symbol   string   // the exchange's upper-case symbol, e.g. "BTCUSDT"
 	TS       int64    // exchange event time, Unix ns
@@ -114,7 +115,6 @@ type Event struct {
 	Seq   int64  // numeric trade id where the exchange's ids are consecutive (Binance), else 0
 	Price string
 	Qty   string
-	Side  Side
 
 	// Book fields. FirstID is set on deltas only (Binance U; Bybit u).
 	FirstID int64
@@ -128,9 +128,9 @@ type Event struct {
 	Bids  []Level
 	Asks  []Level
 
-	// More holds the decimal fields of the channel events beyond Price and
-	// Qty (see the accessors).
-	More [4]string
+	// More holds the decimal fields of the channel events beyond Price,
+	// Qty and ID (see the accessors).
+	More [3]string
 }
 
 // Event flags.
@@ -177,13 +177,13 @@ type Bar struct {
 func (e *Event) Bar() Bar {
 	return Bar{Interval: e.Interval, OpenTime: e.FirstID, CloseTime: e.LastID,
 		Open: e.More[0], High: e.More[1], Low: e.More[2], Close: e.Price,
-		Volume: e.Qty, QuoteVolume: e.More[3], Trades: e.Seq, Closed: e.Flags&FlagClosed != 0}
+		Volume: e.Qty, QuoteVolume: e.ID, Trades: e.Seq, Closed: e.Flags&FlagClosed != 0}
 }
 
 // SetBar fills the payload of a kline event.
 func (e *Event) SetBar(b Bar) {
 	e.Interval, e.FirstID, e.LastID = b.Interval, b.OpenTime, b.CloseTime
-	e.More = [4]string{b.Open, b.High, b.Low, b.QuoteVolume}
+	e.More, e.ID = [3]string{b.Open, b.High, b.Low}, b.QuoteVolume
 	e.Price, e.Qty, e.Seq = b.Close, b.Volume, b.Trades
 	e.Flags &^= FlagClosed
 	if b.Closed {
@@ -204,12 +204,12 @@ type Ticker struct {
 // Ticker returns the payload of a ticker event.
 func (e *Event) Ticker() Ticker {
 	return Ticker{LastPrice: e.Price, MarkPrice: e.More[0], IndexPrice: e.More[1], FundingRate: e.More[2],
-		OpenInterest: e.More[3], NextFundingTime: e.Seq, Seq: e.LastID}
+		OpenInterest: e.ID, NextFundingTime: e.Seq, Seq: e.LastID}
 }
 
 // SetTicker fills the payload of a ticker event.
 func (e *Event) SetTicker(t Ticker) {
-	e.Price, e.More, e.Seq, e.LastID = t.LastPrice, [4]string{t.MarkPrice, t.IndexPrice, t.FundingRate, t.OpenInterest}, t.NextFundingTime, t.Seq
+	e.Price, e.More, e.ID, e.Seq, e.LastID = t.LastPrice, [3]string{t.MarkPrice, t.IndexPrice, t.FundingRate}, t.OpenInterest, t.NextFundingTime, t.Seq
 }
 
 // Liquidation is the payload of a liquidation event.

@@ -274,7 +274,7 @@ func (a *Adapter) kline(input string, recvTS int64, dst []bridge.Event) ([]bridg
 	}
 	ev := bridge.Event{Type: bridge.EventKline, Interval: iv, Exchange: Name, Symbol: sym, TS: ts, RecvTS: recvTS,
 		FirstID: open, LastID: closeT, Price: p.k.c, Qty: p.k.v, Seq: trades}
-	ev.More = [4]string{p.k.o, p.k.h, p.k.l, p.k.q}
+	ev.More, ev.ID = [3]string{p.k.o, p.k.h, p.k.l}, p.k.q
 	if p.k.x {
 		ev.Flags = bridge.FlagClosed
 	}
@@ -346,7 +346,7 @@ func parseKlines(path, sym string, iv bridge.Interval, body []byte, recv, toNS i
 		ev := bridge.Event{Type: bridge.EventKline, Interval: iv, Flags: bridge.FlagClosed, Exchange: Name, Symbol: sym,
 			TS: closeT * 1_000_000, RecvTS: recv, FirstID: open * 1_000_000, LastID: closeT * 1_000_000,
 			Price: c, Qty: v, Seq: n}
-		ev.More = [4]string{o, h, l, qv}
+		ev.More, ev.ID = [3]string{o, h, l}, qv
 		out = append(out, ev)
 	}
 	return out, nil

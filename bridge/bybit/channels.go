@@ -218,7 +218,7 @@ func (a *Adapter) ticker(sc *jscan.Scanner, ce *chanEnv, sym, topicSym string, r
 		case "fundingRate":
 			dstp, bit = &ev.More[2], bridge.HasFunding
 		case "openInterest":
-			dstp, bit = &ev.More[3], bridge.HasOpenInterest
+			dstp, bit = &ev.ID, bridge.HasOpenInterest
 		case "nextFundingTime":
 			raw, esc, err := sc.RawString()
 			if err != nil {
@@ -340,7 +340,7 @@ func (a *Adapter) klines(sc *jscan.Scanner, sym string, iv bridge.Interval, recv
 			case "volume":
 				dec(klVolume, &ev.Qty)
 			case "turnover":
-				dec(klTurnover, &ev.More[3])
+				dec(klTurnover, &ev.ID)
 			case "confirm":
 				if err = seen.Add(klConfirm, key); err == nil {
 					confirm, err = sc.Bool()
@@ -577,7 +577,7 @@ func (a *Adapter) Klines(ctx context.Context, symbol string, iv bridge.Interval,
 		ev := bridge.Event{Type: bridge.EventKline, Interval: iv, Flags: bridge.FlagClosed, Exchange: a.core.Name, Symbol: sym,
 			RecvTS: recv, FirstID: open, LastID: iv.Next(open) - 1_000_000, Price: row[4], Qty: row[5], Seq: -1}
 		ev.TS = ev.LastID
-		ev.More = [4]string{row[1], row[2], row[3], row[6]}
+		ev.More, ev.ID = [3]string{row[1], row[2], row[3]}, row[6]
 		out = append(out, ev)
 	}
 	return out, nil

@@ -37,7 +37,7 @@ func TestDecodeChannels(t *testing.T) {
 	if err != nil || len(got) != 1 {
 		t.Fatalf("delta: %v %+v", err, got)
 	}
-	if d := got[0]; d.Flags != bridge.FlagDelta|bridge.HasMark|bridge.HasOpenInterest || d.More[0] != "17218.10" || d.More[3] != "68745.000" || d.LastID != 24987956060 {
+	if d := got[0]; d.Flags != bridge.FlagDelta|bridge.HasMark|bridge.HasOpenInterest || d.More[0] != "17218.10" || d.ID != "68745.000" || d.LastID != 24987956060 {
 		t.Fatalf("delta %+v", d)
 	}
 
