@@ -77,7 +77,7 @@ func TestChannelConformance(t *testing.T) {
 			ex := vc.make(t, sim, nil)
 			col := newChanCollector()
 			ch := channelsOf(vc.venue)
-			s, err := bridge.NewStream(testStreamConfig(ex, ch, sym), col, bridge.WithLogger(testLogger()))
+			s, err := bridge.NewStream(testStreamConfig(ex, ch, sym), col, testLogger())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -235,7 +235,7 @@ func TestChannelConformance(t *testing.T) {
 func TestChannelNotOnMarket(t *testing.T) {
 	sim := startSim(t, exsim.Config{Markets: []exsim.MarketConfig{{Venue: exsim.Binance, Symbol: "BTCUSDT"}}})
 	ex := newBinance(t, sim, nil)
-	_, err := bridge.NewStream(testStreamConfig(ex, bridge.ChannelTrade|bridge.ChannelLiquidation, "BTCUSDT"), newChanCollector())
+	_, err := bridge.NewStream(testStreamConfig(ex, bridge.ChannelTrade|bridge.ChannelLiquidation, "BTCUSDT"), newChanCollector(), nil)
 	if err == nil {
 		t.Fatal("liquidation on binance spot accepted")
 	}
