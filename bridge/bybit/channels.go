@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/bridge/internal/jscan"
@@ -531,6 +532,16 @@ func (a *Adapter) Klines(ctx context.Context, symbol string, iv bridge.Interval,
 	}
 	if limit <= 0 || limit > MaxKlinesLimit {
 		limit = MaxKlinesLimit
+	}
+	// Bybit answers the newest bars of the range first: ask for a window
+	// of at most limit bars from fromNS, so a long range is read oldest
+	// page first (the caller asks again from after the last bar).
+	d := iv.Duration()
+	if d == 0 {
+		d = 28 * 24 * time.Hour // the shortest month
+	}
+	if w := int64(limit) * int64(d); toNS-fromNS >= w {
+		toNS = fromNS + w - 1
 	}
 	q := url.Values{"category": {a.cfg.Market}, "symbol": {sym}, "interval": {name},
 		"start": {strconv.FormatInt(fromNS/1e6, 10)}, "end": {strconv.FormatInt(toNS/1e6, 10)}, "limit": {strconv.Itoa(limit)}}

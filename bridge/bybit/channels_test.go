@@ -1,7 +1,9 @@
 package bybit
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/bridge/internal/adaptertest"
@@ -113,4 +115,35 @@ func BenchmarkDecodeKline(b *testing.B) {
 }
 func BenchmarkDecodeLiquidation(b *testing.B) {
 	benchLinear(b, bridge.ChannelLiquidation, liqFrame)
+}
+
+func TestKlinesREST(t *testing.T) {
+	// Newest first, as Bybit answers; the third row is outside the asked range.
+	f := adaptertest.NewFakeREST(adaptertest.Respond(200, ok(`{"category":"linear","symbol":"BTCUSDT","list":[`+
+		`["1672325100000","16677","16680","16670","16675","1.5","25000.5"],`+
+		`["1672324800000","16649.5","16677","16608","16677","2.081","34666.4005"],`+
+		`["1672324500000","1","1","1","1","1","1"]]}`)))
+	a := newServed(t, f, Config{Market: MarketLinear})
+	from, to := int64(1672324800000e6), int64(1672325399999e6)
+	got, err := a.Klines(context.Background(), "BTCUSDT", bridge.Interval5m, from, to, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "/v5/market/kline?category=linear&end=1672325399999&interval=5&limit=1000&start=1672324800000&symbol=BTCUSDT"; f.Last() != want {
+		t.Errorf("request %q, want %q", f.Last(), want)
+	}
+	if len(got) != 2 || got[0].FirstID != from || got[1].FirstID != from+int64(5*time.Minute) {
+		t.Fatalf("bars %+v", got)
+	}
+	b := got[0].Bar()
+	if !b.Closed || b.Open != "16649.5" || b.QuoteVolume != "34666.4005" || b.CloseTime != from+int64(5*time.Minute)-1e6 || b.Trades != -1 || got[0].TS != b.CloseTime {
+		t.Fatalf("bar %+v", b)
+	}
+	// A long range is asked one window of limit bars at a time, oldest first.
+	if _, err := a.Klines(context.Background(), "BTCUSDT", bridge.Interval1m, 0, int64(24*time.Hour), 10); err != nil {
+		t.Fatal(err)
+	}
+	if want := "/v5/market/kline?category=linear&end=599999&interval=1&limit=10&start=0&symbol=BTCUSDT"; f.Last() != want {
+		t.Errorf("request %q, want %q", f.Last(), want)
+	}
 }
