@@ -86,7 +86,11 @@ type StreamConfig struct {
 	// Symbols are the exchange's upper-case symbols, each [A-Za-z0-9_-]{1,64},
 	// no duplicates. Required.
 	Symbols []string
-	// Channels to subscribe for every symbol. Default ChannelTrade.
+	// Channels to subscribe for every symbol. Default ChannelTrade. Beyond
+	// trades and books: ChannelBBO, ChannelTicker, ChannelLiquidation and
+	// KlineChannel(iv) / KlineOpenChannel(iv) (the seed's resolution "1m" is
+	// KlineChannel(Interval1m)), as far as the adapter's ChannelProvider
+	// has them; NewStream rejects the others naming the allowed ones.
 	Channels Channel
 	// Resilience switches the resilience features. nil means
 	// resilience.DefaultResilienceConfig(); pass
