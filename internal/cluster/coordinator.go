@@ -130,11 +130,17 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cluster: watching %s: %w", c.cfg.Bucket, err)
 	}
-	defer func() { _ = mw.Stop() }()
 	sw, err := publisher.WatchStates(ctx, c.states, "", publisher.WithStaleAfter(c.cfg.StaleAfter))
 	if err != nil {
+		_ = mw.Stop()
 		return fmt.Errorf("cluster: %w", err)
 	}
+	// Watches that end (a consumer lost with the connection) are set up
+	// again; the loop below only sees their entries.
+	memberCh := make(chan jetstream.KeyValueEntry, 64)
+	stateCh := make(chan publisher.StateEntry, 256)
+	go c.followMembers(ctx, mw, memberCh)
+	go c.followStates(ctx, sw, stateCh)
 	hb := time.NewTicker(c.cfg.Heartbeat)
 	defer hb.Stop()
 	tick := time.NewTicker(c.cfg.Tick)
@@ -147,10 +153,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case e, ok := <-mw.Updates():
-			if !ok {
-				return errors.New("cluster: membership watch closed")
-			}
+		case e := <-memberCh:
 			if e == nil {
 				if !settled && settle == nil {
 					settle = time.After(c.cfg.Heartbeat)
@@ -160,13 +163,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 			if c.memberEvent(e) && settled {
 				c.reconcile(ctx)
 			}
-		case se, ok := <-sw:
-			if !ok {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return errors.New("cluster: md_state watch closed")
-			}
+		case se := <-stateCh:
 			c.stateEvent(se)
 		case <-settle:
 			settle, settled = nil, true
@@ -180,6 +177,74 @@ func (c *Coordinator) Run(ctx context.Context) error {
 				c.reconcile(ctx)
 			}
 		}
+	}
+}
+
+// rewatchDelay is the pause before a watch that ended is set up again.
+const rewatchDelay = time.Second
+
+// followMembers forwards the membership watch's entries (nil marks the end
+// of the initial values) to out, setting the watch up again when it ends,
+// until ctx ends.
+func (c *Coordinator) followMembers(ctx context.Context, w jetstream.KeyWatcher, out chan<- jetstream.KeyValueEntry) {
+	for {
+		for e := range w.Updates() {
+			select {
+			case out <- e:
+			case <-ctx.Done():
+				_ = w.Stop()
+				return
+			}
+		}
+		_ = w.Stop()
+		for {
+			if !sleepCtx(ctx, rewatchDelay) {
+				return
+			}
+			var err error
+			if w, err = c.members.WatchAll(ctx); err == nil {
+				break
+			}
+			c.log.Warn("cannot watch the membership bucket; retrying", "bucket", c.cfg.Bucket, "err", err)
+		}
+		c.log.Info("membership watch set up again", "bucket", c.cfg.Bucket)
+	}
+}
+
+// followStates forwards md_state entries to out, setting the watch up
+// again when it ends, until ctx ends.
+func (c *Coordinator) followStates(ctx context.Context, ch <-chan publisher.StateEntry, out chan<- publisher.StateEntry) {
+	for {
+		for se := range ch {
+			select {
+			case out <- se:
+			case <-ctx.Done():
+				return
+			}
+		}
+		for {
+			if !sleepCtx(ctx, rewatchDelay) {
+				return
+			}
+			var err error
+			if ch, err = publisher.WatchStates(ctx, c.states, "", publisher.WithStaleAfter(c.cfg.StaleAfter)); err == nil {
+				break
+			}
+			c.log.Warn("cannot watch md_state; retrying", "err", err)
+		}
+		c.log.Info("md_state watch set up again")
+	}
+}
+
+// sleepCtx waits d or until ctx ends; it reports whether ctx is still live.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
