@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -66,17 +67,19 @@ type Coordinator struct {
 	unitSet map[Unit]bool
 	started time.Time
 
-	mu        sync.Mutex
-	seen      map[string]time.Time // member instance → last seen (local clock)
-	keyOf     map[string]string    // member key → instance
-	byKey     map[string]*ownerState
-	byUnit    map[Unit]map[string]*ownerState
-	running   map[Unit]bool
-	releasing map[Unit]time.Time // lost units still running, since when
-	lastPut   time.Time          // last successful refresh of the own entry
-	draining  bool
-	stats     Stats
-	runOnce   bool
+	putMu      sync.Mutex // one write of the own entry at a time
+	mu         sync.Mutex
+	seen       map[string]time.Time // member instance → last seen (local clock)
+	keyOf      map[string]string    // member key → instance
+	byKey      map[string]*ownerState
+	byUnit     map[Unit]map[string]*ownerState
+	running    map[Unit]bool
+	releasing  map[Unit]time.Time // lost units still running, since when
+	lastPut    time.Time          // last successful refresh of the own entry
+	readySince time.Time          // when the oldest unreleased ready handover became ready
+	draining   bool
+	stats      Stats
+	runOnce    bool
 }
 
 // New builds a Coordinator on the membership bucket (from EnsureBucket) and
@@ -141,6 +144,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	stateCh := make(chan publisher.StateEntry, 256)
 	go c.followMembers(ctx, mw, memberCh)
 	go c.followStates(ctx, sw, stateCh)
+	var announcing atomic.Bool
 	hb := time.NewTicker(c.cfg.Heartbeat)
 	defer hb.Stop()
 	tick := time.NewTicker(c.cfg.Tick)
@@ -169,8 +173,16 @@ func (c *Coordinator) Run(ctx context.Context) error {
 			settle, settled = nil, true
 			c.reconcile(ctx)
 		case <-hb.C:
-			if err := c.announce(ctx); err != nil && ctx.Err() == nil {
-				c.log.Warn("cannot refresh the membership entry", "bucket", c.cfg.Bucket, "err", err)
+			// A slow put must not hold the loop: one refresh at a time,
+			// in the background.
+			if !announcing.Load() {
+				announcing.Store(true)
+				go func() {
+					defer announcing.Store(false)
+					if err := c.announce(ctx); err != nil && ctx.Err() == nil {
+						c.log.Warn("cannot refresh the membership entry", "bucket", c.cfg.Bucket, "err", err)
+					}
+				}()
 			}
 		case <-tick.C:
 			if settled {
@@ -250,6 +262,8 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 
 // announce writes the own membership entry.
 func (c *Coordinator) announce(ctx context.Context) error {
+	c.putMu.Lock()
+	defer c.putMu.Unlock()
 	c.mu.Lock()
 	if c.draining {
 		c.mu.Unlock()
@@ -264,7 +278,7 @@ func (c *Coordinator) announce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Heartbeat)
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Expiry/2)
 	defer cancel()
 	if _, err := c.members.Put(ctx, MemberKey(c.cfg.Instance), body); err != nil {
 		return err
@@ -375,7 +389,7 @@ func (c *Coordinator) reconcile(ctx context.Context) {
 	now := c.now()
 	c.stats.Reconciles++
 	live := c.live(now)
-	frozen := !c.draining && now.Sub(c.lastPut) > c.cfg.Expiry/2
+	frozen := !c.draining && now.Sub(c.lastPut) > c.cfg.Expiry
 	if frozen != c.stats.Frozen {
 		if frozen {
 			c.log.Warn("cannot refresh the membership entry; holding the current units", "last_refresh", c.lastPut)
@@ -384,8 +398,8 @@ func (c *Coordinator) reconcile(ctx context.Context) {
 		}
 		c.stats.Frozen = frozen
 	}
-	var start, stop []Unit
-	below, owned := 0, 0
+	var start, ready, expired []Unit
+	below, owned, losing := 0, 0, 0
 	want := min(c.cfg.Redundancy, len(live))
 	if c.draining {
 		want = min(c.cfg.Redundancy, len(live)+1)
@@ -414,27 +428,44 @@ func (c *Coordinator) reconcile(ctx context.Context) {
 		case mine:
 			delete(c.releasing, u)
 		case c.running[u]:
+			losing++
 			since, ok := c.releasing[u]
 			if !ok {
 				c.releasing[u] = now
 				since = now
 			}
-			ready := true
+			done := true
 			for _, o := range owners {
 				if !c.connected(u, o, now) {
-					ready = false
+					done = false
 					break
 				}
 			}
-			if ready {
-				c.stats.Handovers++
-				stop = append(stop, u)
+			if done {
+				ready = append(ready, u)
 			} else if now.Sub(since) >= c.cfg.HandoverTimeout {
-				c.stats.Timeouts++
 				c.log.Warn("handover timed out; releasing the unit", "unit", u.String(), "new_owners", owners, "waited", now.Sub(since).Round(time.Millisecond))
-				stop = append(stop, u)
+				expired = append(expired, u)
 			}
 		}
+	}
+	// Releases are batched: releasing part of a stream restarts the rest
+	// of it, so the units whose new owners are ready go together, once all
+	// lost units are ready or a heartbeat after the first was.
+	var stop []Unit
+	if len(ready) == 0 {
+		c.readySince = time.Time{}
+	} else if c.readySince.IsZero() {
+		c.readySince = now
+	}
+	if len(ready) > 0 && (len(ready)+len(expired) == losing || now.Sub(c.readySince) >= c.cfg.Heartbeat) {
+		stop = append(stop, ready...)
+		c.stats.Handovers += uint64(len(ready))
+		c.readySince = time.Time{}
+	}
+	if len(expired) > 0 {
+		stop = append(stop, expired...)
+		c.stats.Timeouts += uint64(len(expired))
 	}
 	c.stats.Members, c.stats.Owned, c.stats.BelowR = len(live), owned, below
 	c.mu.Unlock()
@@ -490,7 +521,10 @@ func (c *Coordinator) Drain(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.members.Put(ctx, MemberKey(c.cfg.Instance), body); err != nil {
+	c.putMu.Lock()
+	_, err = c.members.Put(ctx, MemberKey(c.cfg.Instance), body)
+	c.putMu.Unlock()
+	if err != nil {
 		return fmt.Errorf("cluster: marking %s draining: %w", c.cfg.Instance, err)
 	}
 	tick := time.NewTicker(c.cfg.Tick)

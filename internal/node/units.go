@@ -64,9 +64,9 @@ func (m *mutedSink) mute(symbols []string) {
 	}
 }
 
-func (m *mutedSink) muteAll() {
+func (m *mutedSink) muteAll(all bool) {
 	m.mu.Lock()
-	m.all = true
+	m.all = all
 	m.mu.Unlock()
 }
 
@@ -127,8 +127,8 @@ func (r *unitRunner) Serves(exchange, symbol string) bool {
 
 // launch starts a stream for symbols of subscription sub; the caller
 // records it in r.cur. r.mu held.
-func (r *unitRunner) launch(sub int, symbols []string) (*unitStream, error) {
-	sink := &mutedSink{next: r.sinkBase}
+func (r *unitRunner) launch(sub int, symbols []string, quiet bool) (*unitStream, error) {
+	sink := &mutedSink{next: r.sinkBase, all: quiet}
 	s, err := r.mk(sub, symbols, sink)
 	if err != nil {
 		return nil, err
@@ -167,7 +167,7 @@ func (r *unitRunner) StartUnits(_ context.Context, units []cluster.Unit) error {
 		if len(syms) == 0 {
 			continue
 		}
-		us, err := r.launch(i, syms)
+		us, err := r.launch(i, syms, false)
 		if err != nil {
 			errs = append(errs, &SubscriptionError{Index: i, Exchange: sub.Exchange, Stage: StageStream, Err: err})
 			continue
@@ -208,7 +208,9 @@ func (r *unitRunner) StopUnits(ctx context.Context, units []cluster.Unit) error 
 			r.retire(us, nil)
 			continue
 		}
-		nu, err := r.launch(us.sub, kept)
+		// The replacement reports nothing until it is CONNECTED: until
+		// then the old stream carries the kept units and says so.
+		nu, err := r.launch(us.sub, kept, true)
 		if err != nil {
 			// Keep the old stream: it still carries the kept units.
 			errs = append(errs, err)
@@ -241,15 +243,17 @@ func (r *unitRunner) retire(us *unitStream, nu *unitStream) {
 		if nu != nil {
 			r.awaitConnected(nu)
 		}
-		us.sink.muteAll()
+		us.sink.muteAll(true)
+		if nu != nil {
+			nu.sink.muteAll(false)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), retireWait)
 		_ = us.s.Shutdown(ctx)
 		cancel()
 		_ = us.s.Close()
 		<-us.done
 		if nu != nil {
-			// The old stream's last states may have overwritten the new
-			// one's: write the new one's again.
+			// The new stream's states, muted so far.
 			for _, st := range nu.s.States() {
 				nu.sink.PutState(st)
 			}
