@@ -109,27 +109,55 @@ func watchStream(t *testing.T, js jetstream.JetStream) *streamWatch {
 	return w
 }
 
-// owners reads md_state: per unit, the instances with a fresh entry, and
-// whether they are all CONNECTED.
-func owners(kv jetstream.KeyValue, staleAfter time.Duration) (map[cluster.Unit][]string, map[cluster.Unit]bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	es, err := publisher.ReadStates(ctx, kv, publisher.WithStaleAfter(staleAfter))
+// stateView follows md_state (a watch, not a read of the whole bucket:
+// with every replica rewriting its keys, a read waiting for the end of
+// the initial values can lag behind on a loaded machine).
+type stateView struct {
+	mu      sync.Mutex
+	entries map[string]bridge.SymbolState
+}
+
+func watchStates(t *testing.T, kv jetstream.KeyValue) *stateView {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ch, err := publisher.WatchStates(ctx, kv, "")
 	if err != nil {
-		return nil, nil, err
+		t.Fatal(err)
 	}
+	v := &stateView{entries: map[string]bridge.SymbolState{}}
+	go func() {
+		for e := range ch {
+			v.mu.Lock()
+			if e.Deleted || e.Err != nil {
+				delete(v.entries, e.Key)
+			} else {
+				v.entries[e.Key] = e.State
+			}
+			v.mu.Unlock()
+		}
+	}()
+	return v
+}
+
+// owners returns, per unit, the instances with a fresh md_state entry that
+// is not DISCONNECTED, and whether they are all CONNECTED.
+func (v *stateView) owners(staleAfter time.Duration) (map[cluster.Unit][]string, map[cluster.Unit]bool, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	now := time.Now()
 	own := map[cluster.Unit][]string{}
 	connected := map[cluster.Unit]bool{}
-	for _, e := range es {
-		if e.Stale || e.Err != nil || e.State.State == publisher.StateDisconnected {
+	for _, st := range v.entries {
+		if now.Sub(st.Updated) > staleAfter || st.State == publisher.StateDisconnected {
 			continue
 		}
-		u := cluster.Unit{Market: e.State.Exchange, Symbol: e.State.Symbol}
+		u := cluster.Unit{Market: st.Exchange, Symbol: st.Symbol}
 		if _, ok := connected[u]; !ok {
 			connected[u] = true
 		}
-		own[u] = append(own[u], e.State.Instance)
-		if e.State.State != "CONNECTED" {
+		own[u] = append(own[u], st.Instance)
+		if st.State != "CONNECTED" {
 			connected[u] = false
 		}
 	}
@@ -224,6 +252,7 @@ func TestClusterPartitions(t *testing.T) {
 		t.Fatal(err)
 	}
 	units := unitsOf(cfgFor("x").Subscriptions)
+	view := watchStates(t, kv)
 
 	// steady waits until md_state shows every unit on exactly the owners
 	// the assignment over members gives, all CONNECTED; it returns them.
@@ -232,7 +261,7 @@ func TestClusterPartitions(t *testing.T) {
 		want := cluster.Assign(units, members, r)
 		var got map[cluster.Unit][]string
 		waitUntil(t, 5*time.Minute, 500*time.Millisecond, step, func() error {
-			own, conn, err := owners(kv, staleAfter)
+			own, conn, err := view.owners(staleAfter)
 			if err != nil {
 				return err
 			}
