@@ -179,13 +179,8 @@ func (n *Node) streamMaker(req bridge.SnapshotRequester) func(i int, symbols []s
 			}
 			gates[venue] = gate
 		}
-		return bridge.NewStream(sc, pub,
-			bridge.WithLogger(n.log),
-			bridge.WithStateSink(sink),
-			bridge.WithSnapshotRequester(req),
-			bridge.WithTradeResumer(resumer),
-			bridge.WithConnectGate(gate),
-		)
+		sc.StateSink, sc.SnapshotRequester, sc.TradeResumer, sc.ConnectGate = sink, req, resumer, gate
+		return bridge.NewStream(sc, pub, n.log)
 	}
 }
 
