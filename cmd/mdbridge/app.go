@@ -78,9 +78,9 @@ func (c *Config) nodeConfig(pc publisher.Config) node.Config {
 		Instance: c.Instance, Publisher: pc, Resilience: ptr(c.Resilience), Cluster: c.clusterConfig(),
 		Venues: node.Venues{
 			BinanceWSURL: c.BinanceWSURL, BinanceRESTURL: c.BinanceRESTURL,
-			BinanceBookDepth: c.BinanceBookDepth, BinanceWeightPerMinute: c.BinanceWeightPerMin,
+			BinanceBookDepth: c.BinanceBookDepth, BinanceWeightPerMinute: c.share(c.BinanceWeightPerMin),
 			BybitWSURL: c.BybitWSURL, BybitRESTURL: c.BybitRESTURL,
-			BybitBookDepth: c.BybitBookDepth, BybitRequestsPerMinute: c.BybitRequestsPerMin,
+			BybitBookDepth: c.BybitBookDepth, BybitRequestsPerMinute: c.share(c.BybitRequestsPerMin),
 		},
 	}
 	for _, sub := range c.subs {

@@ -90,6 +90,9 @@ func (c *Config) validateCluster() error {
 	} else if c.MembersBucket == c.KVBucket {
 		errs = append(errs, configError("MEMBERS_BUCKET", "must differ from MDB_KV_BUCKET (%q)", c.KVBucket))
 	}
+	if c.IPShare < 1 {
+		errs = append(errs, configError("IP_SHARE", "%d; allowed: the number of replicas sharing one egress IP, at least 1 (default 1: each replica has its own)", c.IPShare))
+	}
 	if c.HandoverTimeout < time.Second {
 		errs = append(errs, configError("HANDOVER_TIMEOUT", "%s is below the minimum 1s; use a Go duration such as 30s", c.HandoverTimeout))
 	}
@@ -160,4 +163,10 @@ func printCluster(ctx context.Context, js jetstream.JetStream, cfg *Config, entr
 		fmt.Fprintf(w, "  %-32s %s%s\n", u, strings.Join(o, " "), mark)
 	}
 	fmt.Fprintf(w, "%d units, %d below redundancy %d\n", len(units), below, want)
+}
+
+// share is a per-IP budget divided among the MDB_IP_SHARE replicas on
+// that IP (at least 1).
+func (c *Config) share(budget int) int {
+	return max(budget/max(c.IPShare, 1), 1)
 }

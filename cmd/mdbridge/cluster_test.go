@@ -46,3 +46,28 @@ func TestRedundancyConfig(t *testing.T) {
 		t.Fatalf("members bucket = state bucket: %v", err)
 	}
 }
+
+// TestIPShare: replicas sharing one egress IP each take their share of the
+// per-IP REST budgets; a share below 1 is refused naming the variable.
+func TestIPShare(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("MDB_IP_SHARE", "3")
+	t.Setenv("MDB_BINANCE_WEIGHT_PER_MINUTE", "6000")
+	c, err := loadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := c.publisherConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := c.nodeConfig(pc).Venues
+	if v.BinanceWeightPerMinute != 2000 || v.BybitRequestsPerMinute != 40 {
+		t.Fatalf("budgets %d weight/min, %d requests/min; want 2000 and 40", v.BinanceWeightPerMinute, v.BybitRequestsPerMinute)
+	}
+	clearEnv(t)
+	t.Setenv("MDB_IP_SHARE", "0")
+	if _, err := loadConfig(); err == nil || !strings.Contains(err.Error(), "MDB_IP_SHARE: 0") {
+		t.Fatalf("MDB_IP_SHARE=0: %v", err)
+	}
+}
