@@ -17,7 +17,8 @@ import (
 //	{"v":1,"type":"book.snapshot",...,"last_id":12,"bids":[...],"asks":[...]}
 //
 // Book events of a venue with several update-id series per symbol (Bybit)
-// carry "depth" after "last_id".
+// carry "depth" after "last_id". bbo, kline, ticker and liquidation bodies:
+// see appendChannelJSON and schema/.
 func (e *Event) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `{"v":`...)
 	dst = strconv.AppendInt(dst, SchemaVersion, 10)
@@ -61,6 +62,8 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 		dst = appendLevels(dst, e.Bids)
 		dst = append(dst, `,"asks":`...)
 		dst = appendLevels(dst, e.Asks)
+	default:
+		dst = e.appendChannelJSON(dst)
 	}
 	return append(dst, '}')
 }
@@ -143,6 +146,7 @@ type wireEvent struct {
 	Depth    int        `json:"depth"`
 	Bids     [][]string `json:"bids"`
 	Asks     [][]string `json:"asks"`
+	wireChannel
 }
 
 // DecodeJSON parses a wire body produced by AppendJSON. Consumers (the CLI's
@@ -173,6 +177,9 @@ func DecodeJSON(body []byte) (Event, error) {
 	}
 	if e.Type == EventBookDelta || e.Type == EventBookSnapshot {
 		e.Depth = w.Depth
+	}
+	if err := w.fill(&e); err != nil {
+		return Event{}, fmt.Errorf("%w: %v", ErrBadEvent, err)
 	}
 	if e.Type == EventBookDelta {
 		e.PrevID = w.PrevID

@@ -18,6 +18,7 @@ type symbol struct {
 	trades tradeSync
 	rest   *restBook   // BookRESTSnapshot venues with ChannelBook
 	stream *streamBook // BookStreamSnapshot venues with ChannelBook
+	ch     *chanState  // bbo, kline, ticker, liquidation; nil without them
 	ctr    symbolCounters
 
 	// Set when the symbol's trades / book events arrived on the current
@@ -136,6 +137,9 @@ func newShard(st *Stream, idx int, p shardPlan) (*shard, error) {
 		if sym.trades.dedupID, err = resilience.NewMessageDeduplicator[string](dcfg); err != nil {
 			return nil, fmt.Errorf("%w: dedup: %w", ErrConfig, err)
 		}
+		if sym.ch, err = newChanState(cfg.Channels, dcfg); err != nil {
+			return nil, err
+		}
 		sym.trades.seq = resilience.NewSequenceTracker()
 		sym.trades.track = cfg.res.SequenceTracking
 		sym.trades.limit = cfg.PendingLimit
@@ -231,6 +235,8 @@ func (sh *shard) process(ev *Event) {
 		default:
 			sh.ctr.malformed.Add(1) // book data without a book subscription
 		}
+	case EventBBO, EventKline, EventTicker, EventLiquidation:
+		sh.processChannel(sym, ev)
 	default:
 		sh.ctr.malformed.Add(1)
 	}
@@ -372,6 +378,9 @@ func (sh *shard) onNewPrimary(reconnect bool) []*symbol {
 	for _, sym := range sh.list {
 		if sym.stream != nil {
 			sym.stream.reset() // the new subscription starts with a snapshot
+		}
+		if sym.ch != nil {
+			sym.ch.reconnected()
 		}
 		if canRecent && sym.trades.track && sh.chans&ChannelTrade != 0 && sym.trades.byID && sym.trades.startRecent() {
 			recent = append(recent, sym)

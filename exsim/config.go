@@ -122,6 +122,22 @@ type Config struct {
 	// in Truth's Delivered and Undelivered.
 	ClosedConns int
 
+	// KlineSpeed makes kline time run this many times faster than the wall
+	// clock from the server's start (default 1): at 60 a 1m bar closes every
+	// second. Bar open and close times are on that clock.
+	KlineSpeed float64
+	// KlinePush is how often the open bar of every subscribed kline stream
+	// is pushed (default 2s, as Binance does; closed bars are pushed when
+	// they close).
+	KlinePush time.Duration
+	// TickerPush is how often a Bybit linear ticker moves and pushes a
+	// delta of its changed fields (default 100ms).
+	TickerPush time.Duration
+	// LiquidationRate is Bybit linear liquidations per second per market
+	// (default 0.5; negative = none), pushed in allLiquidation batches every
+	// 500 ms.
+	LiquidationRate float64
+
 	// Faults are injected when the server starts (see Fault).
 	Faults []Fault
 }
@@ -169,6 +185,10 @@ func (cfg Config) withDefaults() Config {
 	cfg.TradeHistory = cmp.Or(cfg.TradeHistory, 100000)
 	cfg.BookLevels = cmp.Or(cfg.BookLevels, 300)
 	cfg.ClosedConns = cmp.Or(cfg.ClosedConns, 256)
+	cfg.KlineSpeed = cmp.Or(cfg.KlineSpeed, 1)
+	cfg.KlinePush = cmp.Or(cfg.KlinePush, 2*time.Second)
+	cfg.TickerPush = cmp.Or(cfg.TickerPush, 100*time.Millisecond)
+	cfg.LiquidationRate = cmp.Or(cfg.LiquidationRate, 0.5)
 	return cfg
 }
 
@@ -218,6 +238,9 @@ func (cfg Config) validate() error {
 	if cfg.MaxStreams < 0 || cfg.BinanceWeightLimit < 0 || cfg.BinanceBanAfter < 0 ||
 		cfg.BybitRequestLimit < 0 || cfg.SendQueue < 0 || cfg.TradeHistory < 0 {
 		return bad("limits and sizes must not be negative")
+	}
+	if cfg.KlineSpeed < 0 || cfg.KlineSpeed > 1e6 || cfg.KlinePush < 0 || cfg.TickerPush < 0 {
+		return bad("KlineSpeed must be within 0..1e6, KlinePush and TickerPush not negative")
 	}
 	if cfg.BookLevels < 20 || cfg.BookLevels > 5000 {
 		return bad("BookLevels %d must be within 20..5000", cfg.BookLevels)

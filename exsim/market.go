@@ -135,6 +135,8 @@ type market struct {
 	arena   []byte
 	batch   []int64 // Bybit trade ordinals waiting for the next publicTrade frame
 	lv      [2][]level
+
+	chs *chanSim // klines, ticker, liquidations (channels.go)
 }
 
 const arenaChunk = 64 << 10
@@ -173,6 +175,7 @@ func newMarket(s *Server, mc MarketConfig) *market {
 	m.lastPx = m.in.base
 	m.book.init(m.bookRNG, m.in.base, s.cfg.BookLevels, m.in.maxLot)
 	m.lastTop = [2]level{m.top(bidSide), m.top(askSide)}
+	m.chs = newChanSim(m, seed)
 	if mc.Venue.isBinance() {
 		m.depth = &series{m: m, name: SeriesDepth, first: m.updateID + 1, last: m.updateID}
 	} else if !mc.Venue.isOKX() {
@@ -310,6 +313,9 @@ func (m *market) run(ctx context.Context) {
 		if m.okx != nil {
 			m.okxKeepAlive(now)
 		}
+		if m.okx == nil { // the OKX channels are not simulated yet
+			m.chanTick(now)
+		}
 		t.Reset(tickInterval(tr, br))
 	}
 }
@@ -380,6 +386,7 @@ func (m *market) genOrder(now int64) int {
 		step = -step
 	}
 	px := max(m.lastPx+step, 1)
+	m.klAdvance(now) // trades land in the bar of their time
 	if m.venue == BinanceUSDM {
 		return m.genUSDMOrder(now, k, px, maker)
 	}
@@ -410,6 +417,7 @@ func (m *market) genOrder(now int64) int {
 		id := m.nextID
 		m.nextID++
 		m.ring.push(id, rec)
+		m.klTrade(id, rec)
 		m.trades.last = id
 		if m.venue == Binance {
 			m.fanBinanceTrade(id, rec)

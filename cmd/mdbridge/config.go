@@ -78,11 +78,18 @@ type Config struct {
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s" desc:"bound on flushing acks and writing final state at shutdown"`
 	SilenceCheck    time.Duration `envconfig:"SILENCE_CHECK" default:"1m" desc:"a connection with no data for this long (pings still answered) is checked against the venue's REST data and replaced if it missed any (silent feed); 0 disables, else at least 5s"`
 
+	Cluster         bool          `envconfig:"CLUSTER" default:"false" desc:"partition the subscriptions over the replicas sharing the NATS server (membership in KV bucket MDB_MEMBERS_BUCKET); false: every replica carries everything"`
+	Redundancy      string        `envconfig:"REDUNDANCY" default:"2" desc:"with MDB_CLUSTER: replicas carrying each (exchange, symbol); 1 = no redundancy; at least the number of replicas = every replica carries everything"`
+	MembersBucket   string        `envconfig:"MEMBERS_BUCKET" default:"md_members" desc:"with MDB_CLUSTER: KV bucket of the replicas' membership"`
+	HandoverTimeout time.Duration `envconfig:"HANDOVER_TIMEOUT" default:"30s" desc:"with MDB_CLUSTER: how long a replica keeps a unit it lost while its new owners are not CONNECTED"`
+	IPShare         int           `envconfig:"IP_SHARE" default:"1" desc:"replicas sharing one egress IP: each uses 1/MDB_IP_SHARE of MDB_BINANCE_WEIGHT_PER_MINUTE and MDB_BYBIT_REQUESTS_PER_MINUTE (per-IP budgets)"`
+
 	// Resilience knobs of every stream: MDB_RESILIENCE_AUTO_RECONNECT,
 	// MDB_RESILIENCE_RECONNECT_DELAY_MAX, ...
 	Resilience resilience.ResilienceConfig `envconfig:"RESILIENCE"`
 
-	subs []Subscription
+	subs       []Subscription
+	redundancy int // parsed MDB_REDUNDANCY
 }
 
 // minHeartbeat is the shortest MDB_RESILIENCE_HEARTBEAT_INTERVAL: the
@@ -268,6 +275,7 @@ func (c *Config) validate() error {
 	if c.BybitRequestsPerMin < 1 {
 		add(configError("BYBIT_REQUESTS_PER_MINUTE", "%d; must be at least 1", c.BybitRequestsPerMin))
 	}
+	add(c.validateCluster())
 	if _, err := cli.ParseLevel(c.LogLevel); err != nil {
 		add(configError("LOG_LEVEL", "%v", err))
 	}
