@@ -19,6 +19,7 @@ type symbol struct {
 	rest   *restBook   // BookRESTSnapshot venues with ChannelBook
 	stream *streamBook // BookStreamSnapshot venues with ChannelBook
 	ctr    symbolCounters
+	ages   []*channelAge // data age of each subscribed channel (staleness.go)
 
 	// Set when the symbol's trades / book events arrived on the current
 	// primary connection since the last suspect event (QuietCheck).
@@ -140,6 +141,9 @@ func newShard(st *Stream, idx int, p shardPlan) (*shard, error) {
 				sym.rest = &restBook{limit: cfg.BookBufferLimit}
 			}
 		}
+		if sym.ages, err = newChannelAges(cfg, sym, &sh.ctr.staleAlerts); err != nil {
+			return nil, err
+		}
 		sh.syms[name] = sym
 		sh.list = append(sh.list, sym)
 	}
@@ -185,6 +189,7 @@ func (sh *shard) process(ev *Event) {
 	}
 	sym.ctr.received.Add(1)
 	sym.ctr.lastMsgNS.Store(ev.RecvTS)
+	sym.recordAge(ev)
 	switch ev.Type {
 	case EventTrade:
 		sym.seenTrade = true

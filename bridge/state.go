@@ -74,6 +74,7 @@ func (sh *shard) symbolStates(state string) []SymbolState {
 		st := base
 		st.Symbol = sym.name
 		st.LastMessageTS = sym.ctr.lastMsgNS.Load()
+		st.Channels = sym.channelStates()
 		st.Counters = sym.ctr.counters()
 		// Malformed frames cannot be attributed to a symbol: every symbol
 		// of the connection shows them as dropped input.
