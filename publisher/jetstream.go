@@ -75,7 +75,8 @@ type JetStream struct {
 	c    counters
 	hist histogram
 
-	noVerify bool // tests: skip the long-outage check (verify.go)
+	noVerify     bool                                                                                        // tests: skip the long-outage check (verify.go)
+	lookupStored func(context.Context, map[string]time.Time, map[string]struct{}) (map[string]uint64, error) // tests: replaces storedIDs
 }
 
 // NewJetStream validates cfg, provisions the stream (EnsureStream) and

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -193,4 +194,61 @@ func TestLongPartitionExactlyOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLongPartitionUnverified: when the stream cannot be read, messages
+// buffered longer than 3/4 of the duplicate window are sent anyway,
+// counted as unverified and logged at ERROR; none is lost.
+func TestLongPartitionUnverified(t *testing.T) {
+	t.Parallel()
+	const window = time.Second
+	srv := startServer(t, nil)
+	proxy := newCutProxy(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(srv.Port())))
+	nc := connect(t, proxy.url())
+	var logs syncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := NewJetStream(ctx, nc, Config{DuplicateWindow: window, AckTimeout: time.Second}, slogTo(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	p.lookupStored = func(context.Context, map[string]time.Time, map[string]struct{}) (map[string]uint64, error) {
+		return nil, errors.New("permission denied")
+	}
+	proxy.setCut(true)
+	waitStatus(t, nc, nats.RECONNECTING)
+	const n = 20
+	for i := range n {
+		if err := p.Publish(ctx, []bridge.Event{trade("binance", "BTCUSDT", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The messages must wait longer than 3/4 of the window.
+	waitUntil(t, time.Now().Add(window))
+	proxy.setCut(false)
+	sctx, scancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer scancel()
+	if err := p.Shutdown(sctx); err != nil {
+		t.Fatalf("Shutdown: %v (%+v)", err, p.Stats())
+	}
+	if s := p.Stats(); s.Unverified < n || s.AlreadyStored != 0 { // more if a send failed and was checked again
+		t.Errorf("unverified %d, already stored %d; want at least %d, 0", s.Unverified, s.AlreadyStored, n)
+	}
+	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "permission denied") {
+		t.Errorf("no ERROR naming the failure:\n%s", logs.String())
+	}
+	check := connect(t, srv.ClientURL())
+	if got := len(readStream(t, check, "MD")); got != n {
+		t.Errorf("%d messages stored, want %d", got, n)
+	}
+}
+
+// waitUntil blocks until the wall clock passes t (the test needs messages
+// of a real age; this is not synchronization with another goroutine).
+func waitUntil(t *testing.T, at time.Time) {
+	t.Helper()
+	timer := time.NewTimer(time.Until(at))
+	defer timer.Stop()
+	<-timer.C
 }

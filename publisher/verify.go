@@ -100,7 +100,11 @@ func (p *JetStream) verifyOld(now time.Time) {
 		case <-ctx.Done():
 		}
 	}()
-	stored, err := p.storedIDs(ctx, subjects, want)
+	lookup := p.storedIDs
+	if p.lookupStored != nil {
+		lookup = p.lookupStored
+	}
+	stored, err := lookup(ctx, subjects, want)
 	cancel()
 	p.mu.Lock()
 	checked := time.Now()
