@@ -364,7 +364,7 @@ func TestSnapshotRequester(t *testing.T) {
 	if _, err := sim.InjectFault(exsim.Fault{Kind: exsim.FaultGap, Rate: 0.02}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	eventually(t, 10*time.Second, "2 gaps", func() bool { return s.Stats().Gaps >= 2 })
 	sim.ClearFaults()
 	quiesce(t, sim, col, "binance", exsim.Binance, "BTCUSDT")
 	assertFinalBook(t, sim, col, "binance", exsim.Binance, "BTCUSDT", 0)
