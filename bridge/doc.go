@@ -1,6 +1,9 @@
 // Package bridge turns exchange WebSocket feeds into a loss-free,
 // duplicate-free, ordered sequence of normalized events (Event): trades,
-// order book snapshots and deltas.
+// order book snapshots and deltas, and the channel events best bid/offer,
+// klines (closed bars exactly once, filled from REST across outages),
+// derivatives tickers (venue deltas merged into full state) and
+// liquidations (channels.go, chansync.go).
 //
 // It holds the wire contract (Event, AppendJSON, AppendMsgID, DecodeJSON),
 // the adapter contract every venue implements (Exchange; bridge/binance,
@@ -53,7 +56,9 @@
 //     Binance's buffer/snapshot/U-u procedure (snapshots through the
 //     SnapshotRequester when configured, coalesced per symbol and
 //     rate-limited); BookStreamSnapshot venues reset on every snapshot and
-//     resubscribe on a jump (BookGapPolicy).
+//     resubscribe on a jump (BookGapPolicy); BookStreamChained venues (OKX)
+//     do the same with deltas chained by Event.PrevID, and bootstrap from
+//     a REST snapshot when the stream sends none (bookchain_prev.go).
 //   - State: every transition of a connection and a periodic refresh are
 //     reported per symbol to the StateSink; at the end every symbol is
 //     reported DISCONNECTED.

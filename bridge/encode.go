@@ -16,7 +16,8 @@ import (
 //	{"v":1,"type":"book.snapshot",...,"last_id":12,"bids":[...],"asks":[...]}
 //
 // Book events of a venue with several update-id series per symbol (Bybit)
-// carry "depth" after "last_id".
+// carry "depth" after "last_id". bbo, kline, ticker and liquidation bodies:
+// see appendChannelJSON and schema/.
 func (e *Event) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `{"v":`...)
 	dst = strconv.AppendInt(dst, SchemaVersion, 10)
@@ -56,6 +57,8 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 		dst = appendLevels(dst, e.Bids)
 		dst = append(dst, `,"asks":`...)
 		dst = appendLevels(dst, e.Asks)
+	default:
+		dst = e.appendChannelJSON(dst)
 	}
 	return append(dst, '}')
 }
@@ -137,6 +140,7 @@ type wireEvent struct {
 	Depth    int        `json:"depth"`
 	Bids     [][]string `json:"bids"`
 	Asks     [][]string `json:"asks"`
+	wireChannel
 }
 
 // DecodeJSON parses a wire body produced by AppendJSON. Consumers (the CLI's
@@ -167,6 +171,9 @@ func DecodeJSON(body []byte) (Event, error) {
 	}
 	if e.Type == EventBookDelta || e.Type == EventBookSnapshot {
 		e.Depth = w.Depth
+	}
+	if err := w.fill(&e); err != nil {
+		return Event{}, fmt.Errorf("%w: %v", ErrBadEvent, err)
 	}
 	if e.Type == EventTrade && e.Exchange == "binance" {
 		if n, err := strconv.ParseInt(e.ID, 10, 64); err == nil {

@@ -5,27 +5,10 @@ import (
 	"time"
 )
 
-// Channel is a kind of market data a symbol can be subscribed to.
-type Channel uint8
-
-// Channels. A subscription may combine them with |.
-const (
-	ChannelTrade Channel = 1 << iota // trades
-	ChannelBook                      // order book: snapshot + deltas
-)
-
-// String returns "trade", "book" or a "+"-joined combination.
-func (c Channel) String() string {
-	switch c {
-	case ChannelTrade:
-		return "trade"
-	case ChannelBook:
-		return "book"
-	case ChannelTrade | ChannelBook:
-		return "trade+book"
-	}
-	return "none"
-}
+// Channel is a set of kinds of market data a symbol can be subscribed to:
+// one bit per kind, one bit per kline interval (closed bars) and one per
+// kline interval's open-bar updates. See channels.go.
+type Channel uint64
 
 // Topic is one exchange stream: one channel of one symbol. It is the unit
 // the runner shards over connections (a Binance stream, a Bybit topic arg).
@@ -52,6 +35,10 @@ type Frame struct {
 	Kind  FrameKind
 	ReqID string // request id of a control reply, if any
 	Err   error  // for FrameError: the exchange's error, wrapping ErrExchange
+	// Symbol is, for FrameError, the symbol the refusal names when the venue
+	// says (OKX: "instId:XYZ" in the message); the runner shows the error in
+	// that symbol's state (md_state last_error) while the others run on.
+	Symbol string
 }
 
 // BookMode is how a venue delivers order books.
@@ -67,7 +54,16 @@ const (
 	// any later snapshot resets the book; resubscribing yields a fresh
 	// snapshot (Bybit v5).
 	BookStreamSnapshot
+	// BookStreamChained: as BookStreamSnapshot, but update ids are not
+	// consecutive: each delta names the id of the update before it
+	// (Event.PrevID; OKX prevSeqId == the previous seqId). See
+	// bookchain_prev.go for the rule, keep-alives and venue resets.
+	BookStreamChained
 )
+
+// streamed reports whether m is a stream-snapshot mode (the book is
+// resynchronized by resubscribing).
+func (m BookMode) streamed() bool { return m == BookStreamSnapshot || m == BookStreamChained }
 
 // Heartbeat describes a venue's keep-alive rules.
 type Heartbeat struct {
@@ -90,6 +86,11 @@ type Limits struct {
 	MaxConnectionsPerIP  int // the seed's table: Binance 5, Bybit 20
 	MaxFrameBytes        int64
 	RecommendedBookDepth int
+	// MaxOpsPerHour is the venue's budget of subscribe/unsubscribe requests
+	// per connection and hour (OKX 480); 0 = no limit. A resubscription
+	// that would exceed it replaces the connection instead (a new
+	// connection has a fresh budget).
+	MaxOpsPerHour int
 }
 
 // Exchange is one venue's adapter. Adapters only build URLs and frames,

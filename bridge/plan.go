@@ -20,10 +20,8 @@ type planLimits struct {
 // topicsOf returns the topics of one symbol for the channel set ch.
 func topicsOf(symbol string, ch Channel) []Topic {
 	var ts []Topic
-	for _, c := range []Channel{ChannelTrade, ChannelBook} {
-		if ch&c != 0 {
-			ts = append(ts, Topic{Symbol: symbol, Channel: c})
-		}
+	for _, c := range ch.topicBits() {
+		ts = append(ts, Topic{Symbol: symbol, Channel: c})
 	}
 	return ts
 }

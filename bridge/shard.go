@@ -18,6 +18,7 @@ type symbol struct {
 	trades tradeSync
 	rest   *restBook   // BookRESTSnapshot venues with ChannelBook
 	stream *streamBook // BookStreamSnapshot venues with ChannelBook
+	ch     *chanState  // bbo, kline, ticker, liquidation; nil without them
 	ctr    symbolCounters
 	ages   []*channelAge // data age of each subscribed channel (staleness.go)
 
@@ -26,6 +27,10 @@ type symbol struct {
 	seenTrade, seenBook bool
 	// A QuietCheck verification is pending or running (at most one each).
 	verifyingTrades, verifyingBook bool
+	// subErr is the venue's refusal of the symbol's subscription (an
+	// unknown instrument), shown as its state's last error. Guarded by the
+	// shard's stMu.
+	subErr string
 }
 
 // snapReply answers a snapshot request (streamSnapshot) with the snapshot
@@ -113,6 +118,7 @@ func newShard(st *Stream, idx int, p shardPlan) (*shard, error) {
 		heartbeat:        cfg.HeartbeatTimeout,
 		maxFrame:         cfg.limits.MaxFrameBytes,
 		inboundPerSecond: cfg.limits.MaxInboundPerSecond,
+		opsPerHour:       cfg.limits.MaxOpsPerHour,
 		now:              st.now,
 		goConn:           st.goConn,
 		ctr:              &sh.ctr,
@@ -130,6 +136,9 @@ func newShard(st *Stream, idx int, p shardPlan) (*shard, error) {
 		if sym.trades.dedupID, err = resilience.NewMessageDeduplicator[string](dcfg); err != nil {
 			return nil, fmt.Errorf("%w: dedup: %w", ErrConfig, err)
 		}
+		if sym.ch, err = newChanState(cfg.Channels, dcfg); err != nil {
+			return nil, err
+		}
 		sym.trades.seq = resilience.NewSequenceTracker()
 		sym.trades.track = cfg.res.SequenceTracking
 		sym.trades.limit = cfg.PendingLimit
@@ -137,6 +146,8 @@ func newShard(st *Stream, idx int, p shardPlan) (*shard, error) {
 			switch cfg.Exchange.BookMode() {
 			case BookStreamSnapshot:
 				sym.stream = &streamBook{policy: cfg.BookGapPolicy}
+			case BookStreamChained:
+				sym.stream = &streamBook{policy: cfg.BookGapPolicy, chained: true}
 			default:
 				sym.rest = &restBook{limit: cfg.BookBufferLimit}
 			}
@@ -227,6 +238,8 @@ func (sh *shard) process(ev *Event) {
 		default:
 			sh.ctr.malformed.Add(1) // book data without a book subscription
 		}
+	case EventBBO, EventKline, EventTicker, EventLiquidation:
+		sh.processChannel(sym, ev)
 	default:
 		sh.ctr.malformed.Add(1)
 	}
@@ -318,6 +331,10 @@ func (sh *shard) housekeeping() {
 		if b := sym.stream; b != nil && b.state == bookResyncing && now.Sub(b.resyncAt) > sh.st.cfg.ResyncTimeout {
 			sh.resubscribe(sym, "no snapshot within the resync timeout")
 		}
+		if b := sym.stream; b != nil && b.chainNeedsBoot(now.UnixNano()) {
+			b.chain.fetching = true
+			sh.st.goWork(func(ctx context.Context) { sh.chainBootstrap(ctx, sym) })
+		}
 	}
 	if d := sh.st.cfg.SilenceCheck; d > 0 && sh.primary != nil && !sh.probing && now.UnixNano()-sh.primary.dataAt.Load() > int64(d) {
 		c := sh.primary
@@ -365,6 +382,9 @@ func (sh *shard) onNewPrimary(reconnect bool) []*symbol {
 		if sym.stream != nil {
 			sym.stream.reset() // the new subscription starts with a snapshot
 		}
+		if sym.ch != nil {
+			sym.ch.reconnected()
+		}
 		if canRecent && sym.trades.track && sh.st.cfg.Channels&ChannelTrade != 0 && sym.trades.byID && sym.trades.startRecent() {
 			recent = append(recent, sym)
 		}
@@ -408,4 +428,19 @@ func (sh *shard) frameLost(c *conn) {
 		sh.scheduleQuietCheck()
 	}
 	sh.mu.Unlock()
+}
+
+// refused records that the venue refused symbol's subscription on c: the
+// symbol's state shows it as its last error; the other symbols of the
+// connection are not affected.
+func (sh *shard) refused(c *conn, symbol string, err error) {
+	sym := sh.syms[symbol]
+	if sym == nil {
+		return
+	}
+	sym.log.Error("subscription refused", "err", err)
+	sh.stMu.Lock()
+	sym.subErr = fmt.Errorf("%w: %w", ErrSubscribe, err).Error()
+	sh.stMu.Unlock()
+	sh.report()
 }

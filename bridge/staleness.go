@@ -38,8 +38,9 @@ type StaleConfig struct {
 	// Default 1m; negative is rejected.
 	After time.Duration
 	// Channels overrides the threshold per channel (one channel bit per
-	// key), e.g. a longer one for trades of quiet symbols and a shorter
-	// one for the order book. Each value must be positive.
+	// key: ChannelTrade, KlineChannel(Interval1h), ...), e.g. a longer one
+	// for trades of quiet symbols and a shorter one for the order book.
+	// Each value must be positive.
 	Channels map[Channel]time.Duration
 }
 
@@ -60,7 +61,7 @@ func (c StaleConfig) validate() (StaleConfig, error) {
 		c.After = DefaultStaleAfter
 	}
 	for ch, d := range c.Channels {
-		if bits.OnesCount8(uint8(ch)) != 1 {
+		if bits.OnesCount64(uint64(ch)) != 1 {
 			return c, fmt.Errorf("%w: Stale.Channels: %#x is not one channel", ErrConfig, uint8(ch))
 		}
 		if d <= 0 {
@@ -71,7 +72,8 @@ func (c StaleConfig) validate() (StaleConfig, error) {
 }
 
 // ChannelState is the data age of one channel of a symbol, in md_state
-// (SymbolState.Channels, keyed by the channel's name).
+// (SymbolState.Channels, keyed by the channel's name: "trade", "book",
+// "kline.1m", ...).
 type ChannelState struct {
 	LastMessageTS int64  `json:"last_message_ts"` // Unix ns of the channel's last live event received, 0 if none
 	AgeNS         int64  `json:"age_ns"`          // age of the newest data at Updated (from the stream's start if none yet)
@@ -93,10 +95,7 @@ type channelAge struct {
 // order. Their alerts log on sym's logger and count in alerts.
 func newChannelAges(cfg *settings, sym *symbol, alerts *atomic.Uint64) ([]*channelAge, error) {
 	var out []*channelAge
-	for ch := ChannelTrade; ch != 0 && ch <= cfg.Channels; ch <<= 1 {
-		if cfg.Channels&ch == 0 {
-			continue
-		}
+	for _, ch := range cfg.Channels.topicBits() {
 		after := cfg.Stale.threshold(ch)
 		mon, err := resilience.NewDataQualityMonitor(resilience.DataQualityConfig{StaleThreshold: after})
 		if err != nil {
@@ -122,20 +121,28 @@ func (a *channelAge) lastString() string {
 	return "none"
 }
 
-// eventChannel is the channel an event type belongs to (0: none).
-func eventChannel(t EventType) Channel {
-	switch t {
+// eventChannel is the subscription channel an event belongs to (0: none).
+func eventChannel(ev *Event) Channel {
+	switch ev.Type {
 	case EventTrade:
 		return ChannelTrade
 	case EventBookDelta, EventBookSnapshot:
 		return ChannelBook
+	case EventBBO:
+		return ChannelBBO
+	case EventTicker:
+		return ChannelTicker
+	case EventLiquidation:
+		return ChannelLiquidation
+	case EventKline:
+		return KlineChannel(ev.Interval)
 	}
 	return 0
 }
 
 // recordAge notes a live event of sym. Called on the hot path.
 func (sym *symbol) recordAge(ev *Event) {
-	ch := eventChannel(ev.Type)
+	ch := eventChannel(ev)
 	for _, a := range sym.ages {
 		if a.ch == ch {
 			if ev.RecvTS > a.lastNS.Load() {

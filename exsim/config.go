@@ -3,6 +3,7 @@ package exsim
 import (
 	"cmp"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -49,6 +50,18 @@ type Config struct {
 	// BybitIdleTimeout cuts a Bybit connection that has seen neither a
 	// client ping nor any data sent for this long (default 10m).
 	BybitIdleTimeout time.Duration
+	// OKXIdleTimeout cuts an OKX connection that has seen neither a client
+	// message ("ping", a request) nor any data sent for this long (default
+	// 30s, OKX's cut).
+	OKXIdleTimeout time.Duration
+	// OKXKeepAlive is how long an OKX book may stay unchanged before a
+	// keep-alive update (seqId == prevSeqId, empty sides) is sent (default
+	// 60s).
+	OKXKeepAlive time.Duration
+	// OKXNoSnapshot makes OKX books subscriptions start without the
+	// snapshot (the feed change OKX announced for 2026): clients bootstrap
+	// from REST market/books.
+	OKXNoSnapshot bool
 	// InboundLimit is Binance's limit of client messages (text frames,
 	// pings, pongs) per second per connection; more disconnects (default 5;
 	// negative = unlimited).
@@ -103,6 +116,22 @@ type Config struct {
 	// in Truth's Delivered and Undelivered.
 	ClosedConns int
 
+	// KlineSpeed makes kline time run this many times faster than the wall
+	// clock from the server's start (default 1): at 60 a 1m bar closes every
+	// second. Bar open and close times are on that clock.
+	KlineSpeed float64
+	// KlinePush is how often the open bar of every subscribed kline stream
+	// is pushed (default 2s, as Binance does; closed bars are pushed when
+	// they close).
+	KlinePush time.Duration
+	// TickerPush is how often a Bybit linear ticker moves and pushes a
+	// delta of its changed fields (default 100ms).
+	TickerPush time.Duration
+	// LiquidationRate is Bybit linear liquidations per second per market
+	// (default 0.5; negative = none), pushed in allLiquidation batches every
+	// 500 ms.
+	LiquidationRate float64
+
 	// Faults are injected when the server starts (see Fault).
 	Faults []Fault
 }
@@ -131,6 +160,8 @@ func (cfg Config) withDefaults() Config {
 	cfg.PongTimeout = cmp.Or(cfg.PongTimeout, 60*time.Second)
 	cfg.MaxConnAge = cmp.Or(cfg.MaxConnAge, 24*time.Hour)
 	cfg.BybitIdleTimeout = cmp.Or(cfg.BybitIdleTimeout, 10*time.Minute)
+	cfg.OKXIdleTimeout = cmp.Or(cfg.OKXIdleTimeout, 30*time.Second)
+	cfg.OKXKeepAlive = cmp.Or(cfg.OKXKeepAlive, 60*time.Second)
 	cfg.BinanceBan = cmp.Or(cfg.BinanceBan, 2*time.Minute)
 	cfg.BybitBan = cmp.Or(cfg.BybitBan, 10*time.Minute)
 	cfg.WriteTimeout = cmp.Or(cfg.WriteTimeout, 10*time.Second)
@@ -145,6 +176,10 @@ func (cfg Config) withDefaults() Config {
 	cfg.TradeHistory = cmp.Or(cfg.TradeHistory, 100000)
 	cfg.BookLevels = cmp.Or(cfg.BookLevels, 300)
 	cfg.ClosedConns = cmp.Or(cfg.ClosedConns, 256)
+	cfg.KlineSpeed = cmp.Or(cfg.KlineSpeed, 1)
+	cfg.KlinePush = cmp.Or(cfg.KlinePush, 2*time.Second)
+	cfg.TickerPush = cmp.Or(cfg.TickerPush, 100*time.Millisecond)
+	cfg.LiquidationRate = cmp.Or(cfg.LiquidationRate, 0.5)
 	return cfg
 }
 
@@ -159,9 +194,13 @@ func (cfg Config) validate() error {
 	seen := map[string]bool{}
 	for i, m := range cfg.Markets {
 		if !m.Venue.Valid() {
-			return bad("market %d: unknown venue %q (want binance, bybit or bybit-linear)", i, m.Venue)
+			return bad("market %d: unknown venue %q (want binance, bybit, bybit-linear, okx or okx-swap)", i, m.Venue)
 		}
-		if !validSymbol(m.Symbol) {
+		if m.Venue.isOKX() {
+			if !validOKXInstID(m.Venue, m.Symbol) {
+				return bad("market %d: %s instrument %q must be upper-case letters, digits and '-' (e.g. BTC-USDT; okx-swap ids end in -SWAP)", i, m.Venue, m.Symbol)
+			}
+		} else if !validSymbol(m.Symbol) {
 			return bad("market %d: symbol %q must be 1-20 upper-case letters or digits", i, m.Symbol)
 		}
 		key := string(m.Venue) + "/" + m.Symbol
@@ -179,6 +218,7 @@ func (cfg Config) validate() error {
 	}{
 		{"PingInterval", cfg.PingInterval}, {"PongTimeout", cfg.PongTimeout},
 		{"MaxConnAge", cfg.MaxConnAge}, {"BybitIdleTimeout", cfg.BybitIdleTimeout},
+		{"OKXIdleTimeout", cfg.OKXIdleTimeout}, {"OKXKeepAlive", cfg.OKXKeepAlive},
 		{"BinanceBan", cfg.BinanceBan}, {"BybitBan", cfg.BybitBan},
 		{"WriteTimeout", cfg.WriteTimeout}, {"ShutdownGrace", cfg.ShutdownGrace},
 	} {
@@ -189,6 +229,9 @@ func (cfg Config) validate() error {
 	if cfg.MaxStreams < 0 || cfg.BinanceWeightLimit < 0 || cfg.BinanceBanAfter < 0 ||
 		cfg.BybitRequestLimit < 0 || cfg.SendQueue < 0 || cfg.TradeHistory < 0 {
 		return bad("limits and sizes must not be negative")
+	}
+	if cfg.KlineSpeed < 0 || cfg.KlineSpeed > 1e6 || cfg.KlinePush < 0 || cfg.TickerPush < 0 {
+		return bad("KlineSpeed must be within 0..1e6, KlinePush and TickerPush not negative")
 	}
 	if cfg.BookLevels < 20 || cfg.BookLevels > 5000 {
 		return bad("BookLevels %d must be within 20..5000", cfg.BookLevels)
@@ -211,6 +254,21 @@ func validSymbol(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// validOKXInstID: 3-32 characters of [A-Z0-9_-] with a '-'; okx-swap ids
+// end in "-SWAP", okx (SPOT) ids do not.
+func validOKXInstID(v Venue, s string) bool {
+	if len(s) < 3 || len(s) > 32 || !strings.Contains(s, "-") || okxVenueOf(s) != v {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
 			return false
 		}
 	}

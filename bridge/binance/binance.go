@@ -55,7 +55,7 @@ func (a *Adapter) Limiter() *resilience.RateLimitManager { return a.core.Limiter
 
 // StreamName returns the Binance stream name of a topic:
 // "btcusdt@trade" or "btcusdt@depth@100ms" ("btcusdt@depth" at 1000ms),
-// or "" for a topic that is not exactly one known channel.
+// "btcusdt@bookTicker", "btcusdt@kline_1m", or "" for a topic that is not exactly one known channel.
 func (a *Adapter) StreamName(t bridge.Topic) string {
 	sym := strings.ToLower(t.Symbol)
 	switch t.Channel {
@@ -67,7 +67,7 @@ func (a *Adapter) StreamName(t bridge.Topic) string {
 		}
 		return sym + "@depth@100ms"
 	}
-	return ""
+	return channelStream(sym, t.Channel)
 }
 
 // streams returns the stream names of the valid topics, without

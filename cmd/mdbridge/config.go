@@ -23,7 +23,7 @@ const envPrefix = "MDB"
 // Config is the whole configuration of `mdbridge run`, read from MDB_*
 // environment variables. `mdbridge -h` prints it with defaults.
 type Config struct {
-	Subscribe string `envconfig:"SUBSCRIBE" default:"binance:trade,book:BTCUSDT" desc:"what to ingest: <exchange>:<trade,book>:<SYMBOL,...>[;...]; exchanges binance, bybit, bybit-linear"`
+	Subscribe string `envconfig:"SUBSCRIBE" default:"binance:trade,book:BTCUSDT" desc:"what to ingest: <exchange>:<trade,book>:<SYMBOL,...>[;...]; exchanges binance, bybit, bybit-linear, okx, okx-swap"`
 	Instance  string `envconfig:"INSTANCE" desc:"instance name in md_state keys and logs (default: host name)"`
 
 	NATSURL       string        `envconfig:"NATS_URL" desc:"NATS server URL(s), comma separated; empty starts an embedded NATS server"`
@@ -59,6 +59,8 @@ type Config struct {
 	BinanceRESTURL string `envconfig:"BINANCE_REST_URL" default:"https://api.binance.com" desc:"Binance Spot REST base URL"`
 	BybitWSURL     string `envconfig:"BYBIT_WS_URL" default:"wss://stream.bybit.com" desc:"Bybit v5 WebSocket base URL (/v5/public/<market> is appended)"`
 	BybitRESTURL   string `envconfig:"BYBIT_REST_URL" default:"https://api.bybit.com" desc:"Bybit v5 REST base URL"`
+	OKXWSURL       string `envconfig:"OKX_WS_URL" default:"wss://ws.okx.com:8443" desc:"OKX v5 WebSocket base URL (/ws/v5/public and /ws/v5/business are appended); okx and okx-swap"`
+	OKXRESTURL     string `envconfig:"OKX_REST_URL" default:"https://openapi.okx.com" desc:"OKX v5 REST base URL; okx and okx-swap"`
 
 	BinanceBookDepth    int `envconfig:"BINANCE_BOOK_DEPTH" default:"1000" desc:"Binance REST snapshot depth (1-5000; weight 5 up to 100, 25 up to 500, 50 up to 1000, 250 above)"`
 	BinanceWeightPerMin int `envconfig:"BINANCE_WEIGHT_PER_MINUTE" default:"1200" desc:"Binance REST weight budget per minute per IP (the seed's 1200; Binance allows 6000 today): bounds snapshot and backfill bursts"`
@@ -74,12 +76,19 @@ type Config struct {
 	StaleChannels   string        `envconfig:"STALE_AFTER_CHANNELS" desc:"per-channel stale thresholds overriding MDB_STALE_AFTER, e.g. book=30s,trade=5m (quiet symbols may trade rarely)"`
 	SilenceCheck    time.Duration `envconfig:"SILENCE_CHECK" default:"1m" desc:"a connection with no data for this long (pings still answered) is checked against the venue's REST data and replaced if it missed any (silent feed); 0 disables, else at least 5s"`
 
+	Cluster         bool          `envconfig:"CLUSTER" default:"false" desc:"partition the subscriptions over the replicas sharing the NATS server (membership in KV bucket MDB_MEMBERS_BUCKET); false: every replica carries everything"`
+	Redundancy      string        `envconfig:"REDUNDANCY" default:"2" desc:"with MDB_CLUSTER: replicas carrying each (exchange, symbol); 1 = no redundancy; at least the number of replicas = every replica carries everything"`
+	MembersBucket   string        `envconfig:"MEMBERS_BUCKET" default:"md_members" desc:"with MDB_CLUSTER: KV bucket of the replicas' membership"`
+	HandoverTimeout time.Duration `envconfig:"HANDOVER_TIMEOUT" default:"30s" desc:"with MDB_CLUSTER: how long a replica keeps a unit it lost while its new owners are not CONNECTED"`
+	IPShare         int           `envconfig:"IP_SHARE" default:"1" desc:"replicas sharing one egress IP: each uses 1/MDB_IP_SHARE of MDB_BINANCE_WEIGHT_PER_MINUTE and MDB_BYBIT_REQUESTS_PER_MINUTE (per-IP budgets)"`
+
 	// Resilience knobs of every stream: MDB_RESILIENCE_AUTO_RECONNECT,
 	// MDB_RESILIENCE_RECONNECT_DELAY_MAX, ...
 	Resilience resilience.ResilienceConfig `envconfig:"RESILIENCE"`
 
-	subs  []Subscription
-	stale map[bridge.Channel]time.Duration // parsed StaleChannels
+	subs       []Subscription
+	redundancy int                              // parsed MDB_REDUNDANCY
+	stale      map[bridge.Channel]time.Duration // parsed StaleChannels
 }
 
 // minHeartbeat is the shortest MDB_RESILIENCE_HEARTBEAT_INTERVAL: the
@@ -216,6 +225,8 @@ func (c *Config) validate() error {
 		{"BYBIT_WS_URL", c.BybitWSURL, []string{"ws", "wss"}},
 		{"BINANCE_REST_URL", c.BinanceRESTURL, []string{"http", "https"}},
 		{"BYBIT_REST_URL", c.BybitRESTURL, []string{"http", "https"}},
+		{"OKX_WS_URL", c.OKXWSURL, []string{"ws", "wss"}},
+		{"OKX_REST_URL", c.OKXRESTURL, []string{"http", "https"}},
 	} {
 		add(checkURL(u.name, u.v, u.schemes...))
 	}
@@ -259,6 +270,7 @@ func (c *Config) validate() error {
 	if c.BybitRequestsPerMin < 1 {
 		add(configError("BYBIT_REQUESTS_PER_MINUTE", "%d; must be at least 1", c.BybitRequestsPerMin))
 	}
+	add(c.validateCluster())
 	if _, err := cli.ParseLevel(c.LogLevel); err != nil {
 		add(configError("LOG_LEVEL", "%v", err))
 	}

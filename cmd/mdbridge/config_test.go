@@ -197,7 +197,10 @@ func TestStaleAfter(t *testing.T) {
 		{after: "-1m", bad: "MDB_STALE_AFTER"},
 		{channels: "book=0s", bad: "MDB_STALE_AFTER_CHANNELS"},
 		{channels: "book=-5s", bad: "MDB_STALE_AFTER_CHANNELS"},
-		{channels: "ticker=5s", bad: "MDB_STALE_AFTER_CHANNELS"},
+		{channels: "candles=5s", bad: "MDB_STALE_AFTER_CHANNELS"},
+		{channels: "kline.1m+open=5s", bad: "MDB_STALE_AFTER_CHANNELS"}, // two bits: say kline.1m
+		{channels: "kline.1m=3m,ticker=30s", want: bridge.StaleConfig{After: time.Minute,
+			Channels: map[bridge.Channel]time.Duration{bridge.KlineChannel(bridge.Interval1m): 3 * time.Minute, bridge.ChannelTicker: 30 * time.Second}}},
 		{channels: "book", bad: "MDB_STALE_AFTER_CHANNELS"},
 		{channels: "book=1s,book=2s", bad: "MDB_STALE_AFTER_CHANNELS"},
 	} {

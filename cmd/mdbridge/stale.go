@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math/bits"
 	"strings"
 	"time"
 
@@ -24,7 +25,7 @@ func parseStaleChannels(s string) (map[bridge.Channel]time.Duration, error) {
 		}
 		ch, ok := channelNamed(strings.TrimSpace(name))
 		if !ok {
-			return nil, fmt.Errorf("unknown channel %q; allowed: %s", name, strings.Join(channelNames(), ", "))
+			return nil, fmt.Errorf("unknown channel %q; allowed: trade, book, bbo, ticker, liquidation, kline.<interval>", name)
 		}
 		if _, dup := out[ch]; dup {
 			return nil, fmt.Errorf("channel %q listed twice", name)
@@ -38,24 +39,17 @@ func parseStaleChannels(s string) (map[bridge.Channel]time.Duration, error) {
 	return out, nil
 }
 
-// channelNames lists the names of the single channels.
-func channelNames() []string {
-	var out []string
-	for ch := bridge.Channel(1); ch != 0; ch <<= 1 {
-		if n := ch.String(); n != "none" {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// channelNamed resolves a single channel's name (or its plural).
+// channelNamed resolves a single channel's name as MDB_SUBSCRIBE writes it
+// (trade, book, bbo, ticker, liquidation, kline.<interval>; a plural
+// "trades" or "books" is accepted too).
 func channelNamed(name string) (bridge.Channel, bool) {
 	name = strings.ToLower(name)
-	for ch := bridge.Channel(1); ch != 0; ch <<= 1 {
-		if n := ch.String(); n != "none" && (name == n || name == n+"s") {
-			return ch, true
-		}
+	ch, err := bridge.ParseChannel(name)
+	if err != nil {
+		ch, err = bridge.ParseChannel(strings.TrimSuffix(name, "s"))
 	}
-	return 0, false
+	if err != nil || bits.OnesCount64(uint64(ch)) != 1 {
+		return 0, false
+	}
+	return ch, true
 }
