@@ -227,6 +227,10 @@ type StreamConfig struct {
 	// within SilenceCheck plus one probe (a REST round trip, or
 	// ResyncTimeout). Default 1m; negative disables.
 	SilenceCheck time.Duration
+	// Stale sets when a symbol's channel counts as stale (no live message
+	// for the threshold): reported in SymbolState.Channels and Stats, and
+	// logged once per edge. Default 1m for every channel.
+	Stale StaleConfig
 	// RecentTradesLimit is the number of recent trades requested for a
 	// best-effort backfill on venues without consecutive trade ids (Bybit),
 	// when the adapter implements RecentTrader. Default 1000.
@@ -311,6 +315,10 @@ func (c StreamConfig) validate() (*settings, error) {
 		if n.v < 0 {
 			return nil, fmt.Errorf("%w: %s must not be negative (got %d)", ErrConfig, n.name, n.v)
 		}
+	}
+	var err error
+	if c.Stale, err = c.Stale.validate(); err != nil {
+		return nil, err
 	}
 	if c.BookGapPolicy > GapAccept {
 		return nil, fmt.Errorf("%w: unknown BookGapPolicy %d", ErrConfig, c.BookGapPolicy)

@@ -84,7 +84,6 @@ func TestConformance(t *testing.T) {
 				st := s.Stats()
 				return st.Reconnects >= 1 && st.Connections[0].State == "CONNECTED"
 			})
-			time.Sleep(300 * time.Millisecond)
 
 			for _, sym := range symbols {
 				gen := quiesce(t, sim, col, ex.Name(), vc.venue, sym)

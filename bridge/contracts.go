@@ -64,4 +64,7 @@ type SymbolState struct {
 	LastMessageTS int64     `json:"last_message_ts"` // Unix ns of the last event received, 0 if none
 	ClockOffsetNS int64     `json:"clock_offset_ns"` // exchange clock minus local clock
 	Counters
+	// Channels is the data age of each subscribed channel, keyed by the
+	// channel's name ("trade", "book"): StreamConfig.Stale.
+	Channels map[string]ChannelState `json:"channels,omitempty"`
 }

@@ -51,6 +51,27 @@ func startFaultRun(t *testing.T, vc venueCase, simCfg exsim.Config, tune func(*b
 	return r
 }
 
+// waitNewConnection waits until the stream's first connection slot is
+// CONNECTED on a connection other than old and has read a frame since
+// (the simulator serves it: a Binance connection is CONNECTED once its
+// handshake is done, possibly before the simulator has registered it, and
+// a fault injected then would miss it). It returns the connection's id.
+func (r *faultRun) waitNewConnection(t *testing.T, old, what string) string {
+	t.Helper()
+	var id string
+	var frames uint64
+	eventually(t, 10*time.Second, "a new connection CONNECTED "+what, func() bool {
+		st := r.s.Stats()
+		id, frames = st.Connections[0].Connection, st.Frames
+		return st.Connections[0].State == "CONNECTED" && id != old
+	})
+	eventually(t, 10*time.Second, "a frame on the new connection "+what, func() bool {
+		st := r.s.Stats()
+		return st.Frames > frames || st.Connections[0].Connection != id
+	})
+	return r.s.Stats().Connections[0].Connection
+}
+
 // check quiesces every market and asserts the ground truth: every trade
 // exactly once in order, and the consumer book equal to the simulator's.
 func (r *faultRun) check(t *testing.T, symbols ...string) bridge.Stats {
@@ -88,19 +109,22 @@ func TestFaultAbruptCloses(t *testing.T) {
 		period = 30 * time.Second
 	}
 	r := startFaultRun(t, venueCases[0], exsim.Config{Markets: []exsim.MarketConfig{market(exsim.Binance, "BTCUSDT", 150, 40)}}, nil, "BTCUSDT")
-	closes := 0
-	for end := time.Now().Add(period); time.Now().Before(end); {
-		time.Sleep(time.Second)
+	// One close per second of the period, each to the connection that
+	// replaced the one closed before (on a loaded machine a reconnect may
+	// take longer than the interval: the closes must still hit live
+	// connections, not pile up on a slot that is reconnecting).
+	closes := int(period / time.Second)
+	last := ""
+	for i := range closes {
+		last = r.waitNewConnection(t, last, fmt.Sprintf("before close %d", i+1))
 		if _, err := r.sim.InjectFault(exsim.Fault{Kind: exsim.FaultClose}); err != nil {
 			t.Fatal(err)
 		}
-		closes++
 	}
-	eventually(t, 5*time.Second, "reconnected after the last close", func() bool {
-		st := r.s.Stats()
-		return st.Connections[0].State == "CONNECTED" && st.Reconnects >= uint64(closes)
-	})
-	time.Sleep(200 * time.Millisecond)
+	r.waitNewConnection(t, last, "after the last close")
+	if st := r.s.Stats(); st.Reconnects < uint64(closes) {
+		t.Errorf("%d reconnects after %d closes", st.Reconnects, closes)
+	}
 	st := r.check(t, "BTCUSDT")
 	if st.Backfilled == 0 {
 		t.Error("no trade was backfilled: the test did not exercise recovery")
@@ -141,7 +165,7 @@ func TestFaultDuplicateFrames(t *testing.T) {
 			if _, err := r.sim.InjectFault(exsim.Fault{Kind: exsim.FaultDuplicate, Rate: 0.1}); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(2 * time.Second)
+			eventually(t, 10*time.Second, "20 duplicates dropped", func() bool { return r.s.Stats().Duplicates >= 20 })
 			st := r.check(t, "BTCUSDT") // checks exactly-once trades and duplicate-free book deltas
 			if st.Duplicates == 0 {
 				t.Fatal("no duplicate was dropped: the fault did not take effect")
@@ -162,7 +186,7 @@ func TestFaultDepthGaps(t *testing.T) {
 			if _, err := r.sim.InjectFault(exsim.Fault{Kind: exsim.FaultGap, Rate: 0.01}); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(3 * time.Second)
+			eventually(t, 10*time.Second, "3 gaps", func() bool { return r.s.Stats().Gaps >= 3 })
 			r.sim.ClearFaults()
 			st := r.check(t, "BTCUSDT") // buildBook fails on a delta across a gap
 			if st.Gaps == 0 {
@@ -437,13 +461,14 @@ func TestFaultMalformedFrames(t *testing.T) {
 func TestBybitResnapshot(t *testing.T) {
 	t.Parallel()
 	r := startFaultRun(t, venueCases[1], exsim.Config{Markets: []exsim.MarketConfig{market(exsim.BybitSpot, "BTCUSDT", 20, 100)}}, nil, "BTCUSDT")
-	for range 3 {
-		time.Sleep(300 * time.Millisecond)
+	for i := range 3 {
+		// Each re-sent snapshot is emitted before the next is injected.
+		eventually(t, 10*time.Second, fmt.Sprintf("%d snapshots", i+1), func() bool { return r.s.Stats().Snapshots >= uint64(i+1) })
 		if _, err := r.sim.InjectFault(exsim.Fault{Kind: exsim.FaultResnapshot}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(300 * time.Millisecond)
+	eventually(t, 10*time.Second, "4 snapshots", func() bool { return r.s.Stats().Snapshots >= 4 })
 	st := r.check(t, "BTCUSDT")
 	if st.Snapshots < 4 {
 		t.Fatalf("%d snapshots emitted, want the first and 3 re-sent ones", st.Snapshots)
@@ -469,7 +494,17 @@ func TestUnrecoverableTradesAreCounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// The outage must outlast the venue's history of 100 trades: wait for
+	// 150 trades generated after the cut (not for a time, which a slow
+	// machine could fill with fewer trades).
+	before, err := r.sim.Generated(exsim.Binance, "BTCUSDT", exsim.SeriesTrade)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "150 trades generated during the outage", func() bool {
+		g, err := r.sim.Generated(exsim.Binance, "BTCUSDT", exsim.SeriesTrade)
+		return err == nil && g.Last >= before.Last+150
+	})
 	if err := r.sim.ClearFault(id); err != nil {
 		t.Fatal(err)
 	}
@@ -515,8 +550,11 @@ func TestChaos(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	last := ""
 	for i := range 5 {
-		time.Sleep(700 * time.Millisecond)
+		// Each close or shutdown announcement hits the connection that
+		// replaced the one hit before.
+		last = r.waitNewConnection(t, last, fmt.Sprintf("before fault %d", i+1))
 		kind := exsim.FaultClose
 		if i%2 == 1 {
 			kind = exsim.FaultShutdown
@@ -525,8 +563,11 @@ func TestChaos(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	eventually(t, 20*time.Second, "every fault to take effect", func() bool {
+		st := r.s.Stats()
+		return st.Rotations > 0 && st.Reconnects > 0 && st.Duplicates > 0 && st.Gaps > 0 && st.Malformed > 0
+	})
 	r.sim.ClearFaults()
-	time.Sleep(500 * time.Millisecond)
 	st := r.check(t, syms...)
 	if st.Rotations == 0 || st.Reconnects == 0 || st.Duplicates == 0 || st.Gaps == 0 || st.Malformed == 0 {
 		t.Fatalf("not every fault took effect: %+v", st)
@@ -549,8 +590,11 @@ func TestChaosBybit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	last := ""
 	for i := range 4 {
-		time.Sleep(600 * time.Millisecond)
+		if i%2 == 0 { // a close: to the connection that replaced the one closed before
+			last = r.waitNewConnection(t, last, fmt.Sprintf("before fault %d", i+1))
+		}
 		kind := exsim.FaultClose
 		if i%2 == 1 {
 			kind = exsim.FaultResnapshot
@@ -559,8 +603,11 @@ func TestChaosBybit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	eventually(t, 20*time.Second, "every fault to take effect", func() bool {
+		st := r.s.Stats()
+		return st.Reconnects > 0 && st.Duplicates > 0
+	})
 	r.sim.ClearFaults()
-	time.Sleep(300 * time.Millisecond)
 	st := r.check(t, "BTCUSDT")
 	if st.Reconnects == 0 || st.Duplicates == 0 {
 		t.Fatalf("not every fault took effect: %+v", st)

@@ -20,6 +20,7 @@ type symbol struct {
 	stream *streamBook // BookStreamSnapshot venues with ChannelBook
 	ch     *chanState  // bbo, kline, ticker, liquidation; nil without them
 	ctr    symbolCounters
+	ages   []*channelAge // data age of each subscribed channel (staleness.go)
 
 	// Set when the symbol's trades / book events arrived on the current
 	// primary connection since the last suspect event (QuietCheck).
@@ -153,6 +154,9 @@ func newShard(st *Stream, idx int, p shardPlan) (*shard, error) {
 				sym.rest = &restBook{limit: cfg.BookBufferLimit}
 			}
 		}
+		if sym.ages, err = newChannelAges(cfg, sym, &sh.ctr.staleAlerts); err != nil {
+			return nil, err
+		}
 		sh.syms[name] = sym
 		sh.list = append(sh.list, sym)
 	}
@@ -198,6 +202,7 @@ func (sh *shard) process(ev *Event) {
 	}
 	sym.ctr.received.Add(1)
 	sym.ctr.lastMsgNS.Store(ev.RecvTS)
+	sym.recordAge(ev)
 	switch ev.Type {
 	case EventTrade:
 		sym.seenTrade = true

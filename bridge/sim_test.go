@@ -193,9 +193,18 @@ func runStream(t testing.TB, s *bridge.Stream) (stop func()) {
 	return stop
 }
 
-// eventually polls cond until it holds or timeout passes.
+// minEventually is the least time eventually waits before failing: the
+// timeouts the tests pass are what a quiet machine needs, and a loaded one
+// (2 cores, -race, other test binaries) can need many times that. A
+// deadline only bounds a failing test; a passing one returns as soon as
+// its condition holds.
+const minEventually = 30 * time.Second
+
+// eventually polls cond until it holds or timeout (at least minEventually)
+// passes.
 func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	timeout = max(timeout, minEventually)
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {

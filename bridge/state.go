@@ -84,6 +84,7 @@ func (sh *shard) statesOf(state string, list []*symbol) []SymbolState {
 			st.LastError = subErrs[i]
 		}
 		st.LastMessageTS = sym.ctr.lastMsgNS.Load()
+		st.Channels = sym.channelStates()
 		st.Counters = sym.ctr.counters()
 		// Malformed frames cannot be attributed to a symbol: every symbol
 		// of the connection shows them as dropped input.

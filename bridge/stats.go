@@ -33,13 +33,14 @@ func (c *symbolCounters) counters() Counters {
 
 // connCounters are one shard's (connection slot's) totals.
 type connCounters struct {
-	frames     atomic.Uint64 // inbound frames
-	malformed  atomic.Uint64 // frames dropped as malformed (or over the read limit)
-	reconnects atomic.Uint64 // connection losses followed by a reconnect
-	rotations  atomic.Uint64 // make-before-break rotations completed
-	silence    atomic.Uint64 // silence probes run (StreamConfig.SilenceCheck)
-	silent     atomic.Uint64 // connections replaced because the feed was silent
-	superseded atomic.Uint64 // events of a connection already replaced, not processed
+	frames      atomic.Uint64 // inbound frames
+	malformed   atomic.Uint64 // frames dropped as malformed (or over the read limit)
+	reconnects  atomic.Uint64 // connection losses followed by a reconnect
+	rotations   atomic.Uint64 // make-before-break rotations completed
+	silence     atomic.Uint64 // silence probes run (StreamConfig.SilenceCheck)
+	silent      atomic.Uint64 // connections replaced because the feed was silent
+	superseded  atomic.Uint64 // events of a connection already replaced, not processed
+	staleAlerts atomic.Uint64 // symbol channels gone stale (StreamConfig.Stale)
 }
 
 // Stats are a stream's totals since NewStream, for metrics. All counters
@@ -67,6 +68,10 @@ type Stats struct {
 	// replacement): its replacement carries the same data, so they are
 	// not processed. Every other event received is processed.
 	Superseded uint64
+	// StaleAlerts counts the times a symbol's channel went stale: no live
+	// message for its StreamConfig.Stale threshold (one per edge; the
+	// channel counts again only after it was fresh).
+	StaleAlerts uint64
 	// Connections is the state of each connection slot, in plan order.
 	Connections []ConnStats
 }

@@ -186,6 +186,7 @@ func (s *Stream) Run(ctx context.Context) error {
 		s.goWork(func(ctx context.Context) { s.tsync.Run(ctx, s.cfg.Exchange) })
 	}
 	s.goWork(s.reportLoop)
+	s.goWork(s.staleLoop)
 	s.resumeTrades(s.ioCtx)
 	var wg sync.WaitGroup
 	for _, sh := range s.shards {
@@ -323,6 +324,7 @@ func (s *Stream) Stats() Stats {
 		st.SilenceProbes += sh.ctr.silence.Load()
 		st.SilentFeeds += sh.ctr.silent.Load()
 		st.Superseded += sh.ctr.superseded.Load()
+		st.StaleAlerts += sh.ctr.staleAlerts.Load()
 		for _, sym := range sh.list {
 			c := &sym.ctr
 			st.Received += c.received.Load()

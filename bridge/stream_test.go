@@ -50,6 +50,11 @@ func TestNewStreamValidates(t *testing.T) {
 		{"bad resilience", bridge.StreamConfig{Exchange: ex, Symbols: []string{"BTCUSDT"}, Resilience: &bad}, nop, "ReconnectDelay"},
 		{"bad channel", bridge.StreamConfig{Exchange: ex, Symbols: []string{"BTCUSDT"}, Channels: 8}, nop, "channel"},
 		{"bad gap policy", bridge.StreamConfig{Exchange: ex, Symbols: []string{"BTCUSDT"}, BookGapPolicy: 9}, nop, "BookGapPolicy"},
+		{"negative stale threshold", bridge.StreamConfig{Exchange: ex, Symbols: []string{"BTCUSDT"}, Stale: bridge.StaleConfig{After: -time.Second}}, nop, "Stale.After"},
+		{"zero channel stale threshold", bridge.StreamConfig{Exchange: ex, Symbols: []string{"BTCUSDT"},
+			Stale: bridge.StaleConfig{Channels: map[bridge.Channel]time.Duration{bridge.ChannelBook: 0}}}, nop, "Stale.Channels[book]"},
+		{"stale threshold of two channels", bridge.StreamConfig{Exchange: ex, Symbols: []string{"BTCUSDT"},
+			Stale: bridge.StaleConfig{Channels: map[bridge.Channel]time.Duration{bridge.ChannelBook | bridge.ChannelTrade: time.Second}}}, nop, "not one channel"},
 		{"no publisher", bridge.StreamConfig{Exchange: ex, Symbols: []string{"BTCUSDT"}}, nil, "Publisher"},
 	}
 	for _, tt := range tests {
@@ -361,7 +366,7 @@ func TestSnapshotRequester(t *testing.T) {
 	if _, err := sim.InjectFault(exsim.Fault{Kind: exsim.FaultGap, Rate: 0.02}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	eventually(t, 10*time.Second, "2 gaps", func() bool { return s.Stats().Gaps >= 2 })
 	sim.ClearFaults()
 	quiesce(t, sim, col, "binance", exsim.Binance, "BTCUSDT")
 	assertFinalBook(t, sim, col, "binance", exsim.Binance, "BTCUSDT", 0)

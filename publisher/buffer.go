@@ -94,7 +94,7 @@ func (p *JetStream) enqueue(ctx context.Context, batch []*entry) error {
 	now := time.Now()
 	p.mu.Lock()
 	for i, e := range batch {
-		e.enq = now
+		e.enq, e.checked = now, now
 		for p.cfg.DropPolicy == Block && !p.closing && !p.buf.fits(e.size) {
 			if p.spaceCh == nil {
 				p.spaceCh = make(chan struct{})

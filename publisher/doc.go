@@ -56,6 +56,35 @@
 // publishing the same events, the first copy of each msg ID wins, which keeps
 // per-subject order as long as every replica publishes its events in order.
 //
+// # Outages longer than the duplicate window
+//
+// Msg-ID deduplication spans only the stream's duplicate window
+// (Config.DuplicateWindow), counted from when the first copy was stored.
+// A message that waits in the buffer longer than that (this replica cut off
+// from NATS while another replica kept publishing the same events; or an
+// earlier attempt stored with its ack lost) would be stored again by its
+// re-send. So before the pump sends a message queued (or last checked) more
+// than 3/4 of the window ago, it reads the headers of the stream's messages
+// on the message's subject stored since shortly before it was queued (one
+// short-lived consumer per check, bounded work), and does not send the
+// messages whose msg ID it finds: they are acknowledged as duplicates with
+// the stored copy's sequence and counted in Stats.AlreadyStored. The others
+// are sent; a copy stored after the check is within the window of that send.
+// The check runs only over a live connection. If the stream cannot be read
+// (no permission to create consumers, a timeout), the messages are sent
+// anyway, counted in Stats.Unverified and logged at ERROR: the stream may
+// then hold them twice.
+//
+// The guarantee: with any number of replicas publishing the same events,
+// each msg ID is stored once, whatever the length of an outage, provided
+// that (a) another replica stored its copy no earlier than 1/4 of the
+// window before this replica queued the message (replicas receive the
+// same exchange event at about the same time; a replica that receives an
+// event much later, e.g. a REST backfill of trades older than the window,
+// is not covered), (b) a checked message's send takes less than 1/4 of the
+// window, and (c) the check can read the stream (otherwise
+// Stats.Unverified counts the exceptions).
+//
 // Residual case: if the server rejects or loses one message (an error reply
 // or no ack) without a disconnect while it stores a later message of the
 // same subject that was already in flight, the retried message lands after

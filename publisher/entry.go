@@ -35,6 +35,7 @@ type entry struct {
 	vals        [3]string // header values: msg id, type, exchange ts
 	size        int64
 	enq         time.Time // when Publish queued it
+	checked     time.Time // since when no copy can be stored beyond the duplicate window of a send: enq, or the last check (verify.go)
 	sentAt      time.Time // when the current attempt was sent
 	id          uint64    // current attempt while in flight (its reply subject), else 0
 	epoch       uint64    // the connection's reconnect count when it was sent

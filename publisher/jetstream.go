@@ -74,6 +74,9 @@ type JetStream struct {
 
 	c    counters
 	hist histogram
+
+	noVerify     bool                                                                                        // tests: skip the long-outage check (verify.go)
+	lookupStored func(context.Context, map[string]time.Time, map[string]struct{}) (map[string]uint64, error) // tests: replaces storedIDs
 }
 
 // NewJetStream validates cfg, provisions the stream (EnsureStream) and
@@ -162,6 +165,8 @@ func (p *JetStream) Stats() Stats {
 	s.Rejected = p.c.rejected.Load()
 	s.Abandoned = p.c.abandoned.Load()
 	s.Reordered = p.c.reordered.Load()
+	s.AlreadyStored = p.c.alreadyStored.Load()
+	s.Unverified = p.c.unverified.Load()
 	s.Latency = p.hist.snapshot()
 	return s
 }

@@ -83,6 +83,17 @@ drain:
 		if p.retry.waiting(now) {
 			break
 		}
+		if p.needsVerify(now) {
+			// A message waited longer than the duplicate window can cover
+			// (a long outage): check the stream before sending it, and
+			// only over a live connection.
+			if !p.link.connected() {
+				break
+			}
+			p.verifyOld(now)
+			now = time.Now()
+			continue // the check took time: more messages may have aged past the limit
+		}
 		batch := p.collect(now, p.link.epoch)
 		if len(batch) == 0 {
 			break

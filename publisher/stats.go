@@ -18,6 +18,13 @@ type Stats struct {
 	Rejected   uint64 // messages dropped because they can never be stored (too large, bad subject, repeated server rejection)
 	Abandoned  uint64 // messages still unacknowledged when Close ran
 	Reordered  uint64 // retried messages stored after a later message of the same subject (see package doc)
+	// AlreadyStored counts messages not sent because the stream held their
+	// msg ID already, found by the check of messages buffered longer than
+	// 3/4 of the duplicate window (a long outage); Unverified those sent
+	// without that check because the stream could not be read (the stream
+	// may hold them twice).
+	AlreadyStored uint64
+	Unverified    uint64
 
 	BufferedMsgs  int   // messages held until acknowledged
 	BufferedBytes int64 // their bytes (body, subject and headers)
@@ -78,4 +85,5 @@ func (h *histogram) snapshot() LatencySnapshot {
 type counters struct {
 	published, sent, acked, retries, failures, duplicates atomic.Uint64
 	dropped, rejected, abandoned, reordered               atomic.Uint64
+	alreadyStored, unverified                             atomic.Uint64
 }

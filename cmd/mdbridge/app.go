@@ -93,7 +93,11 @@ func (c *Config) nodeConfig(pc publisher.Config) node.Config {
 	if silence == 0 {
 		silence = -1 // off (the library's 0 means its default)
 	}
-	nc.Tune = func(sc *bridge.StreamConfig) { sc.SilenceCheck = silence }
+	stale := bridge.StaleConfig{After: c.StaleAfter, Channels: c.stale}
+	nc.Tune = func(sc *bridge.StreamConfig) {
+		sc.SilenceCheck = silence
+		sc.Stale = stale
+	}
 	return nc
 }
 

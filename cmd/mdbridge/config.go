@@ -76,6 +76,8 @@ type Config struct {
 	LogFormat       string        `envconfig:"LOG_FORMAT" default:"text" desc:"log format: text or json"`
 	ReadyGrace      time.Duration `envconfig:"READY_GRACE" default:"30s" desc:"how long after start /readyz tolerates subscriptions not yet connected"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s" desc:"bound on flushing acks and writing final state at shutdown"`
+	StaleAfter      time.Duration `envconfig:"STALE_AFTER" default:"1m" desc:"a symbol's channel with no message for this long is stale (md_state, mdbridge_data_stale, status; logged once per edge); must be positive"`
+	StaleChannels   string        `envconfig:"STALE_AFTER_CHANNELS" desc:"per-channel stale thresholds overriding MDB_STALE_AFTER, e.g. book=30s,trade=5m (quiet symbols may trade rarely)"`
 	SilenceCheck    time.Duration `envconfig:"SILENCE_CHECK" default:"1m" desc:"a connection with no data for this long (pings still answered) is checked against the venue's REST data and replaced if it missed any (silent feed); 0 disables, else at least 5s"`
 
 	Cluster         bool          `envconfig:"CLUSTER" default:"false" desc:"partition the subscriptions over the replicas sharing the NATS server (membership in KV bucket MDB_MEMBERS_BUCKET); false: every replica carries everything"`
@@ -89,7 +91,8 @@ type Config struct {
 	Resilience resilience.ResilienceConfig `envconfig:"RESILIENCE"`
 
 	subs       []Subscription
-	redundancy int // parsed MDB_REDUNDANCY
+	redundancy int                              // parsed MDB_REDUNDANCY
+	stale      map[bridge.Channel]time.Duration // parsed StaleChannels
 }
 
 // minHeartbeat is the shortest MDB_RESILIENCE_HEARTBEAT_INTERVAL: the
@@ -173,6 +176,12 @@ func (c *Config) validate() error {
 	}
 	if c.SilenceCheck > 0 && c.SilenceCheck < 5*time.Second {
 		add(configError("SILENCE_CHECK", "%s; allowed: 0 (off) or at least 5s, e.g. 1m", c.SilenceCheck))
+	}
+	if c.StaleAfter <= 0 {
+		add(configError("STALE_AFTER", "%s; must be positive, e.g. 1m (the default) or 30s", c.StaleAfter))
+	}
+	if c.stale, err = parseStaleChannels(c.StaleChannels); err != nil {
+		add(configError("STALE_AFTER_CHANNELS", "%v", err))
 	}
 	if c.MaxBytes < -1 || (c.MaxBytes > 0 && c.MaxBytes < 1<<20) {
 		add(configError("MAX_BYTES", "%d; allowed: a size in bytes of at least 1048576 (1 MiB), or 0 or -1 for unlimited", c.MaxBytes))

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"os"
 	"strings"
 	"testing"
@@ -177,6 +178,53 @@ func TestSilenceCheck(t *testing.T) {
 		c.nodeConfig(publisher.Config{}).Tune(&sc)
 		if sc.SilenceCheck != tt.want {
 			t.Errorf("MDB_SILENCE_CHECK=%s: stream SilenceCheck %s, want %s", tt.env, sc.SilenceCheck, tt.want)
+		}
+	}
+}
+
+// TestStaleAfter: MDB_STALE_AFTER and MDB_STALE_AFTER_CHANNELS reach every
+// stream; 0, negative or malformed values are refused naming the variable.
+func TestStaleAfter(t *testing.T) {
+	for _, tt := range []struct {
+		after, channels string
+		want            bridge.StaleConfig
+		bad             string // the variable the error must name
+	}{
+		{want: bridge.StaleConfig{After: time.Minute}},
+		{after: "30s", channels: "book=10s, trades=5m", want: bridge.StaleConfig{After: 30 * time.Second,
+			Channels: map[bridge.Channel]time.Duration{bridge.ChannelBook: 10 * time.Second, bridge.ChannelTrade: 5 * time.Minute}}},
+		{after: "0", bad: "MDB_STALE_AFTER"},
+		{after: "-1m", bad: "MDB_STALE_AFTER"},
+		{channels: "book=0s", bad: "MDB_STALE_AFTER_CHANNELS"},
+		{channels: "book=-5s", bad: "MDB_STALE_AFTER_CHANNELS"},
+		{channels: "candles=5s", bad: "MDB_STALE_AFTER_CHANNELS"},
+		{channels: "kline.1m+open=5s", bad: "MDB_STALE_AFTER_CHANNELS"}, // two bits: say kline.1m
+		{channels: "kline.1m=3m,ticker=30s", want: bridge.StaleConfig{After: time.Minute,
+			Channels: map[bridge.Channel]time.Duration{bridge.KlineChannel(bridge.Interval1m): 3 * time.Minute, bridge.ChannelTicker: 30 * time.Second}}},
+		{channels: "book", bad: "MDB_STALE_AFTER_CHANNELS"},
+		{channels: "book=1s,book=2s", bad: "MDB_STALE_AFTER_CHANNELS"},
+	} {
+		clearEnv(t)
+		if tt.after != "" {
+			t.Setenv("MDB_STALE_AFTER", tt.after)
+		}
+		if tt.channels != "" {
+			t.Setenv("MDB_STALE_AFTER_CHANNELS", tt.channels)
+		}
+		c, err := loadConfig()
+		if tt.bad != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.bad+":") {
+				t.Errorf("MDB_STALE_AFTER=%q MDB_STALE_AFTER_CHANNELS=%q: err %v, want one naming %s", tt.after, tt.channels, err, tt.bad)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("MDB_STALE_AFTER=%q MDB_STALE_AFTER_CHANNELS=%q: %v", tt.after, tt.channels, err)
+		}
+		var sc bridge.StreamConfig
+		c.nodeConfig(publisher.Config{}).Tune(&sc)
+		if sc.Stale.After != tt.want.After || !maps.Equal(sc.Stale.Channels, tt.want.Channels) {
+			t.Errorf("MDB_STALE_AFTER=%q MDB_STALE_AFTER_CHANNELS=%q: stream Stale %+v, want %+v", tt.after, tt.channels, sc.Stale, tt.want)
 		}
 	}
 }

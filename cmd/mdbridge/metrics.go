@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -21,8 +23,8 @@ type streamCollector struct {
 	streams func() []*bridge.Stream // read at each scrape (cluster mode changes them)
 	now     func() time.Time        // the scrape's clock (time.Now; tests fix it)
 
-	counters                        []streamCounter
-	connState, clockOffset, dataAge *prometheus.Desc
+	counters                                   []streamCounter
+	connState, clockOffset, dataAge, dataStale *prometheus.Desc
 }
 
 // streamCounter is one counter of bridge.Stats, labelled by exchange.
@@ -62,12 +64,15 @@ func newStreamsCollector(list func() []*bridge.Stream) *streamCollector {
 			c("rotations_total", "Make-before-break connection rotations completed.", func(s *bridge.Stats) *uint64 { return &s.Rotations }),
 			c("silence_probes_total", "Venue checks of connections that delivered no data for the silence check interval.", func(s *bridge.Stats) *uint64 { return &s.SilenceProbes }),
 			c("silent_feeds_total", "Connections replaced because the venue had data they did not deliver (silent feed).", func(s *bridge.Stats) *uint64 { return &s.SilentFeeds }),
+			c("stale_alerts_total", "Times a symbol's channel went stale (no message for MDB_STALE_AFTER or its channel's threshold).", func(s *bridge.Stats) *uint64 { return &s.StaleAlerts }),
 			c("superseded_events_total", "Events a replaced connection delivered after its replacement took over (carried by the replacement).", func(s *bridge.Stats) *uint64 { return &s.Superseded }),
 		},
 		connState:   d("connection_state", "1 for the current state of each connection slot.", "shard", "state"),
 		clockOffset: d("clock_offset_seconds", "Exchange clock minus local clock."),
-		dataAge: d("data_age_seconds", "Seconds since the last message received for the symbol "+
-			"(the oldest over the streams carrying it); NaN until every one of them has received one.", "symbol"),
+		dataAge: d("data_age_seconds", "Seconds since the last message received for the symbol on the channel "+
+			"(the oldest over the streams carrying it); NaN until every one of them has received one.", "symbol", "channel"),
+		dataStale: d("data_stale", "1 while the symbol's channel is stale (no message for its threshold, MDB_STALE_AFTER or "+
+			"MDB_STALE_AFTER_CHANNELS; from the start if none arrived yet), else 0.", "symbol", "channel"),
 	}
 }
 
@@ -122,39 +127,49 @@ func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	now := c.now()
 	for _, a := range dataAges(states, now) {
-		ch <- prometheus.MustNewConstMetric(c.dataAge, prometheus.GaugeValue, a.seconds, a.exchange, a.symbol)
+		ch <- prometheus.MustNewConstMetric(c.dataAge, prometheus.GaugeValue, a.seconds, a.exchange, a.symbol, a.channel)
+		stale := 0.0
+		if a.stale {
+			stale = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.dataStale, prometheus.GaugeValue, stale, a.exchange, a.symbol, a.channel)
 	}
 }
 
-// symbolAge is the data age of one exchange and symbol.
+// symbolAge is the data age of one exchange, symbol and channel.
 type symbolAge struct {
-	exchange, symbol string
-	seconds          float64
+	exchange, symbol, channel string
+	seconds                   float64
+	stale                     bool // stale on any stream carrying it
 }
 
-// dataAges returns, per exchange and symbol in first-seen order, now minus
-// the time of the last message received (SymbolState.LastMessageTS, local
-// receive time). When several streams carry a symbol (one per channel set)
-// the oldest counts, so a stalled trade stream is not hidden by a live book
-// stream; a symbol with a stream that has received nothing yet is NaN (the
-// series exists from the start, and a stale-data alert can match it with
-// x != x). A clock stepping back gives 0, not a negative age.
+// dataAges returns, per exchange, symbol and channel in first-seen order
+// (channels by name within a state), now minus the time of the last message
+// received on the channel (SymbolState.Channels' LastMessageTS, local
+// receive time). When several streams carry a symbol's channel the oldest
+// counts; a channel that has received nothing yet on one of them is NaN
+// (the series exists from the start, and a stale-data alert can match it
+// with x != x). A clock stepping back gives 0, not a negative age.
 func dataAges(states []bridge.SymbolState, now time.Time) []symbolAge {
-	type key struct{ exchange, symbol string }
+	type key struct{ exchange, symbol, channel string }
 	idx := map[key]int{}
 	var out []symbolAge
 	var last []int64 // oldest LastMessageTS per entry of out; 0 = none yet
 	for _, st := range states {
-		k := key{st.Exchange, st.Symbol}
-		i, ok := idx[k]
-		if !ok {
-			idx[k] = len(out)
-			out = append(out, symbolAge{exchange: st.Exchange, symbol: st.Symbol})
-			last = append(last, st.LastMessageTS)
-			continue
-		}
-		if last[i] != 0 && (st.LastMessageTS == 0 || st.LastMessageTS < last[i]) {
-			last[i] = st.LastMessageTS
+		for _, name := range slices.Sorted(maps.Keys(st.Channels)) {
+			cs := st.Channels[name]
+			k := key{st.Exchange, st.Symbol, name}
+			i, ok := idx[k]
+			if !ok {
+				idx[k] = len(out)
+				out = append(out, symbolAge{exchange: st.Exchange, symbol: st.Symbol, channel: name, stale: cs.Stale})
+				last = append(last, cs.LastMessageTS)
+				continue
+			}
+			out[i].stale = out[i].stale || cs.Stale
+			if last[i] != 0 && (cs.LastMessageTS == 0 || cs.LastMessageTS < last[i]) {
+				last[i] = cs.LastMessageTS
+			}
 		}
 	}
 	for i := range out {

@@ -38,31 +38,35 @@ var updateMetrics = flag.Bool("update-metrics", false, "rewrite "+exportedMetric
 func TestDataAges(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	ago := func(d time.Duration) int64 { return now.Add(-d).UnixNano() }
-	st := func(ex, sym string, last int64) bridge.SymbolState {
-		return bridge.SymbolState{Exchange: ex, Symbol: sym, LastMessageTS: last}
+	type chs = map[string]bridge.ChannelState
+	st := func(ex, sym string, c chs) bridge.SymbolState {
+		return bridge.SymbolState{Exchange: ex, Symbol: sym, Channels: c}
 	}
 	got := dataAges([]bridge.SymbolState{
-		st("binance", "BTCUSDT", ago(2*time.Second)),
-		st("binance", "ETHUSDT", 0),                        // nothing received yet
-		st("bybit", "BTCUSDT", ago(1500*time.Millisecond)), // same symbol, other exchange
-		st("binance", "BTCUSDT", ago(90*time.Second)),      // a second stream (book) carrying it: the oldest counts
-		st("binance", "SOLUSDT", ago(time.Second)),
-		st("binance", "SOLUSDT", 0),                               // one of its streams has received nothing: NaN
-		st("binance", "XRPUSDT", now.Add(time.Second).UnixNano()), // clock stepped back: 0
+		st("binance", "BTCUSDT", chs{"trade": {LastMessageTS: ago(2 * time.Second)}, "book": {LastMessageTS: ago(90 * time.Second), Stale: true}}),
+		st("binance", "ETHUSDT", chs{"trade": {}}),                                          // nothing received yet
+		st("bybit", "BTCUSDT", chs{"trade": {LastMessageTS: ago(1500 * time.Millisecond)}}), // same symbol, other exchange
+		st("binance", "BTCUSDT", chs{"trade": {LastMessageTS: ago(30 * time.Second)}}),      // a second stream carrying it: the oldest counts
+		st("binance", "SOLUSDT", chs{"trade": {LastMessageTS: ago(time.Second)}}),
+		st("binance", "SOLUSDT", chs{"trade": {Stale: true}}),                                    // one of its streams has received nothing: NaN, stale
+		st("binance", "XRPUSDT", chs{"trade": {LastMessageTS: now.Add(time.Second).UnixNano()}}), // clock stepped back: 0
+		st("binance", "ADAUSDT", nil),                                                            // no channels: no series
 	}, now)
 	want := []symbolAge{
-		{"binance", "BTCUSDT", 90},
-		{"binance", "ETHUSDT", math.NaN()},
-		{"bybit", "BTCUSDT", 1.5},
-		{"binance", "SOLUSDT", math.NaN()},
-		{"binance", "XRPUSDT", 0},
+		{"binance", "BTCUSDT", "book", 90, true},
+		{"binance", "BTCUSDT", "trade", 30, false},
+		{"binance", "ETHUSDT", "trade", math.NaN(), false},
+		{"bybit", "BTCUSDT", "trade", 1.5, false},
+		{"binance", "SOLUSDT", "trade", math.NaN(), true},
+		{"binance", "XRPUSDT", "trade", 0, false},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("dataAges = %+v, want %+v", got, want)
 	}
 	for i := range want {
 		g, w := got[i], want[i]
-		if g.exchange != w.exchange || g.symbol != w.symbol || !(g.seconds == w.seconds || math.IsNaN(g.seconds) && math.IsNaN(w.seconds)) {
+		if g.exchange != w.exchange || g.symbol != w.symbol || g.channel != w.channel || g.stale != w.stale ||
+			!(g.seconds == w.seconds || math.IsNaN(g.seconds) && math.IsNaN(w.seconds)) {
 			t.Errorf("dataAges[%d] = %+v, want %+v", i, g, w)
 		}
 	}
@@ -85,7 +89,10 @@ func TestDataAgeIsNaNBeforeTheFirstMessage(t *testing.T) {
 	fams := gather(t, newStreamCollector([]*bridge.Stream{s}))
 	ages := fams["mdbridge_data_age_seconds"]
 	if ages == nil || len(ages.Metric) != 2 {
-		t.Fatalf("mdbridge_data_age_seconds = %v, want a series per symbol", ages)
+		t.Fatalf("mdbridge_data_age_seconds = %v, want a series per symbol and channel", ages)
+	}
+	if stale := fams["mdbridge_data_stale"]; stale == nil || len(stale.Metric) != 2 || stale.Metric[0].GetGauge().GetValue() != 0 {
+		t.Errorf("mdbridge_data_stale = %v, want 0 per symbol and channel before Run", stale)
 	}
 	for _, m := range ages.Metric {
 		if v := m.GetGauge().GetValue(); !math.IsNaN(v) {
@@ -136,13 +143,14 @@ func TestMetricsEndpoint(t *testing.T) {
 	})
 	h := a.handler()
 
-	symbols := []string{"binance/BTCUSDT", "binance/ETHUSDT", "bybit/BTCUSDT"}
+	symbols := []string{"binance/BTCUSDT/book", "binance/BTCUSDT/trade", "binance/ETHUSDT/book", "binance/ETHUSDT/trade",
+		"bybit/BTCUSDT/book", "bybit/BTCUSDT/trade"}
 	var fams map[string]*dto.MetricFamily
-	waitFor(t, 30*time.Second, "a data age for every symbol", func() (bool, string) {
+	waitFor(t, 30*time.Second, "a data age for every symbol and channel", func() (bool, string) {
 		fams = scrapeHandler(t, h)
 		ages := map[string]float64{}
 		for _, m := range fams["mdbridge_data_age_seconds"].GetMetric() {
-			ages[label(m, "exchange")+"/"+label(m, "symbol")] = m.GetGauge().GetValue()
+			ages[label(m, "exchange")+"/"+label(m, "symbol")+"/"+label(m, "channel")] = m.GetGauge().GetValue()
 		}
 		for _, s := range symbols {
 			if v, ok := ages[s]; !ok || math.IsNaN(v) {
@@ -162,7 +170,8 @@ func TestMetricsEndpoint(t *testing.T) {
 	checkExportedNames(t, fams)
 
 	// Stopped, the streams keep their last message times: the data age is
-	// exactly the scrape clock minus the oldest of them per symbol.
+	// exactly the scrape clock minus the oldest of them per symbol and
+	// channel.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := a.shutdown(ctx); err != nil {
@@ -173,11 +182,13 @@ func TestMetricsEndpoint(t *testing.T) {
 	var newest int64
 	for _, s := range a.node.Streams() {
 		for _, st := range s.States() {
-			k := st.Exchange + "/" + st.Symbol
-			if o, ok := oldest[k]; !ok || st.LastMessageTS < o {
-				oldest[k] = st.LastMessageTS
+			for name, cs := range st.Channels {
+				k := st.Exchange + "/" + st.Symbol + "/" + name
+				if o, ok := oldest[k]; !ok || cs.LastMessageTS < o {
+					oldest[k] = cs.LastMessageTS
+				}
+				newest = max(newest, cs.LastMessageTS)
 			}
-			newest = max(newest, st.LastMessageTS)
 		}
 	}
 	now := time.Unix(0, newest).Add(42 * time.Second)
@@ -188,7 +199,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Fatalf("%d data age series after shutdown, want %d", len(ages), len(symbols))
 	}
 	for _, m := range ages {
-		k := label(m, "exchange") + "/" + label(m, "symbol")
+		k := label(m, "exchange") + "/" + label(m, "symbol") + "/" + label(m, "channel")
 		want := now.Sub(time.Unix(0, oldest[k])).Seconds()
 		if got := m.GetGauge().GetValue(); got != want {
 			t.Errorf("data age %s = %v, want %v (scrape time minus last message)", k, got, want)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/publisher"
 )
 
@@ -190,7 +193,7 @@ func printStatus(w io.Writer, rows []statusRow) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "EXCHANGE\tSYMBOL\tINSTANCE\tSTATE\tIN STATE\tMSGS/S\tLAST MSG\tMESSAGES\tGAPS\tRECONNECTS\tMISSING\tDROPPED\tERROR")
+	fmt.Fprintln(tw, "EXCHANGE\tSYMBOL\tINSTANCE\tSTATE\tIN STATE\tMSGS/S\tLAST MSG\tDATA AGE\tMESSAGES\tGAPS\tRECONNECTS\tMISSING\tDROPPED\tERROR")
 	now := time.Now()
 	for _, r := range rows {
 		st := r.State
@@ -199,7 +202,7 @@ func printStatus(w io.Writer, rows []statusRow) {
 			state += " (STALE " + r.Age.Round(time.Second).String() + ")"
 		}
 		if r.Err != nil {
-			fmt.Fprintf(tw, "%s\t\t\tINVALID\t\t\t\t\t\t\t\t\t%v\n", r.Key, r.Err)
+			fmt.Fprintf(tw, "%s\t\t\tINVALID\t\t\t\t\t\t\t\t\t\t%v\n", r.Key, r.Err)
 			continue
 		}
 		rate := "-"
@@ -211,11 +214,40 @@ func printStatus(w io.Writer, rows []statusRow) {
 			last = now.Sub(time.Unix(0, st.LastMessageTS)).Round(100*time.Millisecond).String() + " ago"
 		}
 		errText := errorColumn(st.State, st.LastError)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n",
 			st.Exchange, st.Symbol, st.Instance, state, now.Sub(st.Since).Round(time.Second),
-			rate, last, st.Messages, st.Gaps, st.Reconnects, st.Missing, st.Dropped+st.PublishDropped, errText)
+			rate, last, dataAgeColumn(st, now), st.Messages, st.Gaps, st.Reconnects, st.Missing, st.Dropped+st.PublishDropped, errText)
 	}
 	tw.Flush()
+}
+
+// dataAgeColumn is the DATA AGE cell: the age of each channel's newest
+// message ("trade 1.2s book 0.3s"), "never" for a channel that received
+// none, "STALE" after a channel the bridge reports stale (no message for
+// its threshold, MDB_STALE_AFTER).
+func dataAgeColumn(st bridge.SymbolState, now time.Time) string {
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(st.Channels)) {
+		cs := st.Channels[name]
+		age := "never"
+		if cs.LastMessageTS > 0 {
+			d := max(0, now.Sub(time.Unix(0, cs.LastMessageTS)))
+			if d < 10*time.Second {
+				d = d.Round(100 * time.Millisecond)
+			} else {
+				d = d.Round(time.Second)
+			}
+			age = d.String()
+		}
+		if cs.Stale {
+			age += " STALE"
+		}
+		parts = append(parts, name+" "+age)
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // errorColumn is the ERROR cell: the last error, marked "earlier:" while

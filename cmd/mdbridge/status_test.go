@@ -48,3 +48,23 @@ func TestWatchRows(t *testing.T) {
 		t.Fatalf("rate %v without a previous revision, want -1 (unknown)", rows[0].Rate)
 	}
 }
+
+// TestDataAgeColumn: one age per channel, by name, "never" before the first
+// message and STALE where the bridge reported the channel stale.
+func TestDataAgeColumn(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	st := bridge.SymbolState{Channels: map[string]bridge.ChannelState{
+		"trade": {LastMessageTS: now.Add(-95 * time.Second).UnixNano(), Stale: true},
+		"book":  {LastMessageTS: now.Add(-1234 * time.Millisecond).UnixNano()},
+	}}
+	if got, want := dataAgeColumn(st, now), "book 1.2s, trade 1m35s STALE"; got != want {
+		t.Errorf("dataAgeColumn = %q, want %q", got, want)
+	}
+	st.Channels = map[string]bridge.ChannelState{"trade": {}}
+	if got, want := dataAgeColumn(st, now), "trade never"; got != want {
+		t.Errorf("dataAgeColumn = %q, want %q", got, want)
+	}
+	if got := dataAgeColumn(bridge.SymbolState{}, now); got != "-" {
+		t.Errorf("dataAgeColumn without channels = %q, want -", got)
+	}
+}

@@ -24,15 +24,15 @@ func TestAlertsFire(t *testing.T) {
 	const minutes = 30
 	rep := func(v string, n int) string { return strings.TrimSpace(strings.Repeat(v+" ", n)) }
 	sel := `job="rel-mdbridge",namespace="md"`
-	age := func(inst, sym, values string) string {
-		return fmt.Sprintf("  mdbridge_data_age_seconds{%s,instance=%q,exchange=\"binance\",symbol=%q} %s\n", sel, inst, sym, values)
+	stale := func(inst, sym, values string) string {
+		return fmt.Sprintf("  mdbridge_data_stale{%s,instance=%q,exchange=\"binance\",symbol=%q,channel=\"trade\"} %s\n", sel, inst, sym, values)
 	}
 	load := "load 1m\n" +
-		age("a", "FRESH", rep("1", minutes+1)) +
-		age("a", "STALE", rep("1", 6)+" "+rep("120", minutes-5)) + // stale from minute 6
-		age("a", "NEVER", rep("NaN", minutes+1)) + // no message since start
-		age("a", "BLIP", rep("1", 10)+" 120 "+rep("1", minutes-10)) + // one stale scrape: `for` absorbs it
-		fmt.Sprintf("  mdbridge_data_age_seconds{job=\"other\",namespace=\"md\",instance=\"z\",exchange=\"binance\",symbol=\"OTHER\"} %s\n", rep("999", minutes+1)) +
+		stale("a", "FRESH", rep("0", minutes+1)) +
+		stale("a", "STALE", rep("0", 6)+" "+rep("1", minutes-5)) + // stale from minute 6
+		stale("a", "NEVER", rep("1", minutes+1)) + // no message since start
+		stale("a", "BLIP", rep("0", 10)+" 1 "+rep("0", minutes-10)) + // one stale scrape: `for` absorbs it
+		fmt.Sprintf("  mdbridge_data_stale{job=\"other\",namespace=\"md\",instance=\"z\",exchange=\"binance\",symbol=\"OTHER\",channel=\"trade\"} %s\n", rep("1", minutes+1)) +
 		// FAILED flapping with CONNECTING from minute 5 (retries at the maximum delay), shard 1 healthy.
 		fmt.Sprintf("  mdbridge_connection_state{%s,instance=\"a\",exchange=\"binance\",shard=\"0\",state=\"FAILED\"} %s %s\n", sel, rep("0", 5), rep("1 0", (minutes+1-5)/2)) +
 		fmt.Sprintf("  mdbridge_connection_state{%s,instance=\"a\",exchange=\"binance\",shard=\"1\",state=\"FAILED\"} %s\n", sel, rep("0", minutes+1)) +
@@ -40,6 +40,8 @@ func TestAlertsFire(t *testing.T) {
 		fmt.Sprintf("  mdbridge_publish_rejected_total{%s,instance=\"a\"} %s\n", sel, rep("0", minutes+1)) +
 		fmt.Sprintf("  mdbridge_publish_abandoned_total{%s,instance=\"a\"} %s\n", sel, rep("0", minutes+1)) +
 		fmt.Sprintf("  mdbridge_events_dropped_total{%s,instance=\"a\"} %s\n", sel, rep("0", minutes+1)) +
+		fmt.Sprintf("  mdbridge_publish_unverified_total{%s,instance=\"a\"} %s %s\n", sel, rep("0", 10), rep("2", minutes-9)) + // 2 at minute 10
+		fmt.Sprintf("  mdbridge_publish_unverified_total{%s,instance=\"b\"} %s\n", sel, rep("0", minutes+1)) +
 		fmt.Sprintf("  mdbridge_missing_trades_total{%s,instance=\"a\",exchange=\"bybit\"} %s %s\n", sel, rep("0", 10), rep("1", minutes-9)) +
 		fmt.Sprintf("  mdbridge_missing_trades_total{%s,instance=\"a\",exchange=\"binance\"} %s\n", sel, rep("0", minutes+1)) +
 		fmt.Sprintf("  mdbridge_nats_connected{%s,instance=\"a\"} %s\n", sel, rep("1", minutes+1)) +
@@ -74,7 +76,7 @@ func TestAlertsFire(t *testing.T) {
 						t.Errorf("%s: summary %q", r.Alert, a.Annotations.Get("summary"))
 					}
 					id := a.Labels.Get("instance")
-					for _, l := range []string{"exchange", "symbol", "shard"} {
+					for _, l := range []string{"exchange", "symbol", "channel", "shard"} {
 						if v := a.Labels.Get(l); v != "" {
 							id += "/" + v
 						}
@@ -91,11 +93,14 @@ func TestAlertsFire(t *testing.T) {
 		minute int
 		want   []string
 	}{
-		{"MdbridgeDataStale", 2, nil},                         // NEVER pending since 0 (for: 3m)
-		{"MdbridgeDataStale", 3, []string{"a/binance/NEVER"}}, // NaN: no message yet
-		{"MdbridgeDataStale", 8, []string{"a/binance/NEVER"}}, // STALE pending since 6 (for: 3m)
-		{"MdbridgeDataStale", 9, []string{"a/binance/NEVER", "a/binance/STALE"}},
-		{"MdbridgeDataStale", minutes, []string{"a/binance/NEVER", "a/binance/STALE"}},
+		{"MdbridgeDataStale", 1, nil},                               // NEVER pending since 0 (for: 2m)
+		{"MdbridgeDataStale", 2, []string{"a/binance/NEVER/trade"}}, // stale since the start: no message yet
+		{"MdbridgeDataStale", 7, []string{"a/binance/NEVER/trade"}}, // STALE pending since 6 (for: 2m)
+		{"MdbridgeDataStale", 8, []string{"a/binance/NEVER/trade", "a/binance/STALE/trade"}},
+		{"MdbridgeDataStale", minutes, []string{"a/binance/NEVER/trade", "a/binance/STALE/trade"}},
+		{"MdbridgePublishUnverified", 9, nil},
+		{"MdbridgePublishUnverified", 12, []string{"a"}},
+		{"MdbridgePublishUnverified", minutes, []string{"a"}}, // within the 30m window
 		{"MdbridgeConnectionFailed", 6, nil},
 		{"MdbridgeConnectionFailed", 8, []string{"a/binance/0"}},
 		{"MdbridgeConnectionFailed", minutes, []string{"a/binance/0"}},

@@ -104,7 +104,8 @@ func parseRules(t *testing.T, sets ...string) (*unstructured.Unstructured, *rule
 
 var allAlerts = []string{
 	"MdbridgeConnectionFailed", "MdbridgeDataStale", "MdbridgeEventsDropped", "MdbridgeNATSDisconnected",
-	"MdbridgePublishAbandoned", "MdbridgePublishDropped", "MdbridgePublishRejected", "MdbridgeTradesMissing",
+	"MdbridgePublishAbandoned", "MdbridgePublishDropped", "MdbridgePublishRejected", "MdbridgePublishUnverified",
+	"MdbridgeTradesMissing",
 }
 
 func TestPrometheusRuleParsesAndUsesExportedMetrics(t *testing.T) {
@@ -146,14 +147,18 @@ func TestPrometheusRuleParsesAndUsesExportedMetrics(t *testing.T) {
 		}
 	}
 	for name, want := range map[string]string{
-		"MdbridgeDataStale": "3m", "MdbridgeConnectionFailed": "2m", "MdbridgeNATSDisconnected": "2m",
+		"MdbridgeDataStale": "2m", "MdbridgeConnectionFailed": "2m", "MdbridgeNATSDisconnected": "2m",
 	} {
 		if got := rules[name].For.String(); got != want {
 			t.Errorf("%s for = %s, want %s", name, got, want)
 		}
 	}
-	if e := rules["MdbridgeDataStale"].Expr; !strings.Contains(e, "> 60") || !strings.Contains(e, "!=") {
-		t.Errorf("MdbridgeDataStale must fire above 60s and on NaN (no message yet): %s", e)
+	// The bridge's own per-channel verdict, so staleness.channels applies.
+	if e := rules["MdbridgeDataStale"].Expr; !strings.Contains(e, "mdbridge_data_stale{") || !strings.Contains(e, "== 1") {
+		t.Errorf("MdbridgeDataStale must fire on the per-channel stale gauge: %s", e)
+	}
+	if e := rules["MdbridgePublishUnverified"].Expr; !strings.Contains(e, "increase(mdbridge_publish_unverified_total{") {
+		t.Errorf("MdbridgePublishUnverified: %s", e)
 	}
 	if e := rules["MdbridgeConnectionFailed"].Expr; !strings.Contains(e, `state="FAILED"`) {
 		t.Errorf("MdbridgeConnectionFailed: %s", e)
@@ -163,12 +168,12 @@ func TestPrometheusRuleParsesAndUsesExportedMetrics(t *testing.T) {
 func TestPrometheusRuleValuesReachTheRules(t *testing.T) {
 	_, groups := parseRules(t, "prometheusRule.enabled=true",
 		"prometheusRule.selector=job=\"md-bridge\"",
-		"prometheusRule.rules.staleData.thresholdSeconds=90",
 		"prometheusRule.rules.staleData.for=10m",
 		"prometheusRule.rules.staleData.severity=warning",
 		"prometheusRule.rules.publishDrops.window=30m",
 		"prometheusRule.rules.publishDrops.threshold=5",
 		"prometheusRule.rules.missingTrades.threshold=3",
+		"prometheusRule.rules.publishUnverified.window=2h",
 		"prometheusRule.rules.natsDisconnected.enabled=false",
 		"prometheusRule.rules.connectionFailed.enabled=false",
 	)
@@ -183,11 +188,14 @@ func TestPrometheusRuleValuesReachTheRules(t *testing.T) {
 		t.Error("MdbridgeConnectionFailed rendered while disabled")
 	}
 	st := rules["MdbridgeDataStale"]
-	if !strings.Contains(st.Expr, "> 90") || st.For.String() != "10m" || st.Labels["severity"] != "warning" {
+	if st.For.String() != "10m" || st.Labels["severity"] != "warning" {
 		t.Errorf("MdbridgeDataStale = %+v", st)
 	}
 	if e := rules["MdbridgePublishDropped"].Expr; !strings.Contains(e, "[30m]) > 5") {
 		t.Errorf("MdbridgePublishDropped: %s", e)
+	}
+	if e := rules["MdbridgePublishUnverified"].Expr; !strings.Contains(e, "[2h]) > 0") {
+		t.Errorf("MdbridgePublishUnverified: %s", e)
 	}
 	if e := rules["MdbridgeTradesMissing"].Expr; !strings.Contains(e, "[15m]) > 3") {
 		t.Errorf("MdbridgeTradesMissing: %s", e)
@@ -203,7 +211,7 @@ func TestPrometheusRuleValuesReachTheRules(t *testing.T) {
 
 func TestEveryAlertDisabledLeavesAnEmptyGroup(t *testing.T) {
 	sets := []string{"prometheusRule.enabled=true"}
-	for _, r := range []string{"staleData", "connectionFailed", "publishDrops", "missingTrades", "natsDisconnected"} {
+	for _, r := range []string{"staleData", "connectionFailed", "publishDrops", "publishUnverified", "missingTrades", "natsDisconnected"} {
 		sets = append(sets, "prometheusRule.rules."+r+".enabled=false")
 	}
 	u, groups := parseRules(t, sets...)
@@ -300,7 +308,7 @@ func TestDashboardUsesExportedMetrics(t *testing.T) {
 	}
 	walk(dash.Panels)
 	for _, want := range []string{
-		"Messages/s", "Data age by symbol", "Connection states", "Gaps, missing trades, duplicates",
+		"Messages/s", "Data age by symbol and channel", "Stale channels", "Connection states", "Gaps, missing trades, duplicates",
 		"Publisher buffer", "Publisher drops and failures", "NATS status",
 	} {
 		if !titles[want] {
@@ -316,7 +324,7 @@ func TestDashboardUsesExportedMetrics(t *testing.T) {
 			}
 		}
 	}
-	for _, m := range []string{"mdbridge_data_age_seconds", "mdbridge_connection_state", "mdbridge_nats_connected", "mdbridge_publish_buffer_messages", "mdbridge_missing_trades_total"} {
+	for _, m := range []string{"mdbridge_data_age_seconds", "mdbridge_data_stale", "mdbridge_stale_alerts_total", "mdbridge_connection_state", "mdbridge_nats_connected", "mdbridge_publish_buffer_messages", "mdbridge_missing_trades_total"} {
 		if !used[m] {
 			t.Errorf("dashboard does not show %s", m)
 		}
@@ -334,19 +342,22 @@ type panel struct {
 
 func TestSchemaRejectsBadAlertValues(t *testing.T) {
 	for set, path := range map[string]string{
-		"prometheusRule.rules.staleData.thresholdSeconds=0":      "thresholdSeconds",
-		"prometheusRule.rules.staleData.thresholdSeconds=-30":    "thresholdSeconds",
-		"prometheusRule.rules.staleData.thresholdSeconds=100000": "thresholdSeconds",
-		"prometheusRule.rules.staleData.thresholdSeconds=soon":   "thresholdSeconds",
-		"prometheusRule.rules.staleData.for=3 minutes":           "staleData/for",
-		"prometheusRule.rules.publishDrops.window=0m":            "publishDrops/window",
-		"prometheusRule.rules.publishDrops.threshold=-1":         "publishDrops/threshold",
-		"prometheusRule.rules.missingTrades.threshold=1.5":       "missingTrades/threshold",
-		"prometheusRule.rules.natsDisconnected.severity=page":    "natsDisconnected/severity",
-		"prometheusRule.rules.noSuchRule.enabled=true":           "noSuchRule",
-		"prometheusRule.selector=job=\"x\"}":                     "selector",
-		"grafanaDashboard.namespace=Monitoring":                  "namespace",
-		"grafanaDashboard.enabled=yes":                           "enabled",
+		"prometheusRule.rules.staleData.thresholdSeconds=60": "thresholdSeconds", // replaced by staleness.after
+		"staleness.after=0":                                   "after",
+		"staleness.after=-1m":                                 "after",
+		"staleness.after=soon":                                "after",
+		"staleness.channels.book=0s":                          "book",
+		"staleness.channels.trade=5 minutes":                  "trade",
+		"prometheusRule.rules.publishUnverified.threshold=-1": "publishUnverified/threshold",
+		"prometheusRule.rules.staleData.for=3 minutes":        "staleData/for",
+		"prometheusRule.rules.publishDrops.window=0m":         "publishDrops/window",
+		"prometheusRule.rules.publishDrops.threshold=-1":      "publishDrops/threshold",
+		"prometheusRule.rules.missingTrades.threshold=1.5":    "missingTrades/threshold",
+		"prometheusRule.rules.natsDisconnected.severity=page": "natsDisconnected/severity",
+		"prometheusRule.rules.noSuchRule.enabled=true":        "noSuchRule",
+		"prometheusRule.selector=job=\"x\"}":                  "selector",
+		"grafanaDashboard.namespace=Monitoring":               "namespace",
+		"grafanaDashboard.enabled=yes":                        "enabled",
 	} {
 		t.Run(set, func(t *testing.T) {
 			out, err := helmTemplate(t, "prometheusRule.enabled=true", "grafanaDashboard.enabled=true", set)

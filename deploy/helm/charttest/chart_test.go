@@ -140,11 +140,15 @@ func TestDefaultsAreSecureAndComplete(t *testing.T) {
 		"MDB_SUBSCRIBE": "binance:trade,book:BTCUSDT,ETHUSDT", "MDB_NATS_URL": "nats://nats:4222",
 		"MDB_STREAM_REPLICAS": "3", "MDB_DUPLICATE_WINDOW": "2m", "MDB_HTTP_ADDR": ":8080",
 		"MDB_BUFFER_BYTES": "268435456", "MDB_LOG_FORMAT": "json", "MDB_MAX_BYTES": "10737418240",
-		"MDB_CLUSTER": "true", "MDB_REDUNDANCY": "2", "MDB_MEMBERS_BUCKET": "md_members", "MDB_HANDOVER_TIMEOUT": "30s",
+		"MDB_STALE_AFTER": "1m",
+		"MDB_CLUSTER":     "true", "MDB_REDUNDANCY": "2", "MDB_MEMBERS_BUCKET": "md_members", "MDB_HANDOVER_TIMEOUT": "30s",
 	} {
 		if cm.Data[k] != want {
 			t.Errorf("ConfigMap %s = %q, want %q", k, cm.Data[k], want)
 		}
+	}
+	if v, ok := cm.Data["MDB_STALE_AFTER_CHANNELS"]; ok {
+		t.Errorf("MDB_STALE_AFTER_CHANNELS = %q without staleness.channels", v)
 	}
 	if len(c.EnvFrom) != 1 || c.EnvFrom[0].ConfigMapRef == nil || c.EnvFrom[0].ConfigMapRef.Name != cm.Name {
 		t.Errorf("container does not load the ConfigMap: %+v", c.EnvFrom)
@@ -183,6 +187,7 @@ func TestValuesReachTheEnvironment(t *testing.T) {
 		"serviceMonitor.enabled=true",
 		"networkPolicy.enabled=false",
 		"extraEnv[0].name=MDB_RESILIENCE_RECONNECT_DELAY_MAX", "extraEnv[0].value=30s",
+		"staleness.after=90s", "staleness.channels.trade=5m", "staleness.channels.book=30s",
 	)
 	d := decode[appsv1.Deployment](t, docs, "Deployment/rel-mdbridge")
 	if *d.Spec.Replicas != 3 {
@@ -192,6 +197,7 @@ func TestValuesReachTheEnvironment(t *testing.T) {
 	for k, want := range map[string]string{
 		"MDB_SUBSCRIBE": "bybit-linear:trade:BTCUSDT", "MDB_NATS_URL": "nats://a:4222,nats://b:4222",
 		"MDB_STREAM_REPLICAS": "1", "MDB_BUFFER_POLICY": "drop-oldest",
+		"MDB_STALE_AFTER": "90s", "MDB_STALE_AFTER_CHANNELS": "book=30s,trade=5m",
 	} {
 		if cm.Data[k] != want {
 			t.Errorf("ConfigMap %s = %q, want %q", k, cm.Data[k], want)
