@@ -269,6 +269,7 @@ func (b *streamBook) event(ev *Event, out []Event, c *symbolCounters) ([]Event, 
 		b.lastSeq = ev.Seq
 		if b.chained {
 			b.hw = ev.LastID // ids may have restarted lower (a venue reset)
+			b.markIDReset(ev)
 		}
 		c.snapshots.Add(1)
 		if len(b.waiters) > 0 {

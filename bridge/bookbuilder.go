@@ -35,8 +35,10 @@ const DefaultBookRetain = 4096
 // ones. So the builder retains recent deltas and chains them by id, as
 // Binance documents for building a book from its stream. A snapshot older
 // than the book (last_id below the book id) holds nothing new and is
-// ignored, except last_id 1 (Bybit's service restart), which resets the book
-// and forgets the retained deltas. Any other snapshot with last_id L resets
+// ignored, except last_id 1 (Bybit's service restart) and a snapshot
+// flagged reset (FlagIDReset, wire "reset":true: published after the venue
+// reset its ids lower, OKX maintenance), which reset the book whatever its
+// id and forget the retained deltas. Any other snapshot with last_id L resets
 // the book and applies the retained deltas that continue it (first_id <=
 // L+1 <= last_id, then the one that continues that, and so on, whatever
 // their order in the stream). Then, for every delta: last_id <=
@@ -98,10 +100,11 @@ func (b *BookBuilder) Apply(ev Event) BookResult {
 		if b.deltaDepth != 0 && ev.Depth != b.deltaDepth {
 			return BookRefused // another id series: it cannot chain to the deltas
 		}
-		if b.started && sameSeries(ev.Depth, b.series) && ev.LastID < b.id && ev.LastID != restartID {
+		idReset := ev.Flags&FlagIDReset != 0
+		if b.started && sameSeries(ev.Depth, b.series) && ev.LastID < b.id && ev.LastID != restartID && !idReset {
 			return BookIgnored // older than the book: it holds nothing new
 		}
-		if ev.LastID < b.id {
+		if ev.LastID < b.id || idReset {
 			b.recent, b.next = b.recent[:0], 0 // the venue restarted its ids
 		}
 		b.reset(ev)

@@ -169,6 +169,36 @@ func TestBookBuilderRetainRingKeepsStreamOrder(t *testing.T) {
 	}
 }
 
+// A snapshot flagged reset (FlagIDReset: the venue reset its ids lower,
+// OKX maintenance) resets the book whatever its id and forgets the retained
+// deltas of the old range; an ordinary older snapshot is still ignored.
+func TestBookBuilderIDReset(t *testing.T) {
+	b := NewBookBuilder(0)
+	b.Apply(bbSnap(1000, []Level{{"5", "1"}}, nil))
+	for id := int64(1001); id <= 1005; id++ {
+		if got := b.Apply(bbDelta(id, id, []Level{{"5", "2"}}, nil)); got != BookApplied {
+			t.Fatalf("delta %d: %d", id, got)
+		}
+	}
+	b.Apply(bbDelta(1010, 1012, nil, nil)) // a gap, retained beyond the book
+	if b.Valid() {
+		t.Fatal("valid across a gap")
+	}
+	if got := b.Apply(bbSnap(500, []Level{{"9", "9"}}, nil)); got != BookIgnored || b.LastID() != 1005 {
+		t.Fatalf("ordinary older snapshot: result %d, id %d", got, b.LastID())
+	}
+	reset := bbSnap(500, []Level{{"6", "1"}}, nil)
+	reset.Flags = FlagIDReset
+	if got := b.Apply(reset); got != BookReset || !b.Valid() || b.LastID() != 500 ||
+		!reflect.DeepEqual(b.Bids(), []Level{{"6", "1"}}) {
+		t.Fatalf("reset snapshot: result %d, valid %v, id %d, bids %v", got, b.Valid(), b.LastID(), b.Bids())
+	}
+	if got := b.Apply(bbDelta(501, 503, []Level{{"6", "2"}}, nil)); got != BookApplied || !b.Valid() ||
+		!reflect.DeepEqual(b.Bids(), []Level{{"6", "2"}}) {
+		t.Fatalf("after the reset: result %d, valid %v, bids %v", got, b.Valid(), b.Bids())
+	}
+}
+
 func TestCompareDecimal(t *testing.T) {
 	for _, tt := range []struct {
 		a, b string

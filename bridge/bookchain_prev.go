@@ -18,7 +18,10 @@ import (
 //   - PrevID == book id > LastID: the venue reset its sequence (OKX
 //     maintenance). The chain is intact, but ids going down would break
 //     every id-based consumer (msg IDs, BookBuilder), so the book is
-//     resynchronized: a fresh snapshot starts the new id range;
+//     resynchronized: a fresh snapshot starts the new id range. It is
+//     published with FlagIDReset (wire "reset":true): its id is below the
+//     ones published before, and consumers (BookBuilder) would otherwise
+//     ignore it and the deltas after it as older than their book;
 //   - PrevID != book id, LastID <= book id: an older message (a replay, the
 //     overlap of a rotation): a duplicate;
 //   - anything else is a gap, handled by the BookGapPolicy like any
@@ -26,7 +29,7 @@ import (
 //
 // If the delta announcing a reset is lost, the deltas after it look older
 // than the book; chainRestartRun of them in a row, chained to each other,
-// resynchronize the book.
+// resynchronize the book (its next snapshot is flagged the same way).
 //
 // A feed that stops sending the initial snapshot (announced by OKX for
 // 2026) is handled by a REST bootstrap: deltas that arrive while the book
@@ -55,6 +58,12 @@ type chainState struct {
 	fetching bool    // a REST bootstrap runs
 	dupLast  int64   // LastID of the last delta taken for an older copy
 	dupRun   int     // how many such deltas in a row chained to each other
+	// idReset is set when the book resynchronizes because the venue reset
+	// its ids lower; the next snapshot emitted carries FlagIDReset (wire
+	// "reset":true) so consumers reset to it although its id is below the
+	// ones published before. It survives a reconnect (the next snapshot is
+	// still in the new range).
+	idReset bool
 }
 
 // chainRestartRun is how many deltas in a row, each older than the book and
@@ -82,6 +91,7 @@ func (b *streamBook) chainedDelta(ev *Event, out []Event, c *symbolCounters) ([]
 	case ev.PrevID == b.lastID && ev.LastID < b.lastID:
 		c.gaps.Add(1)
 		b.state = bookResyncing
+		b.chain.idReset = true
 		return out, true
 	case ev.PrevID == b.lastID:
 		if ev.LastID > b.hw {
@@ -102,6 +112,7 @@ func (b *streamBook) chainedDelta(ev *Event, out []Event, c *symbolCounters) ([]
 			b.chain.dupRun = 0
 			c.gaps.Add(1)
 			b.state = bookResyncing
+			b.chain.idReset = true
 			return out, true
 		}
 		return out, false
@@ -134,6 +145,15 @@ func (b *streamBook) chainLive(out []Event, c *symbolCounters) []Event {
 		}
 	}
 	return out
+}
+
+// markIDReset sets FlagIDReset on the first snapshot a prev-chained book
+// emits after the venue reset its ids (see chainState.idReset).
+func (b *streamBook) markIDReset(snap *Event) {
+	if b.chain.idReset {
+		snap.Flags |= FlagIDReset
+		b.chain.idReset = false
+	}
 }
 
 // chainNeedsBoot reports whether a waiting book has buffered deltas for
@@ -169,6 +189,7 @@ func (b *streamBook) chainRESTSnapshot(snap *Event, out []Event, c *symbolCounte
 	b.lastSeq = snap.Seq
 	b.hw = snap.LastID
 	c.snapshots.Add(1)
+	b.markIDReset(snap)
 	out = emit(out, snap, c)
 	if start >= 0 {
 		first := buf[start]

@@ -45,9 +45,19 @@ func TestChainedBookRules(t *testing.T) {
 	if b.state != bookLive || b.lastID != 4 {
 		t.Fatalf("after snapshot: state %v lastID %d", b.state, b.lastID)
 	}
-	// snapshot 4 emitted; the buffered (3,5) does not chain to 4: dropped.
-	if got := out[len(out)-1]; got.Type != EventBookSnapshot || got.LastID != 4 {
+	// snapshot 4 emitted, flagged as the first after an id reset; the
+	// buffered (3,5) does not chain to 4: dropped.
+	if got := out[len(out)-1]; got.Type != EventBookSnapshot || got.LastID != 4 || got.Flags&FlagIDReset == 0 {
 		t.Fatalf("last emitted %+v", got)
+	}
+	for _, ev := range out[:len(out)-1] {
+		if ev.Flags&FlagIDReset != 0 {
+			t.Fatalf("flagged before the reset: %+v", ev)
+		}
+	}
+	step(chainSnap(4)) // the venue re-sends one: no longer flagged
+	if got := out[len(out)-1]; got.Type != EventBookSnapshot || got.Flags&FlagIDReset != 0 {
+		t.Fatalf("second snapshot after the reset %+v", got)
 	}
 	step(chainDelta(7, 9)) // a gap
 	if !resub || c.gaps.Load() != 2 {
@@ -136,6 +146,12 @@ func TestChainedBookMissedReset(t *testing.T) {
 		if resub != (i == chainRestartRun-1) {
 			t.Fatalf("delta %d: resub %v", i, resub)
 		}
+	}
+	// The fresh snapshot of the new range is flagged as a reset.
+	snap = chainSnap(prev + 5)
+	out, _ = b.event(&snap, out, &c)
+	if got := out[len(out)-1]; got.LastID != prev+5 || got.Flags&FlagIDReset == 0 {
+		t.Fatalf("snapshot after a missed reset %+v", got)
 	}
 	// Duplicated frames interleaved with new ones never form such a run.
 	b = &streamBook{chained: true}

@@ -129,6 +129,36 @@ func TestPrevIDWire(t *testing.T) {
 	}
 }
 
+// TestIDResetWire: a snapshot flagged FlagIDReset carries "reset":true
+// (after "last_id"/"depth"), decodes back to the flag, and costs no
+// allocation; without the flag (or on a delta) nothing is written.
+func TestIDResetWire(t *testing.T) {
+	ev := Event{Type: EventBookSnapshot, Exchange: "okx", Symbol: "BTC-USDT", LastID: 3, Flags: FlagIDReset, Bids: []Level{{"1", "2"}}}
+	body := string(ev.AppendJSON(nil))
+	if !strings.Contains(body, `"last_id":3,"reset":true,"bids"`) {
+		t.Fatalf("body %s", body)
+	}
+	got, err := DecodeJSON([]byte(body))
+	if err != nil || got.Flags&FlagIDReset == 0 || got.LastID != 3 {
+		t.Fatalf("decoded %+v, %v", got, err)
+	}
+	buf := make([]byte, 0, 512)
+	if n := testing.AllocsPerRun(100, func() { buf = ev.AppendJSON(buf[:0]) }); n != 0 {
+		t.Fatalf("AppendJSON of a reset snapshot: %v allocs", n)
+	}
+	ev.Flags = 0
+	if strings.Contains(string(ev.AppendJSON(nil)), "reset") {
+		t.Fatal("reset written without the flag")
+	}
+	d := Event{Type: EventBookDelta, Exchange: "okx", Symbol: "BTC-USDT", FirstID: 3, LastID: 4, Flags: FlagIDReset}
+	if strings.Contains(string(d.AppendJSON(nil)), "reset") {
+		t.Fatal("reset written on a delta")
+	}
+	if got, _ := DecodeJSON([]byte(`{"v":1,"type":"book.delta","exchange":"okx","symbol":"X","ts":1,"recv_ts":1,"first_id":1,"last_id":2,"reset":true,"bids":[],"asks":[]}`)); got.Flags != 0 {
+		t.Fatalf("delta decoded with flags %d", got.Flags)
+	}
+}
+
 // TestRouteGroups: a Router splits the channels by route; md_state merges.
 func TestRouteGroups(t *testing.T) {
 	both := ChannelTrade | ChannelBook

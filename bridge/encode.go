@@ -15,6 +15,7 @@ import (
 //	{"v":1,"type":"book.delta",...,"first_id":10,"last_id":12,"bids":[["p","q"]],"asks":[]}
 //	{"v":1,"type":"book.delta",...,"first_id":10,"prev_id":9,"last_id":12,...} (binance-usdm)
 //	{"v":1,"type":"book.snapshot",...,"last_id":12,"bids":[...],"asks":[...]}
+//	{"v":1,"type":"book.snapshot",...,"last_id":3,"reset":true,...} (after a venue id reset, FlagIDReset)
 //
 // Book events of a venue with several update-id series per symbol (Bybit)
 // carry "depth" after "last_id". bbo, kline, ticker and liquidation bodies:
@@ -57,6 +58,9 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 		if e.Depth != 0 {
 			dst = append(dst, `,"depth":`...)
 			dst = strconv.AppendInt(dst, int64(e.Depth), 10)
+		}
+		if e.Type == EventBookSnapshot && e.Flags&FlagIDReset != 0 {
+			dst = append(dst, `,"reset":true`...)
 		}
 		dst = append(dst, `,"bids":`...)
 		dst = appendLevels(dst, e.Bids)
@@ -144,6 +148,7 @@ type wireEvent struct {
 	PrevID   int64      `json:"prev_id"`
 	LastID   int64      `json:"last_id"`
 	Depth    int        `json:"depth"`
+	Reset    bool       `json:"reset"`
 	Bids     [][]string `json:"bids"`
 	Asks     [][]string `json:"asks"`
 	wireChannel
@@ -177,6 +182,9 @@ func DecodeJSON(body []byte) (Event, error) {
 	}
 	if e.Type == EventBookDelta || e.Type == EventBookSnapshot {
 		e.Depth = w.Depth
+	}
+	if e.Type == EventBookSnapshot && w.Reset {
+		e.Flags |= FlagIDReset
 	}
 	if err := w.fill(&e); err != nil {
 		return Event{}, fmt.Errorf("%w: %v", ErrBadEvent, err)

@@ -14,6 +14,7 @@ func FuzzDecodeJSON(f *testing.F) {
 		{Type: EventBookDelta, Exchange: "bybit", Symbol: "ETHUSDT", TS: 3, RecvTS: 4, FirstID: 10, LastID: 12, Bids: []Level{{"1.5", "2"}}, Asks: []Level{{"1.6", "0"}}},
 		{Type: EventBookSnapshot, Exchange: "bybit-linear", Symbol: "X", LastID: 9, Bids: []Level{{"1", "1"}, {"0.9", "3"}}},
 		{Type: EventBookSnapshot, Exchange: "bybit", Symbol: "X", LastID: 9, Depth: 50, Bids: []Level{{"1", "1"}}},
+		{Type: EventBookSnapshot, Exchange: "okx", Symbol: "BTC-USDT", LastID: 3, Flags: FlagIDReset, Bids: []Level{{"1", "1"}}},
 	} {
 		f.Add(ev.AppendJSON(nil))
 	}
@@ -86,7 +87,8 @@ func validUTF8(s string) string {
 func sameEvent(a, b Event) bool {
 	if a.Type != b.Type || a.Exchange != b.Exchange || a.Symbol != b.Symbol || a.TS != b.TS || a.RecvTS != b.RecvTS ||
 		a.ID != b.ID || a.Seq != b.Seq || a.Price != b.Price || a.Qty != b.Qty || a.Side != b.Side ||
-		a.FirstID != b.FirstID || a.LastID != b.LastID || a.Depth != b.Depth || len(a.Bids) != len(b.Bids) || len(a.Asks) != len(b.Asks) {
+		a.FirstID != b.FirstID || a.LastID != b.LastID || a.Depth != b.Depth ||
+		(a.Type == EventBookSnapshot && a.Flags&FlagIDReset != b.Flags&FlagIDReset) || len(a.Bids) != len(b.Bids) || len(a.Asks) != len(b.Asks) {
 		return false
 	}
 	for i := range a.Bids {

@@ -103,7 +103,7 @@ const SchemaVersion = 1
 type Event struct {
 	Type     EventType
 	Interval Interval // kline events: the bar's interval
-	Flags    uint8    // kline: FlagClosed; ticker: FlagDelta and the Has* bits of a venue delta
+	Flags    uint8    // kline: FlagClosed; ticker: FlagDelta and the Has* bits of a venue delta; book.snapshot: FlagIDReset
 	Side     Side     // trade: the taker's side; liquidation: the order's side
 	Exchange string   // "binance", "bybit", "bybit-linear"
 	Symbol   string   // the exchange's upper-case symbol, e.g. "BTCUSDT"
@@ -154,6 +154,14 @@ const (
 	HasNextFunding                    // ticker delta: next funding time present
 	hasAll          = HasLast | HasMark | HasIndex | HasFunding | HasOpenInterest | HasNextFunding
 )
+
+// FlagIDReset marks a book snapshot published right after the venue reset
+// its update-id sequence lower (OKX maintenance): its LastID may be below
+// the ids published before it, and a consumer resets its book to it
+// whatever its id, forgetting retained deltas (wire "reset":true; see
+// BookBuilder). Flag bits are per event type: it shares its bit with
+// FlagClosed, which only klines carry.
+const FlagIDReset uint8 = 1 << 0
 
 // BBO is the best bid and offer of a bbo event.
 type BBO struct {
