@@ -499,13 +499,18 @@ func TestAccepts(t *testing.T) {
 	maxTS.TS, maxTS.RecvTS = 1<<63-1, 1<<63-1
 	usdmDelta := delta
 	usdmDelta.Exchange, usdmDelta.PrevID = "binance-usdm", 61020
+	okxReset := snapshot
+	okxReset.Exchange, okxReset.Symbol, okxReset.Depth, okxReset.Flags = "okx", "BTC-USDT", 0, bridge.FlagIDReset
+	if !strings.Contains(string(okxReset.AppendJSON(nil)), `"reset":true`) {
+		t.Fatalf("no reset in %s", okxReset.AppendJSON(nil))
+	}
 	sell := trade
 	sell.Side, sell.Exchange, sell.ID = bridge.SideSell, "bybit-linear", "20f43950-d8dd-5b31-9112-a178eb6023af"
 	for name, ev := range map[string]bridge.Event{
 		"trade": trade, "sell": sell, "binance delta": delta, "bybit delta": bybitDelta,
 		"bybit snapshot": snapshot, "empty delta": empty, "int64 max times": maxTS,
 		"bbo": bbo, "closed kline": kline, "open kline": openKline, "ticker": ticker, "empty ticker": emptyTicker,
-		"liquidation": liquidation, "usdm delta": usdmDelta,
+		"liquidation": liquidation, "usdm delta": usdmDelta, "okx reset snapshot": okxReset,
 	} {
 		body := ev.AppendJSON(nil)
 		if err := s.validate(t, body); err != nil {
@@ -599,6 +604,9 @@ func TestRejects(t *testing.T) {
 	add("symbol empty", delta, "/symbol", set("symbol", ""))
 	add("symbol 65 chars", snapshot, "/symbol", set("symbol", long))
 	add("exchange with >", trade, "/exchange", set("exchange", "binance>"))
+	add("reset false", snapshot, "/reset", set("reset", false))
+	add("reset as string", snapshot, "/reset", set("reset", "true"))
+	add("reset on a delta", delta, "", set("reset", true))
 	add("depth 7", snapshot, "/depth", set("depth", 7))
 	add("depth 0", delta, "/depth", set("depth", 0))
 	add("depth as string", delta, "/depth", set("depth", "50"))

@@ -101,7 +101,11 @@ func printEvent(w io.Writer, meta *jetstream.MsgMetadata, body []byte) {
 	case bridge.EventBookDelta:
 		fmt.Fprintf(w, "#%d %s %s %s delta %d..%d bids %d asks %d%s\n", seq, ts, ev.Exchange, ev.Symbol, ev.FirstID, ev.LastID, len(ev.Bids), len(ev.Asks), topOfBook(ev))
 	case bridge.EventBookSnapshot:
-		fmt.Fprintf(w, "#%d %s %s %s SNAPSHOT last_id %d bids %d asks %d%s\n", seq, ts, ev.Exchange, ev.Symbol, ev.LastID, len(ev.Bids), len(ev.Asks), topOfBook(ev))
+		reset := ""
+		if ev.Flags&bridge.FlagIDReset != 0 {
+			reset = " (ids RESET by the venue)"
+		}
+		fmt.Fprintf(w, "#%d %s %s %s SNAPSHOT last_id %d%s bids %d asks %d%s\n", seq, ts, ev.Exchange, ev.Symbol, ev.LastID, reset, len(ev.Bids), len(ev.Asks), topOfBook(ev))
 	case bridge.EventBBO:
 		b := ev.BBO()
 		fmt.Fprintf(w, "#%d %s %s %s bbo %d bid %s x %s ask %s x %s\n", seq, ts, ev.Exchange, ev.Symbol, b.UpdateID, b.BidPrice, b.BidQty, b.AskPrice, b.AskQty)

@@ -63,3 +63,21 @@ func TestPrintChannelEvents(t *testing.T) {
 		}
 	}
 }
+
+// TestPrintResetSnapshot: a snapshot after a venue id reset says so; an
+// ordinary one does not.
+func TestPrintResetSnapshot(t *testing.T) {
+	ev := bridge.Event{Type: bridge.EventBookSnapshot, Exchange: "okx", Symbol: "BTC-USDT", LastID: 3, Flags: bridge.FlagIDReset,
+		Bids: []bridge.Level{{"1", "2"}}}
+	var b strings.Builder
+	printEvent(&b, nil, ev.AppendJSON(nil))
+	if !strings.Contains(b.String(), "SNAPSHOT last_id 3 (ids RESET by the venue) bids 1") {
+		t.Errorf("%q", b.String())
+	}
+	ev.Flags = 0
+	b.Reset()
+	printEvent(&b, nil, ev.AppendJSON(nil))
+	if strings.Contains(b.String(), "RESET") {
+		t.Errorf("%q", b.String())
+	}
+}

@@ -118,7 +118,10 @@ func (b *BookReplay) ApplyDepth(seq uint64, ev *bridge.Event, depth int) {
 			return // its ids cannot chain to the deltas
 		}
 		comparable := b.started && sameSeries(depth, b.Series)
-		if comparable && ev.LastID < b.LastID && ev.LastID != 1 {
+		// last_id 1 (Bybit's restart) and "reset":true (a venue id reset,
+		// OKX) reset the book whatever its id.
+		restart := ev.LastID == 1 || ev.Flags&bridge.FlagIDReset != 0
+		if comparable && ev.LastID < b.LastID && !restart {
 			b.StaleSnapshots++
 			if len(b.StaleLog) < maxGapLog {
 				b.StaleLog = append(b.StaleLog, StaleSnapshot{Seq: seq, LastID: ev.LastID, BookID: b.LastID})
@@ -127,7 +130,7 @@ func (b *BookReplay) ApplyDepth(seq uint64, ev *bridge.Event, depth int) {
 				return // the documented consumer skips it: its book is newer
 			}
 		}
-		if comparable && ev.LastID < b.LastID {
+		if comparable && ev.LastID < b.LastID || ev.Flags&bridge.FlagIDReset != 0 {
 			b.recent, b.head = nil, 0 // ids restarted: the kept deltas are void
 		}
 		wasLive := b.Live || !b.started

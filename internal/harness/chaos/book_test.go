@@ -234,6 +234,21 @@ func TestBookReplaySeries(t *testing.T) {
 				{snap(30739102, lv("99", "9"), nil), 0}, {delta(102, 102, lv("11", "1"), nil), 0}},
 			wantID: 30739102, wantLive: true, wantBids: map[string]string{"99": "9"},
 		},
+		{
+			// An OKX maintenance reset: the snapshot flagged reset is below
+			// the book and still resets it; the deltas after it apply.
+			name: "a reset snapshot below the book resets it",
+			steps: []step{{snap(1000, lv("10", "1"), nil), 0}, {delta(1001, 1005, lv("10", "2"), nil), 0},
+				{resetSnap(500, lv("20", "1"), nil), 0}, {delta(501, 502, lv("20", "3"), nil), 0}},
+			wantID: 502, wantLive: true, wantBids: map[string]string{"20": "3"},
+		},
+		{
+			// The same snapshot without the flag is older than the book.
+			name: "an older snapshot without reset is skipped",
+			steps: []step{{snap(1000, lv("10", "1"), nil), 0}, {delta(1001, 1005, lv("10", "2"), nil), 0},
+				{snap(500, lv("20", "1"), nil), 0}},
+			wantID: 1005, wantLive: true, wantBids: map[string]string{"10": "2"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -255,6 +270,12 @@ func TestBookReplaySeries(t *testing.T) {
 			}
 		})
 	}
+}
+
+func resetSnap(last int64, bids, asks []bridge.Level) bridge.Event {
+	ev := snap(last, bids, asks)
+	ev.Flags |= bridge.FlagIDReset
+	return ev
 }
 
 func TestBodyDepth(t *testing.T) {
