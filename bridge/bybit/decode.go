@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/bridge/internal/jscan"
@@ -35,6 +36,7 @@ type envelope struct {
 	dataPos int    // offset of data when it came before topic
 	parsed  bool   // data already parsed in place
 	book    book
+	arena   *jscan.Arena // owns the strings events keep
 }
 
 // Top-level keys, as jscan.Seen bits.
@@ -103,8 +105,14 @@ func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]brid
 		return dst, bridge.Frame{}, malformed("frame of %d bytes exceeds the %d-byte limit", len(frame), a.cfg.MaxFrameBytes)
 	}
 	n0 := len(dst)
-	sc := jscan.New(string(frame))
+	// The frame is read in place: its memory is reused for the next frame,
+	// so what the events and Frame keep is copied (trade strings into an
+	// arena chunk, book levels from an owned copy of the frame, control
+	// fields with strings.Clone).
+	sc := jscan.New(unsafe.String(unsafe.SliceData(frame), len(frame)))
 	var env envelope
+	env.arena = a.arenas.Get()
+	defer a.arenas.Put(env.arena)
 	out := dst
 	err := sc.Object(func(key string) (err error) {
 		out, err = a.member(&sc, &env, key, recvTS, out)
@@ -137,13 +145,15 @@ func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]brid
 		}
 		return dst[:n0], bridge.Frame{Kind: bridge.FrameIgnored}, nil
 	case env.seen.Has(envOp):
-		return dst[:n0], control(&env), nil
+		return dst[:n0], control(&env), nil // control copies its strings
 	}
 	return dst[:n0], bridge.Frame{Kind: bridge.FrameIgnored}, nil
 }
 
-// control classifies an op reply.
+// control classifies an op reply. Its strings are copies: the frame's
+// memory is reused.
 func control(env *envelope) bridge.Frame {
+	env.reqID, env.op, env.retMsg = strings.Clone(env.reqID), strings.Clone(env.op), strings.Clone(env.retMsg)
 	fail := env.seen.Has(envSuccess) && !env.success
 	switch {
 	case fail:
@@ -221,7 +231,7 @@ func (a *Adapter) member(sc *jscan.Scanner, env *envelope, key string, recvTS in
 // data parses the data member of a trade or book frame at the cursor.
 func (a *Adapter) data(sc *jscan.Scanner, env *envelope, recvTS int64, dst []bridge.Event) ([]bridge.Event, error) {
 	if env.kind == topicTrade {
-		return a.trades(sc, env.sym, recvTS, dst)
+		return a.trades(sc, env.sym, env.arena, recvTS, dst)
 	}
 	return dst, env.book.object(sc)
 }
@@ -238,7 +248,7 @@ const (
 )
 
 // trades parses the publicTrade data array, appending one event per item.
-func (a *Adapter) trades(sc *jscan.Scanner, topicSym string, recvTS int64, dst []bridge.Event) ([]bridge.Event, error) {
+func (a *Adapter) trades(sc *jscan.Scanner, topicSym string, ar *jscan.Arena, recvTS int64, dst []bridge.Event) ([]bridge.Event, error) {
 	sym, err := a.core.Syms.Intern(topicSym)
 	if err != nil {
 		return dst, fmt.Errorf("topic symbol: %w", err)
@@ -255,6 +265,7 @@ func (a *Adapter) trades(sc *jscan.Scanner, topicSym string, recvTS int64, dst [
 		if err := trade(sc, topicSym, &ev); err != nil {
 			return dst, err
 		}
+		ev.ID, ev.Price, ev.Qty = ar.Copy(ev.ID), ar.Copy(ev.Price), ar.Copy(ev.Qty)
 		dst = append(dst, ev)
 	}
 }
@@ -411,7 +422,10 @@ func (a *Adapter) bookEvent(sc *jscan.Scanner, env *envelope, recvTS int64, dst 
 	default:
 		return dst, malformed("orderbook type %q", env.typ)
 	}
-	if ev.Bids, ev.Asks, err = sc.Sides(b.bPos, b.nb, b.aPos, b.na); err != nil {
+	// Levels are many small strings: take them from one owned copy of the
+	// frame (at the same offsets) rather than copying each.
+	own := jscan.New(strings.Clone(sc.Input()))
+	if ev.Bids, ev.Asks, err = own.Sides(b.bPos, b.nb, b.aPos, b.na); err != nil {
 		return dst, malformed("%v", err)
 	}
 	return append(dst, ev), nil
