@@ -59,24 +59,57 @@ func (f *fastScan) str() string {
 	return s
 }
 
-// uint consumes a JSON integer of 1..19 digits (no leading zero) that fits
-// in an int64.
+// uint consumes a JSON integer of 1..18 digits (no leading zero), which
+// always fits in an int64; longer ones are left to the general decoder.
 func (f *fastScan) uint() (int64, string) {
 	if !f.ok {
 		return 0, ""
 	}
-	i := f.pos
-	for i < len(f.s) && f.s[i] >= '0' && f.s[i] <= '9' {
-		i++
+	start := f.pos
+	end := min(len(f.s), start+19)
+	var n int64
+	i := start
+	for ; i < end; i++ {
+		c := f.s[i] - '0'
+		if c > 9 {
+			break
+		}
+		n = n*10 + int64(c)
 	}
-	raw := f.s[f.pos:i]
-	n, ok := parseUint(raw)
-	if !ok || raw[0] == '0' && len(raw) > 1 {
+	if i == start || i-start > 18 || f.s[start] == '0' && i-start > 1 {
 		f.ok = false
 		return 0, ""
 	}
 	f.pos = i
-	return n, raw
+	return n, f.s[start:i]
+}
+
+// decimal consumes the body of a string up to its closing quote that must
+// satisfy jscan.IsDecimal.
+func (f *fastScan) decimal() string {
+	if !f.ok {
+		return ""
+	}
+	start := f.pos
+	dot := -1
+	i := start
+	for ; i < len(f.s); i++ {
+		c := f.s[i]
+		if c-'0' <= 9 {
+			continue
+		}
+		if c == '.' && dot < 0 {
+			dot = i
+			continue
+		}
+		break
+	}
+	if i == start || i-start > jscan.MaxDecimalLen || dot == start || dot == i-1 || i == len(f.s) || f.s[i] != '"' {
+		f.ok = false
+		return ""
+	}
+	f.pos = i
+	return f.s[start:i]
 }
 
 // bool consumes true or false.
@@ -115,9 +148,9 @@ func (a *Adapter) fastTrade(frame []byte, recvTS int64, dst []bridge.Event) ([]b
 	idAt := f.pos
 	seq, id := f.uint()
 	f.lit(ftPrice)
-	price := f.str()
+	price := f.decimal()
 	f.lit(ftQty)
-	qty := f.str()
+	qty := f.decimal()
 	end := f.pos
 	f.lit(ftTime)
 	tt, _ := f.uint()
@@ -126,7 +159,7 @@ func (a *Adapter) fastTrade(frame []byte, recvTS int64, dst []bridge.Event) ([]b
 	f.lit(ftMatch)
 	f.bool()
 	f.lit(ftEnd)
-	if !f.ok || f.pos != len(f.s) || symRaw == "" || !jscan.IsDecimal(price) || !jscan.IsDecimal(qty) {
+	if !f.ok || f.pos != len(f.s) || symRaw == "" {
 		return dst, false
 	}
 	if tt > (1<<63-1)/a.tsMul() {
