@@ -29,7 +29,7 @@ func incDigits(b []byte) {
 // trade frame, dedup and sequence-check it, hand it to the publisher, which
 // encodes the wire body (AppendJSON) and msg ID into reused buffers.
 func BenchmarkHotPathTrade(b *testing.B) {
-	ex, err := binance.New(binance.Config{WSURL: "ws://127.0.0.1:1", RESTURL: "http://127.0.0.1:1"})
+	ex, err := binance.New(binance.Config{WSURL: "ws://127.0.0.1:1", RESTURL: "http://127.0.0.1:1"}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func BenchmarkHotPathTrade(b *testing.B) {
 		published += len(evs)
 		return nil
 	})
-	s, err := bridge.NewStream(bridge.StreamConfig{Exchange: ex, Symbols: []string{"BTCUSDT"}}, pub)
+	s, err := bridge.NewStream(bridge.StreamConfig{Exchange: ex, Symbols: []string{"BTCUSDT"}}, pub, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func BenchmarkHotPathTrade(b *testing.B) {
 // adapter's decode: dedup, sequence check, hand-over and AppendJSON of one
 // already decoded trade.
 func BenchmarkProcessTrade(b *testing.B) {
-	ex, err := binance.New(binance.Config{WSURL: "ws://127.0.0.1:1", RESTURL: "http://127.0.0.1:1"})
+	ex, err := binance.New(binance.Config{WSURL: "ws://127.0.0.1:1", RESTURL: "http://127.0.0.1:1"}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func BenchmarkProcessTrade(b *testing.B) {
 		}
 		return nil
 	})
-	s, err := bridge.NewStream(bridge.StreamConfig{Exchange: ex, Symbols: []string{"BTCUSDT"}}, pub)
+	s, err := bridge.NewStream(bridge.StreamConfig{Exchange: ex, Symbols: []string{"BTCUSDT"}}, pub, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -107,6 +107,34 @@ type StreamConfig struct {
 	// the host name, sanitized.
 	Instance string
 
+	// Optional collaborators; nil leaves each feature at its default.
+
+	// StateSink receives per-symbol connection state (on every transition
+	// and every StateInterval). nil: state is not reported.
+	StateSink StateSink
+	// SnapshotRequester routes order book resyncs of BookRESTSnapshot venues
+	// through the process's snapshot service (the publisher wires it to
+	// mdctl.snapshot.*): it publishes the snapshot and returns its last
+	// update id, and the stream resumes deltas after it. nil: the stream
+	// fetches and emits snapshots itself.
+	SnapshotRequester SnapshotRequester
+	// TradeResumer makes a stream of a venue with consecutive trade ids
+	// (SequenceTracking on, trades subscribed) ask it once per symbol at
+	// start where the destination's trades end (at most ResumeTimeout for
+	// all symbols; a failure is logged and the symbol starts from the live
+	// flow as without a resumer). A symbol resumed at id R treats its first
+	// live trade F > R+1 as the gap R+1..F-1, backfilled over REST like any
+	// other (bounded by BackfillMax; ids the venue no longer serves are
+	// counted as missing); live trades with ids <= R are dropped as already
+	// emitted. nil: every symbol starts from the live flow.
+	TradeResumer TradeResumer
+	// ConnectGate is the venue's connect gate shared with the process's
+	// other streams of the same venue (the venue's connect limit is per
+	// IP). nil: the stream has a gate of its own. With
+	// Resilience.RateLimitEnabled off it is not used either (only
+	// ConnectSpacing applies).
+	ConnectGate *ConnectGate
+
 	// MaxTopicsPerConn caps the topics (symbol x channel) per connection
 	// below the venue's Limits.MaxTopicsPerConn. 0 = the venue's limit.
 	MaxTopicsPerConn int

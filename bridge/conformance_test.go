@@ -33,8 +33,9 @@ func TestConformance(t *testing.T) {
 			ex := vc.make(t, sim, nil)
 			col := newCollector()
 			states := &stateLog{}
-			s, err := bridge.NewStream(testStreamConfig(ex, bridge.ChannelTrade|bridge.ChannelBook, symbols...), col,
-				bridge.WithStateSink(states), bridge.WithLogger(testLogger()))
+			cfg := testStreamConfig(ex, bridge.ChannelTrade|bridge.ChannelBook, symbols...)
+			cfg.StateSink = states
+			s, err := bridge.NewStream(cfg, col, testLogger())
 			if err != nil {
 				t.Fatal(err)
 			}

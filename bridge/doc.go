@@ -8,7 +8,7 @@
 // (Publisher, StateSink, SnapshotRequester), and the connection runner
 // behind the library API, Stream:
 //
-//	ex, err := binance.New(binance.Config{}) // the real endpoints; URLs are configuration
+//	ex, err := binance.New(binance.Config{}, logger) // the real endpoints; URLs are configuration
 //	...
 //	s, err := bridge.NewStream(bridge.StreamConfig{
 //		Exchange: ex,
@@ -17,7 +17,7 @@
 //	}, bridge.HandlerFunc(func(ctx context.Context, evs []bridge.Event) error {
 //		...
 //		return nil
-//	}))
+//	}), logger)
 //	err = s.Run(ctx)
 //
 // is the Go form of the seed's
@@ -42,7 +42,7 @@
 //   - Trades: per-symbol deduplication by exchange id; on venues with
 //     consecutive ids (Binance) a gap is backfilled over REST and emitted in
 //     order before live trades continue; what cannot be recovered is counted
-//     (Counters.Missing) and logged. With a TradeResumer (WithTradeResumer)
+//     (Counters.Missing) and logged. With a TradeResumer (StreamConfig.TradeResumer)
 //     a starting stream continues each symbol after the destination's last
 //     stored trade, so trades published while no replica ran are
 //     backfilled too (up to BackfillMax). Venues without consecutive ids

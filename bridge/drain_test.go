@@ -114,7 +114,7 @@ func TestWriteFailureDrainsReceivedFrames(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	ex, err := bybit.New(bybit.Config{WSURL: "ws" + strings.TrimPrefix(srv.URL, "http"), RESTURL: srv.URL, Market: bybit.MarketSpot, Logger: testLogger()})
+	ex, err := bybit.New(bybit.Config{WSURL: "ws" + strings.TrimPrefix(srv.URL, "http"), RESTURL: srv.URL, Market: bybit.MarketSpot}, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestWriteFailureDrainsReceivedFrames(t *testing.T) {
 	col := &gatedCollector{collector: newCollector(), inside: make(chan struct{}), open: make(chan struct{})}
 	cfg := testStreamConfig(ex, bridge.ChannelTrade, "BTCUSDT")
 	cfg.HeartbeatTimeout = 300 * time.Millisecond // client pings every 100 ms
-	s, err := bridge.NewStream(cfg, col, bridge.WithLogger(log))
+	s, err := bridge.NewStream(cfg, col, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func Example() {
 	}
 	defer sim.Close()
 
-	ex, err := binance.New(binance.Config{WSURL: sim.BinanceWSURL(), RESTURL: sim.BinanceRESTURL()})
+	ex, err := binance.New(binance.Config{WSURL: sim.BinanceWSURL(), RESTURL: sim.BinanceRESTURL()}, nil)
 	if err != nil {
 		panic(err)
 	}
@@ -35,14 +35,14 @@ func Example() {
 	stream, err := bridge.NewStream(bridge.StreamConfig{
 		Exchange: ex,
 		Symbols:  []string{"BTCUSDT"},
-		Channels: bridge.ChannelTrade, // resolution "tick"
-		// Resilience: nil means resilience.DefaultResilienceConfig().
+		Channels: bridge.ChannelTrade,
 	}, bridge.HandlerFunc(func(ctx context.Context, events []bridge.Event) error {
-		for _, ev := range events { // on_data
+		for _, ev := range events {
 			trades <- ev
 		}
 		return nil
-	}))
+	}), nil)
+
 	if err != nil {
 		panic(err)
 	}

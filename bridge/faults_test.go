@@ -34,7 +34,8 @@ func startFaultRun(t *testing.T, vc venueCase, simCfg exsim.Config, tune func(*b
 		tune(&cfg)
 	}
 	var err error
-	r.s, err = bridge.NewStream(cfg, r.col, bridge.WithStateSink(r.states), bridge.WithLogger(testLogger()))
+	cfg.StateSink = r.states
+	r.s, err = bridge.NewStream(cfg, r.col, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +257,7 @@ func TestFaultRESTRateLimit(t *testing.T) {
 	cfg := testStreamConfig(r.ex, bridge.ChannelTrade|bridge.ChannelBook, "BTCUSDT")
 	cfg.TimeSyncInterval = 300 * time.Millisecond // a steady flow of REST requests
 	var err error
-	if r.s, err = bridge.NewStream(cfg, r.col, bridge.WithLogger(testLogger())); err != nil {
+	if r.s, err = bridge.NewStream(cfg, r.col, testLogger()); err != nil {
 		t.Fatal(err)
 	}
 	r.stop = runStream(t, r.s)
@@ -333,8 +334,9 @@ func TestClockSkew(t *testing.T) {
 				sim := startSim(t, exsim.Config{ClockSkew: skew, Markets: []exsim.MarketConfig{market(vc.venue, "BTCUSDT", 5, 5)}})
 				ex := vc.make(t, sim, nil)
 				states := &stateLog{}
-				s, err := bridge.NewStream(testStreamConfig(ex, bridge.ChannelTrade, "BTCUSDT"), newCollector(),
-					bridge.WithStateSink(states), bridge.WithLogger(testLogger()))
+				cfg := testStreamConfig(ex, bridge.ChannelTrade, "BTCUSDT")
+				cfg.StateSink = states
+				s, err := bridge.NewStream(cfg, newCollector(), testLogger())
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -54,7 +54,7 @@ func TestBybitClientPings(t *testing.T) {
 	ex := newBybit("linear")(t, sim, nil)
 	cfg := testStreamConfig(ex, bridge.ChannelTrade, "BTCUSDT")
 	cfg.HeartbeatTimeout = 3 * time.Second // pings every second
-	s, err := bridge.NewStream(cfg, newCollector(), bridge.WithLogger(testLogger()))
+	s, err := bridge.NewStream(cfg, newCollector(), testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

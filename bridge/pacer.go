@@ -59,7 +59,7 @@ func (p *pacer) wait(ctx context.Context) error {
 // ConnectWindow, burst a tenth of it, at least 1) plus a minimum spacing
 // between any two attempts, so a restart with many connections does not
 // trigger a 429 storm or an IP ban. The venues limit per IP, so a process
-// shares one gate among all its streams of a venue (WithConnectGate); a
+// shares one gate among all its streams of a venue (StreamConfig.ConnectGate); a
 // stream without one builds its own. Safe for concurrent use.
 type ConnectGate = connectGate
 

@@ -18,16 +18,6 @@ type TradeResumer interface {
 	LastTradeID(ctx context.Context, exchange, symbol string) (id int64, ok bool, err error)
 }
 
-// WithTradeResumer makes a stream of a venue with consecutive trade ids
-// (SequenceTracking on, trades subscribed) ask r once per symbol at start
-// where the destination's trades end (at most ResumeTimeout for all
-// symbols; a failure is logged and the symbol starts from the live flow as
-// without a resumer). A symbol resumed at id R treats its first live trade
-// F > R+1 as the gap R+1..F-1, backfilled over REST like any other (bounded
-// by BackfillMax; ids the venue no longer serves are counted as missing);
-// live trades with ids <= R are dropped as already emitted.
-func WithTradeResumer(r TradeResumer) Option { return func(o *options) { o.resumer = r } }
-
 // Bounds of the start-up resume queries.
 const (
 	// ResumeTimeout bounds the TradeResumer queries of all symbols at start.

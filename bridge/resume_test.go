@@ -79,7 +79,8 @@ func TestTradeResume(t *testing.T) {
 			col := newCollector()
 			cfg := testStreamConfig(newBinance(t, sim, nil), bridge.ChannelTrade, sym)
 			cfg.BackfillMax = tt.backMax
-			s, err := bridge.NewStream(cfg, col, bridge.WithLogger(testLogger()), bridge.WithTradeResumer(res))
+			cfg.TradeResumer = res
+			s, err := bridge.NewStream(cfg, col, testLogger())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -158,7 +159,8 @@ func TestTradeResumeNotAsked(t *testing.T) {
 			col := newCollector()
 			cfg := testStreamConfig(ex, bridge.ChannelTrade, "BTCUSDT")
 			cfg.Resilience.SequenceTracking = tt.track
-			s, err := bridge.NewStream(cfg, col, bridge.WithTradeResumer(res))
+			cfg.TradeResumer = res
+			s, err := bridge.NewStream(cfg, col, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -182,7 +184,9 @@ func TestTradeResumeShutdown(t *testing.T) {
 		<-ctx.Done()
 		return 0, false, ctx.Err()
 	}}
-	s, err := bridge.NewStream(testStreamConfig(newBinance(t, sim, nil), bridge.ChannelTrade, "BTCUSDT"), newCollector(), bridge.WithTradeResumer(res))
+	cfg := testStreamConfig(newBinance(t, sim, nil), bridge.ChannelTrade, "BTCUSDT")
+	cfg.TradeResumer = res
+	s, err := bridge.NewStream(cfg, newCollector(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

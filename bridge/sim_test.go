@@ -67,7 +67,7 @@ func newBinance(t testing.TB, sim *exsim.Server, hc *http.Client) bridge.Exchang
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := binance.New(binance.Config{WSURL: sim.BinanceWSURL(), RESTURL: sim.BinanceRESTURL(), HTTPClient: hc, Logger: testLogger(), Limiter: lim})
+	a, err := binance.New(binance.Config{WSURL: sim.BinanceWSURL(), RESTURL: sim.BinanceRESTURL(), HTTPClient: hc, Limiter: lim}, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func newBinance(t testing.TB, sim *exsim.Server, hc *http.Client) bridge.Exchang
 func newBybit(market string) func(t testing.TB, sim *exsim.Server, hc *http.Client) bridge.Exchange {
 	return func(t testing.TB, sim *exsim.Server, hc *http.Client) bridge.Exchange {
 		t.Helper()
-		a, err := bybit.New(bybit.Config{WSURL: sim.BybitWSURL(), RESTURL: sim.BybitRESTURL(), Market: market, HTTPClient: hc, Logger: testLogger()})
+		a, err := bybit.New(bybit.Config{WSURL: sim.BybitWSURL(), RESTURL: sim.BybitRESTURL(), Market: market, HTTPClient: hc}, testLogger())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -56,7 +56,8 @@ func TestSnapshotRequestSameSeries(t *testing.T) {
 			t.Parallel()
 			vc := venueCase{tc.market, tc.venue, func(t testing.TB, sim *exsim.Server, hc *http.Client) bridge.Exchange {
 				a, err := bybit.New(bybit.Config{WSURL: sim.BybitWSURL(), RESTURL: sim.BybitRESTURL(), Market: tc.market,
-					BookDepth: tc.depth, HTTPClient: hc, Logger: testLogger()})
+					BookDepth: tc.depth, HTTPClient: hc}, testLogger())
+
 				if err != nil {
 					t.Fatal(err)
 				}

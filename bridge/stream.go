@@ -11,7 +11,7 @@ import (
 )
 
 // HandlerFunc adapts a function to the Publisher interface, for library use
-// without NATS: NewStream(cfg, bridge.HandlerFunc(h)). It is called with one
+// without NATS: NewStream(cfg, bridge.HandlerFunc(h), nil). It is called with one
 // batch per inbound frame (or per backfill page / snapshot), in order per
 // symbol; calls for symbols on different connections may run concurrently.
 // It must not retain the slice. An error stops the stream (Run returns it).
@@ -19,38 +19,6 @@ type HandlerFunc func(ctx context.Context, events []Event) error
 
 // Publish calls f.
 func (f HandlerFunc) Publish(ctx context.Context, events []Event) error { return f(ctx, events) }
-
-// Option configures a Stream's dependencies.
-type Option func(*options)
-
-type options struct {
-	log     *slog.Logger
-	sink    StateSink
-	req     SnapshotRequester
-	now     func() time.Time
-	resumer TradeResumer
-	gate    *ConnectGate
-}
-
-// WithConnectGate makes the stream take its connection attempts from g,
-// shared with the process's other streams of the same venue (the venue's
-// connect limit is per IP). Without it the stream has a gate of its own.
-// With Resilience.RateLimitEnabled off the shared gate is not used either
-// (only ConnectSpacing applies).
-func WithConnectGate(g *ConnectGate) Option { return func(o *options) { o.gate = g } }
-
-// WithLogger sets the stream's logger (default: discard).
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
-
-// WithStateSink sets where per-symbol connection state is reported (on
-// every transition and every StateInterval).
-func WithStateSink(s StateSink) Option { return func(o *options) { o.sink = s } }
-
-// WithSnapshotRequester routes order book resyncs of BookRESTSnapshot venues
-// through r (the publisher wires it to mdctl.snapshot.*): r publishes the
-// snapshot and returns its last update id, and the stream resumes deltas
-// after it. Without one the stream fetches and emits snapshots itself.
-func WithSnapshotRequester(r SnapshotRequester) Option { return func(o *options) { o.req = r } }
 
 // Stream ingests one exchange's market data for a set of symbols and hands
 // normalized, deduplicated, gap-repaired events to a Publisher (or a
@@ -85,8 +53,10 @@ type Stream struct {
 
 // NewStream validates cfg, plans the connections and returns a stream ready
 // to Run. pub receives the events (a *publisher.JetStream, or a HandlerFunc
-// for library use). Errors wrap ErrConfig.
-func NewStream(cfg StreamConfig, pub Publisher, opts ...Option) (*Stream, error) {
+// for library use); logger receives the stream's lifecycle and repair logs
+// (nil discards). Optional collaborators (StateSink, SnapshotRequester,
+// TradeResumer, ConnectGate) are StreamConfig fields. Errors wrap ErrConfig.
+func NewStream(cfg StreamConfig, pub Publisher, logger *slog.Logger) (*Stream, error) {
 	if pub == nil {
 		return nil, fmt.Errorf("%w: a Publisher or HandlerFunc is required", ErrConfig)
 	}
@@ -94,34 +64,27 @@ func NewStream(cfg StreamConfig, pub Publisher, opts ...Option) (*Stream, error)
 	if err != nil {
 		return nil, err
 	}
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if o.log == nil {
-		o.log = slog.New(slog.DiscardHandler)
-	}
-	if o.now == nil {
-		o.now = time.Now
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Stream{
 		cfg:     set,
 		pub:     pub,
-		log:     o.log,
-		sink:    o.sink,
-		req:     o.req,
-		resumer: o.resumer,
-		now:     o.now,
+		log:     logger,
+		sink:    set.StateSink,
+		req:     set.SnapshotRequester,
+		resumer: set.TradeResumer,
+		now:     time.Now,
 		symbols: make(map[string]*shard, len(set.Symbols)),
 		done:    make(chan struct{}),
 		quiet:   make(chan struct{}, 1),
 	}
-	if o.gate != nil && set.res.RateLimitEnabled {
-		s.gate = o.gate
+	if set.ConnectGate != nil && set.res.RateLimitEnabled {
+		s.gate = set.ConnectGate
 	} else if s.gate, err = newConnectGate(set.limits, set.ConnectSpacing, set.res.RateLimitEnabled); err != nil {
 		return nil, fmt.Errorf("%w: connect rate: %w", ErrConfig, err)
 	}
-	if s.snaps, err = newSnapshotter(set, o.now); err != nil {
+	if s.snaps, err = newSnapshotter(set, s.now); err != nil {
 		return nil, fmt.Errorf("%w: snapshot rate: %w", ErrConfig, err)
 	}
 	if set.res.RateLimitEnabled {
@@ -133,7 +96,7 @@ func NewStream(cfg StreamConfig, pub Publisher, opts ...Option) (*Stream, error)
 		}
 	}
 	if set.res.TimeSyncEnabled {
-		if s.tsync, err = resilience.NewTimeSyncManager(resilience.TimeSyncConfig{Interval: set.TimeSyncInterval}); err != nil {
+		if s.tsync, err = resilience.NewTimeSyncManager(resilience.TimeSyncConfig{Interval: set.TimeSyncInterval}, logger); err != nil {
 			return nil, fmt.Errorf("%w: time sync: %w", ErrConfig, err)
 		}
 	}

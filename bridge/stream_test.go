@@ -21,7 +21,7 @@ import (
 
 func offlineBinance(t testing.TB) bridge.Exchange {
 	t.Helper()
-	a, err := binance.New(binance.Config{WSURL: "ws://127.0.0.1:1", RESTURL: "http://127.0.0.1:1"})
+	a, err := binance.New(binance.Config{WSURL: "ws://127.0.0.1:1", RESTURL: "http://127.0.0.1:1"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestNewStreamValidates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := bridge.NewStream(tt.cfg, tt.pub)
+			_, err := bridge.NewStream(tt.cfg, tt.pub, nil)
 			if !errors.Is(err, bridge.ErrConfig) {
 				t.Fatalf("err %v, want ErrConfig", err)
 			}
@@ -67,7 +67,7 @@ func TestNewStreamValidates(t *testing.T) {
 
 func TestRunOnce(t *testing.T) {
 	nop := bridge.HandlerFunc(func(context.Context, []bridge.Event) error { return nil })
-	s, err := bridge.NewStream(bridge.StreamConfig{Exchange: offlineBinance(t), Symbols: []string{"BTCUSDT"}}, nop)
+	s, err := bridge.NewStream(bridge.StreamConfig{Exchange: offlineBinance(t), Symbols: []string{"BTCUSDT"}}, nop, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestRunTwiceAndContextStop(t *testing.T) {
 	t.Parallel()
 	sim := startSim(t, exsim.Config{Markets: []exsim.MarketConfig{market(exsim.Binance, "BTCUSDT", 20, 0)}})
 	col := newCollector()
-	s, err := bridge.NewStream(testStreamConfig(newBinance(t, sim, nil), bridge.ChannelTrade, "BTCUSDT"), col)
+	s, err := bridge.NewStream(testStreamConfig(newBinance(t, sim, nil), bridge.ChannelTrade, "BTCUSDT"), col, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestHandlerErrorStopsStream(t *testing.T) {
 		}
 		return nil
 	})
-	s, err := bridge.NewStream(testStreamConfig(newBinance(t, sim, nil), bridge.ChannelTrade, "BTCUSDT"), h)
+	s, err := bridge.NewStream(testStreamConfig(newBinance(t, sim, nil), bridge.ChannelTrade, "BTCUSDT"), h, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestAutoReconnectOff(t *testing.T) {
 	cfg := testStreamConfig(newBinance(t, sim, nil), bridge.ChannelTrade, "BTCUSDT")
 	off := resilience.DisabledResilienceConfig()
 	cfg.Resilience = &off
-	s, err := bridge.NewStream(cfg, col)
+	s, err := bridge.NewStream(cfg, col, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func TestFailedStateKeepsRetrying(t *testing.T) {
 	t.Parallel()
 	sim := startSim(t, exsim.Config{Markets: []exsim.MarketConfig{market(exsim.Binance, "BTCUSDT", 30, 0)}})
 	proxy := newGateProxy(t, sim.Addr())
-	ex, err := binance.New(binance.Config{WSURL: "ws://" + proxy.ln.Addr().String(), RESTURL: sim.BinanceRESTURL()})
+	ex, err := binance.New(binance.Config{WSURL: "ws://" + proxy.ln.Addr().String(), RESTURL: sim.BinanceRESTURL()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,8 @@ func TestFailedStateKeepsRetrying(t *testing.T) {
 	res.ReconnectDelayMax = 150 * time.Millisecond
 	cfg.Resilience = &res
 	col, states := newCollector(), &stateLog{}
-	s, err := bridge.NewStream(cfg, col, bridge.WithStateSink(states), bridge.WithLogger(testLogger()))
+	cfg.StateSink = states
+	s, err := bridge.NewStream(cfg, col, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +279,7 @@ func TestSnapshotSource(t *testing.T) {
 	sim := startSim(t, exsim.Config{Markets: []exsim.MarketConfig{market(exsim.Binance, "BTCUSDT", 0, 20)}})
 	ex := newBinance(t, sim, &http.Client{Transport: log})
 	cfg := testStreamConfig(ex, bridge.ChannelTrade, "BTCUSDT")
-	s, err := bridge.NewStream(cfg, newCollector())
+	s, err := bridge.NewStream(cfg, newCollector(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,8 +350,9 @@ func TestSnapshotRequester(t *testing.T) {
 		return ev.LastID, nil
 	})
 	var err error
-	s, err = bridge.NewStream(testStreamConfig(newBinance(t, sim, nil), bridge.ChannelTrade|bridge.ChannelBook, "BTCUSDT"), col,
-		bridge.WithSnapshotRequester(req), bridge.WithLogger(testLogger()))
+	cfg := testStreamConfig(newBinance(t, sim, nil), bridge.ChannelTrade|bridge.ChannelBook, "BTCUSDT")
+	cfg.SnapshotRequester = req
+	s, err = bridge.NewStream(cfg, col, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,7 +390,7 @@ func TestSharding(t *testing.T) {
 	cfg.MaxTopicsPerConn = 4
 	cfg.ConnectSpacing = 100 * time.Millisecond
 	col := newCollector()
-	s, err := bridge.NewStream(cfg, col)
+	s, err := bridge.NewStream(cfg, col, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,20 +11,20 @@ import (
 )
 
 func TestStreamsRouteBySymbol(t *testing.T) {
-	bn, err := binance.New(binance.Config{})
+	bn, err := binance.New(binance.Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	by, err := bybit.New(bybit.Config{})
+	by, err := bybit.New(bybit.Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	nop := bridge.HandlerFunc(func(context.Context, []bridge.Event) error { return nil })
-	sBN, err := bridge.NewStream(bridge.StreamConfig{Exchange: bn, Symbols: []string{"BTCUSDT", "ETHUSDT"}, Channels: bridge.ChannelBook}, nop)
+	sBN, err := bridge.NewStream(bridge.StreamConfig{Exchange: bn, Symbols: []string{"BTCUSDT", "ETHUSDT"}, Channels: bridge.ChannelBook}, nop, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sBY, err := bridge.NewStream(bridge.StreamConfig{Exchange: by, Symbols: []string{"BTCUSDT"}, Channels: bridge.ChannelBook}, nop)
+	sBY, err := bridge.NewStream(bridge.StreamConfig{Exchange: by, Symbols: []string{"BTCUSDT"}, Channels: bridge.ChannelBook}, nop, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

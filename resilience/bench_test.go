@@ -122,7 +122,7 @@ func BenchmarkHeartbeatRecordParallel(b *testing.B) {
 
 // BenchmarkTimeSyncServerNow measures the lock-free reader.
 func BenchmarkTimeSyncServerNow(b *testing.B) {
-	m, _ := NewTimeSyncManager(TimeSyncConfig{})
+	m, _ := NewTimeSyncManager(TimeSyncConfig{}, nil)
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = m.ServerNow()

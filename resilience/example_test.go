@@ -203,7 +203,7 @@ func (fakeExchange) ServerTime(context.Context) (time.Time, error) {
 
 // The seed's clock sync: measure the offset, convert server timestamps.
 func ExampleTimeSyncManager() {
-	sync, err := resilience.NewTimeSyncManager(resilience.TimeSyncConfig{Samples: 5})
+	sync, err := resilience.NewTimeSyncManager(resilience.TimeSyncConfig{Samples: 5}, nil)
 	if err != nil {
 		panic(err)
 	}

@@ -46,19 +46,6 @@ func (c TimeSyncConfig) withDefaults() (TimeSyncConfig, error) {
 	return c, nil
 }
 
-// TimeSyncOption configures optional dependencies of a TimeSyncManager.
-type TimeSyncOption func(*TimeSyncManager)
-
-// WithTimeSyncLogger sets the logger Run reports failures to (default:
-// discard).
-func WithTimeSyncLogger(l *slog.Logger) TimeSyncOption {
-	return func(m *TimeSyncManager) {
-		if l != nil {
-			m.log = l
-		}
-	}
-}
-
 // TimeSyncManager estimates the offset of the exchange's clock from the
 // local clock, Offset = server - local, NTP-style: each sample notes the
 // local send time t0 and round trip rtt, and assumes the server read its
@@ -84,18 +71,17 @@ type syncResult struct {
 }
 
 // NewTimeSyncManager validates cfg (zero fields take the defaults) and
-// returns a manager with offset 0. Errors wrap ErrInvalidConfig and name
-// the field.
-func NewTimeSyncManager(cfg TimeSyncConfig, opts ...TimeSyncOption) (*TimeSyncManager, error) {
+// returns a manager with offset 0 that reports Run's failures to logger
+// (nil discards). Errors wrap ErrInvalidConfig and name the field.
+func NewTimeSyncManager(cfg TimeSyncConfig, logger *slog.Logger) (*TimeSyncManager, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	m := &TimeSyncManager{cfg: c, log: slog.New(slog.DiscardHandler)}
-	for _, o := range opts {
-		o(m)
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
-	return m, nil
+	return &TimeSyncManager{cfg: c, log: logger}, nil
 }
 
 // Config returns the effective configuration, defaults filled in.

@@ -62,7 +62,7 @@ func TestTimeSyncConfigValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := NewTimeSyncManager(tt.cfg)
+			m, err := NewTimeSyncManager(tt.cfg, nil)
 			if tt.field != "" {
 				if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "TimeSyncConfig."+tt.field) {
 					t.Fatalf("err = %v, want ErrInvalidConfig naming %s", err, tt.field)
@@ -111,7 +111,7 @@ func TestTimeSyncMinRTTWins(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				m, _ := NewTimeSyncManager(TimeSyncConfig{Samples: 3})
+				m, _ := NewTimeSyncManager(TimeSyncConfig{Samples: 3}, nil)
 				if m.Synced() || m.Offset() != 0 || !m.LastSync().IsZero() || m.RTT() != 0 {
 					t.Fatal("not zero before the first Sync")
 				}
@@ -143,7 +143,7 @@ func TestTimeSyncMinRTTWins(t *testing.T) {
 
 func TestTimeSyncFailureKeepsOffset(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		m, _ := NewTimeSyncManager(TimeSyncConfig{Samples: 2})
+		m, _ := NewTimeSyncManager(TimeSyncConfig{Samples: 2}, nil)
 		good := &fakeSource{offset: -3 * time.Second, legs: []leg{{out: time.Millisecond, back: time.Millisecond}}}
 		if err := m.Sync(t.Context(), good); err != nil {
 			t.Fatal(err)
@@ -169,7 +169,7 @@ func TestTimeSyncRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var logs bytes.Buffer
 		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		m, _ := NewTimeSyncManager(TimeSyncConfig{Samples: 1, Interval: time.Minute}, WithTimeSyncLogger(log))
+		m, _ := NewTimeSyncManager(TimeSyncConfig{Samples: 1, Interval: time.Minute}, log)
 		src := &fakeSource{offset: time.Second, legs: []leg{
 			{},                            // t=0 ok
 			{err: errors.New("HTTP 503")}, // t=1m fails
@@ -204,7 +204,7 @@ func TestTimeSyncRun(t *testing.T) {
 }
 
 func TestTimeSyncConcurrentReaders(t *testing.T) {
-	m, _ := NewTimeSyncManager(TimeSyncConfig{Samples: 2, Interval: time.Millisecond})
+	m, _ := NewTimeSyncManager(TimeSyncConfig{Samples: 2, Interval: time.Millisecond}, nil)
 	src := &fakeSource{offset: time.Second, legs: []leg{{}}}
 	ctx, cancel := context.WithCancel(t.Context())
 	runDone := make(chan struct{})

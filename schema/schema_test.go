@@ -250,7 +250,7 @@ func bybitFeed(market string, depth int) feed {
 		name:  fmt.Sprintf("bybit-%s-depth%d", market, depth),
 		depth: depth,
 		ex: func(sim *exsim.Server) (bridge.Exchange, error) {
-			return bybit.New(bybit.Config{WSURL: sim.BybitWSURL(), RESTURL: sim.BybitRESTURL(), Market: market, BookDepth: depth, Logger: discard})
+			return bybit.New(bybit.Config{WSURL: sim.BybitWSURL(), RESTURL: sim.BybitRESTURL(), Market: market, BookDepth: depth}, discard)
 		},
 		want: want,
 	}
@@ -285,7 +285,7 @@ func TestSimulatorEventsValidate(t *testing.T) {
 
 	feeds := []feed{
 		{name: "binance", ex: func(sim *exsim.Server) (bridge.Exchange, error) {
-			return binance.New(binance.Config{WSURL: sim.BinanceWSURL(), RESTURL: sim.BinanceRESTURL(), Logger: discard})
+			return binance.New(binance.Config{WSURL: sim.BinanceWSURL(), RESTURL: sim.BinanceRESTURL()}, discard)
 		}, want: allTypes},
 		bybitFeed(bybit.MarketSpot, 50),
 		bybitFeed(bybit.MarketSpot, 1),
@@ -326,7 +326,8 @@ func TestSimulatorEventsValidate(t *testing.T) {
 		st, err := bridge.NewStream(bridge.StreamConfig{
 			Exchange: ex, Symbols: []string{sym}, Channels: bridge.ChannelTrade | bridge.ChannelBook,
 			Instance: "schema-test", ConnectSpacing: 5 * time.Millisecond,
-		}, c)
+		}, c, nil)
+
 		if err != nil {
 			t.Fatalf("%s: %v", f.name, err)
 		}

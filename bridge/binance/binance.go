@@ -2,6 +2,7 @@ package binance
 
 import (
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -34,15 +35,16 @@ type Adapter struct {
 
 var _ bridge.Exchange = (*Adapter)(nil)
 
-// New validates cfg, applies defaults and returns an Adapter. Errors wrap
-// ErrConfig.
-func New(cfg Config) (*Adapter, error) {
+// New validates cfg, applies defaults and returns an Adapter that logs to
+// logger (rate-limit warnings, malformed responses; nil discards). Errors
+// wrap ErrConfig.
+func New(cfg Config, logger *slog.Logger) (*Adapter, error) {
 	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	a := &Adapter{cfg: cfg}
-	if err := a.core.Init(Name, a.cfg.common(), cfg.Limiter, 1200, a.checkResponse); err != nil {
+	if err := a.core.Init(Name, a.cfg.common(), cfg.Limiter, 1200, a.checkResponse, logger); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return a, nil

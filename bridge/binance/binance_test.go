@@ -31,7 +31,7 @@ func TestNewConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, err := New(tt.cfg)
+			a, err := New(tt.cfg, nil)
 			if tt.wantErr {
 				if !errors.Is(err, ErrConfig) {
 					t.Fatalf("err = %v, want ErrConfig", err)

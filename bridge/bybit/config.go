@@ -3,7 +3,6 @@ package bybit
 import (
 	"cmp"
 	"fmt"
-	"log/slog"
 	"net/http"
 
 	"github.com/qldata/mdbridge/bridge/internal/adapter"
@@ -50,14 +49,12 @@ type Config struct {
 	Limiter *resilience.RateLimitManager
 	// HTTPClient sends REST requests; nil uses a client with a 30 s timeout.
 	HTTPClient *http.Client
-	// Logger receives rate-limit warnings; nil discards.
-	Logger *slog.Logger
 }
 
 // common points at the fields every adapter's Config has.
 func (c *Config) common() adapter.Common {
 	return adapter.Common{WSURL: &c.WSURL, RESTURL: &c.RESTURL, MaxFrameBytes: &c.MaxFrameBytes,
-		MaxBodyBytes: &c.MaxBodyBytes, HTTPClient: &c.HTTPClient, Logger: &c.Logger}
+		MaxBodyBytes: &c.MaxBodyBytes, HTTPClient: &c.HTTPClient}
 }
 
 func (c *Config) setDefaults() {

@@ -18,7 +18,7 @@ func newTest(t testing.TB, cfg Config) *Adapter {
 	if cfg.RESTURL == "" {
 		cfg.RESTURL = "http://127.0.0.1:1"
 	}
-	a, err := New(cfg)
+	a, err := New(cfg, nil)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -72,12 +72,12 @@ func TestDataAges(t *testing.T) {
 // exports its symbols' series as NaN (present, so dashboards list them and
 // the stale-data alert matches them).
 func TestDataAgeIsNaNBeforeTheFirstMessage(t *testing.T) {
-	ex, err := binance.New(binance.Config{})
+	ex, err := binance.New(binance.Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := bridge.NewStream(bridge.StreamConfig{Exchange: ex, Symbols: []string{"BTCUSDT", "ETHUSDT"}, Channels: bridge.ChannelTrade},
-		bridge.HandlerFunc(func(context.Context, []bridge.Event) error { return nil }))
+	s, err := bridge.NewStream(bridge.StreamConfig{Exchange: ex, Symbols: []string{"BTCUSDT", "ETHUSDT"}, Channels: bridge.ChannelTrade}, bridge.HandlerFunc(func(context.Context, []bridge.Event) error { return nil }), nil)
+
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,7 +67,7 @@ func newExchange(id string, v Venues, limiter func(venue string) (*resilience.Ra
 		if err != nil {
 			return nil, err
 		}
-		return binance.New(binance.Config{WSURL: v.BinanceWSURL, RESTURL: v.BinanceRESTURL, BookDepth: v.BinanceBookDepth, Limiter: l, Logger: logger})
+		return binance.New(binance.Config{WSURL: v.BinanceWSURL, RESTURL: v.BinanceRESTURL, BookDepth: v.BinanceBookDepth, Limiter: l}, logger)
 	case "bybit", "bybit-linear":
 		l, err := limiter("bybit")
 		if err != nil {
@@ -77,7 +77,7 @@ func newExchange(id string, v Venues, limiter func(venue string) (*resilience.Ra
 		if id == "bybit-linear" {
 			market = bybit.MarketLinear
 		}
-		return bybit.New(bybit.Config{WSURL: v.BybitWSURL, RESTURL: v.BybitRESTURL, Market: market, BookDepth: v.BybitBookDepth, Limiter: l, Logger: logger})
+		return bybit.New(bybit.Config{WSURL: v.BybitWSURL, RESTURL: v.BybitRESTURL, Market: market, BookDepth: v.BybitBookDepth, Limiter: l}, logger)
 	}
 	return nil, fmt.Errorf("unknown exchange %q", id)
 }

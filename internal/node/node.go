@@ -159,13 +159,8 @@ func (n *Node) buildStreams(requester bridge.SnapshotRequester) error {
 			}
 			gates[venue] = gate
 		}
-		s, err := bridge.NewStream(sc, pub,
-			bridge.WithLogger(n.log),
-			bridge.WithStateSink(sink),
-			bridge.WithSnapshotRequester(req),
-			bridge.WithTradeResumer(resumer),
-			bridge.WithConnectGate(gate),
-		)
+		sc.StateSink, sc.SnapshotRequester, sc.TradeResumer, sc.ConnectGate = sink, req, resumer, gate
+		s, err := bridge.NewStream(sc, pub, n.log)
 		if err != nil {
 			return &SubscriptionError{Index: i, Exchange: sub.Exchange, Stage: StageStream, Err: err}
 		}

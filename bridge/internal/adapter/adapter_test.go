@@ -2,7 +2,6 @@ package adapter
 
 import (
 	"errors"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,11 +13,10 @@ type testConfig struct {
 	WSURL, RESTURL              string
 	MaxFrameBytes, MaxBodyBytes int64
 	HTTPClient                  *http.Client
-	Logger                      *slog.Logger
 }
 
 func (c *testConfig) common() Common {
-	return Common{&c.WSURL, &c.RESTURL, &c.MaxFrameBytes, &c.MaxBodyBytes, &c.HTTPClient, &c.Logger}
+	return Common{&c.WSURL, &c.RESTURL, &c.MaxFrameBytes, &c.MaxBodyBytes, &c.HTTPClient}
 }
 
 func TestCommon(t *testing.T) {
@@ -40,8 +38,8 @@ func TestCommon(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := c.cfg
 			cfg.common().SetDefaults(d)
-			if cfg.HTTPClient == nil || cfg.HTTPClient.Timeout != DefaultHTTPTimeout || cfg.Logger == nil {
-				t.Errorf("client %v, logger %v", cfg.HTTPClient, cfg.Logger)
+			if cfg.HTTPClient == nil || cfg.HTTPClient.Timeout != DefaultHTTPTimeout {
+				t.Errorf("client %v", cfg.HTTPClient)
 			}
 			err := cfg.common().Validate()
 			if c.field == "" {
@@ -61,7 +59,7 @@ func TestCore(t *testing.T) {
 	cfg := testConfig{}
 	cfg.common().SetDefaults(Defaults{WSURL: "ws://ws.test/", RESTURL: "http://api.test//", MaxFrameBytes: 4096, MaxBodyBytes: 4096})
 	var c Core
-	if err := c.Init("binance", cfg.common(), nil, 1200, nil); err != nil {
+	if err := c.Init("binance", cfg.common(), nil, 1200, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if cfg.WSURL != "ws://ws.test" || cfg.RESTURL != "http://api.test" || c.restURL != cfg.RESTURL {

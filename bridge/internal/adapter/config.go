@@ -3,7 +3,6 @@ package adapter
 import (
 	"cmp"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
@@ -23,7 +22,6 @@ type Common struct {
 	WSURL, RESTURL              *string
 	MaxFrameBytes, MaxBodyBytes *int64
 	HTTPClient                  **http.Client
-	Logger                      **slog.Logger
 }
 
 // Defaults are a venue's default values for the Common fields.
@@ -33,7 +31,7 @@ type Defaults struct {
 }
 
 // SetDefaults gives every zero Common field its default: d's values, an
-// HTTP client with DefaultHTTPTimeout, a logger that discards.
+// HTTP client with DefaultHTTPTimeout.
 func (c Common) SetDefaults(d Defaults) {
 	*c.WSURL = cmp.Or(*c.WSURL, d.WSURL)
 	*c.RESTURL = cmp.Or(*c.RESTURL, d.RESTURL)
@@ -41,9 +39,6 @@ func (c Common) SetDefaults(d Defaults) {
 	*c.MaxBodyBytes = cmp.Or(*c.MaxBodyBytes, d.MaxBodyBytes)
 	if *c.HTTPClient == nil {
 		*c.HTTPClient = &http.Client{Timeout: DefaultHTTPTimeout}
-	}
-	if *c.Logger == nil {
-		*c.Logger = slog.New(slog.DiscardHandler)
 	}
 }
 

@@ -21,7 +21,7 @@ type Core struct {
 	Limiter *resilience.RateLimitManager // paces the REST requests
 	REST    rest.Client                  // sends them through Limiter
 	Syms    symtab.Table                 // canonical symbols of the registered topics
-	Log     *slog.Logger                 // the Config's logger with "exchange"=Name
+	Log     *slog.Logger                 // the adapter's logger with "exchange"=Name
 	Now     func() time.Time             // the clock (time.Now)
 	restURL string
 }
@@ -30,9 +30,10 @@ type Core struct {
 // it trims a trailing '/' from the base URLs (in the Config), takes lim or,
 // when nil, builds a limiter from resilience.ExchangeDefaults(name)
 // (requestsPerMinute when the table has no entry for name), and a REST
-// client that sends through it and hands every response to check.
+// client that sends through it and hands every response to check. log is
+// the adapter's logger (nil discards).
 // Errors: an invalid limiter configuration.
-func (c *Core) Init(name string, cfg Common, lim *resilience.RateLimitManager, requestsPerMinute int, check rest.CheckFunc) error {
+func (c *Core) Init(name string, cfg Common, lim *resilience.RateLimitManager, requestsPerMinute int, check rest.CheckFunc, log *slog.Logger) error {
 	*cfg.WSURL = strings.TrimRight(*cfg.WSURL, "/")
 	*cfg.RESTURL = strings.TrimRight(*cfg.RESTURL, "/")
 	if lim == nil {
@@ -46,7 +47,10 @@ func (c *Core) Init(name string, cfg Common, lim *resilience.RateLimitManager, r
 		}
 	}
 	c.Name, c.Limiter, c.restURL, c.Now = name, lim, *cfg.RESTURL, time.Now
-	c.Log = (*cfg.Logger).With("exchange", name)
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c.Log = log.With("exchange", name)
 	c.REST = rest.Client{
 		HTTP:    *cfg.HTTPClient,
 		Limiter: lim,

@@ -143,9 +143,10 @@ func (r *rig) startBridge(ctx context.Context, env *natsEnv, rc rigConfig) (err 
 	}
 	ex, err := binance.New(binance.Config{
 		WSURL: r.sim.BinanceWSURL(), RESTURL: r.sim.BinanceRESTURL(), MicrosecondTimestamps: true,
-		BookDepth: rc.bookDepth, Limiter: limiter, Logger: r.log,
+		BookDepth: rc.bookDepth, Limiter: limiter,
 		HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: &countingTransport{base: http.DefaultTransport, c: r.rest}},
-	})
+	}, r.log)
+
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSetup, err)
 	}
@@ -157,8 +158,8 @@ func (r *rig) startBridge(ctx context.Context, env *natsEnv, rc rigConfig) (err 
 		}
 		sc.MaxConnections = max(rc.connections, 5)
 	}
-	if r.stream, err = bridge.NewStream(sc, r.pub,
-		bridge.WithLogger(r.log), bridge.WithStateSink(r.states), bridge.WithSnapshotRequester(requester)); err != nil {
+	sc.StateSink, sc.SnapshotRequester = r.states, requester
+	if r.stream, err = bridge.NewStream(sc, r.pub, r.log); err != nil {
 		return fmt.Errorf("%w: %w", ErrSetup, err)
 	}
 	if r.snapsvc, err = publisher.NewSnapshotService(r.ctlNC, r.pub, r.stream, r.log); err != nil {

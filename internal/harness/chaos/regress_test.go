@@ -3,7 +3,7 @@ package chaos
 // Regression tests for defects the soak found in other packages, each
 // reduced to a deterministic scenario (they failed before the fixes:
 // bridge.BookBuilder and the README book rule, publisher.ConnConfig
-// MarshalJSON, bridge.WithTradeResumer).
+// MarshalJSON, bridge.StreamConfig.TradeResumer).
 
 import (
 	"context"
@@ -111,7 +111,7 @@ func TestConnConfigJSONRedactsURLPassword(t *testing.T) {
 // trade gap and starts a REST backfill, which the exchange answers with 418
 // and Retry-After 30 s; B holds every later live trade of the symbol in
 // memory for the whole Retry-After and is then killed. Before
-// bridge.WithTradeResumer the restarted replicas started from the live flow
+// bridge.StreamConfig.TradeResumer the restarted replicas started from the live flow
 // and the trades B held were lost (79 of 196 here); now they resume from
 // the stream's last stored trade and backfill the rest by id.
 func TestKilledReplicasTradesResumed(t *testing.T) {

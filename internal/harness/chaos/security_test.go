@@ -212,7 +212,7 @@ func TestMaliciousSymbolsRejected(t *testing.T) {
 	if err := cs.cli.Flush(); err != nil { // the subscription is registered
 		t.Fatal(err)
 	}
-	ex, err := binance.New(binance.Config{WSURL: "ws://127.0.0.1:1", RESTURL: "http://127.0.0.1:1"})
+	ex, err := binance.New(binance.Config{WSURL: "ws://127.0.0.1:1", RESTURL: "http://127.0.0.1:1"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func TestMaliciousSymbolsRejected(t *testing.T) {
 			if err := bridge.ValidateIdent(name); !errors.Is(err, bridge.ErrBadIdent) {
 				t.Fatalf("ValidateIdent(%q) = %v", name, err)
 			}
-			if _, err := bridge.NewStream(bridge.StreamConfig{Exchange: ex, Symbols: []string{name}}, bridge.HandlerFunc(func(context.Context, []bridge.Event) error { return nil })); !errors.Is(err, bridge.ErrConfig) {
+			if _, err := bridge.NewStream(bridge.StreamConfig{Exchange: ex, Symbols: []string{name}}, bridge.HandlerFunc(func(context.Context, []bridge.Event) error { return nil }), nil); !errors.Is(err, bridge.ErrConfig) {
 				t.Fatalf("NewStream with symbol %q: %v", name, err)
 			}
 			if _, err := publisher.StateKey("binance", name, "i"); !errors.Is(err, bridge.ErrBadIdent) {
