@@ -1,6 +1,7 @@
 package bybit
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -17,6 +18,9 @@ const (
 	topicTrade
 	topicBook
 )
+
+// tradePrefix starts the public trade frames Decode reads in place.
+var tradePrefix = []byte(`{"topic":"publicTrade.`)
 
 // maxTradeIDLen bounds a trade id (spot ids are ~19 digits, linear ids
 // 36-character UUIDs).
@@ -36,7 +40,8 @@ type envelope struct {
 	dataPos int    // offset of data when it came before topic
 	parsed  bool   // data already parsed in place
 	book    book
-	arena   *jscan.Arena // owns the strings events keep
+	arena   *jscan.Arena // owns the strings trade events keep
+	inPlace bool         // sc reads the caller's frame, not a copy
 }
 
 // Top-level keys, as jscan.Seen bits.
@@ -105,12 +110,18 @@ func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]brid
 		return dst, bridge.Frame{}, malformed("frame of %d bytes exceeds the %d-byte limit", len(frame), a.cfg.MaxFrameBytes)
 	}
 	n0 := len(dst)
-	// The frame is read in place: its memory is reused for the next frame,
-	// so what the events and Frame keep is copied (trade strings into an
-	// arena chunk, book levels from an owned copy of the frame, control
-	// fields with strings.Clone).
-	sc := jscan.New(unsafe.String(unsafe.SliceData(frame), len(frame)))
+	// A public trade frame (Bybit sends its topic first) is read in place:
+	// its memory is reused for the next frame, so the strings its events
+	// keep are copied into an arena chunk. Every other frame is decoded
+	// from an owned copy, so decoders of other topics may keep substrings
+	// of it (book levels and control fields are copied again regardless).
+	var sc jscan.Scanner
 	var env envelope
+	if env.inPlace = bytes.HasPrefix(frame, tradePrefix); env.inPlace {
+		sc = jscan.New(unsafe.String(unsafe.SliceData(frame), len(frame)))
+	} else {
+		sc = jscan.New(string(frame))
+	}
 	env.arena = a.arenas.Get()
 	defer a.arenas.Put(env.arena)
 	out := dst
@@ -145,15 +156,16 @@ func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]brid
 		}
 		return dst[:n0], bridge.Frame{Kind: bridge.FrameIgnored}, nil
 	case env.seen.Has(envOp):
-		return dst[:n0], control(&env), nil // control copies its strings
+		return dst[:n0], control(&env), nil
 	}
 	return dst[:n0], bridge.Frame{Kind: bridge.FrameIgnored}, nil
 }
 
-// control classifies an op reply. Its strings are copies: the frame's
-// memory is reused.
+// control classifies an op reply.
 func control(env *envelope) bridge.Frame {
-	env.reqID, env.op, env.retMsg = strings.Clone(env.reqID), strings.Clone(env.op), strings.Clone(env.retMsg)
+	if env.inPlace { // not for op replies, which carry no topic; but never alias the frame
+		env.reqID, env.op, env.retMsg = strings.Clone(env.reqID), strings.Clone(env.op), strings.Clone(env.retMsg)
+	}
 	fail := env.seen.Has(envSuccess) && !env.success
 	switch {
 	case fail:
@@ -422,9 +434,14 @@ func (a *Adapter) bookEvent(sc *jscan.Scanner, env *envelope, recvTS int64, dst 
 	default:
 		return dst, malformed("orderbook type %q", env.typ)
 	}
-	// Levels are many small strings: take them from one owned copy of the
-	// frame (at the same offsets) rather than copying each.
-	own := jscan.New(strings.Clone(sc.Input()))
+	// Book frames are decoded from a copy (their topic is not publicTrade);
+	// should one be read in place, its levels come from a copy of the
+	// frame at the same offsets.
+	own := sc
+	if env.inPlace {
+		c := jscan.New(strings.Clone(sc.Input()))
+		own = &c
+	}
 	if ev.Bids, ev.Asks, err = own.Sides(b.bPos, b.nb, b.aPos, b.na); err != nil {
 		return dst, malformed("%v", err)
 	}
