@@ -34,14 +34,14 @@ type envelope struct {
 	ts                            int64
 	success                       bool
 
-	kind    int    // topic kind
-	sym     string // topic symbol (raw substring)
-	depth   int    // orderbook topic depth
-	dataPos int    // offset of data when it came before topic
-	parsed  bool   // data already parsed in place
-	book    book
-	arena   *jscan.Arena // owns the strings trade events keep
-	inPlace bool         // sc reads the caller's frame, not a copy
+	kind     int    // topic kind
+	sym      string // topic symbol (raw substring)
+	depth    int    // orderbook topic depth
+	dataPos  int    // offset of data when it came before topic
+	parsed   bool   // data already parsed in place
+	book     book
+	arena    *jscan.Arena // owns the strings trade events keep
+	borrowed bool         // sc reads the caller's frame, not a copy
 }
 
 // Top-level keys, as jscan.Seen bits.
@@ -117,7 +117,7 @@ func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]brid
 	// of it (book levels and control fields are copied again regardless).
 	var sc jscan.Scanner
 	var env envelope
-	if env.inPlace = bytes.HasPrefix(frame, tradePrefix); env.inPlace {
+	if env.borrowed = bytes.HasPrefix(frame, tradePrefix); env.borrowed {
 		sc = jscan.New(unsafe.String(unsafe.SliceData(frame), len(frame)))
 	} else {
 		sc = jscan.New(string(frame))
@@ -163,7 +163,7 @@ func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]brid
 
 // control classifies an op reply.
 func control(env *envelope) bridge.Frame {
-	if env.inPlace { // not for op replies, which carry no topic; but never alias the frame
+	if env.borrowed { // not for op replies, which carry no topic; but never alias the frame
 		env.reqID, env.op, env.retMsg = strings.Clone(env.reqID), strings.Clone(env.op), strings.Clone(env.retMsg)
 	}
 	fail := env.seen.Has(envSuccess) && !env.success
@@ -438,7 +438,7 @@ func (a *Adapter) bookEvent(sc *jscan.Scanner, env *envelope, recvTS int64, dst 
 	// should one be read in place, its levels come from a copy of the
 	// frame at the same offsets.
 	own := sc
-	if env.inPlace {
+	if env.borrowed {
 		c := jscan.New(strings.Clone(sc.Input()))
 		own = &c
 	}

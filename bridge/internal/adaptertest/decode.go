@@ -153,9 +153,17 @@ func FuzzDecode(f *testing.F, d Decoder, exchange string, seeds []string, check 
 	})
 }
 
-// render prints every field of evs, whatever fields Event has, into
-// memory of its own.
-func render(evs []bridge.Event) string { return fmt.Sprintf("%#v", evs) }
+// render prints every field of evs, whatever fields Event has, and their
+// wire bodies (which include what pointer fields hold), into memory of its
+// own.
+func render(evs []bridge.Event) string {
+	out := fmt.Appendf(nil, "%#v", evs)
+	for i := range evs {
+		out = append(out, '\n')
+		out = evs[i].AppendJSON(out)
+	}
+	return string(out)
+}
 
 // checkOwned overwrites frame (the buffer Decode read, which the runner
 // reuses for the next frame) and checks that the events and Frame Decode
