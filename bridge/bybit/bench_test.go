@@ -46,10 +46,12 @@ func BenchmarkDecodeTradeStdlib(b *testing.B) {
 	frame := []byte(oneTrade)
 	b.SetBytes(int64(len(frame)))
 	b.ReportAllocs()
+	stop := adaptertest.ReportCPU(b)
 	for b.Loop() {
 		var w stdTrades
 		if err := json.Unmarshal(frame, &w); err != nil || len(w.Data) != 1 {
 			b.Fatal(err)
 		}
 	}
+	stop()
 }

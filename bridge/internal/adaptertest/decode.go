@@ -284,10 +284,12 @@ func BenchDecode(b *testing.B, d Decoder, frame string) {
 	dst := make([]bridge.Event, 0, 4)
 	b.SetBytes(int64(len(buf)))
 	b.ReportAllocs()
+	stop := ReportCPU(b)
 	for b.Loop() {
 		var err error
 		if dst, _, err = d.Decode(buf, 1, dst[:0]); err != nil {
 			b.Fatal(err)
 		}
 	}
+	stop()
 }
