@@ -216,6 +216,8 @@ type streamBook struct {
 	lastSeq  int64 // cross sequence of the last emitted event (0 = unknown)
 	hw       int64 // highest update id received from the primary connection
 	policy   BookGapPolicy
+	chained  bool // BookStreamChained: deltas chain by PrevID (bookchain_prev.go)
+	chain    chainState
 	resyncAt time.Time // when the last resubscribe was requested
 
 	// waiters receive the next snapshot the book emits (snapshot requests
@@ -242,7 +244,11 @@ func (b *streamBook) unwait(ch chan Event) {
 
 // reset makes the book wait for the stream's next snapshot (after a
 // reconnect, where the new subscription starts with one).
-func (b *streamBook) reset() { b.state = bookIdle }
+func (b *streamBook) reset() {
+	b.state = bookIdle
+	clear(b.chain.buf)
+	b.chain.buf = b.chain.buf[:0]
+}
 
 // event handles one live snapshot or delta. It returns the extended out and
 // whether the caller must resubscribe the topic to obtain a fresh snapshot.
@@ -261,6 +267,9 @@ func (b *streamBook) event(ev *Event, out []Event, c *symbolCounters) ([]Event, 
 		b.state = bookLive
 		b.lastID = ev.LastID
 		b.lastSeq = ev.Seq
+		if b.chained {
+			b.hw = ev.LastID // ids may have restarted lower (a venue reset)
+		}
 		c.snapshots.Add(1)
 		if len(b.waiters) > 0 {
 			b.answered = append(b.answered, b.waiters...)
@@ -268,7 +277,14 @@ func (b *streamBook) event(ev *Event, out []Event, c *symbolCounters) ([]Event, 
 			clear(b.waiters)
 			b.waiters = b.waiters[:0]
 		}
-		return emit(out, ev, c), false
+		out = emit(out, ev, c)
+		if b.chained {
+			out = b.chainLive(out, c)
+		}
+		return out, false
+	}
+	if b.chained {
+		return b.chainedDelta(ev, out, c)
 	}
 	if ev.LastID > b.hw {
 		b.hw = ev.LastID

@@ -34,9 +34,10 @@ const drainWait = 2 * time.Second
 // its frames' events go and whom to tell about the frames it cannot pass
 // on. The shard implements it.
 type connOwner interface {
-	deliver(c *conn, evs []Event) // one frame's events, in order
-	serverShutdown(c *conn)       // the venue announced it is going away
-	frameLost(c *conn)            // a frame was dropped (malformed): its content is unknown
+	deliver(c *conn, evs []Event)              // one frame's events, in order
+	serverShutdown(c *conn)                    // the venue announced it is going away
+	frameLost(c *conn)                         // a frame was dropped (malformed): its content is unknown
+	refused(c *conn, symbol string, err error) // the venue refused symbol's subscription
 }
 
 // connEnv is a connection's fixed settings and where it counts frames,
@@ -49,6 +50,7 @@ type connEnv struct {
 	heartbeat        time.Duration // silence that makes a connection stale (0: not watched)
 	maxFrame         int64
 	inboundPerSecond float64
+	opsPerHour       int // subscribe/unsubscribe requests per connection and hour; 0 = no limit
 	now              func() time.Time
 	goConn           func(func()) // runs a connection loop on a tracked goroutine
 	ctr              *connCounters
@@ -79,6 +81,9 @@ type conn struct {
 	closeOnce sync.Once
 	errMu     sync.Mutex
 	err       error // why the connection ended
+
+	opsMu sync.Mutex
+	ops   []time.Time // when the last subscribe/unsubscribe requests were sent (opsPerHour)
 
 	ackMu   sync.Mutex
 	acks    map[string]struct{} // outstanding subscribe request ids
@@ -315,6 +320,9 @@ func (c *conn) subscribe(ctx context.Context, topics []Topic) error {
 	}
 	c.ackN = len(frames)
 	c.ackMu.Unlock()
+	if err := c.spendOps(len(frames)); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrSubscribe, c.id, err)
+	}
 	for _, f := range frames {
 		if err := c.writeText(f); err != nil {
 			return fmt.Errorf("%w: %s: %w", ErrSubscribe, c.id, err)
@@ -341,15 +349,47 @@ func (c *conn) subscribe(ctx context.Context, topics []Topic) error {
 // for a stream-snapshot book). Replies are not awaited.
 func (c *conn) resubscribe(topics []Topic) error {
 	ex := c.env.ex
-	for _, f := range ex.UnsubscribeFrames(topics, c.nextID) {
+	unsub, sub := ex.UnsubscribeFrames(topics, c.nextID), ex.SubscribeFrames(topics, c.nextID)
+	if err := c.spendOps(len(unsub) + len(sub)); err != nil {
+		return err
+	}
+	for _, f := range unsub {
 		if err := c.writeText(f); err != nil {
 			return err
 		}
 	}
-	for _, f := range ex.SubscribeFrames(topics, c.nextID) {
+	for _, f := range sub {
 		if err := c.writeText(f); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// errOpBudget: the connection spent its venue's hourly budget of
+// subscribe/unsubscribe requests (Limits.MaxOpsPerHour).
+var errOpBudget = errors.New("the connection's hourly budget of subscribe/unsubscribe requests is spent; replacing it")
+
+// spendOps records n subscribe/unsubscribe requests about to be sent, or
+// fails with errOpBudget if they would exceed the hourly budget.
+func (c *conn) spendOps(n int) error {
+	max := c.env.opsPerHour
+	if max <= 0 {
+		return nil
+	}
+	c.opsMu.Lock()
+	defer c.opsMu.Unlock()
+	now := c.env.now()
+	k := 0
+	for k < len(c.ops) && now.Sub(c.ops[k]) >= time.Hour {
+		k++
+	}
+	c.ops = append(c.ops[:0], c.ops[k:]...)
+	if len(c.ops)+n > max {
+		return errOpBudget
+	}
+	for range n {
+		c.ops = append(c.ops, now)
 	}
 	return nil
 }
@@ -442,6 +482,9 @@ func (c *conn) readLoop() {
 		switch fr.Kind {
 		case FrameAck, FrameError:
 			c.onAck(fr)
+			if fr.Kind == FrameError && fr.Symbol != "" {
+				c.own.refused(c, fr.Symbol, fr.Err)
+			}
 		case FrameShutdown:
 			c.log.Info("server announced shutdown; rotating the connection")
 			c.own.serverShutdown(c)

@@ -53,7 +53,9 @@
 //     Binance's buffer/snapshot/U-u procedure (snapshots through the
 //     SnapshotRequester when configured, coalesced per symbol and
 //     rate-limited); BookStreamSnapshot venues reset on every snapshot and
-//     resubscribe on a jump (BookGapPolicy).
+//     resubscribe on a jump (BookGapPolicy); BookStreamChained venues (OKX)
+//     do the same with deltas chained by Event.PrevID, and bootstrap from
+//     a REST snapshot when the stream sends none (bookchain_prev.go).
 //   - State: every transition of a connection and a periodic refresh are
 //     reported per symbol to the StateSink; at the end every symbol is
 //     reported DISCONNECTED.

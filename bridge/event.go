@@ -101,8 +101,14 @@ type Event struct {
 	// symbol (Binance). A snapshot and the deltas after it chain only when
 	// their Depth is equal (see BookBuilder).
 	Depth int
-	Bids  []Level
-	Asks  []Level
+	// PrevID is, on deltas of venues whose updates chain by the previous
+	// update's id (BookStreamChained: OKX prevSeqId), the LastID of the
+	// update before this one; 0 otherwise. It is not part of the wire
+	// body: such adapters also set FirstID = PrevID+1 so consumers chain
+	// deltas by FirstID/LastID as for every venue.
+	PrevID int64
+	Bids   []Level
+	Asks   []Level
 }
 
 // MsgIDKey returns the id part of the Nats-Msg-Id: the trade id for trades,

@@ -52,6 +52,10 @@ type Frame struct {
 	Kind  FrameKind
 	ReqID string // request id of a control reply, if any
 	Err   error  // for FrameError: the exchange's error, wrapping ErrExchange
+	// Symbol is, for FrameError, the symbol the refusal names when the venue
+	// says (OKX: "instId:XYZ" in the message); the runner shows the error in
+	// that symbol's state (md_state last_error) while the others run on.
+	Symbol string
 }
 
 // BookMode is how a venue delivers order books.
@@ -67,7 +71,16 @@ const (
 	// any later snapshot resets the book; resubscribing yields a fresh
 	// snapshot (Bybit v5).
 	BookStreamSnapshot
+	// BookStreamChained: as BookStreamSnapshot, but update ids are not
+	// consecutive: each delta names the id of the update before it
+	// (Event.PrevID; OKX prevSeqId == the previous seqId). See
+	// bookchain_prev.go for the rule, keep-alives and venue resets.
+	BookStreamChained
 )
+
+// streamed reports whether m is a stream-snapshot mode (the book is
+// resynchronized by resubscribing).
+func (m BookMode) streamed() bool { return m == BookStreamSnapshot || m == BookStreamChained }
 
 // Heartbeat describes a venue's keep-alive rules.
 type Heartbeat struct {
@@ -90,6 +103,11 @@ type Limits struct {
 	MaxConnectionsPerIP  int // the seed's table: Binance 5, Bybit 20
 	MaxFrameBytes        int64
 	RecommendedBookDepth int
+	// MaxOpsPerHour is the venue's budget of subscribe/unsubscribe requests
+	// per connection and hour (OKX 480); 0 = no limit. A resubscription
+	// that would exceed it replaces the connection instead (a new
+	// connection has a fresh budget).
+	MaxOpsPerHour int
 }
 
 // Exchange is one venue's adapter. Adapters only build URLs and frames,

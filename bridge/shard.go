@@ -25,6 +25,10 @@ type symbol struct {
 	seenTrade, seenBook bool
 	// A QuietCheck verification is pending or running (at most one each).
 	verifyingTrades, verifyingBook bool
+	// subErr is the venue's refusal of the symbol's subscription (an
+	// unknown instrument), shown as its state's last error. Guarded by the
+	// shard's stMu.
+	subErr string
 }
 
 // snapReply answers a snapshot request (streamSnapshot) with the snapshot
@@ -113,6 +117,7 @@ func newShard(st *Stream, idx int, p shardPlan) (*shard, error) {
 		heartbeat:        cfg.HeartbeatTimeout,
 		maxFrame:         cfg.limits.MaxFrameBytes,
 		inboundPerSecond: cfg.limits.MaxInboundPerSecond,
+		opsPerHour:       cfg.limits.MaxOpsPerHour,
 		now:              st.now,
 		goConn:           st.goConn,
 		ctr:              &sh.ctr,
@@ -137,6 +142,8 @@ func newShard(st *Stream, idx int, p shardPlan) (*shard, error) {
 			switch cfg.Exchange.BookMode() {
 			case BookStreamSnapshot:
 				sym.stream = &streamBook{policy: cfg.BookGapPolicy}
+			case BookStreamChained:
+				sym.stream = &streamBook{policy: cfg.BookGapPolicy, chained: true}
 			default:
 				sym.rest = &restBook{limit: cfg.BookBufferLimit}
 			}
@@ -317,6 +324,10 @@ func (sh *shard) housekeeping() {
 		if b := sym.stream; b != nil && b.state == bookResyncing && now.Sub(b.resyncAt) > sh.st.cfg.ResyncTimeout {
 			sh.resubscribe(sym, "no snapshot within the resync timeout")
 		}
+		if b := sym.stream; b != nil && b.chainNeedsBoot(now.UnixNano()) {
+			b.chain.fetching = true
+			sh.st.goWork(func(ctx context.Context) { sh.chainBootstrap(ctx, sym) })
+		}
 	}
 	if d := sh.st.cfg.SilenceCheck; d > 0 && sh.primary != nil && !sh.probing && now.UnixNano()-sh.primary.dataAt.Load() > int64(d) {
 		c := sh.primary
@@ -407,4 +418,19 @@ func (sh *shard) frameLost(c *conn) {
 		sh.scheduleQuietCheck()
 	}
 	sh.mu.Unlock()
+}
+
+// refused records that the venue refused symbol's subscription on c: the
+// symbol's state shows it as its last error; the other symbols of the
+// connection are not affected.
+func (sh *shard) refused(c *conn, symbol string, err error) {
+	sym := sh.syms[symbol]
+	if sym == nil {
+		return
+	}
+	sym.log.Error("subscription refused", "err", err)
+	sh.stMu.Lock()
+	sym.subErr = fmt.Errorf("%w: %w", ErrSubscribe, err).Error()
+	sh.stMu.Unlock()
+	sh.report()
 }

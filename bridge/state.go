@@ -66,13 +66,20 @@ func (sh *shard) symbolStates(state string) []SymbolState {
 		LastError:     sh.lastErr,
 		ClockOffsetNS: sh.st.clockOffset(),
 	}
+	subErrs := make([]string, len(sh.list))
+	for i, sym := range sh.list {
+		subErrs[i] = sym.subErr
+	}
 	sh.stMu.Unlock()
 	malformed := sh.ctr.malformed.Load()
 	reconnects := sh.ctr.reconnects.Load()
 	out := make([]SymbolState, 0, len(sh.list))
-	for _, sym := range sh.list {
+	for i, sym := range sh.list {
 		st := base
 		st.Symbol = sym.name
+		if subErrs[i] != "" {
+			st.LastError = subErrs[i]
+		}
 		st.LastMessageTS = sym.ctr.lastMsgNS.Load()
 		st.Counters = sym.ctr.counters()
 		// Malformed frames cannot be attributed to a symbol: every symbol

@@ -259,7 +259,7 @@ func (s *Stream) Snapshot(ctx context.Context, exchange, symbol string) (Event, 
 	if !ok {
 		return Event{}, fmt.Errorf("%w: %s %q", ErrUnknownSymbol, exchange, symbol)
 	}
-	if s.cfg.Exchange.BookMode() == BookStreamSnapshot {
+	if s.cfg.Exchange.BookMode().streamed() {
 		return sh.streamSnapshot(ctx, symbol)
 	}
 	return s.snaps.fetch(ctx, symbol, nil)

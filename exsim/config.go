@@ -3,6 +3,7 @@ package exsim
 import (
 	"cmp"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -49,6 +50,18 @@ type Config struct {
 	// BybitIdleTimeout cuts a Bybit connection that has seen neither a
 	// client ping nor any data sent for this long (default 10m).
 	BybitIdleTimeout time.Duration
+	// OKXIdleTimeout cuts an OKX connection that has seen neither a client
+	// message ("ping", a request) nor any data sent for this long (default
+	// 30s, OKX's cut).
+	OKXIdleTimeout time.Duration
+	// OKXKeepAlive is how long an OKX book may stay unchanged before a
+	// keep-alive update (seqId == prevSeqId, empty sides) is sent (default
+	// 60s).
+	OKXKeepAlive time.Duration
+	// OKXNoSnapshot makes OKX books subscriptions start without the
+	// snapshot (the feed change OKX announced for 2026): clients bootstrap
+	// from REST market/books.
+	OKXNoSnapshot bool
 	// InboundLimit is Binance's limit of client messages (text frames,
 	// pings, pongs) per second per connection; more disconnects (default 5;
 	// negative = unlimited).
@@ -131,6 +144,8 @@ func (cfg Config) withDefaults() Config {
 	cfg.PongTimeout = cmp.Or(cfg.PongTimeout, 60*time.Second)
 	cfg.MaxConnAge = cmp.Or(cfg.MaxConnAge, 24*time.Hour)
 	cfg.BybitIdleTimeout = cmp.Or(cfg.BybitIdleTimeout, 10*time.Minute)
+	cfg.OKXIdleTimeout = cmp.Or(cfg.OKXIdleTimeout, 30*time.Second)
+	cfg.OKXKeepAlive = cmp.Or(cfg.OKXKeepAlive, 60*time.Second)
 	cfg.BinanceBan = cmp.Or(cfg.BinanceBan, 2*time.Minute)
 	cfg.BybitBan = cmp.Or(cfg.BybitBan, 10*time.Minute)
 	cfg.WriteTimeout = cmp.Or(cfg.WriteTimeout, 10*time.Second)
@@ -159,9 +174,13 @@ func (cfg Config) validate() error {
 	seen := map[string]bool{}
 	for i, m := range cfg.Markets {
 		if !m.Venue.Valid() {
-			return bad("market %d: unknown venue %q (want binance, bybit or bybit-linear)", i, m.Venue)
+			return bad("market %d: unknown venue %q (want binance, bybit, bybit-linear, okx or okx-swap)", i, m.Venue)
 		}
-		if !validSymbol(m.Symbol) {
+		if m.Venue.isOKX() {
+			if !validOKXInstID(m.Venue, m.Symbol) {
+				return bad("market %d: %s instrument %q must be upper-case letters, digits and '-' (e.g. BTC-USDT; okx-swap ids end in -SWAP)", i, m.Venue, m.Symbol)
+			}
+		} else if !validSymbol(m.Symbol) {
 			return bad("market %d: symbol %q must be 1-20 upper-case letters or digits", i, m.Symbol)
 		}
 		key := string(m.Venue) + "/" + m.Symbol
@@ -179,6 +198,7 @@ func (cfg Config) validate() error {
 	}{
 		{"PingInterval", cfg.PingInterval}, {"PongTimeout", cfg.PongTimeout},
 		{"MaxConnAge", cfg.MaxConnAge}, {"BybitIdleTimeout", cfg.BybitIdleTimeout},
+		{"OKXIdleTimeout", cfg.OKXIdleTimeout}, {"OKXKeepAlive", cfg.OKXKeepAlive},
 		{"BinanceBan", cfg.BinanceBan}, {"BybitBan", cfg.BybitBan},
 		{"WriteTimeout", cfg.WriteTimeout}, {"ShutdownGrace", cfg.ShutdownGrace},
 	} {
@@ -211,6 +231,21 @@ func validSymbol(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// validOKXInstID: 3-32 characters of [A-Z0-9_-] with a '-'; okx-swap ids
+// end in "-SWAP", okx (SPOT) ids do not.
+func validOKXInstID(v Venue, s string) bool {
+	if len(s) < 3 || len(s) > 32 || !strings.Contains(s, "-") || okxVenueOf(s) != v {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
 			return false
 		}
 	}

@@ -97,7 +97,8 @@ type conn struct {
 	binStreams []string // Binance subscriptions, in order
 	combined   bool
 	micro      bool
-	topics     []string // Bybit subscriptions, in order
+	topics     []string // Bybit subscriptions, OKX "channel:instId", in order
+	okxBiz     bool     // an OKX /ws/v5/business connection
 	argChars   int
 	timers     []*time.Timer
 	applied    map[uint64]bool // action rules already applied
@@ -291,7 +292,11 @@ func (c *conn) start(readFrame func(mt int, data []byte)) {
 		c.tick.Reset(cfg.PingInterval)
 	} else {
 		c.tick = c.afterFunc(time.Hour, c.idleTick)
-		c.tick.Reset(idleCheckPeriod(cfg.BybitIdleTimeout))
+		idle := cfg.BybitIdleTimeout
+		if c.venue.isOKX() {
+			idle = cfg.OKXIdleTimeout
+		}
+		c.tick.Reset(idleCheckPeriod(idle))
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -385,6 +390,9 @@ func idleCheckPeriod(idle time.Duration) time.Duration {
 // timeout.
 func (c *conn) idleTick() {
 	idle := c.srv.cfg.BybitIdleTimeout
+	if c.venue.isOKX() {
+		idle = c.srv.cfg.OKXIdleTimeout
+	}
 	if time.Since(time.Unix(0, c.lastActive.Load())) >= idle {
 		c.abort("idle: no ping and no data")
 		return

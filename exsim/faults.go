@@ -420,7 +420,7 @@ func (t *faultTable) snapshot() []*rule {
 // faultsChanged recompiles skew and the policies of the live connections.
 func (s *Server) faultsChanged(live []*conn) {
 	rules := s.faults.snapshot()
-	for _, v := range Venues() {
+	for _, v := range allVenues() {
 		skew := time.Duration(s.baseSkew.Load())
 		for _, r := range rules {
 			if r.f.Kind == FaultSkew && (r.f.Venue == "" || r.f.Venue == v) {
@@ -513,6 +513,9 @@ func (s *Server) applyAction(r *rule, c *conn) {
 		if c.venue == Binance {
 			c.sendShutdown()
 		}
+		if c.venue.isOKX() {
+			c.sendControl(c.okxNotice())
+		}
 		c.afterFunc(time.Duration(f.Duration), func() {
 			s.stats.faultCloses.Add(1)
 			c.closeGraceful(1001, "server shutdown")
@@ -533,6 +536,9 @@ func (c *conn) subscribedTo(symbol string) bool {
 	}
 	for _, t := range c.topics {
 		if _, sym, ok := parseBybitTopic(t); ok && sym == symbol {
+			return true
+		}
+		if a, ok := parseOKXTopic(t); ok && c.venue.isOKX() && a.InstID == symbol {
 			return true
 		}
 	}
@@ -680,6 +686,10 @@ func (t *faultTable) restFault(v Venue) *rule {
 func (s *Server) writeRESTFault(w http.ResponseWriter, v Venue, r *rule) {
 	st := r.f.Status
 	retry := strconv.FormatInt(ceilSeconds(time.Duration(r.f.Duration)), 10)
+	if v.isOKX() {
+		writeOKXRESTFault(w, st, retry)
+		return
+	}
 	if v == Binance {
 		w.Header().Set("X-MBX-USED-WEIGHT-1M", "0")
 		switch st {

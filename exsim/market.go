@@ -121,6 +121,7 @@ type market struct {
 	updateID int64   // last book update id (Binance U/u, Bybit cross sequence)
 	depth    *series // Binance depth update ids
 	views    []*bybitView
+	okx      *okxState // OKX venues
 	lastTop  [2]level
 	books    int64 // book updates generated so far
 
@@ -160,6 +161,8 @@ func newMarket(s *Server, mc MarketConfig) *market {
 		m.nextID = 1_000_000_000 + int64(h%4_000_000_000)
 		m.nextAgg = 500_000_000 + int64(splitmix64(h)%2_000_000_000)
 		m.updateID = 10_000_000_000 + int64(splitmix64(h+1)%60_000_000_000)
+	} else if mc.Venue.isOKX() {
+		m.initOKX(h)
 	} else {
 		m.nextID = 1
 		m.nextAgg = 1_000_000_000 + int64(splitmix64(h)%100_000_000_000)
@@ -172,7 +175,7 @@ func newMarket(s *Server, mc MarketConfig) *market {
 	m.lastTop = [2]level{m.top(bidSide), m.top(askSide)}
 	if mc.Venue == Binance {
 		m.depth = &series{m: m, name: SeriesDepth, first: m.updateID + 1, last: m.updateID}
-	} else {
+	} else if !mc.Venue.isOKX() {
 		for i, d := range bybitDepths {
 			u := 1_000_000 + int64(splitmix64(h+3+uint64(i))%100_000_000)
 			m.views = append(m.views, &bybitView{
@@ -216,6 +219,9 @@ func (m *market) seriesByName(name Series) *series {
 			return v.ser
 		}
 	}
+	if m.okx != nil && name == SeriesOKXBooks {
+		return m.okx.view.ser
+	}
 	return nil
 }
 
@@ -226,6 +232,9 @@ func (m *market) allSeries() []*series {
 	}
 	for _, v := range m.views {
 		out = append(out, v.ser)
+	}
+	if m.okx != nil {
+		out = append(out, m.okx.view.ser)
 	}
 	return out
 }
@@ -297,6 +306,9 @@ func (m *market) run(ctx context.Context) {
 		m.tick.Unlock()
 		if m.venue.isBybit() {
 			m.resendTop(now)
+		}
+		if m.okx != nil {
+			m.okxKeepAlive(now)
 		}
 		t.Reset(tickInterval(tr, br))
 	}
@@ -398,12 +410,17 @@ func (m *market) genOrder(now int64) int {
 		m.trades.last = id
 		if m.venue == Binance {
 			m.fanBinanceTrade(id, rec)
+		} else if m.okx != nil {
+			m.fanOKXFill(id, rec)
 		} else {
 			m.batch = append(m.batch, id)
 		}
 	}
 	if m.venue == Binance {
 		m.fanBinanceAgg(agg, first, m.nextID-1, tradeRec{px: px, qty: sum, ns: now, maker: maker})
+	}
+	if m.okx != nil {
+		m.fanOKXOrder(first, m.nextID-1, tradeRec{px: px, qty: sum, ns: now, maker: maker})
 	}
 	return k
 }
@@ -413,6 +430,10 @@ func (m *market) genBook(now int64) {
 	for _, v := range m.views {
 		v.oldB = [2]int64{m.book.boundary(bidSide, v.depth), m.book.boundary(askSide, v.depth)}
 	}
+	if m.okx != nil {
+		v := m.okx.view
+		v.oldB = [2]int64{m.book.boundary(bidSide, v.depth), m.book.boundary(askSide, v.depth)}
+	}
 	m.ch = m.book.update(m.bookRNG, m.ch[:0])
 	m.books++
 	first := m.updateID + 1
@@ -420,6 +441,10 @@ func (m *market) genBook(now int64) {
 	if m.venue == Binance {
 		m.depth.last = m.updateID
 		m.fanBinanceDepth(first, m.updateID, now)
+		return
+	}
+	if m.okx != nil {
+		m.okxBookUpdate(now)
 		return
 	}
 	for _, v := range m.views {

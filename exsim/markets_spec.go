@@ -11,7 +11,8 @@ import (
 //
 //	<venue>:<SYMBOL>[@<trades>/<book>][,<SYMBOL>...][;<venue>:...]
 //
-// venue is binance, bybit or bybit-linear; the optional @trades/book sets
+// venue is binance, bybit, bybit-linear, okx or okx-swap (OKX symbols are
+// instrument ids: BTC-USDT, BTC-USDT-SWAP); the optional @trades/book sets
 // that symbol's rates (events per second), otherwise tradeRate and
 // bookRate apply. Example: "binance:BTCUSDT@1000/200,ETHUSDT;bybit:BTCUSDT".
 // Returns errors wrapping ErrConfig.
@@ -35,7 +36,7 @@ func ParseMarkets(spec string, tradeRate, bookRate float64) ([]MarketConfig, err
 		}
 		v := Venue(strings.ToLower(strings.TrimSpace(vs)))
 		if !v.Valid() {
-			return nil, bad("unknown venue %q (want binance, bybit or bybit-linear)", vs)
+			return nil, bad("unknown venue %q (want binance, bybit, bybit-linear, okx or okx-swap)", vs)
 		}
 		for item := range strings.SplitSeq(syms, ",") {
 			item = strings.TrimSpace(item)
@@ -54,7 +55,10 @@ func ParseMarkets(spec string, tradeRate, bookRate float64) ([]MarketConfig, err
 				}
 				mc.TradeRate, mc.BookRate = tr, br
 			}
-			if !validSymbol(mc.Symbol) {
+			switch {
+			case v.isOKX() && !validOKXInstID(v, mc.Symbol):
+				return nil, bad("%s instrument %q must be letters, digits and '-' (e.g. BTC-USDT; okx-swap ids end in -SWAP)", v, sym)
+			case !v.isOKX() && !validSymbol(mc.Symbol):
 				return nil, bad("symbol %q must be 1-20 letters or digits", sym)
 			}
 			if mc.TradeRate < 0 || mc.BookRate < 0 || mc.TradeRate > maxRate || mc.BookRate > maxRate {

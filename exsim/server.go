@@ -41,7 +41,7 @@ type Server struct {
 	connWG  sync.WaitGroup // connection goroutines; Add only under mu while !closed
 
 	nextConnID atomic.Uint64
-	skew       [3]atomic.Int64 // per venue index, ns
+	skew       [5]atomic.Int64 // per venue index, ns
 	baseSkew   atomic.Int64    // Config.ClockSkew or SetClockSkew, ns
 	stats      serverStats
 	faults     faultTable
@@ -91,7 +91,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		},
 	}
 	s.limits.init()
-	for _, v := range Venues() {
+	for _, v := range allVenues() {
 		s.markets[v] = map[string]*market{}
 	}
 	for _, mc := range cfg.Markets {
@@ -229,6 +229,13 @@ func (s *Server) BybitWSURL() string { return s.base("ws") }
 // append /v5/market/...
 func (s *Server) BybitRESTURL() string { return s.base("http") }
 
+// OKXWSURL is the base for OKX WebSocket clients (they append
+// /ws/v5/public or /ws/v5/business).
+func (s *Server) OKXWSURL() string { return s.base("ws") }
+
+// OKXRESTURL is the base URL for OKX REST clients.
+func (s *Server) OKXRESTURL() string { return s.base("http") }
+
 // AdminURL is the base of the admin API (/admin/faults, /admin/conns,
 // /admin/truth, /admin/book, /admin/rates, /admin/generate, /admin/stats).
 func (s *Server) AdminURL() string { return s.base("http") }
@@ -311,6 +318,10 @@ func venueIndex(v Venue) int {
 		return 1
 	case BybitLinear:
 		return 2
+	case OKXSpot:
+		return 3
+	case OKXSwap:
+		return 4
 	}
 	return 0
 }
@@ -391,6 +402,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/api/", s.handleBinanceREST)
 	mux.HandleFunc("/v5/public/", s.handleBybitWS)
 	mux.HandleFunc("/v5/market/", s.handleBybitREST)
+	mux.HandleFunc("/ws/v5/", s.handleOKXWS)
+	mux.HandleFunc("/api/v5/", s.handleOKXREST)
 	mux.HandleFunc("/admin/", s.handleAdmin)
 	return mux
 }

@@ -157,7 +157,7 @@ func TestBybitTradeIDsInvertible(t *testing.T) {
 }
 
 func TestParseMarkets(t *testing.T) {
-	got, err := ParseMarkets(" binance:btcusdt@1000/200, ETHUSDT ; bybit-linear:BTCUSDT", 10, 5)
+	got, err := ParseMarkets(" binance:btcusdt@1000/200, ETHUSDT ; bybit-linear:BTCUSDT; okx:btc-usdt; okx-swap:BTC-USDT-SWAP@1/2", 10, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,12 +165,14 @@ func TestParseMarkets(t *testing.T) {
 		{Venue: Binance, Symbol: "BTCUSDT", TradeRate: 1000, BookRate: 200},
 		{Venue: Binance, Symbol: "ETHUSDT", TradeRate: 10, BookRate: 5},
 		{Venue: BybitLinear, Symbol: "BTCUSDT", TradeRate: 10, BookRate: 5},
+		{Venue: OKXSpot, Symbol: "BTC-USDT", TradeRate: 10, BookRate: 5},
+		{Venue: OKXSwap, Symbol: "BTC-USDT-SWAP", TradeRate: 1, BookRate: 2},
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("got %v", got)
 	}
 	for _, bad := range []string{"", "binance", "kraken:BTCUSD", "binance:BTC-USDT", "binance:BTCUSDT@x/1",
-		"binance:BTCUSDT@1", "binance:BTCUSDT,BTCUSDT", "binance:BTCUSDT@-1/0"} {
+		"binance:BTCUSDT@1", "binance:BTCUSDT,BTCUSDT", "binance:BTCUSDT@-1/0", "okx:BTCUSDT", "okx:BTC-USDT-SWAP", "okx-swap:BTC-USDT"} {
 		if _, err := ParseMarkets(bad, 1, 1); !errors.Is(err, ErrConfig) {
 			t.Errorf("%q: %v", bad, err)
 		}

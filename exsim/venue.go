@@ -11,13 +11,20 @@ const (
 	Binance     Venue = "binance"      // Binance Spot
 	BybitSpot   Venue = "bybit"        // Bybit v5 spot
 	BybitLinear Venue = "bybit-linear" // Bybit v5 linear (USDT perpetuals)
+	OKXSpot     Venue = "okx"          // OKX v5 SPOT
+	OKXSwap     Venue = "okx-swap"     // OKX v5 USDT-margined swaps
 )
 
 // Venues lists every simulated venue.
+// OKX venues are not in it: their markets are named by instrument ids
+// (BTC-USDT, BTC-USDT-SWAP) and are configured explicitly.
 func Venues() []Venue { return []Venue{Binance, BybitSpot, BybitLinear} }
 
+// allVenues is every simulated venue, OKX included.
+func allVenues() []Venue { return append(Venues(), OKXSpot, OKXSwap) }
+
 // Valid reports whether v is one of the simulated venues.
-func (v Venue) Valid() bool { return v == Binance || v == BybitSpot || v == BybitLinear }
+func (v Venue) Valid() bool { return v == Binance || v == BybitSpot || v == BybitLinear || v.isOKX() }
 
 func (v Venue) isBybit() bool { return v == BybitSpot || v == BybitLinear }
 

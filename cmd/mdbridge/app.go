@@ -81,6 +81,7 @@ func (c *Config) nodeConfig(pc publisher.Config) node.Config {
 			BinanceBookDepth: c.BinanceBookDepth, BinanceWeightPerMinute: c.BinanceWeightPerMin,
 			BybitWSURL: c.BybitWSURL, BybitRESTURL: c.BybitRESTURL,
 			BybitBookDepth: c.BybitBookDepth, BybitRequestsPerMinute: c.BybitRequestsPerMin,
+			OKXWSURL: c.OKXWSURL, OKXRESTURL: c.OKXRESTURL,
 		},
 	}
 	for _, sub := range c.subs {
@@ -168,6 +169,9 @@ func (a *app) configError(err error) error {
 func venueEnv(exchange string) string {
 	if strings.HasPrefix(exchange, "bybit") {
 		return "BYBIT"
+	}
+	if strings.HasPrefix(exchange, "okx") {
+		return "OKX"
 	}
 	return "BINANCE"
 }

@@ -23,7 +23,7 @@ const envPrefix = "MDB"
 // Config is the whole configuration of `mdbridge run`, read from MDB_*
 // environment variables. `mdbridge -h` prints it with defaults.
 type Config struct {
-	Subscribe string `envconfig:"SUBSCRIBE" default:"binance:trade,book:BTCUSDT" desc:"what to ingest: <exchange>:<trade,book>:<SYMBOL,...>[;...]; exchanges binance, bybit, bybit-linear"`
+	Subscribe string `envconfig:"SUBSCRIBE" default:"binance:trade,book:BTCUSDT" desc:"what to ingest: <exchange>:<trade,book>:<SYMBOL,...>[;...]; exchanges binance, bybit, bybit-linear, okx, okx-swap"`
 	Instance  string `envconfig:"INSTANCE" desc:"instance name in md_state keys and logs (default: host name)"`
 
 	NATSURL       string        `envconfig:"NATS_URL" desc:"NATS server URL(s), comma separated; empty starts an embedded NATS server"`
@@ -59,6 +59,8 @@ type Config struct {
 	BinanceRESTURL string `envconfig:"BINANCE_REST_URL" default:"https://api.binance.com" desc:"Binance Spot REST base URL"`
 	BybitWSURL     string `envconfig:"BYBIT_WS_URL" default:"wss://stream.bybit.com" desc:"Bybit v5 WebSocket base URL (/v5/public/<market> is appended)"`
 	BybitRESTURL   string `envconfig:"BYBIT_REST_URL" default:"https://api.bybit.com" desc:"Bybit v5 REST base URL"`
+	OKXWSURL       string `envconfig:"OKX_WS_URL" default:"wss://ws.okx.com:8443" desc:"OKX v5 WebSocket base URL (/ws/v5/public and /ws/v5/business are appended); okx and okx-swap"`
+	OKXRESTURL     string `envconfig:"OKX_REST_URL" default:"https://openapi.okx.com" desc:"OKX v5 REST base URL; okx and okx-swap"`
 
 	BinanceBookDepth    int `envconfig:"BINANCE_BOOK_DEPTH" default:"1000" desc:"Binance REST snapshot depth (1-5000; weight 5 up to 100, 25 up to 500, 50 up to 1000, 250 above)"`
 	BinanceWeightPerMin int `envconfig:"BINANCE_WEIGHT_PER_MINUTE" default:"1200" desc:"Binance REST weight budget per minute per IP (the seed's 1200; Binance allows 6000 today): bounds snapshot and backfill bursts"`
@@ -207,6 +209,8 @@ func (c *Config) validate() error {
 		{"BYBIT_WS_URL", c.BybitWSURL, []string{"ws", "wss"}},
 		{"BINANCE_REST_URL", c.BinanceRESTURL, []string{"http", "https"}},
 		{"BYBIT_REST_URL", c.BybitRESTURL, []string{"http", "https"}},
+		{"OKX_WS_URL", c.OKXWSURL, []string{"ws", "wss"}},
+		{"OKX_REST_URL", c.OKXRESTURL, []string{"http", "https"}},
 	} {
 		add(checkURL(u.name, u.v, u.schemes...))
 	}

@@ -18,7 +18,7 @@ type Subscription struct {
 }
 
 // knownExchanges are the exchange ids the binary can build adapters for.
-var knownExchanges = []string{"binance", "bybit", "bybit-linear"}
+var knownExchanges = []string{"binance", "bybit", "bybit-linear", "okx", "okx-swap"}
 
 // defaultSubscribe is used when MDB_SUBSCRIBE is empty.
 const defaultSubscribe = "binance:trade,book:BTCUSDT"
@@ -33,7 +33,8 @@ var errSpec = errors.New("invalid subscription spec")
 //
 //	<exchange>:<channels>:<symbols>[;<exchange>:<channels>:<symbols>...]
 //
-// exchange is binance, bybit or bybit-linear; channels is a comma list of
+// exchange is binance, bybit, bybit-linear, okx or okx-swap (symbols are
+// OKX instrument ids there, e.g. BTC-USDT, BTC-USDT-SWAP); channels is a comma list of
 // trade and book; symbols is a comma list of exchange symbols (upper-cased).
 // White space around items is ignored. The same exchange may appear in
 // several groups; the result merges them per exchange and symbol, in first-

@@ -30,6 +30,10 @@ func TestParseSubscriptions(t *testing.T) {
 		{spec: "bybit-linear:book:BTCUSDT", want: []Subscription{
 			{Exchange: "bybit-linear", Channels: bridge.ChannelBook, Symbols: []string{"BTCUSDT"}},
 		}},
+		{spec: "okx:trade:btc-usdt;okx-swap:book:BTC-USDT-SWAP", want: []Subscription{
+			{Exchange: "okx", Channels: bridge.ChannelTrade, Symbols: []string{"BTC-USDT"}},
+			{Exchange: "okx-swap", Channels: bridge.ChannelBook, Symbols: []string{"BTC-USDT-SWAP"}},
+		}},
 		{spec: "", wantErr: "empty"},
 		{spec: ";;", wantErr: "empty"},
 		{spec: "kraken:trade:BTCUSD", wantErr: `unknown exchange "kraken"`},

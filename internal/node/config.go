@@ -37,7 +37,7 @@ type Config struct {
 // Subscription is one bridge.Stream: an exchange, its channels and
 // symbols.
 type Subscription struct {
-	Exchange string         // "binance", "bybit" (spot) or "bybit-linear"
+	Exchange string         // "binance", "bybit" (spot), "bybit-linear", "okx" (SPOT) or "okx-swap"
 	Channels bridge.Channel // bridge.ChannelTrade, bridge.ChannelBook or both
 	Symbols  []string
 }
@@ -53,6 +53,7 @@ type Venues struct {
 	BybitWSURL, BybitRESTURL     string
 	BybitBookDepth               int
 	BybitRequestsPerMinute       int
+	OKXWSURL, OKXRESTURL         string // one pair for okx and okx-swap
 }
 
 // Hooks wrap what the node hands to its streams and snapshot service.

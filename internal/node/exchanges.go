@@ -7,6 +7,7 @@ import (
 	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/bridge/binance"
 	"github.com/qldata/mdbridge/bridge/bybit"
+	"github.com/qldata/mdbridge/bridge/okx"
 	"github.com/qldata/mdbridge/resilience"
 )
 
@@ -28,6 +29,11 @@ func buildExchanges(subs []Subscription, v Venues, logger *slog.Logger) ([]bridg
 	limiter := func(venue string) (*resilience.RateLimitManager, error) {
 		if l, ok := limiters[venue]; ok {
 			return l, nil
+		}
+		if venue == "okx" {
+			l, err := okx.NewLimiter() // OKX's budget is per endpoint: the adapter's weights
+			limiters[venue] = l
+			return l, err
 		}
 		lim, _ := table.Lookup(venue)
 		l, err := resilience.NewRateLimitManager(lim.RateLimitConfig())
@@ -53,8 +59,11 @@ func buildExchanges(subs []Subscription, v Venues, logger *slog.Logger) ([]bridg
 // venueOf returns the venue an exchange id belongs to: the unit of the
 // per-IP limits (Bybit spot and linear are one venue).
 func venueOf(exchange string) string {
-	if exchange == "bybit-linear" {
+	switch exchange {
+	case "bybit-linear":
 		return "bybit"
+	case "okx-swap":
+		return "okx"
 	}
 	return exchange
 }
@@ -78,6 +87,16 @@ func newExchange(id string, v Venues, limiter func(venue string) (*resilience.Ra
 			market = bybit.MarketLinear
 		}
 		return bybit.New(bybit.Config{WSURL: v.BybitWSURL, RESTURL: v.BybitRESTURL, Market: market, BookDepth: v.BybitBookDepth, Limiter: l}, logger)
+	case "okx", "okx-swap":
+		l, err := limiter("okx")
+		if err != nil {
+			return nil, err
+		}
+		market := okx.MarketSpot
+		if id == "okx-swap" {
+			market = okx.MarketSwap
+		}
+		return okx.New(okx.Config{WSURL: v.OKXWSURL, RESTURL: v.OKXRESTURL, Market: market, Limiter: l}, logger)
 	}
 	return nil, fmt.Errorf("unknown exchange %q", id)
 }
