@@ -118,7 +118,7 @@ func (b *restBook) delta(ev *Event, out []Event, c *symbolCounters) ([]Event, bo
 		switch {
 		case ev.LastID <= b.lastID:
 			c.duplicates.Add(1)
-		case ev.FirstID > b.lastID+1:
+		case !continues(ev, b.lastID):
 			c.gaps.Add(1)
 			b.state = bookSyncing
 			b.buf = b.buf[:0]
@@ -169,7 +169,7 @@ func (b *restBook) snapshot(snap *Event, lastID int64, out []Event, c *symbolCou
 	if lastID < b.skipHW {
 		return out, true // older than a dropped delta: fetch again
 	}
-	if len(b.buf) > 0 && lastID+1 < b.buf[0].FirstID {
+	if len(b.buf) > 0 && !continues(&b.buf[0], lastID) {
 		return out, true // older than the first buffered delta: fetch again
 	}
 	c.snapshots.Add(1)
@@ -184,7 +184,7 @@ func (b *restBook) snapshot(snap *Event, lastID int64, out []Event, c *symbolCou
 		if ev.LastID <= b.lastID {
 			continue // covered by the snapshot (or a duplicate)
 		}
-		if ev.FirstID > b.lastID+1 {
+		if !continues(ev, b.lastID) {
 			// A gap inside the buffer: keep the rest and start over.
 			c.gaps.Add(1)
 			n := copy(buf, buf[i:])

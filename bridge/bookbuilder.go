@@ -58,6 +58,10 @@ const DefaultBookRetain = 4096
 // Events without a Depth (Binance, or bridges before it existed) chain
 // with any series, as before.
 //
+// Deltas with a prev_id (Binance USD-M, whose update ids are not
+// contiguous) chain by it instead of first_id: such a delta continues the
+// book when prev_id <= book id (see Continues); prev_id > book id is a gap.
+//
 // A BookBuilder is not safe for concurrent use.
 type BookBuilder struct {
 	bids, asks map[string]string // price -> quantity
@@ -121,7 +125,7 @@ func (b *BookBuilder) Apply(ev Event) BookResult {
 			return BookGap
 		case ev.LastID <= b.id:
 			return BookIgnored
-		case ev.FirstID > b.id+1:
+		case !continues(&ev, b.id):
 			if !b.valid {
 				return BookWaiting
 			}
@@ -144,7 +148,7 @@ func (b *BookBuilder) catchUp() {
 	for progress := true; progress; {
 		progress = false
 		for i := range b.recent {
-			if d := &b.recent[i]; d.LastID > b.id && d.FirstID <= b.id+1 && sameSeries(d.Depth, b.series) {
+			if d := &b.recent[i]; d.LastID > b.id && continues(d, b.id) && sameSeries(d.Depth, b.series) {
 				b.apply(*d)
 				progress = true
 			}

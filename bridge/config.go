@@ -86,7 +86,11 @@ type StreamConfig struct {
 	// Symbols are the exchange's upper-case symbols, each [A-Za-z0-9_-]{1,64},
 	// no duplicates. Required.
 	Symbols []string
-	// Channels to subscribe for every symbol. Default ChannelTrade.
+	// Channels to subscribe for every symbol. Default ChannelTrade. Beyond
+	// trades and books: ChannelBBO, ChannelTicker, ChannelLiquidation and
+	// KlineChannel(iv) / KlineOpenChannel(iv) (the seed's resolution "1m" is
+	// KlineChannel(Interval1m)), as far as the adapter's ChannelProvider
+	// has them; NewStream rejects the others naming the allowed ones.
 	Channels Channel
 	// Resilience switches the resilience features. nil means
 	// resilience.DefaultResilienceConfig(); pass
@@ -264,8 +268,8 @@ func (c StreamConfig) validate() (*settings, error) {
 	if c.Channels == 0 {
 		c.Channels = ChannelTrade
 	}
-	if c.Channels&^(ChannelTrade|ChannelBook) != 0 {
-		return nil, fmt.Errorf("%w: unknown channel bits %#x", ErrConfig, uint8(c.Channels))
+	if err := checkChannels(c.Exchange, c.Channels); err != nil {
+		return nil, err
 	}
 	s := &settings{exName: name, limits: c.Exchange.Limits()}
 	if c.Resilience == nil {

@@ -11,7 +11,7 @@ import (
 // bookDepthOf is the number of levels per side the venue's stream book
 // carries in these tests (0 = the whole book).
 func bookDepthOf(v exsim.Venue) int {
-	if v == exsim.Binance {
+	if v == exsim.Binance || v == exsim.BinanceUSDM {
 		return 0
 	}
 	return 50 // bybit orderbook.50 (the adapter's default)

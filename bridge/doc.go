@@ -1,6 +1,9 @@
 // Package bridge turns exchange WebSocket feeds into a loss-free,
 // duplicate-free, ordered sequence of normalized events (Event): trades,
-// order book snapshots and deltas.
+// order book snapshots and deltas, and the channel events best bid/offer,
+// klines (closed bars exactly once, filled from REST across outages),
+// derivatives tickers (venue deltas merged into full state) and
+// liquidations (channels.go, chansync.go).
 //
 // It holds the wire contract (Event, AppendJSON, AppendMsgID, DecodeJSON),
 // the adapter contract every venue implements (Exchange; bridge/binance,

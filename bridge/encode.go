@@ -13,10 +13,12 @@ import (
 //	{"v":1,"type":"trade","exchange":"binance","symbol":"BTCUSDT","ts":..,"recv_ts":..,
 //	 "id":"12345","price":"50000.10","qty":"0.001","side":"buy"}
 //	{"v":1,"type":"book.delta",...,"first_id":10,"last_id":12,"bids":[["p","q"]],"asks":[]}
+//	{"v":1,"type":"book.delta",...,"first_id":10,"prev_id":9,"last_id":12,...} (binance-usdm)
 //	{"v":1,"type":"book.snapshot",...,"last_id":12,"bids":[...],"asks":[...]}
 //
 // Book events of a venue with several update-id series per symbol (Bybit)
-// carry "depth" after "last_id".
+// carry "depth" after "last_id". bbo, kline, ticker and liquidation bodies:
+// see appendChannelJSON and schema/.
 func (e *Event) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `{"v":`...)
 	dst = strconv.AppendInt(dst, SchemaVersion, 10)
@@ -45,6 +47,10 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 		if e.Type == EventBookDelta {
 			dst = append(dst, `,"first_id":`...)
 			dst = strconv.AppendInt(dst, e.FirstID, 10)
+			if e.PrevID > 0 && e.FirstID != e.PrevID+1 { // first_id alone does not chain it (binance-usdm)
+				dst = append(dst, `,"prev_id":`...)
+				dst = strconv.AppendInt(dst, e.PrevID, 10)
+			}
 		}
 		dst = append(dst, `,"last_id":`...)
 		dst = strconv.AppendInt(dst, e.LastID, 10)
@@ -56,6 +62,8 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 		dst = appendLevels(dst, e.Bids)
 		dst = append(dst, `,"asks":`...)
 		dst = appendLevels(dst, e.Asks)
+	default:
+		dst = e.appendChannelJSON(dst)
 	}
 	return append(dst, '}')
 }
@@ -151,10 +159,12 @@ type wireEvent struct {
 	Qty      string     `json:"qty"`
 	Side     string     `json:"side"`
 	FirstID  int64      `json:"first_id"`
+	PrevID   int64      `json:"prev_id"`
 	LastID   int64      `json:"last_id"`
 	Depth    int        `json:"depth"`
 	Bids     [][]string `json:"bids"`
 	Asks     [][]string `json:"asks"`
+	wireChannel
 }
 
 // DecodeJSON parses a wire body produced by AppendJSON. Consumers (the CLI's
@@ -186,7 +196,13 @@ func DecodeJSON(body []byte) (Event, error) {
 	if e.Type == EventBookDelta || e.Type == EventBookSnapshot {
 		e.Depth = w.Depth
 	}
-	if e.Type == EventTrade && e.Exchange == "binance" {
+	if err := w.fill(&e); err != nil {
+		return Event{}, fmt.Errorf("%w: %v", ErrBadEvent, err)
+	}
+	if e.Type == EventBookDelta {
+		e.PrevID = w.PrevID
+	}
+	if e.Type == EventTrade && (e.Exchange == "binance" || e.Exchange == "binance-usdm") { // consecutive ids
 		if n, err := strconv.ParseInt(e.ID, 10, 64); err == nil {
 			e.Seq = n
 		}

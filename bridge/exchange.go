@@ -5,27 +5,10 @@ import (
 	"time"
 )
 
-// Channel is a kind of market data a symbol can be subscribed to.
-type Channel uint8
-
-// Channels. A subscription may combine them with |.
-const (
-	ChannelTrade Channel = 1 << iota // trades
-	ChannelBook                      // order book: snapshot + deltas
-)
-
-// String returns "trade", "book" or a "+"-joined combination.
-func (c Channel) String() string {
-	switch c {
-	case ChannelTrade:
-		return "trade"
-	case ChannelBook:
-		return "book"
-	case ChannelTrade | ChannelBook:
-		return "trade+book"
-	}
-	return "none"
-}
+// Channel is a set of kinds of market data a symbol can be subscribed to:
+// one bit per kind, one bit per kline interval (closed bars) and one per
+// kline interval's open-bar updates. See channels.go.
+type Channel uint64
 
 // Topic is one exchange stream: one channel of one symbol. It is the unit
 // the runner shards over connections (a Binance stream, a Bybit topic arg).

@@ -2,10 +2,12 @@ package bridge
 
 // shardPlan is the share of topics one connection slot carries. All topics
 // of a symbol stay on one connection so its trades and book are sequenced
-// together.
+// together, except on a routed venue (see Router), where each route has
+// its own connections.
 type shardPlan struct {
-	symbols []string
-	topics  []Topic
+	symbols  []string
+	topics   []Topic
+	channels Channel // the channels its topics are of
 }
 
 // planLimits bound what one connection may carry.
@@ -20,10 +22,8 @@ type planLimits struct {
 // topicsOf returns the topics of one symbol for the channel set ch.
 func topicsOf(symbol string, ch Channel) []Topic {
 	var ts []Topic
-	for _, c := range []Channel{ChannelTrade, ChannelBook} {
-		if ch&c != 0 {
-			ts = append(ts, Topic{Symbol: symbol, Channel: c})
-		}
+	for _, c := range ch.topicBits() {
+		ts = append(ts, Topic{Symbol: symbol, Channel: c})
 	}
 	return ts
 }
@@ -86,7 +86,7 @@ func planShards(symbols []string, ch Channel, lim planLimits) ([]shardPlan, bool
 			c = lim.cost(s)
 		}
 		if cur == nil || len(cur.symbols) >= perShard || !fits(n, chars, perSym, c) {
-			plans = append(plans, shardPlan{})
+			plans = append(plans, shardPlan{channels: ch})
 			cur = &plans[len(plans)-1]
 			n, chars = 0, 0
 		}

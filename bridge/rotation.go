@@ -42,7 +42,7 @@ type rotation struct {
 func newRotation(sh *shard) *rotation {
 	total := 0
 	for _, sym := range sh.list {
-		if sh.st.cfg.Channels&ChannelTrade != 0 {
+		if sh.chans&ChannelTrade != 0 {
 			total++
 		}
 		if sym.rest != nil || sym.stream != nil {
@@ -66,6 +66,9 @@ func keyOf(sym *symbol, ev *Event) (rotKey, rotFirst, bool) {
 	case EventBookDelta:
 		if sym.stream != nil {
 			return rotKey{sym, rotBook}, rotFirst{seq: ev.LastID}, true
+		}
+		if ev.PrevID > 0 { // pu chain: everything up to pu must be received
+			return rotKey{sym, rotBook}, rotFirst{seq: ev.PrevID + 1}, true
 		}
 		return rotKey{sym, rotBook}, rotFirst{seq: ev.FirstID}, true
 	}

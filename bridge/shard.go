@@ -18,6 +18,7 @@ type symbol struct {
 	trades tradeSync
 	rest   *restBook   // BookRESTSnapshot venues with ChannelBook
 	stream *streamBook // BookStreamSnapshot venues with ChannelBook
+	ch     *chanState  // bbo, kline, ticker, liquidation; nil without them
 	ctr    symbolCounters
 
 	// Set when the symbol's trades / book events arrived on the current
@@ -61,6 +62,7 @@ type shard struct {
 	st     *Stream
 	idx    int
 	topics []Topic
+	chans  Channel // the channels of its topics (all the stream's unless routed)
 	syms   map[string]*symbol
 	list   []*symbol
 	last   *symbol // the symbol of the last processed event (guarded by mu)
@@ -101,6 +103,7 @@ func newShard(st *Stream, idx int, p shardPlan) (*shard, error) {
 		st:         st,
 		idx:        idx,
 		topics:     p.topics,
+		chans:      p.channels,
 		syms:       make(map[string]*symbol, len(p.symbols)),
 		log:        st.log.With("exchange", st.cfg.exName, "shard", idx),
 		shutdownCh: make(chan struct{}, 1),
@@ -135,10 +138,13 @@ func newShard(st *Stream, idx int, p shardPlan) (*shard, error) {
 		if sym.trades.dedupID, err = resilience.NewMessageDeduplicator[string](dcfg); err != nil {
 			return nil, fmt.Errorf("%w: dedup: %w", ErrConfig, err)
 		}
+		if sym.ch, err = newChanState(cfg.Channels, dcfg); err != nil {
+			return nil, err
+		}
 		sym.trades.seq = resilience.NewSequenceTracker()
 		sym.trades.track = cfg.res.SequenceTracking
 		sym.trades.limit = cfg.PendingLimit
-		if cfg.Channels&ChannelBook != 0 {
+		if p.channels&ChannelBook != 0 {
 			switch cfg.Exchange.BookMode() {
 			case BookStreamSnapshot:
 				sym.stream = &streamBook{policy: cfg.BookGapPolicy}
@@ -233,6 +239,8 @@ func (sh *shard) process(ev *Event) {
 		default:
 			sh.ctr.malformed.Add(1) // book data without a book subscription
 		}
+	case EventBBO, EventKline, EventTicker, EventLiquidation:
+		sh.processChannel(sym, ev)
 	default:
 		sh.ctr.malformed.Add(1)
 	}
@@ -338,7 +346,7 @@ func (sh *shard) housekeeping() {
 		return
 	}
 	sh.quietAt = time.Time{}
-	trades := sh.st.cfg.Channels&ChannelTrade != 0
+	trades := sh.chans&ChannelTrade != 0
 	for _, sym := range sh.list {
 		t := &sym.trades
 		if trades && !sym.seenTrade && !sym.verifyingTrades && t.track && !t.byID && t.seq.Started() && !t.repairing {
@@ -375,7 +383,10 @@ func (sh *shard) onNewPrimary(reconnect bool) []*symbol {
 		if sym.stream != nil {
 			sym.stream.reset() // the new subscription starts with a snapshot
 		}
-		if canRecent && sym.trades.track && sh.st.cfg.Channels&ChannelTrade != 0 && sym.trades.byID && sym.trades.startRecent() {
+		if sym.ch != nil {
+			sym.ch.reconnected()
+		}
+		if canRecent && sym.trades.track && sh.chans&ChannelTrade != 0 && sym.trades.byID && sym.trades.startRecent() {
 			recent = append(recent, sym)
 		}
 	}

@@ -74,6 +74,16 @@ func newBinance(t testing.TB, sim *exsim.Server, hc *http.Client) bridge.Exchang
 	return a
 }
 
+func newBinanceUSDM(t testing.TB, sim *exsim.Server, hc *http.Client) bridge.Exchange {
+	t.Helper()
+	a, err := binance.New(binance.Config{Market: binance.MarketUSDM, WSURL: sim.BinanceUSDMWSURL(), RESTURL: sim.BinanceUSDMRESTURL(),
+		HTTPClient: hc, WeightPerMinute: 6000}, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 func newBybit(market string) func(t testing.TB, sim *exsim.Server, hc *http.Client) bridge.Exchange {
 	return func(t testing.TB, sim *exsim.Server, hc *http.Client) bridge.Exchange {
 		t.Helper()
@@ -89,6 +99,7 @@ var venueCases = []venueCase{
 	{"binance", exsim.Binance, newBinance},
 	{"bybit-spot", exsim.BybitSpot, newBybit(bybit.MarketSpot)},
 	{"bybit-linear", exsim.BybitLinear, newBybit(bybit.MarketLinear)},
+	{"binance-usdm", exsim.BinanceUSDM, newBinanceUSDM},
 }
 
 // fastResilience is the default resilience with test-sized delays.
@@ -200,7 +211,7 @@ func tradeOrdinals(t testing.TB, sim *exsim.Server, v exsim.Venue, sym string, e
 	t.Helper()
 	out := make([]int64, len(evs))
 	for i, ev := range evs {
-		if v == exsim.Binance {
+		if v == exsim.Binance || v == exsim.BinanceUSDM {
 			n, err := strconv.ParseInt(ev.ID, 10, 64)
 			if err != nil || n != ev.Seq {
 				t.Fatalf("trade %d: id %q / seq %d", i, ev.ID, ev.Seq)
@@ -290,7 +301,7 @@ func (b *consumerBook) apply(t testing.TB, i int, ev bridge.Event, strict bool) 
 		if ev.LastID <= b.lastID {
 			t.Fatalf("book event %d: delta %d-%d already applied (book at %d): duplicate", i, ev.FirstID, ev.LastID, b.lastID)
 		}
-		if strict && ev.FirstID > b.lastID+1 {
+		if strict && !bridge.Continues(&ev, b.lastID) {
 			t.Fatalf("book event %d: delta %d-%d after %d: applied across a gap", i, ev.FirstID, ev.LastID, b.lastID)
 		}
 		for _, l := range ev.Bids {

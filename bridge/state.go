@@ -46,13 +46,16 @@ func (sh *shard) reportState(state string) {
 	if sink == nil {
 		return
 	}
-	for _, st := range sh.symbolStates(state) {
+	for _, st := range sh.st.mergedStates(sh, sh.symbolStates(state)) {
 		sink.PutState(st)
 	}
 }
 
 // symbolStates builds the SymbolState of every symbol of the shard.
-func (sh *shard) symbolStates(state string) []SymbolState {
+func (sh *shard) symbolStates(state string) []SymbolState { return sh.statesOf(state, sh.list) }
+
+// statesOf builds the SymbolState of the shard's symbols list.
+func (sh *shard) statesOf(state string, list []*symbol) []SymbolState {
 	now := sh.st.now()
 	sh.stMu.Lock()
 	base := SymbolState{
@@ -66,15 +69,15 @@ func (sh *shard) symbolStates(state string) []SymbolState {
 		LastError:     sh.lastErr,
 		ClockOffsetNS: sh.st.clockOffset(),
 	}
-	subErrs := make([]string, len(sh.list))
-	for i, sym := range sh.list {
+	subErrs := make([]string, len(list))
+	for i, sym := range list {
 		subErrs[i] = sym.subErr
 	}
 	sh.stMu.Unlock()
 	malformed := sh.ctr.malformed.Load()
 	reconnects := sh.ctr.reconnects.Load()
-	out := make([]SymbolState, 0, len(sh.list))
-	for i, sym := range sh.list {
+	out := make([]SymbolState, 0, len(list))
+	for i, sym := range list {
 		st := base
 		st.Symbol = sym.name
 		if subErrs[i] != "" {

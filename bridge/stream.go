@@ -39,6 +39,11 @@ type Stream struct {
 	quiet   chan struct{}                // serializes QuietCheck verifications (low priority REST)
 	quietRL *resilience.RateLimitManager // and paces them (nil: RateLimitEnabled off)
 
+	// routed: the venue is a Router and a symbol may be carried by one
+	// connection per route (carriers), whose states md_state merges.
+	routed   bool
+	carriers map[string][]*shard
+
 	mu        sync.Mutex
 	started   bool
 	closed    bool
@@ -101,22 +106,32 @@ func NewStream(cfg StreamConfig, pub Publisher, logger *slog.Logger) (*Stream, e
 		}
 	}
 	ex := set.Exchange
-	plans, over := planShards(set.Symbols, set.Channels, planLimits{
-		perConn:  set.perConn,
-		maxChars: set.limits.MaxRequestArgsChars,
-		cost: func(sym string) int {
-			n := 0
-			for _, f := range ex.SubscribeFrames(topicsOf(sym, set.Channels), func() int64 { return 1 }) {
-				n += len(f)
-			}
-			return n
-		},
-		maxConns: set.maxConns,
-		venueMax: set.limits.MaxTopicsPerConn,
-	})
+	var plans []shardPlan
+	over := false
+	groups := routeGroups(ex, set.Channels)
+	s.routed = len(groups) > 1
+	for _, ch := range groups {
+		p, o := planShards(set.Symbols, ch, planLimits{
+			perConn:  set.perConn,
+			maxChars: set.limits.MaxRequestArgsChars,
+			cost: func(sym string) int {
+				n := 0
+				for _, f := range ex.SubscribeFrames(topicsOf(sym, ch), func() int64 { return 1 }) {
+					n += len(f)
+				}
+				return n
+			},
+			maxConns: set.maxConns,
+			venueMax: set.limits.MaxTopicsPerConn,
+		})
+		plans, over = append(plans, p...), over || o
+	}
 	if over {
 		s.log.Warn("the symbols need more connections than the configured cap; using more",
 			"exchange", set.exName, "connections", len(plans), "cap", set.maxConns)
+	}
+	if s.routed {
+		s.carriers = make(map[string][]*shard, len(set.Symbols))
 	}
 	for i, p := range plans {
 		sh, err := newShard(s, i, p)
@@ -125,7 +140,14 @@ func NewStream(cfg StreamConfig, pub Publisher, logger *slog.Logger) (*Stream, e
 		}
 		s.shards = append(s.shards, sh)
 		for _, sym := range p.symbols {
-			s.symbols[sym] = sh
+			// The trade connection answers per-symbol lookups (trade
+			// resume); a routed book-only connection only when no other does.
+			if _, ok := s.symbols[sym]; !ok || p.channels&ChannelTrade != 0 {
+				s.symbols[sym] = sh
+			}
+			if s.routed {
+				s.carriers[sym] = append(s.carriers[sym], sh)
+			}
 		}
 	}
 	return s, nil
@@ -322,7 +344,12 @@ func (s *Stream) Stats() Stats {
 func (s *Stream) States() []SymbolState {
 	var out []SymbolState
 	for _, sh := range s.shards {
-		out = append(out, sh.symbolStates(sh.stateName())...)
+		for _, st := range sh.symbolStates(sh.stateName()) {
+			if s.routed && s.carriers[st.Symbol][0] != sh {
+				continue // merged into the first carrier's entry
+			}
+			out = append(out, s.mergedStates(sh, []SymbolState{st})...)
+		}
 	}
 	return out
 }

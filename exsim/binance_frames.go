@@ -1,6 +1,9 @@
 package exsim
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
 // binKind is a kind of Binance stream.
 type binKind uint8
@@ -11,6 +14,7 @@ const (
 	bkDepth      // <s>@depth, <s>@depth@100ms, <s>@depth@1000ms: diffs
 	bkPartial    // <s>@depth<5|10|20>[@100ms|@1000ms]: top levels
 	bkBookTicker // <s>@bookTicker
+	bkKline      // <s>@kline_<interval>: levels is the interval index (channels.go)
 	numBinKinds
 )
 
@@ -51,6 +55,11 @@ func parseBinanceStream(name string) (sym string, kind binKind, levels int, ok b
 		return sym, bkBookTicker, 0, true
 	case "depth", "depth@100ms", "depth@1000ms":
 		return sym, bkDepth, 0, true
+	}
+	if name, ok := strings.CutPrefix(rest, "kline_"); ok {
+		if i, ok := intervalIndex(Binance, name); ok {
+			return sym, bkKline, i, true
+		}
 	}
 	for _, n := range [...]int{5, 10, 20} {
 		p := "depth" + strconv.Itoa(n)
@@ -103,13 +112,19 @@ func (m *market) appendQty(dst []byte, q int64) []byte {
 // binEvent is the event being fanned out, read by encodeBinance.
 type binEvent struct {
 	id, first, last int64 // trade id; agg first/last trade ids; depth U/u
+	prev            int64 // USD-M depth pu
 	agg             int64
 	rec             tradeRec
 	now             int64
+	kline           *klSeries // bkKline: the series whose bar is pushed
+	klClosed        bool
 }
 
 // encodeBinance appends the raw payload of the current event for a stream.
 func (m *market) encodeBinance(dst []byte, ev *binEvent, kind binKind, levels int, micro bool) []byte {
+	if m.venue == BinanceUSDM {
+		return m.encodeUSDM(dst, ev, kind, levels)
+	}
 	switch kind {
 	case bkTrade:
 		dst = append(dst, `{"e":"trade","E":`...)
@@ -179,6 +194,8 @@ func (m *market) encodeBinance(dst []byte, ev *binEvent, kind binKind, levels in
 		dst = append(dst, `","A":"`...)
 		dst = m.appendQty(dst, a.qty)
 		return append(dst, `"}`...)
+	case bkKline:
+		return m.encodeBinanceKline(dst, ev, micro)
 	}
 	return dst
 }
@@ -210,7 +227,7 @@ func (m *market) fanBinance(ev *binEvent, kind binKind, fk frameKind, ser *serie
 	var encoded [2]bool
 	cached := -1
 	for _, st := range m.byKind[kind] {
-		if st.n == 0 {
+		if st.n == 0 || kind == bkKline && st.levels != ev.kline.iv {
 			continue
 		}
 		if st.levels != cached {

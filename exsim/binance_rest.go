@@ -65,6 +65,8 @@ func (s *Server) handleBinanceREST(w http.ResponseWriter, r *http.Request) {
 	case "/api/v3/aggTrades":
 		weight = weightAggTrades
 		limit, perr = intParam(q, "limit", 500, 1, 1000)
+	case "/api/v3/klines":
+		weight = 2
 	default:
 		w.Header().Set("X-MBX-USED-WEIGHT-1M", "0")
 		w.WriteHeader(http.StatusNotFound)
@@ -128,6 +130,13 @@ func (s *Server) handleBinanceREST(w http.ResponseWriter, r *http.Request) {
 				from = n
 			}
 			writeJSONBytes(w, http.StatusOK, m.binanceTradesJSON(from, limit))
+		case "/api/v3/klines":
+			body, perr := m.binanceKlinesJSON(q)
+			if perr != nil {
+				writeJSONBytes(w, http.StatusBadRequest, perr)
+				return
+			}
+			writeJSONBytes(w, http.StatusOK, body)
 		case "/api/v3/aggTrades":
 			body, err := m.binanceAggTradesJSON(q, limit)
 			if err != nil {

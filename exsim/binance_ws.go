@@ -36,7 +36,7 @@ func (s *Server) handleBinanceWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, n := range names {
-		if _, _, _, ok := parseBinanceStream(n); !ok {
+		if !validStream(Binance, n) {
 			writeJSONBytes(w, http.StatusBadRequest, binanceError(-1100, "Invalid stream name: "+n))
 			return
 		}
@@ -84,9 +84,9 @@ func binanceResult(result, id []byte) []byte {
 var jsonNull = []byte("null")
 
 // binanceMarket returns the market of a lower-case stream symbol, or nil.
-func (s *Server) binanceMarket(sym string) *market {
+func (s *Server) binanceMarket(v Venue, sym string) *market {
 	for _, m := range s.mlist {
-		if m.venue == Binance && m.lower == sym {
+		if m.venue == v && m.lower == sym {
 			return m
 		}
 	}
@@ -109,14 +109,14 @@ func (s *Server) binanceSubscribe(c *conn, names []string, reply []byte) bool {
 			add = append(add, n)
 		}
 	}
-	if len(c.binStreams)+len(add) > s.cfg.MaxStreams {
+	if len(c.binStreams)+len(add) > s.maxStreams(c.venue) {
 		c.mu.Unlock()
 		return false
 	}
 	var ms []*market
 	for _, n := range add {
 		sym, _, _, _ := parseBinanceStream(n)
-		if m := s.binanceMarket(sym); m != nil {
+		if m := s.binanceMarket(c.venue, sym); m != nil {
 			ms = append(ms, m)
 		}
 	}
@@ -128,7 +128,10 @@ func (s *Server) binanceSubscribe(c *conn, names []string, reply []byte) bool {
 	for _, n := range add {
 		c.binStreams = append(c.binStreams, n)
 		sym, kind, levels, _ := parseBinanceStream(n)
-		if m := s.binanceMarket(sym); m != nil {
+		if !c.routes(kind) {
+			continue // acknowledged, never delivered: another route's stream
+		}
+		if m := s.binanceMarket(c.venue, sym); m != nil {
 			m.binAddSubLocked(c, n, kind, levels, c.combined, c.micro)
 			syms = append(syms, m.symbol)
 		}
@@ -147,7 +150,7 @@ func (s *Server) binanceUnsubscribe(c *conn, name string, combined, micro bool) 
 	if !ok {
 		return
 	}
-	if m := s.binanceMarket(sym); m != nil {
+	if m := s.binanceMarket(c.venue, sym); m != nil {
 		m.binRemoveSub(c, name, combined, micro)
 	}
 }
@@ -231,7 +234,7 @@ func (s *Server) binanceRead(c *conn, mt int, data []byte) {
 				c.sendControl(binanceWSError(2, "Invalid request: stream name must be a string", id))
 				return
 			}
-			if _, _, _, ok := parseBinanceStream(n); !ok {
+			if !validStream(c.venue, n) {
 				c.sendControl(binanceWSError(2, "Invalid request: invalid stream name `"+n+"`", id))
 				return
 			}
@@ -243,10 +246,10 @@ func (s *Server) binanceRead(c *conn, mt int, data []byte) {
 		}
 		if method == "SUBSCRIBE" {
 			c.mu.Lock()
-			over := len(c.binStreams)+len(names) > s.cfg.MaxStreams
+			over := len(c.binStreams)+len(names) > s.maxStreams(c.venue)
 			c.mu.Unlock()
 			if over {
-				c.sendControl(binanceWSError(2, "Invalid request: too many streams, at most "+strconv.Itoa(s.cfg.MaxStreams)+" per connection", id))
+				c.sendControl(binanceWSError(2, "Invalid request: too many streams, at most "+strconv.Itoa(s.maxStreams(c.venue))+" per connection", id))
 				return
 			}
 			s.binanceSubscribe(c, names, binanceResult(jsonNull, id))
@@ -321,7 +324,10 @@ func (c *conn) setCombined(v bool) {
 	}
 	for _, n := range c.binStreams {
 		sym, kind, levels, _ := parseBinanceStream(n)
-		if m := c.srv.binanceMarket(sym); m != nil {
+		if !c.routes(kind) {
+			continue
+		}
+		if m := c.srv.binanceMarket(c.venue, sym); m != nil {
 			m.binRemoveSub(c, n, c.combined, c.micro)
 			m.binAddSub(c, n, kind, levels, v, c.micro)
 		}
@@ -352,7 +358,7 @@ func (c *conn) sendShutdown() {
 	combined, micro := c.combined, c.micro
 	c.mu.Unlock()
 	payload := []byte(`{"e":"serverShutdown","E":`)
-	payload = appendTime(payload, c.srv.nowNs(Binance), micro)
+	payload = appendTime(payload, c.srv.nowNs(c.venue), micro)
 	payload = append(payload, '}')
 	if combined {
 		payload = append(append([]byte(`{"stream":"!serverShutdown","data":`), payload...), '}')

@@ -21,7 +21,7 @@ func parseBybitTopic(t string) (depth int, sym string, ok bool) {
 	}
 	rest, found := strings.CutPrefix(t, "orderbook.")
 	if !found {
-		return 0, "", false
+		return parseBybitChannelTopic(t)
 	}
 	ds, s, found := strings.Cut(rest, ".")
 	if !found || s == "" {
@@ -151,7 +151,7 @@ func (s *Server) bybitRead(c *conn, mt int, data []byte) {
 		depth, sym, ok := parseBybitTopic(t)
 		msg := ""
 		switch {
-		case !ok:
+		case !ok, depth == bybitTickers && c.venue != BybitLinear, depth == bybitLiquidation && c.venue != BybitLinear:
 			msg = "error:handler not found,topic:" + t
 		case s.markets[c.venue][sym] == nil:
 			msg = "error:Invalid symbol :[" + t + "]"
@@ -216,7 +216,7 @@ func (s *Server) bybitResnapshot(c *conn, symbol string) {
 	defer c.mu.Unlock()
 	for _, t := range c.topics {
 		depth, sym, ok := parseBybitTopic(t)
-		if !ok || depth == 0 || symbol != "" && sym != symbol {
+		if !ok || depth <= 0 || symbol != "" && sym != symbol {
 			continue
 		}
 		if m := s.markets[c.venue][sym]; m != nil {
@@ -240,6 +240,10 @@ func (m *market) view(depth int) *bybitView {
 // view of depth; an orderbook subscription starts with a snapshot. The
 // caller holds m.mu.
 func (m *market) bybitAddSubLocked(c *conn, depth int) {
+	if depth < 0 {
+		m.bybitChanAddSubLocked(c, depth)
+		return
+	}
 	if depth == 0 {
 		m.tradeSubs = append(m.tradeSubs[:len(m.tradeSubs):len(m.tradeSubs)], c)
 		return
@@ -253,6 +257,10 @@ func (m *market) bybitAddSubLocked(c *conn, depth int) {
 }
 
 func (m *market) bybitRemoveSub(c *conn, depth int) {
+	if depth < 0 {
+		m.bybitChanRemoveSub(c, depth)
+		return
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if depth == 0 {

@@ -61,7 +61,7 @@ func (s *Server) handleBybitREST(w http.ResponseWriter, r *http.Request) {
 		writeJSONBytes(w, http.StatusOK, bybitEnvelope(0, "OK", res, nowNs))
 		return
 	}
-	if r.URL.Path != "/v5/market/orderbook" && r.URL.Path != "/v5/market/recent-trade" {
+	if r.URL.Path != "/v5/market/orderbook" && r.URL.Path != "/v5/market/recent-trade" && r.URL.Path != "/v5/market/kline" {
 		http.NotFound(w, r)
 		return
 	}
@@ -73,6 +73,15 @@ func (s *Server) handleBybitREST(w http.ResponseWriter, r *http.Request) {
 	m := s.markets[v][sym]
 	if m == nil {
 		fail(10001, "params error: symbol invalid")
+		return
+	}
+	if r.URL.Path == "/v5/market/kline" {
+		res, err := m.bybitKlinesJSON(cat, q)
+		if err != nil {
+			fail(10001, "params error: "+err.Error()+" invalid")
+			return
+		}
+		writeJSONBytes(w, http.StatusOK, bybitEnvelope(0, "OK", res, nowNs))
 		return
 	}
 	defLimit, maxLimit := 1, 1000

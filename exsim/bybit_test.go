@@ -36,7 +36,7 @@ func TestBybitControlReplies(t *testing.T) {
 			m = readObj(t, ws)
 			keys(t, m, "success", "ret_msg", "conn_id", "op")
 			failures := []struct{ req, msg string }{
-				{`{"req_id":"b","op":"subscribe","args":["kline.1.BTCUSDT"]}`, "error:handler not found,topic:kline.1.BTCUSDT"},
+				{`{"req_id":"b","op":"subscribe","args":["kline.7.BTCUSDT"]}`, "error:handler not found,topic:kline.7.BTCUSDT"},
 				{`{"req_id":"b","op":"subscribe","args":["orderbook.7.BTCUSDT"]}`, "error:handler not found,topic:orderbook.7.BTCUSDT"},
 				{`{"req_id":"b","op":"subscribe","args":["orderbook.50.NOPE"]}`, "error:Invalid symbol :[orderbook.50.NOPE]"},
 				{`{"req_id":"b","op":"subscribe","args":["publicTrade.BTCUSDT"]}`, "error:already subscribed,topic:publicTrade.BTCUSDT"},

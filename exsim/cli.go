@@ -51,7 +51,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	srv, err := New(Config{Addr: o.listen, Markets: markets, Seed: o.seed, ClockSkew: o.skew, AllowNonLoopback: o.anyAddr}, logger)
+	srv, err := New(Config{Addr: o.listen, Markets: markets, Seed: o.seed, ClockSkew: o.skew, AllowNonLoopback: o.anyAddr,
+		KlineSpeed: o.klSpeed, LiquidationRate: o.liqRate}, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "mdbridge sim: %v\n", err)
 		return exitUsage
@@ -90,6 +91,8 @@ type commandFlags struct {
 	bookRate float64
 	seed     uint64
 	skew     time.Duration
+	klSpeed  float64
+	liqRate  float64
 	anyAddr  bool
 	verbose  bool
 	set      map[string]bool // the flags given on the command line
@@ -103,11 +106,13 @@ func parseCommand(args []string, stderr io.Writer) (*commandFlags, int) {
 	o := &commandFlags{}
 	fs.StringVar(&o.listen, "listen", envOr("MDB_SIM_LISTEN", "127.0.0.1:9000"), "listen address, loopback unless -any-addr (MDB_SIM_LISTEN)")
 	fs.StringVar(&o.symbols, "symbols", envOr("MDB_SIM_SYMBOLS", "BTCUSDT,ETHUSDT"), "symbols simulated on every venue (MDB_SIM_SYMBOLS)")
-	fs.StringVar(&o.markets, "markets", envOr("MDB_SIM_MARKETS", ""), "markets with their own rates, instead of -symbols: <venue>:<SYMBOL>[@<trades>/<book>][,<SYMBOL>...][;<venue>:...], venue binance, bybit or bybit-linear; -rate and -book-rate where no @ is given; e.g. 'binance:BTCUSDT@1000/200,ETHUSDT;bybit-linear:BTCUSDT' (MDB_SIM_MARKETS)")
+	fs.StringVar(&o.markets, "markets", envOr("MDB_SIM_MARKETS", ""), "markets with their own rates, instead of -symbols: <venue>:<SYMBOL>[@<trades>/<book>][,<SYMBOL>...][;<venue>:...], venue binance, bybit, bybit-linear or binance-usdm; -rate and -book-rate where no @ is given; e.g. 'binance:BTCUSDT@1000/200,ETHUSDT;bybit-linear:BTCUSDT' (MDB_SIM_MARKETS)")
 	fs.Float64Var(&o.rate, "rate", envFloat("MDB_SIM_RATE", 10), "trades per second per market (MDB_SIM_RATE)")
 	fs.Float64Var(&o.bookRate, "book-rate", envFloat("MDB_SIM_BOOK_RATE", 10), "book updates per second per market (MDB_SIM_BOOK_RATE)")
 	fs.Uint64Var(&o.seed, "seed", uint64(envFloat("MDB_SIM_SEED", 1)), "market seed: the same seed gives the same trades (MDB_SIM_SEED)")
 	fs.DurationVar(&o.skew, "clock-skew", 0, "offset added to the simulator's clock")
+	fs.Float64Var(&o.klSpeed, "kline-speed", envFloat("MDB_SIM_KLINE_SPEED", 1), "kline time runs this many times faster than the wall clock: at 60 a 1m bar closes every second (MDB_SIM_KLINE_SPEED)")
+	fs.Float64Var(&o.liqRate, "liquidation-rate", envFloat("MDB_SIM_LIQUIDATION_RATE", 0.5), "bybit-linear liquidations per second per market, negative for none (MDB_SIM_LIQUIDATION_RATE)")
 	fs.BoolVar(&o.anyAddr, "any-addr", envOr("MDB_SIM_ANY_ADDR", "") == "true", "allow a non-loopback listen address, e.g. 0.0.0.0:9000 inside a container (MDB_SIM_ANY_ADDR)")
 	fs.BoolVar(&o.verbose, "v", false, "log every connection")
 	if code := cli.Parse(fs, args); code >= 0 {
@@ -144,6 +149,7 @@ func printEndpoints(w io.Writer, srv *Server, markets int, seed uint64) {
 	fmt.Fprintf(w, "  Binance  MDB_BINANCE_WS_URL=%s MDB_BINANCE_REST_URL=%s\n", srv.BinanceWSURL(), srv.BinanceRESTURL())
 	fmt.Fprintf(w, "  Bybit    MDB_BYBIT_WS_URL=%s MDB_BYBIT_REST_URL=%s\n", srv.BybitWSURL(), srv.BybitRESTURL())
 	fmt.Fprintf(w, "  admin    %s (faults: POST /admin/faults, ground truth: GET /admin/truth)\n", srv.AdminURL())
+	fmt.Fprintf(w, "  USD-M    MDB_BINANCE_USDM_WS_URL=%s MDB_BINANCE_USDM_REST_URL=%s\n", srv.BinanceUSDMWSURL(), srv.BinanceUSDMRESTURL())
 }
 
 // serveUntilDone logs the server's counters every 10 s until ctx ends.

@@ -34,14 +34,14 @@ func TestCommandMarkets(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", want: []MarketConfig{
-			m(Binance, "BTCUSDT", 10, 10), m(BybitSpot, "BTCUSDT", 10, 10), m(BybitLinear, "BTCUSDT", 10, 10),
-			m(Binance, "ETHUSDT", 10, 10), m(BybitSpot, "ETHUSDT", 10, 10), m(BybitLinear, "ETHUSDT", 10, 10),
+			m(Binance, "BTCUSDT", 10, 10), m(BybitSpot, "BTCUSDT", 10, 10), m(BybitLinear, "BTCUSDT", 10, 10), m(BinanceUSDM, "BTCUSDT", 10, 10),
+			m(Binance, "ETHUSDT", 10, 10), m(BybitSpot, "ETHUSDT", 10, 10), m(BybitLinear, "ETHUSDT", 10, 10), m(BinanceUSDM, "ETHUSDT", 10, 10),
 		}},
 		{name: "symbols and rates", args: []string{"-symbols", " btcusdt, ", "-rate", "5", "-book-rate", "2"}, want: []MarketConfig{
-			m(Binance, "BTCUSDT", 5, 2), m(BybitSpot, "BTCUSDT", 5, 2), m(BybitLinear, "BTCUSDT", 5, 2),
+			m(Binance, "BTCUSDT", 5, 2), m(BybitSpot, "BTCUSDT", 5, 2), m(BybitLinear, "BTCUSDT", 5, 2), m(BinanceUSDM, "BTCUSDT", 5, 2),
 		}},
 		{name: "symbols from the environment", env: map[string]string{"MDB_SIM_SYMBOLS": "SOLUSDT", "MDB_SIM_RATE": "3"}, want: []MarketConfig{
-			m(Binance, "SOLUSDT", 3, 10), m(BybitSpot, "SOLUSDT", 3, 10), m(BybitLinear, "SOLUSDT", 3, 10),
+			m(Binance, "SOLUSDT", 3, 10), m(BybitSpot, "SOLUSDT", 3, 10), m(BybitLinear, "SOLUSDT", 3, 10), m(BinanceUSDM, "SOLUSDT", 3, 10),
 		}},
 		{name: "markets with per-symbol rates", args: []string{"-markets", "binance:BTCUSDT@1000/200,ethusdt;bybit-linear:BTCUSDT", "-rate", "7"}, want: []MarketConfig{
 			m(Binance, "BTCUSDT", 1000, 200), m(Binance, "ETHUSDT", 7, 10), m(BybitLinear, "BTCUSDT", 7, 10),
@@ -53,7 +53,7 @@ func TestCommandMarkets(t *testing.T) {
 			m(Binance, "BTCUSDT", 10, 10),
 		}},
 		{name: "symbols flag over markets variable", env: map[string]string{"MDB_SIM_MARKETS": "binance:BTCUSDT@1/1"}, args: []string{"-symbols", "XRPUSDT"}, want: []MarketConfig{
-			m(Binance, "XRPUSDT", 10, 10), m(BybitSpot, "XRPUSDT", 10, 10), m(BybitLinear, "XRPUSDT", 10, 10),
+			m(Binance, "XRPUSDT", 10, 10), m(BybitSpot, "XRPUSDT", 10, 10), m(BybitLinear, "XRPUSDT", 10, 10), m(BinanceUSDM, "XRPUSDT", 10, 10),
 		}},
 		{name: "both flags", args: []string{"-markets", "binance:BTCUSDT", "-symbols", "ETHUSDT"}, wantErr: "-markets and -symbols exclude each other"},
 		{name: "unknown venue", args: []string{"-markets", "kraken:BTCUSDT"}, wantErr: `-markets (MDB_SIM_MARKETS): exsim: invalid config: markets: unknown venue "kraken"`},
@@ -103,10 +103,10 @@ func TestMainServesMarkets(t *testing.T) {
 	}()
 	lines := bufio.NewScanner(outR)
 	var out []string
-	for len(out) < 4 && lines.Scan() {
+	for len(out) < 5 && lines.Scan() {
 		out = append(out, lines.Text())
 	}
-	if len(out) < 4 || !strings.HasPrefix(out[0], "exchange simulator listening on 127.0.0.1:") || !strings.HasSuffix(out[0], "(2 markets, seed 7)") {
+	if len(out) < 5 || !strings.HasPrefix(out[4], "  USD-M    MDB_BINANCE_USDM_WS_URL=ws://127.0.0.1:") || !strings.HasPrefix(out[0], "exchange simulator listening on 127.0.0.1:") || !strings.HasSuffix(out[0], "(2 markets, seed 7)") {
 		t.Fatalf("output %q", out)
 	}
 	admin, _, ok := strings.Cut(strings.TrimPrefix(out[3], "  admin    "), " ")

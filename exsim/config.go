@@ -68,6 +68,12 @@ type Config struct {
 	InboundLimit int
 	// MaxStreams is Binance's limit of streams per connection (default 1024).
 	MaxStreams int
+	// USDMInboundLimit, USDMMaxStreams and USDMWeightLimit are the Binance
+	// USD-M counterparts of InboundLimit, MaxStreams and BinanceWeightLimit
+	// (defaults 10 messages per second, 200 streams, 2400 weight per minute).
+	USDMInboundLimit int
+	USDMMaxStreams   int
+	USDMWeightLimit  int
 	// BybitMaxArgs is Bybit spot's limit of args per subscribe request
 	// (default 10; negative = unlimited). Linear has no limit.
 	BybitMaxArgs int
@@ -116,6 +122,22 @@ type Config struct {
 	// in Truth's Delivered and Undelivered.
 	ClosedConns int
 
+	// KlineSpeed makes kline time run this many times faster than the wall
+	// clock from the server's start (default 1): at 60 a 1m bar closes every
+	// second. Bar open and close times are on that clock.
+	KlineSpeed float64
+	// KlinePush is how often the open bar of every subscribed kline stream
+	// is pushed (default 2s, as Binance does; closed bars are pushed when
+	// they close).
+	KlinePush time.Duration
+	// TickerPush is how often a Bybit linear ticker moves and pushes a
+	// delta of its changed fields (default 100ms).
+	TickerPush time.Duration
+	// LiquidationRate is Bybit linear liquidations per second per market
+	// (default 0.5; negative = none), pushed in allLiquidation batches every
+	// 500 ms.
+	LiquidationRate float64
+
 	// Faults are injected when the server starts (see Fault).
 	Faults []Fault
 }
@@ -152,6 +174,9 @@ func (cfg Config) withDefaults() Config {
 	cfg.ShutdownGrace = cmp.Or(cfg.ShutdownGrace, 5*time.Second)
 	cfg.InboundLimit = cmp.Or(cfg.InboundLimit, 5)
 	cfg.MaxStreams = cmp.Or(cfg.MaxStreams, 1024)
+	cfg.USDMInboundLimit = cmp.Or(cfg.USDMInboundLimit, 10)
+	cfg.USDMMaxStreams = cmp.Or(cfg.USDMMaxStreams, 200)
+	cfg.USDMWeightLimit = cmp.Or(cfg.USDMWeightLimit, 2400)
 	cfg.BybitMaxArgs = cmp.Or(cfg.BybitMaxArgs, 10)
 	cfg.BinanceWeightLimit = cmp.Or(cfg.BinanceWeightLimit, 6000)
 	cfg.BinanceBanAfter = cmp.Or(cfg.BinanceBanAfter, 2)
@@ -160,6 +185,10 @@ func (cfg Config) withDefaults() Config {
 	cfg.TradeHistory = cmp.Or(cfg.TradeHistory, 100000)
 	cfg.BookLevels = cmp.Or(cfg.BookLevels, 300)
 	cfg.ClosedConns = cmp.Or(cfg.ClosedConns, 256)
+	cfg.KlineSpeed = cmp.Or(cfg.KlineSpeed, 1)
+	cfg.KlinePush = cmp.Or(cfg.KlinePush, 2*time.Second)
+	cfg.TickerPush = cmp.Or(cfg.TickerPush, 100*time.Millisecond)
+	cfg.LiquidationRate = cmp.Or(cfg.LiquidationRate, 0.5)
 	return cfg
 }
 
@@ -209,6 +238,9 @@ func (cfg Config) validate() error {
 	if cfg.MaxStreams < 0 || cfg.BinanceWeightLimit < 0 || cfg.BinanceBanAfter < 0 ||
 		cfg.BybitRequestLimit < 0 || cfg.SendQueue < 0 || cfg.TradeHistory < 0 {
 		return bad("limits and sizes must not be negative")
+	}
+	if cfg.KlineSpeed < 0 || cfg.KlineSpeed > 1e6 || cfg.KlinePush < 0 || cfg.TickerPush < 0 {
+		return bad("KlineSpeed must be within 0..1e6, KlinePush and TickerPush not negative")
 	}
 	if cfg.BookLevels < 20 || cfg.BookLevels > 5000 {
 		return bad("BookLevels %d must be within 20..5000", cfg.BookLevels)

@@ -95,6 +95,7 @@ type conn struct {
 	mu         sync.Mutex
 	closed     bool
 	binStreams []string // Binance subscriptions, in order
+	route      string   // Binance USD-M route ("public", "market"); "" elsewhere
 	combined   bool
 	micro      bool
 	topics     []string // Bybit subscriptions, OKX "channel:instId", in order
@@ -287,7 +288,7 @@ func (c *conn) start(readFrame func(mt int, data []byte)) {
 	// One periodic timer per connection: the Binance pinger or the Bybit
 	// idle check. It is stored before it is armed, so the callback can
 	// re-arm it.
-	if c.venue == Binance {
+	if c.venue.isBinance() {
 		c.tick = c.afterFunc(time.Hour, c.pingTick)
 		c.tick.Reset(cfg.PingInterval)
 	} else {
@@ -330,7 +331,10 @@ func readErrReason(err error) string {
 // returns false (and disconnects) when the limit is exceeded.
 func (c *conn) countInbound() bool {
 	lim := c.srv.cfg.InboundLimit
-	if c.venue != Binance || lim <= 0 {
+	if c.venue == BinanceUSDM {
+		lim = c.srv.cfg.USDMInboundLimit
+	}
+	if !c.venue.isBinance() || lim <= 0 {
 		return true
 	}
 	now := c.srv.clock()
@@ -414,7 +418,7 @@ const noAge = time.Duration(math.MaxInt64)
 
 // baseMaxAge is the venue's connection age limit without faults.
 func (c *conn) baseMaxAge() time.Duration {
-	if c.venue == Binance {
+	if c.venue.isBinance() {
 		return c.srv.cfg.MaxConnAge
 	}
 	return noAge

@@ -510,7 +510,7 @@ func (s *Server) applyAction(r *rule, c *conn) {
 		}
 		c.stall(until)
 	case FaultShutdown:
-		if c.venue == Binance {
+		if c.venue.isBinance() {
 			c.sendShutdown()
 		}
 		if c.venue.isOKX() {
@@ -690,7 +690,7 @@ func (s *Server) writeRESTFault(w http.ResponseWriter, v Venue, r *rule) {
 		writeOKXRESTFault(w, st, retry)
 		return
 	}
-	if v == Binance {
+	if v.isBinance() {
 		w.Header().Set("X-MBX-USED-WEIGHT-1M", "0")
 		switch st {
 		case http.StatusTooManyRequests:

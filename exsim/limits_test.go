@@ -50,7 +50,7 @@ func TestBinanceStreamLimit(t *testing.T) {
 	if got := string(readFrame(t, ws)); got != `{"result":["btcusdt@trade","btcusdt@aggTrade","ethusdt@trade"],"id":3}` {
 		t.Fatal(got)
 	}
-	for _, bad := range []string{"/ws/BTCUSDT@trade", "/ws/btcusdt@kline_1m", "/ws/btcusdt@trade?timeUnit=SECOND"} {
+	for _, bad := range []string{"/ws/BTCUSDT@trade", "/ws/btcusdt@kline_7m", "/ws/btcusdt@trade?timeUnit=SECOND"} {
 		_, resp, err := websocket.DefaultDialer.Dial(s.BinanceWSURL()+bad, nil)
 		if err == nil || resp == nil || resp.StatusCode != 400 {
 			t.Errorf("%s: %v", bad, err)

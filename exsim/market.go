@@ -135,6 +135,8 @@ type market struct {
 	arena   []byte
 	batch   []int64 // Bybit trade ordinals waiting for the next publicTrade frame
 	lv      [2][]level
+
+	chs *chanSim // klines, ticker, liquidations (channels.go)
 }
 
 const arenaChunk = 64 << 10
@@ -157,7 +159,7 @@ func newMarket(s *Server, mc MarketConfig) *market {
 	}
 	m.ring.size = s.cfg.TradeHistory
 	h := marketHash(seed, mc.Venue, mc.Symbol, "ids")
-	if mc.Venue == Binance {
+	if mc.Venue.isBinance() {
 		m.nextID = 1_000_000_000 + int64(h%4_000_000_000)
 		m.nextAgg = 500_000_000 + int64(splitmix64(h)%2_000_000_000)
 		m.updateID = 10_000_000_000 + int64(splitmix64(h+1)%60_000_000_000)
@@ -173,7 +175,8 @@ func newMarket(s *Server, mc MarketConfig) *market {
 	m.lastPx = m.in.base
 	m.book.init(m.bookRNG, m.in.base, s.cfg.BookLevels, m.in.maxLot)
 	m.lastTop = [2]level{m.top(bidSide), m.top(askSide)}
-	if mc.Venue == Binance {
+	m.chs = newChanSim(m, seed)
+	if mc.Venue.isBinance() {
 		m.depth = &series{m: m, name: SeriesDepth, first: m.updateID + 1, last: m.updateID}
 	} else if !mc.Venue.isOKX() {
 		for i, d := range bybitDepths {
@@ -310,6 +313,9 @@ func (m *market) run(ctx context.Context) {
 		if m.okx != nil {
 			m.okxKeepAlive(now)
 		}
+		if m.okx == nil { // the OKX channels are not simulated yet
+			m.chanTick(now)
+		}
 		t.Reset(tickInterval(tr, br))
 	}
 }
@@ -380,6 +386,10 @@ func (m *market) genOrder(now int64) int {
 		step = -step
 	}
 	px := max(m.lastPx+step, 1)
+	m.klAdvance(now) // trades land in the bar of their time
+	if m.venue == BinanceUSDM {
+		return m.genUSDMOrder(now, k, px, maker)
+	}
 	first := m.nextID
 	var sum int64
 	agg := m.nextAgg
@@ -407,6 +417,7 @@ func (m *market) genOrder(now int64) int {
 		id := m.nextID
 		m.nextID++
 		m.ring.push(id, rec)
+		m.klTrade(id, rec)
 		m.trades.last = id
 		if m.venue == Binance {
 			m.fanBinanceTrade(id, rec)
@@ -436,6 +447,10 @@ func (m *market) genBook(now int64) {
 	}
 	m.ch = m.book.update(m.bookRNG, m.ch[:0])
 	m.books++
+	if m.venue == BinanceUSDM {
+		m.genUSDMBook(now)
+		return
+	}
 	first := m.updateID + 1
 	m.updateID += int64(len(m.ch))
 	if m.venue == Binance {

@@ -11,6 +11,7 @@ import (
 type restLimits struct {
 	mu  sync.Mutex
 	bin map[string]*binanceIP
+	usd map[string]*binanceIP // Binance USD-M (its own weight budget)
 	byb map[string]*bybitIP
 }
 
@@ -29,6 +30,7 @@ type bybitIP struct {
 
 func (l *restLimits) init() {
 	l.bin = map[string]*binanceIP{}
+	l.usd = map[string]*binanceIP{}
 	l.byb = map[string]*bybitIP{}
 }
 
@@ -53,13 +55,18 @@ func ceilSeconds(d time.Duration) int64 {
 // limit are refused and not charged; after BinanceBanAfter refusals in a
 // window the IP is banned for BinanceBan.
 func (s *Server) binanceCharge(ip string, weight int, now time.Time) (status, used int, retry int64) {
+	return s.binanceChargeIn(s.limits.bin, s.cfg.BinanceWeightLimit, ip, weight, now)
+}
+
+// binanceChargeIn is binanceCharge against the budget of one venue.
+func (s *Server) binanceChargeIn(ips map[string]*binanceIP, limit int, ip string, weight int, now time.Time) (status, used int, retry int64) {
 	l := &s.limits
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	st := l.bin[ip]
+	st := ips[ip]
 	if st == nil {
 		st = &binanceIP{}
-		l.bin[ip] = st
+		ips[ip] = st
 	}
 	win := now.Unix() / 60
 	if win != st.window {
@@ -68,7 +75,7 @@ func (s *Server) binanceCharge(ip string, weight int, now time.Time) (status, us
 	if now.Before(st.bannedUntil) {
 		return http.StatusTeapot, st.used, ceilSeconds(st.bannedUntil.Sub(now))
 	}
-	if st.used+weight > s.cfg.BinanceWeightLimit {
+	if st.used+weight > limit {
 		st.refused++
 		if st.refused > s.cfg.BinanceBanAfter {
 			st.bannedUntil = now.Add(s.cfg.BinanceBan)

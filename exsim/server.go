@@ -41,7 +41,7 @@ type Server struct {
 	connWG  sync.WaitGroup // connection goroutines; Add only under mu while !closed
 
 	nextConnID atomic.Uint64
-	skew       [5]atomic.Int64 // per venue index, ns
+	skew       [6]atomic.Int64 // per venue index, ns
 	baseSkew   atomic.Int64    // Config.ClockSkew or SetClockSkew, ns
 	stats      serverStats
 	faults     faultTable
@@ -225,6 +225,13 @@ func (s *Server) BinanceRESTURL() string { return s.base("http") }
 // append /v5/public/spot or /v5/public/linear.
 func (s *Server) BybitWSURL() string { return s.base("ws") }
 
+// BinanceUSDMWSURL is the WebSocket base for the binance-usdm adapter (it
+// dials <base>/public/stream and <base>/market/stream).
+func (s *Server) BinanceUSDMWSURL() string { return s.base("ws") }
+
+// BinanceUSDMRESTURL is the REST base for the binance-usdm adapter (/fapi/v1/...).
+func (s *Server) BinanceUSDMRESTURL() string { return s.base("http") }
+
 // BybitRESTURL is the Bybit REST base, like https://api.bybit.com: clients
 // append /v5/market/...
 func (s *Server) BybitRESTURL() string { return s.base("http") }
@@ -322,6 +329,8 @@ func venueIndex(v Venue) int {
 		return 3
 	case OKXSwap:
 		return 4
+	case BinanceUSDM:
+		return 5
 	}
 	return 0
 }
@@ -400,6 +409,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/ws/", s.handleBinanceWS)
 	mux.HandleFunc("/stream", s.handleBinanceWS)
 	mux.HandleFunc("/api/", s.handleBinanceREST)
+	mux.HandleFunc("/public/", s.handleUSDMWS)
+	mux.HandleFunc("/market/", s.handleUSDMWS)
+	mux.HandleFunc("/fapi/", s.handleUSDMREST)
 	mux.HandleFunc("/v5/public/", s.handleBybitWS)
 	mux.HandleFunc("/v5/market/", s.handleBybitREST)
 	mux.HandleFunc("/ws/v5/", s.handleOKXWS)

@@ -104,6 +104,7 @@ type keyState struct {
 	last    bridge.SymbolState   // latest state given, rewritten by refreshes
 	pending []bridge.SymbolState // not yet written, in order
 	queued  bool                 // in StateWriter.dirty
+	gone    bool                 // forgotten: never written again
 }
 
 // StateWriter implements bridge.StateSink on the md_state bucket. PutState
@@ -118,6 +119,7 @@ type StateWriter struct {
 	log     *slog.Logger
 	limiter *logLimiter
 
+	io     sync.Mutex // serializes background writes with Forget's delete
 	mu     sync.Mutex
 	keys   map[string]*keyState
 	dirty  []*keyState
@@ -234,7 +236,7 @@ func (w *StateWriter) run() {
 			if !ok {
 				break
 			}
-			if err := w.write(w.ctx, ks.key, st); err != nil {
+			if err := w.writeLive(ks, st); err != nil {
 				w.requeue(ks, st)
 				backoff.RecordFailure()
 				d := backoff.Ceiling()
@@ -246,6 +248,44 @@ func (w *StateWriter) run() {
 			retryAt = time.Time{}
 		}
 	}
+}
+
+// writeLive writes st for ks unless Forget removed the key.
+func (w *StateWriter) writeLive(ks *keyState, st bridge.SymbolState) error {
+	w.io.Lock()
+	defer w.io.Unlock()
+	w.mu.Lock()
+	gone := ks.gone
+	w.mu.Unlock()
+	if gone {
+		return nil
+	}
+	return w.write(w.ctx, ks.key, st)
+}
+
+// Forget stops writing the state of exchange and symbol on instance and
+// deletes its md_state key (a replica that hands the symbol over to
+// another, so that the entry does not linger as stale). States put for the
+// key afterwards start it again. It returns the delete's error.
+func (w *StateWriter) Forget(ctx context.Context, exchange, symbol, instance string) error {
+	key, err := StateKey(exchange, symbol, instance)
+	if err != nil {
+		return err
+	}
+	w.io.Lock()
+	defer w.io.Unlock()
+	w.mu.Lock()
+	if ks := w.keys[key]; ks != nil {
+		ks.gone, ks.pending = true, nil
+		delete(w.keys, key)
+	}
+	w.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, stateWriteWait)
+	defer cancel()
+	if err := w.kv.Delete(ctx, key); err != nil {
+		return fmt.Errorf("publisher: forget state %s: %w", key, err)
+	}
+	return nil
 }
 
 // next takes the first pending state of the first dirty key.

@@ -40,6 +40,10 @@ var files = []string{
 	"trade.schema.json",
 	"book.snapshot.schema.json",
 	"book.delta.schema.json",
+	"bbo.schema.json",
+	"kline.schema.json",
+	"ticker.schema.json",
+	"liquidation.schema.json",
 	"defs.schema.json",
 }
 
@@ -48,6 +52,10 @@ var typeSchema = map[string]string{
 	"trade":         "trade.schema.json",
 	"book.snapshot": "book.snapshot.schema.json",
 	"book.delta":    "book.delta.schema.json",
+	"bbo":           "bbo.schema.json",
+	"kline":         "kline.schema.json",
+	"ticker":        "ticker.schema.json",
+	"liquidation":   "liquidation.schema.json",
 }
 
 func decode(t testing.TB, b []byte) any {
@@ -203,7 +211,7 @@ func (c *collector) Publish(_ context.Context, evs []bridge.Event) error {
 	for i := range evs {
 		c.bodies = append(c.bodies, evs[i].AppendJSON(nil))
 		c.types[evs[i].Type]++
-		if evs[i].Type != bridge.EventTrade {
+		if evs[i].Type == bridge.EventBookSnapshot || evs[i].Type == bridge.EventBookDelta {
 			c.depths[evs[i].Depth]++
 		}
 	}
@@ -237,18 +245,30 @@ type feed struct {
 	// depth-1 stream is snapshots only (every push is the full top of
 	// book), as on the venue.
 	want map[bridge.EventType]int
+	// channels are the channels beyond trade and book the feed takes.
+	channels bridge.Channel
 }
 
 var allTypes = map[bridge.EventType]int{bridge.EventTrade: 50, bridge.EventBookSnapshot: 1, bridge.EventBookDelta: 50}
 
 func bybitFeed(market string, depth int) feed {
-	want := allTypes
+	want := maps.Clone(allTypes)
+	var ch bridge.Channel
 	if depth == 1 {
 		want = map[bridge.EventType]int{bridge.EventTrade: 50, bridge.EventBookSnapshot: 10}
+	} else {
+		// Every channel the market has (bbo needs a book deeper than 1).
+		ch = bridge.ChannelBBO | bridge.KlineOpenChannel(bridge.Interval1m)
+		want[bridge.EventBBO], want[bridge.EventKline] = 5, 3
+		if market == bybit.MarketLinear {
+			ch |= bridge.ChannelTicker | bridge.ChannelLiquidation
+			want[bridge.EventTicker], want[bridge.EventLiquidation] = 5, 1
+		}
 	}
 	return feed{
-		name:  fmt.Sprintf("bybit-%s-depth%d", market, depth),
-		depth: depth,
+		channels: ch,
+		name:     fmt.Sprintf("bybit-%s-depth%d", market, depth),
+		depth:    depth,
 		ex: func(sim *exsim.Server) (bridge.Exchange, error) {
 			return bybit.New(bybit.Config{WSURL: sim.BybitWSURL(), RESTURL: sim.BybitRESTURL(), Market: market, BookDepth: depth}, discard)
 		},
@@ -265,10 +285,11 @@ var discard = slog.New(slog.DiscardHandler)
 func TestSimulatorEventsValidate(t *testing.T) {
 	s := compileAll(t)
 	const sym = "BTCUSDT"
-	sim, err := exsim.New(exsim.Config{Seed: 16, Markets: []exsim.MarketConfig{
+	sim, err := exsim.New(exsim.Config{Seed: 16, KlineSpeed: 60, KlinePush: 100 * time.Millisecond, LiquidationRate: 10, Markets: []exsim.MarketConfig{
 		{Venue: exsim.Binance, Symbol: sym, TradeRate: 50, BookRate: 50},
 		{Venue: exsim.BybitSpot, Symbol: sym, TradeRate: 50, BookRate: 50},
 		{Venue: exsim.BybitLinear, Symbol: sym, TradeRate: 50, BookRate: 50},
+		{Venue: exsim.BinanceUSDM, Symbol: sym, TradeRate: 50, BookRate: 50},
 	}}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -286,6 +307,10 @@ func TestSimulatorEventsValidate(t *testing.T) {
 	feeds := []feed{
 		{name: "binance", ex: func(sim *exsim.Server) (bridge.Exchange, error) {
 			return binance.New(binance.Config{WSURL: sim.BinanceWSURL(), RESTURL: sim.BinanceRESTURL()}, discard)
+		}, want: map[bridge.EventType]int{bridge.EventTrade: 50, bridge.EventBookSnapshot: 1, bridge.EventBookDelta: 50,
+			bridge.EventBBO: 5, bridge.EventKline: 3}, channels: bridge.ChannelBBO | bridge.KlineOpenChannel(bridge.Interval1m)},
+		{name: "binance-usdm", ex: func(sim *exsim.Server) (bridge.Exchange, error) {
+			return binance.New(binance.Config{Market: binance.MarketUSDM, WSURL: sim.BinanceUSDMWSURL(), RESTURL: sim.BinanceUSDMRESTURL()}, discard)
 		}, want: allTypes},
 		bybitFeed(bybit.MarketSpot, 50),
 		bybitFeed(bybit.MarketSpot, 1),
@@ -324,7 +349,7 @@ func TestSimulatorEventsValidate(t *testing.T) {
 		}
 		c := newCollector()
 		st, err := bridge.NewStream(bridge.StreamConfig{
-			Exchange: ex, Symbols: []string{sym}, Channels: bridge.ChannelTrade | bridge.ChannelBook,
+			Exchange: ex, Symbols: []string{sym}, Channels: bridge.ChannelTrade | bridge.ChannelBook | f.channels,
 			Instance: "schema-test", ConnectSpacing: 5 * time.Millisecond,
 		}, c, nil)
 
@@ -383,8 +408,14 @@ func TestSimulatorEventsValidate(t *testing.T) {
 		}
 		t.Logf("%s: %d bodies (by type %v)", r.name, len(bodies), types)
 	}
-	for _, venue := range []string{"binance", "bybit-spot", "bybit-linear"} {
+	for _, venue := range []string{"binance", "bybit-spot", "bybit-linear", "binance-usdm"} {
 		for typ := range typeSchema {
+			if (typ == "ticker" || typ == "liquidation") && venue != "bybit-linear" {
+				continue // derivatives only
+			}
+			if venue == "binance-usdm" && typ != "trade" && typ != "book.snapshot" && typ != "book.delta" {
+				continue // its other channels are not built yet
+			}
 			if perVenue[venue][typ] == 0 {
 				t.Errorf("%s: no valid %s body (have %v)", venue, typ, perVenue[venue])
 			}
@@ -403,6 +434,38 @@ var (
 	snapshot = bridge.Event{Type: bridge.EventBookSnapshot, Exchange: "bybit-linear", Symbol: "BTCUSDT",
 		TS: 1732400000123000000, RecvTS: 1732400000125114000, LastID: 1, Depth: 50,
 		Bids: []bridge.Level{{"97012.5", "3"}}, Asks: []bridge.Level{{"97012.6", "0.5"}}}
+)
+
+// Hand-built channel events.
+var (
+	bbo = func() bridge.Event {
+		e := bridge.Event{Type: bridge.EventBBO, Exchange: "binance", Symbol: "BTCUSDT", TS: 1, RecvTS: 2}
+		e.SetBBO(bridge.BBO{BidPrice: "97012.54", BidQty: "1.2", AskPrice: "97012.56", AskQty: "0.5", UpdateID: 61025})
+		return e
+	}()
+	kline = func() bridge.Event {
+		e := bridge.Event{Type: bridge.EventKline, Exchange: "bybit", Symbol: "BTCUSDT", TS: 1732400059999000000, RecvTS: 2}
+		e.SetBar(bridge.Bar{Interval: bridge.Interval1m, OpenTime: 1732400000000000000, CloseTime: 1732400059999000000,
+			Open: "97000", High: "97100.5", Low: "96990", Close: "97050", Volume: "12.5", QuoteVolume: "1212500.25", Trades: -1, Closed: true})
+		return e
+	}()
+	openKline = func() bridge.Event {
+		e := kline
+		e.Exchange = "binance"
+		b := e.Bar()
+		b.Closed, b.Trades = false, 17
+		e.SetBar(b)
+		return e
+	}()
+	ticker = func() bridge.Event {
+		e := bridge.Event{Type: bridge.EventTicker, Exchange: "bybit-linear", Symbol: "BTCUSDT", TS: 1, RecvTS: 2}
+		e.SetTicker(bridge.Ticker{LastPrice: "97000", MarkPrice: "97001.5", IndexPrice: "96999", FundingRate: "-0.000212",
+			OpenInterest: "68744.761", NextFundingTime: 1732406400000000000, Seq: 24987956059})
+		return e
+	}()
+	emptyTicker = bridge.Event{Type: bridge.EventTicker, Exchange: "bybit-linear", Symbol: "BTCUSDT", TS: 1, RecvTS: 2, LastID: 5}
+	liquidation = bridge.Event{Type: bridge.EventLiquidation, Exchange: "bybit-linear", Symbol: "BTCUSDT", TS: 1, RecvTS: 2,
+		Side: bridge.SideSell, Price: "94666.30", Qty: "0.003", Seq: 1}
 )
 
 // mutate encodes ev with AppendJSON, applies f to the decoded object and
@@ -434,11 +497,15 @@ func TestAccepts(t *testing.T) {
 	empty.Bids, empty.Asks = nil, nil
 	maxTS := trade
 	maxTS.TS, maxTS.RecvTS = 1<<63-1, 1<<63-1
+	usdmDelta := delta
+	usdmDelta.Exchange, usdmDelta.PrevID = "binance-usdm", 61020
 	sell := trade
 	sell.Side, sell.Exchange, sell.ID = bridge.SideSell, "bybit-linear", "20f43950-d8dd-5b31-9112-a178eb6023af"
 	for name, ev := range map[string]bridge.Event{
 		"trade": trade, "sell": sell, "binance delta": delta, "bybit delta": bybitDelta,
 		"bybit snapshot": snapshot, "empty delta": empty, "int64 max times": maxTS,
+		"bbo": bbo, "closed kline": kline, "open kline": openKline, "ticker": ticker, "empty ticker": emptyTicker,
+		"liquidation": liquidation, "usdm delta": usdmDelta,
 	} {
 		body := ev.AppendJSON(nil)
 		if err := s.validate(t, body); err != nil {
@@ -490,13 +557,13 @@ func TestRejects(t *testing.T) {
 		cases = append(cases, tc{name, mutate(t, ev, f), at})
 	}
 	// Every required field, missing.
-	for _, ev := range []bridge.Event{trade, delta, snapshot} {
+	for _, ev := range []bridge.Event{trade, delta, snapshot, bbo, kline, ticker, liquidation} {
 		var m map[string]any
 		if err := json.Unmarshal(ev.AppendJSON(nil), &m); err != nil {
 			t.Fatal(err)
 		}
 		for k := range m {
-			if k == "depth" {
+			if k == "depth" || k == "trades" || ev.Type == bridge.EventTicker && k != "seq" && !slices.Contains([]string{"v", "type", "exchange", "symbol", "ts", "recv_ts"}, k) {
 				continue // optional
 			}
 			at := ""
@@ -537,7 +604,7 @@ func TestRejects(t *testing.T) {
 	add("depth as string", delta, "/depth", set("depth", "50"))
 	add("v 2", trade, "/v", set("v", 2))
 	add("v as string", trade, "/v", set("v", "1"))
-	add("unknown type", trade, "-", set("type", "bbo"))
+	add("unknown type", trade, "-", set("type", "candle"))
 	add("trade typed book.delta", trade, "", set("type", "book.delta")) // book.delta's fields missing
 	add("float ts", trade, "/ts", set("ts", json.Number("1.5")))
 	add("negative recv_ts", trade, "/recv_ts", set("recv_ts", -1))
@@ -545,6 +612,19 @@ func TestRejects(t *testing.T) {
 	add("string last_id", delta, "/last_id", set("last_id", "61025"))
 	add("negative first_id", delta, "/first_id", set("first_id", -1))
 	add("numeric trade id", trade, "/id", set("id", 4187262101))
+	add("bbo with trade price", bbo, "", set("price", "1"))
+	add("bbo negative update id", bbo, "/update_id", set("update_id", -1))
+	add("bbo float bid", bbo, "/bid_price", set("bid_price", json.Number("1.5")))
+	add("kline interval 7m", kline, "/interval", set("interval", "7m"))
+	add("kline Bybit interval name", kline, "/interval", set("interval", "60"))
+	add("kline closed as string", kline, "/closed", set("closed", "true"))
+	add("kline negative trades", kline, "/trades", set("trades", -1))
+	add("kline empty high", kline, "/high", set("high", ""))
+	add("ticker float mark", ticker, "/mark_price", set("mark_price", json.Number("1.5")))
+	add("ticker funding with exponent", ticker, "/funding_rate", set("funding_rate", "1e-4"))
+	add("ticker negative mark", ticker, "/mark_price", set("mark_price", "-1"))
+	add("liquidation side long", liquidation, "/side", set("side", "long"))
+	add("liquidation negative n", liquidation, "/n", set("n", -1))
 	add("trade id with space", trade, "/id", set("id", "41 87"))
 	// AppendJSON writes "" for SideUnknown; no adapter produces one (they
 	// reject the trade as malformed), and the contract does not allow it.

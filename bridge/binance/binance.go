@@ -25,6 +25,7 @@ const subscribeChunk = 200
 type Adapter struct {
 	cfg  Config
 	core adapter.Core
+	usdm bool // Market "usdm" (see usdm.go)
 	// arenas own the strings of frames decoded in place (fastTrade).
 	arenas jscan.Arenas
 
@@ -43,23 +44,30 @@ func New(cfg Config, logger *slog.Logger) (*Adapter, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	a := &Adapter{cfg: cfg}
-	if err := a.core.Init(Name, a.cfg.common(), cfg.Limiter, 1200, a.checkResponse, logger); err != nil {
+	a := &Adapter{cfg: cfg, usdm: cfg.Market == MarketUSDM}
+	name, rpm := Name, 1200
+	if a.usdm {
+		name, rpm = NameUSDM, cfg.WeightPerMinute
+	}
+	if err := a.core.Init(name, a.cfg.common(), cfg.Limiter, rpm, a.checkResponse, logger); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return a, nil
 }
 
-// Name returns "binance".
-func (a *Adapter) Name() string { return Name }
+// Name returns "binance" (Spot) or "binance-usdm".
+func (a *Adapter) Name() string { return a.core.Name }
 
 // Limiter returns the rate limiter the adapter's REST calls go through.
 func (a *Adapter) Limiter() *resilience.RateLimitManager { return a.core.Limiter }
 
 // StreamName returns the Binance stream name of a topic:
 // "btcusdt@trade" or "btcusdt@depth@100ms" ("btcusdt@depth" at 1000ms),
-// or "" for a topic that is not exactly one known channel.
+// "btcusdt@bookTicker", "btcusdt@kline_1m", or "" for a topic that is not exactly one known channel.
 func (a *Adapter) StreamName(t bridge.Topic) string {
+	if a.usdm {
+		return a.usdmStreamName(t)
+	}
 	sym := strings.ToLower(t.Symbol)
 	switch t.Channel {
 	case bridge.ChannelTrade:
@@ -70,7 +78,7 @@ func (a *Adapter) StreamName(t bridge.Topic) string {
 		}
 		return sym + "@depth@100ms"
 	}
-	return ""
+	return channelStream(sym, t.Channel)
 }
 
 // streams returns the stream names of the valid topics, without
@@ -81,6 +89,9 @@ func (a *Adapter) streams(topics []bridge.Topic) []string {
 }
 
 func (a *Adapter) urlPrefix() string {
+	if a.usdm {
+		return a.cfg.WSURL + "/" + routeMarket + "/stream?streams=" // the longest route: URLs of both fit
+	}
 	p := a.cfg.WSURL + "/stream"
 	if a.cfg.MicrosecondTimestamps {
 		return p + "?timeUnit=MICROSECOND&streams="
@@ -110,6 +121,9 @@ func (a *Adapter) split(names []string) (inURL, rest []string) {
 // timeUnit=MICROSECOND first when configured). Topics beyond MaxURLBytes
 // are left to SubscribeFrames. With no topics it returns <WSURL>/stream.
 func (a *Adapter) URL(topics []bridge.Topic) string {
+	if a.usdm {
+		return a.usdmURL(topics)
+	}
 	inURL, _ := a.split(a.streams(topics))
 	if len(inURL) == 0 {
 		if a.cfg.MicrosecondTimestamps {
@@ -163,6 +177,9 @@ func controlFrames(method string, names []string, nextID func() int64) [][]byte 
 // Heartbeat: the server pings every 20 s and the client answers with
 // WebSocket pongs (the runner's job); no application-level ping.
 func (a *Adapter) Heartbeat() bridge.Heartbeat {
+	if a.usdm {
+		return bridge.Heartbeat{ClientPing: nil, Interval: usdmPingInterval}
+	}
 	return bridge.Heartbeat{ClientPing: nil, Interval: 20 * time.Second}
 }
 
@@ -171,6 +188,9 @@ func (a *Adapter) Heartbeat() bridge.Heartbeat {
 // per 5 minutes, 5 connections per IP (the seed's table), and the configured
 // frame limit and book depth.
 func (a *Adapter) Limits() bridge.Limits {
+	if a.usdm {
+		return a.usdmLimits()
+	}
 	return bridge.Limits{
 		MaxTopicsPerConn:     1024,
 		MaxArgsPerRequest:    0,
@@ -186,5 +206,5 @@ func (a *Adapter) Limits() bridge.Limits {
 }
 
 // BookMode is bridge.BookRESTSnapshot: diffs on the stream, the book starts
-// from a REST snapshot.
+// from a REST snapshot (USD-M deltas chain by pu: Event.PrevID).
 func (a *Adapter) BookMode() bridge.BookMode { return bridge.BookRESTSnapshot }

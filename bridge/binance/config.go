@@ -20,9 +20,18 @@ const (
 	DefaultDepthSpeed    = "100ms"
 )
 
+// Markets.
+const (
+	MarketSpot = "spot" // Binance Spot, exchange id "binance"
+	MarketUSDM = "usdm" // Binance USD-M futures, exchange id "binance-usdm"
+)
+
 // Config configures an Adapter. The zero value talks to the real Binance
 // Spot endpoints with the defaults above.
 type Config struct {
+	// Market is "spot" (default; exchange id "binance") or "usdm" (USD-M
+	// futures; exchange id "binance-usdm", see usdm.go for its defaults).
+	Market string
 	// WSURL is the WebSocket base URL (scheme ws or wss, no path), e.g.
 	// "wss://stream.binance.com:9443" or a simulator's "ws://127.0.0.1:port".
 	WSURL string
@@ -46,6 +55,10 @@ type Config struct {
 	// MaxBodyBytes bounds every REST response body (default 8 MiB).
 	MaxBodyBytes int64
 
+	// WeightPerMinute is the REST request weight per minute the limiter
+	// built when Limiter is nil allows (usdm only; default 2400).
+	WeightPerMinute int
+
 	// Limiter paces REST requests by weight. Share one per IP. nil builds
 	// one from resilience.ExchangeDefaults("binance") (1200 weight per
 	// minute, default burst).
@@ -61,6 +74,11 @@ func (c *Config) common() adapter.Common {
 }
 
 func (c *Config) setDefaults() {
+	c.Market = cmp.Or(c.Market, MarketSpot)
+	if c.Market == MarketUSDM {
+		c.setUSDMDefaults()
+		return
+	}
 	c.common().SetDefaults(adapter.Defaults{WSURL: DefaultWSURL, RESTURL: DefaultRESTURL,
 		MaxFrameBytes: DefaultMaxFrameBytes, MaxBodyBytes: DefaultMaxBodyBytes})
 	c.BookDepth = cmp.Or(c.BookDepth, DefaultBookDepth)
@@ -71,6 +89,13 @@ func (c *Config) setDefaults() {
 func (c *Config) validate() error {
 	if err := c.common().Validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	switch c.Market {
+	case MarketSpot:
+	case MarketUSDM:
+		return c.validateUSDM()
+	default:
+		return fmt.Errorf("%w: Market %q: want %q or %q", ErrConfig, c.Market, MarketSpot, MarketUSDM)
 	}
 	if c.BookDepth < 1 || c.BookDepth > 5000 {
 		return fmt.Errorf("%w: BookDepth %d outside 1..5000", ErrConfig, c.BookDepth)

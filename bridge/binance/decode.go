@@ -170,6 +170,9 @@ func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]brid
 	if int64(len(frame)) > a.cfg.MaxFrameBytes {
 		return dst, bridge.Frame{}, malformed("frame of %d bytes exceeds the %d-byte limit", len(frame), a.cfg.MaxFrameBytes)
 	}
+	if a.usdm {
+		return a.decodeUSDM(frame, recvTS, dst) // reads an owned copy
+	}
 	if out, ok := a.fastTrade(frame, recvTS, dst); ok {
 		return out, bridge.Frame{Kind: bridge.FrameData}, nil
 	}
@@ -199,7 +202,7 @@ func (a *Adapter) decode(frame []byte, recvTS int64, dst []bridge.Event) ([]brid
 		return dst, bridge.Frame{Kind: bridge.FrameError, ReqID: t.id, Err: &APIError{Code: int(t.errCode), Msg: t.errMsg}}, nil
 	case t.seen.Has(topResult | topID):
 		return dst, bridge.Frame{Kind: bridge.FrameAck, ReqID: t.id}, nil
-	case raw.f[kEvent].kind != vAbsent:
+	case raw.f[kEvent].kind != vAbsent || isBookTicker(&raw):
 		return a.event(&sc, &raw, recvTS, dst)
 	}
 	return dst, bridge.Frame{Kind: bridge.FrameIgnored}, nil
@@ -302,6 +305,9 @@ func (a *Adapter) event(sc *jscan.Scanner, p *payload, recvTS int64, dst []bridg
 	if e.kind != vString {
 		if e.kind == vAbsent {
 			// Partial-depth and bookTicker payloads carry no "e".
+			if isBookTicker(p) {
+				return a.bookTicker(sc.Input(), recvTS, dst)
+			}
 			return dst, bridge.Frame{Kind: bridge.FrameIgnored}, nil
 		}
 		return dst, bridge.Frame{}, malformed("\"e\" is not a string")
@@ -311,6 +317,8 @@ func (a *Adapter) event(sc *jscan.Scanner, p *payload, recvTS int64, dst []bridg
 		return a.trade(p, recvTS, dst)
 	case "depthUpdate":
 		return a.depth(sc, p, recvTS, dst)
+	case "kline":
+		return a.kline(sc.Input(), recvTS, dst)
 	case "serverShutdown":
 		return dst, bridge.Frame{Kind: bridge.FrameShutdown}, nil
 	}

@@ -1,6 +1,9 @@
-// Package binance is the Binance Spot adapter of mdbridge: it implements
-// bridge.Exchange for the public market-data streams and REST endpoints
-// described in EXCHANGES.md.
+// Package binance is the Binance adapter of mdbridge: it implements
+// bridge.Exchange for the public market-data streams and REST endpoints of
+// Binance Spot (EXCHANGES.md; exchange id "binance") and, with Config.Market
+// "usdm", of Binance USD-M futures (EXCHANGES-MORE.md section 2; exchange id
+// "binance-usdm": aggTrade trades, depth chained by pu, the /public and
+// /market WebSocket routes; see usdm.go).
 //
 // WebSocket: topics are carried in the combined-stream URL
 // (<base>/stream?streams=btcusdt@trade/btcusdt@depth@100ms); topics that do

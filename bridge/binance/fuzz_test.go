@@ -32,6 +32,7 @@ func checkEvent(t *testing.T, ev bridge.Event) {
 		if ev.FirstID > ev.LastID || ev.FirstID < 0 {
 			t.Fatalf("U %d u %d", ev.FirstID, ev.LastID)
 		}
+	case bridge.EventBBO, bridge.EventKline:
 	default:
 		t.Fatalf("unexpected event type %v", ev.Type)
 	}

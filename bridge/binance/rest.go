@@ -69,6 +69,9 @@ func (a *Adapter) checkResponse(resp *http.Response, body []byte) error {
 // like RecvTS. Errors: *bridge.RateLimitError, *APIError (e.g. CodeBadSymbol),
 // bridge.ErrMalformed, ctx and transport errors, all wrapped.
 func (a *Adapter) Snapshot(ctx context.Context, symbol string) (bridge.Event, error) {
+	if a.usdm {
+		return a.usdmSnapshot(ctx, symbol)
+	}
 	const path = "/api/v3/depth"
 	sym, err := a.core.Canonical(symbol)
 	if err != nil {
@@ -135,7 +138,10 @@ func parseDepthSnapshot(body string) (last int64, bids, asks []bridge.Level, err
 
 // ServerTime returns Binance's clock from GET /api/v3/time (weight 1).
 func (a *Adapter) ServerTime(ctx context.Context) (time.Time, error) {
-	const path = "/api/v3/time"
+	path := "/api/v3/time"
+	if a.usdm {
+		path = "/fapi/v1/time"
+	}
 	body, err := a.core.Get(ctx, path, nil, WeightTime)
 	if err != nil {
 		return time.Time{}, err
@@ -176,6 +182,9 @@ type restTrade struct {
 // Errors: *bridge.RateLimitError, *APIError, bridge.ErrMalformed, ctx and
 // transport errors, all wrapped.
 func (a *Adapter) Trades(ctx context.Context, symbol string, fromID int64, limit int) ([]bridge.Event, error) {
+	if a.usdm {
+		return a.usdmTrades(ctx, symbol, fromID, limit)
+	}
 	sym, err := a.core.Canonical(symbol)
 	if err != nil {
 		return nil, err

@@ -78,7 +78,7 @@ func (a *Adapter) TopicArg(t bridge.Topic) string {
 	case bridge.ChannelBook:
 		return "orderbook." + strconv.Itoa(a.cfg.BookDepth) + "." + sym
 	}
-	return ""
+	return a.channelArg(sym, t.Channel)
 }
 
 // args returns the topic args of the valid topics, without duplicates,

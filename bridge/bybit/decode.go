@@ -92,6 +92,9 @@ func classify(topic string) (int, string, int) {
 			}
 		}
 	}
+	if k, s, _ := classifyChannel(topic); k != topicOther {
+		return k, s, 0
+	}
 	return topicOther, "", 0
 }
 
@@ -132,7 +135,7 @@ func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]brid
 	if err == nil {
 		err = sc.End()
 	}
-	if err == nil && env.seen.Has(envData) && !env.parsed && env.kind != topicOther {
+	if err == nil && env.seen.Has(envData) && !env.parsed && inPlace(env.kind) {
 		sc.Seek(env.dataPos)
 		out, err = a.data(&sc, &env, recvTS, out)
 	}
@@ -148,8 +151,17 @@ func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]brid
 			}
 			return out, bridge.Frame{Kind: bridge.FrameData}, nil
 		case topicBook:
-			out, err = a.bookEvent(&sc, &env, recvTS, out)
+			if env.depth == 1 && a.cfg.BookDepth != 1 {
+				out, err = a.bbo(&sc, &env, recvTS, out)
+			} else {
+				out, err = a.bookEvent(&sc, &env, recvTS, out)
+			}
 			if err != nil {
+				return dst[:n0], bridge.Frame{}, err
+			}
+			return out, bridge.Frame{Kind: bridge.FrameData}, nil
+		case topicTicker, topicKline, topicLiquidation:
+			if out, err = a.channel(sc.Input(), &env, recvTS, out); err != nil {
 				return dst[:n0], bridge.Frame{}, err
 			}
 			return out, bridge.Frame{Kind: bridge.FrameData}, nil
@@ -160,6 +172,10 @@ func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]brid
 	}
 	return dst[:n0], bridge.Frame{Kind: bridge.FrameIgnored}, nil
 }
+
+// inPlace reports whether a topic kind's data is decoded by the main pass
+// (trades, books); the other channels re-read the frame (channels.go).
+func inPlace(kind int) bool { return kind == topicTrade || kind == topicBook }
 
 // control classifies an op reply.
 func control(env *envelope) bridge.Frame {
@@ -222,7 +238,7 @@ func (a *Adapter) member(sc *jscan.Scanner, env *envelope, key string, recvTS in
 	case envTS:
 		env.ts, _, err = sc.Uint()
 	case envData:
-		if env.seen.Has(envTopic) && env.kind != topicOther {
+		if env.seen.Has(envTopic) && inPlace(env.kind) {
 			env.parsed = true
 			return a.data(sc, env, recvTS, dst)
 		}

@@ -75,12 +75,14 @@ func (c *Config) connConfig(urls []string) publisher.ConnConfig {
 // nodeConfig maps the environment configuration onto the replica's.
 func (c *Config) nodeConfig(pc publisher.Config) node.Config {
 	nc := node.Config{
-		Instance: c.Instance, Publisher: pc, Resilience: ptr(c.Resilience),
+		Instance: c.Instance, Publisher: pc, Resilience: ptr(c.Resilience), Cluster: c.clusterConfig(),
 		Venues: node.Venues{
 			BinanceWSURL: c.BinanceWSURL, BinanceRESTURL: c.BinanceRESTURL,
-			BinanceBookDepth: c.BinanceBookDepth, BinanceWeightPerMinute: c.BinanceWeightPerMin,
+			BinanceBookDepth: c.BinanceBookDepth, BinanceWeightPerMinute: c.share(c.BinanceWeightPerMin),
 			BybitWSURL: c.BybitWSURL, BybitRESTURL: c.BybitRESTURL,
-			BybitBookDepth: c.BybitBookDepth, BybitRequestsPerMinute: c.BybitRequestsPerMin,
+			BybitBookDepth: c.BybitBookDepth, BybitRequestsPerMinute: c.share(c.BybitRequestsPerMin),
+			BinanceUSDMWSURL: c.USDMWSURL, BinanceUSDMRESTURL: c.USDMRESTURL,
+			BinanceUSDMBookDepth: c.USDMBookDepth, BinanceUSDMWeightPerMinute: c.share(c.USDMWeightPerMin),
 			OKXWSURL: c.OKXWSURL, OKXRESTURL: c.OKXRESTURL,
 		},
 	}
@@ -119,7 +121,12 @@ func newApp(ctx context.Context, cfg *Config, logger *slog.Logger) (_ *app, err 
 	// subscription fails before NATS is touched.
 	ncfg := cfg.nodeConfig(pubCfg)
 	ncfg.Hooks.Publisher = a.metrics.wrap
-	ncfg.OnStreamError = func(err error) { a.errc <- err }
+	ncfg.OnStreamError = func(err error) {
+		select {
+		case a.errc <- err:
+		default: // one error stops the app; in cluster mode streams come and go
+		}
+	}
 	if a.node, err = node.New(ncfg, logger); err != nil {
 		return nil, a.configError(err)
 	}

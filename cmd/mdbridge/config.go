@@ -59,11 +59,15 @@ type Config struct {
 	BinanceRESTURL string `envconfig:"BINANCE_REST_URL" default:"https://api.binance.com" desc:"Binance Spot REST base URL"`
 	BybitWSURL     string `envconfig:"BYBIT_WS_URL" default:"wss://stream.bybit.com" desc:"Bybit v5 WebSocket base URL (/v5/public/<market> is appended)"`
 	BybitRESTURL   string `envconfig:"BYBIT_REST_URL" default:"https://api.bybit.com" desc:"Bybit v5 REST base URL"`
+	USDMWSURL      string `envconfig:"BINANCE_USDM_WS_URL" default:"wss://fstream.binance.com" desc:"Binance USD-M futures WebSocket base URL (/public/stream and /market/stream are appended)"`
+	USDMRESTURL    string `envconfig:"BINANCE_USDM_REST_URL" default:"https://fapi.binance.com" desc:"Binance USD-M futures REST base URL"`
 	OKXWSURL       string `envconfig:"OKX_WS_URL" default:"wss://ws.okx.com:8443" desc:"OKX v5 WebSocket base URL (/ws/v5/public and /ws/v5/business are appended); okx and okx-swap"`
 	OKXRESTURL     string `envconfig:"OKX_REST_URL" default:"https://openapi.okx.com" desc:"OKX v5 REST base URL; okx and okx-swap"`
 
 	BinanceBookDepth    int `envconfig:"BINANCE_BOOK_DEPTH" default:"1000" desc:"Binance REST snapshot depth (1-5000; weight 5 up to 100, 25 up to 500, 50 up to 1000, 250 above)"`
 	BinanceWeightPerMin int `envconfig:"BINANCE_WEIGHT_PER_MINUTE" default:"1200" desc:"Binance REST weight budget per minute per IP (the seed's 1200; Binance allows 6000 today): bounds snapshot and backfill bursts"`
+	USDMBookDepth       int `envconfig:"BINANCE_USDM_BOOK_DEPTH" default:"1000" desc:"Binance USD-M REST snapshot depth (5, 10, 20, 50, 100, 500 or 1000; weight 2, 5 at 100, 10 at 500, 20 at 1000)"`
+	USDMWeightPerMin    int `envconfig:"BINANCE_USDM_WEIGHT_PER_MINUTE" default:"2400" desc:"Binance USD-M REST weight budget per minute per IP (fapi's REQUEST_WEIGHT 2400)"`
 	BybitBookDepth      int `envconfig:"BYBIT_BOOK_DEPTH" default:"50" desc:"Bybit orderbook depth (1, 50, 200 or 1000)"`
 	BybitRequestsPerMin int `envconfig:"BYBIT_REQUESTS_PER_MINUTE" default:"120" desc:"Bybit REST requests per minute per IP (the seed's 120)"`
 
@@ -74,11 +78,18 @@ type Config struct {
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s" desc:"bound on flushing acks and writing final state at shutdown"`
 	SilenceCheck    time.Duration `envconfig:"SILENCE_CHECK" default:"1m" desc:"a connection with no data for this long (pings still answered) is checked against the venue's REST data and replaced if it missed any (silent feed); 0 disables, else at least 5s"`
 
+	Cluster         bool          `envconfig:"CLUSTER" default:"false" desc:"partition the subscriptions over the replicas sharing the NATS server (membership in KV bucket MDB_MEMBERS_BUCKET); false: every replica carries everything"`
+	Redundancy      string        `envconfig:"REDUNDANCY" default:"2" desc:"with MDB_CLUSTER: replicas carrying each (exchange, symbol); 1 = no redundancy; at least the number of replicas = every replica carries everything"`
+	MembersBucket   string        `envconfig:"MEMBERS_BUCKET" default:"md_members" desc:"with MDB_CLUSTER: KV bucket of the replicas' membership"`
+	HandoverTimeout time.Duration `envconfig:"HANDOVER_TIMEOUT" default:"30s" desc:"with MDB_CLUSTER: how long a replica keeps a unit it lost while its new owners are not CONNECTED"`
+	IPShare         int           `envconfig:"IP_SHARE" default:"1" desc:"replicas sharing one egress IP: each uses 1/MDB_IP_SHARE of MDB_BINANCE_WEIGHT_PER_MINUTE and MDB_BYBIT_REQUESTS_PER_MINUTE (per-IP budgets)"`
+
 	// Resilience knobs of every stream: MDB_RESILIENCE_AUTO_RECONNECT,
 	// MDB_RESILIENCE_RECONNECT_DELAY_MAX, ...
 	Resilience resilience.ResilienceConfig `envconfig:"RESILIENCE"`
 
-	subs []Subscription
+	subs       []Subscription
+	redundancy int // parsed MDB_REDUNDANCY
 }
 
 // minHeartbeat is the shortest MDB_RESILIENCE_HEARTBEAT_INTERVAL: the
@@ -207,6 +218,8 @@ func (c *Config) validate() error {
 	}{
 		{"BINANCE_WS_URL", c.BinanceWSURL, []string{"ws", "wss"}},
 		{"BYBIT_WS_URL", c.BybitWSURL, []string{"ws", "wss"}},
+		{"BINANCE_USDM_WS_URL", c.USDMWSURL, []string{"ws", "wss"}},
+		{"BINANCE_USDM_REST_URL", c.USDMRESTURL, []string{"http", "https"}},
 		{"BINANCE_REST_URL", c.BinanceRESTURL, []string{"http", "https"}},
 		{"BYBIT_REST_URL", c.BybitRESTURL, []string{"http", "https"}},
 		{"OKX_WS_URL", c.OKXWSURL, []string{"ws", "wss"}},
@@ -248,12 +261,21 @@ func (c *Config) validate() error {
 	default:
 		add(configError("BYBIT_BOOK_DEPTH", "%d; allowed: 1, 50, 200, 1000", c.BybitBookDepth))
 	}
+	switch c.USDMBookDepth {
+	case 5, 10, 20, 50, 100, 500, 1000:
+	default:
+		add(configError("BINANCE_USDM_BOOK_DEPTH", "%d; allowed: 5, 10, 20, 50, 100, 500, 1000", c.USDMBookDepth))
+	}
+	if c.USDMWeightPerMin < 1 {
+		add(configError("BINANCE_USDM_WEIGHT_PER_MINUTE", "%d; must be at least 1", c.USDMWeightPerMin))
+	}
 	if c.BinanceWeightPerMin < 1 {
 		add(configError("BINANCE_WEIGHT_PER_MINUTE", "%d; must be at least 1", c.BinanceWeightPerMin))
 	}
 	if c.BybitRequestsPerMin < 1 {
 		add(configError("BYBIT_REQUESTS_PER_MINUTE", "%d; must be at least 1", c.BybitRequestsPerMin))
 	}
+	add(c.validateCluster())
 	if _, err := cli.ParseLevel(c.LogLevel); err != nil {
 		add(configError("LOG_LEVEL", "%v", err))
 	}

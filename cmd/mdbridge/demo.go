@@ -112,6 +112,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg.Subscribe = "binance:trade,book:" + strings.Join(syms, ",") + ";bybit:trade,book:" + strings.Join(syms, ",")
 	cfg.BinanceWSURL, cfg.BinanceRESTURL = sim.BinanceWSURL(), sim.BinanceRESTURL()
 	cfg.BybitWSURL, cfg.BybitRESTURL = sim.BybitWSURL(), sim.BybitRESTURL()
+	cfg.USDMWSURL, cfg.USDMRESTURL = sim.BinanceUSDMWSURL(), sim.BinanceUSDMRESTURL()
 	if err := cfg.validate(); err != nil {
 		fmt.Fprintf(stderr, "mdbridge demo: %v\n", err)
 		return exitUsage

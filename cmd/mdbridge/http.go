@@ -22,11 +22,14 @@ func (a *app) handler() http.Handler {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newStreamCollector(a.node.Streams()),
+		newStreamsCollector(func() []*bridge.Stream { return a.node.Streams() }),
 		newNATSCollector(a.node.Conn),
 		a.metrics.ingest,
 		publisher.NewCollector(a.node.Publisher(), a.node.States(), a.node.SnapshotService()),
 	)
+	if c := a.node.Cluster(); c != nil {
+		reg.MustRegister(newClusterCollector(c))
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))

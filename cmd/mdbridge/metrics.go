@@ -18,8 +18,8 @@ var connStates = []string{"DISCONNECTED", "CONNECTING", "CONNECTED", "RECONNECTI
 // streamCollector exports the counters of the bridge's streams at scrape
 // time (no work on the per-message path).
 type streamCollector struct {
-	streams []*bridge.Stream
-	now     func() time.Time // the scrape's clock (time.Now; tests fix it)
+	streams func() []*bridge.Stream // read at each scrape (cluster mode changes them)
+	now     func() time.Time        // the scrape's clock (time.Now; tests fix it)
 
 	counters                        []streamCounter
 	connState, clockOffset, dataAge *prometheus.Desc
@@ -32,6 +32,12 @@ type streamCounter struct {
 }
 
 func newStreamCollector(streams []*bridge.Stream) *streamCollector {
+	return newStreamsCollector(func() []*bridge.Stream { return streams })
+}
+
+// newStreamsCollector is newStreamCollector over the streams list() returns
+// at each scrape.
+func newStreamsCollector(list func() []*bridge.Stream) *streamCollector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("mdbridge_"+name, help, append([]string{"exchange"}, labels...), nil)
 	}
@@ -39,7 +45,7 @@ func newStreamCollector(streams []*bridge.Stream) *streamCollector {
 		return streamCounter{d(name, help), field}
 	}
 	return &streamCollector{
-		streams: streams,
+		streams: list,
 		now:     time.Now,
 		counters: []streamCounter{
 			c("frames_received_total", "Inbound WebSocket frames.", func(s *bridge.Stats) *uint64 { return &s.Frames }),
@@ -78,7 +84,7 @@ func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	byEx := map[string]*agg{}
 	var order []string
-	for _, s := range c.streams {
+	for _, s := range c.streams() {
 		ex := s.Exchange()
 		a, ok := byEx[ex]
 		if !ok {
@@ -111,7 +117,7 @@ func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	var states []bridge.SymbolState
-	for _, s := range c.streams {
+	for _, s := range c.streams() {
 		states = append(states, s.States()...)
 	}
 	now := c.now()

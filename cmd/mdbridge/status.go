@@ -95,6 +95,9 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 	}
 	show(rates(prev, cur))
+	if !*asJSON {
+		printCluster(ctx, js, cfg, cur, stdout)
+	}
 	return exitOK
 }
 

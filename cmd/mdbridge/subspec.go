@@ -18,7 +18,7 @@ type Subscription struct {
 }
 
 // knownExchanges are the exchange ids the binary can build adapters for.
-var knownExchanges = []string{"binance", "bybit", "bybit-linear", "okx", "okx-swap"}
+var knownExchanges = []string{"binance", "bybit", "bybit-linear", "okx", "okx-swap", "binance-usdm"}
 
 // defaultSubscribe is used when MDB_SUBSCRIBE is empty.
 const defaultSubscribe = "binance:trade,book:BTCUSDT"
@@ -34,8 +34,13 @@ var errSpec = errors.New("invalid subscription spec")
 //	<exchange>:<channels>:<symbols>[;<exchange>:<channels>:<symbols>...]
 //
 // exchange is binance, bybit, bybit-linear, okx or okx-swap (symbols are
-// OKX instrument ids there, e.g. BTC-USDT, BTC-USDT-SWAP); channels is a comma list of
-// trade and book; symbols is a comma list of exchange symbols (upper-cased).
+// OKX instrument ids there, e.g. BTC-USDT, BTC-USDT-SWAP); channels is a
+// comma list of trade, book, bbo, ticker, liquidation, kline.<interval>
+// (closed bars) and kline.<interval>+open (closed bars plus open-bar
+// updates), intervals 1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M as
+// the market has them (a channel the market lacks fails when the stream is
+// built, naming the allowed ones); symbols is a comma list of exchange
+// symbols (upper-cased).
 // White space around items is ignored. The same exchange may appear in
 // several groups; the result merges them per exchange and symbol, in first-
 // seen order. Example: "binance:trade,book:BTCUSDT,ETHUSDT;bybit:trade:BTCUSDT".
@@ -63,14 +68,21 @@ func ParseSubscriptions(spec string) ([]Subscription, error) {
 		}
 		var ch bridge.Channel
 		for c := range strings.SplitSeq(parts[1], ",") {
-			switch strings.ToLower(strings.TrimSpace(c)) {
-			case "trade", "trades":
-				ch |= bridge.ChannelTrade
-			case "book", "books":
-				ch |= bridge.ChannelBook
-			default:
-				return nil, fmt.Errorf("%w: unknown channel %q in group %q; allowed: trade, book", errSpec, c, group)
+			c = strings.TrimSpace(c)
+			switch strings.ToLower(c) {
+			case "trades":
+				c = "trade"
+			case "books":
+				c = "book"
 			}
+			if !strings.HasPrefix(c, "kline.") { // intervals are case-sensitive: 1m is a minute, 1M a month
+				c = strings.ToLower(c)
+			}
+			one, err := bridge.ParseChannel(c)
+			if err != nil {
+				return nil, fmt.Errorf("%w: in group %q: %w", errSpec, group, err)
+			}
+			ch |= one
 		}
 		n := 0
 		for s := range strings.SplitSeq(parts[2], ",") {
@@ -119,12 +131,5 @@ func ParseSubscriptions(spec string) ([]Subscription, error) {
 
 // String renders s back in spec form.
 func (s Subscription) String() string {
-	var ch []string
-	if s.Channels&bridge.ChannelTrade != 0 {
-		ch = append(ch, "trade")
-	}
-	if s.Channels&bridge.ChannelBook != 0 {
-		ch = append(ch, "book")
-	}
-	return s.Exchange + ":" + strings.Join(ch, ",") + ":" + strings.Join(s.Symbols, ",")
+	return s.Exchange + ":" + s.Channels.String() + ":" + strings.Join(s.Symbols, ",")
 }

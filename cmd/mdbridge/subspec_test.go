@@ -30,6 +30,9 @@ func TestParseSubscriptions(t *testing.T) {
 		{spec: "bybit-linear:book:BTCUSDT", want: []Subscription{
 			{Exchange: "bybit-linear", Channels: bridge.ChannelBook, Symbols: []string{"BTCUSDT"}},
 		}},
+		{spec: "binance-usdm:trade,book:BTCUSDT", want: []Subscription{
+			{Exchange: "binance-usdm", Channels: tb, Symbols: []string{"BTCUSDT"}},
+		}},
 		{spec: "okx:trade:btc-usdt;okx-swap:book:BTC-USDT-SWAP", want: []Subscription{
 			{Exchange: "okx", Channels: bridge.ChannelTrade, Symbols: []string{"BTC-USDT"}},
 			{Exchange: "okx-swap", Channels: bridge.ChannelBook, Symbols: []string{"BTC-USDT-SWAP"}},
@@ -108,4 +111,26 @@ func FuzzParseSubscriptions(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestParseSubscriptionsChannels(t *testing.T) {
+	subs, err := ParseSubscriptions("binance:trade,book,bbo,kline.1m,kline.1h+open:BTCUSDT;bybit-linear:ticker,liquidation,kline.1M:BTCUSDT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := bridge.ChannelTrade | bridge.ChannelBook | bridge.ChannelBBO | bridge.KlineChannel(bridge.Interval1m) | bridge.KlineOpenChannel(bridge.Interval1h)
+	if len(subs) != 2 || subs[0].Channels != want {
+		t.Fatalf("got %+v", subs)
+	}
+	if got := subs[0].String(); got != "binance:trade,book,bbo,kline.1m,kline.1h+open:BTCUSDT" {
+		t.Fatalf("String = %q", got)
+	}
+	if subs[1].Channels != bridge.ChannelTicker|bridge.ChannelLiquidation|bridge.KlineChannel(bridge.Interval1M) {
+		t.Fatalf("bybit-linear channels %v", subs[1].Channels)
+	}
+	for _, bad := range []string{"binance:kline.7m:BTCUSDT", "binance:candles:BTCUSDT", "binance:kline:BTCUSDT", "binance:kline.1m+closed:BTCUSDT"} {
+		if _, err := ParseSubscriptions(bad); err == nil {
+			t.Errorf("%s: accepted", bad)
+		}
+	}
 }

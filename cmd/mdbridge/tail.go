@@ -14,7 +14,7 @@ import (
 )
 
 func cmdTail(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("tail", "[-json] [-seq N | -since 5m | -all] [-n N] <subject>   e.g. tail md.binance.BTCUSDT", stderr)
+	fs := newFlags("tail", "[-json] [-seq N | -since 5m | -all] [-n N] <subject>   e.g. tail md.binance.BTCUSDT, md.binance.BTCUSDT.kline.1m, md.bybit-linear.BTCUSDT.>", stderr)
 	asJSON := fs.Bool("json", false, "print the raw JSON bodies")
 	seq := fs.Uint64("seq", 0, "start at this stream sequence")
 	since := fs.Duration("since", 0, "start this long ago")
@@ -102,7 +102,41 @@ func printEvent(w io.Writer, meta *jetstream.MsgMetadata, body []byte) {
 		fmt.Fprintf(w, "#%d %s %s %s delta %d..%d bids %d asks %d%s\n", seq, ts, ev.Exchange, ev.Symbol, ev.FirstID, ev.LastID, len(ev.Bids), len(ev.Asks), topOfBook(ev))
 	case bridge.EventBookSnapshot:
 		fmt.Fprintf(w, "#%d %s %s %s SNAPSHOT last_id %d bids %d asks %d%s\n", seq, ts, ev.Exchange, ev.Symbol, ev.LastID, len(ev.Bids), len(ev.Asks), topOfBook(ev))
+	case bridge.EventBBO:
+		b := ev.BBO()
+		fmt.Fprintf(w, "#%d %s %s %s bbo %d bid %s x %s ask %s x %s\n", seq, ts, ev.Exchange, ev.Symbol, b.UpdateID, b.BidPrice, b.BidQty, b.AskPrice, b.AskQty)
+	case bridge.EventKline:
+		k := ev.Bar()
+		state := "open"
+		if k.Closed {
+			state = "CLOSED"
+		}
+		trades := ""
+		if k.Trades >= 0 {
+			trades = fmt.Sprintf(" trades %d", k.Trades)
+		}
+		fmt.Fprintf(w, "#%d %s %s %s kline %s %s %s O %s H %s L %s C %s V %s QV %s%s\n", seq, ts, ev.Exchange, ev.Symbol, k.Interval,
+			time.Unix(0, k.OpenTime).UTC().Format("2006-01-02T15:04:05Z"), state, k.Open, k.High, k.Low, k.Close, k.Volume, k.QuoteVolume, trades)
+	case bridge.EventTicker:
+		k := ev.Ticker()
+		next := "-"
+		if k.NextFundingTime > 0 {
+			next = time.Unix(0, k.NextFundingTime).UTC().Format("15:04:05Z")
+		}
+		fmt.Fprintf(w, "#%d %s %s %s ticker seq %d last %s mark %s index %s funding %s (next %s) oi %s\n", seq, ts, ev.Exchange, ev.Symbol,
+			k.Seq, dash(k.LastPrice), dash(k.MarkPrice), dash(k.IndexPrice), dash(k.FundingRate), next, dash(k.OpenInterest))
+	case bridge.EventLiquidation:
+		l := ev.Liquidation()
+		fmt.Fprintf(w, "#%d %s %s %s LIQUIDATION %-4s %s @ %s\n", seq, ts, ev.Exchange, ev.Symbol, l.Side, l.Qty, l.Price)
 	}
+}
+
+// dash shows an absent value as "-".
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // signed formats d with its sign: +1.2ms, -4.99s (the exchange's clock

@@ -2,6 +2,7 @@ package node
 
 import (
 	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/internal/cluster"
 	"github.com/qldata/mdbridge/publisher"
 	"github.com/qldata/mdbridge/resilience"
 )
@@ -28,6 +29,13 @@ type Config struct {
 	// Hooks wrap the pieces handed to the streams and the snapshot
 	// service (metrics, recording). Nil hooks pass the pieces unchanged.
 	Hooks Hooks
+	// Cluster, if set, partitions the work over the replicas that share
+	// the NATS server: each (exchange, symbol) of the subscriptions is
+	// carried by Cluster.Redundancy of them (see package cluster). Its
+	// Instance and Units are filled by the node (Instance, the units of
+	// Subscriptions); its bucket takes Publisher's storage and replicas
+	// when unset. nil: this replica carries every subscription.
+	Cluster *cluster.Config
 	// OnStreamError, if set, is called (from the stream's goroutine) when
 	// a stream's Run returns an error; err names the exchange, as in
 	// "binance stream: ...". A stream that stopped stays stopped.
@@ -37,7 +45,7 @@ type Config struct {
 // Subscription is one bridge.Stream: an exchange, its channels and
 // symbols.
 type Subscription struct {
-	Exchange string         // "binance", "bybit" (spot), "bybit-linear", "okx" (SPOT) or "okx-swap"
+	Exchange string         // "binance", "binance-usdm", "bybit" (spot), "bybit-linear", "okx" (SPOT) or "okx-swap"
 	Channels bridge.Channel // bridge.ChannelTrade, bridge.ChannelBook or both
 	Symbols  []string
 }
@@ -54,6 +62,11 @@ type Venues struct {
 	BybitBookDepth               int
 	BybitRequestsPerMinute       int
 	OKXWSURL, OKXRESTURL         string // one pair for okx and okx-swap
+	// Binance USD-M futures (exchange id "binance-usdm"): its own venue,
+	// with its own REST budget and connection gate.
+	BinanceUSDMWSURL, BinanceUSDMRESTURL string
+	BinanceUSDMBookDepth                 int
+	BinanceUSDMWeightPerMinute           int
 }
 
 // Hooks wrap what the node hands to its streams and snapshot service.

@@ -1,8 +1,12 @@
 package node
 
 import (
+	"cmp"
+	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"time"
 
 	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/bridge/binance"
@@ -24,6 +28,12 @@ func buildExchanges(subs []Subscription, v Venues, logger *slog.Logger) ([]bridg
 			l.RequestsPerMinute = n
 			table[venue] = l
 		}
+	}
+	// Binance USD-M is not in the seed's table: 2400 weight per minute, or
+	// less if the venue's live rateLimits say so.
+	if slices.ContainsFunc(subs, func(s Subscription) bool { return s.Exchange == binance.NameUSDM }) {
+		table[binance.NameUSDM] = resilience.ExchangeLimits{
+			RequestsPerMinute: usdmBudget(v, logger), WSConnectionsPerIP: 10}
 	}
 	limiters := map[string]*resilience.RateLimitManager{}
 	limiter := func(venue string) (*resilience.RateLimitManager, error) {
@@ -56,6 +66,31 @@ func buildExchanges(subs []Subscription, v Venues, logger *slog.Logger) ([]bridg
 	return out, nil
 }
 
+// usdmBudget is the configured Binance USD-M weight budget, lowered to the
+// live REQUEST_WEIGHT limit of /fapi/v1/exchangeInfo when that is smaller.
+// The venue not answering within 5 s leaves the configured budget.
+func usdmBudget(v Venues, logger *slog.Logger) int {
+	budget := cmp.Or(v.BinanceUSDMWeightPerMinute, binance.DefaultUSDMWeightPerMinute)
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	a, err := binance.New(binance.Config{Market: binance.MarketUSDM, WSURL: v.BinanceUSDMWSURL, RESTURL: v.BinanceUSDMRESTURL}, logger)
+	if err != nil {
+		return budget // the real adapter reports the configuration error
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	live, err := a.WeightLimit(ctx)
+	switch {
+	case err != nil:
+		logger.Warn("binance-usdm: live rate limits unknown; using the configured REST weight budget", "budget", budget, "err", err)
+	case live > 0 && live < budget:
+		logger.Info("binance-usdm: REST weight budget lowered to the venue's live limit", "configured", budget, "live", live)
+		budget = live
+	}
+	return budget
+}
+
 // venueOf returns the venue an exchange id belongs to: the unit of the
 // per-IP limits (Bybit spot and linear are one venue).
 func venueOf(exchange string) string {
@@ -77,6 +112,13 @@ func newExchange(id string, v Venues, limiter func(venue string) (*resilience.Ra
 			return nil, err
 		}
 		return binance.New(binance.Config{WSURL: v.BinanceWSURL, RESTURL: v.BinanceRESTURL, BookDepth: v.BinanceBookDepth, Limiter: l}, logger)
+	case binance.NameUSDM:
+		l, err := limiter(binance.NameUSDM)
+		if err != nil {
+			return nil, err
+		}
+		return binance.New(binance.Config{Market: binance.MarketUSDM, WSURL: v.BinanceUSDMWSURL, RESTURL: v.BinanceUSDMRESTURL,
+			BookDepth: v.BinanceUSDMBookDepth, Limiter: l}, logger)
 	case "bybit", "bybit-linear":
 		l, err := limiter("bybit")
 		if err != nil {

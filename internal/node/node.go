@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/internal/cluster"
 	"github.com/qldata/mdbridge/publisher"
 	"github.com/qldata/mdbridge/resilience"
 )
@@ -34,6 +35,14 @@ type Node struct {
 	svc     *publisher.SnapshotService
 	streams bridge.Streams
 	runWG   sync.WaitGroup
+
+	// cluster mode (Config.Cluster set)
+	ccfg        cluster.Config
+	coord       *cluster.Coordinator
+	runner      *unitRunner
+	coordCancel context.CancelFunc
+	coordDone   chan struct{}
+
 	started bool
 	closed  bool
 }
@@ -53,7 +62,19 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Node{cfg: cfg, log: logger, exchanges: exs}, nil
+	n := &Node{cfg: cfg, log: logger, exchanges: exs}
+	if cfg.Cluster != nil {
+		n.ccfg = *cfg.Cluster
+		n.ccfg.Instance = cfg.Instance
+		n.ccfg.Units = unitsOf(cfg.Subscriptions)
+		n.ccfg.StaleAfter = cmp.Or(n.ccfg.StaleAfter, cfg.Publisher.StaleAfter, 3*cmp.Or(cfg.Publisher.StateRefresh, publisher.DefaultStateRefresh))
+		n.ccfg.Storage = cmp.Or(n.ccfg.Storage, cfg.Publisher.Storage)
+		n.ccfg.Replicas = cmp.Or(n.ccfg.Replicas, cfg.Publisher.Replicas)
+		if err := n.ccfg.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
 }
 
 // Start takes ownership of nc (it is closed by Shutdown or Close, and on
@@ -93,6 +114,9 @@ func (n *Node) Start(ctx context.Context, nc *nats.Conn) (err error) {
 	if err != nil {
 		return fmt.Errorf("snapshot requester: %w", err)
 	}
+	if n.cfg.Cluster != nil {
+		return n.startCluster(ctx, kv, requester)
+	}
 	if err := n.buildStreams(requester); err != nil {
 		return err
 	}
@@ -115,19 +139,14 @@ func (n *Node) Start(ctx context.Context, nc *nats.Conn) (err error) {
 	return nil
 }
 
-// buildStreams builds one bridge.Stream per subscription.
-func (n *Node) buildStreams(requester bridge.SnapshotRequester) error {
+// streamMaker returns what builds the streams: the subscription's
+// exchange, channels and symbols, publishing through the publisher hook,
+// with the resumer and the venue's connect gate shared by all.
+func (n *Node) streamMaker(req bridge.SnapshotRequester) func(i int, symbols []string, sink bridge.StateSink) (*bridge.Stream, error) {
 	h := n.cfg.Hooks
-	var (
-		pub  bridge.Publisher         = n.pub
-		sink bridge.StateSink         = n.states
-		req  bridge.SnapshotRequester = requester
-	)
+	var pub bridge.Publisher = n.pub
 	if h.Publisher != nil {
 		pub = h.Publisher(pub)
-	}
-	if h.StateSink != nil {
-		sink = h.StateSink(sink)
 	}
 	if h.Requester != nil {
 		req = h.Requester(req)
@@ -138,13 +157,14 @@ func (n *Node) buildStreams(requester bridge.SnapshotRequester) error {
 	// The venues' connect limits are per IP: every stream of a venue (Bybit
 	// spot and linear are one venue) takes its attempts from one gate.
 	gates := map[string]*bridge.ConnectGate{}
-	for i, sub := range n.cfg.Subscriptions {
+	return func(i int, symbols []string, sink bridge.StateSink) (*bridge.Stream, error) {
+		sub := n.cfg.Subscriptions[i]
 		res := resilience.DefaultResilienceConfig()
 		if n.cfg.Resilience != nil {
 			res = *n.cfg.Resilience
 		}
 		sc := bridge.StreamConfig{
-			Exchange: n.exchanges[i], Symbols: sub.Symbols, Channels: sub.Channels,
+			Exchange: n.exchanges[i], Symbols: symbols, Channels: sub.Channels,
 			Resilience: &res, Instance: n.cfg.Instance,
 		}
 		if n.cfg.Tune != nil {
@@ -155,17 +175,75 @@ func (n *Node) buildStreams(requester bridge.SnapshotRequester) error {
 		if gate == nil {
 			var err error
 			if gate, err = bridge.NewConnectGate(n.exchanges[i].Limits(), sc.ConnectSpacing); err != nil {
-				return &SubscriptionError{Index: i, Exchange: sub.Exchange, Stage: StageStream, Err: err}
+				return nil, err
 			}
 			gates[venue] = gate
 		}
 		sc.StateSink, sc.SnapshotRequester, sc.TradeResumer, sc.ConnectGate = sink, req, resumer, gate
-		s, err := bridge.NewStream(sc, pub, n.log)
+		return bridge.NewStream(sc, pub, n.log)
+	}
+}
+
+// sink is the md_state writer behind the StateSink hook.
+func (n *Node) sink() bridge.StateSink {
+	var sink bridge.StateSink = n.states
+	if n.cfg.Hooks.StateSink != nil {
+		sink = n.cfg.Hooks.StateSink(sink)
+	}
+	return sink
+}
+
+// buildStreams builds one bridge.Stream per subscription.
+func (n *Node) buildStreams(requester bridge.SnapshotRequester) error {
+	mk := n.streamMaker(requester)
+	sink := n.sink()
+	for i, sub := range n.cfg.Subscriptions {
+		s, err := mk(i, sub.Symbols, sink)
 		if err != nil {
 			return &SubscriptionError{Index: i, Exchange: sub.Exchange, Stage: StageStream, Err: err}
 		}
 		n.streams = append(n.streams, s)
 	}
+	return nil
+}
+
+// startCluster provisions the membership bucket and starts the snapshot
+// service on the unit runner's streams and the coordinator, which starts
+// this replica's units.
+func (n *Node) startCluster(ctx context.Context, states jetstream.KeyValue, requester *publisher.SnapshotRequester) error {
+	members, err := cluster.EnsureBucket(ctx, n.js, n.ccfg)
+	if err != nil {
+		return err
+	}
+	n.runner = &unitRunner{
+		n: n, log: n.log, stop: make(chan struct{}),
+		handover: cmp.Or(n.ccfg.HandoverTimeout, cluster.DefaultHandoverTimeout),
+	}
+	// Hooks.Source does not apply: the streams change at run time.
+	var src publisher.SnapshotSource = n.runner
+	mk := n.streamMaker(&clusterRequester{next: requester, src: n.runner, pub: n.pub})
+	sink := n.sink()
+	n.runner.mk = func(i int, symbols []string, muted bridge.StateSink) (*bridge.Stream, error) {
+		return mk(i, symbols, muted)
+	}
+	n.runner.sinkBase = sink
+	if n.svc, err = publisher.NewSnapshotService(n.nc, n.pub, src, n.log); err != nil {
+		return fmt.Errorf("snapshot service: %w", err)
+	}
+	if n.coord, err = cluster.New(n.ccfg, members, states, n.runner, n.log); err != nil {
+		return err
+	}
+	cctx, cancel := context.WithCancel(context.Background())
+	n.coordCancel, n.coordDone = cancel, make(chan struct{})
+	go func() {
+		defer close(n.coordDone)
+		if err := n.coord.Run(cctx); err != nil {
+			n.log.Error("cluster coordinator stopped", "err", err)
+			if n.cfg.OnStreamError != nil {
+				n.cfg.OnStreamError(err)
+			}
+		}
+	}()
 	return nil
 }
 
@@ -179,6 +257,20 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	var errs []error
+	if n.coord != nil {
+		// Leave the cluster first: the others take over this replica's
+		// units, and it keeps them until they are CONNECTED there.
+		dctx, cancel := context.WithTimeout(ctx, n.runner.handover)
+		if err := n.coord.Drain(dctx); err != nil {
+			n.log.Warn("leaving the cluster", "err", err)
+		}
+		cancel()
+		n.coordCancel()
+		<-n.coordDone
+		if err := n.runner.shutdown(ctx, true); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, s := range n.streams {
 		if err := s.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("%s stream: %w", s.Exchange(), err))
@@ -217,6 +309,13 @@ func (n *Node) Close() {
 		return
 	}
 	n.closed = true
+	if n.coord != nil {
+		n.coordCancel()
+		<-n.coordDone
+	}
+	if n.runner != nil {
+		_ = n.runner.shutdown(context.Background(), false)
+	}
 	for _, s := range n.streams {
 		_ = s.Close()
 	}
@@ -250,5 +349,15 @@ func (n *Node) States() *publisher.StateWriter { return n.states }
 // SnapshotService is the node's snapshot control service.
 func (n *Node) SnapshotService() *publisher.SnapshotService { return n.svc }
 
-// Streams are the node's streams, in the order of Config.Subscriptions.
-func (n *Node) Streams() bridge.Streams { return n.streams }
+// Streams are the node's streams, in the order of Config.Subscriptions;
+// in cluster mode, the streams running now (they change as units move).
+func (n *Node) Streams() bridge.Streams {
+	if n.runner != nil {
+		return n.runner.streams()
+	}
+	return n.streams
+}
+
+// Cluster is the node's cluster coordinator (nil unless Config.Cluster is
+// set).
+func (n *Node) Cluster() *cluster.Coordinator { return n.coord }

@@ -285,3 +285,26 @@ func TestStartStreamError(t *testing.T) {
 type stateFunc func(bridge.SymbolState)
 
 func (f stateFunc) PutState(st bridge.SymbolState) { f(st) }
+
+// TestUSDMBudgetFollowsLiveLimits: the binance-usdm REST budget is the
+// configured one, lowered to the simulator's live REQUEST_WEIGHT limit.
+func TestUSDMBudgetFollowsLiveLimits(t *testing.T) {
+	sim, err := exsim.New(exsim.Config{USDMWeightLimit: 1500, Markets: []exsim.MarketConfig{{Venue: exsim.BinanceUSDM, Symbol: "BTCUSDT"}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := sim.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	v := Venues{BinanceUSDMWSURL: sim.BinanceUSDMWSURL(), BinanceUSDMRESTURL: sim.BinanceUSDMRESTURL()}
+	if got := usdmBudget(v, nil); got != 1500 {
+		t.Fatalf("budget %d, want the live 1500", got)
+	}
+	v.BinanceUSDMWeightPerMinute = 1000
+	if got := usdmBudget(v, nil); got != 1000 {
+		t.Fatalf("budget %d, want the configured 1000 (below the live limit)", got)
+	}
+}

@@ -270,6 +270,8 @@ func CheckEvent(t *testing.T, ev bridge.Event, exchange string) {
 				t.Fatalf("level %q", l)
 			}
 		}
+	case bridge.EventBBO, bridge.EventKline, bridge.EventTicker, bridge.EventLiquidation:
+		checkChannelEvent(t, ev)
 	default:
 		t.Fatalf("unexpected event type %v", ev.Type)
 	}
@@ -292,4 +294,58 @@ func BenchDecode(b *testing.B, d Decoder, frame string) {
 		}
 	}
 	stop()
+}
+
+// checkChannelEvent checks a bbo, kline, ticker or liquidation event:
+// decimals where the schema has them ("" allowed for a bbo's empty side and
+// a ticker field the venue has not sent), a kline's interval and times, a
+// liquidation's side.
+func checkChannelEvent(t *testing.T, ev bridge.Event) {
+	t.Helper()
+	dec := func(name, v string, empty, signed bool) {
+		if v == "" && empty {
+			return
+		}
+		if signed && len(v) > 0 && v[0] == '-' {
+			v = v[1:]
+		}
+		if !jscan.IsDecimal(v) {
+			t.Fatalf("%v %s %q is not a decimal", ev.Type, name, v)
+		}
+	}
+	switch ev.Type {
+	case bridge.EventBBO:
+		b := ev.BBO()
+		dec("bid_price", b.BidPrice, true, false)
+		dec("bid_qty", b.BidQty, true, false)
+		dec("ask_price", b.AskPrice, true, false)
+		dec("ask_qty", b.AskQty, true, false)
+		if b.UpdateID < 0 {
+			t.Fatalf("update id %d", b.UpdateID)
+		}
+	case bridge.EventKline:
+		k := ev.Bar()
+		if !k.Interval.Valid() || k.OpenTime < 0 || k.CloseTime < k.OpenTime || k.Trades < -1 {
+			t.Fatalf("kline %+v", k)
+		}
+		for _, d := range []string{k.Open, k.High, k.Low, k.Close, k.Volume, k.QuoteVolume} {
+			dec("price/volume", d, false, false)
+		}
+	case bridge.EventTicker:
+		k := ev.Ticker()
+		for _, d := range []string{k.LastPrice, k.MarkPrice, k.IndexPrice, k.OpenInterest} {
+			dec("price/oi", d, true, false)
+		}
+		dec("funding_rate", k.FundingRate, true, true)
+		if k.NextFundingTime < 0 || k.Seq < 0 {
+			t.Fatalf("ticker %+v", k)
+		}
+	case bridge.EventLiquidation:
+		l := ev.Liquidation()
+		dec("price", l.Price, false, false)
+		dec("qty", l.Qty, false, false)
+		if l.Side != bridge.SideBuy && l.Side != bridge.SideSell || l.N < 0 {
+			t.Fatalf("liquidation %+v", l)
+		}
+	}
 }

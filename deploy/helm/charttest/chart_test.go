@@ -98,8 +98,8 @@ func decode[T any](t *testing.T, docs map[string][]byte, key string) *T {
 func TestDefaultsAreSecureAndComplete(t *testing.T) {
 	docs := render(t)
 	d := decode[appsv1.Deployment](t, docs, "Deployment/rel-mdbridge")
-	if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
-		t.Errorf("replicas = %v, want 2 (active-active)", d.Spec.Replicas)
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 3 {
+		t.Errorf("replicas = %v, want 3 (partitioned, redundancy 2)", d.Spec.Replicas)
 	}
 	pod := d.Spec.Template.Spec
 	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
@@ -140,6 +140,7 @@ func TestDefaultsAreSecureAndComplete(t *testing.T) {
 		"MDB_SUBSCRIBE": "binance:trade,book:BTCUSDT,ETHUSDT", "MDB_NATS_URL": "nats://nats:4222",
 		"MDB_STREAM_REPLICAS": "3", "MDB_DUPLICATE_WINDOW": "2m", "MDB_HTTP_ADDR": ":8080",
 		"MDB_BUFFER_BYTES": "268435456", "MDB_LOG_FORMAT": "json", "MDB_MAX_BYTES": "10737418240",
+		"MDB_CLUSTER": "true", "MDB_REDUNDANCY": "2", "MDB_MEMBERS_BUCKET": "md_members", "MDB_HANDOVER_TIMEOUT": "30s",
 	} {
 		if cm.Data[k] != want {
 			t.Errorf("ConfigMap %s = %q, want %q", k, cm.Data[k], want)
@@ -149,8 +150,8 @@ func TestDefaultsAreSecureAndComplete(t *testing.T) {
 		t.Errorf("container does not load the ConfigMap: %+v", c.EnvFrom)
 	}
 	pdb := decode[policyv1.PodDisruptionBudget](t, docs, "PodDisruptionBudget/rel-mdbridge")
-	if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 1 {
-		t.Errorf("PDB minAvailable = %v", pdb.Spec.MinAvailable)
+	if pdb.Spec.MinAvailable != nil || pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() != 1 {
+		t.Errorf("PDB minAvailable = %v, maxUnavailable = %v; want maxUnavailable 1", pdb.Spec.MinAvailable, pdb.Spec.MaxUnavailable)
 	}
 	np := decode[networkingv1.NetworkPolicy](t, docs, "NetworkPolicy/rel-mdbridge")
 	if len(np.Spec.Egress) != 3 {
@@ -249,6 +250,10 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 	for _, set := range []string{
 		"replicaCount=0",
 		"podDisruptionBudget.enabled=maybe",
+		"cluster.redundancy=0",
+		"cluster.redundancy=two",
+		"cluster.membersBucket=md.members",
+		"cluster.handoverTimeout=soon",
 		"nats.stream.replicas=2",
 		"nats.stream.duplicateWindow=two minutes",
 		"nats.stream.maxBytes=5",

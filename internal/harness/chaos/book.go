@@ -170,7 +170,7 @@ func (b *BookReplay) ApplyDepth(seq uint64, ev *bridge.Event, depth int) {
 			}
 		case ev.LastID <= b.LastID:
 			b.Covered++
-		case ev.FirstID > b.LastID+1:
+		case !bridge.Continues(ev, b.LastID):
 			if b.Live {
 				b.gap(seq, ev, "")
 			} else {
@@ -209,7 +209,7 @@ func (b *BookReplay) replay() int {
 	for more := true; more; {
 		more = false
 		for i := range b.recent {
-			if k := &b.recent[i]; k.ev.FirstID <= b.LastID+1 && k.ev.LastID > b.LastID && sameSeries(k.depth, b.Series) {
+			if k := &b.recent[i]; bridge.Continues(&k.ev, b.LastID) && k.ev.LastID > b.LastID && sameSeries(k.depth, b.Series) {
 				b.apply(&k.ev)
 				n++
 				more = true

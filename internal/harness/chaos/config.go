@@ -111,6 +111,7 @@ func DefaultMarkets() []exsim.MarketConfig {
 		{Venue: exsim.BybitSpot, Symbol: "BTCUSDT", TradeRate: 20, BookRate: 15},
 		{Venue: exsim.BybitSpot, Symbol: "ETHUSDT", TradeRate: 2, BookRate: 3},
 		{Venue: exsim.BybitLinear, Symbol: "BTCUSDT", TradeRate: 10, BookRate: 10},
+		{Venue: exsim.BinanceUSDM, Symbol: "BTCUSDT", TradeRate: 15, BookRate: 15},
 	}
 }
 

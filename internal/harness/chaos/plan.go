@@ -211,17 +211,21 @@ func applicableKinds(kinds []FaultKind, venues []exsim.Venue, replicas int) []Fa
 	return out
 }
 
+// isBinance: Binance Spot or USD-M (REST weight bans, serverShutdown,
+// consecutive trade ids, no re-sent snapshots).
+func isBinance(v exsim.Venue) bool { return v == exsim.Binance || v == exsim.BinanceUSDM }
+
 // venuesFor is the venues a kind can target.
 func venuesFor(k FaultKind, venues []exsim.Venue) []exsim.Venue {
 	var out []exsim.Venue
 	for _, v := range venues {
 		switch k {
 		case KindRESTBan, KindShutdown:
-			if v != exsim.Binance {
+			if !isBinance(v) {
 				continue
 			}
 		case KindResnapshot:
-			if v == exsim.Binance {
+			if isBinance(v) {
 				continue
 			}
 		case KindNATS, KindKill:

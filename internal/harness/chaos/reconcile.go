@@ -220,7 +220,7 @@ func (r *reconciler) add(m *StreamMsg) {
 	case bridge.EventTrade:
 		var id int64
 		ok := false
-		if acc.venue == exsim.Binance {
+		if isBinance(acc.venue) {
 			id, ok = parseID(ev.ID)
 			ok = ok && id == ev.Seq
 		} else if r.ordinal != nil {
@@ -240,7 +240,11 @@ func (r *reconciler) add(m *StreamMsg) {
 		acc.lastTrade = max(acc.lastTrade, id)
 	case bridge.EventBookDelta:
 		acc.deltaIDs[ev.LastID]++
-		acc.deltaCover = append(acc.deltaCover, exsim.Range{First: ev.FirstID, Last: ev.LastID})
+		first := ev.FirstID
+		if ev.PrevID > 0 { // pu chain: the delta covers the ids after pu (the truth's ranges)
+			first = ev.PrevID + 1
+		}
+		acc.deltaCover = append(acc.deltaCover, exsim.Range{First: first, Last: ev.LastID})
 		acc.replay(m.Seq, ev, m.Depth)
 	case bridge.EventBookSnapshot:
 		acc.snapIDs[ev.LastID]++
@@ -348,12 +352,12 @@ func (acc *marketAcc) tradeResult(mt MarketTruth, conns map[uint64]ConnFate, cou
 			switch classify(id) {
 			case "never":
 				tr.NeverDelivered++
-				if mt.Venue == exsim.Binance {
+				if isBinance(mt.Venue) {
 					ex("trade %d missing, never delivered on any connection", id)
 				}
 			case "killed":
 				tr.KilledReplica++
-				if mt.Venue == exsim.Binance {
+				if isBinance(mt.Venue) {
 					ex("trade %d missing, delivered on %s", id, deliveredOn(mt.Trades.PerConn, id, conns))
 				}
 			default:

@@ -99,7 +99,7 @@ func (r *replica) nodeConfig(log *slog.Logger, gen int) node.Config {
 	nc := node.Config{
 		Instance: c.instance, Publisher: c.pub, Tune: c.tune,
 		Venues: node.Venues{BinanceWSURL: c.wsURL, BinanceRESTURL: c.restURL, BybitWSURL: c.wsURL, BybitRESTURL: c.restURL,
-			BybitBookDepth: c.bybitDepth},
+			BybitBookDepth: c.bybitDepth, BinanceUSDMWSURL: c.wsURL, BinanceUSDMRESTURL: c.restURL},
 		Hooks: node.Hooks{
 			Publisher: func(p bridge.Publisher) bridge.Publisher {
 				if c.wrapPub != nil {

@@ -418,7 +418,7 @@ func verdicts(markets []MarketResult, st StreamResult, backfilled map[string]uin
 			fail("%s: %d trades the simulator wrote to a live replica's connection are missing from the stream and the bridge did not count them (%d loss episodes, bridge missing+dropped counters %d): %v",
 				name, t.LostUncounted, t.LostEpisodes, t.BridgeCounted, t.Examples)
 		}
-		if m.Exchange == string(exsim.Binance) {
+		if isBinance(exsim.Venue(m.Exchange)) {
 			if t.Missing > 0 {
 				fail("%s: %d Binance trades missing from the stream although recoverable by id (%d never delivered on any connection, %d only to a killed replica, %d delivered to a live replica): %v",
 					name, t.Missing, t.NeverDelivered, t.KilledReplica, t.LostByBridge, t.Examples)

@@ -757,7 +757,7 @@ func (h *harness) quiesceAndDrain(ctx context.Context) (map[string]exsim.Range, 
 			return gen, err
 		}
 		id := b.LastUpdateID
-		if m.Venue != exsim.Binance {
+		if !isBinance(m.Venue) {
 			id = b.BybitU[h.cfg.BybitDepth]
 		}
 		finalBook[string(m.Venue)+"."+m.Symbol] = id
@@ -772,7 +772,7 @@ func (h *harness) quiesceAndDrain(ctx context.Context) (map[string]exsim.Range, 
 			for _, m := range h.cfg.Markets {
 				k := string(m.Venue) + "." + m.Symbol
 				trade, book := h.rec.progress(pairKey{i, string(m.Venue), m.Symbol})
-				if m.Venue == exsim.Binance && !gen[k].Empty() && trade < gen[k].Last {
+				if isBinance(m.Venue) && !gen[k].Empty() && trade < gen[k].Last {
 					out = append(out, fmt.Sprintf("%s %s trades at %d of %d", r.name(), k, trade, gen[k].Last))
 				}
 				if book < finalBook[k] {
@@ -894,7 +894,7 @@ func marketTruth(sim *exsim.Server, v exsim.Venue, symbol string, bybitDepth int
 		return MarketTruth{}, fmt.Errorf("%w: book: %w", ErrHarness, err)
 	}
 	mt := MarketTruth{Venue: v, Symbol: symbol, Trades: t.Get(exsim.SeriesTrade), Bids: b.Bids, Asks: b.Asks}
-	if v == exsim.Binance {
+	if isBinance(v) {
 		mt.Book, mt.BookID = t.Get(exsim.SeriesDepth), b.LastUpdateID
 	} else {
 		mt.Book, mt.Depth, mt.BookID = t.Get(exsim.SeriesOrderbook(bybitDepth)), bybitDepth, b.BybitU[bybitDepth]
