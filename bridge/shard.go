@@ -155,7 +155,7 @@ func newShard(st *Stream, idx int, p shardPlan) (*shard, error) {
 				sym.rest = &restBook{limit: cfg.BookBufferLimit}
 			}
 		}
-		if sym.ages, err = newChannelAges(cfg, sym, &sh.ctr.staleAlerts); err != nil {
+		if sym.ages, err = newChannelAges(cfg, p.channels, sym, &sh.ctr.staleAlerts); err != nil {
 			return nil, err
 		}
 		sh.syms[name] = sym
