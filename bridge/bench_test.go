@@ -6,6 +6,7 @@ import (
 
 	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/bridge/binance"
+	"github.com/qldata/mdbridge/bridge/internal/adaptertest"
 )
 
 // tradeFrame is a Binance combined-stream trade frame whose 12-digit trade
@@ -53,12 +54,14 @@ func BenchmarkHotPathTrade(b *testing.B) {
 	digits := frame[tradeIDAt : tradeIDAt+12]
 	b.SetBytes(int64(len(frame)))
 	b.ReportAllocs()
+	stop := adaptertest.ReportCPU(b)
 	for b.Loop() {
 		incDigits(digits)
 		if err := h.Frame(frame, 1672515782140000000); err != nil {
 			b.Fatal(err)
 		}
 	}
+	stop()
 	b.StopTimer()
 	if published != b.N {
 		b.Fatalf("published %d of %d trades", published, b.N)
@@ -89,8 +92,10 @@ func BenchmarkProcessTrade(b *testing.B) {
 	evs := []bridge.Event{{Type: bridge.EventTrade, Exchange: "binance", Symbol: "BTCUSDT", TS: 1672515782134000000,
 		RecvTS: 1672515782140000000, ID: "100000000000", Seq: 100000000000, Price: "16850.10000000", Qty: "0.01200000", Side: bridge.SideSell}}
 	b.ReportAllocs()
+	stop := adaptertest.ReportCPU(b)
 	for b.Loop() {
 		evs[0].Seq++
 		h.Events(evs)
 	}
+	stop()
 }

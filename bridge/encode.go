@@ -89,14 +89,32 @@ func appendLevels(dst []byte, levels []Level) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// jsonSafe marks the bytes a JSON string holds as they are: printable
+// ASCII other than '"' and '\\'.
+var jsonSafe = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // appendJSONString appends s as a JSON string literal. Decimal strings and
 // validated identifiers take the fast path (no escaping needed).
 func appendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
+	// Fast path: nothing to escape (decimals, identifiers), one append.
+	i := 0
+	for i < len(s) && jsonSafe[s[i]] {
+		i++
+	}
+	if i == len(s) {
+		dst = append(dst, s...)
+		return append(dst, '"')
+	}
 	start := 0
-	for i := 0; i < len(s); {
+	for i < len(s) {
 		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+		if jsonSafe[c] {
 			i++
 			continue
 		}

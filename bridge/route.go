@@ -1,6 +1,10 @@
 package bridge
 
-import "github.com/qldata/mdbridge/resilience"
+import (
+	"maps"
+
+	"github.com/qldata/mdbridge/resilience"
+)
 
 // Router is implemented by venues whose WebSocket serves different streams
 // on different routes (Binance USD-M futures since 2026: book streams on
@@ -86,6 +90,13 @@ func mergeState(a, b SymbolState) SymbolState {
 	out.Dropped += b.Dropped
 	out.Missing += b.Missing
 	out.PublishDropped += b.PublishDropped
+	if len(b.Channels) > 0 {
+		// Each route carries its own channels: the union.
+		m := make(map[string]ChannelState, len(a.Channels)+len(b.Channels))
+		maps.Copy(m, a.Channels)
+		maps.Copy(m, b.Channels)
+		out.Channels = m
+	}
 	return out
 }
 

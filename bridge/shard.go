@@ -66,6 +66,7 @@ type shard struct {
 	chans  Channel // the channels of its topics (all the stream's unless routed)
 	syms   map[string]*symbol
 	list   []*symbol
+	last   *symbol // the symbol of the last processed event (guarded by mu)
 	log    *slog.Logger
 	ctr    connCounters
 	env    *connEnv // what its connections need
@@ -154,7 +155,7 @@ func newShard(st *Stream, idx int, p shardPlan) (*shard, error) {
 				sym.rest = &restBook{limit: cfg.BookBufferLimit}
 			}
 		}
-		if sym.ages, err = newChannelAges(cfg, sym, &sh.ctr.staleAlerts); err != nil {
+		if sym.ages, err = newChannelAges(cfg, p.channels, sym, &sh.ctr.staleAlerts); err != nil {
 			return nil, err
 		}
 		sh.syms[name] = sym
@@ -195,10 +196,13 @@ func (sh *shard) deliver(c *conn, evs []Event) {
 // process runs one live event through its symbol's synchronization and
 // appends what may be emitted to sh.out. Called with mu held.
 func (sh *shard) process(ev *Event) {
-	sym := sh.syms[ev.Symbol]
-	if sym == nil {
-		sh.ctr.malformed.Add(1)
-		return
+	sym := sh.last
+	if sym == nil || sym.name != ev.Symbol { // interned: usually one pointer compare
+		if sym = sh.syms[ev.Symbol]; sym == nil {
+			sh.ctr.malformed.Add(1)
+			return
+		}
+		sh.last = sym
 	}
 	sym.ctr.received.Add(1)
 	sym.ctr.lastMsgNS.Store(ev.RecvTS)

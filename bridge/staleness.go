@@ -91,11 +91,12 @@ type channelAge struct {
 	lastNS atomic.Int64 // recv time of the channel's last live event; 0 = none
 }
 
-// newChannelAges returns the watchers of sym's subscribed channels, in bit
+// newChannelAges returns the watchers of sym's channels chans (those of its
+// shard: a routed venue splits a symbol's channels over connections), in bit
 // order. Their alerts log on sym's logger and count in alerts.
-func newChannelAges(cfg *settings, sym *symbol, alerts *atomic.Uint64) ([]*channelAge, error) {
+func newChannelAges(cfg *settings, chans Channel, sym *symbol, alerts *atomic.Uint64) ([]*channelAge, error) {
 	var out []*channelAge
-	for _, ch := range cfg.Channels.topicBits() {
+	for _, ch := range chans.topicBits() {
 		after := cfg.Stale.threshold(ch)
 		mon, err := resilience.NewDataQualityMonitor(resilience.DataQualityConfig{StaleThreshold: after})
 		if err != nil {

@@ -33,11 +33,13 @@ func BenchmarkDecodeTradeStdlib(b *testing.B) {
 	frame := []byte(tradeCombined)
 	b.SetBytes(int64(len(frame)))
 	b.ReportAllocs()
+	stop := adaptertest.ReportCPU(b)
 	for b.Loop() {
 		if _, err := decodeTradeStdlib(frame); err != nil {
 			b.Fatal(err)
 		}
 	}
+	stop()
 }
 
 type stdDepth struct {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/bridge/internal/adapter"
+	"github.com/qldata/mdbridge/bridge/internal/jscan"
 	"github.com/qldata/mdbridge/resilience"
 )
 
@@ -25,6 +26,8 @@ type Adapter struct {
 	cfg  Config
 	core adapter.Core
 	usdm bool // Market "usdm" (see usdm.go)
+	// arenas own the strings of frames decoded in place (fastTrade).
+	arenas jscan.Arenas
 
 	// historicalRefused is set once /api/v3/historicalTrades has been
 	// refused (API key required); Trades then uses /api/v3/trades.

@@ -161,13 +161,28 @@ func malformed(format string, args ...any) error {
 // well-formed frame FrameIgnored. Invalid JSON, wrong field types, missing
 // fields and frames over MaxFrameBytes return an error wrapping
 // bridge.ErrMalformed and leave dst unchanged.
+//
+// A combined-stream trade in Binance's own layout is read in place
+// (fastTrade: no copy of the frame; its id, price and quantity are copied
+// into an arena chunk shared by many trades); every other frame is copied
+// once and decoded from the copy.
 func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]bridge.Event, bridge.Frame, error) {
 	if int64(len(frame)) > a.cfg.MaxFrameBytes {
 		return dst, bridge.Frame{}, malformed("frame of %d bytes exceeds the %d-byte limit", len(frame), a.cfg.MaxFrameBytes)
 	}
 	if a.usdm {
-		return a.decodeUSDM(frame, recvTS, dst)
+		return a.decodeUSDM(frame, recvTS, dst) // reads an owned copy
 	}
+	if out, ok := a.fastTrade(frame, recvTS, dst); ok {
+		return out, bridge.Frame{Kind: bridge.FrameData}, nil
+	}
+	return a.decode(frame, recvTS, dst)
+}
+
+// decode is the general decoder, for every frame the fast path does not
+// take. It reads an owned copy of the frame: its events, Frame and errors
+// may keep substrings of it.
+func (a *Adapter) decode(frame []byte, recvTS int64, dst []bridge.Event) ([]bridge.Event, bridge.Frame, error) {
 	sc := jscan.New(string(frame))
 	var t top
 	var raw, data payload

@@ -1,6 +1,7 @@
 package bybit
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/qldata/mdbridge/bridge"
@@ -20,4 +21,37 @@ func BenchmarkDecodeDepth(b *testing.B) {
 	a := newTest(b, Config{})
 	a.URL([]bridge.Topic{{Symbol: "BTCUSDT", Channel: bridge.ChannelBook}})
 	adaptertest.BenchDecode(b, a, bookDelta)
+}
+
+// stdTrades declares the keys of a publicTrade frame for encoding/json.
+type stdTrades struct {
+	Topic string `json:"topic"`
+	Type  string `json:"type"`
+	TS    int64  `json:"ts"`
+	Data  []struct {
+		T  int64  `json:"T"`
+		S  string `json:"s"`
+		Sd string `json:"S"`
+		V  string `json:"v"`
+		P  string `json:"p"`
+		L  string `json:"L"`
+		I  string `json:"i"`
+		BT bool   `json:"BT"`
+	} `json:"data"`
+}
+
+// BenchmarkDecodeTradeStdlib is the encoding/json reference for
+// BenchmarkDecodeTrade (no validation of decimals, ids or symbols).
+func BenchmarkDecodeTradeStdlib(b *testing.B) {
+	frame := []byte(oneTrade)
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	stop := adaptertest.ReportCPU(b)
+	for b.Loop() {
+		var w stdTrades
+		if err := json.Unmarshal(frame, &w); err != nil || len(w.Data) != 1 {
+			b.Fatal(err)
+		}
+	}
+	stop()
 }

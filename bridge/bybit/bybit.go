@@ -9,6 +9,7 @@ import (
 
 	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/bridge/internal/adapter"
+	"github.com/qldata/mdbridge/bridge/internal/jscan"
 	"github.com/qldata/mdbridge/resilience"
 )
 
@@ -32,6 +33,8 @@ const (
 type Adapter struct {
 	cfg  Config
 	core adapter.Core
+	// arenas own the strings of trades decoded in place.
+	arenas jscan.Arenas
 }
 
 var _ bridge.Exchange = (*Adapter)(nil)

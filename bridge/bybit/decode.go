@@ -1,10 +1,12 @@
 package bybit
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/bridge/internal/jscan"
@@ -16,6 +18,9 @@ const (
 	topicTrade
 	topicBook
 )
+
+// tradePrefix starts the public trade frames Decode reads in place.
+var tradePrefix = []byte(`{"topic":"publicTrade.`)
 
 // maxTradeIDLen bounds a trade id (spot ids are ~19 digits, linear ids
 // 36-character UUIDs).
@@ -29,12 +34,14 @@ type envelope struct {
 	ts                            int64
 	success                       bool
 
-	kind    int    // topic kind
-	sym     string // topic symbol (raw substring)
-	depth   int    // orderbook topic depth
-	dataPos int    // offset of data when it came before topic
-	parsed  bool   // data already parsed in place
-	book    book
+	kind     int    // topic kind
+	sym      string // topic symbol (raw substring)
+	depth    int    // orderbook topic depth
+	dataPos  int    // offset of data when it came before topic
+	parsed   bool   // data already parsed in place
+	book     book
+	arena    *jscan.Arena // owns the strings trade events keep
+	borrowed bool         // sc reads the caller's frame, not a copy
 }
 
 // Top-level keys, as jscan.Seen bits.
@@ -106,8 +113,20 @@ func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]brid
 		return dst, bridge.Frame{}, malformed("frame of %d bytes exceeds the %d-byte limit", len(frame), a.cfg.MaxFrameBytes)
 	}
 	n0 := len(dst)
-	sc := jscan.New(string(frame))
+	// A public trade frame (Bybit sends its topic first) is read in place:
+	// its memory is reused for the next frame, so the strings its events
+	// keep are copied into an arena chunk. Every other frame is decoded
+	// from an owned copy, so decoders of other topics may keep substrings
+	// of it (book levels and control fields are copied again regardless).
+	var sc jscan.Scanner
 	var env envelope
+	if env.borrowed = bytes.HasPrefix(frame, tradePrefix); env.borrowed {
+		sc = jscan.New(unsafe.String(unsafe.SliceData(frame), len(frame)))
+	} else {
+		sc = jscan.New(string(frame))
+	}
+	env.arena = a.arenas.Get()
+	defer a.arenas.Put(env.arena)
 	out := dst
 	err := sc.Object(func(key string) (err error) {
 		out, err = a.member(&sc, &env, key, recvTS, out)
@@ -160,6 +179,9 @@ func inPlace(kind int) bool { return kind == topicTrade || kind == topicBook }
 
 // control classifies an op reply.
 func control(env *envelope) bridge.Frame {
+	if env.borrowed { // not for op replies, which carry no topic; but never alias the frame
+		env.reqID, env.op, env.retMsg = strings.Clone(env.reqID), strings.Clone(env.op), strings.Clone(env.retMsg)
+	}
 	fail := env.seen.Has(envSuccess) && !env.success
 	switch {
 	case fail:
@@ -237,7 +259,7 @@ func (a *Adapter) member(sc *jscan.Scanner, env *envelope, key string, recvTS in
 // data parses the data member of a trade or book frame at the cursor.
 func (a *Adapter) data(sc *jscan.Scanner, env *envelope, recvTS int64, dst []bridge.Event) ([]bridge.Event, error) {
 	if env.kind == topicTrade {
-		return a.trades(sc, env.sym, recvTS, dst)
+		return a.trades(sc, env.sym, env.arena, recvTS, dst)
 	}
 	return dst, env.book.object(sc)
 }
@@ -254,7 +276,7 @@ const (
 )
 
 // trades parses the publicTrade data array, appending one event per item.
-func (a *Adapter) trades(sc *jscan.Scanner, topicSym string, recvTS int64, dst []bridge.Event) ([]bridge.Event, error) {
+func (a *Adapter) trades(sc *jscan.Scanner, topicSym string, ar *jscan.Arena, recvTS int64, dst []bridge.Event) ([]bridge.Event, error) {
 	sym, err := a.core.Syms.Intern(topicSym)
 	if err != nil {
 		return dst, fmt.Errorf("topic symbol: %w", err)
@@ -271,6 +293,7 @@ func (a *Adapter) trades(sc *jscan.Scanner, topicSym string, recvTS int64, dst [
 		if err := trade(sc, topicSym, &ev); err != nil {
 			return dst, err
 		}
+		ev.ID, ev.Price, ev.Qty = ar.Copy(ev.ID), ar.Copy(ev.Price), ar.Copy(ev.Qty)
 		dst = append(dst, ev)
 	}
 }
@@ -427,7 +450,15 @@ func (a *Adapter) bookEvent(sc *jscan.Scanner, env *envelope, recvTS int64, dst 
 	default:
 		return dst, malformed("orderbook type %q", env.typ)
 	}
-	if ev.Bids, ev.Asks, err = sc.Sides(b.bPos, b.nb, b.aPos, b.na); err != nil {
+	// Book frames are decoded from a copy (their topic is not publicTrade);
+	// should one be read in place, its levels come from a copy of the
+	// frame at the same offsets.
+	own := sc
+	if env.borrowed {
+		c := jscan.New(strings.Clone(sc.Input()))
+		own = &c
+	}
+	if ev.Bids, ev.Asks, err = own.Sides(b.bPos, b.nb, b.aPos, b.na); err != nil {
 		return dst, malformed("%v", err)
 	}
 	return append(dst, ev), nil

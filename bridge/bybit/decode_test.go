@@ -2,6 +2,7 @@ package bybit
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -174,4 +175,22 @@ func TestDecodeOversized(t *testing.T) {
 	if _, _, err := a.Decode([]byte(frame), 1, nil); !errors.Is(err, bridge.ErrMalformed) {
 		t.Fatalf("err = %v, want ErrMalformed", err)
 	}
+}
+
+// TestDecodeOwnsStrings: events and Frames never refer to the frame buffer,
+// which the runner reuses for the next frame (the decoder reads it in
+// place and copies what it keeps).
+func TestDecodeOwnsStrings(t *testing.T) {
+	a := newTest(t, Config{})
+	a.URL([]bridge.Topic{{Symbol: "BTCUSDT", Channel: bridge.ChannelTrade}, {Symbol: "BTCUSDT", Channel: bridge.ChannelBook}})
+	frames := []string{tradeFrame, oneTrade, bookSnapshot, bookDelta,
+		`{"success":true,"ret_msg":"","conn_id":"c","req_id":"r-17","op":"subscribe"}`,
+		`{"success":false,"ret_msg":"error:handler not found","conn_id":"c","req_id":"r-18","op":"subscribe"}`,
+		`{"success":true,"ret_msg":"pong","conn_id":"c","req_id":"p-1","op":"ping"}`,
+		// An unregistered symbol is copied by the symbol table.
+		`{"topic":"publicTrade.ETHBTC","ts":1,"data":[{"T":1,"s":"ETHBTC","S":"Sell","v":"1","p":"2","i":"x-1"}]}`}
+	for i := range 50 { // enough trades to fill more than one arena chunk
+		frames = append(frames, fmt.Sprintf(`{"topic":"publicTrade.BTCUSDT","ts":1,"data":[{"T":1,"s":"BTCUSDT","S":"Buy","v":"0.%d","p":"1%d.5","i":"%d-abc"},{"T":2,"s":"BTCUSDT","S":"Sell","v":"1","p":"2","i":"%d-def"}]}`, i, i, i, i))
+	}
+	adaptertest.DecodeOwns(t, a, frames...)
 }

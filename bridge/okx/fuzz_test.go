@@ -75,3 +75,12 @@ func BenchmarkDecodeBookUpdate(b *testing.B) {
 	a := newTestAdapter(b, MarketSpot)
 	adaptertest.BenchDecode(b, a, bookUpdFrame)
 }
+
+// TestDecodeOwnsStrings: events and Frames never refer to the frame
+// buffer, which the runner reuses for the next frame.
+func TestDecodeOwnsStrings(t *testing.T) {
+	a := newTestAdapter(t, MarketSpot)
+	adaptertest.DecodeOwns(t, a, tradeAllFrame, tradesFrame, bookSnapFrame,
+		`{"id":"7","event":"subscribe","arg":{"channel":"books","instId":"BTC-USDT"},"connId":"a4d3ae55"}`,
+		`{"id":"8","event":"error","code":"60018","msg":"Wrong URL or channel:books,instId:NOPE-USDT doesn't exist.","connId":"a4d3ae55"}`)
+}

@@ -3,6 +3,9 @@ package adaptertest
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/qldata/mdbridge/bridge"
@@ -146,7 +149,100 @@ func FuzzDecode(f *testing.F, d Decoder, exchange string, seeds []string, check 
 			CheckEvent(t, ev, exchange)
 			check(t, ev)
 		}
+		checkOwned(t, frame, got[1:], fr)
 	})
+}
+
+// render prints every field of evs, whatever fields Event has, and their
+// wire bodies (which include what pointer fields hold), into memory of its
+// own.
+func render(evs []bridge.Event) string {
+	out := fmt.Appendf(nil, "%#v", evs)
+	for i := range evs {
+		out = append(out, '\n')
+		out = evs[i].AppendJSON(out)
+	}
+	return string(out)
+}
+
+// checkOwned overwrites frame (the buffer Decode read, which the runner
+// reuses for the next frame) and checks that the events and Frame Decode
+// returned from it did not change: they own their memory.
+func checkOwned(t *testing.T, frame []byte, evs []bridge.Event, fr bridge.Frame) {
+	t.Helper()
+	want := render(evs)
+	reqID := strings.Clone(fr.ReqID)
+	var errText string
+	if fr.Err != nil {
+		errText = fr.Err.Error()
+	}
+	for i := range frame {
+		frame[i] = '#'
+	}
+	if got := render(evs); got != want {
+		t.Errorf("events changed with the frame buffer:\n%s\nwant\n%s", got, want)
+	}
+	if fr.ReqID != reqID {
+		t.Errorf("ReqID %q changed to %q with the frame buffer", reqID, fr.ReqID)
+	}
+	if fr.Err != nil && fr.Err.Error() != errText {
+		t.Errorf("Err %q changed to %q with the frame buffer", errText, fr.Err.Error())
+	}
+}
+
+// DecodeOwns decodes each frame from a buffer that is then overwritten, as
+// the runner reuses its read buffer, and checks that the events and Frame
+// did not change (the decoder copied what it keeps). Then it does the same
+// from goroutines decoding concurrently, each reusing its own buffer (run
+// it with -race): events must never alias a buffer being rewritten.
+func DecodeOwns(t *testing.T, d Decoder, frames ...string) {
+	t.Helper()
+	for _, f := range frames {
+		got, fr, err := d.Decode([]byte(f), 1, nil)
+		if err != nil {
+			t.Fatalf("Decode(%s): %v", f, err)
+		}
+		checkOwned(t, []byte(f), got, fr) // a fresh copy: nothing to see
+		buf := []byte(f)
+		got, fr, _ = d.Decode(buf, 1, nil)
+		checkOwned(t, buf, got, fr)
+	}
+	const workers, rounds = 4, 200
+	want := make([]string, len(frames))
+	for i, f := range frames {
+		evs, _, _ := d.Decode([]byte(f), 1, nil)
+		want[i] = render(evs)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf []byte
+			var kept [][]bridge.Event
+			for r := range rounds {
+				i := (r + w) % len(frames)
+				buf = append(buf[:0], frames[i]...)
+				evs, _, _ := d.Decode(buf, 1, nil)
+				kept = append(kept, evs)
+				for j := range buf {
+					buf[j] = '#'
+				}
+			}
+			for r, evs := range kept {
+				if i := (r + w) % len(frames); render(evs) != want[i] {
+					errs <- fmt.Sprintf("frame %d: events changed after their buffer was reused: %s, want %s", i, render(evs), want[i])
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
 }
 
 // CheckEvent checks the Event contract every decoded event meets: the
@@ -190,12 +286,14 @@ func BenchDecode(b *testing.B, d Decoder, frame string) {
 	dst := make([]bridge.Event, 0, 4)
 	b.SetBytes(int64(len(buf)))
 	b.ReportAllocs()
+	stop := ReportCPU(b)
 	for b.Loop() {
 		var err error
 		if dst, _, err = d.Decode(buf, 1, dst[:0]); err != nil {
 			b.Fatal(err)
 		}
 	}
+	stop()
 }
 
 // checkChannelEvent checks a bbo, kline, ticker or liquidation event:

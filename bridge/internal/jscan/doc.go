@@ -6,8 +6,11 @@
 // t/T, m/M, b/B, a/A), and it allocates per field. jscan walks a string in
 // place: keys are compared byte for byte and string values are returned as
 // substrings of the input (no copies), so a decoder can convert a frame to a
-// string once and take every field from it. Keys are compared as written:
-// a key spelled with escapes ("\u0065") does not match "e".
+// string once and take every field from it, or read the frame's own memory
+// in place and copy only the strings its events keep into an Arena (the
+// frame buffer is reused for the next frame; arena chunks never are). Keys
+// are compared as written: a key spelled with escapes ("\u0065") does not
+// match "e".
 //
 // Every value the scanner reads or skips is validated against the JSON
 // grammar (RFC 8259): strings (escapes, control characters), numbers,

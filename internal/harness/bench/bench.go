@@ -41,19 +41,29 @@ func runPoint(ctx context.Context, env *natsEnv, cfg Config, suffix string) (*Re
 	if env.embedded == nil {
 		rep.Env.Layout = "one process: simulator, bridge and raw publisher share GOMAXPROCS threads; NATS runs outside it"
 	}
-	if cfg.Phases != "bridge" {
-		ph, err := runRaw(ctx, env, cfg, "raw"+suffix)
-		rep.Raw = ph
+	for _, p := range []struct {
+		name string
+		run  func(context.Context, *natsEnv, Config, string) (*Phase, error)
+		dst  **Phase
+	}{
+		{PhaseRaw, runRaw, &rep.Raw},
+		{PhaseCeiling, runCeiling, &rep.Ceiling},
+		{PhaseBridge, runBridge, &rep.Bridge},
+	} {
+		if !cfg.runs(p.name) {
+			continue
+		}
+		ph, err := p.run(ctx, env, cfg, p.name+suffix)
+		if ph != nil {
+			ph.BodyMBPerSec = ph.MsgsPerSec * float64(ph.BodyBytes) / 1e6
+		}
+		*p.dst = ph
 		if err != nil {
 			return rep, err
 		}
 	}
-	if cfg.Phases != "raw" {
-		ph, err := runBridge(ctx, env, cfg, "bridge"+suffix)
-		rep.Bridge = ph
-		if err != nil {
-			return rep, err
-		}
+	if rep.Ceiling != nil && rep.Bridge != nil && rep.Ceiling.MsgsPerSec > 0 {
+		rep.CeilingRatio = rep.Bridge.MsgsPerSec / rep.Ceiling.MsgsPerSec
 	}
 	if rep.Raw != nil && rep.Bridge != nil {
 		if rep.Raw.MsgsPerSec > 0 {
@@ -65,7 +75,7 @@ func runPoint(ctx context.Context, env *natsEnv, cfg Config, suffix string) (*Re
 		}
 	}
 	var errs []error
-	for _, ph := range []*Phase{rep.Raw, rep.Bridge} {
+	for _, ph := range []*Phase{rep.Raw, rep.Ceiling, rep.Bridge} {
 		if ph != nil && !ph.Complete {
 			errs = append(errs, fmt.Errorf("%w: %s: %d of %d messages acknowledged, %d duplicates, %d errors",
 				ErrIncomplete, ph.Name, ph.Acked, ph.Messages, ph.Duplicates, ph.Errors))

@@ -120,7 +120,7 @@ func defineFlags(fs *flag.FlagSet) *options {
 	fs.IntVar(&o.bookBuffer, "book-buffer", 0, "scale: deltas buffered per book while it waits for a snapshot (0: the bridge's default)")
 	fs.DurationVar(&o.syncWait, "sync-wait", DefaultScaleSyncWait, "scale: how long to wait for every book's first snapshot before the steady window")
 	fs.IntVar(&o.inFlight, "in-flight", 0, "publishes awaiting an ack, raw and bridge alike (0: the publisher default)")
-	fs.StringVar(&o.phases, "phases", "", "run only one phase: raw or bridge")
+	fs.StringVar(&o.phases, "phases", "", "run a subset of the phases: comma-separated raw, ceiling, bridge (default all three)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the bridge phase's CPU profile (pprof) to this file (with -scale: the steady window's)")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile taken after the bridge phase (with -scale: a heap profile at the end of the window) to this file")
 	fs.BoolVar(&o.noSplit, "no-cpu-split", false, "do not profile to split CPU time by component")

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -74,7 +75,8 @@ type Config struct {
 	// phase and the bridge's publisher alike. Default
 	// publisher.DefaultMaxInFlight.
 	MaxInFlight int
-	// Phases selects the phases: "raw", "bridge" or "" for both.
+	// Phases selects the phases: a comma-separated subset of "raw",
+	// "ceiling" and "bridge" (run in that order), or "" for all three.
 	Phases string
 	// NoCPUSplit disables the CPU profile that splits CPU time by
 	// component (it costs about 1% and needs the process's CPU profiler).
@@ -161,8 +163,8 @@ func (c Config) Validate() error {
 		return bad("Size", "%d is negative", c.Size)
 	case c.MaxInFlight < 0:
 		return bad("MaxInFlight", "%d is negative", c.MaxInFlight)
-	case c.Phases != "" && c.Phases != "raw" && c.Phases != "bridge":
-		return bad("Phases", "%q: want raw, bridge or empty (both)", c.Phases)
+	case phaseErr(c.Phases) != nil:
+		return bad("Phases", "%v", phaseErr(c.Phases))
 	case c.StallTimeout < 0:
 		return bad("StallTimeout", "%s is negative", c.StallTimeout)
 	}
@@ -237,4 +239,40 @@ func (c Config) publisherConfig() publisher.Config {
 		Stream: StreamName, SubjectPrefix: SubjectPrefix, Storage: c.Storage,
 		KVBucket: KVBucket, ControlPrefix: ControlPrefix, MaxInFlight: c.MaxInFlight,
 	}
+}
+
+// Phase names, in the order Run runs them.
+const (
+	PhaseRaw     = "raw"
+	PhaseCeiling = "ceiling"
+	PhaseBridge  = "bridge"
+)
+
+// phaseNames are the phases Run knows, in the order it runs them.
+var phaseNames = []string{PhaseRaw, PhaseCeiling, PhaseBridge}
+
+// phaseErr checks a Config.Phases value.
+func phaseErr(phases string) error {
+	if phases == "" {
+		return nil
+	}
+	for p := range strings.SplitSeq(phases, ",") {
+		if !slices.Contains(phaseNames, strings.TrimSpace(p)) {
+			return fmt.Errorf("%q: want a comma-separated subset of raw, ceiling and bridge, or empty (all three)", phases)
+		}
+	}
+	return nil
+}
+
+// runs reports whether c.Phases selects phase.
+func (c Config) runs(phase string) bool {
+	if c.Phases == "" {
+		return true
+	}
+	for p := range strings.SplitSeq(c.Phases, ",") {
+		if strings.TrimSpace(p) == phase {
+			return true
+		}
+	}
+	return false
 }

@@ -20,6 +20,7 @@ const (
 	compSim     = "sim"
 	compBridge  = "bridge"
 	compRaw     = "raw"
+	compCeiling = "ceiling"
 	compNATS    = "nats"
 	compHarness = "harness"
 	compRuntime = "runtime" // samples without a label: GC, scheduler, timers

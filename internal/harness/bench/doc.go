@@ -7,20 +7,26 @@
 //
 // # What is measured
 //
-// Run executes two phases against the same NATS server and the same stream
-// configuration (publisher.EnsureStream: file or memory storage, duplicate
-// window on), each on a freshly created stream:
+// Run executes three phases (Config.Phases selects a subset) against the
+// same NATS server and the same stream configuration
+// (publisher.EnsureStream: file or memory storage, duplicate window on),
+// each on a freshly created stream:
 //
 //   - raw: the harness encodes the bridge's own wire messages (subject,
 //     Nats-Msg-Id, Md-Type and Md-Exchange-Ts headers, bridge.Event.AppendJSON
 //     body) and publishes them with nats.go jetstream PublishMsgAsync under a
 //     bounded in-flight window, counting acknowledged messages only;
+//   - ceiling: the bridge's own publisher (publisher.JetStream, the bridge
+//     phase's configuration) fed pre-built trades of the raw phase's shape,
+//     one per Publish call as the bridge hands over one trade frame: no
+//     simulator, WebSocket or decode. bridge/ceiling (Report.CeilingRatio)
+//     is the share of its own publishing capacity the bridge keeps;
 //   - bridge: exsim emits Binance trade frames over a loopback
 //     WebSocket, the bridge (bridge.Stream with the binance adapter) decodes,
 //     deduplicates and sequence-checks them, and publisher.JetStream publishes
 //     them; again only acknowledged messages count.
 //
-// Both phases offer the same load: as fast as possible (saturation) or a
+// The phases offer the same load: as fast as possible (saturation) or a
 // fixed rate paced in 1 ms steps (Config.Rate). Sweep repeats Run over
 // several rates; Scale measures one replica carrying many symbols.
 //

@@ -6,16 +6,23 @@ import (
 	"time"
 )
 
-// Report is the result of Run: both phases measured on the same machine
+// Report is the result of Run: the phases measured on the same machine
 // and NATS server, with the same stream configuration and offered load.
 type Report struct {
 	Env      Env      `json:"env"`
 	Settings Settings `json:"settings"`
 	Raw      *Phase   `json:"raw,omitempty"`
-	Bridge   *Phase   `json:"bridge,omitempty"`
+	// Ceiling is the bridge's own publisher fed pre-built events: what the
+	// bridge could reach if receiving and decoding cost nothing.
+	Ceiling *Phase `json:"ceiling,omitempty"`
+	Bridge  *Phase `json:"bridge,omitempty"`
 	// Ratio is the bridge's throughput over the raw baseline's (both
 	// phases present).
 	Ratio float64 `json:"ratio,omitempty"`
+	// CeilingRatio is the bridge's throughput over the ceiling's (both
+	// phases present): the share of its own publishing capacity the bridge
+	// keeps once it also receives and decodes.
+	CeilingRatio float64 `json:"ceiling_ratio,omitempty"`
 	// AddedP99 is the bridge's p99 latency minus the raw baseline's, in µs.
 	AddedP99 float64 `json:"added_p99_us,omitempty"`
 	// AddedP99ToWire is the same for the latency to the NATS socket
@@ -55,7 +62,7 @@ type Settings struct {
 
 // Phase is the measurement of one phase.
 type Phase struct {
-	Name string `json:"name"` // "raw" or "bridge"
+	Name string `json:"name"` // "raw", "ceiling" or "bridge" (a sweep adds "@rate")
 	// Offered is the load actually offered, in messages per second: the
 	// messages generated (bridge) or published (raw) over the time it took.
 	Offered float64 `json:"offered_msgs_per_sec"`
@@ -74,8 +81,11 @@ type Phase struct {
 	Seconds    float64 `json:"seconds"`
 	MsgsPerSec float64 `json:"msgs_per_sec"`
 	// BodyBytes is the size of a stored message body (the first one).
-	BodyBytes int     `json:"body_bytes"`
-	Latency   Latency `json:"latency"`
+	BodyBytes int `json:"body_bytes"`
+	// BodyMBPerSec is MsgsPerSec × BodyBytes in 10^6 bytes per second:
+	// message bodies only, as nats bench reports payload throughput.
+	BodyMBPerSec float64 `json:"body_mb_per_sec"`
+	Latency      Latency `json:"latency"`
 	// Stages splits the bridge's latency at the bridge's receive time
 	// (bridge phase only).
 	Stages *Stages `json:"stages,omitempty"`

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// TestRunSmall runs both phases end to end with a tiny message count and
+// TestRunSmall runs the three phases end to end with a tiny message count and
 // checks the report's structure and that every message was acknowledged
 // exactly once (no timing assertions).
 func TestRunSmall(t *testing.T) {
@@ -26,9 +26,12 @@ func TestRunSmall(t *testing.T) {
 	}
 	b, _ := json.MarshalIndent(rep, "", "  ")
 	t.Logf("%s", b)
-	for _, ph := range []*Phase{rep.Raw, rep.Bridge} {
+	for i, ph := range []*Phase{rep.Raw, rep.Ceiling, rep.Bridge} {
 		if ph == nil {
-			t.Fatal("missing phase")
+			t.Fatalf("missing phase %s", phaseNames[i])
+		}
+		if ph.Name != phaseNames[i] {
+			t.Errorf("phase %d is named %q, want %q", i, ph.Name, phaseNames[i])
 		}
 		if !ph.Complete || ph.Acked != ph.Messages || ph.Messages < 2000 {
 			t.Errorf("%s: messages %d acked %d complete %v", ph.Name, ph.Messages, ph.Acked, ph.Complete)
@@ -47,19 +50,65 @@ func TestRunSmall(t *testing.T) {
 		if ph.MsgsPerSec <= 0 || ph.BodyBytes == 0 {
 			t.Errorf("%s: msgs/s %v body %d", ph.Name, ph.MsgsPerSec, ph.BodyBytes)
 		}
+		if want := ph.MsgsPerSec * float64(ph.BodyBytes) / 1e6; ph.BodyMBPerSec != want {
+			t.Errorf("%s: body MB/s %v, want %v", ph.Name, ph.BodyMBPerSec, want)
+		}
 	}
 	if st := rep.Bridge.Stages; st == nil || st.ToReceive.Samples != int(rep.Bridge.Acked) || st.ReceiveToAck.Samples != int(rep.Bridge.Acked) ||
 		st.ReceiveToWire == nil || st.ReceiveToWire.Samples != int(rep.Bridge.Acked) {
 		t.Errorf("bridge stages: %+v", st)
 	}
-	if rep.Raw.Stages != nil {
-		t.Errorf("raw phase has stages")
+	if rep.Raw.Stages != nil || rep.Ceiling.Stages != nil {
+		t.Errorf("raw or ceiling phase has stages")
 	}
 	if bc := rep.Bridge.Bridge; bc == nil || bc.Emitted != rep.Bridge.Messages || bc.Duplicates != 0 || bc.Gaps != 0 {
 		t.Errorf("bridge counters: %+v", bc)
 	}
-	if rep.Ratio <= 0 {
-		t.Errorf("ratio %v", rep.Ratio)
+	if rep.Ratio <= 0 || rep.CeilingRatio != rep.Bridge.MsgsPerSec/rep.Ceiling.MsgsPerSec {
+		t.Errorf("ratio %v, ceiling ratio %v", rep.Ratio, rep.CeilingRatio)
+	}
+	var out strings.Builder
+	printReport(&out, rep)
+	for _, want := range []string{"ceiling", "bridge/ceiling throughput:", "bridge/raw throughput:", "body MB/s"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"raw", "ceiling", "bridge", "ceiling_ratio"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("JSON report lacks %q", k)
+		}
+	}
+}
+
+// TestRunPhaseSubset: -phases runs exactly the phases named, in Run's
+// order whatever the order given, and a comparison needs both its phases.
+func TestRunPhaseSubset(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rep, err := Run(ctx, Config{Messages: 500, Storage: 1, Phases: "bridge,ceiling", NoCPUSplit: true})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if rep.Raw != nil || rep.Ceiling == nil || rep.Bridge == nil {
+		t.Fatalf("phases raw %v ceiling %v bridge %v, want ceiling and bridge only", rep.Raw != nil, rep.Ceiling != nil, rep.Bridge != nil)
+	}
+	if !rep.Ceiling.Complete || rep.Ceiling.Acked != 500 || rep.Ceiling.Name != "ceiling" {
+		t.Errorf("ceiling %+v", rep.Ceiling)
+	}
+	if rep.CeilingRatio <= 0 || rep.Ratio != 0 {
+		t.Errorf("ceiling ratio %v, raw ratio %v (want only the first)", rep.CeilingRatio, rep.Ratio)
+	}
+	rep, err = Run(ctx, Config{Messages: 300, Storage: 1, Phases: "ceiling", NoCPUSplit: true})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if rep.Raw != nil || rep.Bridge != nil || rep.Ceiling == nil || !rep.Ceiling.Complete || rep.CeilingRatio != 0 {
+		t.Errorf("ceiling only: %+v", rep)
 	}
 }
 

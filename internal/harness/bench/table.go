@@ -12,7 +12,7 @@ import (
 // printReport prints a Run report as a table.
 func printReport(w io.Writer, r *Report) {
 	printReportHeader(w, r)
-	printPhases(w, []*Phase{r.Raw, r.Bridge})
+	printPhases(w, []*Phase{r.Raw, r.Ceiling, r.Bridge})
 	printReportFooter(w, r)
 }
 
@@ -67,13 +67,14 @@ var phaseRows = []struct {
 	{"CPU split", func(p *Phase) string { return fmtSplit(p.CPUSplit) }},
 	{"peak RSS", func(p *Phase) string { return fmtBytes(p.PeakRSS) }},
 	{"body bytes", func(p *Phase) string { return strconv.Itoa(p.BodyBytes) }},
+	{"body MB/s", func(p *Phase) string { return fmt.Sprintf("%.1f", p.BodyMBPerSec) }},
 }
 
 // printPhases prints phaseRows with one column per phase ("-" for a
 // phase not run).
 func printPhases(w io.Writer, phases []*Phase) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\traw JetStream\tbridge\t")
+	fmt.Fprintln(tw, "\traw JetStream\tceiling\tbridge\t")
 	for _, row := range phaseRows {
 		fmt.Fprintf(tw, "%s\t", row.name)
 		for _, p := range phases {
@@ -91,19 +92,26 @@ func printPhases(w io.Writer, phases []*Phase) {
 // printReportFooter prints the comparison, the bridge's counters and what
 // the latency rows mean.
 func printReportFooter(w io.Writer, r *Report) {
+	var cmp []string
+	if r.Ceiling != nil && r.Bridge != nil {
+		cmp = append(cmp, fmt.Sprintf("bridge/ceiling throughput: %.3f", r.CeilingRatio))
+	}
 	if r.Raw != nil && r.Bridge != nil {
-		fmt.Fprintf(w, "\nbridge/raw throughput: %.3f   bridge-added p99: %s", r.Ratio, fmtMicros(r.AddedP99))
+		c := fmt.Sprintf("bridge/raw throughput: %.3f   bridge-added p99: %s", r.Ratio, fmtMicros(r.AddedP99))
 		if r.Raw.ToWire != nil && r.Bridge.ToWire != nil {
-			fmt.Fprintf(w, " (to the NATS socket: %s)", fmtMicros(r.AddedP99ToWire))
+			c += fmt.Sprintf(" (to the NATS socket: %s)", fmtMicros(r.AddedP99ToWire))
 		}
-		fmt.Fprintln(w)
+		cmp = append(cmp, c)
+	}
+	if len(cmp) > 0 {
+		fmt.Fprintf(w, "\n%s\n", strings.Join(cmp, "   "))
 	}
 	if b := r.Bridge; b != nil && b.Bridge != nil {
 		c := b.Bridge
 		fmt.Fprintf(w, "bridge: frames %d, emitted %d, duplicates %d, gaps %d, reconnects %d; publisher retries %d, failures %d, dropped %d\n",
 			c.Frames, c.Emitted, c.Duplicates, c.Gaps, c.Reconnects, c.Retries, c.Failures, c.Dropped)
 	}
-	fmt.Fprintln(w, "latency: message creation (raw: harness clock; bridge: simulator trade time, µs) to its JetStream ack read off the publishing connection;")
+	fmt.Fprintln(w, "latency: message creation (raw, ceiling: harness clock; bridge: simulator trade time, µs) to its JetStream ack read off the publishing connection;")
 	fmt.Fprintln(w, "         the bridge's is split at its receive time (recv_ts): sim -> bridge, bridge -> ack;")
 	fmt.Fprintln(w, "         to NATS socket: creation to the message's bytes handed to the publishing connection's socket (no server time)")
 }
@@ -132,7 +140,7 @@ func printSweep(w io.Writer, sr *SweepReport) {
 	e := sr.Env
 	fmt.Fprintf(w, "mdbridge bench sweep: NATS %s, %s %s/%s, %d CPUs, GOMAXPROCS %d\n\n", e.NATS, e.GoVersion, e.OS, e.Arch, e.NumCPU, e.GOMAXPROCS)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "OFFERED\tRAW MSG/S\tBRIDGE MSG/S\tRATIO\tRAW P50\tRAW P99\tBRIDGE P50\tBRIDGE P99\tBRIDGE P99.9\tADDED P99\tADDED P99 TO SOCKET\tCPU S/1M RAW\tCPU S/1M BRIDGE\t")
+	fmt.Fprintln(tw, "OFFERED\tRAW MSG/S\tBRIDGE MSG/S\tRATIO\tCEILING MSG/S\tB/CEIL\tRAW P50\tRAW P99\tBRIDGE P50\tBRIDGE P99\tBRIDGE P99.9\tADDED P99\tADDED P99 TO SOCKET\tCPU S/1M RAW\tCPU S/1M BRIDGE\t")
 	for _, p := range sr.Points {
 		raw, br := p.Raw, p.Bridge
 		if raw == nil || br == nil {
@@ -142,8 +150,12 @@ func printSweep(w io.Writer, sr *SweepReport) {
 		if raw.ToWire != nil && br.ToWire != nil {
 			toSocket = fmtMicros(p.AddedP99ToWire)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t\n", fmtCount(p.Settings.Rate),
-			fmtCount(raw.MsgsPerSec), fmtCount(br.MsgsPerSec), p.Ratio,
+		ceil, bc := "-", "-"
+		if p.Ceiling != nil {
+			ceil, bc = fmtCount(p.Ceiling.MsgsPerSec), fmt.Sprintf("%.3f", p.CeilingRatio)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t\n", fmtCount(p.Settings.Rate),
+			fmtCount(raw.MsgsPerSec), fmtCount(br.MsgsPerSec), p.Ratio, ceil, bc,
 			fmtMicros(raw.Latency.P50), fmtMicros(raw.Latency.P99), fmtMicros(br.Latency.P50), fmtMicros(br.Latency.P99),
 			fmtMicros(br.Latency.P999), fmtMicros(p.AddedP99), toSocket, raw.CPUPerMillion, br.CPUPerMillion)
 	}

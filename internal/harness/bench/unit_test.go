@@ -7,10 +7,13 @@ import (
 	"math"
 	"reflect"
 	"runtime/pprof"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/exsim"
 )
 
@@ -248,6 +251,8 @@ func TestConfigValidate(t *testing.T) {
 		{"nan rate", Config{Rate: math.NaN()}, "Rate"},
 		{"connections over symbols", Config{Symbols: 2, Connections: 3}, "Connections"},
 		{"phases", Config{Phases: "all"}, "Phases"},
+		{"phases list", Config{Phases: "raw,ceilng"}, "Phases"},
+		{"phases empty item", Config{Phases: "raw,"}, "Phases"},
 		{"storage", Config{Storage: 7}, "Storage"},
 		{"size", Config{Size: 10}, "Size"},
 	}
@@ -363,5 +368,70 @@ func TestRecvTS(t *testing.T) {
 		if _, ok := recvTS([]byte(bad)); ok {
 			t.Errorf("recvTS(%s) ok", bad)
 		}
+	}
+}
+
+// TestPhaseSelection: Config.Phases selects phases by name from a
+// comma-separated list; empty selects all three.
+func TestPhaseSelection(t *testing.T) {
+	for _, tt := range []struct {
+		phases string
+		want   []string
+	}{
+		{"", []string{"raw", "ceiling", "bridge"}},
+		{"raw", []string{"raw"}},
+		{"ceiling", []string{"ceiling"}},
+		{"bridge, raw", []string{"raw", "bridge"}},
+		{"ceiling,bridge", []string{"ceiling", "bridge"}},
+	} {
+		c := Config{Phases: tt.phases}
+		if err := c.Validate(); err != nil {
+			t.Errorf("%q: %v", tt.phases, err)
+		}
+		var got []string
+		for _, p := range phaseNames {
+			if c.runs(p) {
+				got = append(got, p)
+			}
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%q runs %v, want %v", tt.phases, got, tt.want)
+		}
+	}
+}
+
+// TestCeilingFeed: the ceiling's feed hands the publisher one event per
+// call, each symbol's trade ids consecutive from firstRawID, across the
+// blocks of preformatted ids.
+func TestCeilingFeed(t *testing.T) {
+	var got []bridge.Event
+	pub := bridge.HandlerFunc(func(_ context.Context, evs []bridge.Event) error {
+		if len(evs) != 1 {
+			t.Fatalf("batch of %d events, want 1", len(evs))
+		}
+		got = append(got, evs[0])
+		return nil
+	})
+	f := newCeilingFeed(pub, []string{"AAAUSDT", "BBBUSDT"})
+	const n = idBlock + 10
+	if d := f.gen(context.Background(), 1, n); d != n {
+		t.Fatalf("gen returned %d, want %d", d, n)
+	}
+	if d := f.gen(context.Background(), 0, 3); d != 3 {
+		t.Fatalf("gen returned %d, want 3", d)
+	}
+	for i, ev := range got {
+		sym, seq := "BBBUSDT", int64(firstRawID+i)
+		if i >= n {
+			sym, seq = "AAAUSDT", int64(firstRawID+i-n)
+		}
+		if ev.Symbol != sym || ev.Seq != seq || ev.ID != strconv.FormatInt(seq, 10) || ev.Type != bridge.EventTrade || ev.TS == 0 {
+			t.Fatalf("event %d: %+v, want %s #%d", i, ev, sym, seq)
+		}
+	}
+	stop := errors.New("closed")
+	f = newCeilingFeed(bridge.HandlerFunc(func(context.Context, []bridge.Event) error { return stop }), []string{"AAAUSDT"})
+	if d := f.gen(context.Background(), 0, 5); d != 0 {
+		t.Errorf("gen after a publisher error returned %d, want 0", d)
 	}
 }

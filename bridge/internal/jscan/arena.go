@@ -1,0 +1,65 @@
+package jscan
+
+import (
+	"strings"
+	"sync"
+	"unsafe"
+)
+
+// ArenaChunk is the size of the chunks an Arena copies strings into.
+const ArenaChunk = 4 << 10
+
+// arenaMaxString is the longest string an Arena packs into a chunk; longer
+// ones get an allocation of their own, so one chunk holds many values.
+const arenaMaxString = ArenaChunk / 8
+
+// Arena gives a decoder that reads a frame in place (the frame's memory is
+// reused for the next frame) owned copies of the few strings its events keep:
+// Copy appends them to a 4 KiB chunk, so about a hundred trades share one
+// allocation instead of one copy of the frame each.
+//
+// Bytes written to a chunk are never written again: when a chunk is full
+// the Arena starts a new one and forgets the old, which the garbage
+// collector frees once no string refers to it. The strings an Arena returns
+// are therefore immutable for as long as anyone holds them, as the
+// bridge.Publisher contract requires (events' strings may be kept), and no
+// event can alias a recycled buffer. The cost is that a kept string pins its
+// chunk (at most ArenaChunk bytes).
+//
+// An Arena is not safe for concurrent use; Arenas hands one to each
+// concurrent caller.
+type Arena struct {
+	buf []byte // current chunk: len is the used part
+}
+
+// Copy returns a copy of s that does not share memory with s.
+func (a *Arena) Copy(s string) string {
+	n := len(s)
+	if n == 0 {
+		return ""
+	}
+	if n > arenaMaxString {
+		return strings.Clone(s)
+	}
+	if cap(a.buf)-len(a.buf) < n {
+		a.buf = make([]byte, 0, ArenaChunk)
+	}
+	start := len(a.buf)
+	a.buf = append(a.buf, s...)
+	return unsafe.String(&a.buf[start], n)
+}
+
+// Arenas is a pool of Arenas for a decoder called from several goroutines
+// at once (one per connection). The zero value is ready to use.
+type Arenas struct{ p sync.Pool }
+
+// Get returns an Arena for the caller's exclusive use until Put.
+func (as *Arenas) Get() *Arena {
+	if a, ok := as.p.Get().(*Arena); ok {
+		return a
+	}
+	return new(Arena)
+}
+
+// Put returns a to the pool. The strings a returned stay valid.
+func (as *Arenas) Put(a *Arena) { as.p.Put(a) }
