@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -426,4 +427,56 @@ func TestStateWriterFinalNoWarning(t *testing.T) {
 			t.Errorf("warning on a clean shutdown:\n%s", logs.String())
 		}
 	})
+}
+
+// TestReadStatesNewestRevision: ReadStates reads every kept revision and
+// returns each key once, its newest; a key whose newest revision is a
+// delete is absent, one rewritten after a delete is present again.
+func TestReadStatesNewestRevision(t *testing.T) {
+	srv := startServer(t, nil)
+	nc := connect(t, srv.ClientURL())
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	kv, err := EnsureStateBucket(ctx, js, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(key, state string, n uint64) {
+		t.Helper()
+		b, err := json.Marshal(sym("BTCUSDT", state, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kv.Put(ctx, key, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 * StateHistory { // more revisions than the bucket keeps
+		put("binance.BTCUSDT.a", "CONNECTED", uint64(i))
+	}
+	put("binance.BTCUSDT.b", "CONNECTED", 1)
+	if err := kv.Delete(ctx, "binance.BTCUSDT.b"); err != nil {
+		t.Fatal(err)
+	}
+	put("binance.BTCUSDT.c", "CONNECTING", 1)
+	if err := kv.Delete(ctx, "binance.BTCUSDT.c"); err != nil {
+		t.Fatal(err)
+	}
+	put("binance.BTCUSDT.c", "RECONNECTING", 2)
+	entries, err := ReadStates(ctx, kv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, fmt.Sprintf("%s=%s/%d", e.Key, e.State.State, e.State.Messages))
+	}
+	want := []string{
+		fmt.Sprintf("binance.BTCUSDT.a=CONNECTED/%d", 3*StateHistory-1),
+		"binance.BTCUSDT.c=RECONNECTING/2",
+	}
+	if !equalStrings(got, want) {
+		t.Errorf("ReadStates = %v, want %v", got, want)
+	}
 }

@@ -85,16 +85,23 @@ func decodeEntry(e jetstream.KeyValueEntry, o readOpts) StateEntry {
 
 // ReadStates returns every entry of the state bucket, sorted by key, with
 // Age and Stale computed now.
+//
+// It reads every revision the bucket keeps (StateHistory per key at most)
+// and keeps each key's newest. Reading only the last revision per key
+// (the KV default) relies on the server's initial pending count for a
+// last-per-subject consumer, which can overstate what is delivered while
+// other writers rewrite their keys: the end of the initial values then
+// arrives only once the writers pause, which under load could take the
+// whole deadline (a TestStateBucket flake). Reading all revisions makes
+// the count exact.
 func ReadStates(ctx context.Context, kv jetstream.KeyValue, opts ...ReadOption) ([]StateEntry, error) {
 	o := readOptions(opts)
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	w, err := kv.WatchAll(ctx, jetstream.IncludeHistory())
 	if err != nil {
 		return nil, fmt.Errorf("publisher: read states: %w", err)
 	}
 	defer w.Stop()
-	// A key rewritten while the initial values arrive can come twice: keep
-	// its newest revision.
-	byKey := map[string]StateEntry{}
+	newest := map[string]jetstream.KeyValueEntry{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -103,16 +110,19 @@ func ReadStates(ctx context.Context, kv jetstream.KeyValue, opts ...ReadOption) 
 			if !ok {
 				return nil, errors.New("publisher: read states: watcher closed")
 			}
-			if e == nil { // initial values delivered
-				out := make([]StateEntry, 0, len(byKey))
-				for _, se := range byKey {
-					out = append(out, se)
+			if e == nil { // every revision delivered
+				out := make([]StateEntry, 0, len(newest))
+				for _, e := range newest {
+					if op := e.Operation(); op == jetstream.KeyValueDelete || op == jetstream.KeyValuePurge {
+						continue
+					}
+					out = append(out, decodeEntry(e, o))
 				}
 				slices.SortFunc(out, func(a, b StateEntry) int { return strings.Compare(a.Key, b.Key) })
 				return out, nil
 			}
-			if old, ok := byKey[e.Key()]; !ok || e.Revision() > old.Revision {
-				byKey[e.Key()] = decodeEntry(e, o)
+			if old, ok := newest[e.Key()]; !ok || e.Revision() > old.Revision() {
+				newest[e.Key()] = e
 			}
 		}
 	}
