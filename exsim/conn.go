@@ -547,6 +547,9 @@ func (c *conn) waitStall() bool {
 // writeFrame writes one frame into the buffer, applying the connection's
 // faults; false means the writer must exit.
 func (c *conn) writeFrame(f outFrame) bool {
+	if c.isDone() { // the client is gone: nothing queued matters any more
+		return false
+	}
 	if c.stallUntil.Load() != 0 && !c.waitStall() {
 		return false
 	}
@@ -618,7 +621,24 @@ func (c *conn) writeWS(op byte, p []byte) {
 		return
 	}
 	_, _ = c.bw.Write(hdr[:h])
-	_, _ = c.bw.Write(p) // a frame larger than the buffer goes out directly
+	if len(p) <= c.bw.Available() {
+		_, _ = c.bw.Write(p)
+		return
+	}
+	// A frame larger than the buffer (an oversized malformed frame) goes
+	// out in pieces, each with its own write deadline: one write of 16 MiB
+	// would run under the deadline of the last flush, which may have
+	// passed, and would keep writing to a client that has already closed.
+	// Each piece fills the buffer (which never flushes itself) and is
+	// flushed under a fresh deadline.
+	for len(p) > 0 {
+		n := min(len(p), c.bw.Available())
+		_, _ = c.bw.Write(p[:n])
+		if !c.flush() {
+			return
+		}
+		p = p[n:]
+	}
 }
 
 // flush records the pending ids as delivered, then writes the buffer to

@@ -421,3 +421,44 @@ func TestFaultAtStart(t *testing.T) {
 		t.Fatalf("faults %v", s.Faults())
 	}
 }
+
+// TestFaultOversizedFrameArrives: a frame larger than the write buffer is
+// written in pieces, each under its own write deadline, so a client that
+// reads receives it whole however long ago the connection last wrote (a
+// single write ran under the deadline of the last flush, long expired on
+// a quiet connection, and the frame never arrived).
+func TestFaultOversizedFrameArrives(t *testing.T) {
+	s := startServer(t, Config{Seed: 50, WriteTimeout: 200 * time.Millisecond})
+	ws, id := binTradeConn(t, s)
+	s.Generate(Binance, "BTCUSDT", 1, 0)
+	ws.SetReadLimit(64 << 20)
+	if _, _, err := ws.ReadMessage(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(400 * time.Millisecond) // the last flush's deadline passes (not a synchronization)
+	const size = 8 << 20
+	inject(t, s, Fault{Kind: FaultMalformed, Conn: id, Mode: MalformedOversized, Size: size, Rate: 1, Count: 1})
+	s.Generate(Binance, "BTCUSDT", 1, 0)
+	_, b, err := ws.ReadMessage()
+	if err != nil {
+		t.Fatalf("reading the oversized frame: %v", err)
+	}
+	if len(b) < size {
+		t.Fatalf("oversized frame of %d bytes, want at least %d", len(b), size)
+	}
+}
+
+// TestFaultOversizedStopsOnClose: a client that hangs up in the middle of
+// an oversized frame ends the simulator's connection.
+func TestFaultOversizedStopsOnClose(t *testing.T) {
+	s := startServer(t, Config{Seed: 51})
+	ws, id := binTradeConn(t, s)
+	inject(t, s, Fault{Kind: FaultMalformed, Conn: id, Mode: MalformedOversized, Rate: 1})
+	s.Generate(Binance, "BTCUSDT", 5, 0)
+	ws.SetReadLimit(1 << 10)
+	if _, _, err := ws.ReadMessage(); err == nil {
+		t.Fatal("read an oversized frame under a 1 KiB limit")
+	}
+	_ = ws.Close()
+	waitFor(t, "the connection to end", func() bool { return len(connIDs(s, Binance)) == 0 })
+}
