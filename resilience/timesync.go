@@ -12,6 +12,9 @@ import (
 const (
 	DefaultTimeSyncSamples  = 5
 	DefaultTimeSyncInterval = 5 * time.Minute
+	// DefaultTimeSyncWarnOffset is the clock offset from which Run logs
+	// a warning.
+	DefaultTimeSyncWarnOffset = time.Second
 )
 
 // TimeSource is anything that can tell the exchange's current time, such as
@@ -28,6 +31,10 @@ type TimeSyncConfig struct {
 	Samples int
 	// Interval is the resync period of Run. Default 5m.
 	Interval time.Duration
+	// WarnOffset: Run logs a warning at every sync whose offset (either
+	// sign) is at least this, and an Info line when the offset is back
+	// below it. Default 1s; negative never warns.
+	WarnOffset time.Duration
 }
 
 func (c TimeSyncConfig) withDefaults() (TimeSyncConfig, error) {
@@ -42,6 +49,9 @@ func (c TimeSyncConfig) withDefaults() (TimeSyncConfig, error) {
 	}
 	if c.Interval == 0 {
 		c.Interval = DefaultTimeSyncInterval
+	}
+	if c.WarnOffset == 0 {
+		c.WarnOffset = DefaultTimeSyncWarnOffset
 	}
 	return c, nil
 }
@@ -124,10 +134,15 @@ func (m *TimeSyncManager) Sync(ctx context.Context, src TimeSource) error {
 }
 
 // Run calls Sync at once and then every Interval until ctx ends. Failures
-// are logged at Warn and the last good offset stays in use.
+// are logged at Warn and the last good offset stays in use. The first
+// offset is logged at Info; an offset of WarnOffset or more is logged at
+// Warn at every sync (the exchange's and the local clock disagree: event
+// and receive times compare badly), and its return below WarnOffset at
+// Info.
 func (m *TimeSyncManager) Run(ctx context.Context, src TimeSource) {
 	t := time.NewTicker(m.cfg.Interval)
 	defer t.Stop()
+	first, skewed := true, false
 	for {
 		if err := m.Sync(ctx, src); err != nil {
 			if ctx.Err() != nil {
@@ -135,7 +150,20 @@ func (m *TimeSyncManager) Run(ctx context.Context, src TimeSource) {
 			}
 			m.log.Warn("time sync failed; keeping previous offset", "err", err, "offset", m.Offset())
 		} else {
-			m.log.Debug("time synced", "offset", m.Offset(), "rtt", m.RTT())
+			off := m.Offset()
+			over := m.cfg.WarnOffset > 0 && (off >= m.cfg.WarnOffset || off <= -m.cfg.WarnOffset)
+			switch {
+			case over:
+				m.log.Warn("exchange clock differs from the local clock; check the host's NTP (times stay the exchange's, receive ages are corrected by the offset)",
+					"offset", off, "rtt", m.RTT(), "warn_at", m.cfg.WarnOffset, "next_sync", m.cfg.Interval)
+			case skewed:
+				m.log.Info("exchange clock agrees with the local clock again", "offset", off, "rtt", m.RTT())
+			case first:
+				m.log.Info("clock offset measured", "offset", off, "rtt", m.RTT(), "next_sync", m.cfg.Interval)
+			default:
+				m.log.Debug("time synced", "offset", off, "rtt", m.RTT())
+			}
+			first, skewed = false, over
 		}
 		select {
 		case <-ctx.Done():

@@ -55,8 +55,8 @@ func TestTimeSyncConfigValidation(t *testing.T) {
 		field string
 		want  TimeSyncConfig
 	}{
-		{name: "zero", want: TimeSyncConfig{Samples: 5, Interval: 5 * time.Minute}},
-		{name: "explicit", cfg: TimeSyncConfig{Samples: 3, Interval: time.Hour}, want: TimeSyncConfig{Samples: 3, Interval: time.Hour}},
+		{name: "zero", want: TimeSyncConfig{Samples: 5, Interval: 5 * time.Minute, WarnOffset: time.Second}},
+		{name: "explicit", cfg: TimeSyncConfig{Samples: 3, Interval: time.Hour, WarnOffset: -1}, want: TimeSyncConfig{Samples: 3, Interval: time.Hour, WarnOffset: -1}},
 		{name: "negative samples", cfg: TimeSyncConfig{Samples: -1}, field: "Samples"},
 		{name: "negative interval", cfg: TimeSyncConfig{Interval: -1}, field: "Interval"},
 	}
@@ -169,7 +169,7 @@ func TestTimeSyncRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var logs bytes.Buffer
 		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		m, _ := NewTimeSyncManager(TimeSyncConfig{Samples: 1, Interval: time.Minute}, log)
+		m, _ := NewTimeSyncManager(TimeSyncConfig{Samples: 1, Interval: time.Minute, WarnOffset: -1}, log)
 		src := &fakeSource{offset: time.Second, legs: []leg{
 			{},                            // t=0 ok
 			{err: errors.New("HTTP 503")}, // t=1m fails
@@ -227,4 +227,60 @@ func TestTimeSyncConcurrentReaders(t *testing.T) {
 	if err := (m.Offset() - time.Second).Abs(); m.Synced() && err > m.RTT()/2+time.Microsecond {
 		t.Fatalf("offset %s, rtt %s", m.Offset(), m.RTT())
 	}
+}
+
+// TestTimeSyncRunLogsSkew: the first offset is logged at Info, an offset of
+// WarnOffset or more at Warn at every sync, its return below at Info.
+func TestTimeSyncRunLogsSkew(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var logs bytes.Buffer
+		log := slog.New(slog.NewTextHandler(syncWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		read := func() string { mu.Lock(); defer mu.Unlock(); s := logs.String(); logs.Reset(); return s }
+		m, _ := NewTimeSyncManager(TimeSyncConfig{Samples: 1, Interval: time.Minute, WarnOffset: 500 * time.Millisecond}, log)
+		src := &fakeSource{offset: 100 * time.Millisecond, legs: []leg{{}}}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { m.Run(ctx, src); close(done) }()
+		synctest.Wait()
+		if got := read(); !strings.Contains(got, "level=INFO") || !strings.Contains(got, "clock offset measured") {
+			t.Fatalf("first sync: %q", got)
+		}
+		src.mu.Lock()
+		src.offset = -2 * time.Second
+		src.mu.Unlock()
+		for range 2 { // warned at every sync while skewed
+			time.Sleep(time.Minute)
+			synctest.Wait()
+			if got := read(); !strings.Contains(got, "level=WARN") || !strings.Contains(got, "offset=-2s") {
+				t.Fatalf("skewed sync: %q", got)
+			}
+		}
+		src.mu.Lock()
+		src.offset = 0
+		src.mu.Unlock()
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if got := read(); !strings.Contains(got, "level=INFO") || !strings.Contains(got, "agrees with the local clock again") {
+			t.Fatalf("back in bounds: %q", got)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if got := read(); got != "" {
+			t.Fatalf("quiet sync logged %q", got)
+		}
+		cancel()
+		<-done
+	})
+}
+
+type syncWriter struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
 }

@@ -94,8 +94,10 @@ func (c *Config) nodeConfig(pc publisher.Config) node.Config {
 		silence = -1 // off (the library's 0 means its default)
 	}
 	stale := bridge.StaleConfig{After: c.StaleAfter, Channels: c.stale}
+	tsync := c.TimeSyncInterval
 	nc.Tune = func(sc *bridge.StreamConfig) {
 		sc.SilenceCheck = silence
+		sc.TimeSyncInterval = tsync
 		sc.Stale = stale
 	}
 	return nc

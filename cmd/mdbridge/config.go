@@ -71,14 +71,15 @@ type Config struct {
 	BybitBookDepth      int `envconfig:"BYBIT_BOOK_DEPTH" default:"50" desc:"Bybit orderbook depth (1, 50, 200 or 1000)"`
 	BybitRequestsPerMin int `envconfig:"BYBIT_REQUESTS_PER_MINUTE" default:"120" desc:"Bybit REST requests per minute per IP (the seed's 120)"`
 
-	HTTPAddr        string        `envconfig:"HTTP_ADDR" default:":8080" desc:"listen address of /healthz, /readyz and /metrics; empty disables"`
-	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"log level: debug, info, warn, error"`
-	LogFormat       string        `envconfig:"LOG_FORMAT" default:"text" desc:"log format: text or json"`
-	ReadyGrace      time.Duration `envconfig:"READY_GRACE" default:"30s" desc:"how long after start /readyz tolerates subscriptions not yet connected"`
-	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s" desc:"bound on flushing acks and writing final state at shutdown"`
-	StaleAfter      time.Duration `envconfig:"STALE_AFTER" default:"1m" desc:"a symbol's channel with no message for this long is stale (md_state, mdbridge_data_stale, status; logged once per edge); must be positive"`
-	StaleChannels   string        `envconfig:"STALE_AFTER_CHANNELS" desc:"per-channel stale thresholds overriding MDB_STALE_AFTER, e.g. book=30s,trade=5m (quiet symbols may trade rarely)"`
-	SilenceCheck    time.Duration `envconfig:"SILENCE_CHECK" default:"1m" desc:"a connection with no data for this long (pings still answered) is checked against the venue's REST data and replaced if it missed any (silent feed); 0 disables, else at least 5s"`
+	HTTPAddr         string        `envconfig:"HTTP_ADDR" default:":8080" desc:"listen address of /healthz, /readyz and /metrics; empty disables"`
+	LogLevel         string        `envconfig:"LOG_LEVEL" default:"info" desc:"log level: debug, info, warn, error"`
+	LogFormat        string        `envconfig:"LOG_FORMAT" default:"text" desc:"log format: text or json"`
+	ReadyGrace       time.Duration `envconfig:"READY_GRACE" default:"30s" desc:"how long after start /readyz tolerates subscriptions not yet connected"`
+	ShutdownTimeout  time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s" desc:"bound on flushing acks and writing final state at shutdown"`
+	StaleAfter       time.Duration `envconfig:"STALE_AFTER" default:"1m" desc:"a symbol's channel with no message for this long is stale (md_state, mdbridge_data_stale, status; logged once per edge); must be positive"`
+	StaleChannels    string        `envconfig:"STALE_AFTER_CHANNELS" desc:"per-channel stale thresholds overriding MDB_STALE_AFTER, e.g. book=30s,trade=5m (quiet symbols may trade rarely)"`
+	SilenceCheck     time.Duration `envconfig:"SILENCE_CHECK" default:"1m" desc:"a connection with no data for this long (pings still answered) is checked against the venue's REST data and replaced if it missed any (silent feed); 0 disables, else at least 5s"`
+	TimeSyncInterval time.Duration `envconfig:"TIME_SYNC_INTERVAL" default:"5m" desc:"how often each stream measures the exchange clock's offset (REST server time); an offset of 1s or more is logged at WARN at every measurement; at least 10s"`
 
 	Cluster         bool          `envconfig:"CLUSTER" default:"false" desc:"partition the subscriptions over the replicas sharing the NATS server (membership in KV bucket MDB_MEMBERS_BUCKET); false: every replica carries everything"`
 	Redundancy      string        `envconfig:"REDUNDANCY" default:"2" desc:"with MDB_CLUSTER: replicas carrying each (exchange, symbol); 1 = no redundancy; at least the number of replicas = every replica carries everything"`
@@ -169,6 +170,7 @@ func (c *Config) validate() error {
 		{"READY_GRACE", c.ReadyGrace, 0},
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout, time.Second},
 		{"SILENCE_CHECK", c.SilenceCheck, 0},
+		{"TIME_SYNC_INTERVAL", c.TimeSyncInterval, 10 * time.Second},
 	} {
 		if d.v < d.min {
 			add(configError(d.name, "%s is below the minimum %s; use a Go duration such as 30s or 2m", d.v, d.min))

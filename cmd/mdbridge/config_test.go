@@ -182,6 +182,39 @@ func TestSilenceCheck(t *testing.T) {
 	}
 }
 
+// TestTimeSyncInterval: MDB_TIME_SYNC_INTERVAL reaches every stream; a
+// value under 10s is refused naming the variable.
+func TestTimeSyncInterval(t *testing.T) {
+	for _, tt := range []struct {
+		env  string
+		want time.Duration
+		bad  bool
+	}{
+		{"", 5 * time.Minute, false}, {"30s", 30 * time.Second, false},
+		{"1s", 0, true}, {"0", 0, true}, {"-1m", 0, true},
+	} {
+		clearEnv(t)
+		if tt.env != "" {
+			t.Setenv("MDB_TIME_SYNC_INTERVAL", tt.env)
+		}
+		c, err := loadConfig()
+		if tt.bad {
+			if err == nil || !strings.Contains(err.Error(), "MDB_TIME_SYNC_INTERVAL") {
+				t.Errorf("MDB_TIME_SYNC_INTERVAL=%s: err %v, want one naming the variable", tt.env, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("MDB_TIME_SYNC_INTERVAL=%s: %v", tt.env, err)
+		}
+		var sc bridge.StreamConfig
+		c.nodeConfig(publisher.Config{}).Tune(&sc)
+		if sc.TimeSyncInterval != tt.want {
+			t.Errorf("MDB_TIME_SYNC_INTERVAL=%s: stream TimeSyncInterval %s, want %s", tt.env, sc.TimeSyncInterval, tt.want)
+		}
+	}
+}
+
 // TestStaleAfter: MDB_STALE_AFTER and MDB_STALE_AFTER_CHANNELS reach every
 // stream; 0, negative or malformed values are refused naming the variable.
 func TestStaleAfter(t *testing.T) {
