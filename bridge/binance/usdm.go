@@ -97,7 +97,8 @@ func usdmDepthWeight(limit int) int {
 }
 
 // usdmStreamName: "btcusdt@aggTrade", "btcusdt@depth@100ms" ("btcusdt@depth"
-// at 250ms, the stream's default speed).
+// at 250ms, the stream's default speed), "btcusdt@bookTicker",
+// "btcusdt@kline_1m", "btcusdt@markPrice@1s", "btcusdt@forceOrder".
 func (a *Adapter) usdmStreamName(t bridge.Topic) string {
 	sym := strings.ToLower(t.Symbol)
 	switch t.Channel {
@@ -109,16 +110,17 @@ func (a *Adapter) usdmStreamName(t bridge.Topic) string {
 		}
 		return sym + "@depth@" + a.cfg.DepthSpeed
 	}
-	return ""
+	return usdmChannelStream(sym, t.Channel)
 }
 
 // Route is the bridge.Router of the adapter: for USD-M, "public" for book
-// topics and "market" for trades; "" for Spot (one route).
+// and bbo topics (@depth, @bookTicker) and "market" for the rest (trades,
+// klines, ticker, liquidations); "" for Spot (one route).
 func (a *Adapter) Route(t bridge.Topic) string {
 	if !a.usdm {
 		return ""
 	}
-	if t.Channel == bridge.ChannelBook {
+	if t.Channel == bridge.ChannelBook || t.Channel == bridge.ChannelBBO {
 		return routePublic
 	}
 	return routeMarket

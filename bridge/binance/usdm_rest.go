@@ -133,3 +133,29 @@ func (a *Adapter) WeightLimit(ctx context.Context) (int, error) {
 	}
 	return 0, nil
 }
+
+// usdmKlinesLimit bounds the limit of a /fapi/v1/klines call to the bars
+// of [fromNS, toNS] (plus one), so a short fill costs weight 1 rather
+// than 5; months (no fixed length) keep limit.
+func usdmKlinesLimit(iv bridge.Interval, fromNS, toNS int64, limit int) int {
+	if d := int64(iv.Duration()); d > 0 && toNS >= fromNS {
+		if n := (toNS-fromNS)/d + 2; n < int64(limit) {
+			return int(n)
+		}
+	}
+	return limit
+}
+
+// usdmKlinesWeight is the request weight of GET /fapi/v1/klines by limit:
+// [1,100) 1, [100,500) 2, [500,1000] 5, above 10.
+func usdmKlinesWeight(limit int) int {
+	switch {
+	case limit < 100:
+		return 1
+	case limit < 500:
+		return 2
+	case limit <= 1000:
+		return 5
+	}
+	return 10
+}
