@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -82,7 +83,8 @@ func TestChannelConformance(t *testing.T) {
 				t.Fatal(err)
 			}
 			stop := runStream(t, s)
-			linear := vc.venue == exsim.BybitLinear || vc.venue == exsim.BinanceUSDM // ticker and liquidation
+			usdm := vc.venue == exsim.BinanceUSDM
+			linear := vc.venue == exsim.BybitLinear || usdm // ticker and liquidation
 			defer func() {
 				if t.Failed() {
 					t.Logf("collected: %d kline (%d closed) %d bbo %d ticker %d liquidation; stats %+v", len(col.of(bridge.EventKline)),
@@ -178,7 +180,9 @@ func TestChannelConformance(t *testing.T) {
 						t.Fatal(err)
 					}
 					for _, ev := range col.of(bridge.EventTicker) {
-						if ev.TS == tt.TS && ev.LastID == tt.Seq {
+						// binance-usdm: the seq is the polled open
+						// interest's time (checked below), not the push's.
+						if ev.TS == tt.TS && (ev.LastID == tt.Seq || usdm) {
 							got = ev.Ticker()
 							return true
 						}
@@ -187,8 +191,33 @@ func TestChannelConformance(t *testing.T) {
 				})
 				want := bridge.Ticker{LastPrice: tt.LastPrice, MarkPrice: tt.MarkPrice, IndexPrice: tt.IndexPrice,
 					FundingRate: tt.FundingRate, OpenInterest: tt.OpenInterest, NextFundingTime: tt.NextFundingTime, Seq: tt.Seq}
+				if usdm {
+					want.OpenInterest, want.Seq = got.OpenInterest, got.Seq
+				}
 				if got != want {
 					t.Fatalf("ticker %+v, simulator %+v", got, want)
+				}
+				if usdm {
+					// Open interest (polled over REST): each ticker's is
+					// the venue's value at the time its seq names.
+					ois, err := sim.OpenInterest(vc.venue, sym)
+					if err != nil {
+						t.Fatal(err)
+					}
+					withOI := 0
+					for _, ev := range col.of(bridge.EventTicker) {
+						tk := ev.Ticker()
+						if tk.Seq == 0 && tk.OpenInterest == "" {
+							continue // before the first poll's answer
+						}
+						if !slices.Contains(ois, exsim.OpenInterestTruth{TimeMS: tk.Seq, OpenInterest: tk.OpenInterest}) {
+							t.Fatalf("ticker at %d: open interest %q at %d unknown to the simulator", ev.TS, tk.OpenInterest, tk.Seq)
+						}
+						withOI++
+					}
+					if withOI == 0 {
+						t.Fatal("no ticker with open interest")
+					}
 				}
 				tids := map[string]bool{}
 				for _, ev := range col.of(bridge.EventTicker) {

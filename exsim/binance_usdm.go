@@ -24,7 +24,8 @@ import (
 // and Config.USDMMaxStreams streams per connection.
 //
 // REST: GET /fapi/v1/depth (weight 2/5/10/20 by limit), /fapi/v1/aggTrades
-// (20), /fapi/v1/klines (1/2/5/10 by limit), /fapi/v1/time (1),
+// (20), /fapi/v1/klines (1/2/5/10 by limit), /fapi/v1/openInterest (1),
+// /fapi/v1/time (1),
 // /fapi/v1/exchangeInfo (1), under
 // Config.USDMWeightLimit per minute per IP.
 

@@ -1,6 +1,7 @@
 package exsim
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 )
@@ -11,6 +12,8 @@ import (
 //
 // The mark price moves and is pushed every 10 Config.TickerPush (1 s by
 // default, the venue's @1s speed; the plain stream gets the same pushes).
+// The open interest (GET /fapi/v1/openInterest, weight 1) changes at a
+// quarter of those steps; its answer's time is when it took its value.
 // Liquidations are generated at Config.LiquidationRate, but as on the venue
 // only the latest of each second is pushed (and recorded as truth).
 
@@ -47,6 +50,9 @@ func (m *market) usdmChanTick(wall time.Time, now int64) {
 		t.index = max(m.lastPx+r.Int64N(7)-3, 1)
 		if r.IntN(20) == 0 {
 			t.funding += r.Int64N(41) - 20
+		}
+		if ms := now / 1e6; r.IntN(4) == 0 && ms > m.chs.usdmOI.timeMS {
+			m.setOpenInterest(max(t.oi+r.Int64N(11)-5, 0), ms)
 		}
 		if ms := now / 1e6; ms > cs.sent.ts {
 			t.ts, t.nextFunding = ms, nextFundingMS(ms)
@@ -132,6 +138,61 @@ func (m *market) encodeForceOrder(dst []byte, ev *binEvent) []byte {
 	dst = append(dst, `","T":`...)
 	dst = appendTime(dst, l.TS, false)
 	return append(dst, `}}`...)
+}
+
+// usdmOpenInterest is a binance-usdm market's open interest history.
+type usdmOpenInterest struct {
+	timeMS int64               // of the current value
+	hist   []OpenInterestTruth // every value, oldest first (the last 10,000)
+}
+
+// setOpenInterest changes the open interest at ms. Caller holds mu.
+func (m *market) setOpenInterest(oi, ms int64) {
+	m.chs.tk.oi = oi
+	m.chs.usdmOI.timeMS = ms
+	m.chs.usdmOI.hist = append(m.chs.usdmOI.hist, OpenInterestTruth{TimeMS: ms, OpenInterest: string(m.appendQty(nil, oi))})
+	if len(m.chs.usdmOI.hist) > 10_000 {
+		m.chs.usdmOI.hist = append(m.chs.usdmOI.hist[:0], m.chs.usdmOI.hist[len(m.chs.usdmOI.hist)-5_000:]...)
+	}
+}
+
+// usdmOpenInterestJSON answers GET /fapi/v1/openInterest: the current
+// value and the time it took it.
+func (m *market) usdmOpenInterestJSON() []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.chs.usdmOI.timeMS == 0 {
+		m.setOpenInterest(m.chs.tk.oi, m.srv.nowNs(m.venue)/1e6)
+	}
+	b := append([]byte(`{"openInterest":"`), m.appendQty(nil, m.chs.tk.oi)...)
+	b = append(b, `","symbol":"`...)
+	b = append(b, m.symbol...)
+	b = append(b, `","time":`...)
+	b = strconv.AppendInt(b, m.chs.usdmOI.timeMS, 10)
+	return append(b, '}')
+}
+
+// OpenInterestTruth is one open interest value of a binance-usdm market
+// and the time (Unix ms) it took effect, as /fapi/v1/openInterest reports
+// it.
+type OpenInterestTruth struct {
+	TimeMS       int64
+	OpenInterest string
+}
+
+// OpenInterest returns the open interest values of a binance-usdm market,
+// oldest first (at most the last 10,000).
+func (s *Server) OpenInterest(v Venue, symbol string) ([]OpenInterestTruth, error) {
+	m, err := s.market(v, symbol)
+	if err != nil {
+		return nil, err
+	}
+	if v != BinanceUSDM {
+		return nil, fmt.Errorf("%w: no open interest endpoint on %s", ErrConfig, v)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]OpenInterestTruth(nil), m.chs.usdmOI.hist...), nil
 }
 
 // usdmTickerTruth is the last markPriceUpdate as a TickerTruth.

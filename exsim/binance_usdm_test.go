@@ -2,6 +2,7 @@ package exsim
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -166,6 +167,16 @@ func TestUSDMChannelStreams(t *testing.T) {
 	st, h, body := get(t, s.BinanceUSDMRESTURL()+"/fapi/v1/klines?symbol=BTCUSDT&interval=1m&limit=50")
 	if st != 200 || h.Get("X-MBX-USED-WEIGHT-1M") != "1" || !strings.HasPrefix(string(body), "[[") {
 		t.Fatalf("klines %d weight %q: %s", st, h.Get("X-MBX-USED-WEIGHT-1M"), body)
+	}
+	st, h, body = get(t, s.BinanceUSDMRESTURL()+"/fapi/v1/openInterest?symbol=BTCUSDT")
+	oi := decodeObj(t, body)
+	keys(t, oi, "openInterest", "symbol", "time")
+	hist, err := s.OpenInterest(BinanceUSDM, "BTCUSDT")
+	if st != 200 || h.Get("X-MBX-USED-WEIGHT-1M") != "2" || err != nil {
+		t.Fatalf("openInterest %d weight %q: %s (%v)", st, h.Get("X-MBX-USED-WEIGHT-1M"), body, err)
+	}
+	if !slices.Contains(hist, OpenInterestTruth{TimeMS: num(t, oi["time"]), OpenInterest: str(t, oi["openInterest"])}) {
+		t.Fatalf("openInterest %s not in the truth %+v", body, hist)
 	}
 	if st, _, _ := get(t, s.BinanceUSDMRESTURL()+"/fapi/v1/klines?symbol=BTCUSDT&interval=1s"); st != 400 {
 		t.Fatalf("1s klines: %d", st)

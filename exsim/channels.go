@@ -110,7 +110,8 @@ type chanSim struct {
 	lSubs   []*conn
 	liqLast time.Time
 
-	usdmLiq *usdmLiq // binance-usdm: the latest liquidation of the current second, pushed at its end
+	usdmOI  usdmOpenInterest // binance-usdm: the open interest's history
+	usdmLiq *usdmLiq         // binance-usdm: the latest liquidation of the current second, pushed at its end
 }
 
 // tickerState is a Bybit linear ticker.

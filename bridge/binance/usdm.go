@@ -33,8 +33,11 @@ const (
 	DefaultUSDMRESTURL         = "https://fapi.binance.com"
 	DefaultUSDMBookDepth       = 1000 // /fapi/v1/depth limit: weight 20
 	DefaultUSDMWeightPerMinute = 2400 // REQUEST_WEIGHT per minute per IP
-	WeightUSDMAggTrades        = 20
-	MaxUSDMAggTradesLimit      = 1000
+	// DefaultUSDMOpenInterestEvery is the default Config.OpenInterestEvery.
+	DefaultUSDMOpenInterestEvery = time.Minute
+	WeightUSDMOpenInterest       = 1
+	WeightUSDMAggTrades          = 20
+	MaxUSDMAggTradesLimit        = 1000
 )
 
 // Routes of the futures WebSocket.
@@ -57,6 +60,7 @@ func (c *Config) setUSDMDefaults() {
 	c.DepthSpeed = cmp.Or(c.DepthSpeed, DefaultDepthSpeed)
 	c.MaxURLBytes = cmp.Or(c.MaxURLBytes, DefaultMaxURLBytes)
 	c.WeightPerMinute = cmp.Or(c.WeightPerMinute, DefaultUSDMWeightPerMinute)
+	c.OpenInterestEvery = cmp.Or(c.OpenInterestEvery, DefaultUSDMOpenInterestEvery)
 }
 
 func (c *Config) validateUSDM() error {

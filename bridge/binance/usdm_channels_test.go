@@ -1,6 +1,7 @@
 package binance
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -223,4 +224,36 @@ func BenchmarkDecodeUSDMMarkPrice(b *testing.B) {
 
 func BenchmarkDecodeUSDMForceOrder(b *testing.B) {
 	adaptertest.BenchDecode(b, newUSDMChannels(b), usdmForceOrder)
+}
+
+func TestUSDMOpenInterestREST(t *testing.T) {
+	var paths []string
+	body := `{"openInterest":"10659.509","symbol":"BTCUSDT","time":1589437530011}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		paths = append(paths, r.URL.RequestURI())
+		_, _ = w.Write([]byte(body))
+	}))
+	defer srv.Close()
+	a := newTest(t, Config{Market: MarketUSDM, RESTURL: srv.URL})
+	if a.OpenInterestEvery() != DefaultUSDMOpenInterestEvery {
+		t.Fatalf("default period %s", a.OpenInterestEvery())
+	}
+	oi, ms, err := a.OpenInterest(t.Context(), "btcusdt")
+	if err != nil || oi != "10659.509" || ms != 1589437530011 || len(paths) != 1 || paths[0] != "/fapi/v1/openInterest?symbol=BTCUSDT" {
+		t.Fatalf("open interest %q %d, %v (requests %q)", oi, ms, err, paths)
+	}
+	for _, bad := range []string{`{"openInterest":"-1","symbol":"BTCUSDT","time":1}`, `{"openInterest":"1","symbol":"ETHUSDT","time":1}`,
+		`{"openInterest":"1","symbol":"BTCUSDT","time":0}`, `{"openInterest":1,"symbol":"BTCUSDT","time":1}`} {
+		body = bad
+		if _, _, err := a.OpenInterest(t.Context(), "BTCUSDT"); !errors.Is(err, bridge.ErrMalformed) {
+			t.Errorf("%s: err %v, want ErrMalformed", bad, err)
+		}
+	}
+	if off := newTest(t, Config{Market: MarketUSDM, RESTURL: srv.URL, OpenInterestEvery: -1}); off.OpenInterestEvery() != 0 {
+		t.Fatalf("negative period polls every %s", off.OpenInterestEvery())
+	}
+	spot := newTest(t, Config{RESTURL: srv.URL})
+	if _, _, err := spot.OpenInterest(t.Context(), "BTCUSDT"); spot.OpenInterestEvery() != 0 || !errors.Is(err, bridge.ErrNotSupported) {
+		t.Fatalf("spot open interest: every %s, err %v", spot.OpenInterestEvery(), err)
+	}
 }

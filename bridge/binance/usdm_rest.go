@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/bridge/internal/jscan"
@@ -158,4 +159,52 @@ func usdmKlinesWeight(limit int) int {
 		return 5
 	}
 	return 10
+}
+
+var _ bridge.OpenInterestPoller = (*Adapter)(nil)
+
+// OpenInterestEvery is Config.OpenInterestEvery for Market "usdm" (0 when
+// negative, and on Spot: no open interest there).
+func (a *Adapter) OpenInterestEvery() time.Duration {
+	if !a.usdm {
+		return 0
+	}
+	return max(a.cfg.OpenInterestEvery, 0)
+}
+
+// OpenInterest fetches GET /fapi/v1/openInterest?symbol= (weight 1):
+// {"openInterest":"10659.509","symbol":"BTCUSDT","time":1589437530011}.
+// It returns the open interest as the venue wrote it and its time (Unix
+// ms). Errors: bridge.ErrNotSupported on Spot, *bridge.RateLimitError,
+// *APIError, bridge.ErrMalformed, ctx and transport errors, all wrapped.
+func (a *Adapter) OpenInterest(ctx context.Context, symbol string) (string, int64, error) {
+	const path = "/fapi/v1/openInterest"
+	if !a.usdm {
+		return "", 0, fmt.Errorf("%w: %s has no open interest", bridge.ErrNotSupported, Name)
+	}
+	sym, err := a.core.Canonical(symbol)
+	if err != nil {
+		return "", 0, err
+	}
+	body, err := a.core.Get(ctx, path, url.Values{"symbol": {sym}}, WeightUSDMOpenInterest)
+	if err != nil {
+		return "", 0, err
+	}
+	var r struct {
+		OpenInterest string `json:"openInterest"`
+		Symbol       string `json:"symbol"`
+		Time         int64  `json:"time"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return "", 0, a.core.Malformed(path, err)
+	}
+	switch {
+	case r.Symbol != sym:
+		return "", 0, a.core.Malformed(path, fmt.Errorf("symbol %q, asked for %q", r.Symbol, sym))
+	case !jscan.IsDecimal(r.OpenInterest):
+		return "", 0, a.core.Malformed(path, fmt.Errorf("openInterest %q is not a decimal", r.OpenInterest))
+	case r.Time <= 0 || r.Time > (1<<63-1)/1_000_000:
+		return "", 0, a.core.Malformed(path, fmt.Errorf("time %d", r.Time))
+	}
+	return r.OpenInterest, r.Time, nil
 }
