@@ -290,8 +290,10 @@ func (a *Adapter) kline(input string, recvTS int64, dst []bridge.Event) ([]bridg
 // time is in [fromNS, toNS], ascending, at most limit (max 1000). A bar
 // still open at the venue (close time in the future of the venue's clock
 // as the response shows: the last row when it ends after toNS) is left
-// out. Errors: *bridge.RateLimitError, *APIError, bridge.ErrMalformed, ctx
-// and transport errors, all wrapped.
+// out. USD-M uses GET /fapi/v1/klines (the same rows), with limit bounded
+// to the bars of the range and the weight of that limit (1 below 100).
+// Errors: *bridge.RateLimitError, *APIError, bridge.ErrMalformed, ctx and
+// transport errors, all wrapped.
 func (a *Adapter) Klines(ctx context.Context, symbol string, iv bridge.Interval, fromNS, toNS int64, limit int) ([]bridge.Event, error) {
 	sym, err := a.core.Canonical(symbol)
 	if err != nil {
