@@ -22,6 +22,9 @@ type chanState struct {
 	tkNeedSn  bool   // the current connection has not sent its snapshot yet
 
 	liq *resilience.MessageDeduplicator[string]
+
+	oi     string // open interest polled over REST (OpenInterestPoller), "" before the first answer
+	oiTime int64  // its venue time, Unix ms; 0 = none
 }
 
 // klineState makes one interval's closed bars exactly once.
@@ -270,6 +273,9 @@ func (sh *shard) ticker(sym *symbol, ev *Event) {
 		t.NextFundingTime = in.NextFundingTime
 	}
 	t.Seq = in.Seq
+	if cs.oiTime > 0 { // polled (OpenInterestPoller): the id's seq is its time
+		t.OpenInterest, t.Seq = cs.oi, cs.oiTime
+	}
 	cs.tkTS, cs.tkStarted = ev.TS, true
 	if !delta {
 		cs.tkNeedSn = false

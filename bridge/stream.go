@@ -187,6 +187,9 @@ func (s *Stream) Run(ctx context.Context) error {
 	}
 	s.goWork(s.reportLoop)
 	s.goWork(s.staleLoop)
+	for _, sh := range s.shards {
+		s.goWork(sh.pollOpenInterest)
+	}
 	s.resumeTrades(s.ioCtx)
 	var wg sync.WaitGroup
 	for _, sh := range s.shards {

@@ -1,6 +1,7 @@
 package bridge_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -95,4 +96,59 @@ func TestUSDMFaults(t *testing.T) {
 	if st.Rotations == 0 || st.Reconnects == 0 || st.Duplicates == 0 || st.Gaps == 0 || st.Malformed == 0 {
 		t.Fatalf("not every fault took effect: %+v", st)
 	}
+}
+
+// TestUSDMChannelRoutes: with every channel, binance-usdm's bookTicker
+// streams join the depth streams on /public, and klines, markPrice and
+// forceOrder join aggTrade on /market; each channel's data age is watched
+// by the connection that receives it, and md_state merges all of them.
+func TestUSDMChannelRoutes(t *testing.T) {
+	t.Parallel()
+	const sym = "BTCUSDT"
+	r := startFaultRun(t, usdmCase(), exsim.Config{KlineSpeed: 60, KlinePush: 100 * time.Millisecond, TickerPush: 20 * time.Millisecond,
+		LiquidationRate: 5, Markets: []exsim.MarketConfig{market(exsim.BinanceUSDM, sym, 30, 20)}}, func(c *bridge.StreamConfig) {
+		c.Channels |= bridge.ChannelBBO | bridge.ChannelTicker | bridge.ChannelLiquidation | bridge.KlineChannel(bridge.Interval1m)
+	}, sym)
+	if n := r.s.Connections(); n != 2 {
+		t.Fatalf("%d connections, want 2 (one per route)", n)
+	}
+	var paths []string
+	for _, c := range r.sim.Conns() {
+		if c.Open {
+			paths = append(paths, c.Path)
+		}
+	}
+	want := map[string][]string{
+		"/public/stream?streams=": {"btcusdt@depth@100ms", "btcusdt@bookTicker"},
+		"/market/stream?streams=": {"btcusdt@aggTrade", "btcusdt@kline_1m", "btcusdt@markPrice@1s", "btcusdt@forceOrder"},
+	}
+	for _, p := range paths {
+		for prefix, streams := range want {
+			if rest, ok := strings.CutPrefix(p, prefix); ok {
+				got := strings.Split(rest, "/")
+				slices.Sort(got)
+				exp := slices.Sorted(slices.Values(streams))
+				if !slices.Equal(got, exp) {
+					t.Fatalf("%s carries %q, want %q", prefix, got, exp)
+				}
+				delete(want, prefix)
+			}
+		}
+	}
+	if len(want) != 0 {
+		t.Fatalf("connection paths %q: no connection for %v", paths, want)
+	}
+	eventually(t, 20*time.Second, "every channel received, in one merged md_state entry", func() bool {
+		states := r.s.States()
+		if len(states) != 1 || strings.Count(states[0].Connection, ",") != 1 {
+			return false
+		}
+		for _, name := range []string{"trade", "book", "bbo", "ticker", "liquidation", "kline.1m"} {
+			if c, ok := states[0].Channels[name]; !ok || c.LastMessageTS == 0 || c.Stale {
+				return false
+			}
+		}
+		return true
+	})
+	r.check(t, sym)
 }

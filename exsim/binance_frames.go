@@ -15,6 +15,8 @@ const (
 	bkPartial    // <s>@depth<5|10|20>[@100ms|@1000ms]: top levels
 	bkBookTicker // <s>@bookTicker
 	bkKline      // <s>@kline_<interval>: levels is the interval index (channels.go)
+	bkMarkPrice  // USD-M <s>@markPrice, <s>@markPrice@1s
+	bkForceOrder // USD-M <s>@forceOrder
 	numBinKinds
 )
 
@@ -53,6 +55,10 @@ func parseBinanceStream(name string) (sym string, kind binKind, levels int, ok b
 		return sym, bkAggTrade, 0, true
 	case "bookTicker":
 		return sym, bkBookTicker, 0, true
+	case "markPrice", "markPrice@1s":
+		return sym, bkMarkPrice, 0, true
+	case "forceOrder":
+		return sym, bkForceOrder, 0, true
 	case "depth", "depth@100ms", "depth@1000ms":
 		return sym, bkDepth, 0, true
 	}
@@ -118,6 +124,7 @@ type binEvent struct {
 	now             int64
 	kline           *klSeries // bkKline: the series whose bar is pushed
 	klClosed        bool
+	liq             *usdmLiq // bkForceOrder: the liquidation pushed
 }
 
 // encodeBinance appends the raw payload of the current event for a stream.

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Binance USD-M futures (venue "binance-usdm", EXCHANGES-MORE.md section 2).
@@ -17,12 +18,15 @@ import (
 // Frames follow the futures shapes: aggTrade without "M" and with "nq";
 // depthUpdate with "T" and "pu" (the u of the previous event: update ids
 // are not contiguous, each event skips a few); bookTicker with "e", "E",
-// "T"; partial depth in the depthUpdate shape. The server pings every
+// "T"; partial depth in the depthUpdate shape; kline as Spot's (no 1s);
+// markPriceUpdate and forceOrder (binance_usdm_channels.go). The server pings every
 // Config.PingInterval; Config.USDMInboundLimit client messages per second
 // and Config.USDMMaxStreams streams per connection.
 //
 // REST: GET /fapi/v1/depth (weight 2/5/10/20 by limit), /fapi/v1/aggTrades
-// (20), /fapi/v1/time (1), /fapi/v1/exchangeInfo (1), under
+// (20), /fapi/v1/klines (1/2/5/10 by limit), /fapi/v1/openInterest (1),
+// /fapi/v1/time (1),
+// /fapi/v1/exchangeInfo (1), under
 // Config.USDMWeightLimit per minute per IP.
 
 // usdmRoute is the route a stream kind is served on.
@@ -43,8 +47,14 @@ func (c *conn) routes(kind binKind) bool {
 // validStream reports whether name is a stream of venue v: Spot's depth
 // speeds are 100ms and 1000ms, futures' 100ms, 250ms (none) and 500ms.
 func validStream(v Venue, name string) bool {
-	if _, _, _, ok := parseBinanceStream(name); !ok {
+	_, kind, levels, ok := parseBinanceStream(name)
+	switch {
+	case !ok:
 		return false
+	case v != BinanceUSDM && (kind == bkMarkPrice || kind == bkForceOrder):
+		return false // futures streams
+	case v == BinanceUSDM && kind == bkKline && simIntervals[levels].dur == time.Second:
+		return false // no 1s klines on futures
 	}
 	at := strings.IndexByte(name, '@')
 	speed := ""
@@ -117,6 +127,7 @@ func (m *market) genUSDMOrder(now int64, k int, px int64, maker bool) int {
 	id := m.nextID
 	m.nextID++
 	m.ring.push(id, rec)
+	m.klTrade(id, rec)
 	m.trades.last = id
 	if m.hasSubs(bkAggTrade) {
 		ev := binEvent{agg: id, first: first, last: first + int64(k) - 1, rec: rec, now: rec.ns}
@@ -218,6 +229,12 @@ func (m *market) encodeUSDM(dst []byte, ev *binEvent, kind binKind, levels int) 
 		dst = append(dst, `","A":"`...)
 		dst = m.appendQty(dst, a.qty)
 		return append(dst, `","st":1}`...)
+	case bkKline:
+		return m.encodeBinanceKline(dst, ev, false)
+	case bkMarkPrice:
+		return m.encodeMarkPrice(dst, &m.chs.sent)
+	case bkForceOrder:
+		return m.encodeForceOrder(dst, ev)
 	}
 	return dst
 }

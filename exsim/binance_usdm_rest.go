@@ -27,7 +27,7 @@ func usdmDepthWeight(limit int) int {
 	return 20
 }
 
-// handleUSDMREST serves /fapi/v1/{depth,aggTrades,time,ping,exchangeInfo}.
+// handleUSDMREST serves /fapi/v1/{depth,aggTrades,klines,openInterest,time,ping,exchangeInfo}.
 func (s *Server) handleUSDMREST(w http.ResponseWriter, r *http.Request) {
 	drainBody(r)
 	path := r.URL.Path
@@ -51,6 +51,11 @@ func (s *Server) handleUSDMREST(w http.ResponseWriter, r *http.Request) {
 	case "/fapi/v1/aggTrades":
 		weight = weightUSDMAggTrades
 		limit, perr = intParam(q, "limit", 500, 1, 1000)
+	case "/fapi/v1/klines":
+		limit, perr = intParam(q, "limit", 500, 1, 1500)
+		weight = usdmKlinesWeight(limit)
+	case "/fapi/v1/openInterest":
+		weight = 1
 	default:
 		w.Header().Set("X-MBX-USED-WEIGHT-1M", "0")
 		w.WriteHeader(http.StatusNotFound)
@@ -115,6 +120,15 @@ func (s *Server) handleUSDMREST(w http.ResponseWriter, r *http.Request) {
 			from = n
 		}
 		writeJSONBytes(w, http.StatusOK, m.usdmAggTradesJSON(from, limit))
+	case "/fapi/v1/klines":
+		body, perr := m.binanceKlinesJSON(q)
+		if perr != nil {
+			writeJSONBytes(w, http.StatusBadRequest, perr)
+			return
+		}
+		writeJSONBytes(w, http.StatusOK, body)
+	case "/fapi/v1/openInterest":
+		writeJSONBytes(w, http.StatusOK, m.usdmOpenInterestJSON())
 	}
 }
 

@@ -2,9 +2,11 @@ package exsim
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func usdmMarkets() []MarketConfig {
@@ -107,5 +109,86 @@ func TestUSDMREST(t *testing.T) {
 	// Spot's budget is untouched by the futures requests.
 	if _, h, _ := get(t, s.BinanceRESTURL()+"/api/v3/time"); h.Get("X-MBX-USED-WEIGHT-1M") != "1" {
 		t.Fatalf("spot weight %q", h.Get("X-MBX-USED-WEIGHT-1M"))
+	}
+}
+
+// TestUSDMChannelStreams: kline, markPrice and forceOrder are served on
+// /market with the futures shapes, bookTicker on /public; on the other
+// route they are accepted and deliver nothing. /fapi/v1/klines is charged
+// by limit. Futures have no 1s klines; Spot has no markPrice or forceOrder.
+func TestUSDMChannelStreams(t *testing.T) {
+	s := startServer(t, Config{Seed: 3, Markets: []MarketConfig{{Venue: BinanceUSDM, Symbol: "BTCUSDT", TradeRate: 40, BookRate: 20}},
+		KlineSpeed: 60, KlinePush: 100 * time.Millisecond, TickerPush: 20 * time.Millisecond, LiquidationRate: 5})
+	mkt := dial(t, s.BinanceUSDMWSURL()+"/market/stream?streams=btcusdt@kline_1m/btcusdt@markPrice@1s/btcusdt@forceOrder")
+	dial(t, s.BinanceUSDMWSURL()+"/public/ws/btcusdt@kline_1m/btcusdt@markPrice@1s/btcusdt@forceOrder")
+	pub := dial(t, s.BinanceUSDMWSURL()+"/public/ws/btcusdt@bookTicker")
+	want := map[string][]string{
+		"btcusdt@kline_1m":     {"e", "E", "s", "k"},
+		"btcusdt@markPrice@1s": {"e", "E", "s", "p", "P", "i", "r", "T", "ap", "st"},
+		"btcusdt@forceOrder":   {"e", "E", "o"},
+	}
+	seen := map[string]bool{}
+	for len(seen) < len(want) {
+		w := readObj(t, mkt)
+		name := str(t, w["stream"])
+		m := w["data"].(map[string]any)
+		keys(t, m, want[name]...)
+		switch name {
+		case "btcusdt@forceOrder":
+			o := m["o"].(map[string]any)
+			keys(t, o, "s", "S", "o", "f", "q", "p", "ap", "X", "l", "z", "T")
+			if side := str(t, o["S"]); side != "SELL" && side != "BUY" || str(t, o["p"]) == str(t, o["ap"]) {
+				t.Fatalf("forceOrder %v", o)
+			}
+		case "btcusdt@kline_1m":
+			keys(t, m["k"].(map[string]any), "t", "T", "s", "i", "f", "L", "o", "c", "h", "l", "v", "n", "x", "q", "V", "Q", "B")
+		}
+		seen[name] = true
+	}
+	m := readObj(t, pub)
+	keys(t, m, "e", "u", "E", "T", "s", "b", "B", "a", "A", "st")
+	for _, c := range s.Conns() {
+		if strings.HasPrefix(c.Path, "/public/ws/btcusdt@kline") && c.Sent != 0 {
+			t.Fatalf("the /public connection was sent %d /market frames", c.Sent)
+		}
+	}
+	ls, err := s.Liquidations(BinanceUSDM, "BTCUSDT")
+	if err != nil || len(ls) == 0 {
+		t.Fatalf("liquidation truth %v, %v", ls, err)
+	}
+	for i := 1; i < len(ls); i++ {
+		if ls[i].TS < ls[i-1].TS {
+			t.Fatalf("liquidation truth out of order: %+v %+v", ls[i-1], ls[i])
+		}
+	}
+	if tt, err := s.Ticker(BinanceUSDM, "BTCUSDT"); err != nil || tt.MarkPrice == "" || tt.LastPrice != "" || tt.Seq != 0 {
+		t.Fatalf("ticker truth %+v, %v", tt, err)
+	}
+	st, h, body := get(t, s.BinanceUSDMRESTURL()+"/fapi/v1/klines?symbol=BTCUSDT&interval=1m&limit=50")
+	if st != 200 || h.Get("X-MBX-USED-WEIGHT-1M") != "1" || !strings.HasPrefix(string(body), "[[") {
+		t.Fatalf("klines %d weight %q: %s", st, h.Get("X-MBX-USED-WEIGHT-1M"), body)
+	}
+	st, h, body = get(t, s.BinanceUSDMRESTURL()+"/fapi/v1/openInterest?symbol=BTCUSDT")
+	oi := decodeObj(t, body)
+	keys(t, oi, "openInterest", "symbol", "time")
+	hist, err := s.OpenInterest(BinanceUSDM, "BTCUSDT")
+	if st != 200 || h.Get("X-MBX-USED-WEIGHT-1M") != "2" || err != nil {
+		t.Fatalf("openInterest %d weight %q: %s (%v)", st, h.Get("X-MBX-USED-WEIGHT-1M"), body, err)
+	}
+	if !slices.Contains(hist, OpenInterestTruth{TimeMS: num(t, oi["time"]), OpenInterest: str(t, oi["openInterest"])}) {
+		t.Fatalf("openInterest %s not in the truth %+v", body, hist)
+	}
+	if st, _, _ := get(t, s.BinanceUSDMRESTURL()+"/fapi/v1/klines?symbol=BTCUSDT&interval=1s"); st != 400 {
+		t.Fatalf("1s klines: %d", st)
+	}
+	for _, c := range []struct {
+		v    Venue
+		name string
+		ok   bool
+	}{{BinanceUSDM, "btcusdt@kline_1s", false}, {BinanceUSDM, "btcusdt@kline_1M", true}, {BinanceUSDM, "btcusdt@markPrice", true},
+		{Binance, "btcusdt@markPrice@1s", false}, {Binance, "btcusdt@forceOrder", false}, {Binance, "btcusdt@kline_1s", true}} {
+		if validStream(c.v, c.name) != c.ok {
+			t.Errorf("%s %s: valid %v", c.v, c.name, !c.ok)
+		}
 	}
 }

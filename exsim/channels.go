@@ -39,7 +39,8 @@ var simIntervals = []simInterval{
 // intervalIndex returns the index of an interval by its venue name.
 func intervalIndex(v Venue, name string) (int, bool) {
 	for i, iv := range simIntervals {
-		if v == Binance && iv.name == name || v != Binance && iv.bybit != "" && iv.bybit == name {
+		if v == Binance && iv.name == name || v == BinanceUSDM && iv.name == name && iv.dur != time.Second ||
+			v != Binance && v != BinanceUSDM && iv.bybit != "" && iv.bybit == name {
 			return i, true
 		}
 	}
@@ -108,6 +109,9 @@ type chanSim struct {
 	liqAt   time.Time
 	lSubs   []*conn
 	liqLast time.Time
+
+	usdmOI  usdmOpenInterest // binance-usdm: the open interest's history
+	usdmLiq *usdmLiq         // binance-usdm: the latest liquidation of the current second, pushed at its end
 }
 
 // tickerState is a Bybit linear ticker.
@@ -120,7 +124,7 @@ type tickerState struct {
 func newChanSim(m *market, seed uint64) *chanSim {
 	cs := &chanSim{epoch: time.Now().UnixNano(), rng: rand.New(rand.NewPCG(seed, marketHash(seed, m.venue, m.symbol, "channels")))}
 	for i, iv := range simIntervals {
-		if m.venue == Binance || iv.bybit != "" {
+		if m.venue == Binance || m.venue == BinanceUSDM && iv.dur != time.Second || m.venue != BinanceUSDM && iv.bybit != "" {
 			cs.kl = append(cs.kl, &klSeries{iv: i})
 		} else {
 			cs.kl = append(cs.kl, nil)
@@ -210,6 +214,10 @@ func (m *market) chanTick(wall time.Time) {
 			}
 		}
 	}
+	if m.venue == BinanceUSDM {
+		m.usdmChanTick(wall, now)
+		return
+	}
 	if m.venue != BybitLinear {
 		return
 	}
@@ -248,7 +256,7 @@ func (m *market) chanTick(wall time.Time) {
 // pushKline sends the current bar of ks (closed or open) to its
 // subscribers. Caller holds mu.
 func (m *market) pushKline(ks *klSeries, now int64, closed bool) {
-	if m.venue == Binance {
+	if m.venue == Binance || m.venue == BinanceUSDM {
 		if !m.hasKlineSubs(ks.iv) {
 			return
 		}
@@ -557,7 +565,7 @@ func klinesQuery(v Venue, q url.Values, startKey, endKey string, def int) (iv in
 
 // binanceKlinesJSON answers GET /api/v3/klines.
 func (m *market) binanceKlinesJSON(q url.Values) ([]byte, []byte) {
-	iv, from, to, limit, err := klinesQuery(Binance, q, "startTime", "endTime", 500)
+	iv, from, to, limit, err := klinesQuery(m.venue, q, "startTime", "endTime", 500)
 	if err != nil {
 		return nil, illegalParam(err.Error())
 	}
@@ -664,7 +672,8 @@ func (s *Server) Klines(v Venue, symbol, interval string) ([]KlineTruth, error) 
 	return out, nil
 }
 
-// TickerTruth is a Bybit linear ticker's state as last pushed.
+// TickerTruth is a Bybit linear ticker's state as last pushed (binance-usdm:
+// its last markPriceUpdate, with LastPrice and OpenInterest "" and Seq 0).
 type TickerTruth struct {
 	LastPrice, MarkPrice, IndexPrice, FundingRate, OpenInterest string
 	NextFundingTime                                             int64 // Unix ns
@@ -672,11 +681,15 @@ type TickerTruth struct {
 	Seq                                                         int64 // its cs
 }
 
-// Ticker returns the ticker state of a Bybit linear market as last pushed.
+// Ticker returns the ticker state of a Bybit linear or Binance USD-M market
+// as last pushed.
 func (s *Server) Ticker(v Venue, symbol string) (TickerTruth, error) {
 	m, err := s.market(v, symbol)
 	if err != nil {
 		return TickerTruth{}, err
+	}
+	if v == BinanceUSDM {
+		return m.usdmTickerTruth(), nil
 	}
 	if v != BybitLinear {
 		return TickerTruth{}, fmt.Errorf("%w: no ticker on %s", ErrConfig, v)
@@ -696,8 +709,9 @@ type LiquidationTruth struct {
 	Price, Qty string
 }
 
-// Liquidations returns the liquidations pushed so far on a Bybit linear
-// market, oldest first (at most the last 100,000).
+// Liquidations returns the liquidations pushed so far on a Bybit linear or
+// Binance USD-M market, oldest first (at most the last 100,000). On
+// binance-usdm these are the pushed ones only: the latest of each second.
 func (s *Server) Liquidations(v Venue, symbol string) ([]LiquidationTruth, error) {
 	m, err := s.market(v, symbol)
 	if err != nil {

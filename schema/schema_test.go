@@ -279,7 +279,8 @@ func bybitFeed(market string, depth int) feed {
 var discard = slog.New(slog.DiscardHandler)
 
 // TestSimulatorEventsValidate runs real bridge streams against the
-// simulator (Binance spot; Bybit spot and linear at book depths 50 and 1)
+// simulator (Binance spot and USD-M; Bybit spot and linear at book depths
+// 50 and 1)
 // until each has published every type it can, and validates every body
 // AppendJSON wrote for them.
 func TestSimulatorEventsValidate(t *testing.T) {
@@ -311,7 +312,9 @@ func TestSimulatorEventsValidate(t *testing.T) {
 			bridge.EventBBO: 5, bridge.EventKline: 3}, channels: bridge.ChannelBBO | bridge.KlineOpenChannel(bridge.Interval1m)},
 		{name: "binance-usdm", ex: func(sim *exsim.Server) (bridge.Exchange, error) {
 			return binance.New(binance.Config{Market: binance.MarketUSDM, WSURL: sim.BinanceUSDMWSURL(), RESTURL: sim.BinanceUSDMRESTURL()}, discard)
-		}, want: allTypes},
+		}, want: map[bridge.EventType]int{bridge.EventTrade: 50, bridge.EventBookSnapshot: 1, bridge.EventBookDelta: 50,
+			bridge.EventBBO: 5, bridge.EventKline: 3, bridge.EventTicker: 3, bridge.EventLiquidation: 1},
+			channels: bridge.ChannelBBO | bridge.KlineOpenChannel(bridge.Interval1m) | bridge.ChannelTicker | bridge.ChannelLiquidation},
 		bybitFeed(bybit.MarketSpot, 50),
 		bybitFeed(bybit.MarketSpot, 1),
 		bybitFeed(bybit.MarketLinear, 50),
@@ -410,11 +413,8 @@ func TestSimulatorEventsValidate(t *testing.T) {
 	}
 	for _, venue := range []string{"binance", "bybit-spot", "bybit-linear", "binance-usdm"} {
 		for typ := range typeSchema {
-			if (typ == "ticker" || typ == "liquidation") && venue != "bybit-linear" {
+			if (typ == "ticker" || typ == "liquidation") && venue != "bybit-linear" && venue != "binance-usdm" {
 				continue // derivatives only
-			}
-			if venue == "binance-usdm" && typ != "trade" && typ != "book.snapshot" && typ != "book.delta" {
-				continue // its other channels are not built yet
 			}
 			if perVenue[venue][typ] == 0 {
 				t.Errorf("%s: no valid %s body (have %v)", venue, typ, perVenue[venue])
@@ -463,6 +463,11 @@ var (
 			OpenInterest: "68744.761", NextFundingTime: 1732406400000000000, Seq: 24987956059})
 		return e
 	}()
+	usdmTicker = func() bridge.Event {
+		e := bridge.Event{Type: bridge.EventTicker, Exchange: "binance-usdm", Symbol: "BTCUSDT", TS: 1, RecvTS: 2}
+		e.SetTicker(bridge.Ticker{MarkPrice: "97001.5", IndexPrice: "96999", FundingRate: "0.00010000", NextFundingTime: 1732406400000000000})
+		return e
+	}()
 	emptyTicker = bridge.Event{Type: bridge.EventTicker, Exchange: "bybit-linear", Symbol: "BTCUSDT", TS: 1, RecvTS: 2, LastID: 5}
 	liquidation = bridge.Event{Type: bridge.EventLiquidation, Exchange: "bybit-linear", Symbol: "BTCUSDT", TS: 1, RecvTS: 2,
 		Side: bridge.SideSell, Price: "94666.30", Qty: "0.003", Seq: 1}
@@ -509,7 +514,7 @@ func TestAccepts(t *testing.T) {
 	for name, ev := range map[string]bridge.Event{
 		"trade": trade, "sell": sell, "binance delta": delta, "bybit delta": bybitDelta,
 		"bybit snapshot": snapshot, "empty delta": empty, "int64 max times": maxTS,
-		"bbo": bbo, "closed kline": kline, "open kline": openKline, "ticker": ticker, "empty ticker": emptyTicker,
+		"bbo": bbo, "closed kline": kline, "open kline": openKline, "ticker": ticker, "usdm ticker": usdmTicker, "empty ticker": emptyTicker,
 		"liquidation": liquidation, "usdm delta": usdmDelta, "okx reset snapshot": okxReset,
 	} {
 		body := ev.AppendJSON(nil)

@@ -22,14 +22,13 @@ var (
 	_ bridge.KlineFetcher    = (*Adapter)(nil)
 )
 
-// Channels returns what Binance Spot carries (USD-M: trade and book): trade, book, bbo
-// (@bookTicker) and klines of every interval (@kline_<iv>). Spot has no
-// derivatives ticker and no liquidations.
+// Channels returns what the market carries. Spot: trade, book, bbo
+// (@bookTicker) and klines of every interval (@kline_<iv>); no derivatives
+// ticker and no liquidations. USD-M adds ticker (@markPrice@1s) and
+// liquidation (@forceOrder), and has no 1s klines (usdm_channels.go).
 func (a *Adapter) Channels() bridge.Channel {
 	if a.usdm {
-		// binance-usdm: trades and books so far (its @bookTicker, @kline,
-		// @markPrice and @forceOrder are not built yet).
-		return bridge.ChannelTrade | bridge.ChannelBook
+		return usdmChannels()
 	}
 	return bridge.ChannelTrade | bridge.ChannelBook | bridge.ChannelBBO | bridge.KlineChannels(
 		bridge.Interval1s, bridge.Interval1m, bridge.Interval3m, bridge.Interval5m, bridge.Interval15m,
@@ -291,8 +290,10 @@ func (a *Adapter) kline(input string, recvTS int64, dst []bridge.Event) ([]bridg
 // time is in [fromNS, toNS], ascending, at most limit (max 1000). A bar
 // still open at the venue (close time in the future of the venue's clock
 // as the response shows: the last row when it ends after toNS) is left
-// out. Errors: *bridge.RateLimitError, *APIError, bridge.ErrMalformed, ctx
-// and transport errors, all wrapped.
+// out. USD-M uses GET /fapi/v1/klines (the same rows), with limit bounded
+// to the bars of the range and the weight of that limit (1 below 100).
+// Errors: *bridge.RateLimitError, *APIError, bridge.ErrMalformed, ctx and
+// transport errors, all wrapped.
 func (a *Adapter) Klines(ctx context.Context, symbol string, iv bridge.Interval, fromNS, toNS int64, limit int) ([]bridge.Event, error) {
 	sym, err := a.core.Canonical(symbol)
 	if err != nil {
@@ -304,11 +305,15 @@ func (a *Adapter) Klines(ctx context.Context, symbol string, iv bridge.Interval,
 	if limit <= 0 || limit > MaxKlinesLimit {
 		limit = MaxKlinesLimit
 	}
-	const path = "/api/v3/klines"
+	path, weight := "/api/v3/klines", WeightKlines
+	if a.usdm {
+		path, limit = "/fapi/v1/klines", usdmKlinesLimit(iv, fromNS, toNS, limit)
+		weight = usdmKlinesWeight(limit)
+	}
 	q := url.Values{"symbol": {sym}, "interval": {iv.String()},
 		"startTime": {strconv.FormatInt(fromNS/1e6, 10)}, "endTime": {strconv.FormatInt(toNS/1e6, 10)},
 		"limit": {strconv.Itoa(limit)}}
-	body, err := a.core.Get(ctx, path, q, WeightKlines)
+	body, err := a.core.Get(ctx, path, q, weight)
 	if err != nil {
 		return nil, err
 	}
@@ -348,7 +353,7 @@ func parseKlines(path, sym string, iv bridge.Interval, body []byte, recv, toNS i
 		if open*1_000_000 > toNS {
 			continue
 		}
-		ev := bridge.Event{Type: bridge.EventKline, Interval: iv, Flags: bridge.FlagClosed, Exchange: Name, Symbol: sym,
+		ev := bridge.Event{Type: bridge.EventKline, Interval: iv, Flags: bridge.FlagClosed, Exchange: a.core.Name, Symbol: sym,
 			TS: closeT * 1_000_000, RecvTS: recv, FirstID: open * 1_000_000, LastID: closeT * 1_000_000,
 			Price: c, Qty: v, Seq: n}
 		ev.More, ev.ID = [3]string{o, h, l}, qv

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/qldata/mdbridge/bridge/internal/adapter"
 	"github.com/qldata/mdbridge/resilience"
@@ -58,6 +59,11 @@ type Config struct {
 	// WeightPerMinute is the REST request weight per minute the limiter
 	// built when Limiter is nil allows (usdm only; default 2400).
 	WeightPerMinute int
+	// OpenInterestEvery is how often the ticker channel polls each symbol's
+	// open interest (GET /fapi/v1/openInterest, weight 1: n symbols cost
+	// n per OpenInterestEvery of the REST budget); usdm only, default 1m,
+	// negative: never (the ticker then has no open interest).
+	OpenInterestEvery time.Duration
 
 	// Limiter paces REST requests by weight. Share one per IP. nil builds
 	// one from resilience.ExchangeDefaults("binance") (1200 weight per

@@ -67,6 +67,7 @@ const (
 	vFalse
 	vArray
 	vOther
+	vObject // USD-M only: an object member, pos its offset (see field.read)
 )
 
 // field is one recorded payload member: its kind and raw text (strings

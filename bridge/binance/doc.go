@@ -3,7 +3,9 @@
 // Binance Spot (EXCHANGES.md; exchange id "binance") and, with Config.Market
 // "usdm", of Binance USD-M futures (EXCHANGES-MORE.md section 2; exchange id
 // "binance-usdm": aggTrade trades, depth chained by pu, the /public and
-// /market WebSocket routes; see usdm.go).
+// /market WebSocket routes; see usdm.go; its bbo, kline, ticker
+// (markPrice@1s, open interest polled from /fapi/v1/openInterest) and
+// liquidation (forceOrder) channels in usdm_channels.go).
 //
 // WebSocket: topics are carried in the combined-stream URL
 // (<base>/stream?streams=btcusdt@trade/btcusdt@depth@100ms); topics that do

@@ -33,8 +33,11 @@ const (
 	DefaultUSDMRESTURL         = "https://fapi.binance.com"
 	DefaultUSDMBookDepth       = 1000 // /fapi/v1/depth limit: weight 20
 	DefaultUSDMWeightPerMinute = 2400 // REQUEST_WEIGHT per minute per IP
-	WeightUSDMAggTrades        = 20
-	MaxUSDMAggTradesLimit      = 1000
+	// DefaultUSDMOpenInterestEvery is the default Config.OpenInterestEvery.
+	DefaultUSDMOpenInterestEvery = time.Minute
+	WeightUSDMOpenInterest       = 1
+	WeightUSDMAggTrades          = 20
+	MaxUSDMAggTradesLimit        = 1000
 )
 
 // Routes of the futures WebSocket.
@@ -57,6 +60,7 @@ func (c *Config) setUSDMDefaults() {
 	c.DepthSpeed = cmp.Or(c.DepthSpeed, DefaultDepthSpeed)
 	c.MaxURLBytes = cmp.Or(c.MaxURLBytes, DefaultMaxURLBytes)
 	c.WeightPerMinute = cmp.Or(c.WeightPerMinute, DefaultUSDMWeightPerMinute)
+	c.OpenInterestEvery = cmp.Or(c.OpenInterestEvery, DefaultUSDMOpenInterestEvery)
 }
 
 func (c *Config) validateUSDM() error {
@@ -97,7 +101,8 @@ func usdmDepthWeight(limit int) int {
 }
 
 // usdmStreamName: "btcusdt@aggTrade", "btcusdt@depth@100ms" ("btcusdt@depth"
-// at 250ms, the stream's default speed).
+// at 250ms, the stream's default speed), "btcusdt@bookTicker",
+// "btcusdt@kline_1m", "btcusdt@markPrice@1s", "btcusdt@forceOrder".
 func (a *Adapter) usdmStreamName(t bridge.Topic) string {
 	sym := strings.ToLower(t.Symbol)
 	switch t.Channel {
@@ -109,16 +114,17 @@ func (a *Adapter) usdmStreamName(t bridge.Topic) string {
 		}
 		return sym + "@depth@" + a.cfg.DepthSpeed
 	}
-	return ""
+	return usdmChannelStream(sym, t.Channel)
 }
 
 // Route is the bridge.Router of the adapter: for USD-M, "public" for book
-// topics and "market" for trades; "" for Spot (one route).
+// and bbo topics (@depth, @bookTicker) and "market" for the rest (trades,
+// klines, ticker, liquidations); "" for Spot (one route).
 func (a *Adapter) Route(t bridge.Topic) string {
 	if !a.usdm {
 		return ""
 	}
-	if t.Channel == bridge.ChannelBook {
+	if t.Channel == bridge.ChannelBook || t.Channel == bridge.ChannelBBO {
 		return routePublic
 	}
 	return routeMarket

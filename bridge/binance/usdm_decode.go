@@ -21,11 +21,17 @@ const (
 	uFirstID          // U
 	uLastID           // u
 	uPrevID           // pu
-	uBids             // b
+	uBids             // b: bids / best bid price (bookTicker)
+	uBidQty           // B: best bid qty (bookTicker)
+	uAskQty           // A: best ask qty (bookTicker)
+	uIndex            // i: index price (markPriceUpdate)
+	uFunding          // r: funding rate (markPriceUpdate)
+	uKline            // k: the kline object
+	uOrder            // o: the forceOrder order object
 	nUKeys
 )
 
-var uKeyNames = [nUKeys]string{"e", "E", "T", "s", "a", "p", "q", "m", "U", "u", "pu", "b"}
+var uKeyNames = [nUKeys]string{"e", "E", "T", "s", "a", "p", "q", "m", "U", "u", "pu", "b", "B", "A", "i", "r", "k", "o"}
 
 func uKeyIndex(k string) int {
 	if len(k) == 2 {
@@ -60,6 +66,18 @@ func uKeyIndex(k string) int {
 		return uLastID
 	case 'b':
 		return uBids
+	case 'B':
+		return uBidQty
+	case 'A':
+		return uAskQty
+	case 'i':
+		return uIndex
+	case 'r':
+		return uFunding
+	case 'k':
+		return uKline
+	case 'o':
+		return uOrder
 	}
 	return -1
 }
@@ -90,6 +108,10 @@ func (f *field) read(sc *jscan.Scanner) error {
 		f.kind = vArray
 		f.pos = sc.Pos()
 		f.n, err = sc.SkipCount()
+	case c == '{':
+		f.kind = vObject
+		f.pos = sc.Pos()
+		err = sc.Skip()
 	default:
 		f.kind = vOther
 		err = sc.Skip()
@@ -128,8 +150,10 @@ func uObject(sc *jscan.Scanner, p *uPayload) error {
 // and raw payloads as Spot; aggTrade appends one EventTrade (id = the
 // aggregate id "a", Seq the same number, TS the trade time "T"),
 // depthUpdate one EventBookDelta with FirstID U, LastID u, PrevID pu and TS
-// the event time E. Other events (markPriceUpdate, bookTicker, ...) are
-// FrameIgnored. Unknown keys (st, ps, nq, f, l) are ignored.
+// the event time E; bookTicker, kline, markPriceUpdate and forceOrder one
+// EventBBO, EventKline, EventTicker or EventLiquidation (usdm_channels.go).
+// Other events are FrameIgnored. Unknown keys (st, ps, nq, f, l, ap, P)
+// are ignored.
 func (a *Adapter) decodeUSDM(frame []byte, recvTS int64, dst []bridge.Event) ([]bridge.Event, bridge.Frame, error) {
 	sc := jscan.New(string(frame))
 	var t top
@@ -223,6 +247,14 @@ func (a *Adapter) uEvent(sc *jscan.Scanner, p *uPayload, recvTS int64, dst []bri
 		return a.aggTrade(p, recvTS, dst)
 	case "depthUpdate":
 		return a.uDepth(sc, p, recvTS, dst)
+	case "bookTicker":
+		return a.uBookTicker(p, recvTS, dst)
+	case "kline":
+		return a.uKline(sc, p, recvTS, dst)
+	case "markPriceUpdate":
+		return a.uMarkPrice(p, recvTS, dst)
+	case "forceOrder":
+		return a.uForceOrder(sc, p, recvTS, dst)
 	case "serverShutdown":
 		return dst, bridge.Frame{Kind: bridge.FrameShutdown}, nil
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/bridge/internal/jscan"
@@ -132,4 +133,78 @@ func (a *Adapter) WeightLimit(ctx context.Context) (int, error) {
 		}
 	}
 	return 0, nil
+}
+
+// usdmKlinesLimit bounds the limit of a /fapi/v1/klines call to the bars
+// of [fromNS, toNS] (plus one), so a short fill costs weight 1 rather
+// than 5; months (no fixed length) keep limit.
+func usdmKlinesLimit(iv bridge.Interval, fromNS, toNS int64, limit int) int {
+	if d := int64(iv.Duration()); d > 0 && toNS >= fromNS {
+		if n := (toNS-fromNS)/d + 2; n < int64(limit) {
+			return int(n)
+		}
+	}
+	return limit
+}
+
+// usdmKlinesWeight is the request weight of GET /fapi/v1/klines by limit:
+// [1,100) 1, [100,500) 2, [500,1000] 5, above 10.
+func usdmKlinesWeight(limit int) int {
+	switch {
+	case limit < 100:
+		return 1
+	case limit < 500:
+		return 2
+	case limit <= 1000:
+		return 5
+	}
+	return 10
+}
+
+var _ bridge.OpenInterestPoller = (*Adapter)(nil)
+
+// OpenInterestEvery is Config.OpenInterestEvery for Market "usdm" (0 when
+// negative, and on Spot: no open interest there).
+func (a *Adapter) OpenInterestEvery() time.Duration {
+	if !a.usdm {
+		return 0
+	}
+	return max(a.cfg.OpenInterestEvery, 0)
+}
+
+// OpenInterest fetches GET /fapi/v1/openInterest?symbol= (weight 1):
+// {"openInterest":"10659.509","symbol":"BTCUSDT","time":1589437530011}.
+// It returns the open interest as the venue wrote it and its time (Unix
+// ms). Errors: bridge.ErrNotSupported on Spot, *bridge.RateLimitError,
+// *APIError, bridge.ErrMalformed, ctx and transport errors, all wrapped.
+func (a *Adapter) OpenInterest(ctx context.Context, symbol string) (string, int64, error) {
+	const path = "/fapi/v1/openInterest"
+	if !a.usdm {
+		return "", 0, fmt.Errorf("%w: %s has no open interest", bridge.ErrNotSupported, Name)
+	}
+	sym, err := a.core.Canonical(symbol)
+	if err != nil {
+		return "", 0, err
+	}
+	body, err := a.core.Get(ctx, path, url.Values{"symbol": {sym}}, WeightUSDMOpenInterest)
+	if err != nil {
+		return "", 0, err
+	}
+	var r struct {
+		OpenInterest string `json:"openInterest"`
+		Symbol       string `json:"symbol"`
+		Time         int64  `json:"time"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return "", 0, a.core.Malformed(path, err)
+	}
+	switch {
+	case r.Symbol != sym:
+		return "", 0, a.core.Malformed(path, fmt.Errorf("symbol %q, asked for %q", r.Symbol, sym))
+	case !jscan.IsDecimal(r.OpenInterest):
+		return "", 0, a.core.Malformed(path, fmt.Errorf("openInterest %q is not a decimal", r.OpenInterest))
+	case r.Time <= 0 || r.Time > (1<<63-1)/1_000_000:
+		return "", 0, a.core.Malformed(path, fmt.Errorf("time %d", r.Time))
+	}
+	return r.OpenInterest, r.Time, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -83,7 +84,8 @@ func (c *Config) nodeConfig(pc publisher.Config) node.Config {
 			BybitBookDepth: c.BybitBookDepth, BybitRequestsPerMinute: c.share(c.BybitRequestsPerMin),
 			BinanceUSDMWSURL: c.USDMWSURL, BinanceUSDMRESTURL: c.USDMRESTURL,
 			BinanceUSDMBookDepth: c.USDMBookDepth, BinanceUSDMWeightPerMinute: c.share(c.USDMWeightPerMin),
-			OKXWSURL: c.OKXWSURL, OKXRESTURL: c.OKXRESTURL,
+			BinanceUSDMOpenInterestEvery: cmp.Or(c.USDMOpenInterestEvery, -1), // 0 (off) is the adapter's default otherwise
+			OKXWSURL:                     c.OKXWSURL, OKXRESTURL: c.OKXRESTURL,
 		},
 	}
 	for _, sub := range c.subs {

@@ -68,8 +68,10 @@ type Config struct {
 	BinanceWeightPerMin int `envconfig:"BINANCE_WEIGHT_PER_MINUTE" default:"1200" desc:"Binance REST weight budget per minute per IP (the seed's 1200; Binance allows 6000 today): bounds snapshot and backfill bursts"`
 	USDMBookDepth       int `envconfig:"BINANCE_USDM_BOOK_DEPTH" default:"1000" desc:"Binance USD-M REST snapshot depth (5, 10, 20, 50, 100, 500 or 1000; weight 2, 5 at 100, 10 at 500, 20 at 1000)"`
 	USDMWeightPerMin    int `envconfig:"BINANCE_USDM_WEIGHT_PER_MINUTE" default:"2400" desc:"Binance USD-M REST weight budget per minute per IP (fapi's REQUEST_WEIGHT 2400)"`
-	BybitBookDepth      int `envconfig:"BYBIT_BOOK_DEPTH" default:"50" desc:"Bybit orderbook depth (1, 50, 200 or 1000)"`
-	BybitRequestsPerMin int `envconfig:"BYBIT_REQUESTS_PER_MINUTE" default:"120" desc:"Bybit REST requests per minute per IP (the seed's 120)"`
+	// USDMOpenInterestEvery: 0 switches the poll off.
+	USDMOpenInterestEvery time.Duration `envconfig:"BINANCE_USDM_OPEN_INTEREST_EVERY" default:"1m" desc:"how often a binance-usdm ticker polls each symbol's open interest (/fapi/v1/openInterest, weight 1 per symbol); 0 = off (no open interest in its tickers)"`
+	BybitBookDepth        int           `envconfig:"BYBIT_BOOK_DEPTH" default:"50" desc:"Bybit orderbook depth (1, 50, 200 or 1000)"`
+	BybitRequestsPerMin   int           `envconfig:"BYBIT_REQUESTS_PER_MINUTE" default:"120" desc:"Bybit REST requests per minute per IP (the seed's 120)"`
 
 	HTTPAddr         string        `envconfig:"HTTP_ADDR" default:":8080" desc:"listen address of /healthz, /readyz and /metrics; empty disables"`
 	LogLevel         string        `envconfig:"LOG_LEVEL" default:"info" desc:"log level: debug, info, warn, error"`
@@ -276,6 +278,9 @@ func (c *Config) validate() error {
 	case 5, 10, 20, 50, 100, 500, 1000:
 	default:
 		add(configError("BINANCE_USDM_BOOK_DEPTH", "%d; allowed: 5, 10, 20, 50, 100, 500, 1000", c.USDMBookDepth))
+	}
+	if c.USDMOpenInterestEvery < 0 {
+		add(configError("BINANCE_USDM_OPEN_INTEREST_EVERY", "%s; allowed: a duration of at least 0 (0 = off)", c.USDMOpenInterestEvery))
 	}
 	if c.USDMWeightPerMin < 1 {
 		add(configError("BINANCE_USDM_WEIGHT_PER_MINUTE", "%d; must be at least 1", c.USDMWeightPerMin))

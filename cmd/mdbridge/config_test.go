@@ -55,6 +55,25 @@ func TestMaxBytesUnlimited(t *testing.T) {
 	}
 }
 
+// TestUSDMOpenInterestEvery: MDB_BINANCE_USDM_OPEN_INTEREST_EVERY
+// defaults to 1m; 0 switches the poll off (the node gets a negative
+// period, as the adapter takes 0 for its default); negative is refused.
+func TestUSDMOpenInterestEvery(t *testing.T) {
+	for v, want := range map[string]time.Duration{"": time.Minute, "0": -1, "15s": 15 * time.Second} {
+		clearEnv(t)
+		if v != "" {
+			t.Setenv("MDB_BINANCE_USDM_OPEN_INTEREST_EVERY", v)
+		}
+		c, err := loadConfig()
+		if err != nil {
+			t.Fatalf("%q: %v", v, err)
+		}
+		if got := c.nodeConfig(publisher.Config{}).Venues.BinanceUSDMOpenInterestEvery; got != want {
+			t.Errorf("%q: node period %s, want %s", v, got, want)
+		}
+	}
+}
+
 // TestUsageReconnectAttempts: the help says what the bridge does after
 // MDB_RESILIENCE_MAX_RECONNECT_ATTEMPTS failures: it reports FAILED and
 // keeps retrying, it never gives up.
@@ -97,6 +116,7 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"MDB_RESILIENCE_HEARTBEAT_INTERVAL": "500ms"}, []string{"MDB_RESILIENCE_HEARTBEAT_INTERVAL", "minimum 1s"}},
 		{map[string]string{"MDB_MAX_BYTES": "-2"}, []string{"MDB_MAX_BYTES", "0 or -1 for unlimited"}},
 		{map[string]string{"MDB_MAX_BYTES": "1000"}, []string{"MDB_MAX_BYTES", "1048576"}},
+		{map[string]string{"MDB_BINANCE_USDM_OPEN_INTEREST_EVERY": "-1m"}, []string{"MDB_BINANCE_USDM_OPEN_INTEREST_EVERY", "0 = off"}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(keys(tt.env), ","), func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/bridge/binance"
 )
 
 func TestParseSubscriptions(t *testing.T) {
@@ -132,5 +133,37 @@ func TestParseSubscriptionsChannels(t *testing.T) {
 		if _, err := ParseSubscriptions(bad); err == nil {
 			t.Errorf("%s: accepted", bad)
 		}
+	}
+}
+
+// TestSubscribeChannelsOfUSDM: every channel MDB_SUBSCRIBE can name for
+// binance-usdm (bbo, klines without 1s, ticker, liquidation) is one its
+// adapter carries, so the stream accepts it; 1s klines, and Spot's ticker,
+// are not.
+func TestSubscribeChannelsOfUSDM(t *testing.T) {
+	var subs []Subscription
+	for _, spec := range []string{"binance-usdm:trade,book,bbo,kline.1m+open,kline.1M,ticker,liquidation:BTCUSDT", "binance:ticker:BTCUSDT", "binance-usdm:kline.1s:BTCUSDT"} {
+		s, err := ParseSubscriptions(spec)
+		if err != nil || len(s) != 1 {
+			t.Fatalf("%s: %+v, %v", spec, s, err)
+		}
+		subs = append(subs, s[0])
+	}
+	usdm, err := binance.New(binance.Config{Market: binance.MarketUSDM, WSURL: "ws://x", RESTURL: "http://x"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spot, err := binance.New(binance.Config{WSURL: "ws://x", RESTURL: "http://x"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ex := range []bridge.ChannelProvider{usdm, spot, usdm} {
+		has := subs[i].Channels&^ex.Channels() == 0
+		if has != (i == 0) {
+			t.Errorf("%s: carried %v (adapter channels %v)", subs[i], has, ex.Channels())
+		}
+	}
+	if got, want := bridge.DescribeChannels(usdm), "trade, book, bbo, ticker, liquidation, kline.<1m|3m|5m|15m|30m|1h|2h|4h|6h|8h|12h|1d|3d|1w|1M>[+open]"; got != want {
+		t.Fatalf("binance-usdm channels %q, want %q", got, want)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"github.com/qldata/mdbridge/internal/cluster"
 	"github.com/qldata/mdbridge/publisher"
 	"github.com/qldata/mdbridge/resilience"
+	"time"
 )
 
 // Config is what a node is built from. The zero value of every field but
@@ -67,6 +68,9 @@ type Venues struct {
 	BinanceUSDMWSURL, BinanceUSDMRESTURL string
 	BinanceUSDMBookDepth                 int
 	BinanceUSDMWeightPerMinute           int
+	// BinanceUSDMOpenInterestEvery is binance.Config.OpenInterestEvery
+	// (0: 1m; negative: no open interest in binance-usdm tickers).
+	BinanceUSDMOpenInterestEvery time.Duration
 }
 
 // Hooks wrap what the node hands to its streams and snapshot service.

@@ -118,7 +118,7 @@ func newExchange(id string, v Venues, limiter func(venue string) (*resilience.Ra
 			return nil, err
 		}
 		return binance.New(binance.Config{Market: binance.MarketUSDM, WSURL: v.BinanceUSDMWSURL, RESTURL: v.BinanceUSDMRESTURL,
-			BookDepth: v.BinanceUSDMBookDepth, Limiter: l}, logger)
+			BookDepth: v.BinanceUSDMBookDepth, OpenInterestEvery: v.BinanceUSDMOpenInterestEvery, Limiter: l}, logger)
 	case "bybit", "bybit-linear":
 		l, err := limiter("bybit")
 		if err != nil {
