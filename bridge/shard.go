@@ -199,7 +199,9 @@ func (sh *shard) process(ev *Event) {
 	sym := sh.last
 	if sym == nil || sym.name != ev.Symbol { // interned: usually one pointer compare
 		if sym = sh.syms[ev.Symbol]; sym == nil {
-			sh.ctr.malformed.Add(1)
+			if ev.Type != EventLiquidation {
+				sh.ctr.malformed.Add(1)
+			} // else a venue-wide liquidation stream (OKX liquidation-orders by instType) delivering a symbol another shard carries
 			return
 		}
 		sh.last = sym
