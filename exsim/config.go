@@ -131,11 +131,13 @@ type Config struct {
 	// they close).
 	KlinePush time.Duration
 	// TickerPush is how often a Bybit linear ticker moves and pushes a
-	// delta of its changed fields (default 100ms).
+	// delta of its changed fields (default 100ms); on okx-swap, how often
+	// the ticker moves and pushes each of mark-price, index-tickers,
+	// funding-rate and open-interest whose value changed.
 	TickerPush time.Duration
-	// LiquidationRate is Bybit linear liquidations per second per market
-	// (default 0.5; negative = none), pushed in allLiquidation batches every
-	// 500 ms.
+	// LiquidationRate is Bybit linear (and okx-swap) liquidations per
+	// second per market (default 0.5; negative = none), pushed in
+	// allLiquidation (liquidation-orders) batches every 500 ms.
 	LiquidationRate float64
 
 	// Faults are injected when the server starts (see Fault).
