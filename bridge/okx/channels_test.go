@@ -220,6 +220,10 @@ func TestChannelArgs(t *testing.T) {
 			t.Fatalf("frame %d:\n%s\nwant\n%s", i, frames[i], want[i])
 		}
 	}
+	frames = a.UnsubscribeFrames(pub, func() int64 { return 9 })
+	if len(frames) != 1 || strings.Contains(string(frames[0]), "liquidation") || !strings.Contains(string(frames[0]), `"op":"unsubscribe"`) {
+		t.Fatalf("unsubscribe %q", frames)
+	}
 	biz := []bridge.Topic{{Symbol: sym, Channel: bridge.KlineChannel(bridge.Interval1m)}, {Symbol: sym, Channel: bridge.KlineChannel(bridge.Interval1w)}}
 	if u := a.URL(biz); !strings.HasSuffix(u, "/ws/v5/business") {
 		t.Fatal(u)
@@ -301,6 +305,12 @@ func fuzzChannel(f *testing.F, seed string) {
 		}
 	}
 	adaptertest.FuzzDecode(f, a, NameSwap, seeds, checkEvent)
+}
+
+// TestDecodeChannelsOwnStrings: channel events never refer to the frame
+// buffer.
+func TestDecodeChannelsOwnStrings(t *testing.T) {
+	adaptertest.DecodeOwns(t, newChanAdapter(t), chanSeeds...)
 }
 
 func FuzzOKXBBO(f *testing.F)         { fuzzChannel(f, bboFrame) }

@@ -157,9 +157,18 @@ func (a *Adapter) SubscribeFrames(topics []bridge.Topic, nextID func() int64) []
 	return opFrames("subscribe", a.args(topics), nextID)
 }
 
-// UnsubscribeFrames is SubscribeFrames with op "unsubscribe".
+// UnsubscribeFrames is SubscribeFrames with op "unsubscribe", except for
+// liquidation topics: their one liquidation-orders subscription (instType
+// SWAP) serves every swap of the connection, so it stays (the decoder
+// filters by instrument).
 func (a *Adapter) UnsubscribeFrames(topics []bridge.Topic, nextID func() int64) [][]byte {
-	return opFrames("unsubscribe", a.args(topics), nextID)
+	keep := make([]bridge.Topic, 0, len(topics))
+	for _, t := range topics {
+		if t.Channel != bridge.ChannelLiquidation {
+			keep = append(keep, t)
+		}
+	}
+	return opFrames("unsubscribe", a.args(keep), nextID)
 }
 
 func opFrames(op string, args []string, nextID func() int64) [][]byte {
