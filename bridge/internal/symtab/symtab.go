@@ -83,13 +83,3 @@ func (t *Table) Intern(s string) (string, error) {
 	}
 	return strings.Clone(s), nil
 }
-
-// Lookup returns the canonical copy of s and true when s is registered;
-// it never allocates.
-func (t *Table) Lookup(s string) (string, bool) {
-	if m := t.m.Load(); m != nil {
-		c, ok := (*m)[s]
-		return c, ok
-	}
-	return "", false
-}
