@@ -258,6 +258,10 @@ func TestKlinesREST(t *testing.T) {
 			adaptertest.Respond(200, `{"code":"0","msg":"","data":[]}`)(w, r)
 			return
 		}
+		if r.URL.Path == "/api/v5/market/candles" && r.URL.Query().Get("instId") == "PART-USDT" {
+			adaptertest.Respond(200, `{"code":"0","msg":"","data":[["1700000120000","3","3","3","3","1","2","3","1"]]}`)(w, r)
+			return
+		}
 		adaptertest.Respond(200, `{"code":"0","msg":"","data":`+rows+`}`)(w, r)
 	})
 	u := adaptertest.Serve(t, h)
@@ -290,6 +294,17 @@ func TestKlinesREST(t *testing.T) {
 	bars, err = a.Klines(context.Background(), "OLD-USDT", bridge.Interval1m, 1700000000000e6, 1700000180000e6, 500)
 	if err != nil || len(bars) != 3 || len(queries) != 2 || !strings.HasPrefix(queries[1], "/api/v5/market/history-candles?") ||
 		!strings.Contains(queries[1], "limit=100") || !strings.Contains(queries[0], "limit=300") {
+		t.Fatalf("%v %d %q", err, len(bars), queries)
+	}
+	// candles has only the end of the window: history-candles has its start.
+	queries = nil
+	bars, err = a.Klines(context.Background(), "PART-USDT", bridge.Interval1m, 1700000000000e6, 1700000180000e6, 500)
+	if err != nil || len(bars) != 3 || bars[0].FirstID != 1700000000000e6 || len(queries) != 2 {
+		t.Fatalf("%v %d %q", err, len(bars), queries)
+	}
+	// A window candles covers from its start costs one request.
+	queries = nil
+	if bars, err = a.Klines(context.Background(), "BTC-USDT", bridge.Interval1m, 1700000000000e6, 1700000180000e6, 500); err != nil || len(bars) != 3 || len(queries) != 1 {
 		t.Fatalf("%v %d %q", err, len(bars), queries)
 	}
 }

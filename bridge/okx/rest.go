@@ -281,8 +281,8 @@ const (
 // [fromNS, toNS], ascending, at most limit (at most MaxCandles), from GET
 // /api/v5/market/candles?instId=&bar=&after=&before=&limit= (after: older
 // than that ts, before: newer; OKX answers newest first), or from
-// /api/v5/market/history-candles when candles has none of the range (older
-// than its latest 1,440 bars). The window asked for is at most limit bars
+// /api/v5/market/history-candles when candles lacks the start of the
+// range (older than its latest 1,440 bars). The window asked for is at most limit bars
 // from fromNS, so a long range is read oldest page first (the caller asks
 // again from after the last bar). Open bars (confirm "0") are left out.
 // Errors as for Snapshot.
@@ -299,10 +299,22 @@ func (a *Adapter) Klines(ctx context.Context, symbol string, iv bridge.Interval,
 		limit = MaxCandles
 	}
 	out, err := a.candlesREST(ctx, "/api/v5/market/candles", sym, bar, iv, fromNS, toNS, limit, weightCandles)
-	if err != nil || len(out) > 0 {
+	if err != nil || len(out) > 0 && out[0].FirstID <= fromNS {
 		return out, err
 	}
-	return a.candlesREST(ctx, "/api/v5/market/history-candles", sym, bar, iv, fromNS, toNS, min(limit, MaxHistoryCandles), weightHistory)
+	// The window's start is not among candles' recent bars (or the venue
+	// has no bar there): ask history-candles, and keep whichever starts
+	// earlier.
+	hist, herr := a.candlesREST(ctx, "/api/v5/market/history-candles", sym, bar, iv, fromNS, toNS, min(limit, MaxHistoryCandles), weightHistory)
+	switch {
+	case herr != nil && len(out) > 0:
+		return out, nil
+	case herr != nil:
+		return nil, herr
+	case len(hist) > 0 && (len(out) == 0 || hist[0].FirstID < out[0].FirstID):
+		return hist, nil
+	}
+	return out, nil
 }
 
 func (a *Adapter) candlesREST(ctx context.Context, path, sym, bar string, iv bridge.Interval, fromNS, toNS int64, limit, weight int) ([]bridge.Event, error) {
