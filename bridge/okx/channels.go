@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strings"
 	"sync"
 
@@ -157,7 +158,8 @@ func (r *chanRegistry) addIndex(sym string) {
 			return
 		}
 	}
-	r.indexOf[strings.Clone(idx)] = append(r.indexOf[idx], strings.Clone(sym))
+	// A new slice: decoders iterate the old one outside the lock.
+	r.indexOf[strings.Clone(idx)] = append(slices.Clone(r.indexOf[idx]), strings.Clone(sym))
 }
 
 func (r *chanRegistry) liqSymbol(instID string) (string, bool) {
