@@ -2,6 +2,7 @@ package okx
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,5 +107,63 @@ func TestSimSwapChannelsSharded(t *testing.T) {
 		}
 		return n >= 3
 	})
+	stop()
+}
+
+// TestSimTradesWithKlines: trades and klines of one stream take two routes:
+// trades alone on a /business connection (trades-all, consecutive ids),
+// klines on their own /business connection; both arrive, the trades
+// exactly once and in id order, the closed bars contiguous.
+func TestSimTradesWithKlines(t *testing.T) {
+	c := okxCase{MarketSpot, exsim.OKXSpot, []string{"BTC-USDT"}}
+	sim := startOKXSim(t, exsim.Config{KlineSpeed: 60, KlinePush: 100 * time.Millisecond}, c, 40, 10)
+	a := simOKX(t, sim, MarketSpot)
+	col := newCollector()
+	s, err := bridge.NewStream(streamConfig(a, bridge.ChannelTrade|bridge.KlineChannel(bridge.Interval1m), c.syms...), col, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runStream(t, s)
+	const sym = "BTC-USDT"
+	closed := func() (bars []bridge.Bar) {
+		for _, ev := range col.booksOf(sym) {
+			if b := ev.Bar(); ev.Type == bridge.EventKline && b.Closed {
+				bars = append(bars, b)
+			}
+		}
+		return bars
+	}
+	eventually(t, 20*time.Second, "trades and three closed bars", func() bool {
+		return len(col.tradesOf(sym)) >= 50 && len(closed()) >= 3
+	})
+	open := 0
+	for _, cn := range sim.Conns() {
+		if cn.Open {
+			open++
+			if !strings.HasSuffix(cn.Path, "/ws/v5/business") {
+				t.Fatalf("connection on %s", cn.Path)
+			}
+		}
+	}
+	if open != 2 {
+		t.Fatalf("%d open connections, want 2 (trades-all, candles)", open)
+	}
+	tr := col.tradesOf(sym)
+	for i := 1; i < len(tr); i++ {
+		if tr[i].Seq != tr[i-1].Seq+1 {
+			t.Fatalf("trade %d: seq %d after %d", i, tr[i].Seq, tr[i-1].Seq)
+		}
+	}
+	bars := closed()
+	for i := 1; i < len(bars); i++ {
+		if bars[i].OpenTime != bars[i-1].OpenTime+int64(time.Minute) {
+			t.Fatalf("bar %d opens at %d after %d", i, bars[i].OpenTime, bars[i-1].OpenTime)
+		}
+	}
+	for _, ev := range col.booksOf(sym) {
+		if ev.Type == bridge.EventKline && !ev.Bar().Closed {
+			t.Fatal("an open-bar update without +open")
+		}
+	}
 	stop()
 }
