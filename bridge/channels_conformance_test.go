@@ -3,12 +3,14 @@ package bridge_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/bridge/okx"
 	"github.com/qldata/mdbridge/exsim"
 )
 
@@ -52,10 +54,47 @@ func (c *chanCollector) closedBars(iv bridge.Interval) []bridge.Bar {
 // channelsOf is what the conformance test subscribes per market.
 func channelsOf(v exsim.Venue) bridge.Channel {
 	c := bridge.ChannelBBO | bridge.KlineOpenChannel(bridge.Interval1m)
-	if v == exsim.BybitLinear || v == exsim.BinanceUSDM {
+	if v == exsim.BybitLinear || v == exsim.BinanceUSDM || v == exsim.OKXSwap {
 		c |= bridge.ChannelTicker | bridge.ChannelLiquidation
 	}
 	return c
+}
+
+// okxChanCases are the OKX markets of the channel conformance test.
+var okxChanCases = []venueCase{
+	{"okx", exsim.OKXSpot, newOKX(okx.MarketSpot)},
+	{"okx-swap", exsim.OKXSwap, newOKX(okx.MarketSwap)},
+}
+
+func newOKX(market string) func(t testing.TB, sim *exsim.Server, hc *http.Client) bridge.Exchange {
+	return func(t testing.TB, sim *exsim.Server, hc *http.Client) bridge.Exchange {
+		t.Helper()
+		a, err := okx.New(okx.Config{Market: market, WSURL: sim.OKXWSURL(), RESTURL: sim.OKXRESTURL(), HTTPClient: hc}, testLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+}
+
+// chanSymbol is the symbol the channel conformance test uses on v, and
+// chanFaultVenue the venue its faults name (OKX serves both of its markets
+// on one endpoint, whose connections the simulator files under okx).
+func chanSymbol(v exsim.Venue) string {
+	switch v {
+	case exsim.OKXSpot:
+		return "BTC-USDT"
+	case exsim.OKXSwap:
+		return "BTC-USDT-SWAP"
+	}
+	return "BTCUSDT"
+}
+
+func chanFaultVenue(v exsim.Venue) exsim.Venue {
+	if v == exsim.OKXSwap {
+		return exsim.OKXSpot
+	}
+	return v
 }
 
 // TestChannelConformance runs every (market, channel) pair against the
@@ -66,14 +105,14 @@ func channelsOf(v exsim.Venue) bridge.Channel {
 // the ticker state after deltas equals the simulator's; liquidations are
 // the simulator's, each once.
 func TestChannelConformance(t *testing.T) {
-	for _, vc := range venueCases {
+	for _, vc := range append(slices.Clone(venueCases), okxChanCases...) {
 		t.Run(vc.name, func(t *testing.T) {
 			t.Parallel()
-			const sym = "BTCUSDT"
+			sym, fv := chanSymbol(vc.venue), chanFaultVenue(vc.venue)
 			sim := startSim(t, exsim.Config{
 				Markets:    []exsim.MarketConfig{{Venue: vc.venue, Symbol: sym, TradeRate: 30, BookRate: 20}},
 				KlineSpeed: 60, KlinePush: 150 * time.Millisecond, TickerPush: 50 * time.Millisecond, LiquidationRate: 4,
-				Faults: []exsim.Fault{{Kind: exsim.FaultDuplicate, Venue: vc.venue, Rate: 0.2}},
+				Faults: []exsim.Fault{{Kind: exsim.FaultDuplicate, Venue: fv, Rate: 0.2}},
 			})
 			ex := vc.make(t, sim, nil)
 			col := newChanCollector()
@@ -84,7 +123,8 @@ func TestChannelConformance(t *testing.T) {
 			}
 			stop := runStream(t, s)
 			usdm := vc.venue == exsim.BinanceUSDM
-			linear := vc.venue == exsim.BybitLinear || usdm // ticker and liquidation
+			linear := vc.venue == exsim.BybitLinear || usdm || vc.venue == exsim.OKXSwap // ticker and liquidation
+			isOKX := vc.venue == exsim.OKXSpot || vc.venue == exsim.OKXSwap
 			defer func() {
 				if t.Failed() {
 					t.Logf("collected: %d kline (%d closed) %d bbo %d ticker %d liquidation; stats %+v", len(col.of(bridge.EventKline)),
@@ -107,7 +147,7 @@ func TestChannelConformance(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			mute, err := sim.InjectFault(exsim.Fault{Kind: exsim.FaultMute, Venue: vc.venue})
+			mute, err := sim.InjectFault(exsim.Fault{Kind: exsim.FaultMute, Venue: fv})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -118,7 +158,7 @@ func TestChannelConformance(t *testing.T) {
 			if err := sim.ClearFault(mute); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := sim.InjectFault(exsim.Fault{Kind: exsim.FaultClose, Venue: vc.venue}); err != nil {
+			if _, err := sim.InjectFault(exsim.Fault{Kind: exsim.FaultClose, Venue: fv}); err != nil {
 				t.Fatal(err)
 			}
 			truth, _ = sim.Klines(vc.venue, sym, "1m")
@@ -174,23 +214,42 @@ func TestChannelConformance(t *testing.T) {
 				// one is not.
 				var tt exsim.TickerTruth
 				var got bridge.Ticker
+				want := bridge.Ticker{LastPrice: tt.LastPrice, MarkPrice: tt.MarkPrice, IndexPrice: tt.IndexPrice,
+					FundingRate: tt.FundingRate, OpenInterest: tt.OpenInterest, NextFundingTime: tt.NextFundingTime, Seq: tt.Seq}
 				eventually(t, 10*time.Second, "the ticker of the simulator's last push", func() bool {
 					var err error
 					if tt, err = sim.Ticker(vc.venue, sym); err != nil {
 						t.Fatal(err)
 					}
+					if isOKX {
+						// Each part's last push survives a reconnect under
+						// its own ts: the truth is read while the feed is live.
+						want = bridge.Ticker{MarkPrice: tt.MarkPrice, IndexPrice: tt.IndexPrice, FundingRate: tt.FundingRate,
+							OpenInterest: tt.OpenInterest, NextFundingTime: tt.NextFundingTime}
+					}
 					for _, ev := range col.of(bridge.EventTicker) {
-						// binance-usdm: the seq is the polled open
-						// interest's time (checked below), not the push's.
-						if ev.TS == tt.TS && (ev.LastID == tt.Seq || usdm) {
+						if isOKX && ev.TS == tt.TS {
+							// OKX pushes the parts on four channels, several
+							// at one ts: the merged state after the last of
+							// them; the bridge numbers the parts itself.
+							got = ev.Ticker()
+							got.Seq = 0
+							if got == want {
+								return true
+							}
+						} else if !isOKX && ev.TS == tt.TS && (ev.LastID == tt.Seq || usdm) {
+							// binance-usdm: the seq is the polled open
+							// interest's time (checked below), not the push's.
 							got = ev.Ticker()
 							return true
 						}
 					}
 					return false
 				})
-				want := bridge.Ticker{LastPrice: tt.LastPrice, MarkPrice: tt.MarkPrice, IndexPrice: tt.IndexPrice,
-					FundingRate: tt.FundingRate, OpenInterest: tt.OpenInterest, NextFundingTime: tt.NextFundingTime, Seq: tt.Seq}
+				if !isOKX {
+					want = bridge.Ticker{LastPrice: tt.LastPrice, MarkPrice: tt.MarkPrice, IndexPrice: tt.IndexPrice,
+						FundingRate: tt.FundingRate, OpenInterest: tt.OpenInterest, NextFundingTime: tt.NextFundingTime, Seq: tt.Seq}
+				}
 				if usdm {
 					want.OpenInterest, want.Seq = got.OpenInterest, got.Seq
 				}

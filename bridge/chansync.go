@@ -13,6 +13,7 @@ import (
 // (bbo, kline, ticker, liquidation). Guarded by the shard's mu.
 type chanState struct {
 	bboLast int64 // update id of the last emitted bbo
+	bboTS   int64 // its ts
 
 	klines [numIntervals + 1]*klineState // by interval
 
@@ -20,6 +21,10 @@ type chanState struct {
 	tkTS      int64  // ts of the last emitted ticker
 	tkStarted bool   // a ticker snapshot was merged
 	tkNeedSn  bool   // the current connection has not sent its snapshot yet
+	// tkPart is, for venues that push the ticker's fields on separate
+	// channels (OKX: Event.Depth = the part's tag), the ts and seq of the
+	// last update merged per part.
+	tkPart [8]struct{ ts, seq int64 }
 
 	liq *resilience.MessageDeduplicator[string]
 
@@ -31,6 +36,7 @@ type chanState struct {
 type klineState struct {
 	next    int64   // open time of the next closed bar to emit; 0 = not started
 	openTS  int64   // ts of the last emitted open-bar update
+	openKey string  // volume and close of the last emitted open-bar update without a push time (ts == open time: OKX)
 	filling bool    // a REST fill runs; live events wait in held
 	held    []Event // live events received during a fill (strings cloned)
 }
@@ -74,16 +80,18 @@ func cloneEvent(ev Event) Event {
 func (sh *shard) processChannel(sym *symbol, ev *Event) {
 	cs := sym.ch
 	if cs == nil {
-		sh.ctr.malformed.Add(1) // data of a channel not subscribed
+		if ev.Type != EventLiquidation { // a venue-wide liquidation stream (OKX) may deliver any symbol
+			sh.ctr.malformed.Add(1) // data of a channel not subscribed
+		}
 		return
 	}
 	switch ev.Type {
 	case EventBBO:
-		if ev.LastID <= cs.bboLast {
+		if ev.LastID <= cs.bboLast && !(ev.Flags&FlagSeqMayReset != 0 && ev.LastID < cs.bboLast && ev.TS > cs.bboTS) {
 			sym.ctr.duplicates.Add(1) // a repeat (Bybit re-sends an unchanged L1) or older than the last
 			return
 		}
-		cs.bboLast = ev.LastID
+		cs.bboLast, cs.bboTS = ev.LastID, ev.TS
 		sh.emit(sym, ev)
 	case EventKline:
 		sh.klineLive(sym, ev)
@@ -91,8 +99,7 @@ func (sh *shard) processChannel(sym *symbol, ev *Event) {
 		sh.ticker(sym, ev)
 	case EventLiquidation:
 		if cs.liq == nil {
-			sh.ctr.malformed.Add(1)
-			return
+			return // a venue-wide liquidation stream (OKX by instType) delivering a symbol carried here without the channel
 		}
 		var buf [160]byte
 		if !cs.liq.RecordAt(string(ev.AppendMsgID(buf[:0])), time.Unix(0, ev.RecvTS)) {
@@ -161,11 +168,24 @@ func (sh *shard) klineApply(sym *symbol, ks *klineState, ev *Event) {
 	if ev.Flags&FlagClosed != 0 {
 		ev.TS = ev.LastID // a closed bar's time is its close time, whichever push or REST page carried it
 		ks.next = ev.Interval.Next(open)
-		ks.openTS = 0
+		ks.openTS, ks.openKey = 0, ""
 		sh.emit(sym, ev)
 		return
 	}
-	if sh.st.cfg.Channels.OpenBars(ev.Interval) && ev.TS > ks.openTS {
+	if !sh.st.cfg.Channels.OpenBars(ev.Interval) {
+		return
+	}
+	if ev.TS == open { // no push time (OKX): emit what differs from the last update
+		key := ev.Qty + ":" + ev.Price
+		if ks.openTS == open && key == ks.openKey {
+			sym.ctr.duplicates.Add(1)
+			return
+		}
+		ks.openTS, ks.openKey = open, key
+		sh.emit(sym, ev)
+		return
+	}
+	if ev.TS > ks.openTS {
 		ks.openTS = ev.TS
 		sh.emit(sym, ev)
 	}
@@ -243,6 +263,10 @@ func (sh *shard) klineFill(ctx context.Context, sym *symbol, ks *klineState, iv 
 // dropped.
 func (sh *shard) ticker(sym *symbol, ev *Event) {
 	cs := sym.ch
+	if ev.Depth > 0 {
+		sh.tickerPart(sym, ev)
+		return
+	}
 	delta := ev.Flags&FlagDelta != 0
 	if delta && (!cs.tkStarted || cs.tkNeedSn) {
 		sym.ctr.dropped.Add(1)
@@ -282,6 +306,48 @@ func (sh *shard) ticker(sym *symbol, ev *Event) {
 	}
 	out := *ev
 	out.Flags = 0
+	out.SetTicker(*t)
+	sh.emit(sym, &out)
+}
+
+// tickerPart merges one part of a ticker pushed on its own venue channel
+// (OKX: mark-price, index-tickers, funding-rate, open-interest; the part's
+// tag in ev.Depth, its FlagDelta and Has* bits saying which fields it
+// carries) into the symbol's full state and emits that state. A part
+// update older than the part's last, or equal to it (same ts and seq: the
+// other connection of a rotation, a repeat), is dropped; no snapshot is
+// needed first (fields not pushed yet are omitted).
+func (sh *shard) tickerPart(sym *symbol, ev *Event) {
+	cs := sym.ch
+	if ev.Depth >= len(cs.tkPart) || ev.Flags&FlagDelta == 0 {
+		sh.ctr.malformed.Add(1)
+		return
+	}
+	p := &cs.tkPart[ev.Depth]
+	if ev.TS < p.ts || ev.TS == p.ts && ev.LastID == p.seq {
+		sym.ctr.duplicates.Add(1)
+		return
+	}
+	p.ts, p.seq = ev.TS, ev.LastID
+	in := ev.Ticker()
+	t := &cs.tk
+	set := func(dst *string, v string, bit uint8) {
+		if ev.Flags&bit != 0 && *dst != v {
+			*dst = strings.Clone(v)
+		}
+	}
+	set(&t.LastPrice, in.LastPrice, HasLast)
+	set(&t.MarkPrice, in.MarkPrice, HasMark)
+	set(&t.IndexPrice, in.IndexPrice, HasIndex)
+	set(&t.FundingRate, in.FundingRate, HasFunding)
+	set(&t.OpenInterest, in.OpenInterest, HasOpenInterest)
+	if ev.Flags&HasNextFunding != 0 {
+		t.NextFundingTime = in.NextFundingTime
+	}
+	t.Seq = in.Seq
+	cs.tkStarted = true
+	out := *ev
+	out.Flags, out.Depth = 0, 0
 	out.SetTicker(*t)
 	sh.emit(sym, &out)
 }

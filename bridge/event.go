@@ -163,6 +163,13 @@ const (
 // FlagClosed, which only klines carry.
 const FlagIDReset uint8 = 1 << 0
 
+// FlagSeqMayReset marks a bbo event whose update id is a venue sequence
+// that may restart lower (OKX seqId after maintenance): a bbo with a lower
+// update id but a newer ts than the last one emitted restarts the series
+// instead of being dropped as old. Never on the wire (a bbo event's flags
+// are not published).
+const FlagSeqMayReset uint8 = 1 << 1
+
 // BBO is the best bid and offer of a bbo event.
 type BBO struct {
 	BidPrice, BidQty, AskPrice, AskQty string
@@ -253,12 +260,22 @@ func (e *Event) appendIDPart(dst []byte) []byte {
 	case EventTrade:
 		return append(dst, e.ID...)
 	case EventKline:
-		// closed: "<iv>:<open_time>"; open bar: "<iv>:<open_time>:open:<ts>"
+		// closed: "<iv>:<open_time>"; open bar: "<iv>:<open_time>:open:<ts>",
+		// or, when ts is the open time itself (OKX candles carry no push
+		// time), "<iv>:<open_time>:open:v<volume>:<close>": within one bar
+		// the volume only grows and the close only moves with a trade, so
+		// two different updates never share it.
 		dst = append(dst, e.Interval.String()...)
 		dst = append(dst, ':')
 		dst = strconv.AppendInt(dst, e.FirstID, 10)
 		if e.Flags&FlagClosed == 0 {
 			dst = append(dst, ":open:"...)
+			if e.TS == e.FirstID {
+				dst = append(dst, 'v')
+				dst = append(dst, e.Qty...)
+				dst = append(dst, ':')
+				return append(dst, e.Price...)
+			}
 			dst = strconv.AppendInt(dst, e.TS, 10)
 		}
 		return dst

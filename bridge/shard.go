@@ -199,7 +199,12 @@ func (sh *shard) process(ev *Event) {
 	sym := sh.last
 	if sym == nil || sym.name != ev.Symbol { // interned: usually one pointer compare
 		if sym = sh.syms[ev.Symbol]; sym == nil {
-			sh.ctr.malformed.Add(1)
+			// A venue-wide stream (OKX liquidation-orders by instType; an
+			// OKX index feeding several swaps) may deliver a symbol another
+			// shard carries: not malformed.
+			if ev.Type != EventLiquidation && !(ev.Type == EventTicker && ev.Depth > 0) {
+				sh.ctr.malformed.Add(1)
+			}
 			return
 		}
 		sh.last = sym

@@ -124,7 +124,8 @@ type tickerState struct {
 func newChanSim(m *market, seed uint64) *chanSim {
 	cs := &chanSim{epoch: time.Now().UnixNano(), rng: rand.New(rand.NewPCG(seed, marketHash(seed, m.venue, m.symbol, "channels")))}
 	for i, iv := range simIntervals {
-		if m.venue == Binance || m.venue == BinanceUSDM && iv.dur != time.Second || m.venue != BinanceUSDM && iv.bybit != "" {
+		if m.venue == Binance || m.venue == BinanceUSDM && iv.dur != time.Second ||
+			m.venue.isOKX() && okxBars[iv.name] != "" || m.venue != BinanceUSDM && !m.venue.isOKX() && iv.bybit != "" {
 			cs.kl = append(cs.kl, &klSeries{iv: i})
 		} else {
 			cs.kl = append(cs.kl, nil)
@@ -218,12 +219,16 @@ func (m *market) chanTick(wall time.Time) {
 		m.usdmChanTick(wall, now)
 		return
 	}
-	if m.venue != BybitLinear {
+	if m.venue != BybitLinear && m.venue != OKXSwap {
 		return
 	}
 	if wall.Sub(cs.tkAt) >= cfg.TickerPush {
 		cs.tkAt = wall
-		m.tickerStep(now)
+		if m.okx != nil {
+			m.okxTickerStep(now)
+		} else {
+			m.tickerStep(now)
+		}
 	}
 	if cs.liqLast.IsZero() {
 		cs.liqLast = wall
@@ -246,7 +251,9 @@ func (m *market) chanTick(wall time.Time) {
 		if len(cs.liqHist) > 100_000 {
 			cs.liqHist = append(cs.liqHist[:0], cs.liqHist[len(cs.liqHist)-50_000:]...)
 		}
-		if len(cs.lSubs) > 0 {
+		if len(cs.lSubs) > 0 && m.okx != nil {
+			deliver(cs.lSubs, outFrame{b: m.carve(m.encodeOKXLiquidations(nil, cs.liqBuf)), m: m, kind: fkOther})
+		} else if len(cs.lSubs) > 0 {
 			deliver(cs.lSubs, outFrame{b: m.carve(m.encodeLiquidations(nil, cs.liqBuf, now)), m: m, kind: fkOther})
 		}
 		cs.liqBuf = cs.liqBuf[:0]
@@ -265,6 +272,10 @@ func (m *market) pushKline(ks *klSeries, now int64, closed bool) {
 		return
 	}
 	if len(ks.subs) == 0 {
+		return
+	}
+	if m.okx != nil {
+		deliver(ks.subs, outFrame{b: m.carve(m.encodeOKXCandle(nil, ks, &ks.cur, closed)), m: m, kind: fkOther})
 		return
 	}
 	deliver(ks.subs, outFrame{b: m.carve(m.encodeBybitKline(nil, ks, &ks.cur, now, closed)), m: m, kind: fkOther})
@@ -691,11 +702,14 @@ func (s *Server) Ticker(v Venue, symbol string) (TickerTruth, error) {
 	if v == BinanceUSDM {
 		return m.usdmTickerTruth(), nil
 	}
-	if v != BybitLinear {
+	if v != BybitLinear && v != OKXSwap {
 		return TickerTruth{}, fmt.Errorf("%w: no ticker on %s", ErrConfig, v)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.okx != nil {
+		return m.okxTickerTruth(), nil
+	}
 	t := m.chs.sent
 	return TickerTruth{LastPrice: string(m.appendPx(nil, t.last)), MarkPrice: string(m.appendPx(nil, t.mark)),
 		IndexPrice: string(m.appendPx(nil, t.index)), FundingRate: string(appendDecimal(nil, t.funding, 6, 6)),

@@ -132,12 +132,15 @@ type Config struct {
 	KlinePush time.Duration
 	// TickerPush is how often a Bybit linear ticker moves and pushes a
 	// delta of its changed fields (default 100ms); a binance-usdm mark
-	// price moves and is pushed every 10 TickerPush (1 s by default).
+	// price moves and is pushed every 10 TickerPush (1 s by default); on
+	// okx-swap, how often the ticker moves and pushes each of mark-price,
+	// index-tickers, funding-rate and open-interest whose value changed.
 	TickerPush time.Duration
-	// LiquidationRate is Bybit linear and binance-usdm liquidations per
-	// second per market (default 0.5; negative = none), pushed in Bybit
-	// allLiquidation batches every 500 ms; binance-usdm's forceOrder pushes
-	// only the latest of each second, as the venue does.
+	// LiquidationRate is Bybit linear, binance-usdm and okx-swap
+	// liquidations per second per market (default 0.5; negative = none),
+	// pushed in Bybit allLiquidation (OKX liquidation-orders) batches every
+	// 500 ms; binance-usdm's forceOrder pushes only the latest of each
+	// second, as the venue does.
 	LiquidationRate float64
 
 	// Faults are injected when the server starts (see Fault).

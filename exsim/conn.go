@@ -684,6 +684,10 @@ func (c *conn) teardown() {
 		c.srv.binanceUnsubscribe(c, name, combined, micro)
 	}
 	for _, t := range topics {
+		if a, ok := parseOKXTopic(t); ok && c.venue.isOKX() {
+			c.srv.okxUnsubscribe(c, a)
+			continue
+		}
 		c.srv.bybitUnsubscribe(c, t)
 	}
 	c.srv.connEnded(c)

@@ -313,9 +313,7 @@ func (m *market) run(ctx context.Context) {
 		if m.okx != nil {
 			m.okxKeepAlive(now)
 		}
-		if m.okx == nil { // the OKX channels are not simulated yet
-			m.chanTick(now)
-		}
+		m.chanTick(now)
 		t.Reset(tickInterval(tr, br))
 	}
 }

@@ -43,6 +43,7 @@ type okxState struct {
 	resetTo   int64      // > 0: the seqId of the next push (OKXSeqReset)
 	tradeSubs []*conn    // trades (public)
 	allSubs   []*conn    // trades-all (business)
+	ch        okxChans   // the other channels (okx_channels.go)
 }
 
 func (v Venue) isOKX() bool { return v == OKXSpot || v == OKXSwap }
@@ -78,15 +79,16 @@ func (s *Server) handleOKXWS(w http.ResponseWriter, r *http.Request) {
 
 // okxArg is one subscription arg.
 type okxArg struct {
-	Channel string `json:"channel"`
-	InstID  string `json:"instId"`
+	Channel  string `json:"channel"`
+	InstID   string `json:"instId"`
+	InstType string `json:"instType"` // liquidation-orders
 }
 
 func (a okxArg) topic() string { return a.Channel + ":" + a.InstID }
 
 func parseOKXTopic(t string) (okxArg, bool) {
 	ch, inst, ok := strings.Cut(t, ":")
-	return okxArg{ch, inst}, ok
+	return okxArg{Channel: ch, InstID: inst}, ok
 }
 
 func (c *conn) okxEvent(event, id string, a *okxArg, code, msg string) []byte {
@@ -101,8 +103,13 @@ func (c *conn) okxEvent(event, id string, a *okxArg, code, msg string) []byte {
 	if a != nil {
 		b = append(b, `,"arg":{"channel":`...)
 		b = appendJSONString(b, a.Channel)
-		b = append(b, `,"instId":`...)
-		b = appendJSONString(b, a.InstID)
+		if a.InstID == "" && a.InstType != "" {
+			b = append(b, `,"instType":`...)
+			b = appendJSONString(b, a.InstType)
+		} else {
+			b = append(b, `,"instId":`...)
+			b = appendJSONString(b, a.InstID)
+		}
 		b = append(b, '}')
 	}
 	if code != "" {
@@ -170,8 +177,19 @@ func (s *Server) okxRead(c *conn, mt int, data []byte) {
 	}
 	// Validate every arg first: one bad arg fails the request.
 	var ms []*market
+	var chMs [][]*market // per arg, the markets of a channel of okx_channels.go
+	var lock []*market
 	for _, a := range args {
 		code, msg := "", ""
+		if isOKXChannel(a.Channel) {
+			var cms []*market
+			if cms, code, msg = s.okxChannelMarkets(c, a); code != "" {
+				c.sendControl(c.okxEvent("error", req.ID, nil, code, msg))
+				return
+			}
+			ms, chMs, lock = append(ms, cms[0]), append(chMs, cms), append(lock, cms...)
+			continue
+		}
 		switch {
 		case a.Channel == okxTradesAll && !c.okxBiz:
 			code, msg = "60018", "Wrong URL or channel:"+a.Channel+",instId:"+a.InstID+" doesn't exist. Please use the correct URL, channel and parameters referring to API document."
@@ -186,9 +204,10 @@ func (s *Server) okxRead(c *conn, mt int, data []byte) {
 			return
 		}
 		ms = append(ms, s.markets[okxVenueOf(a.InstID)][a.InstID])
+		chMs, lock = append(chMs, nil), append(lock, ms[len(ms)-1])
 	}
 	c.mu.Lock()
-	unlock := lockMarkets(ms)
+	unlock := lockMarkets(lock)
 	var syms []string
 	for i, a := range args {
 		c.sendControl(c.okxEvent("subscribe", req.ID, &args[i], "", ""))
@@ -196,6 +215,15 @@ func (s *Server) okxRead(c *conn, mt int, data []byte) {
 			continue
 		}
 		c.topics = append(c.topics, a.topic())
+		if chMs[i] != nil {
+			for _, m := range chMs[i] {
+				m.okxChanAddSubLocked(c, a, s.nowNs(m.venue))
+			}
+			if a.Channel != okxLiqOrders {
+				syms = append(syms, ms[i].symbol)
+			}
+			continue
+		}
 		ms[i].okxAddSubLocked(c, a.Channel)
 		syms = append(syms, a.InstID)
 	}
@@ -207,6 +235,29 @@ func (s *Server) okxRead(c *conn, mt int, data []byte) {
 }
 
 func (s *Server) okxUnsubscribe(c *conn, a okxArg) {
+	if isOKXChannel(a.Channel) {
+		var ms []*market
+		switch a.Channel {
+		case okxLiqOrders:
+			for _, m := range s.mlist {
+				if m.venue == OKXSwap {
+					ms = append(ms, m)
+				}
+			}
+		case okxIndex:
+			ms = append(ms, s.markets[OKXSwap][a.InstID+"-SWAP"])
+		default:
+			ms = append(ms, s.markets[okxVenueOf(a.InstID)][a.InstID])
+		}
+		for _, m := range ms {
+			if m != nil {
+				m.mu.Lock()
+				m.okxChanRemoveSubLocked(c, a)
+				m.mu.Unlock()
+			}
+		}
+		return
+	}
 	m := s.markets[okxVenueOf(a.InstID)][a.InstID]
 	if m == nil {
 		return
@@ -308,6 +359,7 @@ func (m *market) okxBookUpdate(now int64) {
 	v.u++
 	v.ser.last = v.u
 	v.lastPush = time.Now()
+	m.okxBBOUpdate(now)
 	if len(v.subs) == 0 {
 		return
 	}
@@ -428,8 +480,9 @@ func okxEnvelope(code, msg string, data []byte) []byte {
 	return append(b, '}')
 }
 
-// handleOKXREST serves /api/v5/market/books, /api/v5/market/history-trades
-// and /api/v5/public/time.
+// handleOKXREST serves /api/v5/market/books, /api/v5/market/history-trades,
+// /api/v5/market/candles, /api/v5/market/history-candles and
+// /api/v5/public/time.
 func (s *Server) handleOKXREST(w http.ResponseWriter, r *http.Request) {
 	drainBody(r)
 	q := r.URL.Query()
@@ -445,8 +498,9 @@ func (s *Server) handleOKXREST(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m := s.markets[v][inst]
+	candles := r.URL.Path == "/api/v5/market/candles" || r.URL.Path == "/api/v5/market/history-candles"
 	switch {
-	case r.URL.Path != "/api/v5/market/books" && r.URL.Path != "/api/v5/market/history-trades":
+	case r.URL.Path != "/api/v5/market/books" && r.URL.Path != "/api/v5/market/history-trades" && !candles:
 		writeJSONBytes(w, http.StatusNotFound, okxEnvelope("50000", "Not found", []byte("[]")))
 		return
 	case m == nil:
@@ -456,6 +510,10 @@ func (s *Server) handleOKXREST(w http.ResponseWriter, r *http.Request) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := s.nowNs(v)
+	if candles {
+		writeJSONBytes(w, http.StatusOK, m.okxCandlesJSON(q, r.URL.Path == "/api/v5/market/history-candles"))
+		return
+	}
 	if r.URL.Path == "/api/v5/market/books" {
 		sz := 1
 		if n, err := strconv.Atoi(q.Get("sz")); err == nil && n > 0 {

@@ -6,6 +6,7 @@ package schema_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,6 +26,7 @@ import (
 	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/bridge/binance"
 	"github.com/qldata/mdbridge/bridge/bybit"
+	"github.com/qldata/mdbridge/bridge/okx"
 	"github.com/qldata/mdbridge/exsim"
 )
 
@@ -247,6 +249,7 @@ type feed struct {
 	want map[bridge.EventType]int
 	// channels are the channels beyond trade and book the feed takes.
 	channels bridge.Channel
+	sym      string // the symbol; "" for BTCUSDT
 }
 
 var allTypes = map[bridge.EventType]int{bridge.EventTrade: 50, bridge.EventBookSnapshot: 1, bridge.EventBookDelta: 50}
@@ -276,6 +279,28 @@ func bybitFeed(market string, depth int) feed {
 	}
 }
 
+// okxFeed is an OKX market with every channel it has.
+func okxFeed(market, sym string) feed {
+	want := maps.Clone(allTypes)
+	ch := bridge.ChannelBBO | bridge.KlineOpenChannel(bridge.Interval1m)
+	want[bridge.EventBBO], want[bridge.EventKline] = 5, 3
+	name := okx.NameSpot
+	if market == okx.MarketSwap {
+		ch |= bridge.ChannelTicker | bridge.ChannelLiquidation
+		want[bridge.EventTicker], want[bridge.EventLiquidation] = 5, 1
+		name = okx.NameSwap
+	}
+	return feed{
+		channels: ch,
+		name:     name,
+		sym:      sym,
+		ex: func(sim *exsim.Server) (bridge.Exchange, error) {
+			return okx.New(okx.Config{WSURL: sim.OKXWSURL(), RESTURL: sim.OKXRESTURL(), Market: market}, discard)
+		},
+		want: want,
+	}
+}
+
 var discard = slog.New(slog.DiscardHandler)
 
 // TestSimulatorEventsValidate runs real bridge streams against the
@@ -291,6 +316,8 @@ func TestSimulatorEventsValidate(t *testing.T) {
 		{Venue: exsim.BybitSpot, Symbol: sym, TradeRate: 50, BookRate: 50},
 		{Venue: exsim.BybitLinear, Symbol: sym, TradeRate: 50, BookRate: 50},
 		{Venue: exsim.BinanceUSDM, Symbol: sym, TradeRate: 50, BookRate: 50},
+		{Venue: exsim.OKXSpot, Symbol: "BTC-USDT", TradeRate: 50, BookRate: 50},
+		{Venue: exsim.OKXSwap, Symbol: "BTC-USDT-SWAP", TradeRate: 50, BookRate: 50},
 	}}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -319,6 +346,8 @@ func TestSimulatorEventsValidate(t *testing.T) {
 		bybitFeed(bybit.MarketSpot, 1),
 		bybitFeed(bybit.MarketLinear, 50),
 		bybitFeed(bybit.MarketLinear, 1),
+		okxFeed(okx.MarketSpot, "BTC-USDT"),
+		okxFeed(okx.MarketSwap, "BTC-USDT-SWAP"),
 	}
 	type running struct {
 		feed
@@ -352,7 +381,7 @@ func TestSimulatorEventsValidate(t *testing.T) {
 		}
 		c := newCollector()
 		st, err := bridge.NewStream(bridge.StreamConfig{
-			Exchange: ex, Symbols: []string{sym}, Channels: bridge.ChannelTrade | bridge.ChannelBook | f.channels,
+			Exchange: ex, Symbols: []string{cmp.Or(f.sym, sym)}, Channels: bridge.ChannelTrade | bridge.ChannelBook | f.channels,
 			Instance: "schema-test", ConnectSpacing: 5 * time.Millisecond,
 		}, c, nil)
 
@@ -411,9 +440,9 @@ func TestSimulatorEventsValidate(t *testing.T) {
 		}
 		t.Logf("%s: %d bodies (by type %v)", r.name, len(bodies), types)
 	}
-	for _, venue := range []string{"binance", "bybit-spot", "bybit-linear", "binance-usdm"} {
+	for _, venue := range []string{"binance", "bybit-spot", "bybit-linear", "binance-usdm", "okx", "okx-swap"} {
 		for typ := range typeSchema {
-			if (typ == "ticker" || typ == "liquidation") && venue != "bybit-linear" && venue != "binance-usdm" {
+			if (typ == "ticker" || typ == "liquidation") && venue != "bybit-linear" && venue != "binance-usdm" && venue != "okx-swap" {
 				continue // derivatives only
 			}
 			if perVenue[venue][typ] == 0 {
@@ -511,7 +540,17 @@ func TestAccepts(t *testing.T) {
 	}
 	sell := trade
 	sell.Side, sell.Exchange, sell.ID = bridge.SideSell, "bybit-linear", "20f43950-d8dd-5b31-9112-a178eb6023af"
+	// OKX: an open bar without push time (ts = open time), a ticker part's
+	// merged state (seq = hash<<3 | tag, mark price only so far), a
+	// liquidation in contracts.
+	okxOpen := openKline
+	okxOpen.Exchange, okxOpen.Symbol, okxOpen.TS, okxOpen.Seq = "okx", "BTC-USDT", okxOpen.FirstID, -1
+	okxTicker := bridge.Event{Type: bridge.EventTicker, Exchange: "okx-swap", Symbol: "BTC-USDT-SWAP", TS: 1, RecvTS: 2}
+	okxTicker.SetTicker(bridge.Ticker{MarkPrice: "42310.6", Seq: 4294967295<<3 | 1})
+	okxLiq := liquidation
+	okxLiq.Exchange, okxLiq.Symbol, okxLiq.Qty = "okx-swap", "BTC-USDT-SWAP", "13"
 	for name, ev := range map[string]bridge.Event{
+		"okx open kline": okxOpen, "okx ticker": okxTicker, "okx liquidation": okxLiq,
 		"trade": trade, "sell": sell, "binance delta": delta, "bybit delta": bybitDelta,
 		"bybit snapshot": snapshot, "empty delta": empty, "int64 max times": maxTS,
 		"bbo": bbo, "closed kline": kline, "open kline": openKline, "ticker": ticker, "usdm ticker": usdmTicker, "empty ticker": emptyTicker,

@@ -26,7 +26,8 @@ type envelope struct {
 	seen jscan.Seen
 
 	kind                         int
-	channel, instID              string // raw substrings (validated when used)
+	iv                           bridge.Interval // kindCandle: the bar's interval
+	channel, instID              string          // raw substrings (validated when used)
 	action, event, code, msg, id string
 	dataPos                      int
 	parsed                       bool     // data was parsed in place (arg came first)
@@ -142,6 +143,9 @@ func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]brid
 // a books object is kept in env.book for bookEvent (which needs the
 // action, which may come later).
 func (a *Adapter) data(sc *jscan.Scanner, env *envelope, recvTS int64, dst []bridge.Event) ([]bridge.Event, error) {
+	if env.kind >= kindBBO {
+		return a.channelData(sc, env, recvTS, dst)
+	}
 	if env.instID == "" {
 		return dst, errors.New("push without instId")
 	}
@@ -204,6 +208,8 @@ func (env *envelope) arg(sc *jscan.Scanner) error {
 					env.kind = kindTradesAll
 				case chanBooks:
 					env.kind = kindBooks
+				default:
+					env.classify(env.channel)
 				}
 			}
 		case "instId":

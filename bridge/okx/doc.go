@@ -19,7 +19,14 @@
 //   - Books: `books` (400 levels, 100 ms), bridge.BookStreamChained:
 //     deltas chain by prevSeqId == the previous seqId (Event.PrevID;
 //     FirstID = prevSeqId+1, LastID = seqId).
+//   - bbo, kline.<iv>, and on okx-swap ticker and liquidation: see
+//     channels.go. Candles live on /ws/v5/business only, so the Adapter is
+//     a bridge.Router (route "business" for klines, "public" for the rest)
+//     and a bridge.KlineFetcher (REST candles / history-candles).
 //
+// An Adapter is safe for concurrent use by several connections: the
+// symbol table and the channel registry (liquidation filter, index to
+// swaps) are read under their own synchronization.
 // The heartbeat is OKX's text "ping"/"pong" (every 20 s, under the 30 s
 // idle cut); the 64008 notice (a maintenance disconnect in 60 s) is a
 // bridge.FrameShutdown, so the runner rotates the connection make-before-

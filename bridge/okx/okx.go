@@ -54,6 +54,7 @@ const (
 type Adapter struct {
 	cfg  Config
 	core adapter.Core
+	reg  chanRegistry
 }
 
 var _ bridge.Exchange = (*Adapter)(nil)
@@ -100,13 +101,14 @@ func (a *Adapter) Market() string { return a.cfg.Market }
 func (a *Adapter) Limiter() *resilience.RateLimitManager { return a.core.Limiter }
 
 // business reports whether a connection carrying topics uses the /business
-// endpoint: it carries trades only (trades-all lives there).
+// endpoint: it carries trades and klines only (trades-all and candles live
+// there; Route keeps klines off the connections of the other channels).
 func business(topics []bridge.Topic) bool {
 	if len(topics) == 0 {
 		return false
 	}
 	for _, t := range topics {
-		if t.Channel != bridge.ChannelTrade {
+		if t.Channel != bridge.ChannelTrade && t.Channel.Interval() == 0 {
 			return false
 		}
 	}
@@ -115,7 +117,7 @@ func business(topics []bridge.Topic) bool {
 
 // arg returns the subscription arg of t on the public or business
 // endpoint, or "" for a topic that is not exactly one known channel.
-func arg(t bridge.Topic, biz bool) string {
+func (a *Adapter) arg(t bridge.Topic, biz bool) string {
 	var ch string
 	switch t.Channel {
 	case bridge.ChannelTrade:
@@ -126,18 +128,18 @@ func arg(t bridge.Topic, biz bool) string {
 	case bridge.ChannelBook:
 		ch = chanBooks
 	default:
-		return ""
+		return a.channelArg(t)
 	}
 	return `{"channel":"` + ch + `","instId":"` + strings.ToUpper(t.Symbol) + `"}`
 }
 
 func (a *Adapter) args(topics []bridge.Topic) []string {
 	biz := business(topics)
-	return a.core.Register(topics, func(t bridge.Topic) string { return arg(t, biz) })
+	return a.core.Register(topics, func(t bridge.Topic) string { return a.arg(t, biz) })
 }
 
-// URL returns <WSURL>/ws/v5/business for a connection of trades only,
-// <WSURL>/ws/v5/public otherwise.
+// URL returns <WSURL>/ws/v5/business for a connection of trades and
+// klines only, <WSURL>/ws/v5/public otherwise.
 func (a *Adapter) URL(topics []bridge.Topic) string {
 	a.args(topics)
 	if business(topics) {
@@ -155,9 +157,18 @@ func (a *Adapter) SubscribeFrames(topics []bridge.Topic, nextID func() int64) []
 	return opFrames("subscribe", a.args(topics), nextID)
 }
 
-// UnsubscribeFrames is SubscribeFrames with op "unsubscribe".
+// UnsubscribeFrames is SubscribeFrames with op "unsubscribe", except for
+// liquidation topics: their one liquidation-orders subscription (instType
+// SWAP) serves every swap of the connection, so it stays (the decoder
+// filters by instrument).
 func (a *Adapter) UnsubscribeFrames(topics []bridge.Topic, nextID func() int64) [][]byte {
-	return opFrames("unsubscribe", a.args(topics), nextID)
+	keep := make([]bridge.Topic, 0, len(topics))
+	for _, t := range topics {
+		if t.Channel != bridge.ChannelLiquidation {
+			keep = append(keep, t)
+		}
+	}
+	return opFrames("unsubscribe", a.args(keep), nextID)
 }
 
 func opFrames(op string, args []string, nextID func() int64) [][]byte {
@@ -215,6 +226,7 @@ func (a *Adapter) BookMode() bridge.BookMode { return bridge.BookStreamChained }
 
 // instOf returns the instId part of an arg.
 func instOf(arg string) string {
-	_, inst, _ := strings.Cut(arg, `"instId":`)
+	_, inst, _ := strings.Cut(arg, `"instId":"`)
+	inst, _, _ = strings.Cut(inst, `"`)
 	return inst
 }

@@ -266,3 +266,97 @@ func Checksum(bids, asks []bridge.Level) int32 {
 	}
 	return int32(crc32.ChecksumIEEE(b))
 }
+
+// Kline REST limits: GET /api/v5/market/candles serves the latest 1,440
+// bars, at most MaxCandles per call; /api/v5/market/history-candles older
+// ones, at most MaxHistoryCandles.
+const (
+	MaxCandles        = 300
+	MaxHistoryCandles = 100
+	weightCandles     = 1 // 40 / 2 s
+	weightHistory     = 2 // 20 / 2 s
+)
+
+// Klines returns the closed bars of symbol and iv whose open time is in
+// [fromNS, toNS], ascending, at most limit (at most MaxCandles), from GET
+// /api/v5/market/candles?instId=&bar=&after=&before=&limit= (after: older
+// than that ts, before: newer; OKX answers newest first), or from
+// /api/v5/market/history-candles when candles lacks the start of the
+// range (older than its latest 1,440 bars). The window asked for is at most limit bars
+// from fromNS, so a long range is read oldest page first (the caller asks
+// again from after the last bar). Open bars (confirm "0") are left out.
+// Errors as for Snapshot.
+func (a *Adapter) Klines(ctx context.Context, symbol string, iv bridge.Interval, fromNS, toNS int64, limit int) ([]bridge.Event, error) {
+	sym, err := a.core.Canonical(symbol)
+	if err != nil {
+		return nil, err
+	}
+	bar := okxBars[iv]
+	if bar == "" {
+		return nil, fmt.Errorf("%w: okx: kline interval %q", bridge.ErrNotSupported, iv.String())
+	}
+	if limit <= 0 || limit > MaxCandles {
+		limit = MaxCandles
+	}
+	out, err := a.candlesREST(ctx, "/api/v5/market/candles", sym, bar, iv, fromNS, toNS, limit, weightCandles)
+	if err != nil || len(out) > 0 && out[0].FirstID <= fromNS {
+		return out, err
+	}
+	// The window's start is not among candles' recent bars (or the venue
+	// has no bar there): ask history-candles, and keep whichever starts
+	// earlier.
+	hist, herr := a.candlesREST(ctx, "/api/v5/market/history-candles", sym, bar, iv, fromNS, toNS, min(limit, MaxHistoryCandles), weightHistory)
+	switch {
+	case herr != nil && len(out) > 0:
+		return out, nil
+	case herr != nil:
+		return nil, herr
+	case len(hist) > 0 && (len(out) == 0 || hist[0].FirstID < out[0].FirstID):
+		return hist, nil
+	}
+	return out, nil
+}
+
+func (a *Adapter) candlesREST(ctx context.Context, path, sym, bar string, iv bridge.Interval, fromNS, toNS int64, limit, weight int) ([]bridge.Event, error) {
+	d := iv.Duration()
+	if d == 0 {
+		d = 28 * 24 * time.Hour // the shortest month
+	}
+	if w := int64(limit) * int64(d); toNS-fromNS >= w {
+		toNS = fromNS + w - 1
+	}
+	q := url.Values{"instId": {sym}, "bar": {bar}, "limit": {strconv.Itoa(limit)},
+		"after": {strconv.FormatInt(toNS/1_000_000+1, 10)}}
+	if fromNS >= 1_000_000 {
+		q.Set("before", strconv.FormatInt(fromNS/1_000_000-1, 10))
+	}
+	data, err := a.get(ctx, path, q, weight)
+	if err != nil {
+		return nil, err
+	}
+	recv := a.core.Now().UnixNano()
+	var rows [][]string
+	if err := json.Unmarshal(data, &rows); err != nil {
+		return nil, a.core.Malformed(path, err)
+	}
+	out := make([]bridge.Event, 0, len(rows))
+	for i := len(rows) - 1; i >= 0; i-- {
+		if len(rows[i]) < 9 {
+			return nil, a.core.Malformed(path, fmt.Errorf("candle row %d: %d values, want 9", i, len(rows[i])))
+		}
+		row := [9]string(rows[i][:9])
+		ev, err := a.candleEvent(sym, iv, &row, recv)
+		if err != nil {
+			return nil, a.core.Malformed(path, fmt.Errorf("candle row %d: %w", i, err))
+		}
+		if len(out) > 0 && ev.FirstID <= out[len(out)-1].FirstID {
+			return nil, a.core.Malformed(path, fmt.Errorf("candle rows not newest first at %d", i))
+		}
+		if ev.FirstID < fromNS || ev.FirstID > toNS || ev.Flags&bridge.FlagClosed == 0 {
+			continue
+		}
+		ev.TS = ev.LastID
+		out = append(out, ev)
+	}
+	return out, nil
+}

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/bridge/binance"
+	"github.com/qldata/mdbridge/bridge/okx"
 )
 
 func TestParseSubscriptions(t *testing.T) {
@@ -167,3 +169,55 @@ func TestSubscribeChannelsOfUSDM(t *testing.T) {
 		t.Fatalf("binance-usdm channels %q, want %q", got, want)
 	}
 }
+
+// TestSubscriptionsOKXChannels: the spec takes every OKX channel, and a
+// stream is built for them; ticker and liquidation on okx spot (and bars
+// OKX lacks) fail when the stream is built, with the bridge's error naming
+// the market and what it has, as node.Start reports it for MDB_SUBSCRIBE.
+func TestSubscriptionsOKXChannels(t *testing.T) {
+	build := func(sub Subscription) error {
+		market := okx.MarketSpot
+		if sub.Exchange == okx.NameSwap {
+			market = okx.MarketSwap
+		}
+		ex, err := okx.New(okx.Config{Market: market}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = bridge.NewStream(bridge.StreamConfig{Exchange: ex, Symbols: sub.Symbols, Channels: sub.Channels}, nopPublisher{}, nil)
+		return err
+	}
+	subs, err := ParseSubscriptions("okx:trade,book,bbo,kline.1m,kline.1w+open,kline.1M:BTC-USDT;" +
+		"okx-swap:trade,book,bbo,ticker,liquidation,kline.1h+open,kline.1d:BTC-USDT-SWAP")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(subs) != 2 || subs[1].Channels != bridge.ChannelTrade|bridge.ChannelBook|bridge.ChannelBBO|bridge.ChannelTicker|
+		bridge.ChannelLiquidation|bridge.KlineOpenChannel(bridge.Interval1h)|bridge.KlineChannel(bridge.Interval1d) {
+		t.Fatalf("%+v", subs)
+	}
+	for _, s := range subs {
+		if err := build(s); err != nil {
+			t.Errorf("%s: %v", s, err)
+		}
+	}
+	const okxHas = "trade, book, bbo, kline.<1m|3m|5m|15m|30m|1h|2h|4h|6h|12h|1d|1w|1M>[+open]"
+	for spec, want := range map[string]string{
+		"okx:trade,ticker:BTC-USDT": "bridge: invalid configuration: market okx does not have channel ticker (allowed: " + okxHas + ")",
+		"okx:liquidation:BTC-USDT":  "bridge: invalid configuration: market okx does not have channel liquidation (allowed: " + okxHas + ")",
+		"okx-swap:kline.8h:BTC-USDT-SWAP": "bridge: invalid configuration: market okx-swap does not have channel kline.8h (allowed: " +
+			"trade, book, bbo, ticker, liquidation, kline.<1m|3m|5m|15m|30m|1h|2h|4h|6h|12h|1d|1w|1M>[+open])",
+	} {
+		subs, err := ParseSubscriptions(spec)
+		if err != nil {
+			t.Fatalf("%s: %v", spec, err)
+		}
+		if err := build(subs[0]); err == nil || err.Error() != want {
+			t.Errorf("%s: %v\nwant %s", spec, err, want)
+		}
+	}
+}
+
+type nopPublisher struct{}
+
+func (nopPublisher) Publish(context.Context, []bridge.Event) error { return nil }
