@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/internal/node"
 )
 
 // Subscription is one exchange's share of MDB_SUBSCRIBE: the channels to
@@ -132,4 +133,23 @@ func ParseSubscriptions(spec string) ([]Subscription, error) {
 // String renders s back in spec form.
 func (s Subscription) String() string {
 	return s.Exchange + ":" + s.Channels.String() + ":" + strings.Join(s.Symbols, ",")
+}
+
+// nodeSubscriptions converts parsed subscriptions to the node's.
+func nodeSubscriptions(subs []Subscription) []node.Subscription {
+	out := make([]node.Subscription, len(subs))
+	for i, s := range subs {
+		out[i] = node.Subscription{Exchange: s.Exchange, Channels: s.Channels, Symbols: s.Symbols}
+	}
+	return out
+}
+
+// parseNodeSubscriptions is ParseSubscriptions for the node's runtime
+// subscriptions: a replica rejects what MDB_SUBSCRIBE rejects, alike.
+func parseNodeSubscriptions(spec string) ([]node.Subscription, error) {
+	subs, err := ParseSubscriptions(spec)
+	if err != nil {
+		return nil, err
+	}
+	return nodeSubscriptions(subs), nil
 }
