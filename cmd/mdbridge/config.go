@@ -23,7 +23,7 @@ const envPrefix = "MDB"
 // Config is the whole configuration of `mdbridge run`, read from MDB_*
 // environment variables. `mdbridge -h` prints it with defaults.
 type Config struct {
-	Subscribe string `envconfig:"SUBSCRIBE" default:"binance:trade,book:BTCUSDT" desc:"what to ingest at start: <exchange>:<trade,book>:<SYMBOL,...>[;...]; exchanges binance, bybit, bybit-linear, okx, okx-swap, binance-usdm; the runtime spec in MDB_CONFIG_BUCKET, when present, replaces it"`
+	Subscribe    string `envconfig:"SUBSCRIBE" default:"binance:trade,book:BTCUSDT" desc:"what to ingest at start: <exchange>:<trade,book>:<SYMBOL,...>[;...]; exchanges binance, bybit, bybit-linear, okx, okx-swap, binance-usdm; the runtime spec in MDB_CONFIG_BUCKET, when present, replaces it"`
 	ConfigBucket string `envconfig:"CONFIG_BUCKET" default:"md_config" desc:"KV bucket of runtime subscriptions: key subscribe holds a spec in MDB_SUBSCRIBE's syntax that, when present, replaces MDB_SUBSCRIBE on every replica at once (mdbridge subscribe show|set|add|remove); empty turns runtime subscriptions off"`
 	Instance     string `envconfig:"INSTANCE" desc:"instance name in md_state keys and logs (default: host name)"`
 
