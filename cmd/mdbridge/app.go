@@ -76,6 +76,7 @@ func (c *Config) connConfig(urls []string) publisher.ConnConfig {
 func (c *Config) nodeConfig(pc publisher.Config) node.Config {
 	nc := node.Config{
 		Instance: c.Instance, Publisher: pc, Resilience: ptr(c.Resilience), Cluster: c.clusterConfig(),
+		UniverseRefresh: c.UniverseRefresh,
 		Venues: node.Venues{
 			BinanceWSURL: c.BinanceWSURL, BinanceRESTURL: c.BinanceRESTURL,
 			BinanceBookDepth: c.BinanceBookDepth, BinanceWeightPerMinute: c.share(c.BinanceWeightPerMin),

@@ -2,6 +2,7 @@ package node
 
 import (
 	"strings"
+	"time"
 
 	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/internal/cluster"
@@ -44,6 +45,9 @@ type Config struct {
 	// holds a spec the node rejects at start). The streams are then built
 	// and replaced at run time and Hooks.Source does not apply.
 	Runtime *Runtime
+	// UniverseRefresh is how often the venues' instrument lists behind
+	// universe patterns ("*USDT") are read again (default 5 min).
+	UniverseRefresh time.Duration
 	// OnStreamError, if set, is called (from the stream's goroutine) when
 	// a stream's Run returns an error; err names the exchange, as in
 	// "binance stream: ...". A stream that stopped stays stopped.
@@ -55,7 +59,12 @@ type Config struct {
 type Subscription struct {
 	Exchange string         // "binance", "binance-usdm", "bybit" (spot), "bybit-linear", "okx" (SPOT) or "okx-swap"
 	Channels bridge.Channel // bridge.ChannelTrade, bridge.ChannelBook or both
-	Symbols  []string
+	// Symbols are exchange symbols, or universe patterns where '*'
+	// stands for any run of characters ("*USDT", "*"): every symbol of
+	// the venue's instrument list (status TRADING / Trading) that
+	// matches, resolved at start and every Config.UniverseRefresh
+	// (binance, bybit, bybit-linear).
+	Symbols []string
 }
 
 // String renders s as a subscription spec group,

@@ -29,8 +29,11 @@ type Node struct {
 	exchanges []bridge.Exchange // one per subscription of Config.Subscriptions
 	adapters  *adapterSet       // every exchange's adapter, built on demand
 
-	subMu  sync.Mutex
-	active []Subscription // the subscription set running now
+	subMu    sync.Mutex
+	spec     []Subscription // the subscription set asked for (universe patterns unresolved)
+	active   []Subscription // the subscription set running now (patterns resolved)
+	changeMu sync.Mutex     // one change of the running set at a time
+	uni      *universe
 
 	nc      *nats.Conn
 	js      jetstream.JetStream
@@ -47,10 +50,10 @@ type Node struct {
 	coordCancel context.CancelFunc
 	coordDone   chan struct{}
 
-	// runtime subscriptions (Config.Runtime set)
+	// runtime subscriptions (Config.Runtime set) and universe refreshes
 	rt       *specFollower
-	rtCancel context.CancelFunc
-	rtDone   chan struct{}
+	bgCancel context.CancelFunc
+	bgWG     sync.WaitGroup
 
 	started bool
 	closed  bool
@@ -72,7 +75,13 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: logger, exchanges: exs, adapters: adapters, active: cfg.Subscriptions}
+	for i, sub := range cfg.Subscriptions {
+		if _, err := checkPatterns(sub); err != nil {
+			return nil, &SubscriptionError{Index: i, Exchange: sub.Exchange, Stage: StageUniverse, Err: err}
+		}
+	}
+	n := &Node{cfg: cfg, log: logger, exchanges: exs, adapters: adapters, spec: cfg.Subscriptions, active: cfg.Subscriptions,
+		uni: newUniverse(cfg.Venues, adapters)}
 	if cfg.Runtime != nil {
 		if n.rt, err = newSpecFollower(n, *cfg.Runtime); err != nil {
 			return nil, err
@@ -129,7 +138,7 @@ func (n *Node) Start(ctx context.Context, nc *nats.Conn) (err error) {
 	if err != nil {
 		return fmt.Errorf("snapshot requester: %w", err)
 	}
-	if n.cfg.Cluster != nil || n.rt != nil {
+	if n.cfg.Cluster != nil || n.rt != nil || hasPatterns(n.cfg.Subscriptions) {
 		return n.startDynamic(ctx, kv, requester)
 	}
 	if err := n.buildStreams(requester); err != nil {
@@ -247,6 +256,12 @@ func (n *Node) startDynamic(ctx context.Context, states jetstream.KeyValue, requ
 		if err := n.rt.load(ctx); err != nil {
 			return err
 		}
+	} else {
+		resolved, err := n.uni.resolve(ctx, n.cfg.Subscriptions, false)
+		if err != nil {
+			return err
+		}
+		n.setSets(n.cfg.Subscriptions, resolved)
 	}
 	if n.svc, err = publisher.NewSnapshotService(n.nc, n.pub, src, n.log); err != nil {
 		return fmt.Errorf("snapshot service: %w", err)
@@ -276,15 +291,33 @@ func (n *Node) startDynamic(ctx context.Context, states jetstream.KeyValue, requ
 			}
 		}()
 	}
+	bctx, cancel := context.WithCancel(context.Background())
+	n.bgCancel = cancel
 	if n.rt != nil {
-		rctx, cancel := context.WithCancel(context.Background())
-		n.rtCancel, n.rtDone = cancel, make(chan struct{})
-		go func() {
-			defer close(n.rtDone)
-			n.rt.follow(rctx)
-		}()
+		n.bgWG.Go(func() { n.rt.follow(bctx) })
 	}
+	n.bgWG.Go(func() { n.refreshLoop(bctx, cmp.Or(n.cfg.UniverseRefresh, DefaultUniverseRefresh)) })
 	return nil
+}
+
+// setSets records the spec and its resolution as the running set
+// (before the streams start).
+func (n *Node) setSets(spec, resolved []Subscription) {
+	n.subMu.Lock()
+	n.spec, n.active = spec, resolved
+	n.subMu.Unlock()
+	n.uni.mu.Lock()
+	if hasPatterns(spec) {
+		n.uni.stats.Symbols = len(unitsOf(resolved))
+	}
+	n.uni.mu.Unlock()
+}
+
+// specSet returns the subscription set asked for, patterns unresolved.
+func (n *Node) specSet() []Subscription {
+	n.subMu.Lock()
+	defer n.subMu.Unlock()
+	return n.spec
 }
 
 // subscriptions returns the subscription set running now.
@@ -304,10 +337,12 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	var errs []error
-	if n.rt != nil && n.rtCancel != nil {
-		n.rtCancel()
-		<-n.rtDone
-		n.rt.leave(ctx)
+	if n.bgCancel != nil {
+		n.bgCancel()
+		n.bgWG.Wait()
+		if n.rt != nil {
+			n.rt.leave(ctx)
+		}
 	}
 	if n.coord != nil {
 		// Leave the cluster first: the others take over this replica's
@@ -363,9 +398,9 @@ func (n *Node) Close() {
 		return
 	}
 	n.closed = true
-	if n.rtCancel != nil {
-		n.rtCancel()
-		<-n.rtDone
+	if n.bgCancel != nil {
+		n.bgCancel()
+		n.bgWG.Wait()
 	}
 	if n.coord != nil {
 		n.coordCancel()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -41,6 +42,7 @@ type SubscribeStatus struct {
 	Changes          uint64    `json:"changes"`        // specs applied at run time since start
 	RejectedTotal    uint64    `json:"rejected_total"` // specs rejected since start
 	Updated          time.Time `json:"updated"`
+	UniverseStats
 }
 
 // StatusKey is the Runtime bucket key of an instance's SubscribeStatus.
@@ -116,12 +118,22 @@ func (f *specFollower) load(ctx context.Context) error {
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		f.log.Info("no runtime subscription spec in KV; running the start set (MDB_SUBSCRIBE)", "spec", render(f.n.cfg.Subscriptions))
-		f.writeStatus(ctx)
 	case err != nil:
 		return fmt.Errorf("reading the subscription spec %s/%s: %w", f.cfg.Bucket, f.cfg.Key, err)
 	default:
-		f.event(ctx, e, false)
+		if f.event(ctx, e, false) {
+			return nil
+		}
 	}
+	resolved, err := f.n.uni.resolve(ctx, f.n.cfg.Subscriptions, false)
+	if err != nil {
+		return err
+	}
+	f.n.setSets(f.n.cfg.Subscriptions, resolved)
+	f.mu.Lock()
+	f.st.Units = len(unitsOf(resolved))
+	f.mu.Unlock()
+	f.writeStatus(ctx)
 	return nil
 }
 
@@ -174,14 +186,18 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 }
 
 // event considers one revision of the key: a valid spec (or a deletion:
-// back to the start set) becomes the running set; an invalid one is
-// logged, counted and reported, and the running set stays.
-func (f *specFollower) event(ctx context.Context, e jetstream.KeyValueEntry, running bool) {
+// back to the start set) becomes the running set; an invalid one (or
+// one with a universe pattern that matches nothing) is logged, counted
+// and reported, and the running set stays. It reports whether the
+// revision was applied.
+func (f *specFollower) event(ctx context.Context, e jetstream.KeyValueEntry, running bool) bool {
 	rev := e.Revision()
 	if rev <= f.lastRev {
-		return
+		return false
 	}
 	f.lastRev = rev
+	f.n.changeMu.Lock()
+	defer f.n.changeMu.Unlock()
 	subs, source := f.n.cfg.Subscriptions, SourceStart
 	var err error
 	if op := e.Operation(); op != jetstream.KeyValueDelete && op != jetstream.KeyValuePurge {
@@ -190,6 +206,10 @@ func (f *specFollower) event(ctx context.Context, e jetstream.KeyValueEntry, run
 			err = f.n.check(subs)
 		}
 	}
+	var resolved []Subscription
+	if err == nil {
+		resolved, err = f.n.uni.resolve(ctx, subs, false)
+	}
 	if err != nil {
 		f.log.Error("subscription spec rejected; the running set stays", "revision", rev, "err", err)
 		f.mu.Lock()
@@ -197,18 +217,25 @@ func (f *specFollower) event(ctx context.Context, e jetstream.KeyValueEntry, run
 		f.st.RejectedTotal++
 		f.mu.Unlock()
 		f.writeStatus(ctx)
-		return
+		return false
 	}
 	if running {
-		f.n.changeSubscriptions(ctx, subs)
-	} else {
 		f.n.subMu.Lock()
-		f.n.active = subs
+		f.n.spec = subs
 		f.n.subMu.Unlock()
+		f.n.changeSubscriptions(ctx, resolved)
+		f.n.uni.mu.Lock()
+		f.n.uni.stats.Symbols = 0
+		if hasPatterns(subs) {
+			f.n.uni.stats.Symbols = len(unitsOf(resolved))
+		}
+		f.n.uni.mu.Unlock()
+	} else {
+		f.n.setSets(subs, resolved)
 	}
 	spec := render(subs)
 	f.mu.Lock()
-	f.st.Source, f.st.Revision, f.st.Spec, f.st.Units = source, 0, spec, len(unitsOf(subs))
+	f.st.Source, f.st.Revision, f.st.Spec, f.st.Units = source, 0, spec, len(unitsOf(resolved))
 	if source == SourceKV {
 		f.st.Revision = rev
 	}
@@ -219,21 +246,27 @@ func (f *specFollower) event(ctx context.Context, e jetstream.KeyValueEntry, run
 	f.mu.Unlock()
 	f.log.Info("subscription set applied", "source", source, "revision", rev, "spec", spec)
 	f.writeStatus(ctx)
+	return true
 }
 
 // status returns the current report.
 func (f *specFollower) status() SubscribeStatus {
+	u := f.n.Universe()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.st
+	st := f.st
+	st.UniverseStats = u
+	return st
 }
 
 // writeStatus writes the report to the status key (failures are logged).
 func (f *specFollower) writeStatus(ctx context.Context) {
+	st := f.status()
+	st.Updated = time.Now().UTC()
 	f.mu.Lock()
-	f.st.Updated = time.Now().UTC()
-	body, err := json.Marshal(f.st)
+	f.st.Updated = st.Updated
 	f.mu.Unlock()
+	body, err := json.Marshal(st)
 	if err != nil {
 		return
 	}
@@ -271,6 +304,10 @@ func (n *Node) check(subs []Subscription) error {
 		if _, err := n.adapters.get(sub.Exchange); err != nil {
 			return &SubscriptionError{Index: i, Exchange: sub.Exchange, Stage: StageAdapter, Err: err}
 		}
+		sub, err := checkPatterns(sub)
+		if err != nil {
+			return &SubscriptionError{Index: i, Exchange: sub.Exchange, Stage: StageUniverse, Err: err}
+		}
 		s, err := n.runner.mk(sub.Exchange, sub.Channels, sub.Symbols, discardSink{})
 		if err != nil {
 			return &SubscriptionError{Index: i, Exchange: sub.Exchange, Stage: StageStream, Err: err}
@@ -296,6 +333,9 @@ func CheckSubscriptions(subs []Subscription, v Venues) error {
 		if err != nil {
 			return &SubscriptionError{Index: i, Exchange: sub.Exchange, Stage: StageAdapter, Err: err}
 		}
+		if sub, err = checkPatterns(sub); err != nil {
+			return &SubscriptionError{Index: i, Exchange: sub.Exchange, Stage: StageUniverse, Err: err}
+		}
 		res := resilience.DefaultResilienceConfig()
 		s, err := bridge.NewStream(bridge.StreamConfig{Exchange: ex, Symbols: sub.Symbols, Channels: sub.Channels, Resilience: &res}, pub, nil)
 		if err != nil {
@@ -317,14 +357,15 @@ func unitChannels(subs []Subscription) map[cluster.Unit]bridge.Channel {
 	return out
 }
 
-// changeSubscriptions makes subs the running set: in cluster mode the
-// coordinator spreads the new units; otherwise the runner stops the units
-// removed (their md_state entries deleted), stops and starts again those
-// whose channels changed, and starts the units added.
-func (n *Node) changeSubscriptions(ctx context.Context, subs []Subscription) {
+// changeSubscriptions makes subs (patterns resolved) the running set: in
+// cluster mode the coordinator spreads the new units; otherwise the runner
+// stops the units removed (their md_state entries deleted), stops and
+// starts again those whose channels changed, and starts the units added.
+// It returns the units added and removed. n.changeMu held.
+func (n *Node) changeSubscriptions(ctx context.Context, subs []Subscription) (added, removed []cluster.Unit) {
 	old := n.subscriptions()
 	oldCh, newCh := unitChannels(old), unitChannels(subs)
-	var removed, added, changed []cluster.Unit
+	var changed []cluster.Unit
 	for _, u := range unitsOf(old) {
 		ch, ok := newCh[u]
 		switch {
@@ -345,18 +386,32 @@ func (n *Node) changeSubscriptions(ctx context.Context, subs []Subscription) {
 	n.log.Info("subscription set changing", "added", len(added), "removed", len(removed), "channels_changed", len(changed))
 	if n.coord != nil {
 		n.coord.SetUnits(unitsOf(subs), changed)
-		return
+		return added, removed
 	}
-	if stop := append(removed, changed...); len(stop) > 0 {
+	if stop := append(slices.Clone(removed), changed...); len(stop) > 0 {
 		if err := n.runner.StopUnits(ctx, stop); err != nil {
 			n.log.Error("stopping units failed", "count", len(stop), "err", err)
 		}
 	}
-	if start := append(added, changed...); len(start) > 0 {
+	if start := append(slices.Clone(added), changed...); len(start) > 0 {
 		if err := n.runner.StartUnits(ctx, start); err != nil {
 			n.log.Error("starting units failed", "count", len(start), "err", err)
 		}
 	}
+	return added, removed
+}
+
+// unitNames lists at most max units for a log line.
+func unitNames(units []cluster.Unit, max int) string {
+	var parts []string
+	for i, u := range units {
+		if i == max {
+			parts = append(parts, fmt.Sprintf("... (%d more)", len(units)-max))
+			break
+		}
+		parts = append(parts, u.String())
+	}
+	return strings.Join(parts, " ")
 }
 
 // SubscribeStatus returns the report of the running subscription set and

@@ -100,6 +100,12 @@ func (w *streamWatch) tradeCount(sym string) int {
 	return len(w.trades[sym])
 }
 
+func (w *streamWatch) eventCount(sym string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.events[sym]
+}
+
 func (w *streamWatch) hasBook(sym string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
