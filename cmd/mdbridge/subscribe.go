@@ -403,8 +403,9 @@ func renderSubs(subs []Subscription) string {
 
 // subscribeCollector exports the runtime subscription report.
 type subscribeCollector struct {
-	status                                    func() (node.SubscribeStatus, bool)
-	units, fromKV, invalid, changes, rejected *prometheus.Desc
+	status                                                      func() (node.SubscribeStatus, bool)
+	units, fromKV, invalid, changes, rejected                   *prometheus.Desc
+	uniUnits, uniRefreshes, uniFailures, uniListed, uniDelisted *prometheus.Desc
 }
 
 func newSubscribeCollector(status func() (node.SubscribeStatus, bool)) *subscribeCollector {
@@ -412,12 +413,17 @@ func newSubscribeCollector(status func() (node.SubscribeStatus, bool)) *subscrib
 		return prometheus.NewDesc("mdbridge_subscribe_"+name, help, nil, nil)
 	}
 	return &subscribeCollector{
-		status:   status,
-		units:    d("units", "Units (exchange, symbol) of the subscription set running (all replicas' work in cluster mode)."),
-		fromKV:   d("from_kv", "1 while the running set is the runtime spec of MDB_CONFIG_BUCKET, 0 while it is MDB_SUBSCRIBE."),
-		invalid:  d("spec_rejected", "1 while the runtime spec's latest revision was rejected (the previous set runs; see mdbridge subscribe show)."),
-		changes:  d("changes_total", "Runtime subscription specs applied since start."),
-		rejected: d("rejected_total", "Runtime subscription specs rejected since start."),
+		status:       status,
+		units:        d("units", "Units (exchange, symbol) of the subscription set running (all replicas' work in cluster mode)."),
+		fromKV:       d("from_kv", "1 while the running set is the runtime spec of MDB_CONFIG_BUCKET, 0 while it is MDB_SUBSCRIBE."),
+		invalid:      d("spec_rejected", "1 while the runtime spec's latest revision was rejected (the previous set runs; see mdbridge subscribe show)."),
+		changes:      d("changes_total", "Runtime subscription specs applied since start."),
+		rejected:     d("rejected_total", "Runtime subscription specs rejected since start."),
+		uniUnits:     prometheus.NewDesc("mdbridge_universe_units", "Units (exchange, symbol) the universe patterns of the running set match.", nil, nil),
+		uniRefreshes: prometheus.NewDesc("mdbridge_universe_refreshes_total", "Instrument-list refreshes (every MDB_UNIVERSE_REFRESH while the set has patterns).", nil, nil),
+		uniFailures:  prometheus.NewDesc("mdbridge_universe_refresh_failures_total", "Instrument-list refreshes that failed or left a pattern empty (the running set stayed).", nil, nil),
+		uniListed:    prometheus.NewDesc("mdbridge_universe_listed_total", "Units started because the venue listed them.", nil, nil),
+		uniDelisted:  prometheus.NewDesc("mdbridge_universe_delisted_total", "Units released because the venue delisted or halted them.", nil, nil),
 	}
 }
 
@@ -441,4 +447,9 @@ func (c *subscribeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.invalid, prometheus.GaugeValue, b(st.Rejected != ""))
 	ch <- prometheus.MustNewConstMetric(c.changes, prometheus.CounterValue, float64(st.Changes))
 	ch <- prometheus.MustNewConstMetric(c.rejected, prometheus.CounterValue, float64(st.RejectedTotal))
+	ch <- prometheus.MustNewConstMetric(c.uniUnits, prometheus.GaugeValue, float64(st.Symbols))
+	ch <- prometheus.MustNewConstMetric(c.uniRefreshes, prometheus.CounterValue, float64(st.Refreshes))
+	ch <- prometheus.MustNewConstMetric(c.uniFailures, prometheus.CounterValue, float64(st.Failures))
+	ch <- prometheus.MustNewConstMetric(c.uniListed, prometheus.CounterValue, float64(st.Listed))
+	ch <- prometheus.MustNewConstMetric(c.uniDelisted, prometheus.CounterValue, float64(st.Delisted))
 }
