@@ -36,7 +36,7 @@ func testParse(spec string) ([]Subscription, error) {
 		}
 		syms := strings.Split(parts[2], ",")
 		for _, s := range syms {
-			if err := bridge.ValidateIdent(s); err != nil {
+			if err := bridge.ValidateIdent(strings.ReplaceAll(s, "*", "X")); err != nil {
 				return nil, fmt.Errorf("invalid subscription spec: %w", err)
 			}
 		}
@@ -144,7 +144,14 @@ func readStatus(t *testing.T, kv jetstream.KeyValue, instance string) (Subscribe
 func TestRuntimeSubscriptions(t *testing.T) {
 	env, js := runtimeEnv(t)
 	ctx := context.Background()
-	n := env.start(t, runtimeConfig(env, "solo"))
+	cfg := runtimeConfig(env, "solo")
+	n, err := New(cfg, testLogger("solo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background(), env.connect(t)); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(n.Close)
 	watch := watchStream(t, js)
 	states, err := js.KeyValue(ctx, publisher.DefaultKVBucket)
@@ -258,13 +265,43 @@ func TestRuntimeSubscriptions(t *testing.T) {
 	eth = watch.tradeCount("ETHUSDT")
 	wait("ETHUSDT still flowing", trades("ETHUSDT", eth+10))
 
+	// A universe pattern: every trading *USDT symbol of the simulator.
+	if _, err := cfgKV.Put(ctx, DefaultSubscribeKey, []byte("binance:trade:*USDT")); err != nil {
+		t.Fatal(err)
+	}
+	wait("universe *USDT", func() error {
+		for _, s := range []string{"BTCUSDT", "ETHUSDT", "SOLUSDT"} {
+			if st := view.state(s, "solo"); st != "CONNECTED" {
+				return fmt.Errorf("%s md_state %q", s, st)
+			}
+		}
+		if st, _ := n.SubscribeStatus(); st.Spec != "binance:trade:*USDT" || st.Units != 3 || st.Symbols != 3 {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+	// A pattern that matches nothing is rejected like an invalid spec.
+	rev, err = cfgKV.Put(ctx, DefaultSubscribeKey, []byte("binance:trade:*XYZ"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait("rejection of an empty universe", func() error {
+		st, err := readStatus(t, cfgKV, "solo")
+		if err == nil && (st.RejectedRevision != rev || !strings.Contains(st.Rejected, "empty universe")) {
+			err = fmt.Errorf("%+v", st)
+		}
+		return err
+	})
+
 	// Deleting the key returns to the start set.
 	if err := cfgKV.Delete(ctx, DefaultSubscribeKey); err != nil {
 		t.Fatal(err)
 	}
 	wait("back to the start set", func() error {
-		if s := view.state("ETHUSDT", "solo"); s != "" {
-			return fmt.Errorf("ETHUSDT md_state still %q", s)
+		for _, sym := range []string{"ETHUSDT", "SOLUSDT"} {
+			if s := view.state(sym, "solo"); s != "" {
+				return fmt.Errorf("%s md_state still %q", sym, s)
+			}
 		}
 		if s := view.state("BTCUSDT", "solo"); s != "CONNECTED" {
 			return fmt.Errorf("BTCUSDT md_state %q", s)
