@@ -11,6 +11,7 @@ import (
 
 	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/exsim"
+	"github.com/qldata/mdbridge/internal/cluster"
 	"github.com/qldata/mdbridge/publisher"
 )
 
@@ -161,4 +162,62 @@ func exchangeOf(sym string) string {
 		return "bybit-linear"
 	}
 	return "binance"
+}
+
+// TestUniverseCluster: two replicas in cluster mode (R=1) with
+// binance:trade:*USDT follow a listing and a delisting: every matching
+// trading symbol on exactly one CONNECTED owner, the delisted one on none.
+func TestUniverseCluster(t *testing.T) {
+	env, js := runtimeEnv(t) // BTCUSDT, ETHUSDT, SOLUSDT
+	if err := env.sim.SetListed(exsim.Binance, "SOLUSDT", false); err != nil {
+		t.Fatal(err)
+	}
+	var nodes []*Node
+	for _, name := range []string{"k1", "k2"} {
+		cfg := runtimeConfig(env, name)
+		cfg.Runtime = nil
+		cfg.Subscriptions = []Subscription{{Exchange: "binance", Channels: bridge.ChannelTrade, Symbols: []string{"*USDT"}}}
+		cfg.UniverseRefresh = 200 * time.Millisecond
+		cfg.Cluster = &cluster.Config{Redundancy: 1, Heartbeat: time.Second, Expiry: 6 * time.Second, Tick: 200 * time.Millisecond, HandoverTimeout: time.Minute}
+		n := env.start(t, cfg)
+		t.Cleanup(n.Close)
+		nodes = append(nodes, n)
+	}
+	states, err := js.KeyValue(context.Background(), publisher.DefaultKVBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	view := watchStates(t, states)
+	converged := func(step string, want, gone []string) {
+		t.Helper()
+		waitUntil(t, 3*time.Minute, 100*time.Millisecond, step, func() error {
+			own, conn, _ := view.owners(5 * time.Second)
+			for _, s := range want {
+				u := cluster.Unit{Market: "binance", Symbol: s}
+				if len(own[u]) != 1 || !conn[u] {
+					return fmt.Errorf("%s: owners %v, connected %v", s, own[u], conn[u])
+				}
+			}
+			for _, s := range gone {
+				if o := own[cluster.Unit{Market: "binance", Symbol: s}]; len(o) != 0 {
+					return fmt.Errorf("%s still on %v", s, o)
+				}
+			}
+			for _, n := range nodes {
+				if st := n.Cluster().Stats(); st.Units != len(want) || st.Members != 2 {
+					return fmt.Errorf("%s: %+v", n.cfg.Instance, st)
+				}
+			}
+			return nil
+		})
+		t.Logf("%s: converged", step)
+	}
+	converged("start", []string{"BTCUSDT", "ETHUSDT"}, []string{"SOLUSDT"})
+	if err := env.sim.SetListed(exsim.Binance, "SOLUSDT", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.sim.SetListed(exsim.Binance, "BTCUSDT", false); err != nil {
+		t.Fatal(err)
+	}
+	converged("listed SOLUSDT, delisted BTCUSDT", []string{"ETHUSDT", "SOLUSDT"}, []string{"BTCUSDT"})
 }
