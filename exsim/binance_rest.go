@@ -379,7 +379,7 @@ func (s *Server) binanceExchangeInfo(w http.ResponseWriter, q url.Values) {
 		tick := appendDecimal(nil, 1, m.in.pxDec, 8)
 		step := appendDecimal(nil, 1, m.in.qtyDec, 8)
 		syms = append(syms, symbolInfo{
-			Symbol: m.symbol, Status: "TRADING", BaseAsset: base, BaseAssetPrecision: 8,
+			Symbol: m.symbol, Status: s.binanceStatus(m.symbol), BaseAsset: base, BaseAssetPrecision: 8,
 			QuoteAsset: quote, QuotePrecision: 8, QuoteAssetPrecision: 8,
 			BaseCommissionPrecision: 8, QuoteCommissionPrecision: 8,
 			OrderTypes:     []string{"LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"},

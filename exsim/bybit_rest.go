@@ -61,6 +61,19 @@ func (s *Server) handleBybitREST(w http.ResponseWriter, r *http.Request) {
 		writeJSONBytes(w, http.StatusOK, bybitEnvelope(0, "OK", res, nowNs))
 		return
 	}
+	if r.URL.Path == "/v5/market/instruments-info" {
+		if cat != "spot" && cat != "linear" {
+			fail(10001, "Illegal category")
+			return
+		}
+		code, msg, res := s.bybitInstruments(v, q)
+		if code != 0 {
+			fail(code, msg)
+			return
+		}
+		writeJSONBytes(w, http.StatusOK, bybitEnvelope(0, "OK", res, nowNs))
+		return
+	}
 	if r.URL.Path != "/v5/market/orderbook" && r.URL.Path != "/v5/market/recent-trade" && r.URL.Path != "/v5/market/kline" {
 		http.NotFound(w, r)
 		return

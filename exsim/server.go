@@ -25,6 +25,7 @@ type Server struct {
 	log     *slog.Logger
 	markets map[Venue]map[string]*market
 	mlist   []*market
+	listing listing // instrument-list status (listing.go)
 	up      websocket.Upgrader
 	clock   func() time.Time // wall clock; a seam for rate-limit tests
 

@@ -77,6 +77,7 @@ func (c *Config) connConfig(urls []string) publisher.ConnConfig {
 func (c *Config) nodeConfig(pc publisher.Config) node.Config {
 	nc := node.Config{
 		Instance: c.Instance, Publisher: pc, Resilience: ptr(c.Resilience), Cluster: c.clusterConfig(),
+		UniverseRefresh: c.UniverseRefresh,
 		Venues: node.Venues{
 			BinanceWSURL: c.BinanceWSURL, BinanceRESTURL: c.BinanceRESTURL,
 			BinanceBookDepth: c.BinanceBookDepth, BinanceWeightPerMinute: c.share(c.BinanceWeightPerMin),
@@ -88,8 +89,9 @@ func (c *Config) nodeConfig(pc publisher.Config) node.Config {
 			OKXWSURL:                     c.OKXWSURL, OKXRESTURL: c.OKXRESTURL,
 		},
 	}
-	for _, sub := range c.subs {
-		nc.Subscriptions = append(nc.Subscriptions, node.Subscription{Exchange: sub.Exchange, Channels: sub.Channels, Symbols: sub.Symbols})
+	nc.Subscriptions = nodeSubscriptions(c.subs)
+	if c.ConfigBucket != "" {
+		nc.Runtime = &node.Runtime{Bucket: c.ConfigBucket, Key: node.DefaultSubscribeKey, Parse: parseNodeSubscriptions}
 	}
 	silence := c.SilenceCheck
 	if silence == 0 {
@@ -178,7 +180,10 @@ func (a *app) configError(err error) error {
 	if se.Stage == node.StageAdapter {
 		return fmt.Errorf("configuration: %s adapter: %w (check MDB_%s_WS_URL and MDB_%s_REST_URL)", se.Exchange, se.Err, venueEnv(se.Exchange), venueEnv(se.Exchange))
 	}
-	return fmt.Errorf("configuration: MDB_SUBSCRIBE group %s: %w", a.cfg.subs[se.Index], se.Err)
+	if se.Index < len(a.cfg.subs) && a.cfg.subs[se.Index].Exchange == se.Exchange {
+		return fmt.Errorf("configuration: MDB_SUBSCRIBE group %s: %w", a.cfg.subs[se.Index], se.Err)
+	}
+	return fmt.Errorf("subscription %s: %w", se.Exchange, se.Err)
 }
 
 func venueEnv(exchange string) string {
@@ -204,7 +209,7 @@ func (a *app) run(ctx context.Context) int {
 		}()
 	}
 	var subs []string
-	for _, sub := range a.cfg.subs {
+	for _, sub := range a.node.Subscriptions() {
 		subs = append(subs, sub.String())
 	}
 	httpAddr := "" // the bound address: MDB_HTTP_ADDR may ask for port 0

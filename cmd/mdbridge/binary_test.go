@@ -406,7 +406,7 @@ func TestBadConfigurationExitsBeforeStarting(t *testing.T) {
 	}{
 		{[]string{"MDB_SUBSCRIBE=kraken:trade:BTCUSD"}, []string{"MDB_SUBSCRIBE", "unknown exchange", "binance, bybit, bybit-linear"}},
 		{[]string{"MDB_SUBSCRIBE=binance:trade:BTC.USDT"}, []string{"MDB_SUBSCRIBE", "'.'"}},
-		{[]string{"MDB_SUBSCRIBE=binance:trade:BTC*"}, []string{"MDB_SUBSCRIBE", "'*'"}},
+		{[]string{"MDB_SUBSCRIBE=okx:trade:BTC*"}, []string{"MDB_SUBSCRIBE", "universes are supported on"}},
 		{[]string{"MDB_SUBSCRIBE=binance:trade:BTC>"}, []string{"MDB_SUBSCRIBE", "'>'"}},
 		{[]string{"MDB_SUBSCRIBE=binance-trade-BTCUSDT"}, []string{"MDB_SUBSCRIBE", "<exchange>:<channels>:<symbols>"}},
 		{[]string{"MDB_DUPLICATE_WINDOW=-2m"}, []string{"MDB_DUPLICATE_WINDOW"}},

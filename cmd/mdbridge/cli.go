@@ -34,6 +34,7 @@ func commands() []command {
 		{"run", "run the bridge (default); configured by MDB_* variables", cmdRun},
 		{"demo", "embedded NATS + offline exchange simulator + bridge, with a live summary", cmdDemo},
 		{"status", "show connection state from the md_state KV bucket (--watch, --json)", cmdStatus},
+		{"subscribe", "show or change the runtime subscription set every replica follows (show|set|add|remove)", cmdSubscribe},
 		{"tail", "print events from a subject of the stream (tail md.binance.BTCUSDT)", cmdTail},
 		{"snapshot", "request a fresh order-book snapshot (snapshot binance BTCUSDT)", cmdSnapshot},
 		{"sim", "run the Binance/Bybit exchange simulator alone", cmdSim},

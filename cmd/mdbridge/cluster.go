@@ -41,6 +41,9 @@ var clusterMetrics = []struct {
 		}
 		return 0
 	}},
+	{"cluster_units", "Units (exchange, symbol) of the subscription set, over all replicas.", false, func(s cluster.Stats) float64 { return float64(s.Units) }},
+	{"cluster_units_retired_total", "Running units stopped because the runtime subscription set dropped them.", true, func(s cluster.Stats) float64 { return float64(s.Retired) }},
+	{"cluster_units_restarted_total", "Running units restarted because the runtime subscription set changed their channels.", true, func(s cluster.Stats) float64 { return float64(s.Restarted) }},
 	{"cluster_units_gained_total", "Units this replica started carrying.", true, func(s cluster.Stats) float64 { return float64(s.Gained) }},
 	{"cluster_handovers_total", "Units released after their new owners reported CONNECTED.", true, func(s cluster.Stats) float64 { return float64(s.Handovers) }},
 	{"cluster_handover_timeouts_total", "Units released at the handover timeout without their new owners CONNECTED.", true, func(s cluster.Stats) float64 { return float64(s.Timeouts) }},

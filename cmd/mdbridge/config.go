@@ -23,8 +23,10 @@ const envPrefix = "MDB"
 // Config is the whole configuration of `mdbridge run`, read from MDB_*
 // environment variables. `mdbridge -h` prints it with defaults.
 type Config struct {
-	Subscribe string `envconfig:"SUBSCRIBE" default:"binance:trade,book:BTCUSDT" desc:"what to ingest: <exchange>:<trade,book>:<SYMBOL,...>[;...]; exchanges binance, bybit, bybit-linear, okx, okx-swap"`
-	Instance  string `envconfig:"INSTANCE" desc:"instance name in md_state keys and logs (default: host name)"`
+	Subscribe       string        `envconfig:"SUBSCRIBE" default:"binance:trade,book:BTCUSDT" desc:"what to ingest at start: <exchange>:<trade,book>:<SYMBOL,...>[;...]; exchanges binance, bybit, bybit-linear, okx, okx-swap, binance-usdm; the runtime spec in MDB_CONFIG_BUCKET, when present, replaces it"`
+	ConfigBucket    string        `envconfig:"CONFIG_BUCKET" default:"md_config" desc:"KV bucket of runtime subscriptions: key subscribe holds a spec in MDB_SUBSCRIBE's syntax that, when present, replaces MDB_SUBSCRIBE on every replica at once (mdbridge subscribe show|set|add|remove); empty turns runtime subscriptions off"`
+	UniverseRefresh time.Duration `envconfig:"UNIVERSE_REFRESH" default:"5m" desc:"how often the instrument lists behind universe patterns (binance:trade:*USDT) are read again: new listings start, delisted or halted symbols are released; at least 10s"`
+	Instance        string        `envconfig:"INSTANCE" desc:"instance name in md_state keys and logs (default: host name)"`
 
 	NATSURL       string        `envconfig:"NATS_URL" desc:"NATS server URL(s), comma separated; empty starts an embedded NATS server"`
 	NATSUser      string        `envconfig:"NATS_USER" desc:"NATS user name"`
@@ -173,6 +175,7 @@ func (c *Config) validate() error {
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout, time.Second},
 		{"SILENCE_CHECK", c.SilenceCheck, 0},
 		{"TIME_SYNC_INTERVAL", c.TimeSyncInterval, 10 * time.Second},
+		{"UNIVERSE_REFRESH", c.UniverseRefresh, 10 * time.Second},
 	} {
 		if d.v < d.min {
 			add(configError(d.name, "%s is below the minimum %s; use a Go duration such as 30s or 2m", d.v, d.min))
@@ -292,6 +295,13 @@ func (c *Config) validate() error {
 		add(configError("BYBIT_REQUESTS_PER_MINUTE", "%d; must be at least 1", c.BybitRequestsPerMin))
 	}
 	add(c.validateCluster())
+	if c.ConfigBucket != "" {
+		if err := bridge.ValidateIdent(c.ConfigBucket); err != nil {
+			add(configError("CONFIG_BUCKET", "%v", err))
+		} else if c.ConfigBucket == c.KVBucket || c.ConfigBucket == c.MembersBucket {
+			add(configError("CONFIG_BUCKET", "%q must differ from MDB_KV_BUCKET and MDB_MEMBERS_BUCKET", c.ConfigBucket))
+		}
+	}
 	if _, err := cli.ParseLevel(c.LogLevel); err != nil {
 		add(configError("LOG_LEVEL", "%v", err))
 	}

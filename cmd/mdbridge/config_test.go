@@ -99,7 +99,8 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 	}{
 		{map[string]string{"MDB_SUBSCRIBE": "kraken:trade:BTCUSD"}, []string{"MDB_SUBSCRIBE", "unknown exchange", "binance, bybit, bybit-linear"}},
 		{map[string]string{"MDB_SUBSCRIBE": "binance:trade:BTC.USDT"}, []string{"MDB_SUBSCRIBE", "allowed are letters"}},
-		{map[string]string{"MDB_SUBSCRIBE": "binance:trade:BTC*"}, []string{"MDB_SUBSCRIBE"}},
+		{map[string]string{"MDB_SUBSCRIBE": "binance:trade:BTC>"}, []string{"MDB_SUBSCRIBE"}},
+		{map[string]string{"MDB_SUBSCRIBE": "okx:trade:BTC*"}, []string{"MDB_SUBSCRIBE", "universes"}},
 		{map[string]string{"MDB_SUBSCRIBE": "binance;trade"}, []string{"MDB_SUBSCRIBE", "<exchange>:<channels>:<symbols>"}},
 		{map[string]string{"MDB_DUPLICATE_WINDOW": "-1s"}, []string{"MDB_DUPLICATE_WINDOW", "minimum"}},
 		{map[string]string{"MDB_MAX_AGE": "-5m"}, []string{"MDB_MAX_AGE"}},

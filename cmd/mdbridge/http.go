@@ -27,6 +27,9 @@ func (a *app) handler() http.Handler {
 		a.metrics.ingest,
 		publisher.NewCollector(a.node.Publisher(), a.node.States(), a.node.SnapshotService()),
 	)
+	if _, ok := a.node.SubscribeStatus(); ok {
+		reg.MustRegister(newSubscribeCollector(a.node.SubscribeStatus))
+	}
 	if c := a.node.Cluster(); c != nil {
 		reg.MustRegister(newClusterCollector(c))
 	}

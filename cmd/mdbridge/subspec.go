@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/internal/node"
 )
 
 // Subscription is one exchange's share of MDB_SUBSCRIBE: the channels to
@@ -19,6 +20,10 @@ type Subscription struct {
 
 // knownExchanges are the exchange ids the binary can build adapters for.
 var knownExchanges = []string{"binance", "bybit", "bybit-linear", "okx", "okx-swap", "binance-usdm"}
+
+// universeExchanges are the exchanges whose symbols may be universe
+// patterns (the node reads their instrument lists).
+var universeExchanges = []string{"binance", "bybit", "bybit-linear"}
 
 // defaultSubscribe is used when MDB_SUBSCRIBE is empty.
 const defaultSubscribe = "binance:trade,book:BTCUSDT"
@@ -40,7 +45,10 @@ var errSpec = errors.New("invalid subscription spec")
 // updates), intervals 1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M as
 // the market has them (a channel the market lacks fails when the stream is
 // built, naming the allowed ones); symbols is a comma list of exchange
-// symbols (upper-cased).
+// symbols (upper-cased), or on binance, bybit and bybit-linear universe
+// patterns where '*' is any run of characters ("*USDT", "*"): every
+// trading symbol of the venue's instrument list that matches, refreshed
+// every MDB_UNIVERSE_REFRESH.
 // White space around items is ignored. The same exchange may appear in
 // several groups; the result merges them per exchange and symbol, in first-
 // seen order. Example: "binance:trade,book:BTCUSDT,ETHUSDT;bybit:trade:BTCUSDT".
@@ -90,7 +98,16 @@ func ParseSubscriptions(spec string) ([]Subscription, error) {
 			if s == "" {
 				continue
 			}
-			if err := bridge.ValidateIdent(s); err != nil {
+			if node.IsPattern(s) {
+				// A universe: '*' is any run of characters; the rest
+				// must be identifier characters.
+				if err := bridge.ValidateIdent(strings.ReplaceAll(s, "*", "X")); err != nil {
+					return nil, fmt.Errorf("%w: symbol pattern in group %q: %w", errSpec, group, err)
+				}
+				if !slices.Contains(universeExchanges, ex) {
+					return nil, fmt.Errorf("%w: symbol pattern %s in group %q: universes are supported on %s", errSpec, s, group, strings.Join(universeExchanges, ", "))
+				}
+			} else if err := bridge.ValidateIdent(s); err != nil {
 				return nil, fmt.Errorf("%w: symbol in group %q: %w", errSpec, group, err)
 			}
 			k := key{ex, s}
@@ -132,4 +149,23 @@ func ParseSubscriptions(spec string) ([]Subscription, error) {
 // String renders s back in spec form.
 func (s Subscription) String() string {
 	return s.Exchange + ":" + s.Channels.String() + ":" + strings.Join(s.Symbols, ",")
+}
+
+// nodeSubscriptions converts parsed subscriptions to the node's.
+func nodeSubscriptions(subs []Subscription) []node.Subscription {
+	out := make([]node.Subscription, len(subs))
+	for i, s := range subs {
+		out[i] = node.Subscription{Exchange: s.Exchange, Channels: s.Channels, Symbols: s.Symbols}
+	}
+	return out
+}
+
+// parseNodeSubscriptions is ParseSubscriptions for the node's runtime
+// subscriptions: a replica rejects what MDB_SUBSCRIBE rejects, alike.
+func parseNodeSubscriptions(spec string) ([]node.Subscription, error) {
+	subs, err := ParseSubscriptions(spec)
+	if err != nil {
+		return nil, err
+	}
+	return nodeSubscriptions(subs), nil
 }

@@ -48,7 +48,12 @@ func TestParseSubscriptions(t *testing.T) {
 		{spec: "binance:trade:BTC:USDT", wantErr: "must be <exchange>:<channels>:<symbols>"},
 		{spec: "binance:trade:", wantErr: "lists no symbols"},
 		{spec: "binance:trade:BTC.USDT", wantErr: "invalid identifier"},
-		{spec: "binance:trade:*", wantErr: "invalid identifier"},
+		{spec: "binance:trade:*.USDT", wantErr: "invalid identifier"},
+		{spec: "okx:trade:*-USDT", wantErr: "universes are supported on binance, bybit, bybit-linear"},
+		{spec: "binance:trade:*USDT;binance:book:*USDT;bybit-linear:trade:*", want: []Subscription{
+			{Exchange: "binance", Channels: tb, Symbols: []string{"*USDT"}},
+			{Exchange: "bybit-linear", Channels: bridge.ChannelTrade, Symbols: []string{"*"}},
+		}},
 		{spec: "binance:trade:>", wantErr: "invalid identifier"},
 		{spec: "binance:trade:" + strings.Repeat("A", 65), wantErr: "at most 64"},
 	}

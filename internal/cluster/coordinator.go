@@ -44,6 +44,9 @@ type Stats struct {
 	Frozen      bool   // own entry could not be refreshed: assignment held
 	Reconciles  uint64
 	RunnerFails uint64 // StartUnits/StopUnits errors
+	Units       int    // units of the subscription set (all replicas)
+	Retired     uint64 // running units stopped because the subscription set dropped them
+	Restarted   uint64 // running units restarted because their channels changed
 }
 
 // ownerState is one md_state entry: the unit's state on one instance.
@@ -80,6 +83,12 @@ type Coordinator struct {
 	draining   bool
 	stats      Stats
 	runOnce    bool
+
+	// SetUnits' pending change, applied by the next reconcile
+	pendingSet     bool
+	pendingUnits   []Unit
+	pendingRestart []Unit
+	wake           chan struct{}
 }
 
 // New builds a Coordinator on the membership bucket (from EnsureBucket) and
@@ -101,6 +110,7 @@ func New(cfg Config, members, states jetstream.KeyValue, runner Runner, logger *
 		unitSet: map[Unit]bool{}, seen: map[string]time.Time{}, keyOf: map[string]string{},
 		byKey: map[string]*ownerState{}, byUnit: map[Unit]map[string]*ownerState{},
 		running: map[Unit]bool{}, releasing: map[Unit]time.Time{},
+		wake: make(chan struct{}, 1),
 	}
 	for _, u := range cfg.Units {
 		if !c.unitSet[u] {
@@ -109,7 +119,68 @@ func New(cfg Config, members, states jetstream.KeyValue, runner Runner, logger *
 		}
 	}
 	slices.SortFunc(c.units, compareUnits)
+	c.stats.Units = len(c.units)
 	return c, nil
+}
+
+// SetUnits replaces the units to spread (runtime subscription changes).
+// The next reconcile, at once if Run is past its settling, stops the
+// running units no longer in units at once (nobody is to carry them: no
+// handover), starts the new ones this replica is assigned, and restarts
+// (stop, then start) the running units of restart, whose channels changed.
+// It does not block.
+func (c *Coordinator) SetUnits(units []Unit, restart []Unit) {
+	c.mu.Lock()
+	c.pendingSet = true
+	c.pendingUnits = slices.Clone(units)
+	c.pendingRestart = append(c.pendingRestart, restart...)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// applyUnits applies SetUnits' pending change; it returns the running
+// units to stop for good and those to restart. c.mu held.
+func (c *Coordinator) applyUnits() (gone, restart []Unit) {
+	if !c.pendingSet {
+		return nil, nil
+	}
+	set := map[Unit]bool{}
+	var units []Unit
+	for _, u := range c.pendingUnits {
+		if !set[u] {
+			set[u] = true
+			units = append(units, u)
+		}
+	}
+	slices.SortFunc(units, compareUnits)
+	for u := range c.running {
+		if !set[u] {
+			gone = append(gone, u)
+		}
+	}
+	slices.SortFunc(gone, compareUnits)
+	for _, u := range c.pendingRestart {
+		if set[u] && c.running[u] && !slices.Contains(restart, u) {
+			restart = append(restart, u)
+		}
+	}
+	for u := range c.byUnit {
+		if !set[u] {
+			for k, os := range c.byKey {
+				if os.unit == u {
+					delete(c.byKey, k)
+				}
+			}
+			delete(c.byUnit, u)
+		}
+	}
+	c.units, c.unitSet = units, set
+	c.pendingSet, c.pendingUnits, c.pendingRestart = false, nil, nil
+	c.stats.Units = len(units)
+	return gone, restart
 }
 
 // Run announces the replica, follows the membership and md_state buckets
@@ -169,6 +240,10 @@ func (c *Coordinator) Run(ctx context.Context) error {
 			}
 		case se := <-stateCh:
 			c.stateEvent(se)
+		case <-c.wake:
+			if settled {
+				c.reconcile(ctx)
+			}
 		case <-settle:
 			settle, settled = nil, true
 			c.reconcile(ctx)
@@ -386,6 +461,10 @@ func (c *Coordinator) connected(u Unit, instance string, now time.Time) bool {
 // reconcile brings the runner's units to the assignment.
 func (c *Coordinator) reconcile(ctx context.Context) {
 	c.mu.Lock()
+	gone, restart := c.applyUnits()
+	c.mu.Unlock()
+	c.changeUnits(ctx, gone, restart)
+	c.mu.Lock()
 	now := c.now()
 	c.stats.Reconciles++
 	live := c.live(now)
@@ -505,6 +584,45 @@ func (c *Coordinator) reconcile(ctx context.Context) {
 	c.mu.Unlock()
 }
 
+// changeUnits stops the running units the subscription set dropped (their
+// md_state entries go with them, as the Runner's StopUnits does) and
+// restarts those whose channels changed.
+func (c *Coordinator) changeUnits(ctx context.Context, gone, restart []Unit) {
+	if len(gone)+len(restart) == 0 {
+		return
+	}
+	stop := append(slices.Clone(gone), restart...)
+	c.log.Info("subscription set changed", "stopping", len(gone), "restarting", len(restart))
+	err := c.runner.StopUnits(ctx, stop)
+	c.mu.Lock()
+	if err != nil {
+		c.log.Error("stopping units the subscription set dropped failed", "count", len(stop), "err", err)
+		c.stats.RunnerFails++
+	}
+	for _, u := range stop {
+		delete(c.running, u)
+		delete(c.releasing, u)
+	}
+	c.stats.Retired += uint64(len(gone))
+	c.mu.Unlock()
+	if len(restart) == 0 {
+		return
+	}
+	if err := c.runner.StartUnits(ctx, restart); err != nil {
+		c.log.Error("restarting units failed", "count", len(restart), "err", err)
+		c.mu.Lock()
+		c.stats.RunnerFails++
+		c.mu.Unlock()
+		return // the next reconcile starts them again
+	}
+	c.mu.Lock()
+	for _, u := range restart {
+		c.running[u] = true
+	}
+	c.stats.Restarted += uint64(len(restart))
+	c.mu.Unlock()
+}
+
 // Drain makes the replica leave the cluster gracefully: it marks its entry
 // draining (the others drop it from their view at once and take over its
 // units), then waits until every unit it runs is CONNECTED on its new
@@ -595,5 +713,5 @@ func (c *Coordinator) Redundancy() int { return c.cfg.Redundancy }
 
 // String describes the coordinator for logs.
 func (c *Coordinator) String() string {
-	return fmt.Sprintf("cluster %s: R=%d, %d units, members %s", c.cfg.Instance, c.cfg.Redundancy, len(c.units), strings.Join(c.Members(), ","))
+	return fmt.Sprintf("cluster %s: R=%d, %d units, members %s", c.cfg.Instance, c.cfg.Redundancy, c.Stats().Units, strings.Join(c.Members(), ","))
 }

@@ -22,6 +22,11 @@
 // freezes: it keeps what it carries and takes nothing new until it can
 // write again.
 //
+// The units may change at run time (SetUnits: runtime subscriptions,
+// universe refreshes): units dropped stop at once on every replica
+// carrying them (nobody is to carry them, so there is no handover), new
+// units are assigned like the others.
+//
 // The package knows nothing of streams: the Coordinator drives a Runner
 // (internal/node implements it with bridge.Streams). Concurrency: a
 // Coordinator's methods may be called from any goroutine; Run is called

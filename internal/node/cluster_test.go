@@ -52,6 +52,7 @@ type streamWatch struct {
 	trades map[string]map[int64]bool
 	books  map[string]*bridge.BookBuilder
 	ids    map[string]bool
+	events map[string]int // per symbol
 	dups   []string
 	bad    []string
 }
@@ -68,7 +69,7 @@ func watchStream(t *testing.T, js jetstream.JetStream) *streamWatch {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &streamWatch{trades: map[string]map[int64]bool{}, books: map[string]*bridge.BookBuilder{}, ids: map[string]bool{}}
+	w := &streamWatch{trades: map[string]map[int64]bool{}, books: map[string]*bridge.BookBuilder{}, ids: map[string]bool{}, events: map[string]int{}}
 	cc, err := c.Consume(func(m jetstream.Msg) {
 		ev, err := bridge.DecodeJSON(m.Data())
 		id := m.Headers().Get(publisher.HeaderMsgID)
@@ -78,6 +79,7 @@ func watchStream(t *testing.T, js jetstream.JetStream) *streamWatch {
 			w.bad = append(w.bad, err.Error())
 			return
 		}
+		w.events[ev.Symbol]++
 		if w.ids[id] {
 			w.dups = append(w.dups, id)
 		}

@@ -1,11 +1,13 @@
 package node
 
 import (
+	"strings"
+	"time"
+
 	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/internal/cluster"
 	"github.com/qldata/mdbridge/publisher"
 	"github.com/qldata/mdbridge/resilience"
-	"time"
 )
 
 // Config is what a node is built from. The zero value of every field but
@@ -37,6 +39,15 @@ type Config struct {
 	// Subscriptions); its bucket takes Publisher's storage and replicas
 	// when unset. nil: this replica carries every subscription.
 	Cluster *cluster.Config
+	// Runtime, if set, makes the subscription set follow a key of a KV
+	// bucket (see Runtime): operators change it without restarts.
+	// Subscriptions is then the set used while the key is absent (or
+	// holds a spec the node rejects at start). The streams are then built
+	// and replaced at run time and Hooks.Source does not apply.
+	Runtime *Runtime
+	// UniverseRefresh is how often the venues' instrument lists behind
+	// universe patterns ("*USDT") are read again (default 5 min).
+	UniverseRefresh time.Duration
 	// OnStreamError, if set, is called (from the stream's goroutine) when
 	// a stream's Run returns an error; err names the exchange, as in
 	// "binance stream: ...". A stream that stopped stays stopped.
@@ -48,7 +59,48 @@ type Config struct {
 type Subscription struct {
 	Exchange string         // "binance", "binance-usdm", "bybit" (spot), "bybit-linear", "okx" (SPOT) or "okx-swap"
 	Channels bridge.Channel // bridge.ChannelTrade, bridge.ChannelBook or both
-	Symbols  []string
+	// Symbols are exchange symbols, or universe patterns where '*'
+	// stands for any run of characters ("*USDT", "*"): every symbol of
+	// the venue's instrument list (status TRADING / Trading) that
+	// matches, resolved at start and every Config.UniverseRefresh
+	// (binance, bybit, bybit-linear).
+	Symbols []string
+}
+
+// String renders s as a subscription spec group,
+// "<exchange>:<channels>:<symbols>".
+func (s Subscription) String() string {
+	return s.Exchange + ":" + s.Channels.String() + ":" + strings.Join(s.Symbols, ",")
+}
+
+// Defaults of Runtime.
+const (
+	DefaultConfigBucket = "md_config"
+	DefaultSubscribeKey = "subscribe"
+	// StatusKeyPrefix starts the key of each replica's report of the
+	// subscription set it runs: "active.<instance>" (the instance name
+	// with characters outside [A-Za-z0-9_-] replaced by '_'), a
+	// SubscribeStatus in JSON.
+	StatusKeyPrefix = "active."
+)
+
+// Runtime configures runtime subscriptions: the subscription spec lives in
+// key Key of the KV bucket Bucket; every replica watches it and converges
+// on it (starts the units it adds, stops those it removes, restarts those
+// whose channels change). A spec the node cannot use (Parse or the stream
+// configuration rejects it) is logged, counted and reported in the
+// replica's status key; the running set stays. A deleted key returns the
+// node to Config.Subscriptions.
+type Runtime struct {
+	// Bucket is the KV bucket of the spec (default md_config); it is
+	// created at start if missing, with the state bucket's storage and
+	// replicas.
+	Bucket string
+	// Key is the spec's key (default subscribe).
+	Key string
+	// Parse parses a spec (required): cmd/mdbridge passes its
+	// MDB_SUBSCRIBE parser, so both reject the same specs alike.
+	Parse func(spec string) ([]Subscription, error)
 }
 
 // Venues are the endpoints and REST budgets of the exchanges. Empty URLs

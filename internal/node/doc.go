@@ -16,6 +16,15 @@
 // waits for acks, final DISCONNECTED states, NATS drain); Close stops at
 // once, as when the process dies (no flush, no final state).
 //
+// The set of subscriptions may change at run time (Config.Runtime: a KV
+// key holds the spec, every replica follows it) and may name universes
+// (symbol patterns such as "*USDT", resolved from the venues' instrument
+// lists and refreshed every Config.UniverseRefresh). In either case, and
+// in cluster mode, the streams are built by a unit runner that starts
+// streams for units added, stops the units removed (deleting their
+// md_state entries) and replaces a stream make-before-break when it keeps
+// some of its units; Hooks.Source does not apply there.
+//
 // Concurrency: New, Start, Shutdown and Close are called by one goroutine
 // (Close after Shutdown does nothing). The accessors (Conn, Streams,
 // Publisher, ...) may be called from any goroutine once Start has

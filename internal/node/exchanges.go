@@ -5,7 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
+	"sync"
 	"time"
 
 	"github.com/qldata/mdbridge/bridge"
@@ -15,11 +15,22 @@ import (
 	"github.com/qldata/mdbridge/resilience"
 )
 
-// buildExchanges builds one adapter per exchange id and returns, for each
-// subscription, its exchange's adapter. Adapters of one venue share one
-// REST limiter (the exchanges limit per IP; Bybit spot and linear share
-// Bybit's).
-func buildExchanges(subs []Subscription, v Venues, logger *slog.Logger) ([]bridge.Exchange, error) {
+// adapterSet builds the exchange adapters on demand, one per exchange id,
+// and keeps them: adapters of one venue share one REST limiter (the
+// exchanges limit per IP; Bybit spot and linear share Bybit's). Runtime
+// subscriptions may name an exchange the start did not; it is built then.
+// Safe for concurrent use.
+type adapterSet struct {
+	v        Venues
+	log      *slog.Logger
+	offline  bool // no live rate-limit lookups (CheckSubscriptions)
+	mu       sync.Mutex
+	table    resilience.ExchangeLimitTable
+	limiters map[string]*resilience.RateLimitManager
+	adapters map[string]bridge.Exchange
+}
+
+func newAdapterSet(v Venues, logger *slog.Logger) *adapterSet {
 	// The configured budgets override the seed's per-venue defaults.
 	table := resilience.ExchangeLimitTable{}
 	for venue, n := range map[string]int{"binance": v.BinanceWeightPerMinute, "bybit": v.BybitRequestsPerMinute} {
@@ -29,37 +40,64 @@ func buildExchanges(subs []Subscription, v Venues, logger *slog.Logger) ([]bridg
 			table[venue] = l
 		}
 	}
-	// Binance USD-M is not in the seed's table: 2400 weight per minute, or
-	// less if the venue's live rateLimits say so.
-	if slices.ContainsFunc(subs, func(s Subscription) bool { return s.Exchange == binance.NameUSDM }) {
-		table[binance.NameUSDM] = resilience.ExchangeLimits{
-			RequestsPerMinute: usdmBudget(v, logger), WSConnectionsPerIP: 10}
+	return &adapterSet{v: v, log: logger, table: table,
+		limiters: map[string]*resilience.RateLimitManager{}, adapters: map[string]bridge.Exchange{}}
+}
+
+// limiter returns the REST limiter of a venue. a.mu held.
+func (a *adapterSet) limiter(venue string) (*resilience.RateLimitManager, error) {
+	if l, ok := a.limiters[venue]; ok {
+		return l, nil
 	}
-	limiters := map[string]*resilience.RateLimitManager{}
-	limiter := func(venue string) (*resilience.RateLimitManager, error) {
-		if l, ok := limiters[venue]; ok {
-			return l, nil
+	if venue == "okx" {
+		l, err := okx.NewLimiter() // OKX's budget is per endpoint: the adapter's weights
+		if err == nil {
+			a.limiters[venue] = l
 		}
-		if venue == "okx" {
-			l, err := okx.NewLimiter() // OKX's budget is per endpoint: the adapter's weights
-			limiters[venue] = l
-			return l, err
-		}
-		lim, _ := table.Lookup(venue)
-		l, err := resilience.NewRateLimitManager(lim.RateLimitConfig())
-		limiters[venue] = l
 		return l, err
 	}
-	adapters := map[string]bridge.Exchange{}
+	if venue == binance.NameUSDM {
+		if _, ok := a.table[venue]; !ok {
+			// Binance USD-M is not in the seed's table: 2400 weight per
+			// minute, or less if the venue's live rateLimits say so.
+			budget := cmp.Or(a.v.BinanceUSDMWeightPerMinute, binance.DefaultUSDMWeightPerMinute)
+			if !a.offline {
+				budget = usdmBudget(a.v, a.log)
+			}
+			a.table[venue] = resilience.ExchangeLimits{RequestsPerMinute: budget, WSConnectionsPerIP: 10}
+		}
+	}
+	lim, _ := a.table.Lookup(venue)
+	l, err := resilience.NewRateLimitManager(lim.RateLimitConfig())
+	if err == nil {
+		a.limiters[venue] = l
+	}
+	return l, err
+}
+
+// get returns the adapter of an exchange id, building it the first time.
+func (a *adapterSet) get(id string) (bridge.Exchange, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if ex, ok := a.adapters[id]; ok {
+		return ex, nil
+	}
+	ex, err := newExchange(id, a.v, a.limiter, a.log)
+	if err != nil {
+		return nil, err
+	}
+	a.adapters[id] = ex
+	return ex, nil
+}
+
+// buildExchanges returns, for each subscription, its exchange's adapter
+// from set. Errors are *SubscriptionError (StageAdapter).
+func buildExchanges(subs []Subscription, set *adapterSet) ([]bridge.Exchange, error) {
 	out := make([]bridge.Exchange, len(subs))
 	for i, sub := range subs {
-		ex, ok := adapters[sub.Exchange]
-		if !ok {
-			var err error
-			if ex, err = newExchange(sub.Exchange, v, limiter, logger); err != nil {
-				return nil, &SubscriptionError{Index: i, Exchange: sub.Exchange, Stage: StageAdapter, Err: err}
-			}
-			adapters[sub.Exchange] = ex
+		ex, err := set.get(sub.Exchange)
+		if err != nil {
+			return nil, &SubscriptionError{Index: i, Exchange: sub.Exchange, Stage: StageAdapter, Err: err}
 		}
 		out[i] = ex
 	}

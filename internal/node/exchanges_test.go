@@ -14,7 +14,7 @@ func TestBuildOKXExchanges(t *testing.T) {
 		{Exchange: "okx", Channels: bridge.ChannelTrade, Symbols: []string{"BTC-USDT"}},
 		{Exchange: "okx-swap", Channels: bridge.ChannelBook, Symbols: []string{"BTC-USDT-SWAP"}},
 	}
-	exs, err := buildExchanges(subs, Venues{OKXWSURL: "ws://127.0.0.1:1", OKXRESTURL: "http://127.0.0.1:1"}, nil)
+	exs, err := buildExchanges(subs, newAdapterSet(Venues{OKXWSURL: "ws://127.0.0.1:1", OKXRESTURL: "http://127.0.0.1:1"}, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

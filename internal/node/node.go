@@ -26,7 +26,14 @@ const drainWait = 2 * time.Second
 type Node struct {
 	cfg       Config
 	log       *slog.Logger
-	exchanges []bridge.Exchange // one per subscription
+	exchanges []bridge.Exchange // one per subscription of Config.Subscriptions
+	adapters  *adapterSet       // every exchange's adapter, built on demand
+
+	subMu    sync.Mutex
+	spec     []Subscription // the subscription set asked for (universe patterns unresolved)
+	active   []Subscription // the subscription set running now (patterns resolved)
+	changeMu sync.Mutex     // one change of the running set at a time
+	uni      *universe
 
 	nc      *nats.Conn
 	js      jetstream.JetStream
@@ -43,6 +50,11 @@ type Node struct {
 	coordCancel context.CancelFunc
 	coordDone   chan struct{}
 
+	// runtime subscriptions (Config.Runtime set) and universe refreshes
+	rt       *specFollower
+	bgCancel context.CancelFunc
+	bgWG     sync.WaitGroup
+
 	started bool
 	closed  bool
 }
@@ -58,11 +70,23 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 	if err := cfg.Publisher.Validate(); err != nil {
 		return nil, err
 	}
-	exs, err := buildExchanges(cfg.Subscriptions, cfg.Venues, logger)
+	adapters := newAdapterSet(cfg.Venues, logger)
+	exs, err := buildExchanges(cfg.Subscriptions, adapters)
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: logger, exchanges: exs}
+	for i, sub := range cfg.Subscriptions {
+		if _, err := checkPatterns(sub); err != nil {
+			return nil, &SubscriptionError{Index: i, Exchange: sub.Exchange, Stage: StageUniverse, Err: err}
+		}
+	}
+	n := &Node{cfg: cfg, log: logger, exchanges: exs, adapters: adapters, spec: cfg.Subscriptions, active: cfg.Subscriptions,
+		uni: newUniverse(cfg.Venues, adapters)}
+	if cfg.Runtime != nil {
+		if n.rt, err = newSpecFollower(n, *cfg.Runtime); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Cluster != nil {
 		n.ccfg = *cfg.Cluster
 		n.ccfg.Instance = cfg.Instance
@@ -114,8 +138,8 @@ func (n *Node) Start(ctx context.Context, nc *nats.Conn) (err error) {
 	if err != nil {
 		return fmt.Errorf("snapshot requester: %w", err)
 	}
-	if n.cfg.Cluster != nil {
-		return n.startCluster(ctx, kv, requester)
+	if n.cfg.Cluster != nil || n.rt != nil || hasPatterns(n.cfg.Subscriptions) {
+		return n.startDynamic(ctx, kv, requester)
 	}
 	if err := n.buildStreams(requester); err != nil {
 		return err
@@ -139,10 +163,10 @@ func (n *Node) Start(ctx context.Context, nc *nats.Conn) (err error) {
 	return nil
 }
 
-// streamMaker returns what builds the streams: the subscription's
-// exchange, channels and symbols, publishing through the publisher hook,
-// with the resumer and the venue's connect gate shared by all.
-func (n *Node) streamMaker(req bridge.SnapshotRequester) func(i int, symbols []string, sink bridge.StateSink) (*bridge.Stream, error) {
+// streamMaker returns what builds the streams: an exchange, channels and
+// symbols, publishing through the publisher hook, with the resumer and the
+// venue's connect gate shared by all. It may be called from any goroutine.
+func (n *Node) streamMaker(req bridge.SnapshotRequester) func(ex string, ch bridge.Channel, symbols []string, sink bridge.StateSink) (*bridge.Stream, error) {
 	h := n.cfg.Hooks
 	var pub bridge.Publisher = n.pub
 	if h.Publisher != nil {
@@ -157,28 +181,34 @@ func (n *Node) streamMaker(req bridge.SnapshotRequester) func(i int, symbols []s
 	// The venues' connect limits are per IP: every stream of a venue (Bybit
 	// spot and linear are one venue) takes its attempts from one gate.
 	gates := map[string]*bridge.ConnectGate{}
-	return func(i int, symbols []string, sink bridge.StateSink) (*bridge.Stream, error) {
-		sub := n.cfg.Subscriptions[i]
+	var gmu sync.Mutex
+	return func(exName string, ch bridge.Channel, symbols []string, sink bridge.StateSink) (*bridge.Stream, error) {
+		ex, err := n.adapters.get(exName)
+		if err != nil {
+			return nil, err
+		}
 		res := resilience.DefaultResilienceConfig()
 		if n.cfg.Resilience != nil {
 			res = *n.cfg.Resilience
 		}
 		sc := bridge.StreamConfig{
-			Exchange: n.exchanges[i], Symbols: symbols, Channels: sub.Channels,
+			Exchange: ex, Symbols: symbols, Channels: ch,
 			Resilience: &res, Instance: n.cfg.Instance,
 		}
 		if n.cfg.Tune != nil {
 			n.cfg.Tune(&sc)
 		}
-		venue := venueOf(sub.Exchange)
+		venue := venueOf(exName)
+		gmu.Lock()
 		gate := gates[venue]
 		if gate == nil {
-			var err error
-			if gate, err = bridge.NewConnectGate(n.exchanges[i].Limits(), sc.ConnectSpacing); err != nil {
+			if gate, err = bridge.NewConnectGate(ex.Limits(), sc.ConnectSpacing); err != nil {
+				gmu.Unlock()
 				return nil, err
 			}
 			gates[venue] = gate
 		}
+		gmu.Unlock()
 		sc.StateSink, sc.SnapshotRequester, sc.TradeResumer, sc.ConnectGate = sink, req, resumer, gate
 		return bridge.NewStream(sc, pub, n.log)
 	}
@@ -198,7 +228,7 @@ func (n *Node) buildStreams(requester bridge.SnapshotRequester) error {
 	mk := n.streamMaker(requester)
 	sink := n.sink()
 	for i, sub := range n.cfg.Subscriptions {
-		s, err := mk(i, sub.Symbols, sink)
+		s, err := mk(sub.Exchange, sub.Channels, sub.Symbols, sink)
 		if err != nil {
 			return &SubscriptionError{Index: i, Exchange: sub.Exchange, Stage: StageStream, Err: err}
 		}
@@ -207,44 +237,94 @@ func (n *Node) buildStreams(requester bridge.SnapshotRequester) error {
 	return nil
 }
 
-// startCluster provisions the membership bucket and starts the snapshot
-// service on the unit runner's streams and the coordinator, which starts
-// this replica's units.
-func (n *Node) startCluster(ctx context.Context, states jetstream.KeyValue, requester *publisher.SnapshotRequester) error {
-	members, err := cluster.EnsureBucket(ctx, n.js, n.ccfg)
-	if err != nil {
-		return err
-	}
+// startDynamic starts the streams through the unit runner, whose streams
+// change at run time: in cluster mode the coordinator starts this
+// replica's share of the units; with runtime subscriptions the spec
+// follower reads the KV key first (the key, when present and valid, wins
+// over Config.Subscriptions) and then follows it.
+func (n *Node) startDynamic(ctx context.Context, states jetstream.KeyValue, requester *publisher.SnapshotRequester) error {
 	n.runner = &unitRunner{
 		n: n, log: n.log, stop: make(chan struct{}),
 		handover: cmp.Or(n.ccfg.HandoverTimeout, cluster.DefaultHandoverTimeout),
 	}
 	// Hooks.Source does not apply: the streams change at run time.
 	var src publisher.SnapshotSource = n.runner
-	mk := n.streamMaker(&clusterRequester{next: requester, src: n.runner, pub: n.pub})
-	sink := n.sink()
-	n.runner.mk = func(i int, symbols []string, muted bridge.StateSink) (*bridge.Stream, error) {
-		return mk(i, symbols, muted)
+	n.runner.mk = n.streamMaker(&clusterRequester{next: requester, src: n.runner, pub: n.pub})
+	n.runner.sinkBase = n.sink()
+	var err error
+	if n.rt != nil {
+		if err := n.rt.load(ctx); err != nil {
+			return err
+		}
+	} else {
+		resolved, err := n.uni.resolve(ctx, n.cfg.Subscriptions, false)
+		if err != nil {
+			return err
+		}
+		n.setSets(n.cfg.Subscriptions, resolved)
 	}
-	n.runner.sinkBase = sink
 	if n.svc, err = publisher.NewSnapshotService(n.nc, n.pub, src, n.log); err != nil {
 		return fmt.Errorf("snapshot service: %w", err)
 	}
-	if n.coord, err = cluster.New(n.ccfg, members, states, n.runner, n.log); err != nil {
-		return err
-	}
-	cctx, cancel := context.WithCancel(context.Background())
-	n.coordCancel, n.coordDone = cancel, make(chan struct{})
-	go func() {
-		defer close(n.coordDone)
-		if err := n.coord.Run(cctx); err != nil {
-			n.log.Error("cluster coordinator stopped", "err", err)
-			if n.cfg.OnStreamError != nil {
-				n.cfg.OnStreamError(err)
-			}
+	if n.cfg.Cluster == nil {
+		if err := n.runner.StartUnits(ctx, unitsOf(n.subscriptions())); err != nil {
+			return err
 		}
-	}()
+	} else {
+		members, err := cluster.EnsureBucket(ctx, n.js, n.ccfg)
+		if err != nil {
+			return err
+		}
+		n.ccfg.Units = unitsOf(n.subscriptions())
+		if n.coord, err = cluster.New(n.ccfg, members, states, n.runner, n.log); err != nil {
+			return err
+		}
+		cctx, cancel := context.WithCancel(context.Background())
+		n.coordCancel, n.coordDone = cancel, make(chan struct{})
+		go func() {
+			defer close(n.coordDone)
+			if err := n.coord.Run(cctx); err != nil {
+				n.log.Error("cluster coordinator stopped", "err", err)
+				if n.cfg.OnStreamError != nil {
+					n.cfg.OnStreamError(err)
+				}
+			}
+		}()
+	}
+	bctx, cancel := context.WithCancel(context.Background())
+	n.bgCancel = cancel
+	if n.rt != nil {
+		n.bgWG.Go(func() { n.rt.follow(bctx) })
+	}
+	n.bgWG.Go(func() { n.refreshLoop(bctx, cmp.Or(n.cfg.UniverseRefresh, DefaultUniverseRefresh)) })
 	return nil
+}
+
+// setSets records the spec and its resolution as the running set
+// (before the streams start).
+func (n *Node) setSets(spec, resolved []Subscription) {
+	n.subMu.Lock()
+	n.spec, n.active = spec, resolved
+	n.subMu.Unlock()
+	n.uni.mu.Lock()
+	if hasPatterns(spec) {
+		n.uni.stats.Symbols = len(unitsOf(resolved))
+	}
+	n.uni.mu.Unlock()
+}
+
+// specSet returns the subscription set asked for, patterns unresolved.
+func (n *Node) specSet() []Subscription {
+	n.subMu.Lock()
+	defer n.subMu.Unlock()
+	return n.spec
+}
+
+// subscriptions returns the subscription set running now.
+func (n *Node) subscriptions() []Subscription {
+	n.subMu.Lock()
+	defer n.subMu.Unlock()
+	return n.active
 }
 
 // Shutdown stops the node gracefully, as `mdbridge run` does on SIGTERM:
@@ -257,6 +337,13 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	var errs []error
+	if n.bgCancel != nil {
+		n.bgCancel()
+		n.bgWG.Wait()
+		if n.rt != nil {
+			n.rt.leave(ctx)
+		}
+	}
 	if n.coord != nil {
 		// Leave the cluster first: the others take over this replica's
 		// units, and it keeps them until they are CONNECTED there.
@@ -267,6 +354,8 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		cancel()
 		n.coordCancel()
 		<-n.coordDone
+	}
+	if n.runner != nil {
 		if err := n.runner.shutdown(ctx, true); err != nil {
 			errs = append(errs, err)
 		}
@@ -309,6 +398,10 @@ func (n *Node) Close() {
 		return
 	}
 	n.closed = true
+	if n.bgCancel != nil {
+		n.bgCancel()
+		n.bgWG.Wait()
+	}
 	if n.coord != nil {
 		n.coordCancel()
 		<-n.coordDone

@@ -71,9 +71,10 @@ func (m *mutedSink) muteAll(all bool) {
 }
 
 // unitStream is one bridge.Stream the runner started for some units of
-// one subscription.
+// one subscription (its exchange and channels).
 type unitStream struct {
-	sub     int
+	ex      string
+	ch      bridge.Channel
 	s       *bridge.Stream
 	sink    *mutedSink
 	symbols []string // the units it is responsible for (a replaced stream: none)
@@ -89,7 +90,7 @@ type unitRunner struct {
 	n        *Node
 	handover time.Duration    // bound of a replacement's wait for CONNECTED
 	sinkBase bridge.StateSink // the md_state writer (behind the hook)
-	mk       func(sub int, symbols []string, sink bridge.StateSink) (*bridge.Stream, error)
+	mk       func(ex string, ch bridge.Channel, symbols []string, sink bridge.StateSink) (*bridge.Stream, error)
 	log      *slog.Logger
 	mu       sync.Mutex
 	cur      []*unitStream // streams carrying units
@@ -125,15 +126,15 @@ func (r *unitRunner) Serves(exchange, symbol string) bool {
 	return r.streams().Serves(exchange, symbol)
 }
 
-// launch starts a stream for symbols of subscription sub; the caller
-// records it in r.cur. r.mu held.
-func (r *unitRunner) launch(sub int, symbols []string, quiet bool) (*unitStream, error) {
+// launch starts a stream of exchange ex and channels ch for symbols; the
+// caller records it in r.cur. r.mu held.
+func (r *unitRunner) launch(ex string, ch bridge.Channel, symbols []string, quiet bool) (*unitStream, error) {
 	sink := &mutedSink{next: r.sinkBase, all: quiet}
-	s, err := r.mk(sub, symbols, sink)
+	s, err := r.mk(ex, ch, symbols, sink)
 	if err != nil {
 		return nil, err
 	}
-	us := &unitStream{sub: sub, s: s, sink: sink, symbols: symbols, done: make(chan struct{})}
+	us := &unitStream{ex: ex, ch: ch, s: s, sink: sink, symbols: symbols, done: make(chan struct{})}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -145,7 +146,8 @@ func (r *unitRunner) launch(sub int, symbols []string, quiet bool) (*unitStream,
 	return us, nil
 }
 
-// StartUnits starts one stream per subscription naming some of units.
+// StartUnits starts one stream per subscription (of the node's current
+// set) naming some of units; units no subscription names are skipped.
 func (r *unitRunner) StartUnits(_ context.Context, units []cluster.Unit) error {
 	want := map[cluster.Unit]bool{}
 	for _, u := range units {
@@ -157,7 +159,7 @@ func (r *unitRunner) StartUnits(_ context.Context, units []cluster.Unit) error {
 		return errors.New("node: shutting down")
 	}
 	var errs []error
-	for i, sub := range r.n.cfg.Subscriptions {
+	for i, sub := range r.n.subscriptions() {
 		var syms []string
 		for _, sym := range sub.Symbols {
 			if want[cluster.Unit{Market: sub.Exchange, Symbol: sym}] {
@@ -167,7 +169,7 @@ func (r *unitRunner) StartUnits(_ context.Context, units []cluster.Unit) error {
 		if len(syms) == 0 {
 			continue
 		}
-		us, err := r.launch(i, syms, false)
+		us, err := r.launch(sub.Exchange, sub.Channels, syms, false)
 		if err != nil {
 			errs = append(errs, &SubscriptionError{Index: i, Exchange: sub.Exchange, Stage: StageStream, Err: err})
 			continue
@@ -190,7 +192,7 @@ func (r *unitRunner) StopUnits(ctx context.Context, units []cluster.Unit) error 
 	var errs []error
 	var keep []*unitStream
 	for _, us := range r.cur {
-		ex := r.n.cfg.Subscriptions[us.sub].Exchange
+		ex := us.ex
 		var kept, dropped []string
 		for _, sym := range us.symbols {
 			if gone[cluster.Unit{Market: ex, Symbol: sym}] {
@@ -210,7 +212,7 @@ func (r *unitRunner) StopUnits(ctx context.Context, units []cluster.Unit) error 
 		}
 		// The replacement reports nothing until it is CONNECTED: until
 		// then the old stream carries the kept units and says so.
-		nu, err := r.launch(us.sub, kept, true)
+		nu, err := r.launch(us.ex, us.ch, kept, true)
 		if err != nil {
 			// Keep the old stream: it still carries the kept units.
 			errs = append(errs, err)
