@@ -79,6 +79,7 @@ type Coordinator struct {
 	running    map[Unit]bool
 	releasing  map[Unit]time.Time // lost units still running, since when
 	lastPut    time.Time          // last successful refresh of the own entry
+	lastEcho   time.Time          // when the membership watch last delivered the own entry
 	readySince time.Time          // when the oldest unreleased ready handover became ready
 	draining   bool
 	stats      Stats
@@ -387,6 +388,19 @@ func (c *Coordinator) memberEvent(e jetstream.KeyValueEntry) bool {
 		return false
 	}
 	c.keyOf[e.Key()] = m.Instance
+	if m.Instance == c.cfg.Instance {
+		now := c.now()
+		if !c.lastEcho.IsZero() && now.Sub(c.lastEcho) > c.cfg.Expiry-c.cfg.Heartbeat {
+			// The watch was silent (cut off, or set up again): the
+			// others' entries it delivers next may come after this
+			// one. Each gets a fresh Expiry to show up before it can
+			// expire.
+			for m := range c.seen {
+				c.seen[m] = now
+			}
+		}
+		c.lastEcho = now
+	}
 	if m.Draining {
 		_, was := c.seen[m.Instance]
 		delete(c.seen, m.Instance)
@@ -432,13 +446,21 @@ func (c *Coordinator) stateEvent(se publisher.StateEntry) {
 }
 
 // live returns the live members (itself included unless draining). c.mu held.
+//
+// A member expires once it has been silent for Expiry while the membership
+// watch demonstrably worked: the watch delivered this replica's own entry
+// more than Expiry after the member's last one. A replica whose watch is
+// cut off from NATS hears nobody, itself included, so it expires nobody:
+// it would otherwise, in the moments before it notices it cannot refresh
+// its own entry (it freezes then), see itself alone and start every unit.
+// While draining (no own refreshes, nothing started) silence alone counts.
 func (c *Coordinator) live(now time.Time) []string {
 	out := make([]string, 0, len(c.seen)+1)
 	for m, t := range c.seen {
 		if m == c.cfg.Instance {
 			continue
 		}
-		if now.Sub(t) > c.cfg.Expiry {
+		if now.Sub(t) > c.cfg.Expiry && (c.draining || c.lastEcho.Sub(t) > c.cfg.Expiry) {
 			delete(c.seen, m)
 			c.log.Info("member expired", "member", m, "silent_for", now.Sub(t).Round(time.Millisecond))
 			continue
