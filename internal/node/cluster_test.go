@@ -53,6 +53,7 @@ type streamWatch struct {
 	books  map[string]*bridge.BookBuilder
 	ids    map[string]bool
 	events map[string]int // per symbol
+	gaps   map[string]int // per symbol: book deltas that skipped updates (bridge.BookGap)
 	dups   []string
 	bad    []string
 }
@@ -69,7 +70,7 @@ func watchStream(t *testing.T, js jetstream.JetStream) *streamWatch {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &streamWatch{trades: map[string]map[int64]bool{}, books: map[string]*bridge.BookBuilder{}, ids: map[string]bool{}, events: map[string]int{}}
+	w := &streamWatch{trades: map[string]map[int64]bool{}, books: map[string]*bridge.BookBuilder{}, ids: map[string]bool{}, events: map[string]int{}, gaps: map[string]int{}}
 	cc, err := c.Consume(func(m jetstream.Msg) {
 		ev, err := bridge.DecodeJSON(m.Data())
 		id := m.Headers().Get(publisher.HeaderMsgID)
@@ -101,7 +102,9 @@ func watchStream(t *testing.T, js jetstream.JetStream) *streamWatch {
 				b = bridge.NewBookBuilder(0)
 				w.books[ev.Symbol] = b
 			}
-			b.Apply(ev)
+			if b.Apply(ev) == bridge.BookGap {
+				w.gaps[ev.Symbol]++
+			}
 		}
 	})
 	if err != nil {
@@ -340,6 +343,26 @@ func TestClusterPartitions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	watch.matchSimulator(t, sim, symbols)
+	watch.mu.Lock()
+	defer watch.mu.Unlock()
+	if len(watch.dups) > 0 || len(watch.bad) > 0 {
+		t.Errorf("%d msg ids stored twice (e.g. %v), %d undecodable", len(watch.dups), watch.dups[:min(3, len(watch.dups))], len(watch.bad))
+	}
+	ntr := 0
+	for _, ids := range watch.trades {
+		ntr += len(ids)
+	}
+	t.Logf("stream: %d msg ids, %d Binance trades, 0 missing, 0 duplicated; %d books equal to the simulator's; handovers %d, timeouts %d",
+		len(watch.ids), ntr, len(symbols), handovers, timeouts)
+}
+
+// matchSimulator waits until the stream holds every Binance trade of
+// symbols the simulator generated (from the first one stored, and every
+// one delivered to any connection) and every consumer book equals the
+// simulator's (call it once the markets are stopped).
+func (watch *streamWatch) matchSimulator(t *testing.T, sim *exsim.Server, symbols []string) {
+	t.Helper()
 	waitUntil(t, 3*time.Minute, time.Second, "every trade and book in the stream", func() error {
 		var errs []error
 		watch.mu.Lock()
@@ -380,17 +403,6 @@ func TestClusterPartitions(t *testing.T) {
 		}
 		return errors.Join(errs...)
 	})
-	watch.mu.Lock()
-	defer watch.mu.Unlock()
-	if len(watch.dups) > 0 || len(watch.bad) > 0 {
-		t.Errorf("%d msg ids stored twice (e.g. %v), %d undecodable", len(watch.dups), watch.dups[:min(3, len(watch.dups))], len(watch.bad))
-	}
-	ntr := 0
-	for _, ids := range watch.trades {
-		ntr += len(ids)
-	}
-	t.Logf("stream: %d msg ids, %d Binance trades, 0 missing, 0 duplicated; %d books equal to the simulator's; handovers %d, timeouts %d",
-		len(watch.ids), ntr, len(symbols), handovers, timeouts)
 }
 
 // testLogger logs to stderr when MDB_TEST_LOG is set.
