@@ -9,11 +9,16 @@
 // Liveness: each replica rewrites its md_members entry every Heartbeat
 // (default 2 s); the bucket's TTL (Expiry, default 6 s) removes entries
 // nobody rewrites, and every replica considers a member gone once it has
-// not seen it rewritten for Expiry (or saw its key deleted, as a graceful
-// stop does). A dead replica therefore drops out of every view within
-// Expiry plus one reconcile tick (default 6.5 s, at most 10 s with the
-// defaults), and its units are started on their new owners at that
-// moment.
+// not seen it rewritten for Expiry while its own watch of the bucket
+// worked (the watch delivered the replica's own entry more than Expiry
+// after the member's last one), or saw its key deleted, as a graceful
+// stop does. A dead replica therefore drops out of every view within
+// Expiry plus one Heartbeat and one reconcile tick (default 8.5 s, at most
+// 10 s with the defaults), and its units are started on their new owners
+// at that moment. A replica whose watch falls silent (cut off from NATS)
+// expires nobody; when its own entry comes through again after such a
+// silence, every member gets a fresh Expiry to show up, as their entries
+// may follow its own.
 //
 // Disagreeing views (a member seen by some replicas and not yet by others)
 // only ever produce extra copies: a unit is stopped by a replica only once

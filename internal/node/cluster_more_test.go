@@ -248,10 +248,7 @@ func TestClusterRollingRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster integration test")
 	}
-	nsym := 9
-	if raceEnabled {
-		nsym = 6
-	}
+	const nsym = 9 // few and slow markets: as cheap under -race
 	c := newClusterRig(t, 16, nsym, cluster.Config{Redundancy: 1, Heartbeat: time.Second, Expiry: 6 * time.Second, Tick: 200 * time.Millisecond, HandoverTimeout: time.Minute})
 	members := []string{"r1", "r2", "r3"}
 	nodes := map[string]*Node{}
@@ -404,10 +401,7 @@ func TestClusterCutOff(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster integration test")
 	}
-	nsym := 9
-	if raceEnabled {
-		nsym = 6
-	}
+	const nsym = 9 // few and slow markets: as cheap under -race
 	// A membership TTL of 4 s (the default is 6 s) keeps the cut short.
 	c := newClusterRig(t, 17, nsym, cluster.Config{Redundancy: 1, Heartbeat: time.Second, Expiry: 4 * time.Second, Tick: 200 * time.Millisecond, HandoverTimeout: time.Minute})
 	three := []string{"r1", "r2", "r3"}
