@@ -258,6 +258,10 @@ func TestClusterRollingRestart(t *testing.T) {
 	c.observe()
 	c.steady("3 replicas", members)
 	c.booksValid("3 replicas")
+	// From now on every unit always has a CONNECTED owner in md_state:
+	// a draining replica keeps its units until their new owners are
+	// CONNECTED, a joining one takes them over the same way.
+	c.view.trackContinuity()
 
 	var handovers, timeouts uint64
 	for _, step := range []struct{ old, next string }{{"r1", "r1"}, {"r2", "r2b"}, {"r3", "r3"}} {
@@ -305,6 +309,9 @@ func TestClusterRollingRestart(t *testing.T) {
 	}
 	if timeouts != 0 {
 		t.Errorf("%d handovers timed out", timeouts)
+	}
+	if gaps := c.view.continuityGaps(); len(gaps) > 0 {
+		t.Errorf("%d md_state changes left a unit without a CONNECTED owner, e.g. %v", len(gaps), gaps[:min(3, len(gaps))])
 	}
 	c.finish()
 }

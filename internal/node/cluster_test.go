@@ -120,6 +120,36 @@ func watchStream(t *testing.T, js jetstream.JetStream) *streamWatch {
 type stateView struct {
 	mu      sync.Mutex
 	entries map[string]bridge.SymbolState
+	// continuity, once set by trackContinuity: every change that left a
+	// unit with no entry CONNECTED (whatever its age) is recorded in gaps.
+	continuity bool
+	gaps       []string
+}
+
+// trackContinuity starts recording the changes of md_state that leave a
+// unit with no CONNECTED entry (make-before-break keeps one).
+func (v *stateView) trackContinuity() {
+	v.mu.Lock()
+	v.continuity = true
+	v.mu.Unlock()
+}
+
+// continuityGaps returns what trackContinuity recorded.
+func (v *stateView) continuityGaps() []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return slices.Clone(v.gaps)
+}
+
+// checkUnit records a gap if no entry of (exchange, symbol) is
+// CONNECTED. v.mu held.
+func (v *stateView) checkUnit(exchange, symbol, cause string) {
+	for _, st := range v.entries {
+		if st.Exchange == exchange && st.Symbol == symbol && st.State == "CONNECTED" {
+			return
+		}
+	}
+	v.gaps = append(v.gaps, fmt.Sprintf("%s:%s with no CONNECTED owner after %s", exchange, symbol, cause))
 }
 
 func watchStates(t *testing.T, kv jetstream.KeyValue) *stateView {
@@ -134,10 +164,17 @@ func watchStates(t *testing.T, kv jetstream.KeyValue) *stateView {
 	go func() {
 		for e := range ch {
 			v.mu.Lock()
+			prev, had := v.entries[e.Key]
 			if e.Deleted || e.Err != nil {
 				delete(v.entries, e.Key)
+				if v.continuity && had {
+					v.checkUnit(prev.Exchange, prev.Symbol, "deletion of "+e.Key)
+				}
 			} else {
 				v.entries[e.Key] = e.State
+				if v.continuity {
+					v.checkUnit(e.State.Exchange, e.State.Symbol, e.Key+" "+e.State.State)
+				}
 			}
 			v.mu.Unlock()
 		}
