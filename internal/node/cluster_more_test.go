@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -132,19 +133,9 @@ func (c *clusterRig) owned(members []string, instance string) []cluster.Unit {
 		}
 	}
 	slices.SortFunc(out, func(a, b cluster.Unit) int {
-		return cmpStrings(a.String(), b.String())
+		return strings.Compare(a.String(), b.String())
 	})
 	return out
-}
-
-func cmpStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // steady waits until md_state shows every unit on exactly the owners the
