@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/exsim"
 )
 
@@ -112,7 +113,34 @@ func DefaultMarkets() []exsim.MarketConfig {
 		{Venue: exsim.BybitSpot, Symbol: "ETHUSDT", TradeRate: 2, BookRate: 3},
 		{Venue: exsim.BybitLinear, Symbol: "BTCUSDT", TradeRate: 10, BookRate: 10},
 		{Venue: exsim.BinanceUSDM, Symbol: "BTCUSDT", TradeRate: 15, BookRate: 15},
+		// OKX: SPOT trades only (the replicas' okx stream is then
+		// trades-all on /ws/v5/business: consecutive ids, backfilled), the
+		// swap's book only (aggregated /public trades are not backfillable
+		// and carry no fill range the soak could reconcile exactly).
+		{Venue: exsim.OKXSpot, Symbol: "BTC-USDT", TradeRate: 15},
+		{Venue: exsim.OKXSwap, Symbol: "BTC-USDT-SWAP", BookRate: 12},
 	}
+}
+
+// okxBookDepth is the depth of OKX's books channel (the levels compared).
+const okxBookDepth = 400
+
+// marketChannels are the channels the replicas subscribe for m: trades if
+// its TradeRate is positive, the book if its BookRate is; a market idle in
+// both gets both. The channels of one exchange are the union of its
+// markets' (one node subscription per exchange).
+func marketChannels(m exsim.MarketConfig) bridge.Channel {
+	var ch bridge.Channel
+	if m.TradeRate > 0 {
+		ch |= bridge.ChannelTrade
+	}
+	if m.BookRate > 0 {
+		ch |= bridge.ChannelBook
+	}
+	if ch == 0 {
+		ch = bridge.ChannelTrade | bridge.ChannelBook
+	}
+	return ch
 }
 
 func (c Config) withDefaults() Config {
@@ -178,6 +206,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%w: market %s listed twice", ErrConfig, k)
 		}
 		seen[k] = true
+		if m.Venue == exsim.OKXSwap && m.TradeRate > 0 {
+			return fmt.Errorf("%w: market %s: okx-swap trades (aggregates on /ws/v5/public, not backfillable, one id per aggregate) are not reconciled by the soak: set its TradeRate to 0 (book only)", ErrConfig, k)
+		}
 	}
 	all := AllKinds()
 	for _, k := range c.Kinds {
