@@ -322,6 +322,26 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 	return rep, nil
 }
 
+// subscribedVenues are the venues of c's subscriptions: c's venue, except
+// on OKX, whose one endpoint serves both markets (topics "channel:instId",
+// swaps' instIds ending in -SWAP).
+func subscribedVenues(c exsim.ConnInfo) []exsim.Venue {
+	if !isOKX(c.Venue) {
+		return []exsim.Venue{c.Venue}
+	}
+	var out []exsim.Venue
+	for _, t := range c.Subscriptions {
+		v := exsim.OKXSpot
+		if strings.HasSuffix(t, "-SWAP") {
+			v = exsim.OKXSwap
+		}
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // startGeneration waits until every replica is connected and the simulator
 // lists a subscribed connection of every replica on every venue, then sets
 // the configured rates.
@@ -335,7 +355,9 @@ func (h *harness) startGeneration(ctx context.Context) error {
 		for _, c := range h.sim.Conns() {
 			if c.Open && len(c.Subscriptions) > 0 {
 				if i, _ := h.ownerOf(c); i >= 0 {
-					subscribed[fmt.Sprintf("%d/%s", i, c.Venue)] = true
+					for _, v := range subscribedVenues(c) {
+						subscribed[fmt.Sprintf("%d/%s", i, v)] = true
+					}
 				}
 			}
 		}
