@@ -231,9 +231,11 @@ func (r *reconciler) add(m *StreamMsg) {
 	case bridge.EventTrade:
 		var id int64
 		ok := false
-		if exactTrades(acc.venue) { // the id is the trade id, also in the seq field
+		if exactTrades(acc.venue) { // the id is the trade id
 			id, ok = parseID(ev.ID)
-			ok = ok && id == ev.Seq
+			// Binance ids are also the stored seq field (bridge.DecodeJSON
+			// derives it for Binance only; an OKX stored trade has none).
+			ok = ok && (id == ev.Seq || isOKX(acc.venue))
 		} else if r.ordinal != nil {
 			id, ok = r.ordinal(acc.venue, acc.symbol, ev.ID)
 		}
