@@ -695,6 +695,10 @@ func (h *harness) execute(ctx context.Context, fr *faultRun) {
 		inject(f)
 	case KindSeqReset:
 		target()
+		// Only the books are affected (the okx trades stream has none).
+		fr.affected = slices.DeleteFunc(fr.affected, func(k pairKey) bool {
+			return h.channels(exsim.Venue(k.exchange))&bridge.ChannelBook == 0
+		})
 		var done []string
 		for _, m := range h.cfg.Markets {
 			if faultVenue(m.Venue) != fr.Venue || h.channels(m.Venue)&bridge.ChannelBook == 0 {
