@@ -41,6 +41,13 @@ const (
 	// freed memory was returned to the OS): final <= baseline*factor + abs.
 	RSSGrowthFactor = 1.5
 	RSSGrowthAbs    = 96 << 20
+	// RaceRSSPerPeakHeap: under the race detector (go test -race) the RSS
+	// bound grows by this many times the peak in-use heap sampled: the
+	// detector's shadow memory for the heap at its peak stays resident
+	// after the heap shrank (debug.FreeOSMemory does not return it), so the
+	// RSS there measures the peak, not a leak. The in-use heap bound (after
+	// GC) is the same with and without the detector.
+	RaceRSSPerPeakHeap = 2
 )
 
 // Config configures a soak. The zero value of every field means the default
