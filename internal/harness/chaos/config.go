@@ -70,7 +70,9 @@ type Config struct {
 	// last longer than that, so they overlap). Default 3s.
 	FaultEvery time.Duration
 	// Markets are the simulated markets (default DefaultMarkets()). Every
-	// market is subscribed (trades and book) by both replicas.
+	// market is subscribed by both replicas: trades and book, or only the
+	// side with a positive rate (marketChannels; per exchange, the union of
+	// its markets'). okx-swap markets must have TradeRate 0.
 	Markets []exsim.MarketConfig
 	// Kinds restricts the fault kinds planned (default AllKinds()).
 	Kinds []FaultKind
@@ -108,7 +110,8 @@ type Config struct {
 }
 
 // DefaultMarkets are the soak's markets: three Binance symbols, two Bybit
-// spot symbols and one Bybit linear symbol, busy and quiet ones (a quiet
+// spot symbols, one Bybit linear, one Binance USD-M symbol, OKX SPOT
+// BTC-USDT (trades only) and the BTC-USDT-SWAP book, busy and quiet ones (a quiet
 // market exercises the quiet-symbol checks and the slow-market edges of the
 // dedup windows).
 func DefaultMarkets() []exsim.MarketConfig {
