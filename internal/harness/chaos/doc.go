@@ -7,7 +7,9 @@
 // # What a run does
 //
 //  1. Start the simulator (several Binance and Bybit markets, trades and
-//     books), the embedded NATS server with a store directory, on a port
+//     books; OKX BTC-USDT trades only, i.e. trades-all, and BTC-USDT-SWAP
+//     books only: a venue whose markets all have BookRate 0 (TradeRate 0)
+//     is subscribed without books (trades)), the embedded NATS server with a store directory, on a port
 //     the system picks (kept across restarts, so it can be stopped and
 //     restarted in place), one loopback
 //     TCP proxy per replica (so every simulator connection can be traced to
@@ -18,7 +20,8 @@
 //  2. Warm up, then execute the fault plan (Plan, derived from the seed
 //     only): upstream closes and stalls, duplicate floods, depth gaps,
 //     malformed and oversized frames, REST 429/418/403 and 5xx, clock skew
-//     jumps, shortened connection age limits, serverShutdown, NATS server
+//     jumps, shortened connection age limits, serverShutdown (OKX: the
+//     64008 notice), OKX books seqId resets (maintenance), NATS server
 //     restarts and an abrupt replica kill followed by a restart. Faults
 //     overlap.
 //  3. During the faults, ask for book snapshots on the control subject
@@ -32,10 +35,12 @@
 //     the simulator wrote to each bridge connection against the stream (a
 //     trade written to a live replica and absent from the stream is a loss;
 //     one the bridge did not count as missing or dropped fails the soak);
-//     Binance trades missing; every book replayed by the README's consumer
+//     Binance and OKX trades-all trades missing (consecutive ids, backfilled
+//     by id: any missing one fails); every book replayed by the README's consumer
 //     rule (BookReplay, which reads each event's update-id series, "depth",
 //     from the stored body itself, and bridge.BookBuilder as a cross-check)
-//     and compared with the simulator's book at the configured Bybit depth;
+//     and compared with the simulator's book at the configured Bybit depth
+//     (OKX: 400 levels, at the final seqId);
 //     gaps detected vs injected; snapshots; reconnects; time to recover per
 //     fault kind; goroutines and memory sampled over time and checked
 //     against a stated bound.

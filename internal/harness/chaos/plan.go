@@ -29,6 +29,7 @@ const (
 	KindMaxAge     FaultKind = "max_age"          // connections cut at a short age, 24h-style (FaultMaxAge)
 	KindShutdown   FaultKind = "server_shutdown"  // serverShutdown announcement, then close (FaultShutdown)
 	KindResnapshot FaultKind = "bybit_resnapshot" // Bybit re-sends book snapshots (FaultResnapshot)
+	KindSeqReset   FaultKind = "okx_seq_reset"    // OKX books seqId goes down once, as in maintenance (Server.OKXSeqReset)
 	KindNATS       FaultKind = "nats_restart"     // embedded NATS stopped, restarted on the same port and store
 	KindKill       FaultKind = "replica_kill"     // a replica closed abruptly (no graceful shutdown), restarted later
 )
@@ -37,14 +38,14 @@ const (
 func AllKinds() []FaultKind {
 	return []FaultKind{KindClose, KindStall, KindDuplicate, KindGap, KindMalformed, KindOversized,
 		KindREST429, KindRESTBan, KindREST5xx, KindSkew, KindMaxAge, KindShutdown, KindResnapshot,
-		KindNATS, KindKill}
+		KindSeqReset, KindNATS, KindKill}
 }
 
 // kindWeight is how often a kind is drawn after the first round.
 var kindWeight = map[FaultKind]int{
 	KindClose: 3, KindStall: 2, KindDuplicate: 2, KindGap: 2, KindMalformed: 2, KindOversized: 1,
 	KindREST429: 1, KindRESTBan: 1, KindREST5xx: 1, KindSkew: 1, KindMaxAge: 1, KindShutdown: 2,
-	KindResnapshot: 1, KindNATS: 1, KindKill: 1,
+	KindResnapshot: 1, KindSeqReset: 1, KindNATS: 1, KindKill: 1,
 }
 
 // PlannedFault is one step of a fault plan.
@@ -215,17 +216,44 @@ func applicableKinds(kinds []FaultKind, venues []exsim.Venue, replicas int) []Fa
 // consecutive trade ids, no re-sent snapshots).
 func isBinance(v exsim.Venue) bool { return v == exsim.Binance || v == exsim.BinanceUSDM }
 
-// venuesFor is the venues a kind can target.
+// isOKX: OKX SPOT or swaps (one endpoint: every OKX connection is of venue
+// okx in the simulator's fault targeting).
+func isOKX(v exsim.Venue) bool { return v == exsim.OKXSpot || v == exsim.OKXSwap }
+
+// exactTrades: the venue's trades carry consecutive ids that the bridge
+// backfills by id (Binance trade and aggregate trade ids, OKX trades-all
+// tradeIds), so every missing trade is a failure unless no live replica
+// could have had it.
+func exactTrades(v exsim.Venue) bool { return isBinance(v) || v == exsim.OKXSpot }
+
+// faultVenue is the venue exsim's faults and connections name for a
+// market's venue: okx for both OKX markets.
+func faultVenue(v exsim.Venue) exsim.Venue {
+	if isOKX(v) {
+		return exsim.OKXSpot
+	}
+	return v
+}
+
+// venuesFor is the venues a kind can target (fault venues: see faultVenue).
 func venuesFor(k FaultKind, venues []exsim.Venue) []exsim.Venue {
 	var out []exsim.Venue
 	for _, v := range venues {
 		switch k {
-		case KindRESTBan, KindShutdown:
+		case KindRESTBan:
 			if !isBinance(v) {
 				continue
 			}
+		case KindShutdown: // Binance serverShutdown, OKX's 64008 notice
+			if !isBinance(v) && !isOKX(v) {
+				continue
+			}
 		case KindResnapshot:
-			if isBinance(v) {
+			if isBinance(v) || isOKX(v) {
+				continue
+			}
+		case KindSeqReset:
+			if !isOKX(v) {
 				continue
 			}
 		case KindNATS, KindKill:

@@ -12,7 +12,7 @@ import (
 func testPlanConfig(seed uint64) PlanConfig {
 	return PlanConfig{
 		Seed: seed, Duration: 10 * time.Minute, Every: 3 * time.Second,
-		Venues: []exsim.Venue{exsim.Binance, exsim.BybitSpot, exsim.BybitLinear},
+		Venues: []exsim.Venue{exsim.Binance, exsim.BybitSpot, exsim.BybitLinear, exsim.BinanceUSDM, exsim.OKXSpot},
 		Kinds:  AllKinds(), HeartbeatTimeout: 5 * time.Second, Replicas: 2,
 	}
 }
@@ -69,13 +69,21 @@ func TestPlanInvariants(t *testing.T) {
 				if f.Replica < 0 || f.Replica >= pc.Replicas {
 					t.Fatalf("seed %d: kill of replica %d", seed, f.Replica)
 				}
-			case KindRESTBan, KindShutdown:
-				if f.Venue != exsim.Binance {
+			case KindRESTBan:
+				if !isBinance(f.Venue) {
+					t.Fatalf("seed %d: %s on %s", seed, f.Kind, f.Venue)
+				}
+			case KindShutdown:
+				if !isBinance(f.Venue) && f.Venue != exsim.OKXSpot {
 					t.Fatalf("seed %d: %s on %s", seed, f.Kind, f.Venue)
 				}
 			case KindResnapshot:
-				if f.Venue == exsim.Binance {
-					t.Fatalf("seed %d: resnapshot on Binance", seed)
+				if f.Venue != exsim.BybitSpot && f.Venue != exsim.BybitLinear {
+					t.Fatalf("seed %d: resnapshot on %s", seed, f.Venue)
+				}
+			case KindSeqReset:
+				if f.Venue != exsim.OKXSpot {
+					t.Fatalf("seed %d: okx seq reset on %s", seed, f.Venue)
 				}
 			case KindStall:
 				if f.Hold <= 0 {
@@ -100,8 +108,9 @@ func TestPlanApplicableKinds(t *testing.T) {
 		replicas int
 		absent   []FaultKind
 	}{
-		{"binance only", []exsim.Venue{exsim.Binance}, 2, []FaultKind{KindResnapshot}},
-		{"bybit only", []exsim.Venue{exsim.BybitSpot}, 2, []FaultKind{KindRESTBan, KindShutdown}},
+		{"binance only", []exsim.Venue{exsim.Binance}, 2, []FaultKind{KindResnapshot, KindSeqReset}},
+		{"bybit only", []exsim.Venue{exsim.BybitSpot}, 2, []FaultKind{KindRESTBan, KindShutdown, KindSeqReset}},
+		{"okx only", []exsim.Venue{exsim.OKXSpot}, 2, []FaultKind{KindRESTBan, KindResnapshot}},
 		{"one replica", []exsim.Venue{exsim.Binance}, 1, []FaultKind{KindKill, KindResnapshot}},
 	}
 	for _, tt := range tests {
@@ -132,5 +141,25 @@ func TestPlanEmpty(t *testing.T) {
 		if f.Kind != KindClose {
 			t.Fatalf("planned %s with only %s enabled", f.Kind, KindClose)
 		}
+	}
+}
+
+// TestPlanOKX: with OKX markets the plan resets OKX's books seqId and shuts
+// OKX connections down (the 64008 notice), both on venue okx, the fault
+// venue of okx and okx-swap.
+func TestPlanOKX(t *testing.T) {
+	pc := testPlanConfig(3)
+	pc.Venues = []exsim.Venue{exsim.Binance, exsim.OKXSpot}
+	seen := map[FaultKind]bool{}
+	for _, f := range NewPlan(pc) {
+		if f.Kind == KindSeqReset || f.Kind == KindShutdown && f.Venue == exsim.OKXSpot {
+			seen[f.Kind] = true
+		}
+	}
+	if !seen[KindSeqReset] || !seen[KindShutdown] {
+		t.Fatalf("okx faults planned: %v", seen)
+	}
+	if v := faultVenue(exsim.OKXSwap); v != exsim.OKXSpot {
+		t.Fatalf("faultVenue(okx-swap) = %s", v)
 	}
 }

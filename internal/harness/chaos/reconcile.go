@@ -36,6 +36,13 @@ type MarketTruth struct {
 	Depth int
 	// BookID is the simulator's final update id of the compared book.
 	BookID int64
+	// NoTrades and NoBook: the replicas do not subscribe the market's
+	// trades (its book); that side is not reconciled.
+	NoTrades, NoBook bool
+	// Pushes: Book counts pushes (OKX books: ordinals) while the stream's
+	// ids are another sequence (OKX seqIds); the updates in the stream are
+	// counted as distinct deltas.
+	Pushes bool
 }
 
 // ConnFate says what happened to one simulator connection's deliveries.
@@ -96,6 +103,8 @@ type TradeResult struct {
 	OutOfOrder    int64  `json:"out_of_order"` // stored after a trade with a higher id (informational)
 	// Examples names a few missing or duplicated ids with their class.
 	Examples []string `json:"examples,omitempty"`
+	// NotSubscribed: the replicas do not subscribe this market's trades.
+	NotSubscribed bool `json:"not_subscribed,omitempty"`
 }
 
 // BookResult is the order book accounting of one market. The verdict is
@@ -134,6 +143,8 @@ type BookResult struct {
 	// NaiveGaps and NaiveDiverged are the reset-only consumer's result.
 	NaiveGaps     int  `json:"naive_gaps"`
 	NaiveDiverged bool `json:"naive_diverged"`
+	// NotSubscribed: the replicas do not subscribe this market's book.
+	NotSubscribed bool `json:"not_subscribed,omitempty"`
 }
 
 // MarketResult is the reconciliation of one market.
@@ -220,9 +231,11 @@ func (r *reconciler) add(m *StreamMsg) {
 	case bridge.EventTrade:
 		var id int64
 		ok := false
-		if isBinance(acc.venue) {
+		if exactTrades(acc.venue) { // the id is the trade id
 			id, ok = parseID(ev.ID)
-			ok = ok && id == ev.Seq
+			// Binance ids are also the stored seq field (bridge.DecodeJSON
+			// derives it for Binance only; an OKX stored trade has none).
+			ok = ok && (id == ev.Seq || isOKX(acc.venue))
 		} else if r.ordinal != nil {
 			id, ok = r.ordinal(acc.venue, acc.symbol, ev.ID)
 		}
@@ -290,6 +303,10 @@ func (r *reconciler) finish(in ReconcileInput) ([]MarketResult, StreamResult) {
 }
 
 func (acc *marketAcc) tradeResult(mt MarketTruth, conns map[uint64]ConnFate, counted uint64) TradeResult {
+	if mt.NoTrades {
+		// Not subscribed: a stored trade is still corruption.
+		return TradeResult{NotSubscribed: true, InStream: int64(len(acc.trades)) + acc.unknown, Unknown: int64(len(acc.trades)) + acc.unknown}
+	}
 	all := slices.Clone(mt.Trades.Delivered)
 	for _, rs := range mt.Trades.PerConn {
 		all = append(all, rs...)
@@ -352,12 +369,12 @@ func (acc *marketAcc) tradeResult(mt MarketTruth, conns map[uint64]ConnFate, cou
 			switch classify(id) {
 			case "never":
 				tr.NeverDelivered++
-				if isBinance(mt.Venue) {
+				if exactTrades(mt.Venue) {
 					ex("trade %d missing, never delivered on any connection", id)
 				}
 			case "killed":
 				tr.KilledReplica++
-				if isBinance(mt.Venue) {
+				if exactTrades(mt.Venue) {
 					ex("trade %d missing, delivered on %s", id, deliveredOn(mt.Trades.PerConn, id, conns))
 				}
 			default:
@@ -420,6 +437,14 @@ func deliveredOn(perConn map[uint64][]exsim.Range, id int64, conns map[uint64]Co
 }
 
 func (acc *marketAcc) bookResult(mt MarketTruth) BookResult {
+	if mt.NoBook {
+		// Not subscribed: a stored book event is of a market not in the soak.
+		br := BookResult{NotSubscribed: true, Deltas: acc.doc.Deltas, Snapshots: acc.doc.Snapshots}
+		if n := len(acc.deltaIDs) + len(acc.snapIDs); n > 0 {
+			br.Diverged, br.Diff = true, fmt.Sprintf("%d book events stored for a market whose book is not subscribed", n)
+		}
+		return br
+	}
 	br := BookResult{
 		UpdatesGenerated: mt.Book.Generated.Len(), UpdatesDelivered: rangesLen(mt.Book.Delivered),
 		UpdatesInStream: rangesLen(mergeRanges(acc.deltaCover)),
@@ -431,6 +456,9 @@ func (acc *marketAcc) bookResult(mt MarketTruth) BookResult {
 	}
 	for _, n := range acc.deltaIDs {
 		br.DeltaDuplicates += n - 1
+	}
+	if mt.Pushes {
+		br.UpdatesInStream = int64(len(acc.deltaIDs))
 	}
 	for _, n := range acc.snapIDs {
 		br.SnapDuplicates += n - 1

@@ -193,3 +193,45 @@ func TestMergeRanges(t *testing.T) {
 		t.Fatal("rangesContain")
 	}
 }
+
+// TestReconcileOKX: okx trades-all ids are exact (a missing trade never
+// delivered fails the soak, as on Binance; the Bybit rule would only note
+// it); a market whose book (trades) is not subscribed is not reconciled on
+// that side, but any event stored there fails; an OKX book counts its
+// pushes, not the seqId span.
+func TestReconcileOKX(t *testing.T) {
+	okxTrade := func(id int64) bridge.Event {
+		// As stored: no seq field (bridge.DecodeJSON fills it for Binance only).
+		return bridge.Event{Type: bridge.EventTrade, Exchange: "okx", Symbol: "BTC-USDT", ID: strconv.FormatInt(id, 10), Price: "1", Qty: "1", Side: bridge.SideBuy}
+	}
+	spot := MarketTruth{Venue: exsim.OKXSpot, Symbol: "BTC-USDT", NoBook: true,
+		Trades: exsim.SeriesTruth{Generated: exsim.Range{First: 1, Last: 5}, PerConn: map[uint64][]exsim.Range{1: {{First: 1, Last: 3}}}}}
+	markets, _ := Reconcile(streamOf(okxTrade(1), okxTrade(2), okxTrade(3), okxTrade(5)), ReconcileInput{Markets: []MarketTruth{spot}, Conns: map[uint64]ConnFate{1: {Gen: "A#1"}}})
+	tr, bk := markets[0].Trades, markets[0].Book
+	if tr.InStream != 4 || tr.Missing != 1 || tr.NeverDelivered != 1 || tr.LostByBridge != 0 || !bk.NotSubscribed || bk.Diverged {
+		t.Fatalf("okx spot: trades %+v book %+v", tr, bk)
+	}
+	failures, _ := verdicts(markets, StreamResult{}, nil)
+	if !strings.Contains(strings.Join(failures, "\n"), "1 trades missing from the stream although recoverable by id") {
+		t.Fatalf("a never-delivered okx trade did not fail: %v", failures)
+	}
+	// The swap: book only. Seq ids 1000 -> 1003 -> 1005 are two pushes.
+	ev := func(e bridge.Event) bridge.Event { e.Exchange, e.Symbol = "okx-swap", "BTC-USDT-SWAP"; return e }
+	swap := MarketTruth{Venue: exsim.OKXSwap, Symbol: "BTC-USDT-SWAP", NoTrades: true, Pushes: true, BookID: 1005,
+		Book: exsim.SeriesTruth{Generated: exsim.Range{First: 1, Last: 2}, Delivered: []exsim.Range{{First: 1, Last: 2}}},
+		Bids: [][2]string{{"100", "2"}}, Depth: 400}
+	msgs := streamOf(ev(snap(1000, lv("100", "1"), nil)), ev(delta(1001, 1003, lv("99", "1"), nil)), ev(delta(1004, 1005, []bridge.Level{{"100", "2"}, {"99", "0"}}, nil)))
+	markets, _ = Reconcile(msgs, ReconcileInput{Markets: []MarketTruth{swap}})
+	tr, bk = markets[0].Trades, markets[0].Book
+	if !tr.NotSubscribed || tr.Missing != 0 || bk.Diverged || bk.UpdatesInStream != 2 || bk.UpdatesGenerated != 2 || bk.FinalID != 1005 {
+		t.Fatalf("okx swap: trades %+v book %+v", tr, bk)
+	}
+	if failures, _ := verdicts(markets, StreamResult{}, nil); len(failures) != 0 {
+		t.Fatalf("okx swap failures %v", failures)
+	}
+	// A trade stored for the swap, whose trades are not subscribed, fails.
+	markets, _ = Reconcile(append(msgs, streamOf(ev(okxTrade(7)))...), ReconcileInput{Markets: []MarketTruth{swap}})
+	if failures, _ := verdicts(markets, StreamResult{}, nil); !strings.Contains(strings.Join(failures, "\n"), "not subscribed") {
+		t.Fatalf("stored swap trade: %+v %v", markets[0].Trades, failures)
+	}
+}

@@ -135,6 +135,12 @@ func (r *recorder) published(replica int, evs []bridge.Event) {
 		switch evs[i].Type {
 		case bridge.EventTrade:
 			t.maxTrade = max(t.maxTrade, evs[i].Seq)
+		case bridge.EventBookSnapshot:
+			if evs[i].Flags&bridge.FlagIDReset != 0 { // the venue's ids went down (OKX maintenance)
+				t.maxBook = evs[i].LastID
+			} else {
+				t.maxBook = max(t.maxBook, evs[i].LastID)
+			}
 		default:
 			t.maxBook = max(t.maxBook, evs[i].LastID)
 		}

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -12,10 +13,12 @@ import (
 	"github.com/qldata/mdbridge/publisher"
 )
 
-// subscription is one exchange's symbols (trades and books).
+// subscription is one exchange's symbols and channels (trades, books or
+// both: see marketChannels).
 type subscription struct {
 	exchange string
 	symbols  []string
+	channels bridge.Channel
 }
 
 // replicaConfig is what every generation of a replica is built from.
@@ -99,7 +102,8 @@ func (r *replica) nodeConfig(log *slog.Logger, gen int) node.Config {
 	nc := node.Config{
 		Instance: c.instance, Publisher: c.pub, Tune: c.tune,
 		Venues: node.Venues{BinanceWSURL: c.wsURL, BinanceRESTURL: c.restURL, BybitWSURL: c.wsURL, BybitRESTURL: c.restURL,
-			BybitBookDepth: c.bybitDepth, BinanceUSDMWSURL: c.wsURL, BinanceUSDMRESTURL: c.restURL},
+			BybitBookDepth: c.bybitDepth, BinanceUSDMWSURL: c.wsURL, BinanceUSDMRESTURL: c.restURL,
+			OKXWSURL: c.wsURL, OKXRESTURL: c.restURL},
 		Hooks: node.Hooks{
 			Publisher: func(p bridge.Publisher) bridge.Publisher {
 				if c.wrapPub != nil {
@@ -124,7 +128,7 @@ func (r *replica) nodeConfig(log *slog.Logger, gen int) node.Config {
 	}
 	for _, sub := range c.subs {
 		nc.Subscriptions = append(nc.Subscriptions, node.Subscription{
-			Exchange: sub.exchange, Channels: bridge.ChannelTrade | bridge.ChannelBook, Symbols: sub.symbols})
+			Exchange: sub.exchange, Channels: cmp.Or(sub.channels, bridge.ChannelTrade|bridge.ChannelBook), Symbols: sub.symbols})
 	}
 	return nc
 }

@@ -98,6 +98,9 @@ func checkResources(samples []Sample, baseline, final Sample) ResourceCheck {
 	rc.GoroutineMax = baseline.Goroutines + baseline.Goroutines*GoroutineGrowthPct/100 + GoroutineGrowthAbs
 	rc.HeapMax = uint64(float64(baseline.HeapInuse)*HeapGrowthFactor) + HeapGrowthAbs
 	rc.RSSMax = uint64(float64(baseline.RSS)*RSSGrowthFactor) + RSSGrowthAbs
+	if raceDetector {
+		rc.RSSMax += RaceRSSPerPeakHeap * rc.PeakHeap
+	}
 	rc.GoroutinesOK = final.Goroutines <= rc.GoroutineMax
 	rc.HeapOK = final.HeapInuse <= rc.HeapMax
 	rc.RSSOK = baseline.RSS == 0 || final.RSS <= rc.RSSMax
@@ -107,6 +110,10 @@ func checkResources(samples []Sample, baseline, final Sample) ResourceCheck {
 		strconv.Itoa(HeapGrowthAbs>>20) + " MiB and RSS (after returning freed memory) <= " +
 		strconv.FormatFloat(RSSGrowthFactor, 'f', -1, 64) + " x baseline + " + strconv.Itoa(RSSGrowthAbs>>20) +
 		" MiB; baseline = the same measurement at the end of warm-up"
+	if raceDetector {
+		rc.Bound += "; built with -race: RSS bound + " + strconv.Itoa(RaceRSSPerPeakHeap) +
+			" x the peak in-use heap (the detector's shadow memory stays resident after the heap shrank)"
+	}
 	return rc
 }
 

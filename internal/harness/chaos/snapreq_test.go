@@ -77,7 +77,7 @@ func snapshotRequestCase(t *testing.T, depth int) {
 	}
 	defer ns.stop()
 
-	subs := []subscription{{"binance", []string{"BTCUSDT"}}, {"bybit", []string{"BTCUSDT"}}, {"bybit-linear", []string{"BTCUSDT"}}}
+	subs := []subscription{{exchange: "binance", symbols: []string{"BTCUSDT"}}, {exchange: "bybit", symbols: []string{"BTCUSDT"}}, {exchange: "bybit-linear", symbols: []string{"BTCUSDT"}}}
 	rec := newRecorder()
 	var reps []*replica
 	ctx := context.Background()

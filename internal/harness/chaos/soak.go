@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -113,7 +114,10 @@ func (h *harness) setup(ctx context.Context) error {
 	// ClosedConns -1: the verdict classifies every missing trade by the
 	// connections that delivered it, so no closed connection's record may
 	// be forgotten however long the soak runs.
-	sim, err := exsim.New(exsim.Config{Markets: idle, Seed: h.cfg.Seed, ClosedConns: -1}, h.clog.With("component", "exsim"))
+	// OKXKeepAlive 2s: OKX's empty keep-alive updates (seqId == prevSeqId)
+	// show up within the soak (quiet books, the drain), not after a minute.
+	sim, err := exsim.New(exsim.Config{Markets: idle, Seed: h.cfg.Seed, ClosedConns: -1, OKXKeepAlive: 2 * time.Second},
+		h.clog.With("component", "exsim"))
 	if err != nil {
 		return fmt.Errorf("%w: simulator: %w", ErrHarness, err)
 	}
@@ -131,6 +135,7 @@ func (h *harness) setup(ctx context.Context) error {
 			i = len(h.subs) - 1
 		}
 		h.subs[i].symbols = append(h.subs[i].symbols, m.Symbol)
+		h.subs[i].channels |= marketChannels(m)
 	}
 	tune := func(sc *bridge.StreamConfig) {
 		sc.HeartbeatTimeout = h.cfg.HeartbeatTimeout
@@ -157,6 +162,18 @@ func (h *harness) setup(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// channels are the channels the replicas subscribe on venue v: the union of
+// its markets' (marketChannels).
+func (h *harness) channels(v exsim.Venue) bridge.Channel {
+	var ch bridge.Channel
+	for _, m := range h.cfg.Markets {
+		if m.Venue == v {
+			ch |= marketChannels(m)
+		}
+	}
+	return ch
 }
 
 // close stops everything still running (the graceful path has already
@@ -244,7 +261,9 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 
 	var venues []exsim.Venue
 	for _, s := range h.subs {
-		venues = append(venues, exsim.Venue(s.exchange))
+		if v := faultVenue(exsim.Venue(s.exchange)); !slices.Contains(venues, v) {
+			venues = append(venues, v)
+		}
 	}
 	plan := NewPlan(PlanConfig{Seed: h.cfg.Seed, Duration: h.cfg.Duration, Every: h.cfg.FaultEvery, Venues: venues,
 		Kinds: h.cfg.Kinds, HeartbeatTimeout: h.cfg.HeartbeatTimeout, Replicas: replicaCount})
@@ -303,6 +322,26 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 	return rep, nil
 }
 
+// subscribedVenues are the venues of c's subscriptions: c's venue, except
+// on OKX, whose one endpoint serves both markets (topics "channel:instId",
+// swaps' instIds ending in -SWAP).
+func subscribedVenues(c exsim.ConnInfo) []exsim.Venue {
+	if !isOKX(c.Venue) {
+		return []exsim.Venue{c.Venue}
+	}
+	var out []exsim.Venue
+	for _, t := range c.Subscriptions {
+		v := exsim.OKXSpot
+		if strings.HasSuffix(t, "-SWAP") {
+			v = exsim.OKXSwap
+		}
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // startGeneration waits until every replica is connected and the simulator
 // lists a subscribed connection of every replica on every venue, then sets
 // the configured rates.
@@ -316,7 +355,9 @@ func (h *harness) startGeneration(ctx context.Context) error {
 		for _, c := range h.sim.Conns() {
 			if c.Open && len(c.Subscriptions) > 0 {
 				if i, _ := h.ownerOf(c); i >= 0 {
-					subscribed[fmt.Sprintf("%d/%s", i, c.Venue)] = true
+					for _, v := range subscribedVenues(c) {
+						subscribed[fmt.Sprintf("%d/%s", i, v)] = true
+					}
 				}
 			}
 		}
@@ -462,7 +503,9 @@ func (h *harness) startSnapshotRequests(ctx context.Context) (stop func()) {
 	h.mu.Unlock()
 	var markets []marketKey
 	for _, m := range h.cfg.Markets {
-		markets = append(markets, marketKey{string(m.Venue), m.Symbol})
+		if h.channels(m.Venue)&bridge.ChannelBook != 0 { // trades-only markets have no book to request
+			markets = append(markets, marketKey{string(m.Venue), m.Symbol})
+		}
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -521,7 +564,7 @@ func (h *harness) exchangePairs(v exsim.Venue, only int) []pairKey {
 			continue
 		}
 		for _, s := range h.subs {
-			if s.exchange != string(v) {
+			if faultVenue(exsim.Venue(s.exchange)) != v {
 				continue
 			}
 			for _, sym := range s.symbols {
@@ -650,6 +693,24 @@ func (h *harness) execute(ctx context.Context, fr *faultRun) {
 		target()
 		f.Kind = exsim.FaultResnapshot
 		inject(f)
+	case KindSeqReset:
+		target()
+		// Only the books are affected (the okx trades stream has none).
+		fr.affected = slices.DeleteFunc(fr.affected, func(k pairKey) bool {
+			return h.channels(exsim.Venue(k.exchange))&bridge.ChannelBook == 0
+		})
+		var done []string
+		for _, m := range h.cfg.Markets {
+			if faultVenue(m.Venue) != fr.Venue || h.channels(m.Venue)&bridge.ChannelBook == 0 {
+				continue
+			}
+			if err := h.sim.OKXSeqReset(m.Venue, m.Symbol); err != nil {
+				fr.Err = err.Error()
+				continue
+			}
+			done = append(done, string(m.Venue)+" "+m.Symbol)
+		}
+		fr.Target = "books seqId of " + strings.Join(done, ", ")
 	case KindNATS:
 		h.natsRestart(ctx, fr)
 	case KindKill:
@@ -757,7 +818,14 @@ func (h *harness) quiesceAndDrain(ctx context.Context) (map[string]exsim.Range, 
 			return gen, err
 		}
 		id := b.LastUpdateID
-		if !isBinance(m.Venue) {
+		switch {
+		case h.channels(m.Venue)&bridge.ChannelBook == 0:
+			id = 0 // not subscribed
+		case isOKX(m.Venue):
+			if id, err = h.sim.OKXSeqID(m.Venue, m.Symbol); err != nil {
+				return gen, err
+			}
+		case !isBinance(m.Venue):
 			id = b.BybitU[h.cfg.BybitDepth]
 		}
 		finalBook[string(m.Venue)+"."+m.Symbol] = id
@@ -772,7 +840,7 @@ func (h *harness) quiesceAndDrain(ctx context.Context) (map[string]exsim.Range, 
 			for _, m := range h.cfg.Markets {
 				k := string(m.Venue) + "." + m.Symbol
 				trade, book := h.rec.progress(pairKey{i, string(m.Venue), m.Symbol})
-				if isBinance(m.Venue) && !gen[k].Empty() && trade < gen[k].Last {
+				if exactTrades(m.Venue) && h.channels(m.Venue)&bridge.ChannelTrade != 0 && !gen[k].Empty() && trade < gen[k].Last {
 					out = append(out, fmt.Sprintf("%s %s trades at %d of %d", r.name(), k, trade, gen[k].Last))
 				}
 				if book < finalBook[k] {
@@ -842,6 +910,8 @@ func (h *harness) reconcile(ctx context.Context, rep *Report, gen map[string]exs
 		if err != nil {
 			return err
 		}
+		ch := h.channels(m.Venue)
+		mt.NoTrades, mt.NoBook = ch&bridge.ChannelTrade == 0, ch&bridge.ChannelBook == 0
 		truths = append(truths, mt)
 	}
 	in := ReconcileInput{Markets: truths, Ordinal: h.sim.BybitTradeOrdinal, Conns: h.connFates(),
@@ -894,9 +964,18 @@ func marketTruth(sim *exsim.Server, v exsim.Venue, symbol string, bybitDepth int
 		return MarketTruth{}, fmt.Errorf("%w: book: %w", ErrHarness, err)
 	}
 	mt := MarketTruth{Venue: v, Symbol: symbol, Trades: t.Get(exsim.SeriesTrade), Bids: b.Bids, Asks: b.Asks}
-	if isBinance(v) {
+	switch {
+	case isBinance(v):
 		mt.Book, mt.BookID = t.Get(exsim.SeriesDepth), b.LastUpdateID
-	} else {
+	case isOKX(v):
+		// The books series holds push ordinals; the stream's ids are the
+		// wire seqIds (the final one is the compared book id).
+		seq, err := sim.OKXSeqID(v, symbol)
+		if err != nil {
+			return MarketTruth{}, fmt.Errorf("%w: okx seqId: %w", ErrHarness, err)
+		}
+		mt.Book, mt.Depth, mt.BookID, mt.Pushes = t.Get(exsim.SeriesOKXBooks), okxBookDepth, seq, true
+	default:
 		mt.Book, mt.Depth, mt.BookID = t.Get(exsim.SeriesOrderbook(bybitDepth)), bybitDepth, b.BybitU[bybitDepth]
 	}
 	return mt, nil

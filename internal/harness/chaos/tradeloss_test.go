@@ -93,7 +93,7 @@ func TestTradesReceivedBeforeACloseReachTheStream(t *testing.T) {
 	gate := &gatedPublisher{}
 	rec := newRecorder()
 	r := newReplica(replicaConfig{
-		index: 0, instance: "tradeloss", natsURL: ns.URL(), subs: []subscription{{"bybit", []string{"BTCUSDT"}}},
+		index: 0, instance: "tradeloss", natsURL: ns.URL(), subs: []subscription{{exchange: "bybit", symbols: []string{"BTCUSDT"}}},
 		wsURL: "ws://" + sim.Addr(), restURL: "http://" + sim.Addr(), rec: rec,
 		logger: slog.New(warnCounter{&warns}),
 		// Client pings every 500 ms: the write that finds the connection

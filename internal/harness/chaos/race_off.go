@@ -1,0 +1,6 @@
+//go:build !race
+
+package chaos
+
+// raceDetector: built with -race (see RaceRSSPerPeakHeap).
+const raceDetector = false
