@@ -28,10 +28,18 @@ func (sh *shard) tradeRepair(ctx context.Context, sym *symbol) {
 	t := &sym.trades
 	failures := newRetrier(restRetryInitial, restRetryMax)
 	stuck := newRetrier(staleRetryInitial, staleRetryMax)
+	// Missing ids are counted as soon as they are known, before the trades
+	// after them are published: whoever sees those trades also sees the
+	// count. The total is logged once when the repair ends.
 	var missing int64
+	countMissing := func(n int64) {
+		if n > 0 {
+			sym.ctr.missing.Add(uint64(n))
+			missing += n
+		}
+	}
 	defer func() {
 		if missing > 0 {
-			sym.ctr.missing.Add(uint64(missing))
 			sym.log.Error("trades missed and not recoverable", "count", missing)
 		}
 	}()
@@ -44,16 +52,16 @@ func (sh *shard) tradeRepair(ctx context.Context, sym *symbol) {
 			return
 		}
 		from, holeEnd, limit, skipped := t.nextFetch(cfg.BackfillPage, cfg.BackfillMax)
+		countMissing(skipped)
 		sh.unlockPublish()
 		if skipped > 0 {
-			missing += skipped
 			sym.log.Error("trade gap longer than BackfillMax: the oldest trades are not fetched", "skipped", skipped, "from", from)
 		}
 		giveUp := func(why string, err error) {
 			sh.mu.Lock()
 			n := t.declareMissing(holeEnd)
+			countMissing(n)
 			sh.mu.Unlock()
-			missing += n
 			sym.log.Error("trade backfill gave up on a hole", "why", why, "from", from, "to", holeEnd, "count", n, "err", err)
 			failures.reset()
 			stuck.reset()
@@ -82,8 +90,8 @@ func (sh *shard) tradeRepair(ctx context.Context, sym *symbol) {
 		var n int64
 		sh.out, n, done = t.merge(page, sh.out, &sym.ctr)
 		progressed := t.seq.Last() != before
+		countMissing(n)
 		sh.unlockPublish()
-		missing += n
 		if done {
 			return
 		}
@@ -248,10 +256,9 @@ func (sh *shard) verifyTrades(ctx context.Context, sym *symbol, last int64) {
 	defer sh.st.releaseQuiet()
 	cfg := sh.st.cfg
 	t := &sym.trades
-	var missing int64
+	var missing int64 // counted before the trades after them are published
 	defer func() {
 		if missing > 0 {
-			sym.ctr.missing.Add(uint64(missing))
 			sym.log.Error("trades missed and not recoverable", "count", missing)
 		}
 	}()
@@ -276,8 +283,9 @@ func (sh *shard) verifyTrades(ctx context.Context, sym *symbol, last int64) {
 		t.repairing = true // merge runs as a repair with nothing buffered
 		var n int64
 		sh.out, n, _ = t.merge(page, sh.out, &sym.ctr)
-		missing += n
 		if n > 0 {
+			sym.ctr.missing.Add(uint64(n))
+			missing += n
 			sym.ctr.gaps.Add(1)
 		}
 		last = t.seq.Last()
