@@ -659,17 +659,7 @@ func (a *Adapter) liqDetails(sc *jscan.Scanner, sym string, recvTS int64, n0 int
 			switch key {
 			case "side":
 				if err = seen.Add(lqSide, key); err == nil {
-					var s string
-					if s, _, err = sc.RawString(); err == nil {
-						switch s {
-						case "buy":
-							ev.Side = bridge.SideBuy
-						case "sell":
-							ev.Side = bridge.SideSell
-						default:
-							err = fmt.Errorf("liquidation side %q", s)
-						}
-					}
+					ev.Side, err = readSide(sc, "liquidation")
 				}
 			case "bkPx":
 				if err = seen.Add(lqPx, key); err == nil {

@@ -326,17 +326,7 @@ func trade(sc *jscan.Scanner, instID string, ev *bridge.Event) error {
 			}
 		case "side":
 			if err = seen.Add(tSide, key); err == nil {
-				var s string
-				if s, _, err = sc.RawString(); err == nil {
-					switch s {
-					case "buy":
-						ev.Side = bridge.SideBuy
-					case "sell":
-						ev.Side = bridge.SideSell
-					default:
-						err = fmt.Errorf("trade side %q", s)
-					}
-				}
+				ev.Side, err = readSide(sc, "trade")
 			}
 		case "ts":
 			if err = seen.Add(tTS, key); err == nil {
@@ -566,4 +556,20 @@ func readLevels(sc *jscan.Scanner, dst []bridge.Level) error {
 		}
 		n++
 	}
+}
+
+// readSide reads OKX's "buy"/"sell" as a bridge side; what names the
+// object in the error.
+func readSide(sc *jscan.Scanner, what string) (bridge.Side, error) {
+	s, _, err := sc.RawString()
+	if err != nil {
+		return 0, err
+	}
+	switch s {
+	case "buy":
+		return bridge.SideBuy, nil
+	case "sell":
+		return bridge.SideSell, nil
+	}
+	return 0, fmt.Errorf("%s side %q", what, s)
 }
