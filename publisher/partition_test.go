@@ -3,97 +3,17 @@ package publisher
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/internal/nettest"
 )
-
-// cutProxy forwards TCP connections to a NATS server until cut: then it
-// closes every forwarded connection and refuses new ones (closes them at
-// once) until healed, a network partition between one client and the
-// server.
-type cutProxy struct {
-	ln     net.Listener
-	target string
-
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-}
-
-func newCutProxy(t *testing.T, target string) *cutProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(func() {
-		ln.Close()
-		p.setCut(true)
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *cutProxy) url() string { return "nats://" + p.ln.Addr().String() }
-
-func (p *cutProxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		if p.cut {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		p.conns[c], p.conns[s] = struct{}{}, struct{}{}
-		p.wg.Add(2)
-		p.mu.Unlock()
-		pipe := func(dst, src net.Conn) {
-			defer p.wg.Done()
-			_, _ = io.Copy(dst, src)
-			dst.Close()
-			src.Close()
-		}
-		go pipe(s, c)
-		go pipe(c, s)
-	}
-}
-
-// setCut cuts (true) or heals (false) the link.
-func (p *cutProxy) setCut(cut bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = cut
-	if cut {
-		for c := range p.conns {
-			c.Close()
-		}
-		clear(p.conns)
-	}
-}
 
 // waitStatus waits until nc reports the status.
 func waitStatus(t *testing.T, nc *nats.Conn, want nats.Status) {
@@ -125,10 +45,10 @@ func TestLongPartitionExactlyOnce(t *testing.T) {
 			t.Parallel()
 			const window = 2 * time.Second
 			srv := startServer(t, nil)
-			proxy := newCutProxy(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(srv.Port())))
+			proxy := nettest.NewCutProxy(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(srv.Port())))
 			cfg := Config{DuplicateWindow: window, AckTimeout: time.Second}
 			ncA := connect(t, srv.ClientURL())
-			ncB := connect(t, proxy.url())
+			ncB := connect(t, proxy.NATSURL())
 			a := newPublisher(t, ncA, cfg)
 			b := newPublisher(t, ncB, cfg)
 			b.noVerify = !tc.check
@@ -150,7 +70,7 @@ func TestLongPartitionExactlyOnce(t *testing.T) {
 				}
 			}
 			publish(100)
-			proxy.setCut(true)
+			proxy.SetCut(true)
 			waitStatus(t, ncB, nats.RECONNECTING)
 			cutAt := time.Now()
 			// Keep publishing until the oldest event B buffered is well past
@@ -159,7 +79,7 @@ func TestLongPartitionExactlyOnce(t *testing.T) {
 				publish(20)
 			}
 			publish(50)
-			proxy.setCut(false)
+			proxy.SetCut(false)
 			waitStatus(t, ncB, nats.CONNECTED)
 			publish(100)
 
@@ -203,8 +123,8 @@ func TestLongPartitionUnverified(t *testing.T) {
 	t.Parallel()
 	const window = time.Second
 	srv := startServer(t, nil)
-	proxy := newCutProxy(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(srv.Port())))
-	nc := connect(t, proxy.url())
+	proxy := nettest.NewCutProxy(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(srv.Port())))
+	nc := connect(t, proxy.NATSURL())
 	var logs syncBuffer
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -216,7 +136,7 @@ func TestLongPartitionUnverified(t *testing.T) {
 	p.lookupStored = func(context.Context, map[string]time.Time, map[string]struct{}) (map[string]uint64, error) {
 		return nil, errors.New("permission denied")
 	}
-	proxy.setCut(true)
+	proxy.SetCut(true)
 	waitStatus(t, nc, nats.RECONNECTING)
 	const n = 20
 	for i := range n {
@@ -226,7 +146,7 @@ func TestLongPartitionUnverified(t *testing.T) {
 	}
 	// The messages must wait longer than 3/4 of the window.
 	waitUntil(t, time.Now().Add(window))
-	proxy.setCut(false)
+	proxy.SetCut(false)
 	sctx, scancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer scancel()
 	if err := p.Shutdown(sctx); err != nil {

@@ -3,12 +3,10 @@ package node
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/exsim"
 	"github.com/qldata/mdbridge/internal/cluster"
+	"github.com/qldata/mdbridge/internal/nettest"
 	"github.com/qldata/mdbridge/publisher"
 )
 
@@ -307,85 +306,6 @@ func TestClusterRollingRestart(t *testing.T) {
 	c.finish()
 }
 
-// cutProxy forwards TCP connections to the NATS server until cut: then it
-// closes every forwarded connection and refuses new ones until healed, a
-// network partition between one replica and NATS (the publisher's
-// partition tests use the same).
-type cutProxy struct {
-	ln     net.Listener
-	target string
-
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-}
-
-func newCutProxy(t *testing.T, target string) *cutProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(func() {
-		ln.Close()
-		p.setCut(true)
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *cutProxy) url() string { return "nats://" + p.ln.Addr().String() }
-
-func (p *cutProxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		if p.cut {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		p.conns[c], p.conns[s] = struct{}{}, struct{}{}
-		p.wg.Add(2)
-		p.mu.Unlock()
-		pipe := func(dst, src net.Conn) {
-			defer p.wg.Done()
-			_, _ = io.Copy(dst, src)
-			dst.Close()
-			src.Close()
-		}
-		go pipe(s, c)
-		go pipe(c, s)
-	}
-}
-
-// setCut cuts (true) or heals (false) the link.
-func (p *cutProxy) setCut(cut bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = cut
-	if cut {
-		for c := range p.conns {
-			c.Close()
-		}
-		clear(p.conns)
-	}
-}
-
 // TestClusterCutOff: 3 replicas with R=1; r3 reaches NATS through a proxy
 // that is cut until r3's membership entry has expired from the bucket
 // (longer than the TTL), r1 and r2 have taken over r3's units, and a
@@ -415,8 +335,8 @@ func TestClusterCutOff(t *testing.T) {
 		t.Fatalf("r3 owns %d units of which %d go to r4 when it joins: choose other symbols", len(mine), toR4)
 	}
 
-	proxy := newCutProxy(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(c.env.ns.Port())))
-	nc3, err := publisher.Connect(context.Background(), publisher.ConnConfig{URLs: []string{proxy.url()}, ReconnectWait: 100 * time.Millisecond}, nil)
+	proxy := nettest.NewCutProxy(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(c.env.ns.Port())))
+	nc3, err := publisher.Connect(context.Background(), publisher.ConnConfig{URLs: []string{proxy.NATSURL()}, ReconnectWait: 100 * time.Millisecond}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,7 +361,7 @@ func TestClusterCutOff(t *testing.T) {
 	})
 	before := r3.Cluster().Stats()
 
-	proxy.setCut(true)
+	proxy.SetCut(true)
 	waitUntil(t, time.Minute, 100*time.Millisecond, "r3 frozen", func() error {
 		if !r3.Cluster().Stats().Frozen {
 			return fmt.Errorf("%+v", r3.Cluster().Stats())
@@ -502,7 +422,7 @@ func TestClusterCutOff(t *testing.T) {
 		return nil
 	})
 
-	proxy.setCut(false)
+	proxy.SetCut(false)
 	waitUntil(t, time.Minute, 100*time.Millisecond, "r3 thawed", func() error {
 		if r3.Cluster().Stats().Frozen {
 			return fmt.Errorf("%+v", r3.Cluster().Stats())
