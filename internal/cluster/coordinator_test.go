@@ -100,7 +100,10 @@ func TestMakeBeforeBreak(t *testing.T) {
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
+	// The coordinators and the refreshers end before the connection closes
+	// (cleanups run last-registered first): none logs after the test.
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
 	states, err := publisher.EnsureStateBucket(ctx, js, publisher.Config{Storage: jetstream.MemoryStorage})
 	if err != nil {
 		t.Fatal(err)
@@ -122,12 +125,15 @@ func TestMakeBeforeBreak(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		wg.Add(2)
 		go func() {
+			defer wg.Done()
 			if err := co.Run(ctx); err != nil {
 				t.Error(err)
 			}
 		}()
 		go func() {
+			defer wg.Done()
 			tick := time.NewTicker(100 * time.Millisecond)
 			defer tick.Stop()
 			for ctx.Err() == nil {
