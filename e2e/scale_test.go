@@ -149,6 +149,9 @@ func waitSettled(t *testing.T, n *node, members int) map[string]float64 {
 		}
 		return nil
 	})
+	t.Logf("%s: members %.0f, units owned %.0f, gained %.0f, handovers %.0f, handover timeouts %.0f; publish failures %.0f, retries %.0f",
+		n.role, m["mdbridge_cluster_members"], m["mdbridge_cluster_units_owned"], m["mdbridge_cluster_units_gained_total"],
+		m["mdbridge_cluster_handovers_total"], m["mdbridge_cluster_handover_timeouts_total"], m["mdbridge_publish_failures_total"], m["mdbridge_publish_retries_total"])
 	return m
 }
 
@@ -199,6 +202,9 @@ func TestClusterScale(t *testing.T) {
 	bridges := map[string]*node{"bridge-1": bridge("bridge-1"), "bridge-2": bridge("bridge-2")}
 	_, took := waitAssigned(t, js, slices.Sorted(maps.Keys(bridges)), begin)
 	t.Logf("2 replicas: all %d units on both, CONNECTED, %s after the first bridge started", len(scaleUnits()), took.Round(100*time.Millisecond))
+	for _, name := range slices.Sorted(maps.Keys(bridges)) {
+		waitSettled(t, bridges[name], len(bridges))
+	}
 	runFor(t, js, 5*time.Second, "2 replicas")
 	faultAt := sim.generated(t, trades)
 
