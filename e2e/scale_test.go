@@ -265,8 +265,8 @@ func TestClusterScale(t *testing.T) {
 	}
 	members = slices.Sorted(maps.Keys(bridges))
 	own, took = waitAssigned(t, js, members, begin)
-	t.Logf("scale 4 → 2: converged %s after SIGTERM (both containers exited 0 after %s); units per replica %v",
-		took.Round(100*time.Millisecond), stopped.Round(100*time.Millisecond), perReplica(own))
+	t.Logf("scale 4 → 2: converged %s after SIGTERM (both containers exited, codes %v, after %s); units per replica %v",
+		took.Round(100*time.Millisecond), codes, stopped.Round(100*time.Millisecond), perReplica(own))
 	handovers, timeouts = 0, 0
 	for _, name := range members {
 		m := waitSettled(t, bridges[name], len(members))
