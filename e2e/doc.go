@@ -19,6 +19,13 @@
 //   - TestNetworkPartition: the bridge is cut off from NATS for 20 s
 //     (docker network disconnect) while it keeps reading the simulator:
 //     nothing lost or duplicated after the network heals.
+//   - TestClusterScale: bridges in cluster mode (R=2) against a 3-node
+//     NATS cluster scale 2 → 4 → 2 (two started, then two stopped with
+//     SIGTERM at once) over 16 units: after each step md_state shows every
+//     unit on exactly the 2 replicas rendezvous hashing assigns it,
+//     CONNECTED; the stopped replicas drain and exit 0; every Binance
+//     trade exactly once and every consumer book (12 Binance, 4 Bybit)
+//     equal to the simulator's.
 //   - TestComposeSimProfile: `docker compose --profile sim up` with the
 //     repository's docker-compose.yml reaches healthy and data flows.
 //

@@ -165,6 +165,25 @@ func (n *node) kill() {
 	n.l.t.Fatalf("%s still running 20s after SIGKILL", n.role)
 }
 
+// stop stops the container gracefully (docker stop: SIGTERM, then SIGKILL
+// after timeout) and returns its exit code. Unlike the other methods it
+// returns errors, so it may run in a goroutine.
+func (n *node) stop(timeout time.Duration) (int, error) {
+	if err := n.c.Stop(n.l.ctx, &timeout); err != nil {
+		return 0, fmt.Errorf("stop %s: %w", n.role, err)
+	}
+	// Through the lab's client: Stop closes the container's own.
+	ins, err := n.l.docker.ContainerInspect(n.l.ctx, n.c.GetContainerID(), client.ContainerInspectOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("inspect %s: %w", n.role, err)
+	}
+	st := ins.Container.State
+	if st == nil || st.Running {
+		return 0, fmt.Errorf("%s still running after docker stop", n.role)
+	}
+	return st.ExitCode, nil
+}
+
 // restart starts a killed container again (same file system, same networks).
 func (n *node) restart() {
 	n.l.t.Helper()

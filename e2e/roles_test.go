@@ -110,20 +110,39 @@ func (l *lab) connectURL(urls ...string) (*nats.Conn, jetstream.JetStream) {
 // ---- simulator ----
 
 // simNode starts `mdbridge sim` listening on the container's network,
-// reachable as "sim" on nw and through a published port (admin API).
+// reachable as "sim" on nw and through a published port (admin API), with
+// the markets of simMarketConfigs.
 func (l *lab) simNode(nw *testcontainers.DockerNetwork, seed uint64) (*node, *simClient) {
 	l.t.Helper()
+	return l.simNodeMarkets(nw, seed, "")
+}
+
+// simNodeMarkets is simNode with the markets of a `mdbridge sim -markets`
+// spec (exsim.ParseMarkets; simTradeRate and simBookRate where it gives no
+// rates) instead of simSymbols on every venue, when marketSpec is not
+// empty.
+func (l *lab) simNodeMarkets(nw *testcontainers.DockerNetwork, seed uint64, marketSpec string) (*node, *simClient) {
+	l.t.Helper()
+	markets := simMarketConfigs()
+	sel := []string{"-symbols", simSymbols}
+	if marketSpec != "" {
+		var err error
+		if markets, err = exsim.ParseMarkets(marketSpec, simTradeRate, simBookRate); err != nil {
+			l.t.Fatalf("simulator markets: %v", err)
+		}
+		sel = []string{"-markets", marketSpec}
+	}
+	cmd := append([]string{"sim", "-listen", "0.0.0.0:9000", "-any-addr"}, sel...)
+	cmd = append(cmd, "-rate", strconv.Itoa(simTradeRate), "-book-rate", strconv.Itoa(simBookRate),
+		"-seed", strconv.FormatUint(seed, 10))
 	n := l.start(spec{
-		role: "sim", image: bridgeImage,
-		cmd: []string{"sim", "-listen", "0.0.0.0:9000", "-any-addr", "-symbols", simSymbols,
-			"-rate", strconv.Itoa(simTradeRate), "-book-rate", strconv.Itoa(simBookRate),
-			"-seed", strconv.FormatUint(seed, 10)},
+		role: "sim", image: bridgeImage, cmd: cmd,
 		networks: []attach{{nw, []string{"sim"}}},
 		ports:    []string{"9000/tcp"},
 		wait:     wait.ForHTTP("/api/v3/ping").WithPort("9000/tcp").WithStartupTimeout(60 * time.Second),
 	})
-	sc := &simClient{base: "http://" + n.endpoint("9000/tcp"), hc: &http.Client{Timeout: 10 * time.Second}, seed: seed}
-	ref, err := exsim.New(exsim.Config{Seed: seed, Markets: simMarketConfigs()}, nil)
+	sc := &simClient{base: "http://" + n.endpoint("9000/tcp"), hc: &http.Client{Timeout: 10 * time.Second}, seed: seed, markets: markets}
+	ref, err := exsim.New(exsim.Config{Seed: seed, Markets: markets}, nil)
 	if err != nil {
 		l.t.Fatalf("reference simulator: %v", err)
 	}
@@ -148,6 +167,8 @@ type simClient struct {
 	base string
 	hc   *http.Client
 	seed uint64
+	// markets are the simulator's markets.
+	markets []exsim.MarketConfig
 	// ref is an unstarted simulator with the same seed and markets: it maps
 	// Bybit wire trade ids back to the ordinals the ground truth records.
 	ref *exsim.Server
@@ -192,6 +213,14 @@ func (s *simClient) truth(ctx context.Context, m market) (exsim.Truth, error) {
 	return tr, err
 }
 
+// book returns the simulator's current order book of one market.
+func (s *simClient) book(ctx context.Context, m market) (exsim.BookSnapshot, error) {
+	var b exsim.BookSnapshot
+	q := url.Values{"venue": {string(m.venue)}, "symbol": {m.symbol}}
+	err := s.do(ctx, http.MethodGet, "/admin/book?"+q.Encode(), nil, &b)
+	return b, err
+}
+
 // generated returns the trade ids (Binance) or ordinals (Bybit) generated
 // so far per market.
 func (s *simClient) generated(t *testing.T, ms []market) map[market]exsim.Range {
@@ -211,7 +240,7 @@ func (s *simClient) generated(t *testing.T, ms []market) map[market]exsim.Range 
 // catch up with a fixed ground truth.
 func (s *simClient) stop(t *testing.T) {
 	t.Helper()
-	for _, mc := range simMarketConfigs() {
+	for _, mc := range s.markets {
 		body := map[string]any{"venue": mc.Venue, "symbol": mc.Symbol, "trade_rate": 0, "book_rate": 0}
 		if err := s.do(t.Context(), http.MethodPost, "/admin/rates", body, nil); err != nil {
 			t.Fatalf("stop the simulator: %v", err)

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -128,6 +129,73 @@ func TestExactlyOnceCheck(t *testing.T) {
 				if !strings.Contains(all, w) {
 					t.Errorf("failure %q not reported; reported:\n%s", w, all)
 				}
+			}
+		})
+	}
+}
+
+// TestBookCheck proves the book verdict can fail: a consumer book built
+// from the stream's book events must equal the simulator's book (its last
+// update id and every level; a Bybit book of depth N against the
+// simulator's best N levels), and a delta that skips updates is counted.
+// It needs no Docker.
+func TestBookCheck(t *testing.T) {
+	bin, byb := market{exsim.Binance, "BTCUSDT"}, market{exsim.BybitSpot, "BTCUSDT"}
+	book := func(typ bridge.EventType, m market, depth int, first, last int64, bids, asks []bridge.Level) (string, string, []byte) {
+		ev := bridge.Event{Type: typ, Exchange: string(m.venue), Symbol: m.symbol, TS: 1, RecvTS: 2,
+			FirstID: first, LastID: last, Depth: depth, Bids: bids, Asks: asks}
+		return "md." + ev.Exchange + "." + ev.Symbol, ev.MsgID(), ev.AppendJSON(nil)
+	}
+	// The simulator's book after both events below; Bybit's pushes of
+	// depth 2 carry its best two levels per side.
+	want := exsim.BookSnapshot{LastUpdateID: 101, BybitU: map[int]int64{2: 101},
+		Bids: [][2]string{{"100", "1"}}, Asks: [][2]string{{"101", "1"}, {"102", "3"}, {"103", "1"}}}
+	feed := func(r *streamReader, m market, depth int, gap bool) {
+		r.addRaw(book(bridge.EventBookSnapshot, m, depth, 100, 100,
+			[]bridge.Level{{"100", "1"}, {"99", "2"}}, []bridge.Level{{"101", "1"}, {"102", "3"}}))
+		first := int64(101)
+		if gap {
+			first = 102
+		}
+		asks := []bridge.Level{{"103", "1"}}
+		if depth > 0 {
+			asks = nil // beyond the best 2: not pushed
+		}
+		r.addRaw(book(bridge.EventBookDelta, m, depth, first, first, []bridge.Level{{"99", "0"}}, asks))
+	}
+	tests := []struct {
+		name  string
+		m     market
+		depth int
+		gap   bool
+		edit  func(*exsim.BookSnapshot)
+		want  string // substring of the difference; "" = equal
+		gaps  int
+	}{
+		{name: "binance equal", m: bin},
+		{name: "bybit depth 2 equal", m: byb, depth: 2},
+		{name: "quantity differs", m: bin, edit: func(b *exsim.BookSnapshot) { b.Asks[1][1] = "4" }, want: "side 1 level 1: 3@102, simulator 4@102"},
+		{name: "level missing", m: bin, edit: func(b *exsim.BookSnapshot) { b.Bids = append(b.Bids, [2]string{"98", "1"}) }, want: "side 0: 1 levels, simulator 2"},
+		{name: "behind the simulator", m: bin, edit: func(b *exsim.BookSnapshot) { b.LastUpdateID = 102 }, want: "book at update 101, simulator at 102"},
+		{name: "bybit behind", m: byb, depth: 2, edit: func(b *exsim.BookSnapshot) { b.BybitU[2] = 105 }, want: "simulator at 105"},
+		{name: "gap", m: bin, gap: true, want: "no valid book", gaps: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newTally(t, nil)
+			feed(r, tc.m, tc.depth, tc.gap)
+			w := want
+			w.Bids, w.Asks = slices.Clone(want.Bids), slices.Clone(want.Asks)
+			w.BybitU = map[int]int64{2: want.BybitU[2]}
+			if tc.edit != nil {
+				tc.edit(&w)
+			}
+			got := diffBook(r.books[tc.m], w, tc.depth)
+			if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
+				t.Errorf("diffBook = %q, want %q", got, tc.want)
+			}
+			if r.bookGaps[tc.m] != tc.gaps {
+				t.Errorf("%d gaps counted, want %d", r.bookGaps[tc.m], tc.gaps)
 			}
 		})
 	}
