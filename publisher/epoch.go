@@ -105,6 +105,14 @@ func (r *retryState) fail(err error) {
 	r.lastErr = err
 }
 
+// conflict enters the failing state for a publish that met another
+// publisher's copy of the same message in process: the retry pass runs as
+// after a failure, but it is not counted as one.
+func (r *retryState) conflict(err error) {
+	r.failing = true
+	r.lastErr = err
+}
+
 // begin leaves the failing state and schedules the retry pass. With the
 // connection already back after a disconnect it retries (almost) at once.
 func (r *retryState) begin(now time.Time, connected bool) {

@@ -161,6 +161,7 @@ func (p *JetStream) Stats() Stats {
 	s.Retries = p.c.retries.Load()
 	s.Failures = p.c.failures.Load()
 	s.Duplicates = p.c.duplicates.Load()
+	s.Conflicts = p.c.conflicts.Load()
 	s.Dropped = p.c.dropped.Load()
 	s.Rejected = p.c.rejected.Load()
 	s.Abandoned = p.c.abandoned.Load()

@@ -66,6 +66,7 @@ func NewCollector(pub *JetStream, sw *StateWriter, svc *SnapshotService) *Collec
 			counterField("events_acked_total", "Messages acknowledged by JetStream.", func(s *ps) uint64 { return s.Acked }),
 			counterField("publish_retries_total", "Re-sends after a failed attempt.", func(s *ps) uint64 { return s.Retries }),
 			counterField("publish_failures_total", "Failed attempts: disconnect, ack timeout, server error.", func(s *ps) uint64 { return s.Failures }),
+			counterField("publish_conflicts_total", "Publishes answered 'duplicate message id is in process': another replica was storing the same event at that moment (retried; not failures).", func(s *ps) uint64 { return s.Conflicts }),
 			counterField("jetstream_duplicates_total", "Acks reporting that JetStream already had the msg ID (removed by the duplicate window).", func(s *ps) uint64 { return s.Duplicates }),
 			counterField("publish_dropped_total", "Messages dropped by the DropOldest policy.", func(s *ps) uint64 { return s.Dropped }),
 			counterField("publish_rejected_total", "Messages dropped because they can never be stored.", func(s *ps) uint64 { return s.Rejected }),

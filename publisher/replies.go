@@ -95,6 +95,10 @@ func (p *JetStream) applyReply(m *nats.Msg, now time.Time) {
 	a, err := parseAck(m)
 	if err != nil {
 		p.unsend(e)
+		if isConflict(err) {
+			p.conflict(e, err)
+			return
+		}
 		p.c.failures.Add(1)
 		if p.permanentAsync(e, err) {
 			p.reject(e, err)

@@ -381,3 +381,40 @@ func TestReconnectDuringWrite(t *testing.T) {
 		}
 	})
 }
+
+// TestReplyConflict: "duplicate message id is in process" (409, err_code
+// 10158: another replica's copy of the same event was being stored on a
+// clustered stream) is retried as often as it comes, is counted as a
+// conflict and not as a failure, and never drops the message, although it
+// is a 4xx that the client-error rule would reject after maxAPIFailures.
+func TestReplyConflict(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		p, f, _ := heldPublisher(t, Config{BufferMessages: 16})
+		ev := trade("binance", "BTCUSDT", 0)
+		if err := p.Publish(ctx, trades("binance", "BTCUSDT", 0, 1)); err != nil {
+			t.Fatal(err)
+		}
+		conflicts := 3 * maxAPIFailures
+		for i := range conflicts {
+			synctest.Wait()
+			r, id := f.attempt(i)
+			if r == "" || id != ev.MsgID() {
+				t.Fatalf("attempt %d: %q %q", i, r, id)
+			}
+			p.replies.ch <- &nats.Msg{Subject: r, Data: []byte(`{"error":{"code":409,"err_code":10158,"description":"duplicate message id is in process"}}`)}
+			time.Sleep(time.Second) // past any backoff
+		}
+		synctest.Wait()
+		r, _ := f.attempt(conflicts)
+		if r == "" {
+			t.Fatalf("no attempt after %d conflicts: the message was dropped", conflicts)
+		}
+		p.replies.ch <- ackTo(r)
+		synctest.Wait()
+		st := p.Stats()
+		if st.Acked != 1 || st.Rejected != 0 || st.Conflicts != uint64(conflicts) || st.Failures != 0 || st.Retries != uint64(conflicts) || st.BufferedMsgs != 0 {
+			t.Fatalf("stats %+v; want 1 acked, 0 rejected, %d conflicts, 0 failures", st, conflicts)
+		}
+	})
+}

@@ -134,6 +134,33 @@ func (p *JetStream) permanentAsync(e *entry, err error) bool {
 	return false
 }
 
+// isConflict reports JetStream's "duplicate message id is in process"
+// (409, err_code 10158): a clustered stream was still storing another
+// publish of the same msg ID (another replica's copy of the same event)
+// when this one arrived. It is not a failure of this publisher: the retry
+// gets the duplicate ack once the other copy is stored, or stores the
+// message if that copy failed, so it is retried without limit and never
+// rejected.
+func isConflict(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrCodeDuplicateInProcess
+}
+
+// jsErrCodeDuplicateInProcess is the server's JSStreamDuplicateMessageConflict
+// (nats.go has no constant for it).
+const jsErrCodeDuplicateInProcess jetstream.ErrorCode = 10158
+
+// conflict retries a message another publisher was storing at the same
+// moment (isConflict): counted apart from failures, not logged as a
+// warning, retried in order after the usual short backoff. p.mu is held.
+func (p *JetStream) conflict(e *entry, err error) {
+	p.c.conflicts.Add(1)
+	p.retry.conflict(err)
+	if p.limiter.allow("conflict") {
+		p.log.Debug("another replica was storing the same message; retrying", "msg_id", strings.Clone(e.vals[0]), "subject", e.subject)
+	}
+}
+
 // reject drops a message the server can never store. p.mu is held.
 func (p *JetStream) reject(e *entry, err error) {
 	p.discard(e)

@@ -14,10 +14,14 @@ type Stats struct {
 	Retries    uint64 // re-sends of a message after a failed attempt
 	Failures   uint64 // failed attempts: disconnect, ack timeout, server error
 	Duplicates uint64 // acks with PubAck.Duplicate: JetStream already had the msg ID
-	Dropped    uint64 // messages discarded by DropOldest because the buffer was full
-	Rejected   uint64 // messages dropped because they can never be stored (too large, bad subject, repeated server rejection)
-	Abandoned  uint64 // messages still unacknowledged when Close ran
-	Reordered  uint64 // retried messages stored after a later message of the same subject (see package doc)
+	// Conflicts are replies "duplicate message id is in process" (409,
+	// err_code 10158): another replica was storing the same event at that
+	// moment on a clustered stream. Retried, not counted in Failures.
+	Conflicts uint64
+	Dropped   uint64 // messages discarded by DropOldest because the buffer was full
+	Rejected  uint64 // messages dropped because they can never be stored (too large, bad subject, repeated server rejection)
+	Abandoned uint64 // messages still unacknowledged when Close ran
+	Reordered uint64 // retried messages stored after a later message of the same subject (see package doc)
 	// AlreadyStored counts messages not sent because the stream held their
 	// msg ID already, found by the check of messages buffered longer than
 	// 3/4 of the duplicate window (a long outage); Unverified those sent
@@ -84,6 +88,7 @@ func (h *histogram) snapshot() LatencySnapshot {
 // counters are the atomic counters behind Stats.
 type counters struct {
 	published, sent, acked, retries, failures, duplicates atomic.Uint64
+	conflicts                                             atomic.Uint64
 	dropped, rejected, abandoned, reordered               atomic.Uint64
 	alreadyStored, unverified                             atomic.Uint64
 }
