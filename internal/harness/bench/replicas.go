@@ -33,11 +33,15 @@ const (
 	DefaultReplicaBookDepth = 100
 	// DefaultReplicaWeight is each replica's REST weight budget: Binance's
 	// 6000 per minute per IP, each replica modelling a pod with its own
-	// egress IP (the simulator's per-IP limit is raised to match).
+	// egress IP (its REST proxy dials the simulator from its own loopback
+	// address).
 	DefaultReplicaWeight   = 6000
 	DefaultReplicaHandover = 3 * time.Minute
 	// replicaInstance prefixes the replicas' MDB_INSTANCE.
 	replicaInstance = "replica-"
+	// simWeightLimit is the simulator's Binance weight limit per minute
+	// per IP (its default, Binance's today).
+	simWeightLimit = 6000
 )
 
 // ReplicasConfig configures Replicas: N `mdbridge run` processes in
@@ -80,7 +84,7 @@ type ReplicasReport struct {
 	Offered         float64 `json:"offered_msgs_per_sec"`
 	BookDepth       int     `json:"book_depth"`
 	WeightPerMinute int     `json:"weight_per_minute"`      // per replica
-	SimWeightLimit  int     `json:"sim_weight_limit"`       // the simulator's per-IP limit
+	SimWeightLimit  int     `json:"sim_weight_limit"`       // the simulator's per-IP limit; each replica's REST comes from its own IP
 	Target          int     `json:"target_owners_per_unit"` // min(R, N)
 	// CarriedSeconds is the time from cold start (the first replica
 	// process started) to every unit on Target live CONNECTED owners in
@@ -237,7 +241,7 @@ func Replicas(ctx context.Context, cfg ReplicasConfig) (*ReplicasReport, error) 
 	rep := &ReplicasReport{
 		Replicas: cfg.Replicas, Redundancy: cfg.Redundancy, Symbols: cfg.Symbols, Offered: cfg.Rate,
 		BookDepth: cfg.BookDepth, WeightPerMinute: cfg.WeightPerMinute,
-		SimWeightLimit: max(cfg.Replicas, 1) * max(cfg.WeightPerMinute, 6000),
+		SimWeightLimit: simWeightLimit,
 		Target:         min(cfg.Redundancy, cfg.Replicas),
 	}
 	rep.Env = Env{GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH, NumCPU: runtime.NumCPU(),
@@ -407,8 +411,15 @@ func (r *replicaRun) startReplica(ctx context.Context, i int) error {
 	if err != nil {
 		return err
 	}
+	// The proxy reaches the simulator from a loopback address of the
+	// replica's own (127.0.0.<10+i>): the simulator's per-IP weight
+	// budget, and the X-MBX-USED-WEIGHT-1M it reports, are then the
+	// replica's alone, as for pods with their own egress IPs.
+	src := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(10+i))}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{LocalAddr: src, Timeout: 10 * time.Second}).DialContext
 	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.Transport = &countingTransport{base: http.DefaultTransport, c: p.rest}
+	proxy.Transport = &countingTransport{base: tr, c: p.rest}
 	pl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

@@ -284,7 +284,7 @@ func printReplicas(w io.Writer, r *ReplicasReport) {
 	e := r.Env
 	fmt.Fprintf(w, "mdbridge bench -scale -replicas %d -redundancy %d: %d units (Binance symbols, trades + book each), offered %s msgs/s\n",
 		r.Replicas, r.Redundancy, r.Symbols, fmtCount(r.Offered))
-	fmt.Fprintf(w, "Binance REST: book depth %d, %d weight/minute per replica (simulator: %d per IP, every replica on 127.0.0.1)\n",
+	fmt.Fprintf(w, "Binance REST: book depth %d, %d weight/minute per replica (simulator: %d per IP; each replica's REST from its own loopback IP)\n",
 		r.BookDepth, r.WeightPerMinute, r.SimWeightLimit)
 	fmt.Fprintf(w, "%s %s/%s, %d CPUs; %s\n\n", e.GoVersion, e.OS, e.Arch, e.NumCPU, e.Layout)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
