@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -420,6 +422,9 @@ func (r *replicaRun) startReplica(ctx context.Context, i int) error {
 	tr.DialContext = (&net.Dialer{LocalAddr: src, Timeout: 10 * time.Second}).DialContext
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	proxy.Transport = &countingTransport{base: tr, c: p.rest}
+	// A replica abandoning a request at its deadline is its business (its
+	// log says so); the proxy's own complaint would only clutter stderr.
+	proxy.ErrorLog = log.New(io.Discard, "", 0)
 	pl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
