@@ -170,11 +170,11 @@ func serveNATSChild(ctx context.Context, dir string, stdin io.Reader, stdout, st
 
 // serveSimChild is the child side of -sim-process: the scale test's
 // simulator on a random loopback port until stdin closes or ctx ends.
-func serveSimChild(ctx context.Context, symbols int, rate float64, stdin io.Reader, stdout, stderr io.Writer, log *slog.Logger) int {
+func serveSimChild(ctx context.Context, symbols int, rate float64, weightLimit int, stdin io.Reader, stdout, stderr io.Writer, log *slog.Logger) int {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() { _, _ = io.Copy(io.Discard, stdin); cancel() }()
-	err := ServeSim(ctx, symbols, rate, log, func(url string) { fmt.Fprintln(stdout, url) })
+	err := ServeSimLimit(ctx, symbols, rate, weightLimit, log, func(url string) { fmt.Fprintln(stdout, url) })
 	if err != nil {
 		fmt.Fprintf(stderr, "mdbridge bench -serve-sim: %v\n", err)
 		return exitFailure

@@ -65,7 +65,7 @@ func TestServeBenchNATS(t *testing.T) {
 // when stdin closes.
 func TestServeBenchSim(t *testing.T) {
 	url, stop := serveChild(t, "http://127.0.0.1:", func(in io.Reader, out io.Writer) int {
-		return serveSimChild(context.Background(), 3, 30, in, out, io.Discard, slog.New(slog.DiscardHandler))
+		return serveSimChild(context.Background(), 3, 30, 0, in, out, io.Discard, slog.New(slog.DiscardHandler))
 	})
 	resp, err := http.Get(url + "/admin/markets")
 	if err != nil {

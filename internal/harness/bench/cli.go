@@ -74,6 +74,11 @@ type options struct {
 	memProfile string
 	noSplit    bool
 	logLevel   string
+	replicas   int
+	redundancy int
+	simWeight  int
+	handover   time.Duration
+	logDir     string
 
 	set map[string]bool // the flags given on the command line
 }
@@ -124,6 +129,11 @@ func defineFlags(fs *flag.FlagSet) *options {
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the bridge phase's CPU profile (pprof) to this file (with -scale: the steady window's)")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile taken after the bridge phase (with -scale: a heap profile at the end of the window) to this file")
 	fs.BoolVar(&o.noSplit, "no-cpu-split", false, "do not profile to split CPU time by component")
+	fs.IntVar(&o.replicas, "replicas", 1, "scale: run this many `mdbridge run` replica processes in cluster mode (MDB_CLUSTER) with NATS and the simulator in child processes; given (even 1), per-replica CPU and peak RSS, cold start to every unit carried, and with 2+ the handover after one replica is SIGKILLed; not given: the bridge in this process as before")
+	fs.IntVar(&o.redundancy, "redundancy", DefaultReplicaRedundancy, "scale with -replicas: MDB_REDUNDANCY, the replicas carrying each unit")
+	fs.DurationVar(&o.handover, "handover-wait", DefaultReplicaHandover, "scale with -replicas: how long to wait, after killing a replica, for every unit to be back on its owners")
+	fs.StringVar(&o.logDir, "log-dir", "", "scale with -replicas: keep the children's logs (replica-<i>.log, nats.log, sim.log) in this directory (default: a temporary one, kept only if the run fails)")
+	fs.IntVar(&o.simWeight, "sim-weight-limit", 0, "internal: with -serve-sim, the simulator's Binance REST weight limit per minute per IP (0: its default 6000)")
 	fs.StringVar(&o.logLevel, "log-level", "error", "log level of the components (logs go to stderr)")
 	return o
 }

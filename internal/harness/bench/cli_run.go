@@ -40,7 +40,15 @@ func (o *options) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 		return serveNATSChild(ctx, o.serveNATS, stdin, stdout, stderr)
 	}
 	if o.serveSim {
-		return serveSimChild(ctx, o.symbols, o.rate, stdin, stdout, stderr, cli.NewLogger(stderr, o.logLevel, "text"))
+		return serveSimChild(ctx, o.symbols, o.rate, o.simWeight, stdin, stdout, stderr, cli.NewLogger(stderr, o.logLevel, "text"))
+	}
+	if o.set["replicas"] || o.set["redundancy"] || o.set["handover-wait"] || o.set["log-dir"] {
+		if !o.scale || o.natsURL != "" || o.pin {
+			fmt.Fprintln(stderr, "mdbridge bench: -replicas, -redundancy, -handover-wait and -log-dir work with -scale only, and run NATS in a child process themselves (no -nats, -pin)")
+			return exitUsage
+		}
+		s := &session{o: o, stdout: stdout, stderr: stderr, bar: newProgressBar(stderr), logger: cli.NewLogger(stderr, o.logLevel, "text")}
+		return s.runReplicas(ctx)
 	}
 	if o.simProc && !o.scale {
 		fmt.Fprintln(stderr, "mdbridge bench: -sim-process works with -scale only (the throughput phases drive an in-process simulator)")
@@ -273,6 +281,38 @@ func (s *session) runScale(ctx context.Context) int {
 			writeJSON(s.stdout, rep)
 		} else {
 			printScale(s.stdout, rep)
+		}
+	}
+	return s.exit(err)
+}
+
+// runReplicas is -scale -replicas: Replicas, its table or JSON.
+func (s *session) runReplicas(ctx context.Context) int {
+	o := s.o
+	st, err := publisher.ParseStorage(o.storage)
+	if err != nil {
+		fmt.Fprintf(s.stderr, "mdbridge bench: -storage: %v\n", err)
+		return exitUsage
+	}
+	rc := ReplicasConfig{
+		Replicas: o.replicas, Redundancy: o.redundancy, Rate: o.rate, Window: o.duration,
+		SyncWait: o.syncWait, HandoverWait: o.handover, BookDepth: o.bookDepth, WeightPerMinute: o.weight,
+		Storage: st, LogDir: o.logDir, Progress: s.bar.update, Logger: s.logger,
+	}
+	if o.set["symbols"] {
+		rc.Symbols = o.symbols
+	}
+	if o.replicas < 1 {
+		fmt.Fprintln(s.stderr, "mdbridge bench: -replicas: want at least 1")
+		return exitUsage
+	}
+	rep, err := Replicas(ctx, rc)
+	s.bar.done()
+	if rep != nil {
+		if o.asJSON {
+			writeJSON(s.stdout, rep)
+		} else {
+			printReplicas(s.stdout, rep)
 		}
 	}
 	return s.exit(err)

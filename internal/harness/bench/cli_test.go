@@ -111,6 +111,9 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"pin without nats-process", []string{"-pin"}, "-pin needs -nats-process"},
 		{"nats-process and nats", []string{"-nats-process", "-nats", "nats://127.0.0.1:1"}, "exclude each other"},
 		{"profile not writable", []string{"-cpuprofile", "/nonexistent/cpu.pprof"}, "-cpuprofile"},
+		{"replicas without scale", []string{"-replicas", "2"}, "-scale only"},
+		{"replicas with external nats", []string{"-scale", "-replicas", "2", "-nats", "nats://127.0.0.1:1"}, "-scale only"},
+		{"zero replicas", []string{"-scale", "-replicas", "0"}, "at least 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

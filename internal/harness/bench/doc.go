@@ -29,6 +29,17 @@
 // The phases offer the same load: as fast as possible (saturation) or a
 // fixed rate paced in 1 ms steps (Config.Rate). Sweep repeats Run over
 // several rates; Scale measures one replica carrying many symbols.
+// Replicas (`bench -scale -replicas N`) runs N processes of the real
+// `mdbridge run` in cluster mode (the executable re-run with "run" and
+// MDB_CLUSTER, MDB_REDUNDANCY, MDB_INSTANCE, MDB_SUBSCRIBE...), with NATS
+// and the simulator in child processes: it follows md_state (every unit
+// on min(R, N) live CONNECTED owners, their books' snapshots), reads each
+// replica's CPU (utime + stime of /proc/<pid>/stat) and peak RSS (VmHWM)
+// over the steady window, SIGKILLs one replica and times the handover
+// (until every unit is back on min(R, N-1) survivors; the survivors'
+// mdbridge_cluster_members shows when they dropped it), and counts
+// rate-limit answers at a REST proxy per replica, which reaches the
+// simulator from the replica's own loopback IP (replicas.go).
 //
 // # Latency method
 //

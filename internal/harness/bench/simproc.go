@@ -88,7 +88,16 @@ func ScaleMarkets(symbols int, rate float64) []exsim.MarketConfig {
 // ServeSim runs the simulator of a Scale run (ScaleMarkets) until ctx
 // ends, calling ready with its base URL once it listens.
 func ServeSim(ctx context.Context, symbols int, rate float64, log *slog.Logger, ready func(url string)) error {
-	sim, err := exsim.New(exsim.Config{Markets: ScaleMarkets(symbols, rate), Seed: 1}, log)
+	return ServeSimLimit(ctx, symbols, rate, 0, log, ready)
+}
+
+// ServeSimLimit is ServeSim with the simulator's Binance REST weight limit
+// per minute per IP (0: the simulator's default, 6000). Replicas raises it
+// to the replicas' number times their budget: each replica models a pod
+// with its own egress IP, while here they all reach the simulator from
+// 127.0.0.1.
+func ServeSimLimit(ctx context.Context, symbols int, rate float64, weightLimit int, log *slog.Logger, ready func(url string)) error {
+	sim, err := exsim.New(exsim.Config{Markets: ScaleMarkets(symbols, rate), Seed: 1, BinanceWeightLimit: weightLimit}, log)
 	if err != nil {
 		return err
 	}

@@ -278,3 +278,53 @@ func sortedKeys[V int | float64](m map[string]V) []string {
 	sort.Slice(keys, func(i, j int) bool { return m[keys[i]] > m[keys[j]] })
 	return keys
 }
+
+// printReplicas prints a Replicas report.
+func printReplicas(w io.Writer, r *ReplicasReport) {
+	e := r.Env
+	fmt.Fprintf(w, "mdbridge bench -scale -replicas %d -redundancy %d: %d units (Binance symbols, trades + book each), offered %s msgs/s\n",
+		r.Replicas, r.Redundancy, r.Symbols, fmtCount(r.Offered))
+	fmt.Fprintf(w, "Binance REST: book depth %d, %d weight/minute per replica (simulator: %d per IP; each replica's REST from its own loopback IP)\n",
+		r.BookDepth, r.WeightPerMinute, r.SimWeightLimit)
+	fmt.Fprintf(w, "%s %s/%s, %d CPUs; %s\n\n", e.GoVersion, e.OS, e.Arch, e.NumCPU, e.Layout)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "cold start to every unit on %d CONNECTED owner(s)\t%.1f s (%d/%d units; at most %d owners)\n",
+		r.Target, r.CarriedSeconds, r.UnitsCarried, r.Symbols, r.MaxOwners)
+	synced := fmt.Sprintf("%d/%d", r.BooksSynced, r.BooksWanted)
+	if r.BooksSyncedSeconds > 0 {
+		synced += fmt.Sprintf(" after %.1f s", r.BooksSyncedSeconds)
+	}
+	fmt.Fprintf(tw, "owner books synced\t%s\n", synced)
+	fmt.Fprintf(tw, "steady window\t%.1f s at %s msgs/s stored in the stream\n", r.WindowSeconds, fmtCount(r.MsgsPerSec))
+	var cpu float64
+	var rss uint64
+	for _, p := range r.PerReplica {
+		cpu += p.CPUPercent
+		rss += p.PeakRSS
+		fmt.Fprintf(tw, "  %s\t%d units, CPU %.1f%% of one core, RSS %s, peak %s; REST %d requests, %d rate-limited\n",
+			p.Instance, p.Units, p.CPUPercent, fmtBytes(p.RSS), fmtBytes(p.PeakRSS), p.REST, p.RESTErrors)
+	}
+	if n := len(r.PerReplica); n > 0 {
+		fmt.Fprintf(tw, "replicas: mean / sum\tCPU %.1f%% / %.1f%%, peak RSS %s / %s\n", cpu/float64(n), cpu, fmtBytes(rss/uint64(n)), fmtBytes(rss))
+	}
+	fmt.Fprintf(tw, "NATS / simulator CPU\t%.1f%% / %.1f%% of one core\n", r.NATSCPUPercent, r.SimCPUPercent)
+	if h := r.Handover; h != nil {
+		fmt.Fprintf(tw, "handover (%s SIGKILLed, carried %d units)\t", h.Killed, h.UnitsAffected)
+		if h.Restored {
+			fmt.Fprintf(tw, "every unit on %d live owner(s) %.1f s after the kill", h.Target, h.RestoredSeconds)
+			if h.MemberGoneSeconds > 0 {
+				fmt.Fprintf(tw, "; member gone from every view after %.1f s, restored %.1f s later", h.MemberGoneSeconds, h.SinceGoneSeconds)
+			}
+			fmt.Fprintln(tw)
+		} else {
+			fmt.Fprintln(tw, "not restored")
+		}
+	}
+	rl := r.RateLimits
+	fmt.Fprintf(tw, "rate-limit errors\t%d (REST 429: %d, 418: %d, 403: %d of %d requests; WS rate disconnects: %d; slow-consumer cuts: %d)\n",
+		rl.Total, rl.REST429, rl.REST418, rl.REST403, rl.RESTRequests, rl.WSRateDisconnects, rl.SlowDisconnects)
+	if r.LogDir != "" {
+		fmt.Fprintf(tw, "children's logs\t%s\n", r.LogDir)
+	}
+	tw.Flush()
+}
