@@ -124,11 +124,10 @@ func (t *ownerTracker) add(now time.Time, since time.Duration, phase string, own
 		s.Connected[min(conn, 3)]++
 		if !a.seen {
 			a.MinOwners, a.MaxOwners, a.MinConnected, a.seen = n, n, conn, true
-		}
-		a.MinOwners, a.MaxOwners, a.MinConnected = min(a.MinOwners, n), max(a.MaxOwners, n), min(a.MinConnected, conn)
-		if a.prev != nil && !slices.Equal(a.prev, owners) {
+		} else if !slices.Equal(a.prev, owners) {
 			a.Changes++
 		}
+		a.MinOwners, a.MaxOwners, a.MinConnected = min(a.MinOwners, n), max(a.MaxOwners, n), min(a.MinConnected, conn)
 		a.prev = owners
 		if n == 0 {
 			a.zeroRun += dt

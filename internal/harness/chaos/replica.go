@@ -71,14 +71,17 @@ type GenerationStats struct {
 type replica struct {
 	cfg replicaConfig
 
-	mu      sync.Mutex
-	gen     int
-	up      bool
-	started time.Time
-	node    *node.Node // the current generation's, or the last one's once it ended
-	errMu   sync.Mutex
-	errs    []string
-	history []GenerationStats
+	mu  sync.Mutex
+	gen int
+	up  bool
+	// starting: a generation is being built and connected (r.mu not
+	// held meanwhile).
+	starting bool
+	started  time.Time
+	node     *node.Node // the current generation's, or the last one's once it ended
+	errMu    sync.Mutex
+	errs     []string
+	history  []GenerationStats
 	// seen are the streams of the current generation observed so far
 	// (observe): in cluster mode a generation starts and retires streams
 	// as units move, and a retired stream's counters count too.
@@ -150,18 +153,36 @@ func (r *replica) nodeConfig(log *slog.Logger, gen int) node.Config {
 }
 
 // start builds and runs a new generation. On error it releases what it
-// started.
+// started. r.mu is not held while the node connects (up to 10 s while NATS
+// is down), so that observers (owner samples) are not held up.
 func (r *replica) start(ctx context.Context) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.up {
+	if r.up || r.starting {
+		r.mu.Unlock()
 		return nil
 	}
+	r.starting = true
 	r.gen++
-	log := r.cfg.logger.With("replica", r.name(), "gen", r.gen)
-	n, err := node.New(r.nodeConfig(log, r.gen), log)
+	gen := r.gen
+	r.mu.Unlock()
+	n, err := r.startGen(ctx, gen)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.starting = false
 	if err != nil {
-		return fmt.Errorf("replica %s: %w", r.name(), err)
+		return err
+	}
+	r.node, r.up, r.started = n, true, time.Now()
+	r.seen = map[*bridge.Stream]streamSeen{}
+	return nil
+}
+
+// startGen builds, connects and starts generation gen's node.
+func (r *replica) startGen(ctx context.Context, gen int) (*node.Node, error) {
+	log := r.cfg.logger.With("replica", r.name(), "gen", gen)
+	n, err := node.New(r.nodeConfig(log, gen), log)
+	if err != nil {
+		return nil, fmt.Errorf("replica %s: %w", r.name(), err)
 	}
 	cc := r.cfg.conn
 	cc.URLs = []string{r.cfg.natsURL}
@@ -170,18 +191,16 @@ func (r *replica) start(ctx context.Context) error {
 	defer cancel()
 	nc, err := publisher.Connect(cctx, cc, log)
 	if err != nil {
-		return fmt.Errorf("replica %s: %w", r.name(), err)
+		return nil, fmt.Errorf("replica %s: %w", r.name(), err)
 	}
 	r.errMu.Lock()
 	r.errs = nil
 	r.errMu.Unlock()
 	if err := n.Start(cctx, nc); err != nil {
-		return fmt.Errorf("replica %s: %w", r.name(), err)
+		return nil, fmt.Errorf("replica %s: %w", r.name(), err)
 	}
-	r.node, r.up, r.started = n, true, time.Now()
-	r.seen = map[*bridge.Stream]streamSeen{}
 	log.Info("replica started")
-	return nil
+	return n, nil
 }
 
 // streamsLocked are the running generation's streams (none when down).

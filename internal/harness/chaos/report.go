@@ -354,6 +354,15 @@ func (rep *Report) decide() {
 	f, n := verdicts(rep.Markets, rep.Stream, backfilled)
 	rep.Failures = append(rep.Failures, f...)
 	rep.Notes = append(rep.Notes, n...)
+	unknown, sent := 0, 0
+	for _, sr := range rep.SnapshotRequests {
+		unknown += sr.Unknown
+		sent += sr.Sent
+	}
+	if unknown > 0 {
+		note("%d of %d snapshot requests on the control subject were answered unknown_symbol by a replica that does not carry the unit: in cluster mode every replica joins the queue group %q but carries only its units, so a consumer's request reaches a non-owner about (N-R)/N of the time and must be retried (publisher.SnapshotService: \"replicas are expected to serve the same symbols\")",
+			unknown, sent, publisher.QueueGroup)
+	}
 	for _, sr := range rep.SnapshotRequests {
 		if sr.Served == 0 {
 			note("%s %s: none of %d snapshot requests on the control subject was served (%d busy, %d failed: %v): the books were not checked against requested snapshots",
@@ -574,9 +583,9 @@ func (rep *Report) WriteText(w io.Writer) error {
 	tw.Flush()
 	b.WriteString("\nSNAPSHOT REQUESTS (mdctl.snapshot.<exchange>.<symbol> during the faults, as a consumer sends them; the snapshots they produced are in the books above)\n")
 	tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MARKET\tSENT\tSERVED\tDUPLICATE\tBUSY\tFAILED\tFIRST LAST_IDS\tFIRST ERRORS")
+	fmt.Fprintln(tw, "MARKET\tSENT\tSERVED\tDUPLICATE\tBUSY\tFAILED\tUNKNOWN_SYMBOL\tFIRST LAST_IDS\tFIRST ERRORS")
 	for _, r := range rep.SnapshotRequests {
-		fmt.Fprintf(tw, "%s %s\t%d\t%d\t%d\t%d\t%d\t%v\t%s\n", r.Exchange, r.Symbol, r.Sent, r.Served, r.Duplicate, r.Busy, r.Failed,
+		fmt.Fprintf(tw, "%s %s\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t%s\n", r.Exchange, r.Symbol, r.Sent, r.Served, r.Duplicate, r.Busy, r.Failed, r.Unknown,
 			r.LastIDs, strings.Join(r.Errors, "; "))
 	}
 	tw.Flush()
