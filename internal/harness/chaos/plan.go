@@ -47,7 +47,7 @@ func AllKinds() []FaultKind {
 var kindWeight = map[FaultKind]int{
 	KindClose: 3, KindStall: 2, KindDuplicate: 2, KindGap: 2, KindMalformed: 2, KindOversized: 1,
 	KindREST429: 1, KindRESTBan: 1, KindREST5xx: 1, KindSkew: 1, KindMaxAge: 1, KindShutdown: 2,
-	KindResnapshot: 1, KindSeqReset: 1, KindNATS: 1, KindKill: 1,
+	KindResnapshot: 1, KindSeqReset: 1, KindNATS: 1, KindKill: 3, // membership churn: kills and restarts move units (cluster mode)
 	KindAdd: 0, // planned once (NewPlan), in the middle of the fault phase
 }
 
@@ -358,7 +358,13 @@ func fillFault(rng *rand.Rand, f *PlannedFault, pc PlanConfig) {
 	case KindNATS:
 		f.Hold = dur(time.Second, 12*time.Second)
 	case KindKill:
-		f.Replica = rng.IntN(max(pc.Replicas, 1))
+		// After a replica_add (at the middle), the added replica may be
+		// killed too.
+		n := max(pc.Replicas, 1)
+		if f.At > pc.Duration/2 && slices.Contains(pc.Kinds, KindAdd) {
+			n++
+		}
+		f.Replica = rng.IntN(n)
 		f.Hold = dur(2*time.Second, 15*time.Second)
 	}
 }

@@ -71,7 +71,8 @@ func TestPlanInvariants(t *testing.T) {
 					t.Fatalf("seed %d: replica kill %d overlaps the previous one", seed, f.N)
 				}
 				killFree = f.At + f.Hold
-				if f.Replica < 0 || f.Replica >= pc.Replicas {
+				// The added replica (index Replicas) only after it joined.
+				if f.Replica < 0 || f.Replica > pc.Replicas || f.Replica == pc.Replicas && f.At <= pc.Duration/2 {
 					t.Fatalf("seed %d: kill of replica %d", seed, f.Replica)
 				}
 			case KindRESTBan:

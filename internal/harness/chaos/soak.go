@@ -908,14 +908,19 @@ func (h *harness) natsRestart(ctx context.Context, fr *faultRun) {
 
 // killRestart kills a replica abruptly and restarts it after the hold.
 func (h *harness) killRestart(ctx context.Context, fr *faultRun) {
-	r := h.reps()[fr.Replica]
+	reps := h.reps()
+	if fr.Replica >= len(reps) {
+		fr.Skipped = "replica not added (yet)"
+		return
+	}
+	r := reps[fr.Replica]
 	if !r.isUp() {
 		fr.Skipped = "replica already down"
 		return
 	}
-	for i, o := range h.reps() {
+	for i, o := range reps {
 		if i != fr.Replica && !o.isUp() {
-			fr.Skipped = "the other replica is down"
+			fr.Skipped = "another replica is down"
 			return
 		}
 	}
