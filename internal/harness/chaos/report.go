@@ -385,7 +385,7 @@ func (rep *Report) decide() {
 	}
 	for _, u := range rep.Owners.Units {
 		if u.LongestZeroOwners > rep.Owners.Bound {
-			fail("unit %s: no live replica ran it for %s (longest run; %s in total; bound %s): with R=%d and one replica killed at a time every unit keeps an owner",
+			fail("unit %s: no live replica ran it for %s (longest run; %s in total; bound %s; R=%d): with R >= 2 and one replica killed at a time every unit keeps an owner (R=1 has no redundancy: a kill leaves its units unowned until the member expires)",
 				u.Unit, u.LongestZeroOwners, u.ZeroOwners, rep.Owners.Bound, rep.Owners.Redundancy)
 		}
 	}
