@@ -24,6 +24,9 @@ func TestChaosFlags(t *testing.T) {
 		{"bad log level", []string{"--log-level", "loud"}, exitUsage, "--log-level"},
 		{"bad port", []string{"--nats-port", "99999"}, exitUsage, "NATSPort"},
 		{"bad bybit depth", []string{"--bybit-depth", "25"}, exitUsage, "BybitDepth 25"},
+		{"no replicas", []string{"--replicas", "0"}, exitUsage, "--replicas 0: want 1 to"},
+		{"redundancy above replicas", []string{"--replicas", "2", "--redundancy", "3"}, exitUsage, "--redundancy 3: want 1 to --replicas (2)"},
+		{"zero redundancy", []string{"--redundancy", "0"}, exitUsage, "--redundancy 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -31,6 +31,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	natsPort := fs.Int("nats-port", 0, "port of the embedded NATS server (0: any free port)")
 	bybitDepth := fs.Int("bybit-depth", DefaultBybitDepth, "Bybit orderbook depth the replicas subscribe and the soak compares: 1, 50, 200 or 1000 (MDB_BYBIT_BOOK_DEPTH)")
 	snapshotEvery := fs.Duration("snapshot-every", DefaultSnapshotEvery, "period of the snapshot requests on the control subject during the faults, one per market (negative: none)")
+	replicas := fs.Int("replicas", DefaultReplicas, fmt.Sprintf("bridge replicas started in cluster mode (1 to %d; a replica_add fault starts one more)", MaxReplicas))
+	redundancy := fs.Int("redundancy", DefaultRedundancy, "replicas carrying each (exchange, symbol) unit, MDB_REDUNDANCY (1 to --replicas)")
 	dir := fs.String("dir", "", "keep the JetStream store in this directory for inspection (default: a temporary directory, removed)")
 	heapProfile := fs.String("heap-profile", "", "write a heap profile taken after the faults to this file (investigating resource growth)")
 	logPath := fs.String("log", "", "write the simulator's, NATS's and the bridges' logs to this file")
@@ -46,6 +48,17 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !cli.Given(fs)["seed"] {
 		*seed = rand.Uint64()
 	}
+	if *replicas < 1 || *replicas > MaxReplicas {
+		fmt.Fprintf(stderr, "mdbridge chaos: --replicas %d: want 1 to %d\n", *replicas, MaxReplicas)
+		return cli.ExitUsage
+	}
+	if !cli.Given(fs)["redundancy"] {
+		*redundancy = min(*redundancy, *replicas)
+	}
+	if *redundancy < 1 || *redundancy > *replicas {
+		fmt.Fprintf(stderr, "mdbridge chaos: --redundancy %d: want 1 to --replicas (%d)\n", *redundancy, *replicas)
+		return cli.ExitUsage
+	}
 	if _, err := cli.ParseLevel(*logLevel); err != nil {
 		fmt.Fprintf(stderr, "mdbridge chaos: --log-level: %v\n", err)
 		return cli.ExitUsage
@@ -54,6 +67,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Duration: *duration, Seed: *seed, Warmup: *warmup, Settle: *settle, FaultEvery: *every,
 		HeartbeatTimeout: *heartbeat, RotationAge: *rotation, NATSPort: *natsPort, Dir: *dir,
 		HeapProfile: *heapProfile, BybitDepth: *bybitDepth, SnapshotEvery: *snapshotEvery,
+		Replicas: *replicas, Redundancy: *redundancy,
 	}
 	for k := range strings.SplitSeq(*kinds, ",") {
 		if k = strings.TrimSpace(k); k != "" {

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -22,6 +23,10 @@ const (
 	DefaultSampleEvery      = 5 * time.Second
 	DefaultSnapshotEvery    = 5 * time.Second
 	DefaultBybitDepth       = 50
+	DefaultReplicas         = 3
+	DefaultRedundancy       = 2
+	// MaxReplicas bounds Config.Replicas (one process, two cores).
+	MaxReplicas = 6
 )
 
 // Resource bounds checked at the end of a soak: the steady-state sample
@@ -95,6 +100,14 @@ type Config struct {
 	// (MDB_BYBIT_BOOK_DEPTH: 1, 50, 200 or 1000) and the number of levels
 	// per side compared. Default 50.
 	BybitDepth int
+	// Replicas is the number of bridge replicas started at the beginning
+	// (a replica_add fault starts one more and keeps it). Default 3, at
+	// most MaxReplicas.
+	Replicas int
+	// Redundancy is the cluster's R (MDB_REDUNDANCY): how many replicas
+	// carry each (exchange, symbol) unit. Default 2; at most Replicas
+	// (R = Replicas: every replica carries every unit).
+	Redundancy int
 	// NATSPort is the embedded NATS server's port; 0 picks a free one.
 	NATSPort int
 	// Dir holds the JetStream store; "" uses a temporary directory that is
@@ -171,6 +184,12 @@ func (c Config) withDefaults() Config {
 	if c.BybitDepth == 0 {
 		c.BybitDepth = DefaultBybitDepth
 	}
+	if c.Replicas == 0 {
+		c.Replicas = DefaultReplicas
+	}
+	if c.Redundancy == 0 {
+		c.Redundancy = min(DefaultRedundancy, c.Replicas)
+	}
 	if len(c.Markets) == 0 {
 		c.Markets = DefaultMarkets()
 	}
@@ -202,6 +221,15 @@ func (c Config) Validate() error {
 	case 0, 1, 50, 200, 1000:
 	default:
 		return fmt.Errorf("%w: BybitDepth %d: want 1, 50, 200 or 1000", ErrConfig, c.BybitDepth)
+	}
+	if c.Replicas < 0 || c.Replicas > MaxReplicas {
+		return fmt.Errorf("%w: Replicas %d: want 1 to %d (0: %d)", ErrConfig, c.Replicas, MaxReplicas, DefaultReplicas)
+	}
+	if c.Redundancy < 0 {
+		return fmt.Errorf("%w: Redundancy %d must not be negative", ErrConfig, c.Redundancy)
+	}
+	if reps := cmp.Or(c.Replicas, DefaultReplicas); c.Redundancy > reps {
+		return fmt.Errorf("%w: Redundancy %d exceeds Replicas %d", ErrConfig, c.Redundancy, reps)
 	}
 	if c.NATSPort < 0 || c.NATSPort > 65535 {
 		return fmt.Errorf("%w: NATSPort %d out of range", ErrConfig, c.NATSPort)

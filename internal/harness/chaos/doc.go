@@ -1,6 +1,7 @@
 // Package chaos is mdbridge's soak harness: it runs the exchange simulator
-// (exsim), an embedded NATS JetStream server and two active-active
-// bridge replicas in one process on loopback, injects overlapping faults from
+// (exsim), an embedded NATS JetStream server and several bridge replicas in
+// cluster mode (Config.Replicas, default 3, each unit carried by
+// Config.Redundancy of them, default R=2) in one process on loopback, injects overlapping faults from
 // a seeded schedule for a configured duration, and then reconciles the MD
 // stream against the simulator's ground truth.
 //
@@ -13,8 +14,11 @@
 //     the system picks (kept across restarts, so it can be stopped and
 //     restarted in place), one loopback
 //     TCP proxy per replica (so every simulator connection can be traced to
-//     the replica and replica generation that opened it), and two replicas
-//     built by internal/node, as `mdbridge run` is: their own NATS
+//     the replica and replica generation that opened it), and the replicas
+//     built by internal/node, as `mdbridge run` is in cluster mode (a
+//     membership bucket, rendezvous assignment of the (exchange, symbol)
+//     units, make-before-break handover; short heartbeat and expiry so
+//     that units move within the soak): their own NATS
 //     connection, publisher.JetStream, StateWriter, snapshot service and
 //     requester, trade resumer, one bridge.Stream per exchange.
 //  2. Warm up, then execute the fault plan (Plan, derived from the seed
@@ -22,8 +26,15 @@
 //     malformed and oversized frames, REST 429/418/403 and 5xx, clock skew
 //     jumps, shortened connection age limits, serverShutdown (OKX: the
 //     64008 notice), OKX books seqId resets (maintenance), NATS server
-//     restarts and an abrupt replica kill followed by a restart. Faults
-//     overlap.
+//     restarts, abrupt replica kills followed by restarts, and
+//     membership churn: the kills and restarts move units between
+//     replicas, and a replica_add at the middle of the fault phase starts
+//     one more replica that stays (units hand over to it). Faults
+//     overlap. Every second, the owner counts of every unit are sampled
+//     (the live replicas whose coordinator runs it, and of them those
+//     whose stream reports it CONNECTED); a unit without any owner for
+//     longer than ZeroOwnersBound fails the soak, and after settling
+//     every unit must be back at R owners.
 //  3. During the faults, ask for book snapshots on the control subject
 //     (mdctl.snapshot.<exchange>.<symbol>, core NATS request/reply, as a
 //     consumer or `mdbridge snapshot` does) for every market every
@@ -33,7 +44,9 @@
 //  5. Read the whole stream and reconcile (Reconcile): duplicates by
 //     Nats-Msg-Id, trade id and update id; for every market, the trades
 //     the simulator wrote to each bridge connection against the stream (a
-//     trade written to a live replica and absent from the stream is a loss;
+//     trade written to a live replica and absent from the stream is a loss
+//     (in cluster mode a connection carries only its replica's units, so
+//     "written to" means "owned by a live replica that was connected");
 //     one the bridge did not count as missing or dropped fails the soak);
 //     Binance and OKX trades-all trades missing (consecutive ids, backfilled
 //     by id: any missing one fails); every book replayed by the README's consumer

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -32,20 +33,22 @@ const (
 	KindSeqReset   FaultKind = "okx_seq_reset"    // OKX books seqId goes down once, as in maintenance (Server.OKXSeqReset)
 	KindNATS       FaultKind = "nats_restart"     // embedded NATS stopped, restarted on the same port and store
 	KindKill       FaultKind = "replica_kill"     // a replica closed abruptly (no graceful shutdown), restarted later
+	KindAdd        FaultKind = "replica_add"      // a new replica joins the cluster and stays (units hand over to it)
 )
 
 // AllKinds lists every fault kind, in report order.
 func AllKinds() []FaultKind {
 	return []FaultKind{KindClose, KindStall, KindDuplicate, KindGap, KindMalformed, KindOversized,
 		KindREST429, KindRESTBan, KindREST5xx, KindSkew, KindMaxAge, KindShutdown, KindResnapshot,
-		KindSeqReset, KindNATS, KindKill}
+		KindSeqReset, KindNATS, KindKill, KindAdd}
 }
 
 // kindWeight is how often a kind is drawn after the first round.
 var kindWeight = map[FaultKind]int{
 	KindClose: 3, KindStall: 2, KindDuplicate: 2, KindGap: 2, KindMalformed: 2, KindOversized: 1,
 	KindREST429: 1, KindRESTBan: 1, KindREST5xx: 1, KindSkew: 1, KindMaxAge: 1, KindShutdown: 2,
-	KindResnapshot: 1, KindSeqReset: 1, KindNATS: 1, KindKill: 1,
+	KindResnapshot: 1, KindSeqReset: 1, KindNATS: 1, KindKill: 3, // membership churn: kills and restarts move units (cluster mode)
+	KindAdd: 0, // planned once (NewPlan), in the middle of the fault phase
 }
 
 // PlannedFault is one step of a fault plan.
@@ -86,7 +89,7 @@ func (f PlannedFault) String() string {
 		}
 	}
 	switch f.Kind {
-	case KindKill:
+	case KindKill, KindAdd:
 		s += fmt.Sprintf(" replica %d", f.Replica)
 	case KindDuplicate, KindGap:
 		s += fmt.Sprintf(" rate %.2f", f.Rate)
@@ -140,9 +143,26 @@ type PlanConfig struct {
 // arrival times are exponential with mean Every (clamped), so faults
 // overlap. NATS restarts never overlap each other, nor do replica kills
 // (one replica is always left running); their hold includes the outage.
+// A replica_add, if its kind is planned, is planned once, at the middle of
+// the fault phase (so that kills happen both before and after the join),
+// and not drawn again.
 func NewPlan(pc PlanConfig) []PlannedFault {
+	plan := newPlan(pc)
+	if pc.Duration <= 0 || !slices.Contains(applicableKinds(pc.Kinds, pc.Venues, pc.Replicas), KindAdd) {
+		return plan
+	}
+	add := PlannedFault{At: pc.Duration / 2, Kind: KindAdd, Replica: pc.Replicas}
+	i, _ := slices.BinarySearchFunc(plan, add.At, func(f PlannedFault, at time.Duration) int { return cmp.Compare(f.At, at) })
+	plan = slices.Insert(plan, i, add)
+	for j := range plan {
+		plan[j].N = j + 1
+	}
+	return plan
+}
+
+func newPlan(pc PlanConfig) []PlannedFault {
 	rng := rand.New(rand.NewPCG(pc.Seed, pc.Seed^0x9e3779b97f4a7c15))
-	kinds := applicableKinds(pc.Kinds, pc.Venues, pc.Replicas)
+	kinds := slices.DeleteFunc(applicableKinds(pc.Kinds, pc.Venues, pc.Replicas), func(k FaultKind) bool { return k == KindAdd })
 	if len(kinds) == 0 || pc.Duration <= 0 {
 		return nil
 	}
@@ -199,7 +219,7 @@ func NewPlan(pc PlanConfig) []PlannedFault {
 func applicableKinds(kinds []FaultKind, venues []exsim.Venue, replicas int) []FaultKind {
 	var out []FaultKind
 	for _, k := range kinds {
-		if len(venuesFor(k, venues)) == 0 && k != KindNATS && k != KindKill {
+		if len(venuesFor(k, venues)) == 0 && k != KindNATS && k != KindKill && k != KindAdd {
 			continue
 		}
 		if k == KindKill && replicas < 2 {
@@ -256,7 +276,7 @@ func venuesFor(k FaultKind, venues []exsim.Venue) []exsim.Venue {
 			if !isOKX(v) {
 				continue
 			}
-		case KindNATS, KindKill:
+		case KindNATS, KindKill, KindAdd:
 			continue
 		}
 		out = append(out, v)
@@ -338,7 +358,13 @@ func fillFault(rng *rand.Rand, f *PlannedFault, pc PlanConfig) {
 	case KindNATS:
 		f.Hold = dur(time.Second, 12*time.Second)
 	case KindKill:
-		f.Replica = rng.IntN(max(pc.Replicas, 1))
+		// After a replica_add (at the middle), the added replica may be
+		// killed too.
+		n := max(pc.Replicas, 1)
+		if f.At > pc.Duration/2 && slices.Contains(pc.Kinds, KindAdd) {
+			n++
+		}
+		f.Replica = rng.IntN(n)
 		f.Hold = dur(2*time.Second, 15*time.Second)
 	}
 }

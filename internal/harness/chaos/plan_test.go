@@ -34,13 +34,18 @@ func TestPlanInvariants(t *testing.T) {
 		if len(plan) < 100 {
 			t.Fatalf("seed %d: %d faults in 10 minutes at one per 3 s", seed, len(plan))
 		}
-		// The first round holds every kind once.
+		// The first round holds every kind once (replica_add: once, at
+		// the middle of the phase).
 		var first []FaultKind
-		for _, f := range plan[:len(AllKinds())] {
+		for _, f := range plan[:len(AllKinds())-1] {
 			first = append(first, f.Kind)
 		}
+		adds := slices.DeleteFunc(slices.Clone(plan), func(f PlannedFault) bool { return f.Kind != KindAdd })
+		if len(adds) != 1 || adds[0].At != pc.Duration/2 || adds[0].Replica != pc.Replicas {
+			t.Fatalf("seed %d: replica_add planned %v, want once at %s (replica %d)", seed, adds, pc.Duration/2, pc.Replicas)
+		}
 		for _, k := range AllKinds() {
-			if !slices.Contains(first, k) {
+			if k != KindAdd && !slices.Contains(first, k) {
 				t.Fatalf("seed %d: kind %s missing from the first round %v", seed, k, first)
 			}
 		}
@@ -66,7 +71,8 @@ func TestPlanInvariants(t *testing.T) {
 					t.Fatalf("seed %d: replica kill %d overlaps the previous one", seed, f.N)
 				}
 				killFree = f.At + f.Hold
-				if f.Replica < 0 || f.Replica >= pc.Replicas {
+				// The added replica (index Replicas) only after it joined.
+				if f.Replica < 0 || f.Replica > pc.Replicas || f.Replica == pc.Replicas && f.At <= pc.Duration/2 {
 					t.Fatalf("seed %d: kill of replica %d", seed, f.Replica)
 				}
 			case KindRESTBan:

@@ -5,10 +5,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/internal/cluster"
 	"github.com/qldata/mdbridge/internal/node"
 	"github.com/qldata/mdbridge/publisher"
 )
@@ -39,6 +41,9 @@ type replicaConfig struct {
 	tune    func(*bridge.StreamConfig)
 	logger  *slog.Logger
 	rec     *recorder
+	// cluster is the cluster mode configuration (a copy per generation;
+	// Instance and Units are filled by the node).
+	cluster cluster.Config
 }
 
 // GenerationStats are the counters of one replica generation (from its
@@ -66,14 +71,27 @@ type GenerationStats struct {
 type replica struct {
 	cfg replicaConfig
 
-	mu      sync.Mutex
-	gen     int
-	up      bool
-	started time.Time
-	node    *node.Node // the current generation's, or the last one's once it ended
-	errMu   sync.Mutex
-	errs    []string
-	history []GenerationStats
+	mu  sync.Mutex
+	gen int
+	up  bool
+	// starting: a generation is being built and connected (r.mu not
+	// held meanwhile).
+	starting bool
+	started  time.Time
+	node     *node.Node // the current generation's, or the last one's once it ended
+	errMu    sync.Mutex
+	errs     []string
+	history  []GenerationStats
+	// seen are the streams of the current generation observed so far
+	// (observe): in cluster mode a generation starts and retires streams
+	// as units move, and a retired stream's counters count too.
+	seen map[*bridge.Stream]streamSeen
+}
+
+// streamSeen is the last observation of one stream.
+type streamSeen struct {
+	stats  bridge.Stats
+	states []bridge.SymbolState
 }
 
 func newReplica(cfg replicaConfig) *replica { return &replica{cfg: cfg} }
@@ -99,8 +117,9 @@ func (r *replica) isUp() bool {
 // replica's proxy, the default REST budgets, the recorder's taps.
 func (r *replica) nodeConfig(log *slog.Logger, gen int) node.Config {
 	c := r.cfg
+	cc := c.cluster
 	nc := node.Config{
-		Instance: c.instance, Publisher: c.pub, Tune: c.tune,
+		Instance: c.instance, Publisher: c.pub, Tune: c.tune, Cluster: &cc,
 		Venues: node.Venues{BinanceWSURL: c.wsURL, BinanceRESTURL: c.restURL, BybitWSURL: c.wsURL, BybitRESTURL: c.restURL,
 			BybitBookDepth: c.bybitDepth, BinanceUSDMWSURL: c.wsURL, BinanceUSDMRESTURL: c.restURL,
 			OKXWSURL: c.wsURL, OKXRESTURL: c.restURL},
@@ -134,18 +153,36 @@ func (r *replica) nodeConfig(log *slog.Logger, gen int) node.Config {
 }
 
 // start builds and runs a new generation. On error it releases what it
-// started.
+// started. r.mu is not held while the node connects (up to 10 s while NATS
+// is down), so that observers (owner samples) are not held up.
 func (r *replica) start(ctx context.Context) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.up {
+	if r.up || r.starting {
+		r.mu.Unlock()
 		return nil
 	}
+	r.starting = true
 	r.gen++
-	log := r.cfg.logger.With("replica", r.name(), "gen", r.gen)
-	n, err := node.New(r.nodeConfig(log, r.gen), log)
+	gen := r.gen
+	r.mu.Unlock()
+	n, err := r.startGen(ctx, gen)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.starting = false
 	if err != nil {
-		return fmt.Errorf("replica %s: %w", r.name(), err)
+		return err
+	}
+	r.node, r.up, r.started = n, true, time.Now()
+	r.seen = map[*bridge.Stream]streamSeen{}
+	return nil
+}
+
+// startGen builds, connects and starts generation gen's node.
+func (r *replica) startGen(ctx context.Context, gen int) (*node.Node, error) {
+	log := r.cfg.logger.With("replica", r.name(), "gen", gen)
+	n, err := node.New(r.nodeConfig(log, gen), log)
+	if err != nil {
+		return nil, fmt.Errorf("replica %s: %w", r.name(), err)
 	}
 	cc := r.cfg.conn
 	cc.URLs = []string{r.cfg.natsURL}
@@ -154,17 +191,16 @@ func (r *replica) start(ctx context.Context) error {
 	defer cancel()
 	nc, err := publisher.Connect(cctx, cc, log)
 	if err != nil {
-		return fmt.Errorf("replica %s: %w", r.name(), err)
+		return nil, fmt.Errorf("replica %s: %w", r.name(), err)
 	}
 	r.errMu.Lock()
 	r.errs = nil
 	r.errMu.Unlock()
 	if err := n.Start(cctx, nc); err != nil {
-		return fmt.Errorf("replica %s: %w", r.name(), err)
+		return nil, fmt.Errorf("replica %s: %w", r.name(), err)
 	}
-	r.node, r.up, r.started = n, true, time.Now()
 	log.Info("replica started")
-	return nil
+	return n, nil
 }
 
 // streamsLocked are the running generation's streams (none when down).
@@ -181,9 +217,12 @@ func (r *replica) streamsLocked() bridge.Streams {
 func (r *replica) statsLocked(killed bool) GenerationStats {
 	g := GenerationStats{Replica: r.name(), Gen: r.gen, Started: r.started, Ended: time.Now(), Killed: killed,
 		Streams: map[string]bridge.Stats{}, Symbols: map[string][]bridge.SymbolState{}}
-	for _, s := range r.node.Streams() {
-		g.Streams[s.Exchange()] = s.Stats()
-		g.Symbols[s.Exchange()] = s.States()
+	r.observeLocked()
+	for s, o := range r.seen {
+		st := g.Streams[s.Exchange()]
+		addStats(&st, o.stats)
+		g.Streams[s.Exchange()] = st
+		g.Symbols[s.Exchange()] = append(g.Symbols[s.Exchange()], o.states...)
 	}
 	// After Close: the publisher's Abandoned is only known once it is closed.
 	g.Publisher = r.node.Publisher().Stats()
@@ -247,12 +286,105 @@ func (r *replica) counted(exchange, symbol string) uint64 {
 	for _, g := range r.history {
 		add(g.Symbols[exchange])
 	}
-	for _, s := range r.streamsLocked() {
-		if s.Exchange() == exchange {
-			add(s.States())
+	if r.up {
+		r.observeLocked()
+		for s, o := range r.seen {
+			if s.Exchange() == exchange {
+				add(o.states)
+			}
 		}
 	}
 	return n
+}
+
+// observeLocked records the counters and states of the generation's
+// running streams (r.mu held, the generation up or just ended).
+func (r *replica) observeLocked() {
+	if r.node == nil || r.seen == nil {
+		return
+	}
+	for _, s := range r.node.Streams() {
+		r.seen[s] = streamSeen{stats: s.Stats(), states: s.States()}
+	}
+}
+
+// ownership is what one replica carries at one instant: the units its
+// cluster coordinator runs, and which of them its streams report
+// CONNECTED.
+type ownership struct {
+	running   map[cluster.Unit]bool
+	connected map[cluster.Unit]bool
+}
+
+// observe records the streams' counters (see seen) and returns the
+// replica's ownership (ok false when down).
+func (r *replica) observe() (ownership, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.up {
+		return ownership{}, false
+	}
+	r.observeLocked()
+	o := ownership{running: map[cluster.Unit]bool{}, connected: map[cluster.Unit]bool{}}
+	if c := r.node.Cluster(); c != nil {
+		for _, u := range c.Running() {
+			o.running[u] = true
+		}
+	}
+	for _, s := range r.node.Streams() {
+		for _, st := range s.States() {
+			u := cluster.Unit{Market: st.Exchange, Symbol: st.Symbol}
+			if o.running[u] && st.State == "CONNECTED" {
+				o.connected[u] = true
+			}
+		}
+	}
+	return o, true
+}
+
+// carries reports whether the running generation carries the market.
+func (r *replica) carries(exchange, symbol string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.up {
+		return false
+	}
+	c := r.node.Cluster()
+	if c == nil {
+		return true
+	}
+	return slices.Contains(c.Running(), cluster.Unit{Market: exchange, Symbol: symbol})
+}
+
+// clusterStats returns the running generation's coordinator counters.
+func (r *replica) clusterStats() (cluster.Stats, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.up || r.node.Cluster() == nil {
+		return cluster.Stats{}, false
+	}
+	return r.node.Cluster().Stats(), true
+}
+
+// addStats adds b's counters to a (a generation's streams of one exchange).
+func addStats(a *bridge.Stats, b bridge.Stats) {
+	a.Frames += b.Frames
+	a.Received += b.Received
+	a.Emitted += b.Emitted
+	a.Duplicates += b.Duplicates
+	a.Gaps += b.Gaps
+	a.Snapshots += b.Snapshots
+	a.Backfilled += b.Backfilled
+	a.Missing += b.Missing
+	a.Dropped += b.Dropped
+	a.Malformed += b.Malformed
+	a.Reconnects += b.Reconnects
+	a.Rotations += b.Rotations
+	a.SilenceProbes += b.SilenceProbes
+	a.SilentFeeds += b.SilentFeeds
+	a.Superseded += b.Superseded
+	a.StaleAlerts += b.StaleAlerts
+	a.Connections = append(a.Connections, b.Connections...)
 }
 
 // live returns the running generation's publisher stats (ok false when

@@ -38,6 +38,8 @@ type Report struct {
 	Injected         InjectedTotals     `json:"injected"`
 	Resources        ResourceCheck      `json:"resources"`
 	Samples          []Sample           `json:"samples"`
+	// Owners are the units' owner counts over time (cluster mode).
+	Owners OwnerReport `json:"owners"`
 }
 
 // ReportConfig is the configuration a report was produced with.
@@ -50,6 +52,7 @@ type ReportConfig struct {
 	RotationAge      time.Duration `json:"rotation_age"`
 	Markets          []string      `json:"markets"`
 	Replicas         int           `json:"replicas"`
+	Redundancy       int           `json:"redundancy"`
 	Kinds            []FaultKind   `json:"kinds"`
 	// ConsumerRule names the book consumer rule that decides.
 	ConsumerRule string `json:"consumer_rule"`
@@ -66,7 +69,7 @@ const ConsumerRule = "README: a snapshot of the deltas' id series (depth) resets
 
 func reportConfig(c Config) ReportConfig {
 	rc := ReportConfig{Duration: c.Duration, Warmup: c.Warmup, Settle: c.Settle, FaultEvery: c.FaultEvery,
-		HeartbeatTimeout: c.HeartbeatTimeout, RotationAge: c.RotationAge, Replicas: replicaCount, Kinds: c.Kinds,
+		HeartbeatTimeout: c.HeartbeatTimeout, RotationAge: c.RotationAge, Replicas: c.Replicas, Redundancy: c.Redundancy, Kinds: c.Kinds,
 		ConsumerRule: ConsumerRule, BybitDepth: c.BybitDepth, SnapshotEvery: max(c.SnapshotEvery, 0)}
 	for _, m := range c.Markets {
 		rc.Markets = append(rc.Markets, fmt.Sprintf("%s:%s@%g/%g", m.Venue, m.Symbol, m.TradeRate, m.BookRate))
@@ -163,6 +166,7 @@ type InjectedTotals struct {
 	Sim              exsim.Stats `json:"sim"`
 	NATSRestarts     int         `json:"nats_restarts"`
 	Kills            int         `json:"kills"`
+	Adds             int         `json:"adds"` // replica_add: replicas that joined
 }
 
 // finishReport fills everything but the reconciliation and decides.
@@ -174,7 +178,7 @@ func (h *harness) finishReport(rep *Report, baseline, final Sample) {
 	rep.Resources = checkResources(rep.Samples, baseline, final)
 	h.recoveries(rep, runs)
 
-	for _, r := range h.replicas {
+	for _, r := range h.reps() {
 		r.mu.Lock()
 		rt := ReplicaTotals{Replica: r.name(), Generations: len(r.history), PerExchange: map[string]BridgeTotals{}}
 		for _, g := range r.history {
@@ -214,6 +218,8 @@ func (h *harness) finishReport(rep *Report, baseline, final Sample) {
 				rep.Injected.NATSRestarts++
 			case KindKill:
 				rep.Injected.Kills++
+			case KindAdd:
+				rep.Injected.Adds++
 			}
 		}
 	}
@@ -348,6 +354,15 @@ func (rep *Report) decide() {
 	f, n := verdicts(rep.Markets, rep.Stream, backfilled)
 	rep.Failures = append(rep.Failures, f...)
 	rep.Notes = append(rep.Notes, n...)
+	unknown, sent := 0, 0
+	for _, sr := range rep.SnapshotRequests {
+		unknown += sr.Unknown
+		sent += sr.Sent
+	}
+	if unknown > 0 {
+		note("%d of %d snapshot requests on the control subject were answered unknown_symbol by a replica that does not carry the unit: in cluster mode every replica joins the queue group %q but carries only its units, so a consumer's request reaches a non-owner about (N-R)/N of the time and must be retried (publisher.SnapshotService: \"replicas are expected to serve the same symbols\")",
+			unknown, sent, publisher.QueueGroup)
+	}
 	for _, sr := range rep.SnapshotRequests {
 		if sr.Served == 0 {
 			note("%s %s: none of %d snapshot requests on the control subject was served (%d busy, %d failed: %v): the books were not checked against requested snapshots",
@@ -367,6 +382,19 @@ func (rep *Report) decide() {
 		if r.Bridge.Missing > 0 {
 			note("replica %s: the bridge declared %d trades missing (counted in md_state)", r.Replica, r.Bridge.Missing)
 		}
+	}
+	for _, u := range rep.Owners.Units {
+		if u.LongestZeroOwners > rep.Owners.Bound {
+			fail("unit %s: no live replica ran it for %s (longest run; %s in total; bound %s; R=%d): with R >= 2 and one replica killed at a time every unit keeps an owner (R=1 has no redundancy: a kill leaves its units unowned until the member expires)",
+				u.Unit, u.LongestZeroOwners, u.ZeroOwners, rep.Owners.Bound, rep.Owners.Redundancy)
+		}
+	}
+	if rep.Owners.Steady != "" {
+		fail("the cluster did not settle to every unit at R owners after the faults: %s", rep.Owners.Steady)
+	}
+	if rep.Owners.ZeroConnectedTotal > 0 {
+		note("owners: units had no CONNECTED owner for %s in total (upstream faults on every connection of a venue disconnect every owner at once; longest per unit in the owner table)",
+			rep.Owners.ZeroConnectedTotal)
 	}
 	rc := rep.Resources
 	if !rc.GoroutinesOK {
@@ -489,11 +517,11 @@ func (rep *Report) WriteText(w io.Writer) error {
 	}
 	c := rep.Config
 	fmt.Fprintf(&b, "mdbridge chaos soak: %s   seed %d\n", verdict, rep.Seed)
-	fmt.Fprintf(&b, "reproduce: mdbridge chaos --duration %s --seed %d --bybit-depth %d\n", c.Duration, rep.Seed, c.BybitDepth)
+	fmt.Fprintf(&b, "reproduce: mdbridge chaos --duration %s --seed %d --bybit-depth %d --replicas %d --redundancy %d\n", c.Duration, rep.Seed, c.BybitDepth, c.Replicas, c.Redundancy)
 	fmt.Fprintf(&b, "faults for %s (every %s on average, overlapping), warm-up %s, settle %s; whole run %s\n",
 		rep.ChaosPhase.Round(time.Second), c.FaultEvery, c.Warmup, c.Settle, rep.Elapsed.Round(time.Second))
-	fmt.Fprintf(&b, "%d replicas active-active, heartbeat timeout %s, rotation age %s, Bybit orderbook depth %d, snapshot requests every %s\nmarkets (trades/s / book updates/s): %s\nbook consumer rule: %s\n",
-		c.Replicas, c.HeartbeatTimeout, c.RotationAge, c.BybitDepth, dur(c.SnapshotEvery), strings.Join(c.Markets, " "), c.ConsumerRule)
+	fmt.Fprintf(&b, "%d replicas in cluster mode, R=%d (each unit carried by R of them; replica_add starts one more), heartbeat timeout %s, rotation age %s, Bybit orderbook depth %d, snapshot requests every %s\nmarkets (trades/s / book updates/s): %s\nbook consumer rule: %s\n",
+		c.Replicas, c.Redundancy, c.HeartbeatTimeout, c.RotationAge, c.BybitDepth, dur(c.SnapshotEvery), strings.Join(c.Markets, " "), c.ConsumerRule)
 
 	b.WriteString("\nFAULTS (time to recover: worst market, measured from the point named; an interruption during overlapping faults counts for each of them, so MAX is an upper bound and MEDIAN the typical figure)\n")
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
@@ -504,6 +532,10 @@ func (rep *Report) WriteText(w io.Writer) error {
 	}
 	tw.Flush()
 	for _, f := range rep.FaultLog {
+		if (f.Kind == KindKill || f.Kind == KindAdd) && f.Skipped == "" {
+			fmt.Fprintf(&b, "  %s #%d at %s: %s%s\n", f.Kind, f.N, f.Started.Round(time.Second), f.Target,
+				map[bool]string{true: fmt.Sprintf(", down %s", f.Hold.Round(time.Millisecond))}[f.Kind == KindKill])
+		}
 		if f.Kind == KindNATS && f.Skipped == "" {
 			fmt.Fprintf(&b, "  nats_restart #%d: down %s, publishers acked again %s and drained %s after the restart\n",
 				f.N, f.Hold.Round(time.Millisecond), dur(f.FirstAck), dur(f.Drained))
@@ -551,9 +583,9 @@ func (rep *Report) WriteText(w io.Writer) error {
 	tw.Flush()
 	b.WriteString("\nSNAPSHOT REQUESTS (mdctl.snapshot.<exchange>.<symbol> during the faults, as a consumer sends them; the snapshots they produced are in the books above)\n")
 	tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MARKET\tSENT\tSERVED\tDUPLICATE\tBUSY\tFAILED\tFIRST LAST_IDS\tFIRST ERRORS")
+	fmt.Fprintln(tw, "MARKET\tSENT\tSERVED\tDUPLICATE\tBUSY\tFAILED\tUNKNOWN_SYMBOL\tFIRST LAST_IDS\tFIRST ERRORS")
 	for _, r := range rep.SnapshotRequests {
-		fmt.Fprintf(tw, "%s %s\t%d\t%d\t%d\t%d\t%d\t%v\t%s\n", r.Exchange, r.Symbol, r.Sent, r.Served, r.Duplicate, r.Busy, r.Failed,
+		fmt.Fprintf(tw, "%s %s\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t%s\n", r.Exchange, r.Symbol, r.Sent, r.Served, r.Duplicate, r.Busy, r.Failed, r.Unknown,
 			r.LastIDs, strings.Join(r.Errors, "; "))
 	}
 	tw.Flush()
@@ -575,9 +607,10 @@ func (rep *Report) WriteText(w io.Writer) error {
 	for _, r := range rep.Replicas {
 		gaps += r.Bridge.Gaps
 	}
-	fmt.Fprintf(&b, "\nINJECTED: %d book diffs withheld on the replicas' connections (gaps detected by the replicas: %d; one gap may span several withheld diffs, and trade and reconnect gaps count too), %d frames duplicated, %d malformed or oversized frames, %d WebSocket connections (%d closed by faults, %d at their age limit, %d slow-consumer cuts), %d NATS restarts, %d replica kills\n",
+	fmt.Fprintf(&b, "\nINJECTED: %d book diffs withheld on the replicas' connections (gaps detected by the replicas: %d; one gap may span several withheld diffs, and trade and reconnect gaps count too), %d frames duplicated, %d malformed or oversized frames, %d WebSocket connections (%d closed by faults, %d at their age limit, %d slow-consumer cuts), %d NATS restarts, %d replica kills, %d replicas added\n",
 		in.GapsInjected, gaps, in.DuplicatedFrames, in.MalformedFrames, in.Connections, in.Sim.FaultCloses, in.Sim.AgeCuts,
-		in.Sim.SlowDisconnects, in.NATSRestarts, in.Kills)
+		in.Sim.SlowDisconnects, in.NATSRestarts, in.Kills, in.Adds)
+	rep.Owners.writeText(&b)
 
 	rc := rep.Resources
 	fmt.Fprintf(&b, "\nRESOURCES (%d samples): goroutines %d at baseline, %d final (bound %d), peak %d at %s;\n  heap in use %s at baseline, %s final (bound %s), peak %s; RSS %s at baseline, %s final (bound %s), peak %s\n  bound: %s\n",
@@ -623,4 +656,36 @@ func staleText(ss []StaleSnapshot) string {
 		parts = append(parts, fmt.Sprintf("seq %d: snapshot %d after book id %d (%s)", s.Seq, s.LastID, s.BookID, s.Origin))
 	}
 	return "[" + strings.Join(parts, "; ") + "]"
+}
+
+// writeText writes the OWNERS section: the owner-count histograms over
+// time (runs of equal samples merged) and the per-unit table.
+func (o OwnerReport) writeText(b *strings.Builder) {
+	if len(o.Samples) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "\nOWNERS (every %s, R=%d: units with 0/1/2/3+ live replicas running them = OWNERS, of them CONNECTED; equal consecutive samples merged)\n", o.Every, o.Redundancy)
+	for i := 0; i < len(o.Samples); {
+		s := o.Samples[i]
+		j := i + 1
+		for j < len(o.Samples) && o.Samples[j].Owners == s.Owners && o.Samples[j].Connected == s.Connected &&
+			o.Samples[j].Phase == s.Phase && o.Samples[j].Replicas == s.Replicas {
+			j++
+		}
+		fmt.Fprintf(b, "  %6s-%-6s %-7s up %d  owners %d/%d/%d/%d  connected %d/%d/%d/%d\n", s.At.Round(time.Second), o.Samples[j-1].At.Round(time.Second),
+			s.Phase, s.Replicas, s.Owners[0], s.Owners[1], s.Owners[2], s.Owners[3], s.Connected[0], s.Connected[1], s.Connected[2], s.Connected[3])
+		i = j
+	}
+	tw := tabwriter.NewWriter(b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "UNIT	MIN OWNERS	MAX	MIN CONNECTED	ZERO OWNERS (LONGEST)	ZERO CONNECTED (LONGEST)	OWNER CHANGES")
+	for _, u := range o.Units {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s (%s)\t%s (%s)\t%d\n", u.Unit, u.MinOwners, u.MaxOwners, u.MinConnected,
+			dur(u.ZeroOwners), dur(u.LongestZeroOwners), dur(u.ZeroConnected), dur(u.LongestZeroConnected), u.Changes)
+	}
+	tw.Flush()
+	fmt.Fprintf(b, "  time any unit had 0 owners: %s in total (bound per run %s); 0 CONNECTED owners: %s in total\n",
+		dur(o.ZeroOwnersTotal), o.Bound, dur(o.ZeroConnectedTotal))
+	if o.Steady != "" {
+		fmt.Fprintf(b, "  after settling: %s\n", o.Steady)
+	}
 }

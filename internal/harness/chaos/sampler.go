@@ -17,6 +17,8 @@ type Sample struct {
 	Goroutines int           `json:"goroutines"`
 	HeapInuse  uint64        `json:"heap_inuse"` // bytes of in-use heap spans
 	RSS        uint64        `json:"rss"`        // resident set size in bytes (0 where /proc is unavailable)
+	// Replicas is the number of replicas up (steady samples; 0: unknown).
+	Replicas int `json:"replicas,omitempty"`
 	// Steady is set on the two samples the bounds compare: taken after a
 	// forced GC in the same conditions (all replicas up, no fault).
 	Steady bool `json:"steady,omitempty"`
@@ -69,11 +71,14 @@ func readRSS() uint64 {
 
 // ResourceCheck is the verdict on resource growth.
 type ResourceCheck struct {
-	Baseline Sample `json:"baseline"`
-	Final    Sample `json:"final"`
-	Peak     Sample `json:"peak"` // the sample with the most goroutines
-	PeakHeap uint64 `json:"peak_heap"`
-	PeakRSS  uint64 `json:"peak_rss"`
+	// Scale is final/baseline replicas up (1 when unknown): the baseline
+	// terms of the bounds are multiplied by it.
+	Scale    float64 `json:"scale"`
+	Baseline Sample  `json:"baseline"`
+	Final    Sample  `json:"final"`
+	Peak     Sample  `json:"peak"` // the sample with the most goroutines
+	PeakHeap uint64  `json:"peak_heap"`
+	PeakRSS  uint64  `json:"peak_rss"`
 	// Bound states the limits in words.
 	Bound        string `json:"bound"`
 	GoroutineMax int    `json:"goroutine_max"`
@@ -95,9 +100,17 @@ func checkResources(samples []Sample, baseline, final Sample) ResourceCheck {
 		rc.PeakHeap = max(rc.PeakHeap, s.HeapInuse)
 		rc.PeakRSS = max(rc.PeakRSS, s.RSS)
 	}
-	rc.GoroutineMax = baseline.Goroutines + baseline.Goroutines*GoroutineGrowthPct/100 + GoroutineGrowthAbs
-	rc.HeapMax = uint64(float64(baseline.HeapInuse)*HeapGrowthFactor) + HeapGrowthAbs
-	rc.RSSMax = uint64(float64(baseline.RSS)*RSSGrowthFactor) + RSSGrowthAbs
+	// A replica added during the soak (replica_add) carries its share of
+	// the load: the baseline is scaled by final/baseline replicas up.
+	scale := 1.0
+	if baseline.Replicas > 0 && final.Replicas > 0 {
+		scale = float64(final.Replicas) / float64(baseline.Replicas)
+	}
+	rc.Scale = scale
+	bg := int(float64(baseline.Goroutines) * scale)
+	rc.GoroutineMax = bg + bg*GoroutineGrowthPct/100 + GoroutineGrowthAbs
+	rc.HeapMax = uint64(float64(baseline.HeapInuse)*scale*HeapGrowthFactor) + HeapGrowthAbs
+	rc.RSSMax = uint64(float64(baseline.RSS)*scale*RSSGrowthFactor) + RSSGrowthAbs
 	if raceDetector {
 		rc.RSSMax += RaceRSSPerPeakHeap * rc.PeakHeap
 	}
@@ -109,7 +122,8 @@ func checkResources(samples []Sample, baseline, final Sample) ResourceCheck {
 		" and in-use heap (after GC) <= " + strconv.FormatFloat(HeapGrowthFactor, 'f', -1, 64) + " x baseline + " +
 		strconv.Itoa(HeapGrowthAbs>>20) + " MiB and RSS (after returning freed memory) <= " +
 		strconv.FormatFloat(RSSGrowthFactor, 'f', -1, 64) + " x baseline + " + strconv.Itoa(RSSGrowthAbs>>20) +
-		" MiB; baseline = the same measurement at the end of warm-up"
+		" MiB; baseline = the same measurement at the end of warm-up, scaled by final/baseline replicas up (" +
+		strconv.Itoa(final.Replicas) + "/" + strconv.Itoa(baseline.Replicas) + ")"
 	if raceDetector {
 		rc.Bound += "; built with -race: RSS bound + " + strconv.Itoa(RaceRSSPerPeakHeap) +
 			" x the peak in-use heap (the detector's shadow memory stays resident after the heap shrank)"

@@ -29,6 +29,10 @@ type SnapshotRequests struct {
 	// (NATS down, no replica up, a fetch that failed under a fault).
 	Busy   int `json:"busy"`
 	Failed int `json:"failed"`
+	// Unknown of the Failed got unknown_symbol: the replica the queue
+	// group picked does not carry the unit (cluster mode partitions the
+	// units, every replica joins the queue group).
+	Unknown int `json:"unknown_symbol"`
 	// LastIDs are the last_id of the first served replies (bounded).
 	LastIDs []int64 `json:"last_ids,omitempty"`
 	// Errors are the first error texts (bounded).
@@ -96,6 +100,9 @@ func (s *snapshotRequester) one(ctx context.Context, exchange, symbol string) {
 		return
 	case errors.Is(err, publisher.ErrBusy):
 		r.Busy++
+	case errors.Is(err, publisher.ErrUnknownSymbol):
+		r.Failed++
+		r.Unknown++
 	default:
 		r.Failed++
 	}

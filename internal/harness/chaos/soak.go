@@ -15,11 +15,9 @@ import (
 
 	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/exsim"
+	"github.com/qldata/mdbridge/internal/cluster"
 	"github.com/qldata/mdbridge/publisher"
 )
-
-// replicaCount is the number of active-active bridge replicas.
-const replicaCount = 2
 
 // pauseThreshold is the publish silence of one market on one replica that
 // counts as an interruption when recovery times are measured.
@@ -37,9 +35,11 @@ type harness struct {
 	sim      *exsim.Server
 	nats     *natsServer
 	proxies  []*proxy
-	replicas []*replica
+	replicas []*replica // grows (replica_add) under mu: read it with reps
 	rec      *recorder
 	subs     []subscription
+	tune     func(*bridge.StreamConfig)
+	owners   *ownerTracker
 
 	mu      sync.Mutex
 	samples []Sample
@@ -137,31 +137,80 @@ func (h *harness) setup(ctx context.Context) error {
 		h.subs[i].symbols = append(h.subs[i].symbols, m.Symbol)
 		h.subs[i].channels |= marketChannels(m)
 	}
-	tune := func(sc *bridge.StreamConfig) {
+	h.tune = func(sc *bridge.StreamConfig) {
 		sc.HeartbeatTimeout = h.cfg.HeartbeatTimeout
 		if h.cfg.RotationAge > 0 {
 			sc.RotationAge = h.cfg.RotationAge
 		}
 		sc.TimeSyncInterval = 20 * time.Second
 	}
-	for i := 0; i < replicaCount; i++ {
-		p, err := newProxy(sim.Addr())
-		if err != nil {
-			return fmt.Errorf("%w: proxy: %w", ErrHarness, err)
-		}
-		h.proxies = append(h.proxies, p)
-		r := newReplica(replicaConfig{
-			index: i, instance: fmt.Sprintf("chaos-%c", 'a'+i), natsURL: h.nats.URL(),
-			subs: h.subs, wsURL: "ws://" + p.Addr(), restURL: "http://" + p.Addr(), bybitDepth: h.cfg.BybitDepth,
-			tune: tune, logger: h.clog.With("component", "bridge"), rec: h.rec,
-		})
-		p.setOwner(r.generation)
-		h.replicas = append(h.replicas, r)
-		if err := r.start(ctx); err != nil {
-			return fmt.Errorf("%w: %w", ErrHarness, err)
+	h.owners = newOwnerTracker(h.units())
+	for range h.cfg.Replicas {
+		if _, err := h.addReplica(ctx); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// Cluster timing of the replicas: short, so that a killed replica's units
+// move within the soak (expiry 4 s) and handovers are bounded.
+const (
+	clusterHeartbeat = time.Second
+	clusterExpiry    = 4 * time.Second
+	clusterTick      = 200 * time.Millisecond
+	clusterHandover  = 30 * time.Second
+)
+
+// addReplica builds the next replica (its proxy, its cluster-mode node)
+// and starts it.
+func (h *harness) addReplica(ctx context.Context) (*replica, error) {
+	p, err := newProxy(h.sim.Addr())
+	if err != nil {
+		return nil, fmt.Errorf("%w: proxy: %w", ErrHarness, err)
+	}
+	h.mu.Lock()
+	i := len(h.replicas)
+	r := newReplica(replicaConfig{
+		index: i, instance: fmt.Sprintf("chaos-%c", 'a'+i), natsURL: h.nats.URL(),
+		subs: h.subs, wsURL: "ws://" + p.Addr(), restURL: "http://" + p.Addr(), bybitDepth: h.cfg.BybitDepth,
+		tune: h.tune, logger: h.clog.With("component", "bridge"), rec: h.rec,
+		cluster: cluster.Config{Redundancy: h.cfg.Redundancy, Heartbeat: clusterHeartbeat, Expiry: clusterExpiry,
+			Tick: clusterTick, HandoverTimeout: clusterHandover},
+	})
+	p.setOwner(r.generation)
+	h.proxies = append(h.proxies, p)
+	h.replicas = append(h.replicas, r)
+	h.mu.Unlock()
+	if err := r.start(ctx); err != nil {
+		return r, fmt.Errorf("%w: %w", ErrHarness, err)
+	}
+	return r, nil
+}
+
+// reps returns the replicas (a copy: replica_add appends).
+func (h *harness) reps() []*replica {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.replicas)
+}
+
+// proxyList returns the proxies (a copy), index i serving replica i.
+func (h *harness) proxyList() []*proxy {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.proxies)
+}
+
+// units are the cluster units of the subscriptions.
+func (h *harness) units() []cluster.Unit {
+	var out []cluster.Unit
+	for _, s := range h.subs {
+		for _, sym := range s.symbols {
+			out = append(out, cluster.Unit{Market: s.exchange, Symbol: sym})
+		}
+	}
+	return out
 }
 
 // channels are the channels the replicas subscribe on venue v: the union of
@@ -179,10 +228,10 @@ func (h *harness) channels(v exsim.Venue) bridge.Channel {
 // close stops everything still running (the graceful path has already
 // stopped the replicas).
 func (h *harness) close() {
-	for _, r := range h.replicas {
+	for _, r := range h.reps() {
 		r.kill()
 	}
-	for _, p := range h.proxies {
+	for _, p := range h.proxyList() {
 		p.close()
 	}
 	if h.nats != nil {
@@ -208,6 +257,13 @@ func (h *harness) sample(steady bool) Sample {
 	phase := h.phase
 	h.mu.Unlock()
 	s := takeSample(h.start, phase, steady)
+	if steady {
+		for _, r := range h.reps() {
+			if r.isUp() {
+				s.Replicas++
+			}
+		}
+	}
 	h.mu.Lock()
 	h.samples = append(h.samples, s)
 	h.mu.Unlock()
@@ -251,6 +307,11 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	h.setPhase("warmup")
+	octx, stopOwners := context.WithCancel(context.Background())
+	var owg sync.WaitGroup
+	owg.Add(1)
+	go func() { defer owg.Done(); h.ownerLoop(octx) }()
+	defer func() { stopOwners(); owg.Wait() }()
 	if !sleepCtx(ctx, h.cfg.Warmup) {
 		return nil, fmt.Errorf("%w: interrupted during warm-up: %w", ErrHarness, ctx.Err())
 	}
@@ -266,7 +327,7 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 		}
 	}
 	plan := NewPlan(PlanConfig{Seed: h.cfg.Seed, Duration: h.cfg.Duration, Every: h.cfg.FaultEvery, Venues: venues,
-		Kinds: h.cfg.Kinds, HeartbeatTimeout: h.cfg.HeartbeatTimeout, Replicas: replicaCount})
+		Kinds: h.cfg.Kinds, HeartbeatTimeout: h.cfg.HeartbeatTimeout, Replicas: h.cfg.Replicas})
 	h.setPhase("chaos")
 	h.log.Info("chaos: fault plan", "seed", h.cfg.Seed, "faults", len(plan), "duration", h.cfg.Duration)
 	chaosStart := time.Now()
@@ -286,6 +347,9 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 	if err := h.waitConnected(ctx, 60*time.Second); err != nil {
 		h.log.Warn("chaos: not every symbol is CONNECTED after settling", "err", err)
 	}
+	steadyErr := h.waitSteady(ctx, 60*time.Second)
+	stopOwners()
+	owg.Wait()
 	final := h.sample(true)
 	if h.cfg.HeapProfile != "" {
 		if err := writeHeapProfile(h.cfg.HeapProfile); err != nil {
@@ -301,6 +365,10 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 
 	h.setPhase("reconcile")
 	rep := &Report{Seed: h.cfg.Seed, Started: h.start, Config: reportConfig(h.cfg), ChaosPhase: chaosEnd.Sub(chaosStart)}
+	rep.Owners = h.owners.report(h.cfg.Redundancy)
+	if steadyErr != nil {
+		rep.Owners.Steady = steadyErr.Error()
+	}
 	if drainErr != nil {
 		rep.Failures = append(rep.Failures, drainErr.Error())
 	}
@@ -308,7 +376,7 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 		return rep, err
 	}
 	h.setPhase("shutdown")
-	for _, r := range h.replicas {
+	for _, r := range h.reps() {
 		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		if _, err := r.shutdown(sctx); err != nil {
 			rep.Failures = append(rep.Failures, fmt.Sprintf("replica %s graceful shutdown: %v", r.name(), err))
@@ -342,30 +410,48 @@ func subscribedVenues(c exsim.ConnInfo) []exsim.Venue {
 	return out
 }
 
-// startGeneration waits until every replica is connected and the simulator
-// lists a subscribed connection of every replica on every venue, then sets
-// the configured rates.
+// startGeneration waits until the cluster is steady (every replica sees
+// every other, no unit below R owners, no handover in progress), every
+// symbol every replica runs is CONNECTED and the simulator lists a
+// subscribed connection of every replica on every venue it carries a unit
+// of, then sets the configured rates.
 func (h *harness) startGeneration(ctx context.Context) error {
-	if err := h.waitConnected(ctx, 30*time.Second); err != nil {
-		return err
-	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
-		subscribed := map[string]bool{}
-		for _, c := range h.sim.Conns() {
-			if c.Open && len(c.Subscriptions) > 0 {
-				if i, _ := h.ownerOf(c); i >= 0 {
-					for _, v := range subscribedVenues(c) {
-						subscribed[fmt.Sprintf("%d/%s", i, v)] = true
+		err := h.clusterSteady()
+		if err == nil {
+			err = h.waitConnected(ctx, 30*time.Second)
+		}
+		if err == nil {
+			want, subscribed := map[string]bool{}, map[string]bool{}
+			for i, r := range h.reps() {
+				for _, u := range h.units() {
+					if r.carries(u.Market, u.Symbol) {
+						want[fmt.Sprintf("%d/%s", i, faultVenueOf(u.Market))] = true
 					}
 				}
 			}
+			for _, c := range h.sim.Conns() {
+				if c.Open && len(c.Subscriptions) > 0 {
+					if i, _ := h.ownerOf(c); i >= 0 {
+						for _, v := range subscribedVenues(c) {
+							subscribed[fmt.Sprintf("%d/%s", i, faultVenue(v))] = true
+						}
+					}
+				}
+			}
+			for k := range want {
+				if !subscribed[k] {
+					err = fmt.Errorf("%w: the simulator lists no subscription for replica/venue %s (subscribed: %v)", ErrHarness, k, subscribed)
+					break
+				}
+			}
 		}
-		if len(subscribed) == len(h.replicas)*len(h.subs) {
+		if err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: the simulator lists subscriptions for only %v", ErrHarness, subscribed)
+			return err
 		}
 		if !sleepCtx(ctx, 100*time.Millisecond) {
 			return ctx.Err()
@@ -379,13 +465,47 @@ func (h *harness) startGeneration(ctx context.Context) error {
 	return nil
 }
 
+// waitSteady waits until clusterSteady holds (every unit back at R owners
+// after the faults).
+func (h *harness) waitSteady(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := h.clusterSteady()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		if !sleepCtx(ctx, 200*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+}
+
+// faultVenueOf is faultVenue of an exchange id.
+func faultVenueOf(exchange string) exsim.Venue { return faultVenue(exsim.Venue(exchange)) }
+
+// clusterSteady returns nil when every replica is up and its coordinator
+// sees all of them, no unit below R owners and no handover in progress.
+func (h *harness) clusterSteady() error {
+	reps := h.reps()
+	for _, r := range reps {
+		st, ok := r.clusterStats()
+		if !ok {
+			return fmt.Errorf("%w: replica %s down", ErrHarness, r.name())
+		}
+		if st.Members != len(reps) || st.BelowR != 0 || st.Releasing != 0 {
+			return fmt.Errorf("%w: replica %s: cluster not steady: %+v", ErrHarness, r.name(), st)
+		}
+	}
+	return nil
+}
+
 // waitConnected waits until every symbol of every running replica is
 // CONNECTED.
 func (h *harness) waitConnected(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		var bad []string
-		for _, r := range h.replicas {
+		for _, r := range h.reps() {
 			r.mu.Lock()
 			for _, s := range r.streamsLocked() {
 				for _, st := range s.States() {
@@ -468,7 +588,7 @@ func (h *harness) logProgress() {
 	}
 	h.mu.Unlock()
 	up := 0
-	for _, r := range h.replicas {
+	for _, r := range h.reps() {
 		if r.isUp() {
 			up++
 		}
@@ -534,7 +654,7 @@ func (h *harness) restoreAll() {
 	if err := h.nats.start(); err != nil {
 		h.log.Error("chaos: NATS restart failed", "err", err)
 	}
-	for _, r := range h.replicas {
+	for _, r := range h.reps() {
 		h.restartReplica(r)
 	}
 }
@@ -559,7 +679,7 @@ func (h *harness) restartReplica(r *replica) time.Time {
 // or on replica only (>= 0).
 func (h *harness) exchangePairs(v exsim.Venue, only int) []pairKey {
 	var out []pairKey
-	for i, r := range h.replicas {
+	for i, r := range h.reps() {
 		if (only >= 0 && i != only) || !r.isUp() {
 			continue
 		}
@@ -568,7 +688,9 @@ func (h *harness) exchangePairs(v exsim.Venue, only int) []pairKey {
 				continue
 			}
 			for _, sym := range s.symbols {
-				out = append(out, pairKey{i, s.exchange, sym})
+				if r.carries(s.exchange, sym) {
+					out = append(out, pairKey{i, s.exchange, sym})
+				}
 			}
 		}
 	}
@@ -577,10 +699,13 @@ func (h *harness) exchangePairs(v exsim.Venue, only int) []pairKey {
 
 // replicaPairs returns every pair of replica i.
 func (h *harness) replicaPairs(i int) []pairKey {
+	r := h.reps()[i]
 	var out []pairKey
 	for _, s := range h.subs {
 		for _, sym := range s.symbols {
-			out = append(out, pairKey{i, s.exchange, sym})
+			if r.carries(s.exchange, sym) {
+				out = append(out, pairKey{i, s.exchange, sym})
+			}
 		}
 	}
 	return out
@@ -589,7 +714,7 @@ func (h *harness) replicaPairs(i int) []pairKey {
 // ownerOf returns the replica index and generation that opened a
 // simulator connection (-1 if unknown).
 func (h *harness) ownerOf(c exsim.ConnInfo) (int, string) {
-	for i, p := range h.proxies {
+	for i, p := range h.proxyList() {
 		if g := p.generationOf(c.Remote, c.Opened); g != "" {
 			return i, g
 		}
@@ -715,6 +840,22 @@ func (h *harness) execute(ctx context.Context, fr *faultRun) {
 		h.natsRestart(ctx, fr)
 	case KindKill:
 		h.killRestart(ctx, fr)
+	case KindAdd:
+		r, err := h.addReplica(context.Background())
+		if r != nil {
+			fr.Target = r.generation()
+			fr.Replica = r.cfg.index
+		}
+		if err != nil && r != nil {
+			// Not started (NATS down): retried until it is.
+			h.log.Warn("chaos: replica_add: start failed; retrying", "err", err)
+			fr.resumed = h.restartReplica(r)
+			break
+		}
+		if err != nil {
+			fr.Err = err.Error()
+		}
+		fr.resumed = time.Now()
 	}
 }
 
@@ -733,7 +874,7 @@ func (h *harness) natsRestart(ctx context.Context, fr *faultRun) {
 	}
 	fr.resumed = time.Now()
 	acked := map[int]uint64{}
-	for i, r := range h.replicas {
+	for i, r := range h.reps() {
 		if st, ok := r.pubStats(); ok {
 			acked[i] = st.Acked
 		}
@@ -741,7 +882,7 @@ func (h *harness) natsRestart(ctx context.Context, fr *faultRun) {
 	deadline := fr.resumed.Add(90 * time.Second)
 	for time.Now().Before(deadline) {
 		allAck, allDrained := true, true
-		for i, r := range h.replicas {
+		for i, r := range h.reps() {
 			st, ok := r.pubStats()
 			base, had := acked[i]
 			if !ok || !had {
@@ -767,14 +908,19 @@ func (h *harness) natsRestart(ctx context.Context, fr *faultRun) {
 
 // killRestart kills a replica abruptly and restarts it after the hold.
 func (h *harness) killRestart(ctx context.Context, fr *faultRun) {
-	r := h.replicas[fr.Replica]
+	reps := h.reps()
+	if fr.Replica >= len(reps) {
+		fr.Skipped = "replica not added (yet)"
+		return
+	}
+	r := reps[fr.Replica]
 	if !r.isUp() {
 		fr.Skipped = "replica already down"
 		return
 	}
-	for i, o := range h.replicas {
+	for i, o := range reps {
 		if i != fr.Replica && !o.isUp() {
-			fr.Skipped = "the other replica is down"
+			fr.Skipped = "another replica is down"
 			return
 		}
 	}
@@ -832,12 +978,15 @@ func (h *harness) quiesceAndDrain(ctx context.Context) (map[string]exsim.Range, 
 	}
 	behind := func() []string {
 		var out []string
-		for i, r := range h.replicas {
+		for i, r := range h.reps() {
 			if !r.isUp() {
 				out = append(out, r.name()+" down")
 				continue
 			}
 			for _, m := range h.cfg.Markets {
+				if !r.carries(string(m.Venue), m.Symbol) {
+					continue // another replica's unit
+				}
 				k := string(m.Venue) + "." + m.Symbol
 				trade, book := h.rec.progress(pairKey{i, string(m.Venue), m.Symbol})
 				if exactTrades(m.Venue) && h.channels(m.Venue)&bridge.ChannelTrade != 0 && !gen[k].Empty() && trade < gen[k].Last {
@@ -857,7 +1006,7 @@ func (h *harness) quiesceAndDrain(ctx context.Context) (map[string]exsim.Range, 
 	for {
 		if time.Since(start) > h.cfg.DrainTimeout {
 			pending := behind()
-			for _, r := range h.replicas {
+			for _, r := range h.reps() {
 				if st, ok := r.pubStats(); ok && (st.BufferedMsgs > 0 || st.InFlight > 0) {
 					pending = append(pending, fmt.Sprintf("%s: %d buffered, %d in flight", r.name(), st.BufferedMsgs, st.InFlight))
 				}
@@ -868,7 +1017,7 @@ func (h *harness) quiesceAndDrain(ctx context.Context) (map[string]exsim.Range, 
 			return gen, ctx.Err()
 		}
 		idle := len(behind()) == 0
-		for _, r := range h.replicas {
+		for _, r := range h.reps() {
 			st, ok := r.pubStats()
 			if !ok || st.BufferedMsgs > 0 || st.InFlight > 0 {
 				idle = false
@@ -920,7 +1069,7 @@ func (h *harness) reconcile(ctx context.Context, rep *Report, gen map[string]exs
 		},
 		Counted: func(exchange, symbol string) uint64 {
 			var n uint64
-			for _, r := range h.replicas {
+			for _, r := range h.reps() {
 				n += r.counted(exchange, symbol)
 			}
 			return n
@@ -989,7 +1138,7 @@ func marketTruth(sim *exsim.Server, v exsim.Venue, symbol string, bybitDepth int
 func (h *harness) connFates() map[uint64]ConnFate {
 	const killWindow = 10 * time.Second
 	killed := map[string]time.Time{}
-	for _, r := range h.replicas {
+	for _, r := range h.reps() {
 		r.mu.Lock()
 		for _, g := range r.history {
 			if g.Killed {
