@@ -202,13 +202,17 @@ func (n *Node) streamMaker(req bridge.SnapshotRequester) func(ex string, ch brid
 		gmu.Lock()
 		gate := gates[venue]
 		if gate == nil {
-			if gate, err = bridge.NewConnectGate(ex.Limits(), sc.ConnectSpacing); err != nil {
+			if gate, err = n.cfg.Venues.connectGate(ex, sc.ConnectSpacing); err != nil {
 				gmu.Unlock()
 				return nil, err
 			}
 			gates[venue] = gate
 		}
 		gmu.Unlock()
+		if sc.MaxConnections == 0 && n.cfg.Venues.IPShare > 1 {
+			// The venue's connections per IP, this replica's part.
+			sc.MaxConnections = n.cfg.Venues.shareLimits(ex.Limits()).MaxConnectionsPerIP
+		}
 		sc.StateSink, sc.SnapshotRequester, sc.TradeResumer, sc.ConnectGate = sink, req, resumer, gate
 		return bridge.NewStream(sc, pub, n.log)
 	}
