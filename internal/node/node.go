@@ -280,7 +280,9 @@ func (n *Node) startDynamic(ctx context.Context, states jetstream.KeyValue, requ
 			return err
 		}
 		n.ccfg.Units = unitsOf(n.subscriptions())
-		if n.coord, err = cluster.New(n.ccfg, members, states, n.runner, n.log); err != nil {
+		ccfg := n.ccfg
+		ccfg.Conn = n.nc // the watches are set up again on its reconnects
+		if n.coord, err = cluster.New(ccfg, members, states, n.runner, n.log); err != nil {
 			return err
 		}
 		cctx, cancel := context.WithCancel(context.Background())

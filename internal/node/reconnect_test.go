@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qldata/mdbridge/exsim"
+	"github.com/qldata/mdbridge/internal/cluster"
 	"github.com/qldata/mdbridge/publisher"
 )
 
@@ -18,7 +19,9 @@ import (
 // that, the ordered consumer behind the watch stays silent until it
 // misses heartbeats), and a spec written right after the reconnect is
 // applied (its revision the running one), the earlier revision not
-// applied a second time.
+// applied a second time. The replica runs in cluster mode: its
+// membership and md_state watches are set up again as well
+// (Stats.Rewatches), and it still owns the unit afterwards.
 func TestRuntimeWatchAfterReconnect(t *testing.T) {
 	dir := t.TempDir()
 	ns, err := publisher.StartEmbedded(publisher.EmbeddedConfig{Port: -1, StoreDir: dir}, nil)
@@ -45,6 +48,7 @@ func TestRuntimeWatchAfterReconnect(t *testing.T) {
 	env := &testEnv{ns: ns, sim: sim}
 	cfg := runtimeConfig(env, "w")
 	cfg.Publisher.Storage = jetstream.FileStorage // the spec survives the restart
+	cfg.Cluster = &cluster.Config{Redundancy: 1, Heartbeat: time.Second, Expiry: 6 * time.Second, Tick: 200 * time.Millisecond, HandoverTimeout: time.Minute}
 	n := env.start(t, cfg)
 	t.Cleanup(n.Close)
 	t.Cleanup(func() { shutdown(env.ns) })
@@ -79,6 +83,7 @@ func TestRuntimeWatchAfterReconnect(t *testing.T) {
 	changes := n.rt.st.Changes
 	n.rt.mu.Unlock()
 	watches := n.rt.watches.Load()
+	rewatches := n.Cluster().Stats().Rewatches
 
 	shutdown(env.ns)
 	ns2, err := publisher.StartEmbedded(publisher.EmbeddedConfig{Port: port, StoreDir: dir}, nil)
@@ -89,6 +94,13 @@ func TestRuntimeWatchAfterReconnect(t *testing.T) {
 	waitUntil(t, 2*time.Minute, 20*time.Millisecond, "watch set up again after the reconnect", func() error {
 		if got := n.rt.watches.Load(); got <= watches {
 			return fmt.Errorf("%d watches, %d before the restart; node reconnects %d", got, watches, n.Conn().Stats().Reconnects)
+		}
+		return nil
+	})
+	// The cluster's membership and md_state watches too.
+	waitUntil(t, 2*time.Minute, 20*time.Millisecond, "cluster watches set up again after the reconnect", func() error {
+		if got := n.Cluster().Stats().Rewatches; got < rewatches+2 {
+			return fmt.Errorf("%d rewatches, %d before the restart", got, rewatches)
 		}
 		return nil
 	})
@@ -104,5 +116,12 @@ func TestRuntimeWatchAfterReconnect(t *testing.T) {
 	if st.Changes != changes+1 {
 		t.Fatalf("%d changes applied after the reconnect, want 1 (the first spec applied again?): %+v", st.Changes-changes, st)
 	}
-	t.Logf("watches %d -> %d, node reconnects %d, revision %d -> %d", watches, n.rt.watches.Load(), n.Conn().Stats().Reconnects, rev1, rev2)
+	waitUntil(t, 2*time.Minute, 50*time.Millisecond, "the replica owns the spec's unit", func() error {
+		if st := n.Cluster().Stats(); st.Members != 1 || st.Units != 1 || st.Owned != 1 {
+			return fmt.Errorf("%+v", st)
+		}
+		return nil
+	})
+	t.Logf("spec watches %d -> %d, cluster rewatches %d -> %d, node reconnects %d, revision %d -> %d", watches, n.rt.watches.Load(),
+		rewatches, n.Cluster().Stats().Rewatches, n.Conn().Stats().Reconnects, rev1, rev2)
 }
