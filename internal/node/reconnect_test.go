@@ -79,6 +79,17 @@ func TestRuntimeWatchAfterReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	applied("first spec", rev1)
+	owns := func(step string, units int) {
+		t.Helper()
+		waitUntil(t, 2*time.Minute, 50*time.Millisecond, step, func() error {
+			if st := n.Cluster().Stats(); st.Members != 1 || st.Units != units || st.Owned != units {
+				return fmt.Errorf("%+v", st)
+			}
+			return nil
+		})
+	}
+	// The coordinator runs (its watches set up) before the restart.
+	owns("the replica owns the spec's units before the restart", 2)
 	n.rt.mu.Lock()
 	changes := n.rt.st.Changes
 	n.rt.mu.Unlock()
@@ -116,12 +127,7 @@ func TestRuntimeWatchAfterReconnect(t *testing.T) {
 	if st.Changes != changes+1 {
 		t.Fatalf("%d changes applied after the reconnect, want 1 (the first spec applied again?): %+v", st.Changes-changes, st)
 	}
-	waitUntil(t, 2*time.Minute, 50*time.Millisecond, "the replica owns the spec's unit", func() error {
-		if st := n.Cluster().Stats(); st.Members != 1 || st.Units != 1 || st.Owned != 1 {
-			return fmt.Errorf("%+v", st)
-		}
-		return nil
-	})
+	owns("the replica owns the spec's unit after the reconnect", 1)
 	t.Logf("spec watches %d -> %d, cluster rewatches %d -> %d, node reconnects %d, revision %d -> %d", watches, n.rt.watches.Load(),
 		rewatches, n.Cluster().Stats().Rewatches, n.Conn().Stats().Reconnects, rev1, rev2)
 }
