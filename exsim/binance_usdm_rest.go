@@ -209,7 +209,7 @@ func (m *market) usdmAggTradesJSON(from int64, limit int) []byte {
 }
 
 // usdmExchangeInfo serves /fapi/v1/exchangeInfo: rateLimits and the
-// perpetual symbols.
+// perpetual symbols, status TRADING or, delisted (SetListed), SETTLING.
 func (s *Server) usdmExchangeInfo(w http.ResponseWriter) {
 	type rateLimit struct {
 		RateLimitType string `json:"rateLimitType"`
@@ -237,7 +237,7 @@ func (s *Server) usdmExchangeInfo(w http.ResponseWriter) {
 			continue
 		}
 		base, quote := baseAsset(m.symbol)
-		syms = append(syms, symbolInfo{Symbol: m.symbol, Pair: m.symbol, ContractType: "PERPETUAL", Status: "TRADING",
+		syms = append(syms, symbolInfo{Symbol: m.symbol, Pair: m.symbol, ContractType: "PERPETUAL", Status: s.usdmStatus(m.symbol),
 			BaseAsset: base, QuoteAsset: quote, MarginAsset: quote, PricePrecision: m.in.pxDec, QuantityPrecision: m.in.qtyDec,
 			DeliveryDate: 4133404800000, OnboardDate: 1569398400000, Filters: []any{}})
 	}

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 )
 
 // listing is which configured markets the venues' instrument lists show
 // as trading: every market is listed at start; SetListed delists (Binance
-// status BREAK, Bybit status Closed) and lists again at run time. A
+// status BREAK, Binance USD-M SETTLING, Bybit status Closed, OKX state
+// suspend) and lists again at run time. A
 // delisted market keeps streaming on the WebSocket (a venue announces a
 // delisting before it stops the feed); only the instrument lists change.
 type listing struct {
@@ -26,9 +28,11 @@ func (l *listing) listed(v Venue, symbol string) bool {
 
 // SetListed lists (true) or delists (false) a configured market in its
 // venue's instrument list (Binance /api/v3/exchangeInfo status TRADING or
-// BREAK; Bybit /v5/market/instruments-info status Trading, or absent
-// from the default list and Closed with status=Closed). Safe for
-// concurrent use; an unknown market is an error.
+// BREAK; Binance USD-M /fapi/v1/exchangeInfo TRADING or SETTLING; Bybit
+// /v5/market/instruments-info status Trading, or absent from the default
+// list and Closed with status=Closed; OKX /api/v5/public/instruments state
+// live or suspend). Safe for concurrent use; an unknown market is an
+// error.
 func (s *Server) SetListed(v Venue, symbol string, listed bool) error {
 	if s.markets[v][symbol] == nil {
 		return fmt.Errorf("exsim: no market %s %s", v, symbol)
@@ -55,6 +59,75 @@ func (s *Server) binanceStatus(symbol string) string {
 		return "TRADING"
 	}
 	return "BREAK"
+}
+
+// usdmStatus is a Binance USD-M market's exchangeInfo status.
+func (s *Server) usdmStatus(symbol string) string {
+	if s.listing.listed(BinanceUSDM, symbol) {
+		return "TRADING"
+	}
+	return "SETTLING"
+}
+
+// okxInstruments serves /api/v5/public/instruments: instType SPOT (the
+// okx markets) or SWAP (okx-swap), optionally one instId, in
+// configuration order, state live or, delisted, suspend; all in one
+// answer (OKX does not page this endpoint). Other instTypes (FUTURES,
+// MARGIN, OPTION) list nothing; a missing or unknown one is code 51000.
+func (s *Server) okxInstruments(q url.Values) (code, msg string, data []byte) {
+	var v Venue
+	switch q.Get("instType") {
+	case "SPOT":
+		v = OKXSpot
+	case "SWAP":
+		v = OKXSwap
+	case "FUTURES", "MARGIN", "OPTION":
+		return "0", "", []byte("[]")
+	default:
+		return "51000", "Parameter instType error", []byte("[]")
+	}
+	type item struct {
+		InstType  string `json:"instType"`
+		InstID    string `json:"instId"`
+		BaseCcy   string `json:"baseCcy"`
+		QuoteCcy  string `json:"quoteCcy"`
+		SettleCcy string `json:"settleCcy"`
+		CtVal     string `json:"ctVal"`
+		CtType    string `json:"ctType"`
+		TickSz    string `json:"tickSz"`
+		LotSz     string `json:"lotSz"`
+		State     string `json:"state"`
+		ListTime  string `json:"listTime"`
+		ExpTime   string `json:"expTime"`
+	}
+	list := []item{}
+	for _, m := range s.mlist {
+		if m.venue != v || q.Get("instId") != "" && q.Get("instId") != m.symbol {
+			continue
+		}
+		parts := strings.Split(m.symbol, "-")
+		it := item{InstType: q.Get("instType"), InstID: m.symbol, State: "live", ListTime: "1606468572000",
+			TickSz: decimalStep(m.in.pxDec), LotSz: decimalStep(m.in.qtyDec)}
+		if !s.listing.listed(v, m.symbol) {
+			it.State = "suspend"
+		}
+		if v == OKXSwap {
+			it.SettleCcy, it.CtVal, it.CtType = parts[min(1, len(parts)-1)], "1", "linear"
+		} else {
+			it.BaseCcy, it.QuoteCcy = parts[0], parts[min(1, len(parts)-1)]
+		}
+		list = append(list, it)
+	}
+	b, _ := json.Marshal(list)
+	return "0", "", b
+}
+
+// decimalStep is the step of dec decimals: "0.01" for 2, "1" for 0.
+func decimalStep(dec int) string {
+	if dec <= 0 {
+		return "1"
+	}
+	return "0." + strings.Repeat("0", dec-1) + "1"
 }
 
 // bybitInstruments serves /v5/market/instruments-info for category spot or

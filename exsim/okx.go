@@ -481,8 +481,8 @@ func okxEnvelope(code, msg string, data []byte) []byte {
 }
 
 // handleOKXREST serves /api/v5/market/books, /api/v5/market/history-trades,
-// /api/v5/market/candles, /api/v5/market/history-candles and
-// /api/v5/public/time.
+// /api/v5/market/candles, /api/v5/market/history-candles,
+// /api/v5/public/time and /api/v5/public/instruments (listing.go).
 func (s *Server) handleOKXREST(w http.ResponseWriter, r *http.Request) {
 	drainBody(r)
 	q := r.URL.Query()
@@ -490,6 +490,11 @@ func (s *Server) handleOKXREST(w http.ResponseWriter, r *http.Request) {
 	v := okxVenueOf(inst)
 	if f := s.faults.restFault(v); f != nil {
 		s.writeRESTFault(w, v, f)
+		return
+	}
+	if r.URL.Path == "/api/v5/public/instruments" {
+		code, msg, data := s.okxInstruments(q)
+		writeJSONBytes(w, http.StatusOK, okxEnvelope(code, msg, data))
 		return
 	}
 	if r.URL.Path == "/api/v5/public/time" {

@@ -87,6 +87,7 @@ func (c *Config) nodeConfig(pc publisher.Config) node.Config {
 			BinanceUSDMBookDepth: c.USDMBookDepth, BinanceUSDMWeightPerMinute: c.share(c.USDMWeightPerMin),
 			BinanceUSDMOpenInterestEvery: cmp.Or(c.USDMOpenInterestEvery, -1), // 0 (off) is the adapter's default otherwise
 			OKXWSURL:                     c.OKXWSURL, OKXRESTURL: c.OKXRESTURL,
+			IPShare: c.IPShare, // connect gates, connections per IP, OKX budget
 		},
 	}
 	nc.Subscriptions = nodeSubscriptions(c.subs)

@@ -89,7 +89,7 @@ type Config struct {
 	Redundancy      string        `envconfig:"REDUNDANCY" default:"2" desc:"with MDB_CLUSTER: replicas carrying each (exchange, symbol); 1 = no redundancy; at least the number of replicas = every replica carries everything"`
 	MembersBucket   string        `envconfig:"MEMBERS_BUCKET" default:"md_members" desc:"with MDB_CLUSTER: KV bucket of the replicas' membership"`
 	HandoverTimeout time.Duration `envconfig:"HANDOVER_TIMEOUT" default:"30s" desc:"with MDB_CLUSTER: how long a replica keeps a unit it lost while its new owners are not CONNECTED"`
-	IPShare         int           `envconfig:"IP_SHARE" default:"1" desc:"replicas sharing one egress IP: each uses 1/MDB_IP_SHARE of MDB_BINANCE_WEIGHT_PER_MINUTE and MDB_BYBIT_REQUESTS_PER_MINUTE (per-IP budgets)"`
+	IPShare         int           `envconfig:"IP_SHARE" default:"1" desc:"replicas sharing one egress IP: each uses 1/MDB_IP_SHARE of every per-IP limit: the REST budgets (MDB_BINANCE_WEIGHT_PER_MINUTE, MDB_BYBIT_REQUESTS_PER_MINUTE, the binance-usdm budget and live limit, the OKX budget), the venue connection attempts per window and connections per IP"`
 
 	// Resilience knobs of every stream: MDB_RESILIENCE_AUTO_RECONNECT,
 	// MDB_RESILIENCE_RECONNECT_DELAY_MAX, ...

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -50,6 +51,12 @@ type Config struct {
 	// Storage and Replicas of the membership bucket (default file, 1).
 	Storage  jetstream.StorageType
 	Replicas int
+	// Conn, if set, is the connection the buckets use: on each reconnect
+	// the membership and md_state watches are set up again at once (the
+	// ordered consumer behind a watch otherwise stays silent until it
+	// misses heartbeats, about 12 s). Without it they are set up again
+	// only when they end.
+	Conn *nats.Conn
 }
 
 func (c Config) withDefaults() Config {

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qldata/mdbridge/publisher"
@@ -47,6 +48,7 @@ type Stats struct {
 	Units       int    // units of the subscription set (all replicas)
 	Retired     uint64 // running units stopped because the subscription set dropped them
 	Restarted   uint64 // running units restarted because their channels changed
+	Rewatches   uint64 // membership and md_state watches set up again (ended, or a NATS reconnect)
 }
 
 // ownerState is one md_state entry: the unit's state on one instance.
@@ -205,8 +207,10 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cluster: watching %s: %w", c.cfg.Bucket, err)
 	}
-	sw, err := publisher.WatchStates(ctx, c.states, "", publisher.WithStaleAfter(c.cfg.StaleAfter))
+	swCtx, swCancel := context.WithCancel(ctx)
+	sw, err := publisher.WatchStates(swCtx, c.states, "", publisher.WithStaleAfter(c.cfg.StaleAfter))
 	if err != nil {
+		swCancel()
 		_ = mw.Stop()
 		return fmt.Errorf("cluster: %w", err)
 	}
@@ -214,8 +218,8 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	// again; the loop below only sees their entries.
 	memberCh := make(chan jetstream.KeyValueEntry, 64)
 	stateCh := make(chan publisher.StateEntry, 256)
-	go c.followMembers(ctx, mw, memberCh)
-	go c.followStates(ctx, sw, stateCh)
+	go c.followMembers(ctx, mw, memberCh, c.reconnects())
+	go c.followStates(ctx, sw, swCancel, stateCh, c.reconnects())
 	var announcing atomic.Bool
 	hb := time.NewTicker(c.cfg.Heartbeat)
 	defer hb.Stop()
@@ -271,14 +275,53 @@ func (c *Coordinator) Run(ctx context.Context) error {
 // rewatchDelay is the pause before a watch that ended is set up again.
 const rewatchDelay = time.Second
 
+// reconnects returns a new listener of the connection's reconnects (nil,
+// never ready, without Config.Conn); its reader removes it
+// (stopListening).
+func (c *Coordinator) reconnects() chan nats.Status {
+	if c.cfg.Conn == nil {
+		return nil
+	}
+	return c.cfg.Conn.StatusChanged(nats.CONNECTED)
+}
+
+// stopListening removes a reconnect listener.
+func (c *Coordinator) stopListening(ch chan nats.Status) {
+	if ch != nil {
+		c.cfg.Conn.RemoveStatusListener(ch)
+	}
+}
+
+func (c *Coordinator) rewatched() {
+	c.mu.Lock()
+	c.stats.Rewatches++
+	c.mu.Unlock()
+}
+
 // followMembers forwards the membership watch's entries (nil marks the end
-// of the initial values) to out, setting the watch up again when it ends,
-// until ctx ends.
-func (c *Coordinator) followMembers(ctx context.Context, w jetstream.KeyWatcher, out chan<- jetstream.KeyValueEntry) {
+// of the initial values) to out, setting the watch up again when it ends
+// (after rewatchDelay) or the connection reconnects (at once), until ctx
+// ends. A new watch delivers the current entries again, as after a cut.
+func (c *Coordinator) followMembers(ctx context.Context, w jetstream.KeyWatcher, out chan<- jetstream.KeyValueEntry, reconnected chan nats.Status) {
+	defer c.stopListening(reconnected)
 	for {
-		for e := range w.Updates() {
+		again := false
+	forward:
+		for {
 			select {
-			case out <- e:
+			case e, ok := <-w.Updates():
+				if !ok {
+					break forward
+				}
+				select {
+				case out <- e:
+				case <-ctx.Done():
+					_ = w.Stop()
+					return
+				}
+			case <-reconnected:
+				again = true
+				break forward
 			case <-ctx.Done():
 				_ = w.Stop()
 				return
@@ -286,40 +329,64 @@ func (c *Coordinator) followMembers(ctx context.Context, w jetstream.KeyWatcher,
 		}
 		_ = w.Stop()
 		for {
-			if !sleepCtx(ctx, rewatchDelay) {
+			if !again && !sleepCtx(ctx, rewatchDelay) {
 				return
 			}
+			again = false
 			var err error
 			if w, err = c.members.WatchAll(ctx); err == nil {
 				break
 			}
 			c.log.Warn("cannot watch the membership bucket; retrying", "bucket", c.cfg.Bucket, "err", err)
 		}
+		c.rewatched()
 		c.log.Info("membership watch set up again", "bucket", c.cfg.Bucket)
 	}
 }
 
 // followStates forwards md_state entries to out, setting the watch up
-// again when it ends, until ctx ends.
-func (c *Coordinator) followStates(ctx context.Context, ch <-chan publisher.StateEntry, out chan<- publisher.StateEntry) {
+// again when it ends (after rewatchDelay) or the connection reconnects
+// (at once: the old watch is cancelled), until ctx ends.
+func (c *Coordinator) followStates(ctx context.Context, ch <-chan publisher.StateEntry, cancel context.CancelFunc, out chan<- publisher.StateEntry, reconnected chan nats.Status) {
+	defer c.stopListening(reconnected)
+	defer func() { cancel() }()
 	for {
-		for se := range ch {
+		again := false
+	forward:
+		for {
 			select {
-			case out <- se:
+			case se, ok := <-ch:
+				if !ok {
+					break forward
+				}
+				select {
+				case out <- se:
+				case <-ctx.Done():
+					return
+				}
+			case <-reconnected:
+				again = true
+				break forward
 			case <-ctx.Done():
 				return
 			}
 		}
+		cancel()
 		for {
-			if !sleepCtx(ctx, rewatchDelay) {
+			if !again && !sleepCtx(ctx, rewatchDelay) {
 				return
 			}
+			again = false
+			wctx, wcancel := context.WithCancel(ctx)
 			var err error
-			if ch, err = publisher.WatchStates(ctx, c.states, "", publisher.WithStaleAfter(c.cfg.StaleAfter)); err == nil {
+			if ch, err = publisher.WatchStates(wctx, c.states, "", publisher.WithStaleAfter(c.cfg.StaleAfter)); err == nil {
+				cancel = wcancel
 				break
 			}
+			wcancel()
 			c.log.Warn("cannot watch md_state; retrying", "err", err)
 		}
+		c.rewatched()
 		c.log.Info("md_state watch set up again")
 	}
 }

@@ -123,6 +123,32 @@ type Venues struct {
 	// BinanceUSDMOpenInterestEvery is binance.Config.OpenInterestEvery
 	// (0: 1m; negative: no open interest in binance-usdm tickers).
 	BinanceUSDMOpenInterestEvery time.Duration
+	// IPShare is the number of replicas sharing one egress IP
+	// (MDB_IP_SHARE; 0 or 1: this replica has its IP to itself). The
+	// node gives each 1/IPShare of the per-IP limits it knows itself:
+	// the venues' connection attempts per window (the connect gates),
+	// their connections per IP (StreamConfig.MaxConnections when not
+	// set), OKX's REST budget and the binance-usdm live weight limit. The
+	// configured budgets above are taken as already divided (cmd/mdbridge
+	// divides MDB_BINANCE_WEIGHT_PER_MINUTE and the others).
+	IPShare int
+}
+
+// share is this replica's part of a per-IP limit n (at least 1; n <= 0,
+// no limit, stays).
+func (v Venues) share(n int) int {
+	if v.IPShare <= 1 || n <= 0 {
+		return n
+	}
+	return max(n/v.IPShare, 1)
+}
+
+// shareLimits returns l with its per-IP connection limits divided among
+// the replicas sharing the IP.
+func (v Venues) shareLimits(l bridge.Limits) bridge.Limits {
+	l.ConnectsPerWindow = v.share(l.ConnectsPerWindow)
+	l.MaxConnectionsPerIP = v.share(l.MaxConnectionsPerIP)
+	return l
 }
 
 // Hooks wrap what the node hands to its streams and snapshot service.

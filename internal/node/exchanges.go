@@ -50,7 +50,10 @@ func (a *adapterSet) limiter(venue string) (*resilience.RateLimitManager, error)
 		return l, nil
 	}
 	if venue == "okx" {
-		l, err := okx.NewLimiter() // OKX's budget is per endpoint: the adapter's weights
+		// OKX's budget is per endpoint: the adapter's weights; a replica
+		// sharing its IP takes its part of the budget and of the burst.
+		l, err := resilience.NewRateLimitManager(resilience.RateLimitConfig{
+			RequestsPerMinute: a.v.share(okx.RequestsPerMinute), Burst: a.v.share(okx.RequestBurst)})
 		if err == nil {
 			a.limiters[venue] = l
 		}
@@ -105,7 +108,8 @@ func buildExchanges(subs []Subscription, set *adapterSet) ([]bridge.Exchange, er
 }
 
 // usdmBudget is the configured Binance USD-M weight budget, lowered to the
-// live REQUEST_WEIGHT limit of /fapi/v1/exchangeInfo when that is smaller.
+// live REQUEST_WEIGHT limit of /fapi/v1/exchangeInfo (its IPShare part)
+// when that is smaller.
 // The venue not answering within 5 s leaves the configured budget.
 func usdmBudget(v Venues, logger *slog.Logger) int {
 	budget := cmp.Or(v.BinanceUSDMWeightPerMinute, binance.DefaultUSDMWeightPerMinute)
@@ -122,9 +126,10 @@ func usdmBudget(v Venues, logger *slog.Logger) int {
 	switch {
 	case err != nil:
 		logger.Warn("binance-usdm: live rate limits unknown; using the configured REST weight budget", "budget", budget, "err", err)
-	case live > 0 && live < budget:
-		logger.Info("binance-usdm: REST weight budget lowered to the venue's live limit", "configured", budget, "live", live)
-		budget = live
+	case live > 0 && v.share(live) < budget:
+		// The live limit is the IP's: a replica sharing it takes its part.
+		logger.Info("binance-usdm: REST weight budget lowered to the venue's live limit", "configured", budget, "live", live, "ip_share", max(v.IPShare, 1))
+		budget = v.share(live)
 	}
 	return budget
 }
@@ -179,4 +184,10 @@ func newExchange(id string, v Venues, limiter func(venue string) (*resilience.Ra
 		return okx.New(okx.Config{WSURL: v.OKXWSURL, RESTURL: v.OKXRESTURL, Market: market, Limiter: l}, logger)
 	}
 	return nil, fmt.Errorf("unknown exchange %q", id)
+}
+
+// connectGate builds a venue's connect gate from the adapter's limits,
+// the per-IP attempts divided among the replicas sharing the IP.
+func (v Venues) connectGate(ex bridge.Exchange, spacing time.Duration) (*bridge.ConnectGate, error) {
+	return bridge.NewConnectGate(v.shareLimits(ex.Limits()), spacing)
 }

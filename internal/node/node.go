@@ -202,13 +202,17 @@ func (n *Node) streamMaker(req bridge.SnapshotRequester) func(ex string, ch brid
 		gmu.Lock()
 		gate := gates[venue]
 		if gate == nil {
-			if gate, err = bridge.NewConnectGate(ex.Limits(), sc.ConnectSpacing); err != nil {
+			if gate, err = n.cfg.Venues.connectGate(ex, sc.ConnectSpacing); err != nil {
 				gmu.Unlock()
 				return nil, err
 			}
 			gates[venue] = gate
 		}
 		gmu.Unlock()
+		if sc.MaxConnections == 0 && n.cfg.Venues.IPShare > 1 {
+			// The venue's connections per IP, this replica's part.
+			sc.MaxConnections = n.cfg.Venues.shareLimits(ex.Limits()).MaxConnectionsPerIP
+		}
 		sc.StateSink, sc.SnapshotRequester, sc.TradeResumer, sc.ConnectGate = sink, req, resumer, gate
 		return bridge.NewStream(sc, pub, n.log)
 	}
@@ -276,7 +280,9 @@ func (n *Node) startDynamic(ctx context.Context, states jetstream.KeyValue, requ
 			return err
 		}
 		n.ccfg.Units = unitsOf(n.subscriptions())
-		if n.coord, err = cluster.New(n.ccfg, members, states, n.runner, n.log); err != nil {
+		ccfg := n.ccfg
+		ccfg.Conn = n.nc // the watches are set up again on its reconnects
+		if n.coord, err = cluster.New(ccfg, members, states, n.runner, n.log); err != nil {
 			return err
 		}
 		cctx, cancel := context.WithCancel(context.Background())

@@ -10,8 +10,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qldata/mdbridge/bridge"
@@ -77,6 +79,9 @@ type specFollower struct {
 	mu      sync.Mutex // guards st
 	st      SubscribeStatus
 	lastRev uint64 // latest revision considered (applied or rejected); follower goroutine only
+	// watches counts the watches of the key set up (the first, then one
+	// after each end or NATS reconnect).
+	watches atomic.Int64
 }
 
 func newSpecFollower(n *Node, cfg Runtime) (*specFollower, error) {
@@ -138,8 +143,19 @@ func (f *specFollower) load(ctx context.Context) error {
 }
 
 // follow watches the key until ctx ends, setting the watch up again when
-// it ends (a connection lost).
+// it ends (a connection lost) and right after the connection reconnects:
+// the ordered consumer behind a KV watch otherwise stays silent until it
+// misses heartbeats (about 12 s) after a reconnect. The new watch starts
+// with the key's current revision; event skips revisions already
+// considered, so nothing is applied twice.
 func (f *specFollower) follow(ctx context.Context) {
+	var reconnected chan nats.Status
+	if nc := f.n.nc; nc != nil {
+		// A status listener of its own: the connection's reconnect
+		// handler (one per connection) stays the application's.
+		reconnected = nc.StatusChanged(nats.CONNECTED)
+		defer nc.RemoveStatusListener(reconnected)
+	}
 	for {
 		w, err := f.kv.Watch(ctx, f.cfg.Key)
 		if err != nil {
@@ -148,8 +164,13 @@ func (f *specFollower) follow(ctx context.Context) {
 			}
 			f.log.Warn("cannot watch the subscription spec; retrying", "err", err)
 		} else {
-			f.drain(ctx, w)
+			f.watches.Add(1)
+			again := f.drain(ctx, w, reconnected)
 			_ = w.Stop()
+			if again {
+				f.log.Info("NATS reconnected; watching the subscription spec again", "after_revision", f.lastRev)
+				continue
+			}
 		}
 		if !sleepCtx(ctx, time.Second) {
 			return
@@ -157,14 +178,18 @@ func (f *specFollower) follow(ctx context.Context) {
 	}
 }
 
-func (f *specFollower) drain(ctx context.Context, w jetstream.KeyWatcher) {
+// drain applies the watch's updates until ctx ends or the watch ends
+// (false), or the connection reconnects (true: set the watch up again).
+func (f *specFollower) drain(ctx context.Context, w jetstream.KeyWatcher, reconnected <-chan nats.Status) bool {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return false
+		case <-reconnected:
+			return true
 		case e, ok := <-w.Updates():
 			if !ok {
-				return
+				return false
 			}
 			if e != nil {
 				f.event(ctx, e, true)

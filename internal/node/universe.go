@@ -15,6 +15,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/qldata/mdbridge/bridge/binance"
+	"github.com/qldata/mdbridge/bridge/okx"
 )
 
 // DefaultUniverseRefresh is how often the instrument lists behind
@@ -31,7 +34,7 @@ const StageUniverse = "universe"
 
 // universeExchanges are the exchanges whose instrument lists the node
 // reads for universe patterns.
-var universeExchanges = []string{"binance", "bybit", "bybit-linear"}
+var universeExchanges = []string{"binance", "binance-usdm", "bybit", "bybit-linear", "okx", "okx-swap"}
 
 // IsPattern reports whether a subscription symbol is a universe pattern:
 // '*' stands for any run of characters ("*USDT", "BTC*", "*").
@@ -98,8 +101,12 @@ func (u *universe) symbols(ctx context.Context, exchange string, refetch bool) (
 	switch exchange {
 	case "binance":
 		list, err = u.binance(ctx)
+	case "binance-usdm":
+		list, err = u.binanceUSDM(ctx)
 	case "bybit", "bybit-linear":
 		list, err = u.bybit(ctx, exchange)
+	case "okx", "okx-swap":
+		list, err = u.okx(ctx, exchange)
 	default:
 		err = fmt.Errorf("no instrument list for %s", exchange)
 	}
@@ -155,6 +162,80 @@ func (u *universe) binance(ctx context.Context) ([]string, error) {
 	for _, s := range info.Symbols {
 		if s.Status == "TRADING" && s.Symbol != "" {
 			out = append(out, s.Symbol)
+		}
+	}
+	return out, nil
+}
+
+// binanceUSDM reads GET /fapi/v1/exchangeInfo (weight 1, from the
+// binance-usdm REST budget) and keeps the symbols with status TRADING,
+// whatever their contractType: a pattern matches perpetuals and delivery
+// contracts alike. Their names tell them apart (BTCUSDT is the perpetual,
+// BTCUSDT_260626 a quarterly), so "*USDT" selects perpetuals only and
+// "*_*" the quarterlies; a quarterly leaves TRADING at its delivery and
+// is released then like any delisting.
+func (u *universe) binanceUSDM(ctx context.Context) ([]string, error) {
+	if l, err := u.limiter(binance.NameUSDM); err == nil {
+		if err := l.AcquireN(ctx, 1); err != nil {
+			return nil, err
+		}
+	}
+	var info struct {
+		Symbols []struct {
+			Symbol string `json:"symbol"`
+			Status string `json:"status"`
+		} `json:"symbols"`
+	}
+	base := cmp.Or(u.v.BinanceUSDMRESTURL, binance.DefaultUSDMRESTURL)
+	if err := u.getJSON(ctx, strings.TrimRight(base, "/")+"/fapi/v1/exchangeInfo", &info); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, s := range info.Symbols {
+		if s.Status == "TRADING" && s.Symbol != "" {
+			out = append(out, s.Symbol)
+		}
+	}
+	return out, nil
+}
+
+// okxInstrumentsWeight is the weight of GET /api/v5/public/instruments on
+// the OKX limiter: its limit is 20 requests / 2 s per IP, as
+// history-trades', and the limiter gives 20 weight per second.
+const okxInstrumentsWeight = 2
+
+// okx reads GET /api/v5/public/instruments?instType=SPOT (okx) or SWAP
+// (okx-swap) in one request (the endpoint has no paging) and keeps the
+// instIds with state live ("BTC-USDT", "BTC-USDT-SWAP").
+func (u *universe) okx(ctx context.Context, exchange string) ([]string, error) {
+	typ := "SPOT"
+	if exchange == "okx-swap" {
+		typ = "SWAP"
+	}
+	if l, err := u.limiter("okx"); err == nil {
+		if err := l.AcquireN(ctx, okxInstrumentsWeight); err != nil {
+			return nil, err
+		}
+	}
+	var env struct {
+		Code string `json:"code"`
+		Msg  string `json:"msg"`
+		Data []struct {
+			InstID string `json:"instId"`
+			State  string `json:"state"`
+		} `json:"data"`
+	}
+	base := strings.TrimRight(cmp.Or(u.v.OKXRESTURL, okx.DefaultRESTURL), "/")
+	if err := u.getJSON(ctx, base+"/api/v5/public/instruments?"+url.Values{"instType": {typ}}.Encode(), &env); err != nil {
+		return nil, err
+	}
+	if env.Code != "0" {
+		return nil, fmt.Errorf("code %q: %s", env.Code, env.Msg)
+	}
+	var out []string
+	for _, s := range env.Data {
+		if s.State == "live" && s.InstID != "" {
+			out = append(out, s.InstID)
 		}
 	}
 	return out, nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -220,4 +222,124 @@ func TestUniverseCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	converged("listed SOLUSDT, delisted BTCUSDT", []string{"ETHUSDT", "SOLUSDT"}, []string{"BTCUSDT"})
+}
+
+// TestUniverseUSDMOKX: binance-usdm:trade:*USDT, okx:trade:*-USDT and
+// okx-swap:trade:*-USDT-SWAP follow the simulator's instrument lists
+// (/fapi/v1/exchangeInfo, /api/v5/public/instruments SPOT and SWAP): the
+// live symbols that match run, a symbol listed at run time starts (its
+// trades in the stream, md_state CONNECTED), a delisted one is released
+// (its md_state entry goes, its stream stops), and the counters say so.
+func TestUniverseUSDMOKX(t *testing.T) {
+	ns, err := publisher.StartEmbedded(publisher.EmbeddedConfig{Port: -1, StoreDir: t.TempDir()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = ns.Shutdown(ctx)
+	})
+	exOf := map[string]string{}
+	var markets []exsim.MarketConfig
+	for v, syms := range map[exsim.Venue][]string{
+		exsim.BinanceUSDM: {"FAUSDT", "FBUSDT", "FCUSDT", "FDBTC"},
+		exsim.OKXSpot:     {"OA-USDT", "OB-USDT", "OC-USDT", "OD-BTC"},
+		exsim.OKXSwap:     {"SA-USDT-SWAP", "SB-USDT-SWAP", "SC-USDT-SWAP"},
+	} {
+		for _, s := range syms {
+			markets = append(markets, exsim.MarketConfig{Venue: v, Symbol: s, TradeRate: 20})
+			exOf[s] = string(v)
+		}
+	}
+	slices.SortFunc(markets, func(a, b exsim.MarketConfig) int { return strings.Compare(a.Symbol, b.Symbol) })
+	sim, err := exsim.New(exsim.Config{Seed: 11, Markets: markets, USDMWeightLimit: 1_000_000}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Not listed yet: FCUSDT, OC-USDT, SC-USDT-SWAP.
+	must(sim.SetListed(exsim.BinanceUSDM, "FCUSDT", false))
+	must(sim.SetListed(exsim.OKXSpot, "OC-USDT", false))
+	must(sim.SetListed(exsim.OKXSwap, "SC-USDT-SWAP", false))
+	env := &testEnv{ns: ns, sim: sim}
+	cfg := Config{
+		Instance:  "u",
+		Publisher: publisher.Config{Storage: jetstream.MemoryStorage, StateRefresh: time.Second},
+		Subscriptions: []Subscription{
+			{Exchange: "binance-usdm", Channels: bridge.ChannelTrade, Symbols: []string{"*USDT"}},
+			{Exchange: "okx", Channels: bridge.ChannelTrade, Symbols: []string{"*-USDT"}},
+			{Exchange: "okx-swap", Channels: bridge.ChannelTrade, Symbols: []string{"*-USDT-SWAP"}},
+		},
+		Venues: Venues{
+			BinanceUSDMWSURL: sim.BinanceUSDMWSURL(), BinanceUSDMRESTURL: sim.BinanceUSDMRESTURL(), BinanceUSDMWeightPerMinute: 1_000_000,
+			OKXWSURL: sim.OKXWSURL(), OKXRESTURL: sim.OKXRESTURL(),
+		},
+		UniverseRefresh: 200 * time.Millisecond,
+		Tune:            func(sc *bridge.StreamConfig) { sc.StateInterval = time.Second },
+	}
+	n, err := New(cfg, testLogger("u"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background(), env.connect(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	js, err := jetstream.New(env.connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch := watchStream(t, js)
+	states, err := js.KeyValue(context.Background(), publisher.DefaultKVBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	view := watchStates(t, states)
+	running := func(step string, want, gone []string) {
+		t.Helper()
+		waitUntil(t, 2*time.Minute, 50*time.Millisecond, step, func() error {
+			for _, s := range want {
+				if st := view.state(s, "u"); st != "CONNECTED" {
+					return fmt.Errorf("%s: md_state %q", s, st)
+				}
+				if watch.eventCount(s) == 0 {
+					return fmt.Errorf("%s: nothing in the stream", s)
+				}
+			}
+			for _, s := range gone {
+				if st := view.state(s, "u"); st != "" || n.Streams().Serves(exOf[s], s) {
+					return fmt.Errorf("%s still carried (md_state %q)", s, st)
+				}
+			}
+			return nil
+		})
+		t.Logf("%s: %v running, %v not", step, want, gone)
+	}
+	running("start", []string{"FAUSDT", "FBUSDT", "OA-USDT", "OB-USDT", "SA-USDT-SWAP", "SB-USDT-SWAP"},
+		[]string{"FCUSDT", "FDBTC", "OC-USDT", "OD-BTC", "SC-USDT-SWAP"})
+	if st := n.Universe(); st.Symbols != 0 && st.Symbols != 6 {
+		t.Fatalf("universe stats at start %+v", st)
+	}
+
+	must(sim.SetListed(exsim.BinanceUSDM, "FCUSDT", true))
+	must(sim.SetListed(exsim.BinanceUSDM, "FAUSDT", false))
+	must(sim.SetListed(exsim.OKXSpot, "OC-USDT", true))
+	must(sim.SetListed(exsim.OKXSpot, "OA-USDT", false))
+	must(sim.SetListed(exsim.OKXSwap, "SC-USDT-SWAP", true))
+	must(sim.SetListed(exsim.OKXSwap, "SA-USDT-SWAP", false))
+	running("listed and delisted", []string{"FBUSDT", "FCUSDT", "OB-USDT", "OC-USDT", "SB-USDT-SWAP", "SC-USDT-SWAP"},
+		[]string{"FAUSDT", "OA-USDT", "SA-USDT-SWAP"})
+	if st := n.Universe(); st.Listed != 3 || st.Delisted != 3 || st.Symbols != 6 || st.Failures != 0 {
+		t.Fatalf("universe stats %+v", st)
+	}
 }
