@@ -1,6 +1,7 @@
 package binance
 
 import (
+	"math"
 	"math/bits"
 	"unsafe"
 
@@ -158,7 +159,11 @@ func (a *Adapter) fastTrade(frame []byte, recvTS int64, dst []bridge.Event) ([]b
 	if !f.ok || f.pos != len(f.s) || symRaw == "" {
 		return dst, false
 	}
-	if tt > (1<<63-1)/a.tsMul() {
+	maxT := int64(math.MaxInt64 / 1_000_000) // tt * a.tsMul() must not overflow (constant divisions)
+	if a.cfg.MicrosecondTimestamps {
+		maxT = math.MaxInt64 / 1_000
+	}
+	if tt > maxT {
 		return dst, false
 	}
 	sym, err := a.core.Syms.Intern(symRaw)
