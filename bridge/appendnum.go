@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"strconv"
 )
 
@@ -17,30 +18,48 @@ func appendInt(dst []byte, v int64) []byte {
 	u := uint64(v)
 	switch {
 	case u < 1e8:
-		return strconv.AppendUint(dst, u, 10)
+		return appendLead(dst, u)
 	case u < 1e16:
-		dst = strconv.AppendUint(dst, u/1e8, 10)
+		dst = appendLead(dst, u/1e8)
 		return appendDigits8(dst, u%1e8)
 	default:
-		dst = strconv.AppendUint(dst, u/1e16, 10)
+		dst = appendLead(dst, u/1e16)
 		dst = appendDigits8(dst, u/1e8%1e8)
 		return appendDigits8(dst, u%1e8)
 	}
 }
 
+// appendLead appends x < 1e8 without leading zeros ("0" for 0): the 8
+// digits shifted down past the leading zeros are written as one word and
+// dst is cut back to the digits (the bytes past len(dst) are spare
+// capacity, overwritten by the next append).
+func appendLead(dst []byte, x uint64) []byte {
+	if x < 10 {
+		return append(dst, byte('0'+x))
+	}
+	d := digitLanes(x)
+	lz := bits.TrailingZeros64(d) >> 3 // zero digits before the first non-zero one
+	dst = binary.LittleEndian.AppendUint64(dst, d>>(8*lz)|0x30303030_30303030)
+	return dst[:len(dst)-lz]
+}
+
 // appendDigits8 appends x < 1e8 as exactly 8 digits (leading zeros kept).
-// The digits are computed in lanes of one word: x splits into two 4-digit
-// halves (32-bit lanes), each into two 2-digit pairs (16-bit lanes), each
-// pair into tens and ones (8-bit lanes); the lanes never carry into each
-// other (every product stays below its lane's width). Little-endian, so
-// the first digit is the lowest byte.
 func appendDigits8(dst []byte, x uint64) []byte {
+	return binary.LittleEndian.AppendUint64(dst, digitLanes(x)|0x30303030_30303030)
+}
+
+// digitLanes returns the 8 decimal digits of x < 1e8 (values 0..9, not
+// ASCII), one per byte, the first digit in the lowest byte. They are
+// computed in lanes of one word: x splits into two 4-digit halves (32-bit
+// lanes), each into two 2-digit pairs (16-bit lanes), each pair into tens
+// and ones (8-bit lanes); the lanes never carry into each other (every
+// product stays below its lane's width).
+func digitLanes(x uint64) uint64 {
 	v := x/10000 | x%10000<<32                   // [hi4, lo4]
 	h := (v * 10486 >> 20) & 0x0000007f_0000007f // n/100 for n < 10000 in each lane
 	v = h | (v-h*100)<<16                        // [a, b, c, d] pairs
 	t := (v * 103 >> 10) & 0x000f000f_000f000f   // n/10 for n < 100 in each lane
-	v = t | (v-t*10)<<8                          // digits
-	return binary.LittleEndian.AppendUint64(dst, v|0x30303030_30303030)
+	return t | (v-t*10)<<8
 }
 
 // swarOnes and swarHigh are a byte's 1 and high bit repeated in a word.

@@ -207,6 +207,11 @@ func TestAppendInt(t *testing.T) {
 	}
 	check(math.MaxInt64)
 	check(math.MinInt64)
+	for v := int64(0); v < 100000; v++ {
+		check(v)
+		check(v * 1009)
+		check(v*1e11 + v)
+	}
 	for x := uint64(0); x < 1e8; x += 7919 {
 		if got, want := string(appendDigits8(nil, x)), strconv.FormatUint(x+1e8, 10)[1:]; got != want {
 			t.Fatalf("appendDigits8(%d) = %s, want %s", x, got, want)
