@@ -21,18 +21,24 @@ import (
 // carry "depth" after "last_id". bbo, kline, ticker and liquidation bodies:
 // see appendChannelJSON and schema/.
 func (e *Event) AppendJSON(dst []byte) []byte {
-	dst = append(dst, `{"v":`...)
-	dst = strconv.AppendInt(dst, SchemaVersion, 10)
-	dst = append(dst, `,"type":"`...)
-	dst = append(dst, e.Type.String()...)
-	dst = append(dst, `","exchange":`...)
+	// Each step is a single append or a strconv-equivalent formatter
+	// (appendInt, appendJSONString with a word-at-a-time check): the
+	// output is byte for byte that of the plain strconv encoder
+	// (TestAppendJSONReference, FuzzAppendJSONReference).
+	if e.Type == EventTrade {
+		dst = append(dst, tradeBodyStart...)
+	} else {
+		dst = append(dst, bodyStart...)
+		dst = append(dst, e.Type.String()...)
+		dst = append(dst, `","exchange":`...)
+	}
 	dst = appendJSONString(dst, e.Exchange)
 	dst = append(dst, `,"symbol":`...)
 	dst = appendJSONString(dst, e.Symbol)
 	dst = append(dst, `,"ts":`...)
-	dst = strconv.AppendInt(dst, e.TS, 10)
+	dst = appendInt(dst, e.TS)
 	dst = append(dst, `,"recv_ts":`...)
-	dst = strconv.AppendInt(dst, e.RecvTS, 10)
+	dst = appendInt(dst, e.RecvTS)
 	switch e.Type {
 	case EventTrade:
 		dst = append(dst, `,"id":`...)
@@ -87,6 +93,13 @@ func appendLevels(dst []byte, levels []Level) []byte {
 	return append(dst, ']')
 }
 
+// bodyStart is every body's opening up to the type name; tradeBodyStart
+// is a trade body's up to the exchange's value.
+var (
+	bodyStart      = `{"v":` + strconv.Itoa(SchemaVersion) + `,"type":"`
+	tradeBodyStart = bodyStart + EventTrade.String() + `","exchange":`
+)
+
 const hexDigits = "0123456789abcdef"
 
 // jsonSafe marks the bytes a JSON string holds as they are: printable
@@ -103,10 +116,7 @@ var jsonSafe = func() (t [256]bool) {
 func appendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	// Fast path: nothing to escape (decimals, identifiers), one append.
-	i := 0
-	for i < len(s) && jsonSafe[s[i]] {
-		i++
-	}
+	i := safePrefix(s)
 	if i == len(s) {
 		dst = append(dst, s...)
 		return append(dst, '"')

@@ -3,6 +3,7 @@ package jscan
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -49,12 +50,50 @@ func (a *Arena) Copy(s string) string {
 	return unsafe.String(&a.buf[start], n)
 }
 
+// Copy3 returns copies of x, y and z (as Copy does) placed one after the
+// other in one chunk when they fit: one capacity check for the three
+// strings a trade keeps.
+func (a *Arena) Copy3(x, y, z string) (string, string, string) {
+	n := len(x) + len(y) + len(z)
+	if n == 0 || n > arenaMaxString {
+		return a.Copy(x), a.Copy(y), a.Copy(z)
+	}
+	if cap(a.buf)-len(a.buf) < n {
+		a.buf = make([]byte, 0, ArenaChunk)
+	}
+	start := len(a.buf)
+	a.buf = append(a.buf, x...)
+	a.buf = append(a.buf, y...)
+	a.buf = append(a.buf, z...)
+	b := a.buf[start:]
+	return sub(b, 0, len(x)), sub(b, len(x), len(y)), sub(b, len(x)+len(y), len(z))
+}
+
+// sub returns b[at:at+n] as a string sharing b's memory ("" when n is 0,
+// so no string points past a chunk's end).
+func sub(b []byte, at, n int) string {
+	if n == 0 {
+		return ""
+	}
+	return unsafe.String(&b[at], n)
+}
+
 // Arenas is a pool of Arenas for a decoder called from several goroutines
 // at once (one per connection). The zero value is ready to use.
-type Arenas struct{ p sync.Pool }
+//
+// One Arena sits in a slot taken and given back with one atomic operation
+// each (the common case: one goroutine decodes at a time); callers that
+// find the slot empty use the sync.Pool behind it.
+type Arenas struct {
+	one atomic.Pointer[Arena]
+	p   sync.Pool
+}
 
 // Get returns an Arena for the caller's exclusive use until Put.
 func (as *Arenas) Get() *Arena {
+	if a := as.one.Swap(nil); a != nil {
+		return a
+	}
 	if a, ok := as.p.Get().(*Arena); ok {
 		return a
 	}
@@ -62,4 +101,8 @@ func (as *Arenas) Get() *Arena {
 }
 
 // Put returns a to the pool. The strings a returned stay valid.
-func (as *Arenas) Put(a *Arena) { as.p.Put(a) }
+func (as *Arenas) Put(a *Arena) {
+	if !as.one.CompareAndSwap(nil, a) {
+		as.p.Put(a)
+	}
+}

@@ -2,6 +2,7 @@ package jscan
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"unsafe"
 )
@@ -57,4 +58,71 @@ func TestArenasPool(t *testing.T) {
 	if as.Get() == nil {
 		t.Fatal("nil arena")
 	}
+}
+
+// TestArenaCopy3: the three copies equal their sources, share no memory
+// with them, lie back to back in one chunk, survive a change of the
+// source and the chunk filling up, and the long and empty cases work.
+func TestArenaCopy3(t *testing.T) {
+	var a Arena
+	src := []byte("100000000000|16850.10000000|0.01200000")
+	s := unsafe.String(&src[0], len(src))
+	x, y, z := a.Copy3(s[:12], s[13:27], s[28:])
+	if x != "100000000000" || y != "16850.10000000" || z != "0.01200000" {
+		t.Fatalf("Copy3 = %q %q %q", x, y, z)
+	}
+	if unsafe.StringData(x) == unsafe.StringData(s) {
+		t.Fatal("copy shares the source's memory")
+	}
+	if unsafe.StringData(y) != (*byte)(unsafe.Add(unsafe.Pointer(unsafe.StringData(x)), len(x))) ||
+		unsafe.StringData(z) != (*byte)(unsafe.Add(unsafe.Pointer(unsafe.StringData(y)), len(y))) {
+		t.Error("the three copies are not back to back")
+	}
+	for i := range src {
+		src[i] = '#'
+	}
+	for range ArenaChunk { // several chunks
+		a.Copy3("1", "22", "333")
+	}
+	if x != "100000000000" || y != "16850.10000000" || z != "0.01200000" {
+		t.Fatalf("copies changed: %q %q %q", x, y, z)
+	}
+	if x, y, z := a.Copy3("", "", ""); x != "" || y != "" || z != "" {
+		t.Error("empty copies")
+	}
+	if x, y, z := a.Copy3("", "5", ""); x != "" || y != "5" || z != "" {
+		t.Errorf("Copy3 with empty parts = %q %q %q", x, y, z)
+	}
+	big := strings.Repeat("x", arenaMaxString)
+	if x, y, z := a.Copy3("a", big, "b"); x != "a" || y != big || z != "b" || unsafe.StringData(y) == unsafe.StringData(big) {
+		t.Error("long Copy3")
+	}
+}
+
+// TestArenasExclusive: concurrent users never hold the same Arena at once
+// (the slot and the pool behind it); run with -race.
+func TestArenasExclusive(t *testing.T) {
+	var as Arenas
+	var held sync.Map
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2000 {
+				a := as.Get()
+				if _, dup := held.LoadOrStore(a, g); dup {
+					t.Error("one Arena handed to two users")
+					return
+				}
+				v := string(rune('a' + (g+i)%26))
+				if c := a.Copy(v); c != v {
+					t.Errorf("copy %q, want %q", c, v)
+				}
+				held.Delete(a)
+				as.Put(a)
+			}
+		}()
+	}
+	wg.Wait()
 }

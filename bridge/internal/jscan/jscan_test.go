@@ -108,3 +108,22 @@ func FuzzSkip(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPlainRun: plainRun stops where a byte-at-a-time loop stops, from any
+// offset.
+func FuzzPlainRun(f *testing.F) {
+	f.Add([]byte(`{"topic":"publicTrade.BTCUSDT","ts":1672304486868,"type":"snapshot"}`), uint8(2))
+	f.Add([]byte("abcdefgh\x80\xff\x1f\"\\ijklmnopqrstuvwxyz\x7f\x00"), uint8(0))
+	f.Add([]byte(`0123456789abcdef0123456789abcdef\`), uint8(1))
+	f.Fuzz(func(t *testing.T, in []byte, at uint8) {
+		s := string(in)
+		i := int(at) % (len(s) + 1)
+		want := i
+		for want < len(s) && s[want] != '"' && s[want] != '\\' && s[want] >= 0x20 {
+			want++
+		}
+		if got := plainRun(s, i); got != want {
+			t.Fatalf("plainRun(%q, %d) = %d, want %d", s, i, got, want)
+		}
+	})
+}
