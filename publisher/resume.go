@@ -68,6 +68,18 @@ func (r *TradeResumer) LastTradeID(ctx context.Context, exchange, symbol string)
 	}
 	ctx, cancel := context.WithTimeout(ctx, ResumeTimeout)
 	defer cancel()
+	for tries := 0; ; tries++ {
+		id, ok, err := r.lastTradeID(ctx, exchange, symbol)
+		// "No responders": a stream or consumer request that reached no
+		// server yet (a cluster electing, a consumer just created); ask
+		// again within ResumeTimeout.
+		if err == nil || !errors.Is(err, nats.ErrNoResponders) || tries >= resumeFetchRetries || !sleepCtx(ctx, resumeFetchPause) {
+			return id, ok, err
+		}
+	}
+}
+
+func (r *TradeResumer) lastTradeID(ctx context.Context, exchange, symbol string) (int64, bool, error) {
 	st, err := r.js.Stream(ctx, r.cfg.Stream)
 	if err != nil {
 		return 0, false, fmt.Errorf("%w: trade resume: stream %s: %w", ErrNoStream, r.cfg.Stream, err)
@@ -112,9 +124,20 @@ func (r *TradeResumer) scan(ctx context.Context, st jetstream.Stream, subject st
 	}()
 	var best int64
 	found := false
+	// The window holds at least the subject's last message (lastSeq), so
+	// an empty first batch or "no responders" means the consumer is not
+	// reachable yet (seen on a 3-node cluster right after creating it),
+	// never "no trade": ask again for a while, then fail rather than
+	// report no trade (a resumer told "no trade" starts from the live
+	// trades and leaves a hole).
+	retries := 0
 	for read := 0; read < r.maxMsgs; {
 		batch, err := cons.FetchNoWait(min(resumeBatch, r.maxMsgs-read))
 		if err != nil {
+			if errors.Is(err, nats.ErrNoResponders) && retries < resumeFetchRetries && sleepCtx(ctx, resumeFetchPause) {
+				retries++
+				continue
+			}
 			return 0, false, fmt.Errorf("%w: trade resume: reading %s: %w", ErrNoStream, subject, err)
 		}
 		n, done := 0, false
@@ -127,11 +150,19 @@ func (r *TradeResumer) scan(ctx context.Context, st jetstream.Stream, subject st
 				done = true
 			}
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return 0, false, fmt.Errorf("%w: trade resume: reading %s: %w", ErrNoStream, subject, err)
+		berr := batch.Error()
+		if berr != nil && !errors.Is(berr, jetstream.ErrNoMessages) && !errors.Is(berr, nats.ErrNoResponders) {
+			return 0, false, fmt.Errorf("%w: trade resume: reading %s: %w", ErrNoStream, subject, berr)
 		}
 		if err := ctx.Err(); err != nil {
 			return 0, false, fmt.Errorf("%w: trade resume: reading %s: %w", ErrNoStream, subject, context.Cause(ctx))
+		}
+		if read == 0 && n == 0 {
+			if retries < resumeFetchRetries && sleepCtx(ctx, resumeFetchPause) {
+				retries++
+				continue
+			}
+			return 0, false, fmt.Errorf("%w: trade resume: reading %s: no message delivered from a window holding sequence %d (%v)", ErrNoStream, subject, lastSeq, berr)
 		}
 		read += n
 		if done || n == 0 {
@@ -158,4 +189,23 @@ func tradeIDOf(h nats.Header) (int64, bool) {
 		return 0, false
 	}
 	return n, true
+}
+
+// How often, and how long apart, scan asks again when the consumer it has
+// just created delivers nothing yet.
+const (
+	resumeFetchRetries = 40
+	resumeFetchPause   = 50 * time.Millisecond
+)
+
+// sleepCtx waits d or until ctx ends; it reports whether ctx is still live.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
