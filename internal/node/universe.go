@@ -143,28 +143,7 @@ func (u *universe) getJSON(ctx context.Context, target string, out any) error {
 // binance reads GET /api/v3/exchangeInfo (weight 20, from the Binance
 // REST budget) and keeps the symbols with status TRADING.
 func (u *universe) binance(ctx context.Context) ([]string, error) {
-	if l, err := u.limiter("binance"); err == nil {
-		if err := l.AcquireN(ctx, 20); err != nil {
-			return nil, err
-		}
-	}
-	var info struct {
-		Symbols []struct {
-			Symbol string `json:"symbol"`
-			Status string `json:"status"`
-		} `json:"symbols"`
-	}
-	base := cmp.Or(u.v.BinanceRESTURL, "https://api.binance.com")
-	if err := u.getJSON(ctx, strings.TrimRight(base, "/")+"/api/v3/exchangeInfo", &info); err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, s := range info.Symbols {
-		if s.Status == "TRADING" && s.Symbol != "" {
-			out = append(out, s.Symbol)
-		}
-	}
-	return out, nil
+	return u.exchangeInfo(ctx, "binance", 20, cmp.Or(u.v.BinanceRESTURL, "https://api.binance.com"), "/api/v3/exchangeInfo")
 }
 
 // binanceUSDM reads GET /fapi/v1/exchangeInfo (weight 1, from the
@@ -175,8 +154,15 @@ func (u *universe) binance(ctx context.Context) ([]string, error) {
 // "*_*" the quarterlies; a quarterly leaves TRADING at its delivery and
 // is released then like any delisting.
 func (u *universe) binanceUSDM(ctx context.Context) ([]string, error) {
-	if l, err := u.limiter(binance.NameUSDM); err == nil {
-		if err := l.AcquireN(ctx, 1); err != nil {
+	return u.exchangeInfo(ctx, binance.NameUSDM, 1, cmp.Or(u.v.BinanceUSDMRESTURL, binance.DefaultUSDMRESTURL), "/fapi/v1/exchangeInfo")
+}
+
+// exchangeInfo reads a Binance exchangeInfo endpoint (Spot and USD-M share
+// its shape) at the given weight of venue's REST budget and keeps the
+// symbols with status TRADING.
+func (u *universe) exchangeInfo(ctx context.Context, venue string, weight int, base, path string) ([]string, error) {
+	if l, err := u.limiter(venue); err == nil {
+		if err := l.AcquireN(ctx, weight); err != nil {
 			return nil, err
 		}
 	}
@@ -186,8 +172,7 @@ func (u *universe) binanceUSDM(ctx context.Context) ([]string, error) {
 			Status string `json:"status"`
 		} `json:"symbols"`
 	}
-	base := cmp.Or(u.v.BinanceUSDMRESTURL, binance.DefaultUSDMRESTURL)
-	if err := u.getJSON(ctx, strings.TrimRight(base, "/")+"/fapi/v1/exchangeInfo", &info); err != nil {
+	if err := u.getJSON(ctx, strings.TrimRight(base, "/")+path, &info); err != nil {
 		return nil, err
 	}
 	var out []string

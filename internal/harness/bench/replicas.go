@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -145,39 +146,17 @@ type HandoverReport struct {
 }
 
 func (c ReplicasConfig) withDefaults() ReplicasConfig {
-	if c.Replicas == 0 {
-		c.Replicas = 1
-	}
-	if c.Redundancy == 0 {
-		c.Redundancy = DefaultReplicaRedundancy
-	}
-	if c.Symbols == 0 {
-		c.Symbols = DefaultScaleSymbols
-	}
-	if c.Rate == 0 {
-		c.Rate = DefaultScaleRate
-	}
-	if c.Window == 0 {
-		c.Window = DefaultScaleWindow
-	}
-	if c.ConnectTimeout == 0 {
-		c.ConnectTimeout = DefaultScaleSyncWait
-	}
-	if c.SyncWait == 0 {
-		c.SyncWait = DefaultScaleSyncWait
-	}
-	if c.HandoverWait == 0 {
-		c.HandoverWait = DefaultReplicaHandover
-	}
-	if c.BookDepth == 0 {
-		c.BookDepth = DefaultReplicaBookDepth
-	}
-	if c.WeightPerMinute == 0 {
-		c.WeightPerMinute = DefaultReplicaWeight
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.Replicas = cmp.Or(c.Replicas, 1)
+	c.Redundancy = cmp.Or(c.Redundancy, DefaultReplicaRedundancy)
+	c.Symbols = cmp.Or(c.Symbols, DefaultScaleSymbols)
+	c.Rate = cmp.Or(c.Rate, DefaultScaleRate)
+	c.Window = cmp.Or(c.Window, DefaultScaleWindow)
+	c.ConnectTimeout = cmp.Or(c.ConnectTimeout, DefaultScaleSyncWait)
+	c.SyncWait = cmp.Or(c.SyncWait, DefaultScaleSyncWait)
+	c.HandoverWait = cmp.Or(c.HandoverWait, DefaultReplicaHandover)
+	c.BookDepth = cmp.Or(c.BookDepth, DefaultReplicaBookDepth)
+	c.WeightPerMinute = cmp.Or(c.WeightPerMinute, DefaultReplicaWeight)
+	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
 	return c
 }
 
