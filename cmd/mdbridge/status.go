@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qldata/mdbridge/bridge"
@@ -64,20 +66,29 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		return out, nil
 	}
-	show := func(rows []statusRow) {
+	lastNote := ""
+	show := func(rows []statusRow, note string) {
 		if *asJSON {
+			if note != lastNote && note != "" {
+				fmt.Fprintf(stderr, "mdbridge status: %s\n", note)
+			}
+			lastNote = note
 			enc := json.NewEncoder(stdout)
 			enc.Encode(rows)
 			return
 		}
 		if *watch {
 			fmt.Fprint(stdout, "\033[H\033[2J")
-			fmt.Fprintf(stdout, "md_state on %s at %s (Ctrl-C to stop)\n\n", nc.ConnectedUrlRedacted(), time.Now().Format(time.TimeOnly))
+			fmt.Fprintf(stdout, "md_state on %s at %s (Ctrl-C to stop)\n", cmp.Or(nc.ConnectedUrlRedacted(), "(disconnected)"), time.Now().Format(time.TimeOnly))
+			if note != "" {
+				fmt.Fprintf(stdout, "%s\n", note)
+			}
+			fmt.Fprintln(stdout)
 		}
 		printStatus(stdout, rows)
 	}
 	if *watch {
-		return watchStatus(ctx, kv, pattern, *interval, show, stderr)
+		return watchStatus(ctx, nc, kv, pattern, *interval, show, stderr)
 	}
 	prev, err := read()
 	if err != nil {
@@ -97,7 +108,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return exitFailure
 		}
 	}
-	show(rates(prev, cur))
+	show(rates(prev, cur), "")
 	if !*asJSON {
 		printCluster(ctx, js, cfg, cur, stdout)
 	}
@@ -107,31 +118,70 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 // minRateSpan is the shortest span a watched key's rate is measured over.
 const minRateSpan = time.Second
 
+// rewatchDelay is the pause before a KV watch that ended (or could not be
+// set up) is set up again.
+const rewatchDelay = time.Second
+
 // watchStatus follows the bucket (publisher.WatchStates) and shows the
 // entries every interval until ctx ends. A key's rate comes from its last
 // two revisions, so it stays steady between refreshes of the writer; age
 // and staleness are computed at each refresh.
-func watchStatus(ctx context.Context, kv jetstream.KeyValue, pattern string, interval time.Duration, show func([]statusRow), stderr io.Writer) int {
-	updates, err := publisher.WatchStates(ctx, kv, pattern)
+//
+// The watch outlives NATS restarts: while the connection is lost the last
+// entries stay on screen under a "reconnecting" line, and once it is back
+// the watch is set up again at once (the ordered consumer behind a KV
+// watch otherwise stays silent after a reconnect). The new watch delivers
+// every key's newest revision again (deletions as markers), which the
+// table absorbs: a revision already shown changes nothing.
+func watchStatus(ctx context.Context, nc *nats.Conn, kv jetstream.KeyValue, pattern string, interval time.Duration, show func(rows []statusRow, note string), stderr io.Writer) int {
+	wctx, wcancel := context.WithCancel(ctx)
+	updates, err := publisher.WatchStates(wctx, kv, pattern)
 	if err != nil {
+		wcancel()
 		fmt.Fprintf(stderr, "mdbridge status: %v\n", err)
 		return exitFailure
 	}
+	defer func() { wcancel() }()
+	conn := listenConn(nc)
+	defer conn.Close()
 	cur := map[string]publisher.StateEntry{}
 	prev := map[string]publisher.StateEntry{}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	var retry <-chan time.Time // set while the watch is to be set up again
+	note := ""                 // shown above the table while the watch is not live
+	rewatch := func() {
+		wcancel()
+		wctx, wcancel = context.WithCancel(ctx)
+		if updates, err = publisher.WatchStates(wctx, kv, pattern); err != nil {
+			updates, retry = nil, time.After(rewatchDelay)
+			note = fmt.Sprintf("cannot watch md_state (%v); retrying...", err)
+			return
+		}
+		retry, note = nil, ""
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return exitOK
+		case s := <-conn.C():
+			if s == nats.CONNECTED {
+				rewatch()
+			} else {
+				updates, retry = nil, nil
+				note = fmt.Sprintf("NATS connection lost at %s; reconnecting... (the entries below are those received before)", time.Now().Format(time.TimeOnly))
+			}
+			show(watchRows(prev, cur, time.Now()), note)
+		case <-retry:
+			rewatch()
 		case e, ok := <-updates:
 			if !ok {
 				if ctx.Err() != nil {
 					return exitOK
 				}
-				fmt.Fprintln(stderr, "mdbridge status: the KV watch ended (NATS connection lost?); run it again")
-				return exitFailure
+				updates, retry = nil, time.After(rewatchDelay)
+				note = "the md_state watch ended; watching again..."
+				continue
 			}
 			if e.Deleted {
 				delete(cur, e.Key)
@@ -146,7 +196,7 @@ func watchStatus(ctx context.Context, kv jetstream.KeyValue, pattern string, int
 				cur[e.Key] = e
 			}
 		case <-tick.C:
-			show(watchRows(prev, cur, time.Now()))
+			show(watchRows(prev, cur, time.Now()), note)
 		}
 	}
 }

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qldata/mdbridge/bridge"
@@ -62,6 +64,13 @@ func cmdTail(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	go func() { <-ctx.Done(); it.Stop() }()
+	// The ordered consumer follows NATS restarts by itself: after a
+	// reconnect it makes a new consumer that starts after the last message
+	// delivered. The operator is told the connection is down meanwhile.
+	var last atomic.Uint64 // stream sequence of the last message printed
+	conn := listenConn(nc)
+	defer conn.Close()
+	go reportConn(ctx, conn, stderr, &last)
 	for n := 0; *count == 0 || n < *count; n++ {
 		m, err := it.Next()
 		if err != nil {
@@ -72,6 +81,9 @@ func cmdTail(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitFailure
 		}
 		meta, _ := m.Metadata()
+		if meta != nil {
+			last.Store(meta.Sequence.Stream)
+		}
 		if *asJSON {
 			fmt.Fprintf(stdout, "%s\n", m.Data())
 			continue
@@ -80,6 +92,29 @@ func cmdTail(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	it.Stop()
 	return exitOK
+}
+
+// reportConn tells on stderr when tail's connection is lost and back,
+// until ctx ends or the listener is closed.
+func reportConn(ctx context.Context, conn *connStatus, stderr io.Writer, last *atomic.Uint64) {
+	down := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case s, ok := <-conn.C():
+			switch {
+			case !ok:
+				return
+			case s == nats.CONNECTED && down:
+				down = false
+				fmt.Fprintf(stderr, "mdbridge tail: NATS reconnected; continuing after #%d\n", last.Load())
+			case s != nats.CONNECTED && !down:
+				down = true
+				fmt.Fprintf(stderr, "mdbridge tail: NATS connection lost after #%d; reconnecting...\n", last.Load())
+			}
+		}
+	}
 }
 
 // printEvent prints one stream message in a human-readable line.
