@@ -39,12 +39,12 @@ func parseBinanceStream(name string) (sym string, kind binKind, levels int, ok b
 			break
 		}
 	}
-	if at <= 0 || at > 20 {
+	if at <= 0 || at > 27 { // 20 characters, or a quarterly's 20 + "_YYMMDD"
 		return "", 0, 0, false
 	}
 	sym, rest := name[:at], name[at+1:]
 	for i := 0; i < len(sym); i++ {
-		if c := sym[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+		if c := sym[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
 			return "", 0, 0, false
 		}
 	}

@@ -237,9 +237,10 @@ func (s *Server) usdmExchangeInfo(w http.ResponseWriter) {
 			continue
 		}
 		base, quote := baseAsset(m.symbol)
-		syms = append(syms, symbolInfo{Symbol: m.symbol, Pair: m.symbol, ContractType: "PERPETUAL", Status: s.usdmStatus(m.symbol),
+		pair, typ, status, delivery := s.usdmContract(m.symbol)
+		syms = append(syms, symbolInfo{Symbol: m.symbol, Pair: pair, ContractType: typ, Status: status,
 			BaseAsset: base, QuoteAsset: quote, MarginAsset: quote, PricePrecision: m.in.pxDec, QuantityPrecision: m.in.qtyDec,
-			DeliveryDate: 4133404800000, OnboardDate: 1569398400000, Filters: []any{}})
+			DeliveryDate: delivery, OnboardDate: 1569398400000, Filters: []any{}})
 	}
 	body, _ := json.Marshal(struct {
 		Timezone   string       `json:"timezone"`

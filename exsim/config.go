@@ -214,8 +214,8 @@ func (cfg Config) validate() error {
 			if !validOKXInstID(m.Venue, m.Symbol) {
 				return bad("market %d: %s instrument %q must be upper-case letters, digits and '-' (e.g. BTC-USDT; okx-swap ids end in -SWAP)", i, m.Venue, m.Symbol)
 			}
-		} else if !validSymbol(m.Symbol) {
-			return bad("market %d: symbol %q must be 1-20 upper-case letters or digits", i, m.Symbol)
+		} else if !validSymbol(m.Symbol) && (m.Venue != BinanceUSDM || !validUSDMQuarterly(m.Symbol)) {
+			return bad("market %d: symbol %q must be 1-20 upper-case letters or digits (binance-usdm quarterlies: BTCUSDT_261225)", i, m.Symbol)
 		}
 		key := string(m.Venue) + "/" + m.Symbol
 		if seen[key] {
@@ -225,6 +225,9 @@ func (cfg Config) validate() error {
 		if m.TradeRate < 0 || m.BookRate < 0 || m.TradeRate > maxRate || m.BookRate > maxRate {
 			return bad("market %s %s: rates must be within 0..%g per second", m.Venue, m.Symbol, float64(maxRate))
 		}
+	}
+	if pair, ok := checkQuarterlies(cfg.Markets); !ok {
+		return bad("binance-usdm lists at most two quarterlies of %s (CURRENT_QUARTER, NEXT_QUARTER)", pair)
 	}
 	for _, d := range []struct {
 		name string
@@ -275,10 +278,14 @@ func validSymbol(s string) bool {
 }
 
 // validOKXInstID: 3-32 characters of [A-Z0-9_-] with a '-'; okx-swap ids
-// end in "-SWAP", okx (SPOT) ids do not.
+// end in "-SWAP" or, expiry futures, "-YYMMDD" (BTC-USD-261225); okx
+// (SPOT) ids do not.
 func validOKXInstID(v Venue, s string) bool {
 	if len(s) < 3 || len(s) > 32 || !strings.Contains(s, "-") || okxVenueOf(s) != v {
 		return false
+	}
+	if pair, _, ok := splitDelivery(s, '-'); ok && strings.Count(pair, "-") != 1 {
+		return false // an expiry future is BASE-QUOTE-YYMMDD
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]

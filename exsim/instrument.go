@@ -23,6 +23,9 @@ var knownPrices = map[string]float64{
 var quoteSuffixes = []string{"USDT", "USDC", "FDUSD", "BUSD", "TUSD", "USD", "BTC", "ETH", "BNB", "EUR"}
 
 func baseAsset(symbol string) (base, quote string) {
+	if pair, _, ok := splitDelivery(symbol, '_'); ok { // a Binance USD-M quarterly
+		symbol = pair
+	}
 	for _, q := range quoteSuffixes {
 		if len(symbol) > len(q) && strings.HasSuffix(symbol, q) {
 			return symbol[:len(symbol)-len(q)], q

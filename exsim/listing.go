@@ -11,8 +11,8 @@ import (
 
 // listing is which configured markets the venues' instrument lists show
 // as trading: every market is listed at start; SetListed delists (Binance
-// status BREAK, Binance USD-M SETTLING, Bybit status Closed, OKX state
-// suspend) and lists again at run time. A
+// status BREAK, Binance USD-M SETTLING (a quarterly DELIVERING), Bybit
+// status Closed, OKX state suspend) and lists again at run time. A
 // delisted market keeps streaming on the WebSocket (a venue announces a
 // delisting before it stops the feed); only the instrument lists change.
 type listing struct {
@@ -70,50 +70,76 @@ func (s *Server) usdmStatus(symbol string) string {
 }
 
 // okxInstruments serves /api/v5/public/instruments: instType SPOT (the
-// okx markets) or SWAP (okx-swap), optionally one instId, in
-// configuration order, state live or, delisted, suspend; all in one
-// answer (OKX does not page this endpoint). Other instTypes (FUTURES,
-// MARGIN, OPTION) list nothing; a missing or unknown one is code 51000.
+// okx markets), SWAP (the okx-swap "-SWAP" markets) or FUTURES (the
+// okx-swap expiry futures, delivery.go), optionally one instId, in
+// configuration order, state live or, delisted, suspend; an expired
+// future is absent. All in one answer (OKX does not page this endpoint).
+// MARGIN and OPTION list nothing; a missing or unknown instType is code
+// 51000.
 func (s *Server) okxInstruments(q url.Values) (code, msg string, data []byte) {
 	var v Venue
-	switch q.Get("instType") {
+	typ := q.Get("instType")
+	switch typ {
 	case "SPOT":
 		v = OKXSpot
-	case "SWAP":
+	case "SWAP", "FUTURES":
 		v = OKXSwap
-	case "FUTURES", "MARGIN", "OPTION":
+	case "MARGIN", "OPTION":
 		return "0", "", []byte("[]")
 	default:
 		return "51000", "Parameter instType error", []byte("[]")
 	}
 	type item struct {
-		InstType  string `json:"instType"`
-		InstID    string `json:"instId"`
-		BaseCcy   string `json:"baseCcy"`
-		QuoteCcy  string `json:"quoteCcy"`
-		SettleCcy string `json:"settleCcy"`
-		CtVal     string `json:"ctVal"`
-		CtType    string `json:"ctType"`
-		TickSz    string `json:"tickSz"`
-		LotSz     string `json:"lotSz"`
-		State     string `json:"state"`
-		ListTime  string `json:"listTime"`
-		ExpTime   string `json:"expTime"`
+		InstType   string `json:"instType"`
+		InstID     string `json:"instId"`
+		Uly        string `json:"uly"`
+		InstFamily string `json:"instFamily"`
+		BaseCcy    string `json:"baseCcy"`
+		QuoteCcy   string `json:"quoteCcy"`
+		SettleCcy  string `json:"settleCcy"`
+		CtVal      string `json:"ctVal"`
+		CtValCcy   string `json:"ctValCcy"`
+		CtType     string `json:"ctType"`
+		Alias      string `json:"alias"`
+		TickSz     string `json:"tickSz"`
+		LotSz      string `json:"lotSz"`
+		State      string `json:"state"`
+		ListTime   string `json:"listTime"`
+		ExpTime    string `json:"expTime"`
 	}
 	list := []item{}
 	for _, m := range s.mlist {
-		if m.venue != v || q.Get("instId") != "" && q.Get("instId") != m.symbol {
+		if m.venue != v || okxFutures(m.symbol) != (typ == "FUTURES") || q.Get("instId") != "" && q.Get("instId") != m.symbol {
 			continue
 		}
 		parts := strings.Split(m.symbol, "-")
-		it := item{InstType: q.Get("instType"), InstID: m.symbol, State: "live", ListTime: "1606468572000",
+		it := item{InstType: typ, InstID: m.symbol, State: "live", ListTime: "1606468572000",
 			TickSz: decimalStep(m.in.pxDec), LotSz: decimalStep(m.in.qtyDec)}
 		if !s.listing.listed(v, m.symbol) {
 			it.State = "suspend"
 		}
-		if v == OKXSwap {
+		switch typ {
+		case "SWAP":
 			it.SettleCcy, it.CtVal, it.CtType = parts[min(1, len(parts)-1)], "1", "linear"
-		} else {
+			it.Uly = strings.TrimSuffix(m.symbol, "-SWAP")
+			it.InstFamily = it.Uly
+		case "FUTURES":
+			rank, at, _ := s.quarterRank(OKXSwap, m.symbol, '-')
+			if !s.clock().Before(at) {
+				continue // expired: OKX lists live instruments only
+			}
+			it.Uly, _, _ = splitDelivery(m.symbol, '-')
+			it.InstFamily, it.ExpTime = it.Uly, strconv.FormatInt(at.UnixMilli(), 10)
+			it.Alias = "quarter"
+			if rank > 0 {
+				it.Alias = "next_quarter"
+			}
+			if parts[1] == "USD" { // coin-margined: 100 USD a contract, settled in the base
+				it.SettleCcy, it.CtVal, it.CtValCcy, it.CtType = parts[0], "100", "USD", "inverse"
+			} else {
+				it.SettleCcy, it.CtVal, it.CtValCcy, it.CtType = parts[1], "1", parts[0], "linear"
+			}
+		default:
 			it.BaseCcy, it.QuoteCcy = parts[0], parts[min(1, len(parts)-1)]
 		}
 		list = append(list, it)

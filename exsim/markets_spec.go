@@ -58,7 +58,7 @@ func ParseMarkets(spec string, tradeRate, bookRate float64) ([]MarketConfig, err
 			switch {
 			case v.isOKX() && !validOKXInstID(v, mc.Symbol):
 				return nil, bad("%s instrument %q must be letters, digits and '-' (e.g. BTC-USDT; okx-swap ids end in -SWAP)", v, sym)
-			case !v.isOKX() && !validSymbol(mc.Symbol):
+			case !v.isOKX() && !validSymbol(mc.Symbol) && (v != BinanceUSDM || !validUSDMQuarterly(mc.Symbol)):
 				return nil, bad("symbol %q must be 1-20 letters or digits", sym)
 			}
 			if mc.TradeRate < 0 || mc.BookRate < 0 || mc.TradeRate > maxRate || mc.BookRate > maxRate {

@@ -49,9 +49,10 @@ type okxState struct {
 func (v Venue) isOKX() bool { return v == OKXSpot || v == OKXSwap }
 
 // okxVenueOf returns the market of an instrument id: "-SWAP" instruments
-// are okx-swap.
+// and expiry futures ("BTC-USD-261225", delivery.go) are okx-swap, the
+// derivatives venue.
 func okxVenueOf(instID string) Venue {
-	if strings.HasSuffix(instID, "-SWAP") {
+	if strings.HasSuffix(instID, "-SWAP") || okxFutures(instID) {
 		return OKXSwap
 	}
 	return OKXSpot
@@ -240,7 +241,7 @@ func (s *Server) okxUnsubscribe(c *conn, a okxArg) {
 		switch a.Channel {
 		case okxLiqOrders:
 			for _, m := range s.mlist {
-				if m.venue == OKXSwap {
+				if m.venue == OKXSwap && !okxFutures(m.symbol) {
 					ms = append(ms, m)
 				}
 			}

@@ -157,7 +157,7 @@ func (s *Server) okxChannelMarkets(c *conn, a okxArg) (ms []*market, code, msg s
 			return []*market{m}, "", ""
 		}
 	case okxMark, okxFunding, okxOI:
-		if m := s.markets[OKXSwap][a.InstID]; m != nil && okxVenueOf(a.InstID) == OKXSwap {
+		if m := s.markets[OKXSwap][a.InstID]; m != nil && okxVenueOf(a.InstID) == OKXSwap && !(a.Channel == okxFunding && okxFutures(a.InstID)) {
 			return []*market{m}, "", ""
 		}
 	case okxIndex:
@@ -169,7 +169,7 @@ func (s *Server) okxChannelMarkets(c *conn, a okxArg) (ms []*market, code, msg s
 			return wrong()
 		}
 		for _, m := range s.mlist {
-			if m.venue == OKXSwap {
+			if m.venue == OKXSwap && !okxFutures(m.symbol) {
 				ms = append(ms, m)
 			}
 		}
