@@ -121,6 +121,9 @@ func TestExactlyOnceCheck(t *testing.T) {
 			if checked < 3*(last-first) { // one market may start late
 				t.Errorf("checked %d trades, want at least %d", checked, 3*(last-first))
 			}
+			if r.failures != len(rec.errs) {
+				t.Errorf("%d failures counted, %d reported", r.failures, len(rec.errs))
+			}
 			all := strings.Join(rec.errs, "\n")
 			if len(tc.want) == 0 && len(rec.errs) > 0 {
 				t.Errorf("complete tally failed the check:\n%s", all)
