@@ -2,6 +2,11 @@ package node
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -10,6 +15,7 @@ import (
 	"github.com/qldata/mdbridge/bridge/binance"
 	"github.com/qldata/mdbridge/bridge/bybit"
 	"github.com/qldata/mdbridge/bridge/okx"
+	"github.com/qldata/mdbridge/resilience"
 )
 
 // TestIPShareOKXBudget: the OKX REST limiter of a replica with
@@ -48,7 +54,8 @@ func TestIPShareOKXBudget(t *testing.T) {
 
 // TestIPShareConnectLimits: the connect gate and the connection cap of a
 // replica with IPShare 3 get a third of each venue's per-IP connection
-// limits (at least 1); IPShare 0 or 1 leaves them.
+// limits (at least 1); IPShare 0 or 1 leaves them. What the gate then
+// admits is measured by TestIPShareConnectAdmission.
 func TestIPShareConnectLimits(t *testing.T) {
 	bn, err := binance.New(binance.Config{}, nil)
 	if err != nil {
@@ -82,5 +89,65 @@ func TestIPShareConnectLimits(t *testing.T) {
 				t.Fatalf("%s share %d: gate: %v", ex.Name(), share, err)
 			}
 		}
+	}
+}
+
+// TestIPShareConnectAdmission: the connect gate a replica builds
+// (Venues.connectGate) admits a quarter of the connection attempts per
+// window with IPShare 4 of what it admits with IPShare 1, measured through
+// the real gate: a Binance stream of 40 one-symbol connections, each
+// failing its handshake at once (HTTP 503 from a server outside the
+// bubble, which counts the attempts) and retrying after 10 ms, runs for
+// one fake minute (testing/synctest). Binance allows 300 attempts per
+// 5 min per IP: the gate's bucket is 60 a minute with a burst of 30,
+// 15 a minute with a burst of 7 at IPShare 4.
+func TestIPShareConnectAdmission(t *testing.T) {
+	var attempts atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		attempts.Add(1)
+		// Closed at once: an idle keep-alive connection would leave a
+		// reader goroutine in the bubble that is never durably blocked.
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	syms := make([]string, 40)
+	for i := range syms {
+		syms[i] = fmt.Sprintf("S%dUSDT", i)
+	}
+	admitted := func(share int) int64 {
+		attempts.Store(0)
+		synctest.Test(t, func(t *testing.T) {
+			ex, err := binance.New(binance.Config{WSURL: "ws" + strings.TrimPrefix(srv.URL, "http"), RESTURL: srv.URL}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gate, err := Venues{IPShare: share}.connectGate(ex, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := resilience.DefaultResilienceConfig()
+			res.ReconnectDelay, res.ReconnectDelayMax, res.MaxReconnectAttempts = 10*time.Millisecond, 10*time.Millisecond, 0
+			res.TimeSyncEnabled = false
+			st, err := bridge.NewStream(bridge.StreamConfig{Exchange: ex, Symbols: syms, Channels: bridge.ChannelTrade, Resilience: &res,
+				ConnectGate: gate, MaxTopicsPerConn: 1, MaxConnections: -1},
+				bridge.HandlerFunc(func(context.Context, []bridge.Event) error { return nil }), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			_ = st.Run(ctx)
+			_ = st.Close()
+		})
+		return attempts.Load()
+	}
+	one, four := admitted(1), admitted(4)
+	t.Logf("connection attempts admitted in a minute: share 1 %d, share 4 %d", one, four)
+	if one < 60 || one > 60+30+1 {
+		t.Fatalf("share 1: %d attempts, want 60 a minute plus at most the burst of 30", one)
+	}
+	if four < 15 || four > 15+7+1 {
+		t.Fatalf("share 4: %d attempts, want 15 a minute plus at most the burst of 7 (a quarter of the unshared %d)", four, one)
 	}
 }
