@@ -130,7 +130,8 @@ func (f *fastScan) bool() bool {
 
 // fastTrade decodes a combined-stream trade frame read in place (frame is
 // not copied); the strings the event keeps (id, price, quantity) are copied
-// into an arena chunk in one go. ok is false, and dst unchanged, for any
+// into a shared arena chunk in one go (Arenas.Copy3: a range reserved with
+// one atomic add, safe for concurrent connections). ok is false, and dst unchanged, for any
 // frame it does not fully accept: the caller then runs the general decoder.
 func (a *Adapter) fastTrade(frame []byte, recvTS int64, dst []bridge.Event) ([]bridge.Event, bool) {
 	if len(frame) == 0 {
@@ -172,9 +173,7 @@ func (a *Adapter) fastTrade(frame []byte, recvTS int64, dst []bridge.Event) ([]b
 	}
 	// id, price and qty go to the arena back to back (not the separators
 	// between them: fewer bytes per trade, fewer collections).
-	ar := a.arenas.Get()
-	id, price, qty = ar.Copy3(id, price, qty)
-	a.arenas.Put(ar)
+	id, price, qty = a.arenas.Copy3(id, price, qty) // one atomic add, no Get/Put
 	side := bridge.SideBuy
 	if maker { // buyer is maker: the taker sold
 		side = bridge.SideSell

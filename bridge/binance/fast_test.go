@@ -122,3 +122,29 @@ func FuzzFastScan(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFastTradeMatchesEncodingJSON: every frame the fast path accepts is
+// one encoding/json decodes (every key declared) to the same event, field
+// for field; so the fast path never gives a value a standard decoder would
+// not.
+func FuzzFastTradeMatchesEncodingJSON(f *testing.F) {
+	for _, s := range []string{tradeCombined,
+		`{"stream":"btcusdt@trade","data":{"e":"trade","E":1672515782136,"s":"BTCUSDT","t":100000000000,"p":"16850.10000000","q":"0.01200000","T":1672515782134,"m":true,"M":true}}`,
+		`{"stream":"a","data":{"e":"trade","E":922337203685477580,"s":"ETHBTC","t":922337203685477580,"p":"0","q":"0.5","T":9223372036854,"m":false,"M":false}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	a := newTest(f, Config{MaxFrameBytes: 64 << 10})
+	a.URL([]bridge.Topic{{Symbol: "BTCUSDT", Channel: bridge.ChannelTrade}})
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		got, ok := a.fastTrade(frame, 0, nil)
+		if !ok {
+			return
+		}
+		want, err := decodeTradeStdlib(frame)
+		if err != nil {
+			t.Fatalf("fast path accepted %q, encoding/json: %v", frame, err)
+		}
+		adaptertest.AssertEvent(t, got[0], want)
+	})
+}
