@@ -18,6 +18,19 @@ type Fast struct {
 // NewFast starts a scan of s.
 func NewFast(s string) Fast { return Fast{s: s, ok: true} }
 
+// OK reports whether every step so far succeeded.
+func (f *Fast) OK() bool { return f.ok }
+
+// Opt consumes lit if the input continues with it and reports whether it
+// did; a mismatch is not a failure (an optional member, a list's end).
+func (f *Fast) Opt(lit string) bool {
+	if f.ok && len(f.s)-f.pos >= len(lit) && f.s[f.pos:f.pos+len(lit)] == lit {
+		f.pos += len(lit)
+		return true
+	}
+	return false
+}
+
 // Done reports whether every step succeeded and the whole input was read.
 func (f *Fast) Done() bool { return f.ok && f.pos == len(f.s) }
 
