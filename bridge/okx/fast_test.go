@@ -10,7 +10,8 @@ import (
 	"github.com/qldata/mdbridge/bridge/internal/adaptertest"
 )
 
-// stdTradesAll declares every key of a trades-all push for encoding/json.
+// stdTradesAll declares every key of a trades or trades-all push for
+// encoding/json.
 type stdTradesAll struct {
 	Arg struct {
 		Channel string `json:"channel"`
@@ -24,18 +25,21 @@ type stdTradesAll struct {
 		Side    string `json:"side"`
 		Source  string `json:"source"`
 		TS      string `json:"ts"`
+		Count   string `json:"count"`
+		SeqID   int64  `json:"seqId"`
 	} `json:"data"`
 }
 
 const tradeAllTwo = `{"arg":{"channel":"trades-all","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","tradeId":"130639474","px":"42219.9","sz":"0.12060306","side":"buy","source":"0","ts":"1630048897897"},` +
 	`{"instId":"BTC-USDT","tradeId":"130639475","px":"42219.8","sz":"1","side":"sell","ts":"1630048897898"}]}`
 
-// TestFastTradesTaken: trades-all pushes as OKX sends them (one or several
-// fills, with and without "source") take the fast path, with the general
+// TestFastTradesTaken: trades and trades-all pushes as OKX sends them (one
+// or several trades, with and without "source", "count", "seqId") take the fast path, with the general
 // decoder's events; frames of another shape do not.
 func TestFastTradesTaken(t *testing.T) {
 	a := newTestAdapter(t, MarketSpot)
-	for _, frame := range []string{tradeAllFrame, tradeAllTwo} {
+	for _, frame := range []string{tradeAllFrame, tradeAllTwo, tradesFrame,
+		strings.Replace(tradesFrame, `,"count":"3","source":"0","seqId":1234`, "", 1)} {
 		got, ok := a.fastTrades([]byte(frame), 7, nil)
 		if !ok {
 			t.Fatalf("fast path refused %s", frame)
@@ -49,7 +53,8 @@ func TestFastTradesTaken(t *testing.T) {
 		}
 	}
 	for _, frame := range []string{
-		tradesFrame, // the aggregated channel
+		strings.Replace(tradesFrame, `"channel":"trades"`, `"channel":"trades-alll"`, 1),
+		strings.Replace(tradesFrame, `"seqId":1234`, `"seqId":-1`, 1),
 		`{"arg":{"channel":"trades-all","instId":"BTC-USDT"},"data":[]}`,
 		strings.Replace(tradeAllFrame, `"side":"buy"`, `"side":"Buy"`, 1),
 		strings.Replace(tradeAllFrame, `"data":[{"instId":"BTC-USDT"`, `"data":[{"instId":"ETH-USDT"`, 1),
@@ -89,7 +94,7 @@ func FuzzFastTrades(f *testing.F) {
 			t.Fatalf("fast path accepted %q: %d events; general: %v kind %d, %d events", frame, len(got), err, fr.Kind, len(want))
 		}
 		var std stdTradesAll
-		if err := json.Unmarshal(frame, &std); err != nil || len(std.Data) != len(got) || std.Arg.Channel != chanTradesAll {
+		if err := json.Unmarshal(frame, &std); err != nil || len(std.Data) != len(got) || std.Arg.Channel != chanTradesAll && std.Arg.Channel != chanTrades {
 			t.Fatalf("fast path accepted %q; encoding/json: %v, %d trades", frame, err, len(std.Data))
 		}
 		for i := range want {
@@ -131,4 +136,23 @@ func BenchmarkDecodeTradeAllStdlib(b *testing.B) {
 		}
 	}
 	stop()
+}
+
+// BenchmarkDecodeTrades is BenchmarkDecodeTradeAll for the aggregated
+// trades channel (count, source, seqId).
+func BenchmarkDecodeTrades(b *testing.B) {
+	adaptertest.BenchDecode(b, newTestAdapter(b, MarketSpot), tradesFrame)
+}
+
+// generalOnly decodes with the general decoder alone (no fast path).
+type generalOnly struct{ a *Adapter }
+
+func (g generalOnly) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]bridge.Event, bridge.Frame, error) {
+	return g.a.decode(frame, recvTS, dst)
+}
+
+// BenchmarkDecodeTradesGeneral is BenchmarkDecodeTrades through the
+// general decoder: what the fast path saves, in the same run.
+func BenchmarkDecodeTradesGeneral(b *testing.B) {
+	adaptertest.BenchDecode(b, generalOnly{newTestAdapter(b, MarketSpot)}, tradesFrame)
 }
