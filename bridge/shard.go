@@ -78,13 +78,13 @@ type shard struct {
 	out     []Event     // batch being built, queued by unlockPublish
 	replies []snapReply // snapshot requests answered by events in out
 	queue   []batch     // batches to publish, in order
-	qspare  []batch     // the queue's other array (the one being published)
 	spare   [][]Event   // empty batch buffers for reuse
 	quietAt time.Time   // when to verify symbols quiet since the last suspect event (zero: none pending)
 	quietBy time.Time   // latest time for the pending check
 	probing bool        // a silence probe runs (probeSilence)
 
 	pubMu sync.Mutex // held while publishing the queue (publishQueued)
+	done  []batch    // the batches last published, their buffers cleared (guarded by pubMu; recycled under mu and pubMu)
 
 	shutdownCh chan struct{} // the primary announced a server shutdown
 	rotReady   chan struct{} // the rotation's overlap is complete
@@ -262,8 +262,10 @@ func (sh *shard) process(ev *Event) {
 //
 // The queue is published in order, by one goroutine at a time (pubMu); a
 // goroutine that finds another publishing waits for it and then publishes
-// what is left (its own batch may be done by then), so back-pressure from
-// the publisher still holds up every producer, but no holder of mu. A
+// what is left (its own batch may be done by then: a publisher takes the
+// whole queue when it starts and does not look at it again), so
+// back-pressure from the publisher still holds up every producer, but no
+// holder of mu. A
 // publisher error while the stream runs is fatal: the stream stops and Run
 // returns it. Snapshot requests answered by a batch are answered after it
 // is handed over, so the requester's own publish of the snapshot (a msg-ID
@@ -286,33 +288,37 @@ func (sh *shard) unlockPublish() {
 		sh.pubMu.Lock()
 		sh.mu.Lock()
 	}
-	for len(sh.queue) > 0 { // mu and pubMu held
-		q := sh.queue
-		sh.queue = sh.qspare[:0]
-		sh.mu.Unlock()
-		for i := range q {
-			if err := sh.st.pub.Publish(sh.st.pubCtx, q[i].evs); err != nil && sh.st.pubCtx.Err() == nil {
-				sh.st.fatal(fmt.Errorf("bridge: publisher: %w", err))
-			}
-			for _, r := range q[i].replies {
-				r.ch <- r.ev // room for one: each request is answered once
-			}
+	// mu and pubMu held. The buffers published last time (cleared then)
+	// become spares, and the queue is taken as it is: a goroutine that
+	// queues a batch from now on waits for pubMu and publishes it itself,
+	// so mu is not taken again after publishing.
+	for _, b := range sh.done {
+		if b.evs != nil && len(sh.spare) < 4 {
+			sh.spare = append(sh.spare, b.evs)
 		}
-		sh.mu.Lock()
-		for i := range q {
-			// Recycle the published buffers. Entries keep references to
-			// their frames until overwritten; a buffer grown by a large
-			// batch (a backfill page, a big frame) is dropped so it does
-			// not pin memory.
-			if b := q[i].evs; cap(b) <= 1024 && len(sh.spare) < 4 {
-				clear(b)
-				sh.spare = append(sh.spare, b[:0])
-			}
-		}
-		clear(q)
-		sh.qspare = q[:0]
 	}
+	clear(sh.done)
+	q := sh.queue
+	sh.queue, sh.done = sh.done[:0], nil
 	sh.mu.Unlock()
+	for i := range q {
+		if err := sh.st.pub.Publish(sh.st.pubCtx, q[i].evs); err != nil && sh.st.pubCtx.Err() == nil {
+			sh.st.fatal(fmt.Errorf("bridge: publisher: %w", err))
+		}
+		for _, r := range q[i].replies {
+			r.ch <- r.ev // room for one: each request is answered once
+		}
+		// Entries keep references to their frames until overwritten:
+		// cleared now, and a buffer grown by a large batch (a backfill
+		// page, a big frame) is dropped so it does not pin memory.
+		if b := q[i].evs; cap(b) <= 1024 {
+			clear(b)
+			q[i] = batch{evs: b[:0]}
+		} else {
+			q[i] = batch{}
+		}
+	}
+	sh.done = q // recycled by the next publisher, under mu
 	sh.pubMu.Unlock()
 }
 

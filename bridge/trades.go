@@ -83,8 +83,8 @@ func (t *tradeSync) live(ev *Event, now time.Time, out []Event, c *symbolCounter
 	// emitted id is <= the tracker's Last, which never moves back, so an
 	// accepted id is new. A gap must not advance the tracker (the repair
 	// emits the missing ids first): undo it.
-	last := t.seq.Last()
-	switch t.seq.Observe(ev.Seq) {
+	r, last := t.seq.ObserveLast(ev.Seq) // one lock for Last and Observe
+	switch r {
 	case resilience.SeqFirst, resilience.SeqInOrder:
 		return t.emitTrade(ev, out, c), nil
 	case resilience.SeqGap:

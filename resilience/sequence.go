@@ -145,6 +145,21 @@ func (t *SequenceTracker) ObserveRange(first, last int64) SeqResult {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.observeRange(first, last)
+}
+
+// ObserveLast is Observe that also returns Last as it was before seq was
+// observed (what Last would have returned just before), under one lock:
+// for callers that undo a gap with ResetTo(prev).
+func (t *SequenceTracker) ObserveLast(seq int64) (r SeqResult, prev int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	prev = t.last
+	return t.observeRange(seq, seq), prev
+}
+
+// observeRange is ObserveRange with t.mu held (first <= last).
+func (t *SequenceTracker) observeRange(first, last int64) SeqResult {
 	switch {
 	case !t.started:
 		t.started, t.last = true, last

@@ -3,6 +3,7 @@ package resilience
 import (
 	"math"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -209,5 +210,28 @@ func TestSequenceConcurrent(t *testing.T) {
 	st := tr.Stats()
 	if total := st.InOrder + st.Gaps + st.Duplicates + st.Late; total != 4001 {
 		t.Fatalf("results %d, want 4001", total)
+	}
+}
+
+// TestSequenceObserveLast: ObserveLast gives what Last then Observe give,
+// and leaves the tracker in the same state, over sequences with repeats,
+// gaps, late fills and resets.
+func TestSequenceObserveLast(t *testing.T) {
+	a, b := NewSequenceTracker(), NewSequenceTracker()
+	seqs := []int64{5, 5, 6, 9, 7, 8, 8, 10, 4, 20, 15, 21, 1 << 40, 1<<40 + 1, 3}
+	for i, s := range seqs {
+		if i == 12 {
+			a.ResetTo(100)
+			b.ResetTo(100)
+		}
+		wantPrev := a.Last()
+		want := a.Observe(s)
+		got, prev := b.ObserveLast(s)
+		if got != want || prev != wantPrev {
+			t.Fatalf("seq %d (#%d): ObserveLast = %v, %d; Last, Observe = %d, %v", s, i, got, prev, wantPrev, want)
+		}
+		if a.Last() != b.Last() || a.Stats() != b.Stats() || !slices.Equal(a.Gaps(), b.Gaps()) {
+			t.Fatalf("seq %d (#%d): state differs: %d %+v %v, want %d %+v %v", s, i, b.Last(), b.Stats(), b.Gaps(), a.Last(), a.Stats(), a.Gaps())
+		}
 	}
 }

@@ -92,33 +92,28 @@ func FuzzFastTrade(f *testing.F) {
 	})
 }
 
-// FuzzFastScan: the word-at-a-time scanners (str, uint, decimal) give what
-// their byte-at-a-time versions give (value, position, success) for any
-// input and start offset, including near the end of the input where they
-// fall back to them.
-func FuzzFastScan(f *testing.F) {
-	f.Add([]byte(tradeCombined), uint8(11))
-	f.Add([]byte(`1672515782136,"s":"BTCUSDT","t":100000000000,"p":"16850.10000000","q":"0.01200000"`), uint8(0))
-	f.Add([]byte(`16850.10000000","q":"0.012000000000000000000000000000000000000000000000000000000000000000000000"`), uint8(0))
-	f.Add([]byte(`9223372036854775807,"m":true,"M":true}}`), uint8(0))
-	f.Add([]byte(`btc\usdt@trade","data":{"e":"trade"`), uint8(0))
-	f.Add([]byte("0123456789012345678\xff\x00\x7f\"\\."), uint8(3))
-	f.Fuzz(func(t *testing.T, in []byte, at uint8) {
-		pos := int(at) % (len(in) + 1)
-		s := string(in)
-		fast, slow := fastScan{s: s, pos: pos, ok: true}, fastScan{s: s, pos: pos, ok: true}
-		if a, b := fast.str(), slow.strSlow(); a != b || fast != slow {
-			t.Fatalf("str at %d of %q: %q %+v, byte at a time %q %+v", pos, s, a, fast, b, slow)
+// FuzzFastTradeMatchesEncodingJSON: every frame the fast path accepts is
+// one encoding/json decodes (every key declared) to the same event, field
+// for field; so the fast path never gives a value a standard decoder would
+// not.
+func FuzzFastTradeMatchesEncodingJSON(f *testing.F) {
+	for _, s := range []string{tradeCombined,
+		`{"stream":"btcusdt@trade","data":{"e":"trade","E":1672515782136,"s":"BTCUSDT","t":100000000000,"p":"16850.10000000","q":"0.01200000","T":1672515782134,"m":true,"M":true}}`,
+		`{"stream":"a","data":{"e":"trade","E":922337203685477580,"s":"ETHBTC","t":922337203685477580,"p":"0","q":"0.5","T":9223372036854,"m":false,"M":false}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	a := newTest(f, Config{MaxFrameBytes: 64 << 10})
+	a.URL([]bridge.Topic{{Symbol: "BTCUSDT", Channel: bridge.ChannelTrade}})
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		got, ok := a.fastTrade(frame, 0, nil)
+		if !ok {
+			return
 		}
-		fast, slow = fastScan{s: s, pos: pos, ok: true}, fastScan{s: s, pos: pos, ok: true}
-		an, as := fast.uint()
-		bn, bs := slow.uintSlow()
-		if an != bn || as != bs || fast != slow {
-			t.Fatalf("uint at %d of %q: %d %q %+v, byte at a time %d %q %+v", pos, s, an, as, fast, bn, bs, slow)
+		want, err := decodeTradeStdlib(frame)
+		if err != nil {
+			t.Fatalf("fast path accepted %q, encoding/json: %v", frame, err)
 		}
-		fast, slow = fastScan{s: s, pos: pos, ok: true}, fastScan{s: s, pos: pos, ok: true}
-		if a, b := fast.decimal(), slow.decimalSlow(); a != b || fast != slow {
-			t.Fatalf("decimal at %d of %q: %q %+v, byte at a time %q %+v", pos, s, a, fast, b, slow)
-		}
+		adaptertest.AssertEvent(t, got[0], want)
 	})
 }

@@ -112,6 +112,15 @@ func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]brid
 	if int64(len(frame)) > a.cfg.MaxFrameBytes {
 		return dst, bridge.Frame{}, malformed("frame of %d bytes exceeds the %d-byte limit", len(frame), a.cfg.MaxFrameBytes)
 	}
+	if out, ok := a.fastTrades(frame, recvTS, dst); ok {
+		return out, bridge.Frame{Kind: bridge.FrameData}, nil
+	}
+	return a.decode(frame, recvTS, dst)
+}
+
+// decode is the general decoder, for every frame the fast path
+// (fastTrades) does not take.
+func (a *Adapter) decode(frame []byte, recvTS int64, dst []bridge.Event) ([]bridge.Event, bridge.Frame, error) {
 	n0 := len(dst)
 	// A public trade frame (Bybit sends its topic first) is read in place:
 	// its memory is reused for the next frame, so the strings its events

@@ -9,6 +9,7 @@ import (
 
 	"github.com/qldata/mdbridge/bridge"
 	"github.com/qldata/mdbridge/bridge/internal/adapter"
+	"github.com/qldata/mdbridge/bridge/internal/jscan"
 	"github.com/qldata/mdbridge/resilience"
 )
 
@@ -52,9 +53,10 @@ const (
 
 // Adapter is the OKX v5 public bridge.Exchange for one market.
 type Adapter struct {
-	cfg  Config
-	core adapter.Core
-	reg  chanRegistry
+	cfg    Config
+	core   adapter.Core
+	reg    chanRegistry
+	arenas jscan.Arenas // owns the strings of fast-path trades (fastTrades)
 }
 
 var _ bridge.Exchange = (*Adapter)(nil)

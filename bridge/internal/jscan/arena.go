@@ -85,8 +85,9 @@ func sub(b []byte, at, n int) string {
 // each (the common case: one goroutine decodes at a time); callers that
 // find the slot empty use the sync.Pool behind it.
 type Arenas struct {
-	one atomic.Pointer[Arena]
-	p   sync.Pool
+	one    atomic.Pointer[Arena]
+	p      sync.Pool
+	shared atomic.Pointer[sharedChunk] // Arenas.Copy3's chunk
 }
 
 // Get returns an Arena for the caller's exclusive use until Put.
@@ -105,4 +106,41 @@ func (as *Arenas) Put(a *Arena) {
 	if !as.one.CompareAndSwap(nil, a) {
 		as.p.Put(a)
 	}
+}
+
+// sharedChunk is a chunk that concurrent callers fill by reserving
+// disjoint byte ranges with one atomic addition each. It has no pointers
+// (the collector never scans it) and is exactly ArenaChunk bytes.
+type sharedChunk struct {
+	used atomic.Int64 // bytes reserved; may run past len(buf) when full
+	buf  [ArenaChunk - 8]byte
+}
+
+// Copy3 is Arena.Copy3 for any number of concurrent callers without taking
+// an Arena: the three strings are copied back to back into a range of the
+// current shared chunk reserved with one atomic addition (no Get and Put,
+// no pointer swaps). A full chunk is replaced, never rewritten, so the
+// returned strings stay immutable as Arena's do.
+func (as *Arenas) Copy3(x, y, z string) (string, string, string) {
+	n := len(x) + len(y) + len(z)
+	if n == 0 || n > arenaMaxString {
+		var a Arena
+		return a.Copy(x), a.Copy(y), a.Copy(z)
+	}
+	var b []byte
+	if c := as.shared.Load(); c != nil {
+		if end := c.used.Add(int64(n)); end <= int64(len(c.buf)) {
+			b = c.buf[end-int64(n) : end]
+		}
+	}
+	if b == nil { // no chunk yet, or this one is full: start another
+		c := new(sharedChunk)
+		c.used.Store(int64(n))
+		as.shared.Store(c) // a racing caller's chunk is simply dropped
+		b = c.buf[:n]
+	}
+	copy(b, x)
+	copy(b[len(x):], y)
+	copy(b[len(x)+len(y):], z)
+	return sub(b, 0, len(x)), sub(b, len(x), len(y)), sub(b, len(x)+len(y), len(z))
 }
