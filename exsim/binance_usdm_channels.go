@@ -56,6 +56,9 @@ func (m *market) usdmChanTick(wall time.Time, now int64) {
 		}
 		if ms := now / 1e6; ms > cs.sent.ts {
 			t.ts, t.nextFunding = ms, nextFundingMS(ms)
+			if m.usdmQuarterly() {
+				t.nextFunding = 0
+			}
 			cs.sent = *t
 			if m.hasSubs(bkMarkPrice) {
 				m.fanBinance(&binEvent{now: now}, bkMarkPrice, fkOther, nil, 0, 0)
@@ -105,7 +108,9 @@ func (m *market) encodeMarkPrice(dst []byte, t *tickerState) []byte {
 	dst = append(dst, `","i":"`...)
 	dst = m.appendPx(dst, t.index)
 	dst = append(dst, `","r":"`...)
-	dst = appendDecimal(dst, t.funding, 6, 8)
+	if !m.usdmQuarterly() {
+		dst = appendDecimal(dst, t.funding, 6, 8)
+	}
 	dst = append(dst, `","T":`...)
 	dst = strconv.AppendInt(dst, t.nextFunding, 10)
 	dst = append(dst, `,"ap":"`...)
@@ -200,6 +205,17 @@ func (m *market) usdmTickerTruth() TickerTruth {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t := m.chs.sent
+	funding := ""
+	if !m.usdmQuarterly() {
+		funding = string(appendDecimal(nil, t.funding, 6, 8))
+	}
 	return TickerTruth{MarkPrice: string(m.appendPx(nil, t.mark)), IndexPrice: string(m.appendPx(nil, t.index)),
-		FundingRate: string(appendDecimal(nil, t.funding, 6, 8)), NextFundingTime: t.nextFunding * 1e6, TS: t.ts * 1e6}
+		FundingRate: funding, NextFundingTime: t.nextFunding * 1e6, TS: t.ts * 1e6}
+}
+
+// usdmQuarterly reports whether m is a Binance USD-M delivery contract,
+// whose markPriceUpdate carries no funding: "r" is "" and "T" is 0
+// (EXCHANGES-MORE.md §2, UNCONFIRMED for UM quarterlies, stated for COIN-M).
+func (m *market) usdmQuarterly() bool {
+	return m.venue == BinanceUSDM && validUSDMQuarterly(m.symbol)
 }

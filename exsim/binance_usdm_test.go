@@ -192,3 +192,29 @@ func TestUSDMChannelStreams(t *testing.T) {
 		}
 	}
 }
+
+// TestUSDMQuarterlyMarkPrice: a delivery contract's markPriceUpdate has no
+// funding ("r" "", "T" 0) and its ticker truth agrees; the perpetual of
+// the same pair keeps both.
+func TestUSDMQuarterlyMarkPrice(t *testing.T) {
+	s := startServer(t, Config{Seed: 5, TickerPush: 20 * time.Millisecond, Markets: []MarketConfig{
+		{Venue: BinanceUSDM, Symbol: "BTCUSDT"}, {Venue: BinanceUSDM, Symbol: "BTCUSDT_261225"}}})
+	c := dial(t, s.BinanceUSDMWSURL()+"/market/stream?streams=btcusdt@markPrice@1s/btcusdt_261225@markPrice@1s")
+	seen := map[string]bool{}
+	for len(seen) < 2 {
+		w := readObj(t, c)
+		m := w["data"].(map[string]any)
+		sym := str(t, m["s"])
+		r, next := str(t, m["r"]), num(t, m["T"])
+		if quarterly := sym == "BTCUSDT_261225"; quarterly != (r == "" && next == 0) || !quarterly && (r == "" || next == 0) {
+			t.Fatalf("%s: r %q T %d", sym, r, next)
+		}
+		seen[sym] = true
+	}
+	for sym, quarterly := range map[string]bool{"BTCUSDT": false, "BTCUSDT_261225": true} {
+		tt, err := s.Ticker(BinanceUSDM, sym)
+		if err != nil || quarterly != (tt.FundingRate == "" && tt.NextFundingTime == 0) || tt.MarkPrice == "" {
+			t.Fatalf("%s ticker truth %+v, %v", sym, tt, err)
+		}
+	}
+}
