@@ -297,7 +297,9 @@ func TestStateBucket(t *testing.T) {
 		t.Errorf("bucket TTL %s history %d", status.TTL(), status.History())
 	}
 
-	watch, err := WatchStates(ctx, kv, "binance.BTCUSDT.*", WithStaleAfter(cfg.StaleAfter))
+	// A generous threshold: the watcher checks order, not staleness, and a
+	// loaded machine may deliver an entry late.
+	watch, err := WatchStates(ctx, kv, "binance.BTCUSDT.*", WithStaleAfter(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,13 +341,14 @@ func TestStateBucket(t *testing.T) {
 		t.Errorf("watcher saw %v, want %v", seen, transitions)
 	}
 
-	// Instance a dies (no final write); b keeps refreshing. Poll until a's
-	// entry turns stale (StaleAfter after its last refresh); b's must still
-	// be fresh then.
+	// Instance a dies (no final write); b keeps refreshing. Wait until b
+	// has refreshed more than StaleAfter after a's last write, then judge
+	// both at b's last refresh (WithNow): a's entry is stale, b's fresh,
+	// however late this goroutine ran.
 	a.Close()
 	var byKey map[string]StateEntry
 	for {
-		entries, err := ReadStates(ctx, kv, WithStaleAfter(cfg.StaleAfter))
+		entries, err := ReadStates(ctx, kv)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -361,10 +364,23 @@ func TestStateBucket(t *testing.T) {
 		if len(byKey) != 2 {
 			t.Fatalf("entries %+v", entries)
 		}
-		if byKey["binance.BTCUSDT.a"].Stale || ctx.Err() != nil {
+		if byKey["binance.ETHUSDT.b"].State.Updated.Sub(byKey["binance.BTCUSDT.a"].State.Updated) > cfg.StaleAfter {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Fatalf("b did not refresh past a's staleness: %+v", byKey)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	at := byKey["binance.ETHUSDT.b"].State.Updated
+	entries, err := ReadStates(ctx, kv, WithStaleAfter(cfg.StaleAfter), WithNow(func() time.Time { return at }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byKey = map[string]StateEntry{}
+	for _, e := range entries {
+		byKey[e.Key] = e
 	}
 	if e := byKey["binance.BTCUSDT.a"]; !e.Stale || e.State.State != "CONNECTED" || e.Age < cfg.StaleAfter {
 		t.Errorf("dead instance entry %+v: want stale", e)
@@ -376,7 +392,7 @@ func TestStateBucket(t *testing.T) {
 	if err := b.WriteFinal(ctx); err != nil {
 		t.Fatal(err)
 	}
-	entries, err := ReadStates(ctx, kv)
+	entries, err = ReadStates(ctx, kv)
 	if err != nil {
 		t.Fatal(err)
 	}
