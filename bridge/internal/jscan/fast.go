@@ -1,6 +1,10 @@
 package jscan
 
-import "math/bits"
+import (
+	"math/bits"
+
+	"github.com/qldata/mdbridge/bridge"
+)
 
 // Fast reads a frame of one exact, known layout (the adapters' fast paths
 // for their most frequent frames): each step consumes an expected literal
@@ -279,4 +283,33 @@ func (f *Fast) Decimal() string {
 	}
 	f.pos = i
 	return f.s[start:i]
+}
+
+// Levels consumes an array of ["price","qty"] pairs of decimal strings
+// (no whitespace) into dst[:0] and returns the filled prefix; the strings
+// are substrings of the input. More than cap(dst) levels fails the scan,
+// so cap(dst) bounds what a fast path takes.
+func (f *Fast) Levels(dst []bridge.Level) []bridge.Level {
+	dst = dst[:0]
+	f.Lit("[")
+	if f.Opt("]") {
+		return dst
+	}
+	for f.ok {
+		f.Lit(`["`)
+		p := f.Decimal()
+		f.Lit(`","`)
+		q := f.Decimal()
+		f.Lit(`"]`)
+		if !f.ok || len(dst) == cap(dst) {
+			f.ok = false
+			break
+		}
+		dst = append(dst, bridge.Level{p, q})
+		if f.Opt("]") {
+			return dst
+		}
+		f.Lit(",")
+	}
+	return dst[:0]
 }
