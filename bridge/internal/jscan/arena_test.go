@@ -254,6 +254,7 @@ func TestFastLevels(t *testing.T) {
 		{`[["1.","2"]]`, "fail"},
 		{`[[ "1","2"]]`, "fail"},
 		{`[["1","2"]`, "fail"},
+		{`[["1","2","0","3"]]`, "fail"},
 	} {
 		f := NewFast(c.in)
 		got := fmt.Sprint(f.Levels(buf[:]))
@@ -262,6 +263,32 @@ func TestFastLevels(t *testing.T) {
 		}
 		if got != c.want {
 			t.Errorf("Levels(%s) = %s, want %s", c.in, got, c.want)
+		}
+	}
+}
+
+// TestFastLevelsExtra: OKX's four-element levels keep price and size.
+func TestFastLevelsExtra(t *testing.T) {
+	var buf [2]bridge.Level
+	for _, c := range []struct {
+		in   string
+		want string
+	}{
+		{`[]`, "[]"},
+		{`[["8476.98","415","0","13"]]`, "[[8476.98 415]]"},
+		{`[["8476.98","415","0","13"],["1","0","0","0"]]`, "[[8476.98 415] [1 0]]"},
+		{`[["8476.98","415","0"]]`, "fail"},
+		{`[["8476.98","415","0","13","1"]]`, "fail"},
+		{`[["8476.98","415","0",13]]`, "fail"},
+		{`[["8476.98","415","0","1\u0033"]]`, "fail"},
+	} {
+		f := NewFast(c.in)
+		got := fmt.Sprint(f.LevelsExtra(buf[:], 2))
+		if !f.Done() {
+			got = "fail"
+		}
+		if got != c.want {
+			t.Errorf("LevelsExtra(%s, 2) = %s, want %s", c.in, got, c.want)
 		}
 	}
 }

@@ -289,7 +289,12 @@ func (f *Fast) Decimal() string {
 // (no whitespace) into dst[:0] and returns the filled prefix; the strings
 // are substrings of the input. More than cap(dst) levels fails the scan,
 // so cap(dst) bounds what a fast path takes.
-func (f *Fast) Levels(dst []bridge.Level) []bridge.Level {
+func (f *Fast) Levels(dst []bridge.Level) []bridge.Level { return f.LevelsExtra(dst, 0) }
+
+// LevelsExtra is Levels for levels of price, qty and then exactly extra
+// more plain strings, which are skipped (OKX's ["px","sz","0","orders"]:
+// extra 2).
+func (f *Fast) LevelsExtra(dst []bridge.Level, extra int) []bridge.Level {
 	dst = dst[:0]
 	f.Lit("[")
 	if f.Opt("]") {
@@ -300,6 +305,10 @@ func (f *Fast) Levels(dst []bridge.Level) []bridge.Level {
 		p := f.Decimal()
 		f.Lit(`","`)
 		q := f.Decimal()
+		for range extra {
+			f.Lit(`","`)
+			f.Str()
+		}
 		f.Lit(`"]`)
 		if !f.ok || len(dst) == cap(dst) {
 			f.ok = false
@@ -312,4 +321,15 @@ func (f *Fast) Levels(dst []bridge.Level) []bridge.Level {
 		f.Lit(",")
 	}
 	return dst[:0]
+}
+
+// Int consumes a JSON integer of 1..18 digits (no leading zero), with an
+// optional minus sign.
+func (f *Fast) Int() int64 {
+	neg := f.Opt("-")
+	n, _ := f.Uint()
+	if neg {
+		return -n
+	}
+	return n
 }
