@@ -28,7 +28,9 @@ const (
 // preArmLimit rather than limit: with many books queued behind the venue's
 // REST weight, deltas received long before the request are covered by the
 // snapshot anyway and buffering them only costs memory (each holds its
-// frame). The newest few are kept because a REST snapshot may lag the
+// frame, or the arena chunks a fast path copied its levels into: at most
+// 4 KiB of text and 4 KiB of levels, shared with the deltas decoded around
+// it). The newest few are kept because a REST snapshot may lag the
 // stream slightly. When the snapshot comes from a SnapshotRequester (the
 // control service, possibly another replica, which queues requests behind
 // the same REST weight for minutes) the moment of the fetch is unknown:

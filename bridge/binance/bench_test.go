@@ -60,10 +60,12 @@ func BenchmarkDecodeDepthStdlib(b *testing.B) {
 	frame := []byte(depthFrame20)
 	b.SetBytes(int64(len(frame)))
 	b.ReportAllocs()
+	stop := adaptertest.ReportCPU(b)
 	for b.Loop() {
 		var w stdDepth
 		if err := json.Unmarshal(frame, &w); err != nil {
 			b.Fatal(err)
 		}
 	}
+	stop()
 }

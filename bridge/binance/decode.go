@@ -165,8 +165,9 @@ func malformed(format string, args ...any) error {
 //
 // A combined-stream trade in Binance's own layout is read in place
 // (fastTrade: no copy of the frame; its id, price and quantity are copied
-// into an arena chunk shared by many trades); every other frame is copied
-// once and decoded from the copy.
+// into an arena chunk shared by many trades), and so is a depthUpdate of
+// at most 64 levels (fastDepth: its levels are copied into an arena);
+// every other frame is copied once and decoded from the copy.
 func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]bridge.Event, bridge.Frame, error) {
 	if int64(len(frame)) > a.cfg.MaxFrameBytes {
 		return dst, bridge.Frame{}, malformed("frame of %d bytes exceeds the %d-byte limit", len(frame), a.cfg.MaxFrameBytes)
@@ -175,6 +176,9 @@ func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]brid
 		return a.decodeUSDM(frame, recvTS, dst) // reads an owned copy
 	}
 	if out, ok := a.fastTrade(frame, recvTS, dst); ok {
+		return out, bridge.Frame{Kind: bridge.FrameData}, nil
+	}
+	if out, ok := a.fastDepth(frame, recvTS, dst); ok {
 		return out, bridge.Frame{Kind: bridge.FrameData}, nil
 	}
 	return a.decode(frame, recvTS, dst)

@@ -89,3 +89,64 @@ func (a *Adapter) tsMul() int64 {
 	}
 	return 1_000_000
 }
+
+// The depthUpdate layout the fast path reads, exactly as Binance sends it
+// on a combined stream, with at most fastDepthLevels levels in all.
+// Anything else goes to the general decoder (FuzzFastDepth).
+const (
+	fdData = `","data":{"e":"depthUpdate","E":`
+	fdSym  = `,"s":"`
+	fdU    = `","U":`
+	fdLast = `,"u":`
+	fdBids = `,"b":`
+	fdAsks = `,"a":`
+	fdEnd  = `}}`
+)
+
+// fastDepthLevels bounds the levels (bids and asks) of a depthUpdate the
+// fast path takes; larger ones go to the general decoder.
+const fastDepthLevels = 64
+
+// fastDepth decodes a combined-stream depthUpdate read in place (frame is
+// not copied): its levels are read into a buffer on the stack and copied
+// into an arena (jscan.Arena.CopySides), so a frame costs no allocation.
+// ok is false, and dst unchanged, for any frame it does not fully accept:
+// the caller then runs the general decoder.
+func (a *Adapter) fastDepth(frame []byte, recvTS int64, dst []bridge.Event) ([]bridge.Event, bool) {
+	if len(frame) == 0 {
+		return dst, false
+	}
+	f := jscan.NewFast(unsafe.String(&frame[0], len(frame)))
+	f.Lit(ftStream)
+	f.Str()
+	f.Lit(fdData)
+	et, _ := f.Uint()
+	f.Lit(fdSym)
+	symRaw := f.Str()
+	f.Lit(fdU)
+	first, _ := f.Uint()
+	f.Lit(fdLast)
+	last, _ := f.Uint()
+	f.Lit(fdBids)
+	var buf [fastDepthLevels]bridge.Level
+	bids := f.Levels(buf[:])
+	f.Lit(fdAsks)
+	asks := f.Levels(buf[len(bids):])
+	f.Lit(fdEnd)
+	if !f.Done() || symRaw == "" || first > last || et > math.MaxInt64/a.tsMul() {
+		return dst, false
+	}
+	sym, err := a.core.Syms.Intern(symRaw)
+	if err != nil {
+		return dst, false
+	}
+	// The copies go to other variables than bids and asks: escape analysis
+	// does not tell the two apart, and would move buf to the heap.
+	ar := a.arenas.Get()
+	ob, oa := ar.CopySides(bids, asks)
+	a.arenas.Put(ar)
+	return append(dst, bridge.Event{
+		Type: bridge.EventBookDelta, Exchange: Name, Symbol: sym, TS: et * a.tsMul(), RecvTS: recvTS,
+		FirstID: first, LastID: last, Bids: ob, Asks: oa,
+	}), true
+}

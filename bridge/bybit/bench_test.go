@@ -23,6 +23,39 @@ func BenchmarkDecodeDepth(b *testing.B) {
 	adaptertest.BenchDecode(b, a, bookDelta)
 }
 
+// general is the general decoder alone (no fast path), as Decode was
+// before the fast paths.
+type general struct{ *Adapter }
+
+func (g general) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]bridge.Event, bridge.Frame, error) {
+	return g.decode(frame, recvTS, dst)
+}
+
+// BenchmarkDecodeDepthGeneral is BenchmarkDecodeDepth through the general
+// decoder, the path every book frame took before fastBook (and still
+// takes when the fast path refuses it).
+func BenchmarkDecodeDepthGeneral(b *testing.B) {
+	a := newTest(b, Config{})
+	a.URL([]bridge.Topic{{Symbol: "BTCUSDT", Channel: bridge.ChannelBook}})
+	adaptertest.BenchDecode(b, general{a}, bookDelta)
+}
+
+// BenchmarkDecodeDepthStdlib is the encoding/json reference for
+// BenchmarkDecodeDepth (no validation of decimals or symbols).
+func BenchmarkDecodeDepthStdlib(b *testing.B) {
+	frame := []byte(bookDelta)
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	stop := adaptertest.ReportCPU(b)
+	for b.Loop() {
+		var w stdBook
+		if err := json.Unmarshal(frame, &w); err != nil || len(w.Data.B) != 3 {
+			b.Fatal(err)
+		}
+	}
+	stop()
+}
+
 // stdTrades declares the keys of a publicTrade frame for encoding/json.
 type stdTrades struct {
 	Topic string `json:"topic"`

@@ -96,11 +96,14 @@ func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]brid
 	if out, ok := a.fastTrades(frame, recvTS, dst); ok {
 		return out, bridge.Frame{Kind: bridge.FrameData}, nil
 	}
+	if out, ok := a.fastBook(frame, recvTS, dst); ok {
+		return out, bridge.Frame{Kind: bridge.FrameData}, nil
+	}
 	return a.decode(frame, recvTS, dst)
 }
 
-// decode is the general decoder, for every frame the fast path
-// (fastTrades) does not take. It reads an owned copy of the frame.
+// decode is the general decoder, for every frame the fast paths
+// (fastTrades, fastBook) do not take. It reads an owned copy of the frame.
 func (a *Adapter) decode(frame []byte, recvTS int64, dst []bridge.Event) ([]bridge.Event, bridge.Frame, error) {
 	n0 := len(dst)
 	sc := jscan.New(string(frame))

@@ -116,3 +116,78 @@ func (a *Adapter) fastTrades(frame []byte, recvTS int64, dst []bridge.Event) (_ 
 	}
 	return dst, true
 }
+
+// The books push layout the fast path reads, exactly as OKX sends it:
+// {"arg":{"channel":"books","instId":..},"action":"snapshot"|"update",
+// "data":[{"asks":[..],"bids":[..],"ts":"..","checksum":..,"prevSeqId":..,
+// "seqId":..}]} with ["px","sz","0","orders"] levels, at most
+// fastBookLevels in all. Anything else goes to the general decoder
+// (FuzzFastBook).
+const (
+	fbArg    = `{"arg":{"channel":"books","instId":"`
+	fbAction = `"},"action":"`
+	fbAsks   = `","data":[{"asks":`
+	fbBids   = `,"bids":`
+	fbTS     = `,"ts":"`
+	fbSum    = `","checksum":`
+	fbPrev   = `,"prevSeqId":`
+	fbSeq    = `,"seqId":`
+	fbEnd    = `}]}`
+)
+
+// fastBookLevels bounds the levels (asks and bids) of a books push the
+// fast path takes: updates, not the 400-level snapshots.
+const fastBookLevels = 64
+
+// fastBook decodes a books snapshot or update read in place (frame is not
+// copied): its levels are read into a buffer on the stack and copied into
+// an arena (jscan.Arena.CopySides), so a push costs no allocation. ok is
+// false, and dst unchanged, for any frame it does not fully accept: the
+// caller then runs the general decoder.
+func (a *Adapter) fastBook(frame []byte, recvTS int64, dst []bridge.Event) (_ []bridge.Event, ok bool) {
+	if len(frame) == 0 {
+		return dst, false
+	}
+	f := jscan.NewFast(unsafe.String(&frame[0], len(frame)))
+	f.Lit(fbArg)
+	inst := f.Str()
+	f.Lit(fbAction)
+	action := f.Str()
+	f.Lit(fbAsks)
+	var buf [fastBookLevels]bridge.Level
+	asks := f.LevelsExtra(buf[:], 2)
+	f.Lit(fbBids)
+	bids := f.LevelsExtra(buf[len(asks):], 2)
+	f.Lit(fbTS)
+	ms, _ := f.Uint()
+	f.Lit(fbSum)
+	f.Int()
+	f.Lit(fbPrev)
+	prev := f.Int()
+	f.Lit(fbSeq)
+	seq, _ := f.Uint()
+	f.Lit(fbEnd)
+	if !f.Done() || inst == "" || ms > math.MaxInt64/1_000_000 {
+		return dst, false
+	}
+	ev := bridge.Event{Exchange: a.core.Name, TS: ms * 1_000_000, RecvTS: recvTS, LastID: seq}
+	switch {
+	case action == "snapshot":
+		ev.Type = bridge.EventBookSnapshot
+	case action == "update" && prev >= 0:
+		ev.Type = bridge.EventBookDelta
+		ev.PrevID = prev
+		ev.FirstID = prev + 1
+	default:
+		return dst, false
+	}
+	sym, err := a.core.Syms.Intern(inst)
+	if err != nil {
+		return dst, false
+	}
+	ev.Symbol = sym
+	ar := a.arenas.Get()
+	ev.Bids, ev.Asks = ar.CopySides(bids, asks)
+	a.arenas.Put(ar)
+	return append(dst, ev), true
+}

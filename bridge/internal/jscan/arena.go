@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/qldata/mdbridge/bridge"
 )
 
 // ArenaChunk is the size of the chunks an Arena copies strings into.
@@ -30,8 +32,14 @@ const arenaMaxString = ArenaChunk / 8
 // An Arena is not safe for concurrent use; Arenas hands one to each
 // concurrent caller.
 type Arena struct {
-	buf []byte // current chunk: len is the used part
+	buf []byte         // current chunk: len is the used part
+	lv  []bridge.Level // current level chunk (CopySides): len is the used part
 }
+
+// LevelChunk is the number of levels in the chunks CopySides carves book
+// sides from (4 KiB); a book frame with more than a quarter of that gets
+// an allocation of its own.
+const LevelChunk = 128
 
 // Copy returns a copy of s that does not share memory with s.
 func (a *Arena) Copy(s string) string {
@@ -67,6 +75,74 @@ func (a *Arena) Copy3(x, y, z string) (string, string, string) {
 	a.buf = append(a.buf, z...)
 	b := a.buf[start:]
 	return sub(b, 0, len(x)), sub(b, len(x), len(y)), sub(b, len(x)+len(y), len(z))
+}
+
+// CopySides returns owned copies of a book's bid and ask levels (read in
+// place from a frame that will be reused): the level slices are carved
+// from a level chunk, each capacity-limited so appending to one cannot
+// overwrite the other or a later frame's levels, and their strings are
+// copied into the string chunk with one capacity check when they fit
+// (arenaMaxString bytes in all), else one Copy each. An empty side is nil.
+// Like the string chunks, a level chunk is never written again once
+// carved, so the returned slices stay as they are for as long as they are
+// held; a held slice pins its chunk (LevelChunk levels).
+func (a *Arena) CopySides(bids, asks []bridge.Level) (ob, oa []bridge.Level) {
+	nb, na := len(bids), len(asks)
+	n := nb + na
+	if n == 0 {
+		return nil, nil
+	}
+	var lv []bridge.Level
+	if n > LevelChunk/4 {
+		lv = make([]bridge.Level, n)
+	} else {
+		if cap(a.lv)-len(a.lv) < n {
+			a.lv = make([]bridge.Level, 0, LevelChunk)
+		}
+		start := len(a.lv)
+		a.lv = a.lv[:start+n]
+		lv = a.lv[start : start+n : start+n]
+	}
+	text := 0
+	for _, l := range bids {
+		text += len(l[0]) + len(l[1])
+	}
+	for _, l := range asks {
+		text += len(l[0]) + len(l[1])
+	}
+	if text == 0 || text > arenaMaxString {
+		for i, l := range bids {
+			lv[i] = bridge.Level{a.Copy(l[0]), a.Copy(l[1])}
+		}
+		for i, l := range asks {
+			lv[nb+i] = bridge.Level{a.Copy(l[0]), a.Copy(l[1])}
+		}
+	} else {
+		if cap(a.buf)-len(a.buf) < text {
+			a.buf = make([]byte, 0, ArenaChunk)
+		}
+		b := a.buf[len(a.buf) : len(a.buf)+text]
+		a.buf = a.buf[:len(a.buf)+text]
+		at := 0
+		put := func(s string) string {
+			copy(b[at:], s)
+			at += len(s)
+			return sub(b, at-len(s), len(s))
+		}
+		for i, l := range bids {
+			lv[i] = bridge.Level{put(l[0]), put(l[1])}
+		}
+		for i, l := range asks {
+			lv[nb+i] = bridge.Level{put(l[0]), put(l[1])}
+		}
+	}
+	if nb > 0 {
+		ob = lv[:nb:nb]
+	}
+	if na > 0 {
+		oa = lv[nb:]
+	}
+	return ob, oa
 }
 
 // sub returns b[at:at+n] as a string sharing b's memory ("" when n is 0,

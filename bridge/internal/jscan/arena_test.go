@@ -1,10 +1,14 @@
 package jscan
 
 import (
+	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"unsafe"
+
+	"github.com/qldata/mdbridge/bridge"
 )
 
 // TestArenaCopy: copies are equal to their source, share no memory with
@@ -174,5 +178,117 @@ func TestArenasCopy3Concurrent(t *testing.T) {
 	}
 	if x, y, z := as.Copy3("", "", ""); x != "" || y != "" || z != "" {
 		t.Error("empty Copy3")
+	}
+}
+
+// TestArenaCopySides: the copied sides equal their sources, share no
+// memory with the frame they were read from, are capacity-limited (an
+// append to one cannot reach the other or a later frame's levels), stay
+// unchanged while later frames fill and replace the chunks, and empty
+// sides are nil; sides over the packed limits (levels or text) work too.
+func TestArenaCopySides(t *testing.T) {
+	var a Arena
+	frame := []byte("30247.20|30.028|30245.40|0.224|30248.70|0")
+	s := unsafe.String(&frame[0], len(frame))
+	bids := []bridge.Level{{s[0:8], s[9:15]}, {s[16:24], s[25:30]}}
+	asks := []bridge.Level{{s[31:39], s[40:]}}
+	ob, oa := a.CopySides(bids, asks)
+	want := fmt.Sprint(bids, asks)
+	for i := range frame {
+		frame[i] = '#'
+	}
+	if got := fmt.Sprint(ob, oa); got != want {
+		t.Fatalf("CopySides = %s, want %s (changed with the frame)", got, want)
+	}
+	if cap(ob) != 2 || cap(oa) != 1 {
+		t.Fatalf("capacities %d %d, want 2 1", cap(ob), cap(oa))
+	}
+	if b, a := a.CopySides(nil, asks[:0]); b != nil || a != nil {
+		t.Fatalf("empty sides %v %v, want nil", b, a)
+	}
+	type kept struct {
+		b, a []bridge.Level
+		want string
+	}
+	var all []kept
+	for i := range 3 * LevelChunk {
+		n := 1 + i%(LevelChunk/2) // some over LevelChunk/4
+		var b, as []bridge.Level
+		for j := range n {
+			l := bridge.Level{strconv.Itoa(i) + "." + strconv.Itoa(j), strings.Repeat("1", 1+j%70)}
+			if j%2 == 0 {
+				b = append(b, l)
+			} else {
+				as = append(as, l)
+			}
+		}
+		w := fmt.Sprint(b, as)
+		ob, oa := a.CopySides(b, as)
+		for j := range b {
+			b[j] = bridge.Level{"x", "x"}
+		}
+		all = append(all, kept{ob, oa, w})
+	}
+	for i, k := range all {
+		if got := fmt.Sprint(k.b, k.a); got != k.want {
+			t.Fatalf("frame %d: %s, want %s", i, got, k.want)
+		}
+	}
+}
+
+// TestFastLevels: Levels reads level arrays up to cap(dst) and fails on
+// more, on a non-decimal or on any other shape.
+func TestFastLevels(t *testing.T) {
+	var buf [2]bridge.Level
+	for _, c := range []struct {
+		in   string
+		want string
+	}{
+		{`[]`, "[]"},
+		{`[["1.5","2"]]`, "[[1.5 2]]"},
+		{`[["1.5","2"],["1","0"]]`, "[[1.5 2] [1 0]]"},
+		{`[["1.5","2"],["1","0"],["3","4"]]`, "fail"},
+		{`[["1.5","2"],]`, "fail"},
+		{`[["1.5","2","3"]]`, "fail"},
+		{`[["1.5"]]`, "fail"},
+		{`[["1.","2"]]`, "fail"},
+		{`[[ "1","2"]]`, "fail"},
+		{`[["1","2"]`, "fail"},
+		{`[["1","2","0","3"]]`, "fail"},
+	} {
+		f := NewFast(c.in)
+		got := fmt.Sprint(f.Levels(buf[:]))
+		if !f.Done() {
+			got = "fail"
+		}
+		if got != c.want {
+			t.Errorf("Levels(%s) = %s, want %s", c.in, got, c.want)
+		}
+	}
+}
+
+// TestFastLevelsExtra: OKX's four-element levels keep price and size.
+func TestFastLevelsExtra(t *testing.T) {
+	var buf [2]bridge.Level
+	for _, c := range []struct {
+		in   string
+		want string
+	}{
+		{`[]`, "[]"},
+		{`[["8476.98","415","0","13"]]`, "[[8476.98 415]]"},
+		{`[["8476.98","415","0","13"],["1","0","0","0"]]`, "[[8476.98 415] [1 0]]"},
+		{`[["8476.98","415","0"]]`, "fail"},
+		{`[["8476.98","415","0","13","1"]]`, "fail"},
+		{`[["8476.98","415","0",13]]`, "fail"},
+		{`[["8476.98","415","0","1\u0033"]]`, "fail"},
+	} {
+		f := NewFast(c.in)
+		got := fmt.Sprint(f.LevelsExtra(buf[:], 2))
+		if !f.Done() {
+			got = "fail"
+		}
+		if got != c.want {
+			t.Errorf("LevelsExtra(%s, 2) = %s, want %s", c.in, got, c.want)
+		}
 	}
 }

@@ -1,6 +1,10 @@
 package jscan
 
-import "math/bits"
+import (
+	"math/bits"
+
+	"github.com/qldata/mdbridge/bridge"
+)
 
 // Fast reads a frame of one exact, known layout (the adapters' fast paths
 // for their most frequent frames): each step consumes an expected literal
@@ -279,4 +283,53 @@ func (f *Fast) Decimal() string {
 	}
 	f.pos = i
 	return f.s[start:i]
+}
+
+// Levels consumes an array of ["price","qty"] pairs of decimal strings
+// (no whitespace) into dst[:0] and returns the filled prefix; the strings
+// are substrings of the input. More than cap(dst) levels fails the scan,
+// so cap(dst) bounds what a fast path takes.
+func (f *Fast) Levels(dst []bridge.Level) []bridge.Level { return f.LevelsExtra(dst, 0) }
+
+// LevelsExtra is Levels for levels of price, qty and then exactly extra
+// more plain strings, which are skipped (OKX's ["px","sz","0","orders"]:
+// extra 2).
+func (f *Fast) LevelsExtra(dst []bridge.Level, extra int) []bridge.Level {
+	dst = dst[:0]
+	f.Lit("[")
+	if f.Opt("]") {
+		return dst
+	}
+	for f.ok {
+		f.Lit(`["`)
+		p := f.Decimal()
+		f.Lit(`","`)
+		q := f.Decimal()
+		for range extra {
+			f.Lit(`","`)
+			f.Str()
+		}
+		f.Lit(`"]`)
+		if !f.ok || len(dst) == cap(dst) {
+			f.ok = false
+			break
+		}
+		dst = append(dst, bridge.Level{p, q})
+		if f.Opt("]") {
+			return dst
+		}
+		f.Lit(",")
+	}
+	return dst[:0]
+}
+
+// Int consumes a JSON integer of 1..18 digits (no leading zero), with an
+// optional minus sign.
+func (f *Fast) Int() int64 {
+	neg := f.Opt("-")
+	n, _ := f.Uint()
+	if neg {
+		return -n
+	}
+	return n
 }
