@@ -115,7 +115,7 @@ func (sh *shard) open(ctx context.Context, reconnect bool) (*conn, error) {
 	}
 	sh.mu.Lock()
 	sh.primary = c
-	recent := sh.onNewPrimary(reconnect)
+	recent := sh.onNewPrimary(c, reconnect)
 	c.start() // under mu: its first frames wait for the symbols to be prepared
 	sh.mu.Unlock()
 	sh.setConnID(c.id)

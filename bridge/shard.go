@@ -384,26 +384,40 @@ func (sh *shard) housekeeping() {
 	}
 }
 
+// tradesSinceMargin is how much earlier than its connection's opening a
+// symbol's first trades may be backfilled (tradeSync.since): the clock
+// offset may not be measured yet. The trades of that margin a previous
+// owner published are msg-ID duplicates within the stream's window.
+const tradesSinceMargin = 2 * time.Second
+
 // onNewPrimary prepares the symbols for the first frames of a new primary
-// connection after a loss (not a rotation). Called with mu held, before the
-// connection reads. It returns the symbols that need a recent-trades repair
-// once subscribed.
-func (sh *shard) onNewPrimary(reconnect bool) []*symbol {
-	if !reconnect {
-		return nil
-	}
+// connection c after a loss (not a rotation). Called with mu held, before
+// the connection reads. It returns the symbols that need a recent-trades
+// repair once subscribed. On every new primary, the symbols without a
+// trade emitted yet note when trades may start arriving (tradeSync.since).
+func (sh *shard) onNewPrimary(c *conn, reconnect bool) []*symbol {
 	var recent []*symbol
-	_, canRecent := sh.st.cfg.Exchange.(RecentTrader)
-	sh.scheduleQuietCheck()
+	if reconnect {
+		_, canRecent := sh.st.cfg.Exchange.(RecentTrader)
+		sh.scheduleQuietCheck()
+		for _, sym := range sh.list {
+			if sym.stream != nil {
+				sym.stream.reset() // the new subscription starts with a snapshot
+			}
+			if sym.ch != nil {
+				sym.ch.reconnected()
+			}
+			t := &sym.trades
+			if canRecent && t.track && sh.chans&ChannelTrade != 0 && (t.byID || t.lastID == "") && t.startRecent() {
+				recent = append(recent, sym)
+			}
+		}
+	}
+	// After the repairs: a symbol's first connection needs none.
+	from := c.opened.UnixNano() + sh.st.clockOffset() - int64(tradesSinceMargin)
 	for _, sym := range sh.list {
-		if sym.stream != nil {
-			sym.stream.reset() // the new subscription starts with a snapshot
-		}
-		if sym.ch != nil {
-			sym.ch.reconnected()
-		}
-		if canRecent && sym.trades.track && sh.chans&ChannelTrade != 0 && sym.trades.byID && sym.trades.startRecent() {
-			recent = append(recent, sym)
+		if t := &sym.trades; t.since == 0 && t.lastID == "" {
+			t.since = from
 		}
 	}
 	return recent

@@ -54,6 +54,13 @@ type tradeSync struct {
 	lastID string // last emitted id
 	lastTS int64  // exchange time of the last emitted trade
 	byID   bool   // the last emitted trade had no consecutive id (Bybit)
+	// since is the exchange time (Unix ns) from which a connection could
+	// deliver the symbol's trades, set when the first one was registered
+	// (0: none yet). A recent-trades repair before any trade was emitted
+	// starts from it: the trades the venue sent to a lost connection that
+	// never arrived (a reset discards what the kernel had not delivered)
+	// are not revealed by any later trade.
+	since int64
 
 	resumed bool // the sequence was seeded at start by a TradeResumer
 }
@@ -261,9 +268,9 @@ func (t *tradeSync) replay(now time.Time, out []Event, c *symbolCounters) []Even
 // startRecent puts a non-consecutive-id symbol into repair mode ahead of a
 // recent-trades backfill: live trades are buffered until finishRecent. It
 // reports false when there is nothing to repair against (no trade emitted
-// yet) or a repair already runs.
+// and no connection registered before) or a repair already runs.
 func (t *tradeSync) startRecent() bool {
-	if t.repairing || t.lastID == "" {
+	if t.repairing || (t.lastID == "" && t.since == 0) {
 		return false
 	}
 	t.repairing = true
@@ -273,8 +280,9 @@ func (t *tradeSync) startRecent() bool {
 
 // finishRecent applies a recent-trades answer: trades after the last one
 // emitted (found by id; if it is not in the answer, those not older than its
-// exchange time) are emitted in time order unless already emitted, then the
-// live trades buffered meanwhile are replayed. It reports whether the answer
+// exchange time; with none emitted yet, those not older than since) are
+// emitted in time order unless already emitted, then the live trades
+// buffered meanwhile are replayed. It reports whether the answer
 // did not reach back to the last emitted trade (trades may be missing; the
 // caller counts a gap and logs it).
 func (t *tradeSync) finishRecent(recent []Event, now time.Time, out []Event, c *symbolCounters) ([]Event, bool) {
@@ -288,9 +296,13 @@ func (t *tradeSync) finishRecent(recent []Event, now time.Time, out []Event, c *
 	}
 	short := false
 	if start < 0 {
+		from := t.lastTS
+		if t.lastID == "" {
+			from = t.since
+		}
 		start = len(recent)
 		for i := range recent {
-			if recent[i].TS >= t.lastTS {
+			if recent[i].TS >= from {
 				start = i
 				break
 			}

@@ -64,11 +64,18 @@ type pingRec struct {
 	at      time.Time
 }
 
-// pend is a written, not yet flushed, range of series ids.
+// pend is a written, not yet flushed, range of series ids; end is the
+// offset just past its last frame in the connection's outbound bytes.
 type pend struct {
 	ser    *series
 	lo, hi int64
+	end    int64
 }
+
+// sentKeep is how far back (in outbound bytes) a connection remembers its
+// committed ranges: more than a kernel send buffer holds, so the ranges
+// still unsent when the connection is closed can be found (inFlightAt).
+const sentKeep = 16 << 20
 
 // conn is one client WebSocket connection. A reader goroutine handles
 // client frames; a writer goroutine owns every write to the socket and
@@ -118,10 +125,18 @@ type conn struct {
 	closeAfter atomic.Int64 // data frames left before an abrupt close; 0 = off
 	lastActive atomic.Int64 // Unix ns of the last client ping or data sent (Bybit idle cut)
 
+	// flushed is the number of outbound bytes handed to the kernel (after
+	// the handshake); unsentFrom is flushed minus the kernel's unsent
+	// bytes, taken when the connection was closed (-1 before).
+	flushed    atomic.Int64
+	unsentFrom atomic.Int64
+
 	// Writer-owned state.
 	hdr     [10]byte
 	bw      *bufio.Writer
-	pending []pend
+	wrote   int64  // outbound bytes written to bw
+	pending []pend // written, not flushed
+	sent    []pend // committed, the last sentKeep bytes of them
 	rng     *rand.Rand
 	scratch []byte
 
@@ -150,6 +165,7 @@ func newConn(s *Server, v Venue, ws *websocket.Conn, path, remote string) *conn 
 	c.connID = bybitConnID(s.cfg.Seed, id)
 	c.bw = bufio.NewWriterSize(c.nc, 64<<10)
 	c.lastActive.Store(now.UnixNano())
+	c.unsentFrom.Store(-1)
 	c.rec = &connRecord{
 		ID: id, Venue: v, Path: path, Remote: remote, Opened: now,
 		delivered: map[*series]*rangeSet{},
@@ -231,8 +247,12 @@ func (c *conn) closeGraceful(code int, reason string) {
 
 // abort closes the TCP connection at once, without a close frame. Frames
 // still queued or buffered are not sent (and not recorded as delivered).
+// Frames flushed but still in the kernel's send buffer are recorded as in
+// flight at the close (see inFlightAt).
 func (c *conn) abort(reason string) {
 	c.closeOnce.Do(func() {
+		unsent, _ := unsentBytes(c.nc)
+		c.unsentFrom.Store(c.flushed.Load() - int64(unsent))
 		c.rec.setClosed(reason)
 		close(c.done)
 		_ = c.nc.Close()
@@ -590,14 +610,27 @@ func (c *conn) writeFrame(f outFrame) bool {
 // socket, so a client never sees a frame the truth does not list yet.
 func (c *conn) writeData(f outFrame) {
 	if f.ser != nil {
+		end := c.wrote + int64(wsHeaderLen(len(f.b))+len(f.b))
 		if n := len(c.pending); n > 0 && c.pending[n-1].ser == f.ser && c.pending[n-1].hi+1 == f.lo {
-			c.pending[n-1].hi = f.hi
+			c.pending[n-1].hi, c.pending[n-1].end = f.hi, end
 		} else {
-			c.pending = append(c.pending, pend{f.ser, f.lo, f.hi})
+			c.pending = append(c.pending, pend{f.ser, f.lo, f.hi, end})
 		}
 	}
 	c.writeWS(opText, f.b)
 	c.rec.sent.Add(1)
+}
+
+// wsHeaderLen is the header length of an unmasked server frame of n
+// payload bytes.
+func wsHeaderLen(n int) int {
+	switch {
+	case n < 126:
+		return 2
+	case n <= math.MaxUint16:
+		return 4
+	}
+	return 10
 }
 
 // writeWS frames p as one unmasked, unfragmented server frame.
@@ -621,8 +654,10 @@ func (c *conn) writeWS(op byte, p []byte) {
 		return
 	}
 	_, _ = c.bw.Write(hdr[:h])
+	c.wrote += int64(h)
 	if len(p) <= c.bw.Available() {
 		_, _ = c.bw.Write(p)
+		c.wrote += int64(len(p))
 		return
 	}
 	// A frame larger than the buffer (an oversized malformed frame) goes
@@ -634,6 +669,7 @@ func (c *conn) writeWS(op byte, p []byte) {
 	for len(p) > 0 {
 		n := min(len(p), c.bw.Available())
 		_, _ = c.bw.Write(p[:n])
+		c.wrote += int64(n)
 		if !c.flush() {
 			return
 		}
@@ -654,6 +690,7 @@ func (c *conn) flush() bool {
 	}
 	if len(c.pending) > 0 {
 		c.rec.commit(c.pending)
+		c.keepSent(c.pending)
 		c.pending = c.pending[:0]
 		c.lastActive.Store(time.Now().UnixNano())
 	}
@@ -663,14 +700,54 @@ func (c *conn) flush() bool {
 			c.abort("write: " + err.Error())
 			return false
 		}
+		c.flushed.Store(c.wrote)
 	}
 	return true
+}
+
+// keepSent remembers committed ranges with their byte offsets for
+// inFlightAt, forgetting those more than sentKeep bytes back.
+func (c *conn) keepSent(ps []pend) {
+	k := 0
+	for k < len(c.sent) && c.sent[k].end < c.wrote-sentKeep {
+		k++
+	}
+	if k > 0 {
+		n := copy(c.sent, c.sent[k:])
+		c.sent = c.sent[:n]
+	}
+	c.sent = append(c.sent, ps...)
+}
+
+// inFlightAt records as in flight at the close the committed ranges whose
+// frames end past offset from: when the connection was closed they were
+// still in the kernel's send buffer (or not handed to it), and a client
+// write arriving after the close makes the kernel reset the connection
+// and discard them (the client then never receives them, through no fault
+// of its own). They stay recorded as delivered: they may have arrived.
+// Writer goroutine, after the close.
+func (c *conn) inFlightAt(from int64) {
+	if from < 0 {
+		return
+	}
+	var in []pend
+	for _, p := range c.sent {
+		if p.end > from {
+			in = append(in, p)
+		}
+	}
+	if len(in) > 0 {
+		c.rec.markInFlight(in)
+	}
+	c.sent = nil
 }
 
 // teardown runs when the writer exits: it closes the socket, stops the
 // timers and removes the connection from every market.
 func (c *conn) teardown() {
 	c.abort("closed")
+	c.inFlightAt(c.unsentFrom.Load())
+	c.rec.setEnded()
 	c.mu.Lock()
 	c.closed = true
 	for _, t := range c.timers {

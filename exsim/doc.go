@@ -49,7 +49,12 @@
 // frames still queued or buffered when a connection is cut are not
 // delivered; a write that fails midway counts as delivered (the client may
 // have received part of it), so "never delivered" is always a safe claim.
-// Truth reports, per market and
+// Delivered is not received: when a connection closes with bytes the
+// client has not acknowledged (a client behind in reading), a client
+// write after the close makes the kernel reset the connection and discard
+// them. Their ids are also reported in flight at the close
+// (SeriesTruth.InFlight; Linux measures the unacknowledged bytes, other
+// systems only the frames not yet handed to the kernel). Truth reports, per market and
 // series, the ids generated, delivered per connection, and never
 // delivered, as compact ranges. The server keeps per-connection records
 // for open connections and the last Config.ClosedConns closed ones; the

@@ -27,6 +27,10 @@ type connRecord struct {
 	closed    time.Time
 	reason    string
 	delivered map[*series]*rangeSet
+	// inflight are delivered ids whose frames were still unsent when the
+	// connection was closed (conn.inFlightAt).
+	inflight  map[*series]*rangeSet
+	ended     bool // the writer has finished: nothing more is recorded
 	dups      uint64
 	gaps      uint64
 	muted     uint64
@@ -51,6 +55,30 @@ func (r *connRecord) commit(ps []pend) {
 		if s == nil {
 			s = &rangeSet{}
 			r.delivered[p.ser] = s
+		}
+		s.add(p.lo, p.hi)
+	}
+}
+
+// setEnded records that the connection's writer has finished.
+func (r *connRecord) setEnded() {
+	r.mu.Lock()
+	r.ended = true
+	r.mu.Unlock()
+}
+
+// markInFlight records ranges as in flight at the close.
+func (r *connRecord) markInFlight(ps []pend) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.inflight == nil {
+		r.inflight = map[*series]*rangeSet{}
+	}
+	for _, p := range ps {
+		s := r.inflight[p.ser]
+		if s == nil {
+			s = &rangeSet{}
+			r.inflight[p.ser] = s
 		}
 		s.add(p.lo, p.hi)
 	}
@@ -104,6 +132,13 @@ type SeriesTruth struct {
 	// PerConn maps connection ids to the ids delivered on them (open
 	// connections and the closed ones Conns still lists).
 	PerConn map[uint64][]Range `json:"per_conn,omitempty"`
+	// InFlight maps closed connections (of PerConn) to the ids of PerConn
+	// whose frames were still in the kernel's send buffer when the
+	// simulator closed the connection. A client that writes after the
+	// close (a ping) makes the kernel reset the connection and discard
+	// them: they may never have reached the client. Written is not
+	// received for them.
+	InFlight map[uint64][]Range `json:"in_flight,omitempty"`
 }
 
 // Truth is the ground truth of one market.
@@ -150,6 +185,12 @@ func (s *Server) Truth(v Venue, symbol string) (Truth, error) {
 				rs := d.ranges()
 				st.PerConn[r.ID] = rs
 				lists = append(lists, rs)
+			}
+			if d := r.inflight[ser]; d != nil {
+				if st.InFlight == nil {
+					st.InFlight = map[uint64][]Range{}
+				}
+				st.InFlight[r.ID] = d.ranges()
 			}
 			r.mu.Unlock()
 		}

@@ -14,7 +14,9 @@
 //     the system picks (kept across restarts, so it can be stopped and
 //     restarted in place), one loopback
 //     TCP proxy per replica (so every simulator connection can be traced to
-//     the replica and replica generation that opened it), and the replicas
+//     the replica and replica generation that opened it; when the
+//     simulator closes, it passes on every byte and half-closes, so that a
+//     bridge behind in reading loses nothing to a reset), and the replicas
 //     built by internal/node, as `mdbridge run` is in cluster mode (a
 //     membership bucket, rendezvous assignment of the (exchange, symbol)
 //     units, make-before-break handover; short heartbeat and expiry so

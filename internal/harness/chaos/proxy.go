@@ -1,7 +1,6 @@
 package chaos
 
 import (
-	"io"
 	"net"
 	"sort"
 	"sync"
@@ -13,7 +12,9 @@ import (
 // remote address is the proxy's outbound socket) to the replica generation
 // that opened it. It forwards bytes unchanged in both directions; when the
 // simulator closes (or cuts) a connection, the bytes it wrote before are
-// still delivered to the bridge, then the bridge side is closed.
+// still delivered to the bridge, then the bridge side is half-closed (the
+// bridge reads them, then the end), and the bridge's side is closed once
+// the bridge closes it (see pipeDown).
 type proxy struct {
 	ln     net.Listener
 	target string
@@ -85,21 +86,81 @@ func (p *proxy) accept() {
 		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
 		p.mu.Unlock()
 		p.wg.Add(2)
-		go p.pipe(c, up)
-		go p.pipe(up, c)
+		gone := make(chan struct{})
+		go p.pipeDown(c, up, gone)
+		go p.pipeUp(up, c, gone)
 	}
 }
 
-// pipe copies src to dst; when src ends it closes both (the other pipe
-// then ends too).
-func (p *proxy) pipe(dst, src net.Conn) {
+// pipeDown passes the simulator's bytes (up) to the bridge (down). When
+// the simulator ends the connection, the bridge's side is half-closed: the
+// bytes are on their way and the bridge reads them, then the end. Closing
+// it instead (as the proxy did) lost them whenever the bridge was behind:
+// a socket closed while its peer keeps writing (the bridge's ping) is
+// reset, and a reset discards what the kernel has not delivered yet, so
+// trades the simulator had written to a live replica's connection never
+// reached it (issue 15). The bridge's side is closed by pipeUp, when the
+// bridge closes it. gone is closed once the simulator's side has ended.
+func (p *proxy) pipeDown(down, up net.Conn, gone chan struct{}) {
 	defer p.wg.Done()
-	_, _ = io.Copy(dst, src)
-	dst.Close()
-	src.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := up.Read(buf)
+		if n > 0 {
+			if _, werr := down.Write(buf[:n]); werr != nil {
+				p.closePair(down, up) // the bridge has gone
+				close(gone)
+				return
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	close(gone)
+	up.Close()
+	if tc, ok := down.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+		return
+	}
+	down.Close()
+}
+
+// pipeUp passes the bridge's bytes (down) to the simulator (up) until the
+// bridge closes its side, then closes both. Once the simulator's side has
+// ended (gone), or a write to it fails, the bridge's bytes are read and
+// discarded: they must not pile up unread, or closing the socket would
+// reset it.
+func (p *proxy) pipeUp(up, down net.Conn, gone chan struct{}) {
+	defer p.wg.Done()
+	buf := make([]byte, 32<<10)
+	forward := true
+	for {
+		n, err := down.Read(buf)
+		if n > 0 && forward {
+			select {
+			case <-gone:
+				forward = false
+			default:
+				if _, werr := up.Write(buf[:n]); werr != nil {
+					forward = false
+				}
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	p.closePair(down, up)
+}
+
+// closePair closes both sides of a proxied connection.
+func (p *proxy) closePair(a, b net.Conn) {
+	a.Close()
+	b.Close()
 	p.mu.Lock()
-	delete(p.conns, dst)
-	delete(p.conns, src)
+	delete(p.conns, a)
+	delete(p.conns, b)
 	p.mu.Unlock()
 }
 

@@ -85,6 +85,13 @@ type TradeResult struct {
 	// Missing, classified by the connections the simulator wrote them to:
 	NeverDelivered int64 `json:"never_delivered"` // written to no bridge connection (every replica was disconnected)
 	KilledReplica  int64 `json:"killed_replica"`  // written only to replica generations that were then killed
+	// InTransit were written to live replicas' connections only in their
+	// last bytes when the simulator closed them: still unacknowledged in
+	// the simulator's kernel send buffer, which the reset a client write
+	// after the close provokes discards (exsim SeriesTruth.InFlight). The
+	// bridge may never have received them; a Bybit reconnect backfills
+	// the recent trades, but only once the stream has emitted a trade.
+	InTransit int64 `json:"in_transit"`
 	// LostByBridge were written to a live replica's connection and are not
 	// in the stream: LostCounted of them fall in loss episodes (runs of
 	// consecutive missing trades) the bridge's missing and dropped
@@ -341,7 +348,7 @@ func (acc *marketAcc) tradeResult(mt MarketTruth, conns map[uint64]ConnFate, cou
 	// Missing: generated ids not stored, walked as ranges; each range is
 	// one loss episode.
 	classify := func(id int64) string {
-		var any, allKilled = false, true
+		var any, allKilled, reached = false, true, false
 		for conn, rs := range mt.Trades.PerConn {
 			if !rangesContain(rs, id) {
 				continue
@@ -349,6 +356,9 @@ func (acc *marketAcc) tradeResult(mt MarketTruth, conns map[uint64]ConnFate, cou
 			any = true
 			if !conns[conn].Killed {
 				allKilled = false
+				// A live replica's connection received it unless it was
+				// still in flight when the simulator closed it.
+				reached = reached || !rangesContain(mt.Trades.InFlight[conn], id)
 			}
 		}
 		switch {
@@ -356,6 +366,8 @@ func (acc *marketAcc) tradeResult(mt MarketTruth, conns map[uint64]ConnFate, cou
 			return "never"
 		case allKilled:
 			return "killed"
+		case !reached:
+			return "transit"
 		default:
 			return "lost"
 		}
@@ -377,6 +389,9 @@ func (acc *marketAcc) tradeResult(mt MarketTruth, conns map[uint64]ConnFate, cou
 				if exactTrades(mt.Venue) {
 					ex("trade %d missing, delivered on %s", id, deliveredOn(mt.Trades.PerConn, id, conns))
 				}
+			case "transit":
+				tr.InTransit++
+				ex("trade %d missing, in flight when the simulator closed %s", id, deliveredOn(mt.Trades.PerConn, id, conns))
 			default:
 				tr.LostByBridge++
 				lost = append(lost, id)

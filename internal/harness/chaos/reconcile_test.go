@@ -235,3 +235,36 @@ func TestReconcileOKX(t *testing.T) {
 		t.Fatalf("stored swap trade: %+v %v", markets[0].Trades, failures)
 	}
 }
+
+// TestReconcileInFlightAtCloseIsNotLost is issue 15's accounting: a trade
+// the simulator wrote to a live replica's connection only in the last,
+// unacknowledged bytes before it closed the connection (exsim
+// SeriesTruth.InFlight) may have been discarded by the simulator's kernel
+// (a reset): it is in transit, not lost by the bridge. A trade in flight
+// on one connection and written to another live one is still lost.
+func TestReconcileInFlightAtCloseIsNotLost(t *testing.T) {
+	ordinal := func(_ exsim.Venue, _ string, id string) (int64, bool) {
+		n, err := strconv.ParseInt(strings.TrimPrefix(id, "t"), 10, 64)
+		return n, err == nil && strings.HasPrefix(id, "t")
+	}
+	truth := MarketTruth{Venue: exsim.BybitSpot, Symbol: "BTCUSDT", Trades: exsim.SeriesTruth{
+		Generated: exsim.Range{First: 1, Last: 6},
+		PerConn: map[uint64][]exsim.Range{
+			1: {{First: 1, Last: 4}}, // A#2, closed by the simulator with 3-4 unsent
+			2: {{First: 4, Last: 6}}, // B#1
+		},
+		InFlight: map[uint64][]exsim.Range{1: {{First: 3, Last: 4}}},
+	}}
+	conns := map[uint64]ConnFate{1: {Gen: "A#2"}, 2: {Gen: "B#1"}}
+	// Stored: 1, 2, 5, 6. Missing: 3 (in flight on its only connection)
+	// and 4 (in flight on conn 1, but B received it: lost).
+	msgs := streamOf(bybTrade("t1"), bybTrade("t2"), bybTrade("t5"), bybTrade("t6"))
+	markets, _ := Reconcile(msgs, ReconcileInput{Markets: []MarketTruth{truth}, Ordinal: ordinal, Conns: conns})
+	tr := markets[0].Trades
+	if tr.Missing != 2 || tr.InTransit != 1 || tr.LostByBridge != 1 || tr.LostUncounted != 1 || tr.NeverDelivered != 0 || tr.KilledReplica != 0 {
+		t.Fatalf("trades %+v", tr)
+	}
+	if !strings.Contains(strings.Join(tr.Examples, ";"), "trade 3 missing, in flight when the simulator closed conn 1 (A#2)") {
+		t.Fatalf("examples %v", tr.Examples)
+	}
+}

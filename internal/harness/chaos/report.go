@@ -452,8 +452,8 @@ func verdicts(markets []MarketResult, st StreamResult, backfilled map[string]uin
 			}
 		} else if exactTrades(exsim.Venue(m.Exchange)) {
 			if t.Missing > 0 {
-				fail("%s: %d trades missing from the stream although recoverable by id (%d never delivered on any connection, %d only to a killed replica, %d delivered to a live replica): %v",
-					name, t.Missing, t.NeverDelivered, t.KilledReplica, t.LostByBridge, t.Examples)
+				fail("%s: %d trades missing from the stream although recoverable by id (%d never delivered on any connection, %d only to a killed replica, %d in flight at a close, %d delivered to a live replica): %v",
+					name, t.Missing, t.NeverDelivered, t.KilledReplica, t.InTransit, t.LostByBridge, t.Examples)
 			}
 		} else {
 			if t.LostCounted > 0 {
@@ -461,8 +461,8 @@ func verdicts(markets []MarketResult, st StreamResult, backfilled map[string]uin
 					name, t.LostCounted, t.LostEpisodes, t.BridgeCounted)
 			}
 			if t.Missing > 0 {
-				note("%s: %d of %d trades missing: %d never delivered to any bridge connection (generated while every replica was disconnected; Bybit ids are not consecutive, so only the best-effort recent-trades backfill can bring them back: %s backfilled %d trades in total), %d received only by a replica that was killed before they were acknowledged, %d lost by a live replica",
-					name, t.Missing, t.Generated, t.NeverDelivered, m.Exchange, backfilled[m.Exchange], t.KilledReplica, t.LostByBridge)
+				note("%s: %d of %d trades missing: %d never delivered to any bridge connection (generated while every replica was disconnected; Bybit ids are not consecutive, so only the best-effort recent-trades backfill can bring them back: %s backfilled %d trades in total), %d received only by a replica that was killed before they were acknowledged, %d still in flight when the simulator closed the live replica's connection (discarded by the reset a write after the close provokes), %d lost by a live replica",
+					name, t.Missing, t.Generated, t.NeverDelivered, m.Exchange, backfilled[m.Exchange], t.KilledReplica, t.InTransit, t.LostByBridge)
 			}
 		}
 		if t.OutOfOrder > 0 {
@@ -542,17 +542,17 @@ func (rep *Report) WriteText(w io.Writer) error {
 		}
 	}
 
-	b.WriteString("\nTRADES (per connection: WRITTEN = written by the simulator to at least one bridge connection, of them IN STREAM; missing trades: NEVER written to any bridge connection / written only to a KILLED replica / LOST although written to a live replica, COUNTED or UNCOUNTED by the bridge's missing+dropped counters in EPISODES of consecutive missing trades)\n")
+	b.WriteString("\nTRADES (per connection: WRITTEN = written by the simulator to at least one bridge connection, of them IN STREAM; missing trades: NEVER written to any bridge connection / written only to a KILLED replica / IN TRANSIT: only in the unacknowledged last bytes of connections the simulator closed / LOST although written to a live replica, COUNTED or UNCOUNTED by the bridge's missing+dropped counters in EPISODES of consecutive missing trades)\n")
 	tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MARKET\tGENERATED\tWRITTEN\tIN STREAM\tSTORED\tDUPLICATES\tMISSING\tNEVER\tKILLED\tLOST COUNTED\tLOST UNCOUNTED\tEPISODES\tBRIDGE COUNTED\tUNKNOWN\tOUT OF ORDER")
+	fmt.Fprintln(tw, "MARKET\tGENERATED\tWRITTEN\tIN STREAM\tSTORED\tDUPLICATES\tMISSING\tNEVER\tKILLED\tIN TRANSIT\tLOST COUNTED\tLOST UNCOUNTED\tEPISODES\tBRIDGE COUNTED\tUNKNOWN\tOUT OF ORDER")
 	for _, m := range rep.Markets {
 		t := m.Trades
 		if t.NotSubscribed {
 			fmt.Fprintf(tw, "%s %s\tnot subscribed (%d stored)\n", m.Exchange, m.Symbol, t.InStream)
 			continue
 		}
-		fmt.Fprintf(tw, "%s %s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", m.Exchange, m.Symbol, t.Generated, t.Written,
-			t.WrittenInStream, t.InStream, t.Duplicates, t.Missing, t.NeverDelivered, t.KilledReplica, t.LostCounted, t.LostUncounted,
+		fmt.Fprintf(tw, "%s %s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", m.Exchange, m.Symbol, t.Generated, t.Written,
+			t.WrittenInStream, t.InStream, t.Duplicates, t.Missing, t.NeverDelivered, t.KilledReplica, t.InTransit, t.LostCounted, t.LostUncounted,
 			t.LostEpisodes, t.BridgeCounted, t.Unknown, t.OutOfOrder)
 	}
 	tw.Flush()
