@@ -1,0 +1,274 @@
+package publisher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/qldata/mdbridge/bridge"
+)
+
+// Bounds of TradeResumer.LastTradeIDs.
+const (
+	// ResumeBatchFirstSlice is the newest time slice LastTradeIDs reads
+	// for symbols whose last message is not a trade; each further slice
+	// reaches twice as far back, up to ResumeWindow.
+	ResumeBatchFirstSlice = 2 * time.Second
+
+	resumeBatchFetch = 2000                   // messages per pull request
+	resumeBatchWait  = 500 * time.Millisecond // longest wait of one pull request
+	// resumeBatchShare is the share of the time left to the caller's
+	// deadline that LastTradeIDs uses, leaving the rest for per-symbol
+	// queries of the symbols it could not answer.
+	resumeBatchShare = 0.8
+)
+
+var _ bridge.BatchTradeResumer = (*TradeResumer)(nil)
+
+// LastTradeIDs answers LastTradeID for many symbols of one exchange with a
+// few consumers over <prefix>.<exchange>.> instead of a few per symbol:
+//
+//  1. one headers-only consumer delivering the last message of every
+//     subject (DeliverLastPerSubject) tells which symbols have messages at
+//     all, and the trade id of those whose last message is a trade;
+//  2. for the symbols whose last message is not a trade (a book update),
+//     headers-only consumers read absolute time slices newest-first: the
+//     last ResumeBatchFirstSlice before the newest message's time T0, then
+//     slices reaching 4, 8, 16, 32 s and ResumeWindow back, until every
+//     such symbol has a trade. A symbol's answer is the highest trade id of
+//     the newest slice holding one of its trades; the slices read also
+//     raise the answer of a symbol whose last message is a trade when a
+//     higher id is stored before it.
+//
+// The map has an entry per answered symbol: the highest trade id, or 0
+// for a symbol that has no message at all (LastTradeID's ok=false). A
+// symbol is left out when the batch could not tell: a symbol with messages
+// but no trade within ResumeWindow of T0 (LastTradeID also searches
+// ResumeWideWindow before its own last message), or one not reached in
+// time. The answer is never a false "no trade": 0 is given only for
+// symbols absent from a complete pass over the last messages, since a
+// false "no trade" would start the symbol from the live trades and leave a
+// hole. The answer may be lower than LastTradeID's when the stored trades
+// are out of order (a gap repaired after later live trades) beyond the
+// slices read, which only
+// makes the bridge re-publish trades that the stream's msg-ID duplicate
+// window absorbs.
+//
+// The work stops at about 4/5 of the time left before ctx's deadline
+// (ResumeTimeout when ctx has none). Cut short, it returns the symbols
+// answered so far, a symbol whose newest trades were being read getting
+// the highest id read (again never lower than a stored trade, so at worst
+// extras re-published), together with an error wrapping ErrNoStream and
+// the context's error. Other errors wrap ErrConfig (bad names, nothing
+// queried) or ErrNoStream (with the symbols answered before the failure).
+func (r *TradeResumer) LastTradeIDs(ctx context.Context, exchange string, symbols []string) (map[string]int64, error) {
+	if err := bridge.ValidateIdent(exchange); err != nil {
+		return nil, fmt.Errorf("%w: trade resume: %w", ErrConfig, err)
+	}
+	for _, s := range symbols {
+		if err := bridge.ValidateIdent(s); err != nil {
+			return nil, fmt.Errorf("%w: trade resume: %w", ErrConfig, err)
+		}
+	}
+	left := ResumeTimeout
+	if d, ok := ctx.Deadline(); ok {
+		left = time.Until(d)
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(float64(left)*resumeBatchShare))
+	defer cancel()
+	b := &batchResume{
+		r: r, prefix: r.cfg.SubjectPrefix + "." + exchange + ".",
+		want: make(map[string]bool, len(symbols)), ids: make(map[string]int64, len(symbols)),
+	}
+	for _, s := range symbols {
+		b.want[s] = true
+	}
+	err := b.run(ctx)
+	return b.ids, err
+}
+
+// batchResume is the state of one LastTradeIDs call.
+type batchResume struct {
+	r      *TradeResumer
+	prefix string          // <prefix>.<exchange>.
+	want   map[string]bool // symbols asked
+	ids    map[string]int64
+
+	// pending: symbols asked whose last message is not a trade, with the
+	// highest trade id read so far in the slice being read (0 = none).
+	pending map[string]int64
+}
+
+func (b *batchResume) run(ctx context.Context) error {
+	st, err := b.r.js.Stream(ctx, b.r.cfg.Stream)
+	if err != nil {
+		return fmt.Errorf("%w: trade resume: stream %s: %w", ErrNoStream, b.r.cfg.Stream, err)
+	}
+	t0, lastSeq, err := b.lastPerSubject(ctx, st)
+	if err != nil {
+		return err
+	}
+	// Slices newest-first: [t0-2s, end], [t0-4s, t0-2s), ... back to
+	// t0-ResumeWindow. A symbol leaves pending with the newest slice that
+	// holds one of its trades.
+	end := time.Time{} // the first slice reads to lastSeq
+	for back := ResumeBatchFirstSlice; len(b.pending) > 0; back *= 2 {
+		back = min(back, b.r.window)
+		start := t0.Add(-back)
+		if err := b.slice(ctx, st, start, end, lastSeq); err != nil {
+			return err
+		}
+		for s, id := range b.pending {
+			if id > 0 {
+				b.ids[s] = id
+				delete(b.pending, s)
+			}
+		}
+		if back >= b.r.window {
+			break // the rest: no trade within the window; LastTradeID decides
+		}
+		end = start
+	}
+	return nil
+}
+
+// lastPerSubject reads the last message of every subject of the exchange:
+// symbols asked without a message get 0, those whose last message is a
+// trade its id, the others go to pending. It returns the newest message's
+// time and the highest stream sequence seen.
+func (b *batchResume) lastPerSubject(ctx context.Context, st jetstream.Stream) (time.Time, uint64, error) {
+	var t0 time.Time
+	var lastSeq uint64
+	seen := make(map[string]bool, len(b.want))
+	b.pending = map[string]int64{}
+	err := b.read(ctx, st, jetstream.ConsumerConfig{DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy}, func(m jetstream.Msg, md *jetstream.MsgMetadata) bool {
+		if md.Timestamp.After(t0) {
+			t0 = md.Timestamp
+		}
+		lastSeq = max(lastSeq, md.Sequence.Stream)
+		sym, ok := strings.CutPrefix(m.Subject(), b.prefix)
+		if !ok || !b.want[sym] {
+			return true
+		}
+		seen[sym] = true
+		if id, ok := tradeIDOf(m.Headers()); ok {
+			b.ids[sym] = id
+		} else {
+			b.pending[sym] = 0
+		}
+		return true
+	})
+	if err != nil {
+		// Only the symbols whose last trade was read are answered: an
+		// unseen symbol may have messages not delivered yet.
+		return t0, lastSeq, err
+	}
+	for s := range b.want {
+		if !seen[s] {
+			b.ids[s] = 0 // no message at all
+		}
+	}
+	return t0, lastSeq, nil
+}
+
+// slice reads the exchange's messages stored from start up to end (zero:
+// up to stream sequence lastSeq), raising the trade ids of the pending
+// symbols. Cut short, the ids read so far are kept in b.ids.
+func (b *batchResume) slice(ctx context.Context, st jetstream.Stream, start, end time.Time, lastSeq uint64) error {
+	err := b.read(ctx, st, jetstream.ConsumerConfig{DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &start}, func(m jetstream.Msg, md *jetstream.MsgMetadata) bool {
+		if !end.IsZero() && !md.Timestamp.Before(end) {
+			return false // the newer slice read the rest
+		}
+		sym, ok := strings.CutPrefix(m.Subject(), b.prefix)
+		if !ok {
+			return true
+		}
+		id, ok := tradeIDOf(m.Headers())
+		if !ok {
+			return true
+		}
+		if cur, ok := b.pending[sym]; ok && id > cur {
+			b.pending[sym] = id
+		} else if cur := b.ids[sym]; cur > 0 && id > cur {
+			// Answered by a last message that is a trade, yet a higher
+			// one is stored before it (out of order): take it too.
+			b.ids[sym] = id
+		}
+		return !end.IsZero() || md.Sequence.Stream < lastSeq
+	})
+	if err != nil {
+		// Cut short: the newer slices held no trade of these symbols, so
+		// the ids read in this one are the best known (possibly lower
+		// than the last stored one, never a false "no trade").
+		for s, id := range b.pending {
+			if id > 0 {
+				b.ids[s] = id
+			}
+		}
+	}
+	return err
+}
+
+// read creates a headers-only consumer of cfg over the exchange's subjects
+// and hands each message to fn until fn returns false or nothing is
+// pending. A consumer that delivers nothing although messages are pending
+// (seen on a cluster right after creating it) is asked again until ctx
+// ends: an empty read is never taken for "no message".
+func (b *batchResume) read(ctx context.Context, st jetstream.Stream, cfg jetstream.ConsumerConfig, fn func(jetstream.Msg, *jetstream.MsgMetadata) bool) error {
+	cfg.FilterSubject = b.prefix + ">"
+	cfg.AckPolicy = jetstream.AckNonePolicy
+	cfg.HeadersOnly = true
+	cfg.MemoryStorage = true
+	cfg.InactiveThreshold = 30 * time.Second // removed by the server if the delete below fails
+	cons, err := st.CreateConsumer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("%w: trade resume: consumer on %s: %w", ErrNoStream, cfg.FilterSubject, b.cause(ctx, err))
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = st.DeleteConsumer(dctx, cons.CachedInfo().Name)
+	}()
+	pending := cons.CachedInfo().NumPending
+	for pending > 0 {
+		batch, err := cons.Fetch(int(min(pending, resumeBatchFetch)), jetstream.FetchMaxWait(resumeBatchWait))
+		if err != nil && !errors.Is(err, nats.ErrNoResponders) {
+			return fmt.Errorf("%w: trade resume: reading %s: %w", ErrNoStream, cfg.FilterSubject, b.cause(ctx, err))
+		}
+		if err != nil {
+			sleepCtx(ctx, resumeFetchPause) // the consumer is not reachable yet
+		} else {
+			for m := range batch.Messages() {
+				md, err := m.Metadata()
+				if err != nil {
+					continue
+				}
+				pending = md.NumPending
+				if !fn(m, md) {
+					pending = 0
+				}
+			}
+			if berr := batch.Error(); berr != nil && !errors.Is(berr, jetstream.ErrNoMessages) && !errors.Is(berr, nats.ErrNoResponders) && !errors.Is(berr, nats.ErrTimeout) {
+				return fmt.Errorf("%w: trade resume: reading %s: %w", ErrNoStream, cfg.FilterSubject, b.cause(ctx, berr))
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%w: trade resume: reading %s: %w", ErrNoStream, cfg.FilterSubject, context.Cause(ctx))
+		}
+	}
+	return nil
+}
+
+// cause prefers the context's error (the deadline of LastTradeIDs) to the
+// request's.
+func (b *batchResume) cause(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w (%w)", context.Cause(ctx), err)
+	}
+	return err
+}
