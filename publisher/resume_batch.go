@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,12 +21,15 @@ const (
 	// reaches twice as far back, up to ResumeWindow.
 	ResumeBatchFirstSlice = 2 * time.Second
 
-	resumeBatchFetch = 2000                   // messages per pull request
+	resumeBatchFetch = 5000                   // messages per pull request
 	resumeBatchWait  = 500 * time.Millisecond // longest wait of one pull request
 	// resumeBatchShare is the share of the time left to the caller's
 	// deadline that LastTradeIDs uses, leaving the rest for per-symbol
 	// queries of the symbols it could not answer.
 	resumeBatchShare = 0.8
+	// resumeBatchMaxFilters: up to this many symbols still pending, a
+	// time slice reads only their subjects, else the exchange's wildcard.
+	resumeBatchMaxFilters = 4096
 )
 
 var _ bridge.BatchTradeResumer = (*TradeResumer)(nil)
@@ -37,13 +41,13 @@ var _ bridge.BatchTradeResumer = (*TradeResumer)(nil)
 //     subject (DeliverLastPerSubject) tells which symbols have messages at
 //     all, and the trade id of those whose last message is a trade;
 //  2. for the symbols whose last message is not a trade (a book update),
-//     headers-only consumers read absolute time slices newest-first: the
+//     headers-only consumers of their subjects (of the exchange's
+//     wildcard beyond resumeBatchMaxFilters symbols) read absolute time
+//     slices newest-first: the
 //     last ResumeBatchFirstSlice before the newest message's time T0, then
 //     slices reaching 4, 8, 16, 32 s and ResumeWindow back, until every
-//     such symbol has a trade. A symbol's answer is the highest trade id of
-//     the newest slice holding one of its trades; the slices read also
-//     raise the answer of a symbol whose last message is a trade when a
-//     higher id is stored before it.
+//     such symbol has a trade. Its answer is the highest trade id of the
+//     newest slice holding one of its trades.
 //
 // The map has an entry per answered symbol: the highest trade id, or 0
 // for a symbol that has no message at all (LastTradeID's ok=false). A
@@ -54,8 +58,8 @@ var _ bridge.BatchTradeResumer = (*TradeResumer)(nil)
 // symbols absent from a complete pass over the last messages, since a
 // false "no trade" would start the symbol from the live trades and leave a
 // hole. The answer may be lower than LastTradeID's when the stored trades
-// are out of order (a gap repaired after later live trades) beyond the
-// slices read, which only
+// are out of order (a gap repaired after later live trades: the last
+// stored trade is not the highest), which only
 // makes the bridge re-publish trades that the stream's msg-ID duplicate
 // window absorbs.
 //
@@ -141,12 +145,29 @@ func (b *batchResume) run(ctx context.Context) error {
 // symbols asked without a message get 0, those whose last message is a
 // trade its id, the others go to pending. It returns the newest message's
 // time and the highest stream sequence seen.
+//
+// The consumer delivers the last message of each subject in stream order,
+// then every new message: the pass ends at the first message past the
+// stream's last sequence taken after the consumer was created (every
+// subject's last message at creation is at or below it), or when nothing
+// is pending.
 func (b *batchResume) lastPerSubject(ctx context.Context, st jetstream.Stream) (time.Time, uint64, error) {
 	var t0 time.Time
-	var lastSeq uint64
+	var lastSeq, endSeq uint64
 	seen := make(map[string]bool, len(b.want))
 	b.pending = map[string]int64{}
-	err := b.read(ctx, st, jetstream.ConsumerConfig{DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy}, func(m jetstream.Msg, md *jetstream.MsgMetadata) bool {
+	created := func() error {
+		info, err := st.Info(ctx)
+		if err != nil {
+			return err
+		}
+		endSeq = info.State.LastSeq
+		return nil
+	}
+	err := b.read(ctx, st, jetstream.ConsumerConfig{DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy}, created, func(m jetstream.Msg, md *jetstream.MsgMetadata) bool {
+		if md.Sequence.Stream > endSeq {
+			return false
+		}
 		if md.Timestamp.After(t0) {
 			t0 = md.Timestamp
 		}
@@ -157,8 +178,9 @@ func (b *batchResume) lastPerSubject(ctx context.Context, st jetstream.Stream) (
 		}
 		seen[sym] = true
 		if id, ok := tradeIDOf(m.Headers()); ok {
-			b.ids[sym] = id
-		} else {
+			b.ids[sym] = max(b.ids[sym], id)
+			delete(b.pending, sym)
+		} else if _, ok := b.ids[sym]; !ok {
 			b.pending[sym] = 0
 		}
 		return true
@@ -180,7 +202,16 @@ func (b *batchResume) lastPerSubject(ctx context.Context, st jetstream.Stream) (
 // up to stream sequence lastSeq), raising the trade ids of the pending
 // symbols. Cut short, the ids read so far are kept in b.ids.
 func (b *batchResume) slice(ctx context.Context, st jetstream.Stream, start, end time.Time, lastSeq uint64) error {
-	err := b.read(ctx, st, jetstream.ConsumerConfig{DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &start}, func(m jetstream.Msg, md *jetstream.MsgMetadata) bool {
+	cfg := jetstream.ConsumerConfig{DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &start}
+	if len(b.pending) <= resumeBatchMaxFilters {
+		// Only the pending symbols' subjects: the books of the answered
+		// ones are most of the volume.
+		for sym := range b.pending {
+			cfg.FilterSubjects = append(cfg.FilterSubjects, b.prefix+sym)
+		}
+		slices.Sort(cfg.FilterSubjects)
+	}
+	err := b.read(ctx, st, cfg, nil, func(m jetstream.Msg, md *jetstream.MsgMetadata) bool {
 		if !end.IsZero() && !md.Timestamp.Before(end) {
 			return false // the newer slice read the rest
 		}
@@ -194,10 +225,6 @@ func (b *batchResume) slice(ctx context.Context, st jetstream.Stream, start, end
 		}
 		if cur, ok := b.pending[sym]; ok && id > cur {
 			b.pending[sym] = id
-		} else if cur := b.ids[sym]; cur > 0 && id > cur {
-			// Answered by a last message that is a trade, yet a higher
-			// one is stored before it (out of order): take it too.
-			b.ids[sym] = id
 		}
 		return !end.IsZero() || md.Sequence.Stream < lastSeq
 	})
@@ -214,31 +241,41 @@ func (b *batchResume) slice(ctx context.Context, st jetstream.Stream, start, end
 	return err
 }
 
-// read creates a headers-only consumer of cfg over the exchange's subjects
-// and hands each message to fn until fn returns false or nothing is
-// pending. A consumer that delivers nothing although messages are pending
+// read creates a headers-only consumer of cfg over the exchange's subjects,
+// calls created (if set) once it exists, and hands each message to fn
+// until fn returns false or nothing is pending. A consumer that delivers nothing although messages are pending
 // (seen on a cluster right after creating it) is asked again until ctx
 // ends: an empty read is never taken for "no message".
-func (b *batchResume) read(ctx context.Context, st jetstream.Stream, cfg jetstream.ConsumerConfig, fn func(jetstream.Msg, *jetstream.MsgMetadata) bool) error {
-	cfg.FilterSubject = b.prefix + ">"
+func (b *batchResume) read(ctx context.Context, st jetstream.Stream, cfg jetstream.ConsumerConfig, created func() error, fn func(jetstream.Msg, *jetstream.MsgMetadata) bool) error {
+	what := b.prefix + ">"
+	if len(cfg.FilterSubjects) == 0 {
+		cfg.FilterSubject = what
+	} else {
+		what = fmt.Sprintf("%d subjects of %s", len(cfg.FilterSubjects), what)
+	}
 	cfg.AckPolicy = jetstream.AckNonePolicy
 	cfg.HeadersOnly = true
 	cfg.MemoryStorage = true
 	cfg.InactiveThreshold = 30 * time.Second // removed by the server if the delete below fails
 	cons, err := st.CreateConsumer(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("%w: trade resume: consumer on %s: %w", ErrNoStream, cfg.FilterSubject, b.cause(ctx, err))
+		return fmt.Errorf("%w: trade resume: consumer on %s: %w", ErrNoStream, what, b.cause(ctx, err))
 	}
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
 		_ = st.DeleteConsumer(dctx, cons.CachedInfo().Name)
 	}()
+	if created != nil {
+		if err := created(); err != nil {
+			return fmt.Errorf("%w: trade resume: stream %s: %w", ErrNoStream, b.r.cfg.Stream, b.cause(ctx, err))
+		}
+	}
 	pending := cons.CachedInfo().NumPending
 	for pending > 0 {
 		batch, err := cons.Fetch(int(min(pending, resumeBatchFetch)), jetstream.FetchMaxWait(resumeBatchWait))
 		if err != nil && !errors.Is(err, nats.ErrNoResponders) {
-			return fmt.Errorf("%w: trade resume: reading %s: %w", ErrNoStream, cfg.FilterSubject, b.cause(ctx, err))
+			return fmt.Errorf("%w: trade resume: reading %s: %w", ErrNoStream, what, b.cause(ctx, err))
 		}
 		if err != nil {
 			sleepCtx(ctx, resumeFetchPause) // the consumer is not reachable yet
@@ -254,11 +291,11 @@ func (b *batchResume) read(ctx context.Context, st jetstream.Stream, cfg jetstre
 				}
 			}
 			if berr := batch.Error(); berr != nil && !errors.Is(berr, jetstream.ErrNoMessages) && !errors.Is(berr, nats.ErrNoResponders) && !errors.Is(berr, nats.ErrTimeout) {
-				return fmt.Errorf("%w: trade resume: reading %s: %w", ErrNoStream, cfg.FilterSubject, b.cause(ctx, berr))
+				return fmt.Errorf("%w: trade resume: reading %s: %w", ErrNoStream, what, b.cause(ctx, berr))
 			}
 		}
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("%w: trade resume: reading %s: %w", ErrNoStream, cfg.FilterSubject, context.Cause(ctx))
+			return fmt.Errorf("%w: trade resume: reading %s: %w", ErrNoStream, what, context.Cause(ctx))
 		}
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qldata/mdbridge/bridge"
@@ -66,9 +67,9 @@ func batchFixture(t *testing.T, js jetstream.JetStream, cfg Config, n int) ([]st
 
 // TestTradeResumerBatch: LastTradeIDs over mixed subjects (trades last,
 // books last, books only, no message, another exchange, many symbols)
-// answers what LastTradeID answers, leaves out only the symbols it cannot
-// tell (books only: LastTradeID searches a wider window), and leaves no
-// consumer behind.
+// answers what LastTradeID answers (but for trades stored out of order),
+// leaves out only the symbols it cannot tell (books only: LastTradeID
+// searches a wider window), and leaves no consumer behind.
 func TestTradeResumerBatch(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, nil)
@@ -99,13 +100,20 @@ func TestTradeResumerBatch(t *testing.T) {
 			}
 		case !answered:
 			t.Errorf("%s left out; LastTradeID answers %d, %t", s, want, ok)
+		case s == "ETHUSDT":
+			// Stored out of order (7, 9, 8): the batch answers the last
+			// stored trade, lower than LastTradeID's highest; the bridge
+			// then re-publishes 9, which the duplicate window absorbs.
+			if got != 8 || want != 9 {
+				t.Errorf("%s = %d, LastTradeID %d; want 8 and 9", s, got, want)
+			}
 		case ok && got != want:
 			t.Errorf("%s = %d, LastTradeID %d", s, got, want)
 		case !ok && got != 0:
 			t.Errorf("%s = %d, LastTradeID: no trade", s, got)
 		}
 	}
-	for s, want := range map[string]int64{"BTCUSDT": 50, "ETHUSDT": 9, "BNBUSDT": 1000, "XRPUSDT": 0, "S0000USDT": 3, "S0299USDT": 29907} {
+	for s, want := range map[string]int64{"BTCUSDT": 50, "ETHUSDT": 8, "BNBUSDT": 1000, "XRPUSDT": 0, "S0000USDT": 3, "S0299USDT": 29907} {
 		if got, ok := ids[s]; !ok || got != want {
 			t.Errorf("%s = %d (answered %t), want %d", s, got, ok, want)
 		}
@@ -247,5 +255,54 @@ func TestTradeResumerScale(t *testing.T) {
 					n, len(evs), round, batch.Round(time.Millisecond), len(ids), per.Round(time.Millisecond), answered.Load(), float64(answered.Load())/per.Seconds())
 			}
 		})
+	}
+}
+
+// TestTradeResumerBatchLive: replicas keep publishing while a gaining one
+// asks. The last-per-subject consumer goes on delivering the new messages
+// after the last ones; the pass must end at the stream's end as of its
+// start, not read the live flow until the deadline.
+func TestTradeResumerBatchLive(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, nil)
+	nc := connect(t, srv.ClientURL())
+	cfg := Config{Storage: jetstream.MemoryStorage}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syms, _ := batchFixture(t, js, cfg, 200)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // live book deltas on every generated symbol, 1 per ms
+		defer close(done)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for u := 0; ; u++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			m := nats.NewMsg(fmt.Sprintf("md.binance.S%04dUSDT", u%200))
+			m.Header.Set(HeaderType, bridge.EventBookDelta.String())
+			m.Header.Set(HeaderMsgID, fmt.Sprintf("binance:S%04dUSDT:book.delta:%d", u%200, 1_000_000+u))
+			m.Data = []byte("{}")
+			if err := nc.PublishMsg(m); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+	r := NewTradeResumer(js, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ids, err := r.LastTradeIDs(ctx, "binance", syms)
+	if err != nil {
+		t.Fatalf("with live publishing: %v (%d of %d answered)", err, len(ids), len(syms))
+	}
+	if got := ids["S0199USDT"]; got != 19907 {
+		t.Fatalf("S0199USDT = %d, want 19907", got)
 	}
 }
