@@ -2,13 +2,11 @@ package publisher
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qldata/mdbridge/bridge"
@@ -21,15 +19,14 @@ const (
 	// reaches twice as far back, up to ResumeWindow.
 	ResumeBatchFirstSlice = 2 * time.Second
 
-	resumeBatchFetch = 5000                   // messages per pull request
-	resumeBatchWait  = 500 * time.Millisecond // longest wait of one pull request
+	resumeBatchFetch = 5000 // messages per pull request
 	// resumeBatchShare is the share of the time left to the caller's
 	// deadline that LastTradeIDs uses, leaving the rest for per-symbol
 	// queries of the symbols it could not answer.
 	resumeBatchShare = 0.8
 	// resumeBatchMaxFilters: up to this many symbols still pending, a
 	// time slice reads only their subjects, else the exchange's wildcard.
-	resumeBatchMaxFilters = 4096
+	resumeBatchMaxFilters = 256
 )
 
 var _ bridge.BatchTradeResumer = (*TradeResumer)(nil)
@@ -243,9 +240,10 @@ func (b *batchResume) slice(ctx context.Context, st jetstream.Stream, start, end
 
 // read creates a headers-only consumer of cfg over the exchange's subjects,
 // calls created (if set) once it exists, and hands each message to fn
-// until fn returns false or nothing is pending. A consumer that delivers nothing although messages are pending
-// (seen on a cluster right after creating it) is asked again until ctx
-// ends: an empty read is never taken for "no message".
+// until fn returns false or nothing is pending. A consumer that delivers
+// nothing although messages are pending (seen on a cluster right after
+// creating it) is waited for until ctx ends: an empty read is never taken
+// for "no message".
 func (b *batchResume) read(ctx context.Context, st jetstream.Stream, cfg jetstream.ConsumerConfig, created func() error, fn func(jetstream.Msg, *jetstream.MsgMetadata) bool) error {
 	what := b.prefix + ">"
 	if len(cfg.FilterSubjects) == 0 {
@@ -272,30 +270,28 @@ func (b *batchResume) read(ctx context.Context, st jetstream.Stream, cfg jetstre
 		}
 	}
 	pending := cons.CachedInfo().NumPending
+	if pending == 0 {
+		return nil
+	}
+	// A pipelined pull (the next request goes out while a batch is read)
+	// rather than one Fetch after another.
+	it, err := cons.Messages(jetstream.PullMaxMessages(resumeBatchFetch))
+	if err != nil {
+		return fmt.Errorf("%w: trade resume: reading %s: %w", ErrNoStream, what, b.cause(ctx, err))
+	}
+	defer it.Stop()
 	for pending > 0 {
-		batch, err := cons.Fetch(int(min(pending, resumeBatchFetch)), jetstream.FetchMaxWait(resumeBatchWait))
-		if err != nil && !errors.Is(err, nats.ErrNoResponders) {
+		m, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
 			return fmt.Errorf("%w: trade resume: reading %s: %w", ErrNoStream, what, b.cause(ctx, err))
 		}
+		md, err := m.Metadata()
 		if err != nil {
-			sleepCtx(ctx, resumeFetchPause) // the consumer is not reachable yet
-		} else {
-			for m := range batch.Messages() {
-				md, err := m.Metadata()
-				if err != nil {
-					continue
-				}
-				pending = md.NumPending
-				if !fn(m, md) {
-					pending = 0
-				}
-			}
-			if berr := batch.Error(); berr != nil && !errors.Is(berr, jetstream.ErrNoMessages) && !errors.Is(berr, nats.ErrNoResponders) && !errors.Is(berr, nats.ErrTimeout) {
-				return fmt.Errorf("%w: trade resume: reading %s: %w", ErrNoStream, what, b.cause(ctx, berr))
-			}
+			continue
 		}
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("%w: trade resume: reading %s: %w", ErrNoStream, what, context.Cause(ctx))
+		pending = md.NumPending
+		if !fn(m, md) {
+			break
 		}
 	}
 	return nil
