@@ -89,8 +89,12 @@ func (r *TradeResumer) LastTradeIDs(ctx context.Context, exchange string, symbol
 	for _, s := range symbols {
 		b.want[s] = true
 	}
-	err := b.run(ctx)
-	return b.ids, err
+	start := time.Now()
+	if err := b.run(ctx); err != nil {
+		return b.ids, fmt.Errorf("%w (in %s after %s: %d messages read, %d symbols answered, %d of them waiting for a trade)",
+			err, b.phase, time.Since(start).Round(time.Millisecond), b.read, len(b.ids), len(b.pending))
+	}
+	return b.ids, nil
 }
 
 // batchResume is the state of one LastTradeIDs call.
@@ -103,6 +107,9 @@ type batchResume struct {
 	// pending: symbols asked whose last message is not a trade, with the
 	// highest trade id read so far in the slice being read (0 = none).
 	pending map[string]int64
+
+	phase string // what run is doing, for errors
+	read  int    // messages read
 }
 
 func (b *batchResume) run(ctx context.Context) error {
@@ -110,6 +117,7 @@ func (b *batchResume) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: trade resume: stream %s: %w", ErrNoStream, b.r.cfg.Stream, err)
 	}
+	b.phase = "the last messages"
 	t0, lastSeq, err := b.lastPerSubject(ctx, st)
 	if err != nil {
 		return err
@@ -121,6 +129,7 @@ func (b *batchResume) run(ctx context.Context) error {
 	for back := ResumeBatchFirstSlice; len(b.pending) > 0; back *= 2 {
 		back = min(back, b.r.window)
 		start := t0.Add(-back)
+		b.phase = fmt.Sprintf("the slice %s back", back)
 		if err := b.slice(ctx, st, start, end, lastSeq); err != nil {
 			return err
 		}
@@ -161,7 +170,7 @@ func (b *batchResume) lastPerSubject(ctx context.Context, st jetstream.Stream) (
 		endSeq = info.State.LastSeq
 		return nil
 	}
-	err := b.read(ctx, st, jetstream.ConsumerConfig{DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy}, created, func(m jetstream.Msg, md *jetstream.MsgMetadata) bool {
+	err := b.readAll(ctx, st, jetstream.ConsumerConfig{DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy}, created, func(m jetstream.Msg, md *jetstream.MsgMetadata) bool {
 		if md.Sequence.Stream > endSeq {
 			return false
 		}
@@ -208,7 +217,7 @@ func (b *batchResume) slice(ctx context.Context, st jetstream.Stream, start, end
 		}
 		slices.Sort(cfg.FilterSubjects)
 	}
-	err := b.read(ctx, st, cfg, nil, func(m jetstream.Msg, md *jetstream.MsgMetadata) bool {
+	err := b.readAll(ctx, st, cfg, nil, func(m jetstream.Msg, md *jetstream.MsgMetadata) bool {
 		if !end.IsZero() && !md.Timestamp.Before(end) {
 			return false // the newer slice read the rest
 		}
@@ -238,13 +247,13 @@ func (b *batchResume) slice(ctx context.Context, st jetstream.Stream, start, end
 	return err
 }
 
-// read creates a headers-only consumer of cfg over the exchange's subjects,
+// readAll creates a headers-only consumer of cfg over the exchange's subjects,
 // calls created (if set) once it exists, and hands each message to fn
 // until fn returns false or nothing is pending. A consumer that delivers
 // nothing although messages are pending (seen on a cluster right after
 // creating it) is waited for until ctx ends: an empty read is never taken
 // for "no message".
-func (b *batchResume) read(ctx context.Context, st jetstream.Stream, cfg jetstream.ConsumerConfig, created func() error, fn func(jetstream.Msg, *jetstream.MsgMetadata) bool) error {
+func (b *batchResume) readAll(ctx context.Context, st jetstream.Stream, cfg jetstream.ConsumerConfig, created func() error, fn func(jetstream.Msg, *jetstream.MsgMetadata) bool) error {
 	what := b.prefix + ">"
 	if len(cfg.FilterSubjects) == 0 {
 		cfg.FilterSubject = what
@@ -285,6 +294,7 @@ func (b *batchResume) read(ctx context.Context, st jetstream.Stream, cfg jetstre
 		if err != nil {
 			return fmt.Errorf("%w: trade resume: reading %s: %w", ErrNoStream, what, b.cause(ctx, err))
 		}
+		b.read++
 		md, err := m.Metadata()
 		if err != nil {
 			continue
