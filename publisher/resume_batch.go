@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -90,7 +91,14 @@ func (r *TradeResumer) LastTradeIDs(ctx context.Context, exchange string, symbol
 		b.want[s] = true
 	}
 	start := time.Now()
-	if err := b.run(ctx); err != nil {
+	err := b.run(ctx)
+	deleted := make(chan struct{})
+	go func() { b.deletes.Wait(); close(deleted) }()
+	select {
+	case <-deleted:
+	case <-ctx.Done(): // the server removes them after their InactiveThreshold
+	}
+	if err != nil {
 		return b.ids, fmt.Errorf("%w (in %s after %s: %d messages read, %d symbols answered, %d of them waiting for a trade)",
 			err, b.phase, time.Since(start).Round(time.Millisecond), b.read, len(b.ids), len(b.pending))
 	}
@@ -110,6 +118,8 @@ type batchResume struct {
 
 	phase string // what run is doing, for errors
 	read  int    // messages read
+
+	deletes sync.WaitGroup // consumer deletions under way
 }
 
 func (b *batchResume) run(ctx context.Context) error {
@@ -268,11 +278,14 @@ func (b *batchResume) readAll(ctx context.Context, st jetstream.Stream, cfg jets
 	if err != nil {
 		return fmt.Errorf("%w: trade resume: consumer on %s: %w", ErrNoStream, what, b.cause(ctx, err))
 	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	// Deleted in the background: on a busy server a delete waits in the
+	// JetStream API queue like a create, and the next slice need not wait
+	// for it. LastTradeIDs waits for the deletes within its own deadline.
+	defer b.deletes.Go(func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = st.DeleteConsumer(dctx, cons.CachedInfo().Name)
-	}()
+	})
 	if created != nil {
 		if err := created(); err != nil {
 			return fmt.Errorf("%w: trade resume: stream %s: %w", ErrNoStream, b.r.cfg.Stream, b.cause(ctx, err))
