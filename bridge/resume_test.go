@@ -196,3 +196,96 @@ func TestTradeResumeShutdown(t *testing.T) {
 	// would run into stop's deadline and fail the test with its error.
 	stop()
 }
+
+// batchResumer is a resumerFunc that also answers bridge.BatchTradeResumer.
+type batchResumer struct {
+	resumerFunc
+	batchCalls atomic.Int64
+	batch      func(ctx context.Context, exchange string, symbols []string) (map[string]int64, error)
+}
+
+func (r *batchResumer) LastTradeIDs(ctx context.Context, exchange string, symbols []string) (map[string]int64, error) {
+	r.batchCalls.Add(1)
+	return r.batch(ctx, exchange, symbols)
+}
+
+// TestTradeResumeBatch: a starting stream whose resumer answers in batches
+// asks the batch once for all its symbols, seeds those answered (0: no
+// stored trade, the symbol starts from the live trades) and asks
+// LastTradeID only for the symbol the batch left out.
+func TestTradeResumeBatch(t *testing.T) {
+	syms := []string{"BTCUSDT", "ETHUSDT", "BNBUSDT"}
+	var markets []exsim.MarketConfig
+	for _, s := range syms {
+		markets = append(markets, market(exsim.Binance, s, 200, 0))
+	}
+	sim := startSim(t, exsim.Config{Markets: markets})
+	gen := func(s string) int64 {
+		g, err := sim.Generated(exsim.Binance, s, exsim.SeriesTrade)
+		if err != nil {
+			t.Error(err)
+		}
+		return g.Last
+	}
+	eventually(t, 10*time.Second, "simulated trade history", func() bool {
+		for _, s := range syms {
+			if g, err := sim.Generated(exsim.Binance, s, exsim.SeriesTrade); err != nil || g.Last-g.First < 400 {
+				return false
+			}
+		}
+		return true
+	})
+	var stored [3]atomic.Int64 // the answers, per symbol
+	var asked atomic.Value
+	res := &batchResumer{
+		resumerFunc: resumerFunc{f: func(_ context.Context, ex, s string) (int64, bool, error) {
+			if s != "BNBUSDT" {
+				t.Errorf("LastTradeID asked for %s %s, answered by the batch", ex, s)
+			}
+			stored[2].Store(gen(s) - 200)
+			return stored[2].Load(), true, nil
+		}},
+		batch: func(_ context.Context, ex string, symbols []string) (map[string]int64, error) {
+			asked.Store(append([]string(nil), symbols...))
+			stored[0].Store(gen("BTCUSDT") - 300)
+			stored[1].Store(gen("ETHUSDT")) // the newest trade before the stream starts
+			// ETHUSDT: no stored trade; BNBUSDT left out.
+			return map[string]int64{"BTCUSDT": stored[0].Load(), "ETHUSDT": 0}, nil
+		},
+	}
+	col := newCollector()
+	cfg := testStreamConfig(newBinance(t, sim, nil), bridge.ChannelTrade, syms...)
+	cfg.TradeResumer = res
+	s, err := bridge.NewStream(cfg, col, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runStream(t, s)
+	eventually(t, 10*time.Second, "first trades", func() bool {
+		for _, sym := range syms {
+			if len(col.tradesOf("binance", sym)) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if n, m := res.batchCalls.Load(), res.calls.Load(); n != 1 || m != 1 {
+		t.Fatalf("LastTradeIDs called %d times, LastTradeID %d; want 1 and 1 (the symbol left out)", n, m)
+	}
+	if got, _ := asked.Load().([]string); len(got) != len(syms) {
+		t.Fatalf("batch asked for %v, want %v", got, syms)
+	}
+	for i, sym := range syms {
+		last := quiesce(t, sim, col, "binance", exsim.Binance, sym)
+		ords := tradeOrdinals(t, sim, exsim.Binance, sym, col.tradesOf("binance", sym))
+		assertTradesExactlyOnce(t, ords, last.Last)
+		switch R := stored[i].Load(); {
+		case i == 1: // no stored trade: from the live trades, nothing backfilled
+			if ords[0] <= R {
+				t.Errorf("%s: first trade %d, generated before the stream started (%d): want a live one", sym, ords[0], R)
+			}
+		case ords[0] != R+1:
+			t.Errorf("%s: first trade %d, want %d (the one after the stored trade)", sym, ords[0], R+1)
+		}
+	}
+}

@@ -74,9 +74,13 @@ func (cc *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// validateCluster checks MDB_REDUNDANCY, MDB_MEMBERS_BUCKET and
-// MDB_HANDOVER_TIMEOUT (MDB_REDUNDANCY is parsed even without
-// MDB_CLUSTER, so a typo shows at once).
+// minClusterHeartbeat is the shortest MDB_CLUSTER_HEARTBEAT: each beat is
+// one KV write per replica.
+const minClusterHeartbeat = 100 * time.Millisecond
+
+// validateCluster checks MDB_REDUNDANCY, MDB_MEMBERS_BUCKET,
+// MDB_HANDOVER_TIMEOUT, MDB_CLUSTER_HEARTBEAT and MDB_CLUSTER_EXPIRY
+// (checked even without MDB_CLUSTER, so a typo shows at once).
 func (c *Config) validateCluster() error {
 	var errs []error
 	r, err := strconv.Atoi(strings.TrimSpace(c.Redundancy))
@@ -99,6 +103,14 @@ func (c *Config) validateCluster() error {
 	if c.HandoverTimeout < time.Second {
 		errs = append(errs, configError("HANDOVER_TIMEOUT", "%s is below the minimum 1s; use a Go duration such as 30s", c.HandoverTimeout))
 	}
+	switch {
+	case c.ClusterHeartbeat < minClusterHeartbeat:
+		errs = append(errs, configError("CLUSTER_HEARTBEAT", "%s is below the minimum %s; use a Go duration such as 1s (the default)", c.ClusterHeartbeat, minClusterHeartbeat))
+	case c.ClusterExpiry < time.Second:
+		errs = append(errs, configError("CLUSTER_EXPIRY", "%s is below the minimum 1s (the membership bucket's TTL); use a Go duration such as 3s (the default)", c.ClusterExpiry))
+	case c.ClusterExpiry < 2*c.ClusterHeartbeat:
+		errs = append(errs, configError("CLUSTER_EXPIRY", "%s is below twice MDB_CLUSTER_HEARTBEAT (%s); allowed: at least %s", c.ClusterExpiry, c.ClusterHeartbeat, 2*c.ClusterHeartbeat))
+	}
 	return errors.Join(errs...)
 }
 
@@ -108,7 +120,8 @@ func (c *Config) clusterConfig() *cluster.Config {
 	if !c.Cluster {
 		return nil
 	}
-	return &cluster.Config{Redundancy: c.redundancy, Bucket: c.MembersBucket, HandoverTimeout: c.HandoverTimeout}
+	return &cluster.Config{Redundancy: c.redundancy, Bucket: c.MembersBucket, HandoverTimeout: c.HandoverTimeout,
+		Heartbeat: c.ClusterHeartbeat, Expiry: c.ClusterExpiry}
 }
 
 // printCluster prints the replicas of the membership bucket, if there is

@@ -85,11 +85,13 @@ type Config struct {
 	SilenceCheck     time.Duration `envconfig:"SILENCE_CHECK" default:"1m" desc:"a connection with no data for this long (pings still answered) is checked against the venue's REST data and replaced if it missed any (silent feed); 0 disables, else at least 5s"`
 	TimeSyncInterval time.Duration `envconfig:"TIME_SYNC_INTERVAL" default:"5m" desc:"how often each stream measures the exchange clock's offset (REST server time); an offset of 1s or more is logged at WARN at every measurement; at least 10s"`
 
-	Cluster         bool          `envconfig:"CLUSTER" default:"false" desc:"partition the subscriptions over the replicas sharing the NATS server (membership in KV bucket MDB_MEMBERS_BUCKET); false: every replica carries everything"`
-	Redundancy      string        `envconfig:"REDUNDANCY" default:"2" desc:"with MDB_CLUSTER: replicas carrying each (exchange, symbol); 1 = no redundancy; at least the number of replicas = every replica carries everything"`
-	MembersBucket   string        `envconfig:"MEMBERS_BUCKET" default:"md_members" desc:"with MDB_CLUSTER: KV bucket of the replicas' membership"`
-	HandoverTimeout time.Duration `envconfig:"HANDOVER_TIMEOUT" default:"30s" desc:"with MDB_CLUSTER: how long a replica keeps a unit it lost while its new owners are not CONNECTED"`
-	IPShare         int           `envconfig:"IP_SHARE" default:"1" desc:"replicas sharing one egress IP: each uses 1/MDB_IP_SHARE of every per-IP limit: the REST budgets (MDB_BINANCE_WEIGHT_PER_MINUTE, MDB_BYBIT_REQUESTS_PER_MINUTE, the binance-usdm budget and live limit, the OKX budget), the venue connection attempts per window and connections per IP"`
+	Cluster          bool          `envconfig:"CLUSTER" default:"false" desc:"partition the subscriptions over the replicas sharing the NATS server (membership in KV bucket MDB_MEMBERS_BUCKET); false: every replica carries everything"`
+	Redundancy       string        `envconfig:"REDUNDANCY" default:"2" desc:"with MDB_CLUSTER: replicas carrying each (exchange, symbol); 1 = no redundancy; at least the number of replicas = every replica carries everything"`
+	MembersBucket    string        `envconfig:"MEMBERS_BUCKET" default:"md_members" desc:"with MDB_CLUSTER: KV bucket of the replicas' membership"`
+	HandoverTimeout  time.Duration `envconfig:"HANDOVER_TIMEOUT" default:"30s" desc:"with MDB_CLUSTER: how long a replica keeps a unit it lost while its new owners are not CONNECTED"`
+	ClusterHeartbeat time.Duration `envconfig:"CLUSTER_HEARTBEAT" default:"1s" desc:"with MDB_CLUSTER: how often a replica rewrites its membership entry; at least 100ms"`
+	ClusterExpiry    time.Duration `envconfig:"CLUSTER_EXPIRY" default:"3s" desc:"with MDB_CLUSTER: how long a silent replica stays a member (the membership bucket's TTL; a dead replica's units move after about expiry + heartbeat); at least 1s and twice MDB_CLUSTER_HEARTBEAT"`
+	IPShare          int           `envconfig:"IP_SHARE" default:"1" desc:"replicas sharing one egress IP: each uses 1/MDB_IP_SHARE of every per-IP limit: the REST budgets (MDB_BINANCE_WEIGHT_PER_MINUTE, MDB_BYBIT_REQUESTS_PER_MINUTE, the binance-usdm budget and live limit, the OKX budget), the venue connection attempts per window and connections per IP"`
 
 	// Resilience knobs of every stream: MDB_RESILIENCE_AUTO_RECONNECT,
 	// MDB_RESILIENCE_RECONNECT_DELAY_MAX, ...

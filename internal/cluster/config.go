@@ -13,7 +13,7 @@ import (
 const (
 	DefaultBucket          = "md_members"
 	DefaultRedundancy      = 2
-	DefaultHeartbeat       = 2 * time.Second
+	DefaultHeartbeat       = time.Second
 	DefaultExpiry          = 3 * DefaultHeartbeat
 	DefaultHandoverTimeout = 30 * time.Second
 	DefaultTick            = 500 * time.Millisecond
@@ -33,11 +33,11 @@ type Config struct {
 	// Bucket is the membership KV bucket (default md_members).
 	Bucket string
 	// Heartbeat is how often the replica rewrites its membership entry
-	// (default 2 s).
+	// (default 1 s).
 	Heartbeat time.Duration
 	// Expiry is how long a member may go without rewriting its entry
 	// before the others consider it gone; it is also the bucket's TTL
-	// (default 3 × Heartbeat; at least 2 × Heartbeat).
+	// (default 3 × Heartbeat; at least 2 × Heartbeat and 1 s).
 	Expiry time.Duration
 	// HandoverTimeout bounds how long a lost unit keeps running while its
 	// new owners are not CONNECTED in md_state (default 30 s).

@@ -113,7 +113,7 @@ func TestMakeBeforeBreak(t *testing.T) {
 		units = append(units, Unit{"binance", fmt.Sprintf("S%02dUSDT", i)})
 	}
 	cfg := Config{Redundancy: 1, Units: units, Heartbeat: 200 * time.Millisecond, Expiry: time.Second, Tick: 50 * time.Millisecond, HandoverTimeout: time.Hour, Storage: jetstream.MemoryStorage}
-	members, err := EnsureBucket(ctx, js, Config{Instance: "x", Expiry: cfg.Expiry, Heartbeat: cfg.Heartbeat, Storage: jetstream.MemoryStorage})
+	members, err := EnsureBucket(ctx, js, Config{Instance: "x", Expiry: cfg.Expiry, Heartbeat: cfg.Heartbeat, Storage: jetstream.MemoryStorage}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

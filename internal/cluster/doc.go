@@ -7,15 +7,14 @@
 // or until a bounded timeout.
 //
 // Liveness: each replica rewrites its md_members entry every Heartbeat
-// (default 2 s); the bucket's TTL (Expiry, default 6 s) removes entries
+// (default 1 s); the bucket's TTL (Expiry, default 3 s) removes entries
 // nobody rewrites, and every replica considers a member gone once it has
 // not seen it rewritten for Expiry while its own watch of the bucket
 // worked (the watch delivered the replica's own entry more than Expiry
 // after the member's last one), or saw its key deleted, as a graceful
 // stop does. A dead replica therefore drops out of every view within
-// Expiry plus one Heartbeat and one reconcile tick (default 8.5 s, at most
-// 10 s with the defaults), and its units are started on their new owners
-// at that moment. A replica whose watch falls silent (cut off from NATS)
+// Expiry plus one Heartbeat and one reconcile tick (default 4.5 s), and
+// its units are started on their new owners at that moment. A replica whose watch falls silent (cut off from NATS)
 // expires nobody; when its own entry comes through again after such a
 // silence, every member gets a fresh Expiry to show up, as their entries
 // may follow its own.

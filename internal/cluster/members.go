@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -41,12 +42,25 @@ func MemberKey(instance string) string {
 }
 
 // EnsureBucket creates or updates the membership bucket: one revision per
-// key, TTL cfg.Expiry. Errors wrap ErrBucket and say what to grant.
-func EnsureBucket(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.KeyValue, error) {
+// key, TTL cfg.Expiry. A bucket that exists with another TTL (an earlier
+// MDB_CLUSTER_EXPIRY) is updated to cfg.Expiry, with a warning on logger
+// (nil = discard): replicas of different expiries sharing one bucket would
+// otherwise expire each other's entries early or late. Errors wrap
+// ErrConfig or ErrBucket; ErrBucket's say what to grant.
+func EnsureBucket(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.Logger) (jetstream.KeyValue, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if kv, err := js.KeyValue(ctx, cfg.Bucket); err == nil {
+		if st, err := kv.Status(ctx); err == nil && st.TTL() != cfg.Expiry {
+			logger.Warn("cluster: membership bucket has another TTL; updating it to the configured expiry (replicas still running with the old MDB_CLUSTER_EXPIRY should be restarted with the new one)",
+				"bucket", cfg.Bucket, "ttl", st.TTL(), "expiry", cfg.Expiry)
+		}
+	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      cfg.Bucket,
 		Description: "mdbridge replicas (membership for partitioned ingestion)",
@@ -56,8 +70,8 @@ func EnsureBucket(ctx context.Context, js jetstream.JetStream, cfg Config) (jets
 		Replicas:    cfg.Replicas,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: KV bucket %q: %w (the NATS account needs JetStream, and the user permission to create and use the bucket: publish $JS.API.STREAM.CREATE.KV_%s, $JS.API.STREAM.INFO.KV_%s, $JS.API.CONSUMER.> and $KV.%s.>, subscribe _INBOX.>; or create it beforehand with `nats kv add %s --history 1 --ttl %s`)",
-			ErrBucket, cfg.Bucket, err, cfg.Bucket, cfg.Bucket, cfg.Bucket, cfg.Bucket, cfg.Expiry)
+		return nil, fmt.Errorf("%w: KV bucket %q: %w (the NATS account needs JetStream, and the user permission to create and use the bucket: publish $JS.API.STREAM.CREATE.KV_%s, $JS.API.STREAM.UPDATE.KV_%s, $JS.API.STREAM.INFO.KV_%s, $JS.API.CONSUMER.> and $KV.%s.>, subscribe _INBOX.>; or create it beforehand with `nats kv add %s --history 1 --ttl %s`)",
+			ErrBucket, cfg.Bucket, err, cfg.Bucket, cfg.Bucket, cfg.Bucket, cfg.Bucket, cfg.Bucket, cfg.Expiry)
 	}
 	return kv, nil
 }

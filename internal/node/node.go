@@ -275,7 +275,7 @@ func (n *Node) startDynamic(ctx context.Context, states jetstream.KeyValue, requ
 			return err
 		}
 	} else {
-		members, err := cluster.EnsureBucket(ctx, n.js, n.ccfg)
+		members, err := cluster.EnsureBucket(ctx, n.js, n.ccfg, n.log)
 		if err != nil {
 			return err
 		}

@@ -142,6 +142,7 @@ func TestDefaultsAreSecureAndComplete(t *testing.T) {
 		"MDB_BUFFER_BYTES": "268435456", "MDB_LOG_FORMAT": "json", "MDB_MAX_BYTES": "10737418240",
 		"MDB_STALE_AFTER": "1m",
 		"MDB_CLUSTER":     "true", "MDB_REDUNDANCY": "2", "MDB_MEMBERS_BUCKET": "md_members", "MDB_HANDOVER_TIMEOUT": "30s",
+		"MDB_CLUSTER_HEARTBEAT": "1s", "MDB_CLUSTER_EXPIRY": "3s",
 	} {
 		if cm.Data[k] != want {
 			t.Errorf("ConfigMap %s = %q, want %q", k, cm.Data[k], want)
@@ -260,6 +261,8 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		"cluster.redundancy=two",
 		"cluster.membersBucket=md.members",
 		"cluster.handoverTimeout=soon",
+		"cluster.heartbeat=fast",
+		"cluster.expiry=3",
 		"nats.stream.replicas=2",
 		"nats.stream.duplicateWindow=two minutes",
 		"nats.stream.maxBytes=5",
