@@ -138,7 +138,7 @@ type SnapshotService struct {
 	stop   chan struct{} // closed when the service stops taking requests
 	wake   chan struct{} // a flight was queued
 	wg     sync.WaitGroup
-	now    func() time.Time
+	now    func() time.Time // guarded by mu (tests replace it)
 
 	mu      sync.Mutex
 	queued  map[string]*flight // the queued (not yet sent) flight of a symbol
@@ -304,11 +304,11 @@ func (s *SnapshotService) handle(m *nats.Msg, u *SnapshotUnit) {
 		return
 	}
 	w := waiter{m: m}
+	key := exchange + "." + symbol
+	s.mu.Lock()
 	if req.TimeoutMS > 0 {
 		w.deadline = s.now().Add(time.Duration(req.TimeoutMS) * time.Millisecond)
 	}
-	key := exchange + "." + symbol
-	s.mu.Lock()
 	switch {
 	case s.closed:
 		s.mu.Unlock()
@@ -452,9 +452,9 @@ func (s *SnapshotService) ready() int {
 // timeout has passed are dropped on the way (their requesters gave up: a
 // fetch for them would be wasted REST budget).
 func (s *SnapshotService) pop() *flight {
-	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := s.now()
 	for {
 		i := s.ready()
 		if i < 0 {
