@@ -507,16 +507,17 @@ func (s *SnapshotService) signal() {
 // answerAll replies to every request of f (which is no longer queued) and
 // releases their waiter slots.
 func (s *SnapshotService) answerAll(f *flight, reply SnapshotReply) {
+	// Counted first: a requester that reads Stats after its reply sees it.
+	if reply.Error == "" {
+		s.served.Add(uint64(len(f.reqs)))
+	} else {
+		s.failed.Add(uint64(len(f.reqs)))
+	}
 	body, _ := json.Marshal(reply)
 	for _, w := range f.reqs {
 		if err := w.m.Respond(body); err != nil {
 			s.log.Debug("snapshot reply failed", "err", err)
 		}
-	}
-	if reply.Error == "" {
-		s.served.Add(uint64(len(f.reqs)))
-	} else {
-		s.failed.Add(uint64(len(f.reqs)))
 	}
 	s.mu.Lock()
 	s.waiters -= len(f.reqs)
