@@ -319,7 +319,7 @@ func (s *SnapshotService) handle(m *nats.Msg, u *SnapshotUnit) {
 		s.failed.Add(1)
 		s.respond(m, s.unavailable(exchange, symbol, "no longer carried by this replica"))
 		return
-	case s.waiters >= s.cfg.SnapshotMaxWaiters:
+	case s.waiters >= s.cfg.SnapshotMaxWaiters && s.dropExpired() == 0:
 		after := s.retryAfter()
 		s.mu.Unlock()
 		s.busy.Add(1)
@@ -337,6 +337,31 @@ func (s *SnapshotService) handle(m *nats.Msg, u *SnapshotUnit) {
 	}
 	s.waiters++
 	s.mu.Unlock()
+}
+
+// dropExpired removes the queued requests whose timeout has passed (their
+// requesters gave up; they would only hold waiter slots until dequeued)
+// and returns how many. s.mu held.
+func (s *SnapshotService) dropExpired() int {
+	now := s.now()
+	dropped := 0
+	s.queue = slices.DeleteFunc(s.queue, func(f *flight) bool {
+		n := len(f.reqs)
+		f.reqs = slices.DeleteFunc(f.reqs, func(w waiter) bool { return !w.deadline.IsZero() && !now.Before(w.deadline) })
+		dropped += n - len(f.reqs)
+		if len(f.reqs) > 0 {
+			return false
+		}
+		if s.queued[f.key] == f {
+			delete(s.queued, f.key)
+		}
+		return true
+	})
+	if dropped > 0 {
+		s.expired.Add(uint64(dropped))
+		s.waiters -= dropped
+	}
+	return dropped
 }
 
 // retryAfter estimates, in milliseconds, when the queue will have room:

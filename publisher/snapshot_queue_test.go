@@ -337,3 +337,54 @@ func TestRequesterRetriesNoResponders(t *testing.T) {
 		t.Errorf("nobody serving: %v, want no responders after several attempts", err)
 	}
 }
+
+// TestSnapshotQueueExpiredFreeSlots: at SnapshotMaxWaiters, queued
+// requests whose timeout has passed give their slots to new requests
+// instead of a busy refusal.
+func TestSnapshotQueueExpiredFreeSlots(t *testing.T) {
+	nc, _ := provisioned(t)
+	src := &orderedSource{gate: make(chan struct{}), entered: make(chan string, 10)}
+	svc := startService(t, nc, Config{SnapshotConcurrency: 1, SnapshotRate: 1000, SnapshotBurst: 1000, SnapshotMaxWaiters: 3}, src)
+	var mu sync.Mutex
+	now := time.Unix(1000, 0)
+	svc.mu.Lock()
+	svc.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	svc.mu.Unlock()
+	client := connect(t, nc.ConnectedUrl())
+	inbox, reps := collectReplies(t, client)
+	send := func(sym, tok, body string) {
+		t.Helper()
+		if err := client.PublishRequest("mdctl.snapshot.binance."+sym, inbox+"."+tok, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+		if err := client.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("AAA", "a", "")
+	<-src.entered
+	send("BBB", "b", `{"timeout_ms":1000}`)
+	send("CCC", "c", `{"timeout_ms":1000}`)
+	send("DDD", "d", "") // the limit: 3 waiting
+	if tok, rep := reps.next(t); tok != "d" || rep.Code != CodeBusy {
+		t.Fatalf("%s %+v, want d busy", tok, rep)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Second)
+	mu.Unlock()
+	send("EEE", "e", "") // BBB and CCC expired: room
+	waitStats(t, svc, func(st SnapshotServiceStats) bool { return st.Requests == 5 })
+	if st := svc.Stats(); st.Expired != 2 || st.Busy != 1 || st.Queued != 1 {
+		t.Fatalf("stats %+v: want 2 expired, 1 busy, EEE queued", st)
+	}
+	src.gate <- struct{}{}
+	if got := <-src.entered; got != "EEE" {
+		t.Fatalf("fetch of %s, want EEE", got)
+	}
+	src.gate <- struct{}{}
+	for range 2 {
+		if tok, rep := reps.next(t); rep.Error != "" {
+			t.Fatalf("%s %+v", tok, rep)
+		}
+	}
+}

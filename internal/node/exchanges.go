@@ -256,3 +256,19 @@ func (v Venues) snapshotDefaults(c publisher.Config, subs []Subscription) publis
 	}
 	return c
 }
+
+// queueWait returns c with an unset RequestTimeout long enough for the
+// streams' own snapshot requests to wait through a full queue of the
+// serving replica (SnapshotMaxWaiters at SnapshotRate, plus one fetch):
+// a book sync that gave up earlier would ask again at the back of the
+// queue, its place lost.
+func queueWait(c publisher.Config) publisher.Config {
+	if c.RequestTimeout != 0 {
+		return c
+	}
+	waiters := cmp.Or(c.SnapshotMaxWaiters, publisher.DefaultSnapshotMaxWaiters)
+	rate := cmp.Or(c.SnapshotRate, publisher.DefaultSnapshotRate)
+	queue := time.Duration(float64(waiters) / rate * float64(time.Second))
+	c.RequestTimeout = max(publisher.DefaultRequestTimeout, queue+cmp.Or(c.SnapshotTimeout, publisher.DefaultSnapshotTimeout))
+	return c
+}

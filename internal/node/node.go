@@ -134,7 +134,7 @@ func (n *Node) Start(ctx context.Context, nc *nats.Conn) (err error) {
 		return fmt.Errorf("state writer: %w", err)
 	}
 	n.states.SetDropCounter(n.pub.SymbolDropped) // drops visible per symbol and instance
-	requester, err := publisher.NewSnapshotRequester(nc, pc, n.cfg.Instance)
+	requester, err := publisher.NewSnapshotRequester(nc, queueWait(pc), n.cfg.Instance)
 	if err != nil {
 		return fmt.Errorf("snapshot requester: %w", err)
 	}
