@@ -159,12 +159,16 @@ type Config struct {
 	// SnapshotConcurrency bounds concurrent snapshot fetches. Default 4.
 	SnapshotConcurrency int
 	// SnapshotRate is the sustained rate of new snapshot fetches per second
-	// for the whole service; SnapshotBurst its burst. Defaults 20/s, 40.
+	// for the whole service (the pace of its FIFO queue); SnapshotBurst its
+	// burst. Defaults 20/s, 40 (internal/node derives them from the venues'
+	// REST budgets).
 	SnapshotRate  float64
 	SnapshotBurst int
-	// SnapshotMaxWaiters bounds requests waiting for a fetch. Default 1024.
+	// SnapshotMaxWaiters bounds requests queued or waiting for a running
+	// fetch; beyond it a request is refused "busy". Default 1024.
 	SnapshotMaxWaiters int
-	// SnapshotTimeout bounds one fetch plus its publish. Default 10 s.
+	// SnapshotTimeout bounds one fetch plus its publish, from the moment
+	// the fetch leaves the queue. Default 10 s.
 	SnapshotTimeout time.Duration
 	// RequestTimeout bounds SnapshotRequester.RequestSnapshot when its
 	// context has no earlier deadline. Default 15 s.

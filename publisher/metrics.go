@@ -89,9 +89,11 @@ func NewCollector(pub *JetStream, sw *StateWriter, svc *SnapshotService) *Collec
 			counterField("snapshot_requests_total", "Snapshot control requests received.", func(s *ss) uint64 { return s.Requests }),
 			counterField("snapshot_served_total", "Snapshot requests answered with a snapshot.", func(s *ss) uint64 { return s.Served }),
 			counterField("snapshot_failed_total", "Snapshot requests answered with an error other than busy.", func(s *ss) uint64 { return s.Failed }),
-			counterField("snapshot_busy_total", "Snapshot requests refused at the concurrency or rate limit.", func(s *ss) uint64 { return s.Busy }),
+			counterField("snapshot_busy_total", "Snapshot requests refused because SnapshotMaxWaiters requests were waiting (the reply carries retry_after_ms).", func(s *ss) uint64 { return s.Busy }),
 			counterField("snapshot_fetches_total", "Snapshots fetched from the exchange.", func(s *ss) uint64 { return s.Fetches }),
 			counterField("snapshot_coalesced_total", "Snapshot requests that joined a queued fetch.", func(s *ss) uint64 { return s.Coalesced }),
+			counterField("snapshot_expired_total", "Snapshot requests dropped from the queue because their timeout_ms had passed (the requester gave up).", func(s *ss) uint64 { return s.Expired }),
+			gaugeField("snapshot_queued_fetches", "Snapshot fetches waiting in the service's queue for a fetch slot and the rate limit.", func(s *ss) float64 { return float64(s.Queued) }),
 		},
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -15,7 +16,8 @@ var _ bridge.SnapshotRequester = (*SnapshotRequester)(nil)
 
 // SnapshotRequester implements bridge.SnapshotRequester with a NATS request
 // on <ControlPrefix>.snapshot.<exchange>.<symbol>, served by whichever
-// replica's SnapshotService the queue group picks.
+// replica's SnapshotService the queue group picks (in cluster mode: one of
+// the replicas carrying the symbol).
 type SnapshotRequester struct {
 	nc       *nats.Conn
 	cfg      Config
@@ -46,24 +48,60 @@ func (r *SnapshotRequester) RequestSnapshot(ctx context.Context, exchange, symbo
 // Request is RequestSnapshot returning the whole reply (stream sequence,
 // duplicate flag); reason is logged by the serving replica. The CLI's
 // `snapshot` command uses it.
+//
+// NATS "no responders" (no replica carries the symbol right now: in
+// cluster mode only its owners subscribe its subject, and a unit moving
+// between replicas may briefly have none) and an "unavailable" reply (the
+// replica is releasing the unit or shutting down) are retried, with a
+// backoff from 50 ms to 1 s, until the timeout; the last error is
+// returned then.
 func (r *SnapshotRequester) Request(ctx context.Context, exchange, symbol, reason string) (SnapshotReply, error) {
 	if err := errors.Join(bridge.ValidateIdent(exchange), bridge.ValidateIdent(symbol)); err != nil {
 		return SnapshotReply{}, err
 	}
 	subject := r.cfg.ControlPrefix + ".snapshot." + exchange + "." + symbol
-	body, _ := json.Marshal(SnapshotRequest{Requester: r.instance, Reason: reason})
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
 	defer cancel()
+	backoff := requestRetryInitial
+	for attempt := 1; ; attempt++ {
+		rep, retry, err := r.request(ctx, subject, reason)
+		if !retry {
+			return rep, err
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return rep, fmt.Errorf("%w (%d attempts)", err, attempt)
+		}
+		backoff = min(2*backoff, requestRetryMax)
+	}
+}
+
+// The backoff of Request's retries.
+const (
+	requestRetryInitial = 50 * time.Millisecond
+	requestRetryMax     = time.Second
+)
+
+// request sends one request; retry tells whether another attempt may
+// reach a replica that serves it.
+func (r *SnapshotRequester) request(ctx context.Context, subject, reason string) (rep SnapshotReply, retry bool, err error) {
+	req := SnapshotRequest{Requester: r.instance, Reason: reason}
+	if d, ok := ctx.Deadline(); ok {
+		req.TimeoutMS = max(time.Until(d).Milliseconds(), 1)
+	}
+	body, _ := json.Marshal(req)
 	m, err := r.nc.RequestWithContext(ctx, subject, body)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
-		return SnapshotReply{}, fmt.Errorf("%w: %s", ErrNoResponders, subject)
+		return SnapshotReply{}, true, fmt.Errorf("%w: %s", ErrNoResponders, subject)
 	case err != nil:
-		return SnapshotReply{}, fmt.Errorf("%w: %s: %w", ErrSnapshot, subject, err)
+		return SnapshotReply{}, false, fmt.Errorf("%w: %s: %w", ErrSnapshot, subject, err)
 	}
-	var rep SnapshotReply
 	if err := json.Unmarshal(m.Data, &rep); err != nil {
-		return SnapshotReply{}, fmt.Errorf("%w: %s: malformed reply: %v", ErrSnapshot, subject, err)
+		return SnapshotReply{}, false, fmt.Errorf("%w: %s: malformed reply: %v", ErrSnapshot, subject, err)
 	}
 	if rep.Error != "" {
 		kind := ErrSnapshot
@@ -73,7 +111,7 @@ func (r *SnapshotRequester) Request(ctx context.Context, exchange, symbol, reaso
 		case CodeUnknownSymbol:
 			kind = ErrUnknownSymbol
 		}
-		return rep, fmt.Errorf("%w: %s: %s", kind, subject, rep.Error)
+		return rep, rep.Code == CodeUnavailable, fmt.Errorf("%w: %s: %s", kind, subject, rep.Error)
 	}
-	return rep, nil
+	return rep, false, nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -268,100 +267,6 @@ func TestSnapshotCoalesces(t *testing.T) {
 	}
 	if st := svc.Stats(); st.Fetches != 2 || st.Served != n+1 {
 		t.Errorf("stats %+v", st)
-	}
-}
-
-// TestSnapshotFlood sends thousands of requests at once: the work stays
-// bounded (few fetches, bounded waiters) and every request gets a reply,
-// most of them "busy" at once.
-func TestSnapshotFlood(t *testing.T) {
-	nc, _ := provisioned(t)
-	src := &fakeSource{gate: make(chan struct{})}
-	cfg := Config{SnapshotRate: 1, SnapshotBurst: 5, SnapshotMaxWaiters: 50, SnapshotConcurrency: 2}
-	svc := startService(t, nc, cfg, src)
-
-	client := connect(t, nc.ConnectedUrl())
-	inbox := nats.NewInbox()
-	var mu sync.Mutex
-	codes := map[string]int{}
-	replies := make(chan struct{}, 10_000)
-	sub, err := client.Subscribe(inbox+".*", func(m *nats.Msg) {
-		var r SnapshotReply
-		_ = json.Unmarshal(m.Data, &r)
-		mu.Lock()
-		codes[r.Code]++
-		mu.Unlock()
-		replies <- struct{}{}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-
-	// 40 requests for one symbol (one running fetch, one queued that the
-	// rest join), then 2000 distinct symbols (new fetches: only the burst
-	// is admitted), then 2000 more for the first symbol (they join the
-	// queued fetch until the waiter limit).
-	const distinct, same = 2000, 2040
-	send := func(subj, reply string) {
-		if err := client.PublishRequest(subj, inbox+"."+reply, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	start := time.Now()
-	for i := range 40 {
-		send("mdctl.snapshot.binance.SYM0", fmt.Sprintf("a%d", i))
-	}
-	for i := range distinct {
-		send(fmt.Sprintf("mdctl.snapshot.binance.SYM%d", i+1), fmt.Sprintf("d%d", i))
-	}
-	for i := range same - 40 {
-		send("mdctl.snapshot.binance.SYM0", fmt.Sprintf("b%d", i))
-	}
-	if err := client.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	// Everything but the waiters is refused at once.
-	waitFor := func(n int) {
-		t.Helper()
-		deadline := time.After(20 * time.Second)
-		for got := 0; got < n; got++ {
-			select {
-			case <-replies:
-			case <-deadline:
-				t.Fatalf("%d of %d replies; stats %+v", got, n, svc.Stats())
-			}
-		}
-	}
-	st := svc.Stats()
-	for st.Requests < distinct+same {
-		time.Sleep(5 * time.Millisecond)
-		st = svc.Stats()
-	}
-	// Every fetch was admitted while the requests arrived, within this
-	// time: the limiter let through its burst plus what it refilled
-	// meanwhile (on a loaded machine the flood can take seconds).
-	arrived := time.Since(start)
-	waiting := int(distinct + same - st.Busy)
-	if waiting != cfg.SnapshotMaxWaiters {
-		t.Errorf("%d requests waiting, want the limit %d", waiting, cfg.SnapshotMaxWaiters)
-	}
-	waitFor(distinct + same - waiting)
-	// Release the fetches: only the burst of fetches was admitted (two of
-	// them for SYM0, the rest for the first distinct symbols).
-	close(src.gate)
-	waitFor(waiting)
-	st = svc.Stats()
-	t.Logf("flood: %+v, %d waited", st, waiting)
-	refill := uint64(arrived.Seconds() * cfg.SnapshotRate)
-	if st.Fetches < uint64(cfg.SnapshotBurst) || st.Fetches > uint64(cfg.SnapshotBurst)+refill || st.Coalesced == 0 {
-		t.Errorf("%d fetches for a flood that arrived in %s, want the burst %d (+%d refilled), and coalesced requests (%+v)",
-			st.Fetches, arrived, cfg.SnapshotBurst, refill, st)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if codes[CodeBusy] != int(st.Busy) || codes[""] != waiting || codes[CodeBusy]+codes[""] != distinct+same {
-		t.Errorf("reply codes %v, stats %+v, waiting %d", codes, st, waiting)
 	}
 }
 

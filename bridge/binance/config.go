@@ -128,3 +128,14 @@ func depthWeight(limit int) int {
 		return 250
 	}
 }
+
+// SnapshotWeight is the REST request weight of one order book snapshot of
+// market (MarketSpot or MarketUSDM) at depth limit (0: the market's
+// default depth): what a REST budget in weight per minute divides into
+// snapshots per minute.
+func SnapshotWeight(market string, limit int) int {
+	if market == MarketUSDM {
+		return usdmDepthWeight(cmp.Or(limit, DefaultUSDMBookDepth))
+	}
+	return depthWeight(cmp.Or(limit, DefaultBookDepth))
+}

@@ -16,7 +16,7 @@ import (
 func cmdSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("snapshot", "[-server nats://...] <exchange> <SYMBOL>   e.g. snapshot binance BTCUSDT", stderr)
 	server := fs.String("server", "", "NATS URL (default MDB_NATS_URL, else the embedded server's address)")
-	timeout := fs.Duration("timeout", 15*time.Second, "how long to wait for the reply")
+	timeout := fs.Duration("timeout", 15*time.Second, "how long to wait for the reply (NATS \"no responders\", no bridge carrying the symbol yet, is retried until then)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -39,7 +39,7 @@ func cmdSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return exitFailure
 	}
 	defer nc.Close()
-	req, err := publisher.NewSnapshotRequester(nc, publisher.Config{ControlPrefix: cfg.ControlPrefix, SubjectPrefix: cfg.SubjectPrefix, Stream: cfg.Stream}, "cli-"+bridge.HostIdent())
+	req, err := publisher.NewSnapshotRequester(nc, publisher.Config{ControlPrefix: cfg.ControlPrefix, SubjectPrefix: cfg.SubjectPrefix, Stream: cfg.Stream, RequestTimeout: *timeout}, "cli-"+bridge.HostIdent())
 	if err != nil {
 		fmt.Fprintf(stderr, "mdbridge snapshot: %v\n", err)
 		return exitFailure
@@ -48,7 +48,11 @@ func cmdSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if err != nil {
 		// The error names the control subject already.
 		hint := ""
-		if errors.Is(err, publisher.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) {
+		switch {
+		case errors.Is(err, publisher.ErrNoResponders):
+			hint = fmt.Sprintf(" (retried for the whole -timeout %s: no bridge carrying %s %s answered; is one running against %s? MDB_NATS_URL or -server selects the NATS)",
+				*timeout, exchange, symbol, nc.ConnectedUrlRedacted())
+		case errors.Is(err, context.DeadlineExceeded):
 			hint = fmt.Sprintf(" (is a bridge subscribed to %s %s running against %s? MDB_NATS_URL or -server selects the NATS)",
 				exchange, symbol, nc.ConnectedUrlRedacted())
 		}

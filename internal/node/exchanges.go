@@ -12,6 +12,7 @@ import (
 	"github.com/qldata/mdbridge/bridge/binance"
 	"github.com/qldata/mdbridge/bridge/bybit"
 	"github.com/qldata/mdbridge/bridge/okx"
+	"github.com/qldata/mdbridge/publisher"
 	"github.com/qldata/mdbridge/resilience"
 )
 
@@ -190,4 +191,84 @@ func newExchange(id string, v Venues, limiter func(venue string) (*resilience.Ra
 // the per-IP attempts divided among the replicas sharing the IP.
 func (v Venues) connectGate(ex bridge.Exchange, spacing time.Duration) (*bridge.ConnectGate, error) {
 	return bridge.NewConnectGate(v.shareLimits(ex.Limits()), spacing)
+}
+
+// snapshotsPerMinute is the REST order book snapshots per minute the
+// venue's budget allows exchange id: the budget divided by one snapshot's
+// weight (Binance), or the request budget (Bybit, OKX); 0 for an unknown
+// id. It is the default of the streams' SnapshotsPerMinute and, summed
+// over the venues, of the snapshot service's rate, so that neither paces
+// book syncs slower than the venue allows (the venue's REST limiter,
+// shared per IP, keeps the real bound).
+func (v Venues) snapshotsPerMinute(id string) int {
+	var n int
+	switch id {
+	case binance.Name:
+		l, _ := resilience.ExchangeDefaults(binance.Name)
+		n = cmp.Or(v.BinanceWeightPerMinute, l.RequestsPerMinute) / binance.SnapshotWeight(binance.MarketSpot, v.BinanceBookDepth)
+	case binance.NameUSDM:
+		n = cmp.Or(v.BinanceUSDMWeightPerMinute, binance.DefaultUSDMWeightPerMinute) / binance.SnapshotWeight(binance.MarketUSDM, v.BinanceUSDMBookDepth)
+	case bybit.NameSpot, bybit.NameLinear:
+		l, _ := resilience.ExchangeDefaults("bybit")
+		n = cmp.Or(v.BybitRequestsPerMinute, l.RequestsPerMinute)
+	case okx.NameSpot, okx.NameSwap:
+		n = v.share(okx.RequestsPerMinute)
+	default:
+		return 0
+	}
+	return max(n, 1)
+}
+
+// snapshotDefaults fills the snapshot service's unset rate, burst and
+// concurrency of c from the venues of subs (every venue when subs name
+// none, e.g. runtime subscriptions): the sum of their snapshot budgets,
+// a burst of 3 s of it, 4 fetch slots per venue (as each stream has).
+func (v Venues) snapshotDefaults(c publisher.Config, subs []Subscription) publisher.Config {
+	ids := map[string]bool{}
+	for _, s := range subs {
+		ids[s.Exchange] = true
+	}
+	if len(ids) == 0 {
+		for _, id := range []string{binance.Name, binance.NameUSDM, bybit.NameSpot, okx.NameSpot} {
+			ids[id] = true
+		}
+	}
+	venues := map[string]bool{}
+	perMin := 0
+	for id := range ids {
+		if venues[venueOf(id)] {
+			continue // Bybit spot and linear share a budget, OKX's two markets too
+		}
+		venues[venueOf(id)] = true
+		perMin += v.snapshotsPerMinute(id)
+	}
+	if perMin == 0 {
+		return c
+	}
+	if c.SnapshotRate == 0 {
+		c.SnapshotRate = max(float64(perMin)/60, 1)
+	}
+	if c.SnapshotBurst == 0 {
+		c.SnapshotBurst = max(perMin/20, publisher.DefaultSnapshotBurst)
+	}
+	if c.SnapshotConcurrency == 0 {
+		c.SnapshotConcurrency = max(4*len(venues), publisher.DefaultSnapshotConcurrency)
+	}
+	return c
+}
+
+// queueWait returns c with an unset RequestTimeout long enough for the
+// streams' own snapshot requests to wait through a full queue of the
+// serving replica (SnapshotMaxWaiters at SnapshotRate, plus one fetch):
+// a book sync that gave up earlier would ask again at the back of the
+// queue, its place lost.
+func queueWait(c publisher.Config) publisher.Config {
+	if c.RequestTimeout != 0 {
+		return c
+	}
+	waiters := cmp.Or(c.SnapshotMaxWaiters, publisher.DefaultSnapshotMaxWaiters)
+	rate := cmp.Or(c.SnapshotRate, publisher.DefaultSnapshotRate)
+	queue := time.Duration(float64(waiters) / rate * float64(time.Second))
+	c.RequestTimeout = max(publisher.DefaultRequestTimeout, queue+cmp.Or(c.SnapshotTimeout, publisher.DefaultSnapshotTimeout))
+	return c
 }

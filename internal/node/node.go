@@ -118,7 +118,7 @@ func (n *Node) Start(ctx context.Context, nc *nats.Conn) (err error) {
 			n.Close()
 		}
 	}()
-	pc := n.cfg.Publisher
+	pc := n.cfg.Venues.snapshotDefaults(n.cfg.Publisher, n.cfg.Subscriptions)
 	if n.js, err = jetstream.New(nc); err != nil {
 		return err
 	}
@@ -134,7 +134,7 @@ func (n *Node) Start(ctx context.Context, nc *nats.Conn) (err error) {
 		return fmt.Errorf("state writer: %w", err)
 	}
 	n.states.SetDropCounter(n.pub.SymbolDropped) // drops visible per symbol and instance
-	requester, err := publisher.NewSnapshotRequester(nc, pc, n.cfg.Instance)
+	requester, err := publisher.NewSnapshotRequester(nc, queueWait(pc), n.cfg.Instance)
 	if err != nil {
 		return fmt.Errorf("snapshot requester: %w", err)
 	}
@@ -194,6 +194,7 @@ func (n *Node) streamMaker(req bridge.SnapshotRequester) func(ex string, ch brid
 		sc := bridge.StreamConfig{
 			Exchange: ex, Symbols: symbols, Channels: ch,
 			Resilience: &res, Instance: n.cfg.Instance,
+			SnapshotsPerMinute: n.cfg.Venues.snapshotsPerMinute(exName),
 		}
 		if n.cfg.Tune != nil {
 			n.cfg.Tune(&sc)
@@ -267,7 +268,15 @@ func (n *Node) startDynamic(ctx context.Context, states jetstream.KeyValue, requ
 		}
 		n.setSets(n.cfg.Subscriptions, resolved)
 	}
-	if n.svc, err = publisher.NewSnapshotService(n.nc, n.pub, src, n.log); err != nil {
+	if n.cfg.Cluster != nil {
+		// Only the replicas carrying a unit subscribe its control subject
+		// (unitRunner.launch): another replica cannot serve it.
+		n.svc, err = publisher.NewUnitSnapshotService(n.nc, n.pub, src, n.log)
+		n.runner.svc = n.svc
+	} else {
+		n.svc, err = publisher.NewSnapshotService(n.nc, n.pub, src, n.log)
+	}
+	if err != nil {
 		return fmt.Errorf("snapshot service: %w", err)
 	}
 	if n.cfg.Cluster == nil {

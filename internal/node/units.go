@@ -92,12 +92,16 @@ type unitRunner struct {
 	sinkBase bridge.StateSink // the md_state writer (behind the hook)
 	mk       func(ex string, ch bridge.Channel, symbols []string, sink bridge.StateSink) (*bridge.Stream, error)
 	log      *slog.Logger
-	mu       sync.Mutex
-	cur      []*unitStream // streams carrying units
-	old      []*unitStream // streams being retired
-	wg       sync.WaitGroup
-	stop     chan struct{}
-	shut     bool
+	// svc, in cluster mode, is the per-unit snapshot service: each unit
+	// carried has its subscription in served.
+	svc    *publisher.SnapshotService
+	mu     sync.Mutex
+	served map[cluster.Unit]*publisher.SnapshotUnit
+	cur    []*unitStream // streams carrying units
+	old    []*unitStream // streams being retired
+	wg     sync.WaitGroup
+	stop   chan struct{}
+	shut   bool
 }
 
 var _ cluster.Runner = (*unitRunner)(nil)
@@ -134,6 +138,9 @@ func (r *unitRunner) launch(ex string, ch bridge.Channel, symbols []string, quie
 	if err != nil {
 		return nil, err
 	}
+	// Serve the units' snapshot requests before the stream runs: its own
+	// book syncs ask for them.
+	r.serve(ex, symbols)
 	us := &unitStream{ex: ex, ch: ch, s: s, sink: sink, symbols: symbols, done: make(chan struct{})}
 	r.wg.Add(1)
 	go func() {
@@ -144,6 +151,43 @@ func (r *unitRunner) launch(ex string, ch bridge.Channel, symbols []string, quie
 		}
 	}()
 	return us, nil
+}
+
+// serve subscribes the snapshot control subject of each unit not yet
+// served (cluster mode). r.mu held.
+func (r *unitRunner) serve(ex string, symbols []string) {
+	if r.svc == nil {
+		return
+	}
+	if r.served == nil {
+		r.served = map[cluster.Unit]*publisher.SnapshotUnit{}
+	}
+	for _, sym := range symbols {
+		u := cluster.Unit{Market: ex, Symbol: sym}
+		if r.served[u] != nil {
+			continue
+		}
+		su, err := r.svc.Serve(ex, sym)
+		if err != nil {
+			// Its book syncs still work: clusterRequester fetches
+			// through this replica's stream when nobody answers.
+			r.log.Warn("cannot serve the unit's snapshot requests", "unit", u.String(), "err", err)
+			continue
+		}
+		r.served[u] = su
+	}
+}
+
+// unserve releases the snapshot subscriptions of units: requests still
+// queued for them are answered "unavailable" (the requester asks again
+// and reaches another owner). r.mu held.
+func (r *unitRunner) unserve(units []cluster.Unit) {
+	for _, u := range units {
+		if su := r.served[u]; su != nil {
+			su.Release()
+			delete(r.served, u)
+		}
+	}
 }
 
 // StartUnits starts one stream per subscription (of the node's current
@@ -224,6 +268,7 @@ func (r *unitRunner) StopUnits(ctx context.Context, units []cluster.Unit) error 
 		r.retire(us, nu)
 	}
 	r.cur = keep
+	r.unserve(units)
 	r.mu.Unlock()
 	for _, u := range units {
 		if err := r.n.states.Forget(ctx, u.Market, u.Symbol, r.n.cfg.Instance); err != nil {
@@ -320,9 +365,10 @@ func (r *unitRunner) shutdown(ctx context.Context, graceful bool) error {
 }
 
 // clusterRequester asks the control subject for snapshots like the
-// publisher's requester; a replica that does not carry the symbol answers
-// unknown_symbol (partitioned replicas), and then the snapshot is fetched
-// through this replica's own stream and published here.
+// publisher's requester (in cluster mode only the unit's owners subscribe
+// it, this replica among them); should the answer be unknown_symbol or no
+// responders (a subscription failed), the snapshot is fetched through
+// this replica's own stream and published here.
 type clusterRequester struct {
 	next bridge.SnapshotRequester
 	src  publisher.SnapshotSource
@@ -331,7 +377,7 @@ type clusterRequester struct {
 
 func (c *clusterRequester) RequestSnapshot(ctx context.Context, exchange, symbol string) (int64, error) {
 	id, err := c.next.RequestSnapshot(ctx, exchange, symbol)
-	if !errors.Is(err, publisher.ErrUnknownSymbol) {
+	if !errors.Is(err, publisher.ErrUnknownSymbol) && !errors.Is(err, publisher.ErrNoResponders) {
 		return id, err
 	}
 	ev, err := c.src.Snapshot(ctx, exchange, symbol)

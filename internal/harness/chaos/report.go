@@ -360,7 +360,7 @@ func (rep *Report) decide() {
 		sent += sr.Sent
 	}
 	if unknown > 0 {
-		note("%d of %d snapshot requests on the control subject were answered unknown_symbol by a replica that does not carry the unit: in cluster mode every replica joins the queue group %q but carries only its units, so a consumer's request reaches a non-owner about (N-R)/N of the time and must be retried (publisher.SnapshotService: \"replicas are expected to serve the same symbols\")",
+		note("%d of %d snapshot requests on the control subject were answered unknown_symbol: in cluster mode only a unit's owners subscribe its subject (queue group %q), so a replica answered for a unit none of its streams carried",
 			unknown, sent, publisher.QueueGroup)
 	}
 	for _, sr := range rep.SnapshotRequests {

@@ -29,9 +29,8 @@ type SnapshotRequests struct {
 	// (NATS down, no replica up, a fetch that failed under a fault).
 	Busy   int `json:"busy"`
 	Failed int `json:"failed"`
-	// Unknown of the Failed got unknown_symbol: the replica the queue
-	// group picked does not carry the unit (cluster mode partitions the
-	// units, every replica joins the queue group).
+	// Unknown of the Failed got unknown_symbol (in cluster mode only the
+	// unit's owners subscribe its subject: expected 0).
 	Unknown int `json:"unknown_symbol"`
 	// LastIDs are the last_id of the first served replies (bounded).
 	LastIDs []int64 `json:"last_ids,omitempty"`
