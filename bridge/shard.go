@@ -190,10 +190,12 @@ func (sh *shard) deliver(c *conn, evs []Event) {
 			// deliver returns (see there) and does not recycle it.
 			sh.ownOut, sh.out = sh.out, evs[:0:1]
 			sh.process(&evs[0])
-			if len(sh.out) == 1 && &sh.out[0] == &evs[0] {
+			switch {
+			case len(sh.out) == 1 && &sh.out[0] == &evs[0]:
 				sh.lent = true
-			} else { // not emitted (a duplicate, buffered during a repair)
-				sh.out = sh.ownOut
+			case len(sh.out) == 0: // not emitted (a duplicate, buffered during a repair)
+				sh.out, sh.ownOut = sh.ownOut, nil
+			default: // more than the trade (not expected): out was reallocated, a buffer of its own
 				sh.ownOut = nil
 			}
 			sh.unlockPublish()
