@@ -85,6 +85,19 @@ func wordJSONSafe(w uint64) bool {
 // escaping in a JSON string, or len(s) when s needs none; it reads a word
 // at a time where s is long enough.
 func safePrefix(s string) int {
+	if len(s) < 8 {
+		// Symbols and exchange names ("BTCUSDT", "binance") are mostly 4..7
+		// bytes: two overlapping 4-byte halves in one word cover them, and
+		// only a string that fails goes on to the byte loop for its index.
+		if len(s) >= 4 && wordJSONSafe(uint64(load32(s, 0))|uint64(load32(s, len(s)-4))<<32) {
+			return len(s)
+		}
+		i := 0
+		for i < len(s) && jsonSafe[s[i]] {
+			i++
+		}
+		return i
+	}
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
 		if !wordJSONSafe(load64(s, i)) {
@@ -101,6 +114,12 @@ func safePrefix(s string) int {
 		i++
 	}
 	return i
+}
+
+// load32 reads s[i:i+4] as a little-endian word.
+func load32(s string, i int) uint32 {
+	s = s[i : i+4]
+	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
 }
 
 // load64 reads s[i:i+8] as a little-endian word (the compiler merges the

@@ -232,3 +232,32 @@ func FuzzAppendInt(f *testing.F) {
 		}
 	})
 }
+
+// TestSafePrefix: safePrefix gives the byte loop's answer for every
+// string of 0..17 bytes with one byte of each value at each position (the
+// rest safe), which covers the overlapping halves of the short-string
+// check and the overlapping tail word of the longer ones.
+func TestSafePrefix(t *testing.T) {
+	ref := func(s string) int {
+		i := 0
+		for i < len(s) && jsonSafe[s[i]] {
+			i++
+		}
+		return i
+	}
+	for n := 0; n <= 17; n++ {
+		b := bytes.Repeat([]byte("0"), n)
+		if got := safePrefix(string(b)); got != n {
+			t.Fatalf("safePrefix(%q) = %d, want %d", b, got, n)
+		}
+		for pos := range n {
+			for c := range 256 {
+				b[pos] = byte(c)
+				if got, want := safePrefix(string(b)), ref(string(b)); got != want {
+					t.Fatalf("safePrefix(%q) = %d, want %d", b, got, want)
+				}
+			}
+			b[pos] = '0'
+		}
+	}
+}

@@ -328,5 +328,10 @@ func (b *streamBook) event(ev *Event, out []Event, c *symbolCounters) ([]Event, 
 // emit appends ev to out and counts it.
 func emit(out []Event, ev *Event, c *symbolCounters) []Event {
 	c.emitted.Add(1)
+	if n := len(out); n < cap(out) && &out[:n+1][n] == ev {
+		// ev is out's next slot already (deliver's one-trade hand-over):
+		// no copy, and no write barriers for one while the GC marks.
+		return out[:n+1]
+	}
 	return append(out, *ev)
 }

@@ -36,3 +36,46 @@ func (h *HotPath) Frame(frame []byte, recvTS int64) error {
 // Events processes already decoded events as one frame of the primary
 // connection.
 func (h *HotPath) Events(evs []Event) { h.sh.deliver(h.c, evs) }
+
+// Settled reports what is wrong with the shard's hand-over state between
+// frames ("" if nothing): a lent decode buffer not returned, a batch left
+// unpublished, or the decode buffer among the shard's own batch buffers
+// (which would let a later batch overwrite a frame being decoded).
+func (h *HotPath) Settled() string {
+	sh := h.sh
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	switch {
+	case sh.lent || sh.ownOut != nil:
+		return "decode buffer still lent"
+	case len(sh.out) > 0 || len(sh.queue) > 0:
+		return "batch left unpublished"
+	}
+	if cap(h.buf) == 0 {
+		return ""
+	}
+	mine := &h.buf[:1][0]
+	for _, b := range append(append([][]Event{sh.out}, sh.spare...), batchBufs(sh.done)...) {
+		if cap(b) > 0 && &b[:1][0] == mine {
+			return "decode buffer recycled as a batch buffer"
+		}
+	}
+	return ""
+}
+
+// DecodeBuf is the first slot of the hot path's decode buffer (nil before
+// the first frame).
+func (h *HotPath) DecodeBuf() *Event {
+	if cap(h.buf) == 0 {
+		return nil
+	}
+	return &h.buf[:1][0]
+}
+
+func batchBufs(bs []batch) [][]Event {
+	var out [][]Event
+	for _, b := range bs {
+		out = append(out, b.evs)
+	}
+	return out
+}

@@ -45,6 +45,9 @@ type snapReply struct {
 type batch struct {
 	evs     []Event
 	replies []snapReply
+	// evs is the delivering connection's decode buffer (deliver's one-trade
+	// hand-over): published before deliver returns, never recycled.
+	lent bool
 }
 
 // shard is one connection slot: a fixed set of topics, the connection that
@@ -82,6 +85,8 @@ type shard struct {
 	quietAt time.Time   // when to verify symbols quiet since the last suspect event (zero: none pending)
 	quietBy time.Time   // latest time for the pending check
 	probing bool        // a silence probe runs (probeSilence)
+	lent    bool        // out is the delivering connection's buffer (deliver's one-trade hand-over)
+	ownOut  []Event     // out's own buffer while lent
 
 	pubMu sync.Mutex // held while publishing the queue (publishQueued)
 	done  []batch    // the batches last published, their buffers cleared (guarded by pubMu; recycled under mu and pubMu)
@@ -175,6 +180,27 @@ func (sh *shard) deliver(c *conn, evs []Event) {
 	sh.mu.Lock()
 	switch c {
 	case sh.primary:
+		if len(evs) == 1 && evs[0].Type == EventTrade && len(sh.out) == 0 && sh.rot == nil {
+			// A trade emits nothing but itself while it is processed (a
+			// gap's repair runs elsewhere): with the frame's own buffer as
+			// out, capacity 1, its emit copies the event onto itself (a
+			// no-op) instead of into a batch buffer, and the batch needs
+			// no clearing after. The buffer is the connection's, reused
+			// for its next frame: unlockPublish publishes the batch before
+			// deliver returns (see there) and does not recycle it.
+			sh.ownOut, sh.out = sh.out, evs[:0:1]
+			sh.process(&evs[0])
+			switch {
+			case len(sh.out) == 1 && &sh.out[0] == &evs[0]:
+				sh.lent = true
+			case len(sh.out) == 0: // not emitted (a duplicate, buffered during a repair)
+				sh.out, sh.ownOut = sh.ownOut, nil
+			default: // more than the trade (not expected): out was reallocated, a buffer of its own
+				sh.ownOut = nil
+			}
+			sh.unlockPublish()
+			return
+		}
 		for i := range evs {
 			sh.process(&evs[i])
 		}
@@ -272,10 +298,12 @@ func (sh *shard) process(ev *Event) {
 // duplicate) comes after the stream's.
 func (sh *shard) unlockPublish() {
 	if len(sh.out) > 0 {
-		sh.queue = append(sh.queue, batch{evs: sh.out, replies: sh.replies})
+		sh.queue = append(sh.queue, batch{evs: sh.out, replies: sh.replies, lent: sh.lent})
 		sh.replies = nil
 		sh.out = nil
-		if n := len(sh.spare); n > 0 {
+		if sh.lent {
+			sh.out, sh.ownOut, sh.lent = sh.ownOut, nil, false
+		} else if n := len(sh.spare); n > 0 {
 			sh.out, sh.spare = sh.spare[n-1], sh.spare[:n-1]
 		}
 	}
@@ -310,8 +338,11 @@ func (sh *shard) unlockPublish() {
 		}
 		// Entries keep references to their frames until overwritten:
 		// cleared now, and a buffer grown by a large batch (a backfill
-		// page, a big frame) is dropped so it does not pin memory.
-		if b := q[i].evs; cap(b) <= 1024 {
+		// page, a big frame) is dropped so it does not pin memory. A
+		// lent buffer goes back to its connection as it is.
+		if q[i].lent {
+			q[i] = batch{}
+		} else if b := q[i].evs; cap(b) <= 1024 {
 			clear(b)
 			q[i] = batch{evs: b[:0]}
 		} else {

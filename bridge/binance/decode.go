@@ -166,13 +166,17 @@ func malformed(format string, args ...any) error {
 // A combined-stream trade in Binance's own layout is read in place
 // (fastTrade: no copy of the frame; its id, price and quantity are copied
 // into an arena chunk shared by many trades), and so is a depthUpdate of
-// at most 64 levels (fastDepth: its levels are copied into an arena);
-// every other frame is copied once and decoded from the copy.
+// at most 64 levels (fastDepth: its levels are copied into an arena), and
+// a USD-M depthUpdate of at most 64 levels (fastUSDMDepth); every other
+// frame is copied once and decoded from the copy.
 func (a *Adapter) Decode(frame []byte, recvTS int64, dst []bridge.Event) ([]bridge.Event, bridge.Frame, error) {
 	if int64(len(frame)) > a.cfg.MaxFrameBytes {
 		return dst, bridge.Frame{}, malformed("frame of %d bytes exceeds the %d-byte limit", len(frame), a.cfg.MaxFrameBytes)
 	}
 	if a.usdm {
+		if out, ok := a.fastUSDMDepth(frame, recvTS, dst); ok {
+			return out, bridge.Frame{Kind: bridge.FrameData}, nil
+		}
 		return a.decodeUSDM(frame, recvTS, dst) // reads an owned copy
 	}
 	if out, ok := a.fastTrade(frame, recvTS, dst); ok {

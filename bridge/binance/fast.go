@@ -75,10 +75,21 @@ func (a *Adapter) fastTrade(frame []byte, recvTS int64, dst []bridge.Event) ([]b
 	if maker { // buyer is maker: the taker sold
 		side = bridge.SideSell
 	}
-	dst = append(dst, bridge.Event{
-		Type: bridge.EventTrade, Exchange: Name, Symbol: sym, TS: tt * a.tsMul(), RecvTS: recvTS,
-		ID: id, Seq: seq, Price: price, Qty: qty, Side: side,
-	})
+	// The event is written in its slot: a literal appended would be built
+	// on the stack and copied over (240 bytes, and write barriers for every
+	// pointer word of it while the GC marks).
+	n := len(dst)
+	if n < cap(dst) {
+		dst = dst[:n+1]
+	} else {
+		dst = append(dst, bridge.Event{})
+	}
+	e := &dst[n]
+	*e = bridge.Event{}
+	e.Type, e.Side = bridge.EventTrade, side
+	e.Exchange, e.Symbol = Name, sym
+	e.TS, e.RecvTS = tt*a.tsMul(), recvTS
+	e.ID, e.Seq, e.Price, e.Qty = id, seq, price, qty
 	return dst, true
 }
 

@@ -117,3 +117,26 @@ func FuzzFastTradeMatchesEncodingJSON(f *testing.F) {
 		adaptertest.AssertEvent(t, got[0], want)
 	})
 }
+
+// TestFastTradeReusedSlot: the fast path writes its event in dst's next
+// slot, which the runner's reused decode buffer fills with an earlier
+// frame's event: nothing of that one survives (every field of it is set
+// here, a book delta's and a kline's included).
+func TestFastTradeReusedSlot(t *testing.T) {
+	a := newTest(t, Config{})
+	old := bridge.Event{Type: bridge.EventKline, Interval: bridge.Interval1h, Flags: 0xff, Side: bridge.SideSell, Exchange: "x", Symbol: "Y",
+		TS: 1, RecvTS: 2, ID: "old", Seq: 3, Price: "4", Qty: "5", FirstID: 6, LastID: 7, Depth: 8, PrevID: 9,
+		Bids: []bridge.Level{{"1", "2"}}, Asks: []bridge.Level{{"3", "4"}}, More: [3]string{"a", "b", "c"}}
+	buf := []bridge.Event{{ID: "keep"}, old}
+	got, ok := a.fastTrade([]byte(tradeCombined), 5, buf[:1])
+	if !ok || len(got) != 2 || &got[1] != &buf[1] {
+		t.Fatalf("fast path refused %s or did not use the free slot", tradeCombined)
+	}
+	want, _, err := a.decode([]byte(tradeCombined), 5, nil)
+	if err != nil || len(want) != 1 {
+		t.Fatal(err)
+	}
+	if fmt.Sprintf("%#v", got[1]) != fmt.Sprintf("%#v", want[0]) || got[0].ID != "keep" {
+		t.Fatalf("event %#v, want %#v", got[1], want[0])
+	}
+}
