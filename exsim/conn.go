@@ -635,10 +635,19 @@ func wsHeaderLen(n int) int {
 
 // writeWS frames p as one unmasked, unfragmented server frame.
 func (c *conn) writeWS(op byte, p []byte) {
+	if c.writeWSHeader(op, len(p)) {
+		c.writeWSBody(p)
+	}
+}
+
+// writeWSHeader starts an unmasked, unfragmented server frame of n
+// payload bytes: writeWSBody writes them. It returns false once the
+// connection is unusable.
+func (c *conn) writeWSHeader(op byte, n int) bool {
 	hdr := &c.hdr // a field, not a local: a local would escape to the heap
 	hdr[0] = 0x80 | op
 	h := 2
-	switch n := len(p); {
+	switch {
 	case n < 126:
 		hdr[1] = byte(n)
 	case n <= math.MaxUint16:
@@ -650,31 +659,36 @@ func (c *conn) writeWS(op byte, p []byte) {
 		binary.BigEndian.PutUint64(hdr[2:], uint64(n))
 		h = 10
 	}
-	if c.bw.Available() < h+len(p) && !c.flush() {
-		return
+	if c.bw.Available() < h+n && !c.flush() {
+		return false
 	}
 	_, _ = c.bw.Write(hdr[:h])
 	c.wrote += int64(h)
-	if len(p) <= c.bw.Available() {
-		_, _ = c.bw.Write(p)
-		c.wrote += int64(len(p))
-		return
-	}
-	// A frame larger than the buffer (an oversized malformed frame) goes
-	// out in pieces, each with its own write deadline: one write of 16 MiB
-	// would run under the deadline of the last flush, which may have
-	// passed, and would keep writing to a client that has already closed.
-	// Each piece fills the buffer (which never flushes itself) and is
-	// flushed under a fresh deadline.
-	for len(p) > 0 {
-		n := min(len(p), c.bw.Available())
+	return true
+}
+
+// writeWSBody writes payload bytes of the frame writeWSHeader started. It
+// returns false once the connection is unusable.
+//
+// A frame larger than the buffer (an oversized malformed frame) goes out
+// in pieces, each with its own write deadline: one write of 16 MiB would
+// run under the deadline of the last flush, which may have passed, and
+// would keep writing to a client that has already closed. Each piece
+// fills the buffer (which never flushes itself) and is flushed under a
+// fresh deadline.
+func (c *conn) writeWSBody(p []byte) bool {
+	for len(p) > c.bw.Available() {
+		n := c.bw.Available()
 		_, _ = c.bw.Write(p[:n])
 		c.wrote += int64(n)
 		if !c.flush() {
-			return
+			return false
 		}
 		p = p[n:]
 	}
+	_, _ = c.bw.Write(p)
+	c.wrote += int64(len(p))
+	return true
 }
 
 // flush records the pending ids as delivered, then writes the buffer to

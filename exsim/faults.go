@@ -579,8 +579,12 @@ func (c *conn) applyPolicy(p *connPolicy, f outFrame) bool {
 		if !hit {
 			continue
 		}
-		c.scratch = malformed(c.scratch[:0], f.b, r.f.Mode, r.f.Size)
-		c.writeWS(opText, c.scratch)
+		if r.f.Mode == MalformedOversized {
+			c.writeOversized(f.b, r.f.Size)
+		} else {
+			c.scratch = malformed(c.scratch[:0], f.b, r.f.Mode, r.f.Size)
+			c.writeWS(opText, c.scratch)
+		}
 		c.rec.count(&c.rec.malformed)
 		if !r.f.Extra {
 			return true
@@ -611,17 +615,54 @@ func malformed(dst, b []byte, mode MalformedMode, size int) []byte {
 		return swapTypes(dst, b)
 	case MalformedOversized:
 		dst = append(dst, body...)
-		dst = append(dst, `,"pad":"`...)
-		if n := size - len(dst); n > 0 {
-			// One copy, not a byte at a time: a 16 MiB frame built in a
-			// loop kept the writer (and so the connection) silent long
-			// enough for a client's heartbeat timeout on a loaded machine.
-			dst = append(dst, bytes.Repeat([]byte{'x'}, n)...)
-		}
-		return append(dst, `"}`...)
+		dst = append(dst, oversizedPad...)
+		dst = append(dst, bytes.Repeat([]byte{'x'}, oversizedPadding(len(dst), size))...)
+		return append(dst, oversizedEnd...)
 	}
 	dst = append(dst, body...)
 	return append(dst, `,,}`...)
+}
+
+// An oversized frame is the frame without its closing brace, then
+// oversizedPad, padding bytes 'x' up to the fault's Size, and oversizedEnd.
+const (
+	oversizedPad = `,"pad":"`
+	oversizedEnd = `"}`
+)
+
+// padChunk is the padding an oversized frame is written from, a chunk at
+// a time (read only).
+var padChunk = bytes.Repeat([]byte{'x'}, 64<<10)
+
+// oversizedPadding is how many padding bytes follow head bytes (the frame
+// and oversizedPad) in an oversized frame of size bytes.
+func oversizedPadding(head, size int) int { return max(size-head, 0) }
+
+// writeOversized writes the oversized version of frame b (what malformed
+// returns for MalformedOversized) without building it: the header goes out
+// at once and the padding is written from padChunk. Building the 16 MiB
+// frame first (an allocation and a fill, slow under the race detector on
+// a loaded machine) kept the connection silent for longer than a client's
+// heartbeat timeout: the client reconnected before it saw the frame, on
+// every connection while the fault lasted.
+func (c *conn) writeOversized(b []byte, size int) {
+	body := b
+	if len(body) > 0 && body[len(body)-1] == '}' {
+		body = body[:len(body)-1]
+	}
+	head := len(body) + len(oversizedPad)
+	pad := oversizedPadding(head, size)
+	if !c.writeWSHeader(opText, head+pad+len(oversizedEnd)) || !c.writeWSBody(body) || !c.writeWSBody([]byte(oversizedPad)) {
+		return
+	}
+	for pad > 0 {
+		n := min(pad, len(padChunk))
+		if !c.writeWSBody(padChunk[:n]) {
+			return
+		}
+		pad -= n
+	}
+	c.writeWSBody([]byte(oversizedEnd))
 }
 
 // swapTypes rewrites a JSON frame so that quoted numbers become bare and

@@ -1,9 +1,12 @@
 package exsim
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -445,6 +448,48 @@ func TestFaultOversizedFrameArrives(t *testing.T) {
 	}
 	if len(b) < size {
 		t.Fatalf("oversized frame of %d bytes, want at least %d", len(b), size)
+	}
+}
+
+// TestFaultOversizedNotBuilt: the oversized frame is written from a
+// shared padding chunk, not built in memory first (building 16 MiB kept the
+// connection silent past a client's heartbeat timeout on a loaded machine),
+// and its bytes are what malformed makes.
+func TestFaultOversizedNotBuilt(t *testing.T) {
+	s := startServer(t, Config{Seed: 52})
+	ws, id := binTradeConn(t, s)
+	ws.SetReadLimit(64 << 20)
+	s.Generate(Binance, "BTCUSDT", 1, 0)
+	if _, _, err := ws.ReadMessage(); err != nil {
+		t.Fatal(err)
+	}
+	const size = 24 << 20
+	inject(t, s, Fault{Kind: FaultMalformed, Conn: id, Mode: MalformedOversized, Size: size, Rate: 1, Count: 1})
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	s.Generate(Binance, "BTCUSDT", 1, 0)
+	_, r, err := ws.NextReader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The header has arrived: the simulator has allocated what it
+	// allocates for the frame (the old code: all of it).
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > size/4 {
+		t.Errorf("%d bytes allocated while sending an oversized frame of %d bytes: built in memory", n, size)
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("reading the oversized frame: %v", err)
+	}
+	var o struct {
+		ID int64 `json:"t"`
+	}
+	if err := json.Unmarshal(b, &o); err != nil || o.ID == 0 {
+		t.Fatalf("oversized frame is not a trade: %v", err)
+	}
+	if len(b) != size+2 || !bytes.HasSuffix(b, []byte(`xx"}`)) || !bytes.Contains(b, []byte(`,"pad":"xx`)) {
+		t.Fatalf("oversized frame of %d bytes (want %d), ending %q", len(b), size+2, b[max(len(b)-8, 0):])
 	}
 }
 
