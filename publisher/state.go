@@ -30,7 +30,13 @@ const (
 	StateHistory = 8
 
 	maxPendingPerKey = 32 // transitions queued per key before the oldest is dropped
-	stateWriteWait   = 5 * time.Second
+	// stateWriteBatch is how many keys are written at once. One Put at a
+	// time (a JetStream round trip, 1.5-2 ms on a loaded server) capped a
+	// replica at ~600 writes/s, while its refresh alone rewrites every key
+	// each StateRefresh: a handover's ~1000 new keys waited seconds behind
+	// it before their CONNECTED was visible.
+	stateWriteBatch = 64
+	stateWriteWait  = 5 * time.Second
 )
 
 // EnsureStateBucket creates or updates the md_state KV bucket: StateHistory
@@ -110,7 +116,8 @@ type keyState struct {
 // StateWriter implements bridge.StateSink on the md_state bucket. PutState
 // never blocks: states are queued per key, consecutive updates with the same
 // State are coalesced (transitions are kept, in order), and one background
-// goroutine writes them in order, retrying failures. Every key is rewritten
+// goroutine writes them in order per key, up to stateWriteBatch keys at
+// once, retrying failures. Every key is rewritten
 // each StateRefresh with a fresh Updated. WriteFinal writes DISCONNECTED for
 // every key synchronously at shutdown.
 type StateWriter struct {
@@ -232,12 +239,14 @@ func (w *StateWriter) run() {
 			w.refreshAll()
 		}
 		for {
-			ks, st, ok := w.next()
-			if !ok {
+			batch := w.nextBatch(stateWriteBatch)
+			if len(batch) == 0 {
 				break
 			}
-			if err := w.writeLive(ks, st); err != nil {
-				w.requeue(ks, st)
+			if failed := w.writeLive(batch); len(failed) > 0 {
+				for _, p := range failed {
+					w.requeue(p.ks, p.st)
+				}
 				backoff.RecordFailure()
 				d := backoff.Ceiling()
 				retryAt = time.Now().Add(d)
@@ -250,17 +259,37 @@ func (w *StateWriter) run() {
 	}
 }
 
-// writeLive writes st for ks unless Forget removed the key.
-func (w *StateWriter) writeLive(ks *keyState, st bridge.SymbolState) error {
+// pendingWrite is one queued state taken for writing.
+type pendingWrite struct {
+	ks *keyState
+	st bridge.SymbolState
+}
+
+// writeLive writes a batch (one state per key) concurrently, skipping the
+// keys Forget removed, and returns the writes that failed.
+func (w *StateWriter) writeLive(batch []pendingWrite) (failed []pendingWrite) {
 	w.io.Lock()
 	defer w.io.Unlock()
 	w.mu.Lock()
-	gone := ks.gone
-	w.mu.Unlock()
-	if gone {
-		return nil
+	live := batch[:0:0]
+	for _, p := range batch {
+		if !p.ks.gone {
+			live = append(live, p)
+		}
 	}
-	return w.write(w.ctx, ks.key, st)
+	w.mu.Unlock()
+	errs := make([]error, len(live))
+	var wg sync.WaitGroup
+	for i, p := range live {
+		wg.Go(func() { errs[i] = w.write(w.ctx, p.ks.key, p.st) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			failed = append(failed, live[i])
+		}
+	}
+	return failed
 }
 
 // Forget stops writing the state of exchange and symbol on instance and
@@ -288,27 +317,35 @@ func (w *StateWriter) Forget(ctx context.Context, exchange, symbol, instance str
 	return nil
 }
 
-// next takes the first pending state of the first dirty key.
-func (w *StateWriter) next() (*keyState, bridge.SymbolState, bool) {
+// nextBatch takes the first pending state of each of the first n dirty
+// keys. A key with more states pending stays dirty, ahead of the keys not
+// taken: the next batch writes its next state, so each key's states are
+// written in order.
+func (w *StateWriter) nextBatch(n int) []pendingWrite {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for len(w.dirty) > 0 {
-		ks := w.dirty[0]
+	var out []pendingWrite
+	keep := w.dirty[:0] // filtered in place: keep never passes i
+	i := 0
+	for ; i < len(w.dirty) && len(out) < n; i++ {
+		ks := w.dirty[i]
 		if len(ks.pending) == 0 {
 			ks.queued = false
-			w.dirty = w.dirty[1:]
 			continue
 		}
-		st := ks.pending[0]
+		out = append(out, pendingWrite{ks: ks, st: ks.pending[0]})
 		ks.pending = slices.Delete(ks.pending, 0, 1)
 		if len(ks.pending) == 0 {
 			ks.queued = false
-			w.dirty = w.dirty[1:]
+		} else {
+			keep = append(keep, ks)
 		}
-		return ks, st, true
 	}
-	w.dirty = nil
-	return nil, bridge.SymbolState{}, false
+	w.dirty = append(keep, w.dirty[i:]...)
+	if len(w.dirty) == 0 {
+		w.dirty = nil
+	}
+	return out
 }
 
 // requeue puts back a state whose write failed, ahead of newer ones, unless

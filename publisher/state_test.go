@@ -20,10 +20,11 @@ import (
 type fakeKV struct {
 	jetstream.KeyValue // only Put is used
 
-	mu    sync.Mutex
-	puts  []fakePut
-	fail  int           // fail this many next Puts
-	block chan struct{} // when set, Put waits until it is closed
+	mu      sync.Mutex
+	puts    []fakePut
+	fail    int           // fail this many next Puts
+	block   chan struct{} // when set, Put waits until it is closed
+	blocked int           // Puts waiting on block
 }
 
 type fakePut struct {
@@ -37,10 +38,20 @@ func (f *fakeKV) Put(ctx context.Context, key string, value []byte) (uint64, err
 	block := f.block
 	f.mu.Unlock()
 	if block != nil {
+		f.mu.Lock()
+		f.blocked++
+		f.mu.Unlock()
+		var err error
 		select {
 		case <-block:
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			err = ctx.Err()
+		}
+		f.mu.Lock()
+		f.blocked--
+		f.mu.Unlock()
+		if err != nil {
+			return 0, err
 		}
 	}
 	f.mu.Lock()
@@ -122,12 +133,59 @@ func TestStateWriterOrderAndCoalescing(t *testing.T) {
 		if got := kv.states("binance.ETHUSDT.pod-1"); !equalStrings(got, []string{"CONNECTING"}) {
 			t.Errorf("ETHUSDT writes %v", got)
 		}
-		puts := kv.all()
+		var puts []fakePut // BTCUSDT's (keys are written concurrently)
+		for _, p := range kv.all() {
+			if p.key == "binance.BTCUSDT.pod-1" {
+				puts = append(puts, p)
+			}
+		}
 		if puts[1].st.Messages != 3 {
 			t.Errorf("coalesced CONNECTED carries messages=%d, want the newest (3)", puts[1].st.Messages)
 		}
 		if st := w.Stats(); st.Coalesced != 2 || st.Writes != 5 || st.Keys != 2 {
 			t.Errorf("stats %+v: want 2 coalesced, 5 writes, 2 keys", st)
+		}
+	})
+}
+
+// TestStateWriterConcurrentKeys: states of different keys are written
+// concurrently, not one Put round trip after another (a handover's ~1000
+// new keys waited seconds behind the refresh of the others).
+func TestStateWriterConcurrentKeys(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		first := make(chan struct{})
+		kv := &fakeKV{block: first}
+		w, err := NewStateWriter(kv, Config{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		w.PutState(sym("S0USDT", "CONNECTING", 0))
+		synctest.Wait() // writing S0 alone
+		rest := make(chan struct{})
+		kv.mu.Lock()
+		kv.block = rest
+		kv.mu.Unlock()
+		const n = 10
+		for i := 1; i <= n; i++ {
+			w.PutState(sym(fmt.Sprintf("S%dUSDT", i), "CONNECTING", 0))
+		}
+		w.PutState(sym("S1USDT", "CONNECTED", 1)) // a second state of a key
+		close(first)
+		synctest.Wait()
+		kv.mu.Lock()
+		blocked := kv.blocked
+		kv.mu.Unlock()
+		if blocked != n {
+			t.Errorf("%d Puts in flight for %d keys queued, want %d", blocked, n, n)
+		}
+		close(rest)
+		synctest.Wait()
+		if got := kv.states("binance.S1USDT.pod-1"); !equalStrings(got, []string{"CONNECTING", "CONNECTED"}) {
+			t.Errorf("S1USDT writes %v", got)
+		}
+		if st := w.Stats(); st.Writes != n+2 {
+			t.Errorf("%d writes, want %d", st.Writes, n+2)
 		}
 	})
 }

@@ -143,6 +143,21 @@ type HandoverReport struct {
 	SinceGoneSeconds float64 `json:"member_gone_to_restored_s"`
 	Target           int     `json:"target_owners_per_unit"`
 	Restored         bool    `json:"restored"`
+	// Seconds: what the server was asked, per second from the kill to
+	// the end of the wait.
+	Seconds []HandoverSecond `json:"per_second,omitempty"`
+}
+
+// HandoverSecond counts the requests of every client of the server (the
+// survivors' and the harness's own) in one second after the kill.
+type HandoverSecond struct {
+	Second int `json:"s"`
+	// APIRequests are the JetStream API requests ($JS.API.>), API by kind
+	// ("CONSUMER.CREATE", "STREAM.INFO", ...).
+	APIRequests int            `json:"jetstream_api_requests"`
+	API         map[string]int `json:"api,omitempty"`
+	// StateWrites are the md_state puts and deletes ($KV.md_state.>).
+	StateWrites int `json:"md_state_writes"`
 }
 
 func (c ReplicasConfig) withDefaults() ReplicasConfig {
@@ -440,7 +455,7 @@ func (r *replicaRun) startReplica(ctx context.Context, i int) error {
 		"MDB_HTTP_ADDR=127.0.0.1:" + strconv.Itoa(port),
 		"MDB_DATA_DIR=" + dir,
 		"MDB_STREAM_STORAGE=" + storage,
-		"MDB_LOG_LEVEL=warn",
+		"MDB_LOG_LEVEL=" + cmp.Or(os.Getenv("MDB_BENCH_LOG_LEVEL"), "warn"),
 	}
 	for _, kv := range os.Environ() { // the harness's own MDB_* must not leak in
 		if !strings.HasPrefix(kv, "MDB_") {
@@ -538,6 +553,11 @@ func (r *replicaRun) handover(ctx context.Context, t *time.Ticker) error {
 		Target: min(cfg.Redundancy, cfg.Replicas-1)}
 	rep.Handover = h
 	victim.killed = true
+	counted, err := r.countHandover()
+	if err != nil {
+		return err
+	}
+	defer func() { h.Seconds = counted() }()
 	kill := time.Now()
 	if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		return fmt.Errorf("kill %s: %w", victim.name, err)
@@ -763,4 +783,52 @@ func (v *stateView) owned(dead string) map[string]int {
 	out := map[string]int{}
 	v.live(dead, func(_, inst string, _ publisher.StateEntry) { out[inst]++ })
 	return out
+}
+
+// countHandover counts, per second from now, the JetStream API requests
+// (by kind, "CONSUMER.CREATE" for $JS.API.CONSUMER.CREATE.…) and the
+// md_state writes of every client of the server (the harness subscribes
+// to their subjects). done returns the seconds counted so far.
+func (r *replicaRun) countHandover() (done func() []HandoverSecond, err error) {
+	var mu sync.Mutex
+	start := time.Now()
+	var secs []HandoverSecond
+	at := func() *HandoverSecond {
+		s := int(time.Since(start) / time.Second)
+		for len(secs) <= s {
+			secs = append(secs, HandoverSecond{Second: len(secs)})
+		}
+		return &secs[s]
+	}
+	api, err := r.nc.Subscribe("$JS.API.>", func(m *nats.Msg) {
+		toks := strings.SplitN(m.Subject, ".", 5)
+		kind := strings.Join(toks[2:min(len(toks), 4)], ".")
+		mu.Lock()
+		defer mu.Unlock()
+		h := at()
+		h.APIRequests++
+		if h.API == nil {
+			h.API = map[string]int{}
+		}
+		h.API[kind]++
+	})
+	if err != nil {
+		return nil, err
+	}
+	state, err := r.nc.Subscribe("$KV.md_state.>", func(*nats.Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		at().StateWrites++
+	})
+	if err != nil {
+		_ = api.Unsubscribe()
+		return nil, err
+	}
+	return func() []HandoverSecond {
+		_ = api.Unsubscribe()
+		_ = state.Unsubscribe()
+		mu.Lock()
+		defer mu.Unlock()
+		return secs
+	}, nil
 }

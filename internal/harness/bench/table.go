@@ -319,6 +319,9 @@ func printReplicas(w io.Writer, r *ReplicasReport) {
 		} else {
 			fmt.Fprintln(tw, "not restored")
 		}
+		for _, s := range h.Seconds {
+			fmt.Fprintf(tw, "  second %d after the kill	JetStream API requests %d, md_state writes %d\n", s.Second, s.APIRequests, s.StateWrites)
+		}
 	}
 	rl := r.RateLimits
 	fmt.Fprintf(tw, "rate-limit errors\t%d (REST 429: %d, 418: %d, 403: %d of %d requests; WS rate disconnects: %d; slow-consumer cuts: %d)\n",
