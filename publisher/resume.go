@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qldata/mdbridge/bridge"
+	"github.com/qldata/mdbridge/resilience"
 )
 
 // Bounds of TradeResumer.LastTradeID.
@@ -73,7 +74,7 @@ func (r *TradeResumer) LastTradeID(ctx context.Context, exchange, symbol string)
 		// "No responders": a stream or consumer request that reached no
 		// server yet (a cluster electing, a consumer just created); ask
 		// again within ResumeTimeout.
-		if err == nil || !errors.Is(err, nats.ErrNoResponders) || tries >= resumeFetchRetries || !sleepCtx(ctx, resumeFetchPause) {
+		if err == nil || !errors.Is(err, nats.ErrNoResponders) || tries >= resumeFetchRetries || resilience.Sleep(ctx, resumeFetchPause) != nil {
 			return id, ok, err
 		}
 	}
@@ -134,7 +135,7 @@ func (r *TradeResumer) scan(ctx context.Context, st jetstream.Stream, subject st
 	for read := 0; read < r.maxMsgs; {
 		batch, err := cons.FetchNoWait(min(resumeBatch, r.maxMsgs-read))
 		if err != nil {
-			if errors.Is(err, nats.ErrNoResponders) && retries < resumeFetchRetries && sleepCtx(ctx, resumeFetchPause) {
+			if errors.Is(err, nats.ErrNoResponders) && retries < resumeFetchRetries && resilience.Sleep(ctx, resumeFetchPause) == nil {
 				retries++
 				continue
 			}
@@ -158,7 +159,7 @@ func (r *TradeResumer) scan(ctx context.Context, st jetstream.Stream, subject st
 			return 0, false, fmt.Errorf("%w: trade resume: reading %s: %w", ErrNoStream, subject, context.Cause(ctx))
 		}
 		if read == 0 && n == 0 {
-			if retries < resumeFetchRetries && sleepCtx(ctx, resumeFetchPause) {
+			if retries < resumeFetchRetries && resilience.Sleep(ctx, resumeFetchPause) == nil {
 				retries++
 				continue
 			}
@@ -197,15 +198,3 @@ const (
 	resumeFetchRetries = 40
 	resumeFetchPause   = 50 * time.Millisecond
 )
-
-// sleepCtx waits d or until ctx ends; it reports whether ctx is still live.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qldata/mdbridge/publisher"
+	"github.com/qldata/mdbridge/resilience"
 )
 
 // stateConnected is the md_state state that completes a handover.
@@ -329,7 +330,7 @@ func (c *Coordinator) followMembers(ctx context.Context, w jetstream.KeyWatcher,
 		}
 		_ = w.Stop()
 		for {
-			if !again && !sleepCtx(ctx, rewatchDelay) {
+			if !again && resilience.Sleep(ctx, rewatchDelay) != nil {
 				return
 			}
 			again = false
@@ -373,7 +374,7 @@ func (c *Coordinator) followStates(ctx context.Context, ch <-chan publisher.Stat
 		}
 		cancel()
 		for {
-			if !again && !sleepCtx(ctx, rewatchDelay) {
+			if !again && resilience.Sleep(ctx, rewatchDelay) != nil {
 				return
 			}
 			again = false
@@ -388,18 +389,6 @@ func (c *Coordinator) followStates(ctx context.Context, ch <-chan publisher.Stat
 		}
 		c.rewatched()
 		c.log.Info("md_state watch set up again")
-	}
-}
-
-// sleepCtx waits d or until ctx ends; it reports whether ctx is still live.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

@@ -172,7 +172,7 @@ func (f *specFollower) follow(ctx context.Context) {
 				continue
 			}
 		}
-		if !sleepCtx(ctx, time.Second) {
+		if resilience.Sleep(ctx, time.Second) != nil {
 			return
 		}
 	}
@@ -195,18 +195,6 @@ func (f *specFollower) drain(ctx context.Context, w jetstream.KeyWatcher, reconn
 				f.event(ctx, e, true)
 			}
 		}
-	}
-}
-
-// sleepCtx waits d or until ctx ends; it reports whether ctx is still live.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/qldata/mdbridge/exsim"
 	"github.com/qldata/mdbridge/internal/cluster"
 	"github.com/qldata/mdbridge/publisher"
+	"github.com/qldata/mdbridge/resilience"
 )
 
 // pauseThreshold is the publish silence of one market on one replica that
@@ -284,17 +285,6 @@ func (h *harness) sampleLoop(ctx context.Context) {
 	}
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
 // run executes the phases and builds the report.
 func (h *harness) run(ctx context.Context) (*Report, error) {
 	sctx, stopSampling := context.WithCancel(context.Background())
@@ -312,7 +302,7 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 	owg.Add(1)
 	go func() { defer owg.Done(); h.ownerLoop(octx) }()
 	defer func() { stopOwners(); owg.Wait() }()
-	if !sleepCtx(ctx, h.cfg.Warmup) {
+	if resilience.Sleep(ctx, h.cfg.Warmup) != nil {
 		return nil, fmt.Errorf("%w: interrupted during warm-up: %w", ErrHarness, ctx.Err())
 	}
 	if err := h.waitConnected(ctx, 30*time.Second); err != nil {
@@ -341,7 +331,7 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 	}
 
 	h.setPhase("settle")
-	if !sleepCtx(ctx, h.cfg.Settle) {
+	if resilience.Sleep(ctx, h.cfg.Settle) != nil {
 		return nil, fmt.Errorf("%w: interrupted while settling: %w", ErrHarness, ctx.Err())
 	}
 	if err := h.waitConnected(ctx, 60*time.Second); err != nil {
@@ -453,7 +443,7 @@ func (h *harness) startGeneration(ctx context.Context) error {
 		if time.Now().After(deadline) {
 			return err
 		}
-		if !sleepCtx(ctx, 100*time.Millisecond) {
+		if resilience.Sleep(ctx, 100*time.Millisecond) != nil {
 			return ctx.Err()
 		}
 	}
@@ -474,7 +464,7 @@ func (h *harness) waitSteady(ctx context.Context, timeout time.Duration) error {
 		if err == nil || time.Now().After(deadline) {
 			return err
 		}
-		if !sleepCtx(ctx, 200*time.Millisecond) {
+		if resilience.Sleep(ctx, 200*time.Millisecond) != nil {
 			return ctx.Err()
 		}
 	}
@@ -526,7 +516,7 @@ func (h *harness) waitConnected(ctx context.Context, timeout time.Duration) erro
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%w: not connected after %s: %v", ErrHarness, timeout, bad)
 		}
-		if !sleepCtx(ctx, 200*time.Millisecond) {
+		if resilience.Sleep(ctx, 200*time.Millisecond) != nil {
 			return ctx.Err()
 		}
 	}
@@ -632,7 +622,7 @@ func (h *harness) startSnapshotRequests(ctx context.Context) (stop func()) {
 	go func() {
 		defer close(done)
 		wait := h.cfg.SnapshotEvery / 2
-		for sleepCtx(rctx, wait) {
+		for resilience.Sleep(rctx, wait) == nil {
 			wait = h.cfg.SnapshotEvery
 			// Each request ends on its own timeout: stopping the rounds
 			// does not cancel the one running.
@@ -744,7 +734,7 @@ func (h *harness) execute(ctx context.Context, fr *faultRun) {
 		fr.End = time.Now()
 		h.mu.Unlock()
 	}()
-	hold := func() { sleepCtx(ctx, fr.Hold) }
+	hold := func() { _ = resilience.Sleep(ctx, fr.Hold) }
 	inject := func(f exsim.Fault) uint64 {
 		id, err := h.sim.InjectFault(f)
 		if err != nil {
@@ -813,7 +803,7 @@ func (h *harness) execute(ctx context.Context, fr *faultRun) {
 		target()
 		f.Kind, f.Duration = exsim.FaultShutdown, exsim.Duration(fr.Value)
 		inject(f)
-		sleepCtx(ctx, fr.Value)
+		_ = resilience.Sleep(ctx, fr.Value)
 	case KindResnapshot:
 		target()
 		f.Kind = exsim.FaultResnapshot
@@ -867,7 +857,7 @@ func (h *harness) natsRestart(ctx context.Context, fr *faultRun) {
 	if err := h.nats.stop(); err != nil {
 		fr.Err = "stop: " + err.Error()
 	}
-	sleepCtx(ctx, fr.Hold)
+	_ = resilience.Sleep(ctx, fr.Hold)
 	if err := h.nats.start(); err != nil {
 		fr.Err = "start: " + err.Error()
 		return
@@ -927,7 +917,7 @@ func (h *harness) killRestart(ctx context.Context, fr *faultRun) {
 	fr.Target = r.generation()
 	fr.affected = h.replicaPairs(fr.Replica)
 	r.kill()
-	sleepCtx(ctx, fr.Hold)
+	_ = resilience.Sleep(ctx, fr.Hold)
 	fr.resumed = h.restartReplica(r)
 }
 
@@ -1013,7 +1003,7 @@ func (h *harness) quiesceAndDrain(ctx context.Context) (map[string]exsim.Range, 
 			}
 			return gen, fmt.Errorf("not drained %s after generation stopped: %v", h.cfg.DrainTimeout, pending)
 		}
-		if !sleepCtx(ctx, 500*time.Millisecond) {
+		if resilience.Sleep(ctx, 500*time.Millisecond) != nil {
 			return gen, ctx.Err()
 		}
 		idle := len(behind()) == 0
