@@ -50,7 +50,8 @@
 //     stored trade, so trades published while no replica ran are
 //     backfilled too (up to BackfillMax). Venues without consecutive ids
 //     get a best-effort recent-trades backfill after a reconnect
-//     (RecentTrader).
+//     (RecentTrader); a connection that opens while it runs joins it, and
+//     it fetches again once that connection is subscribed.
 //   - Order books: a book.snapshot always precedes the deltas that follow it
 //     and no delta is emitted across a gap: BookRESTSnapshot venues follow
 //     Binance's buffer/snapshot/U-u procedure (snapshots through the

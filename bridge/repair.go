@@ -113,54 +113,84 @@ func (sh *shard) tradeRepair(ctx context.Context, sym *symbol) {
 
 // recentRepair is the best-effort backfill for venues without consecutive
 // trade ids: after a reconnect, fetch the most recent trades and emit those
-// newer than the last one emitted.
+// newer than the last one emitted. A connection that opens meanwhile joins
+// the repair (tradeSync.startRecent): the answer is applied, and the repair
+// fetches again once that connection is subscribed, since the answer may
+// predate its feed.
 func (sh *shard) recentRepair(ctx context.Context, sym *symbol) {
 	rt := sh.st.cfg.Exchange.(RecentTrader)
-	var recent []Event
-	var err error
-	retry := newRetrier(restRetryInitial, restRetryMax)
-	for attempt := 1; attempt <= 3; attempt++ {
-		recent, err = rt.RecentTrades(ctx, sym.name, sh.st.cfg.RecentTradesLimit)
-		if err == nil || ctx.Err() != nil || attempt == 3 {
-			break
+	t := &sym.trades
+	for {
+		var recent []Event
+		var err error
+		retry := newRetrier(restRetryInitial, restRetryMax)
+		for attempt := 1; attempt <= 3; attempt++ {
+			recent, err = rt.RecentTrades(ctx, sym.name, sh.st.cfg.RecentTradesLimit)
+			if err == nil || ctx.Err() != nil || attempt == 3 {
+				break
+			}
+			if retry.wait(ctx, err) != nil {
+				break
+			}
 		}
-		if retry.wait(ctx, err) != nil {
-			break
+		if ctx.Err() != nil {
+			return
 		}
-	}
-	if ctx.Err() != nil {
-		return
-	}
-	now := sh.st.now()
-	if err != nil {
-		sym.log.Warn("recent-trades backfill failed; trades missed during the reconnect may be lost", "err", err)
-		sym.ctr.gaps.Add(1)
+		now := sh.st.now()
+		var next recentNext
+		if err != nil {
+			sh.mu.Lock()
+			sh.out, next = t.abortRecent(now, sh.out, &sym.ctr)
+			if next == recentDone {
+				// Counted before the replayed trades are published.
+				sym.ctr.gaps.Add(1)
+			}
+			sh.unlockPublish()
+			if next != recentDone {
+				sym.log.Warn("recent-trades backfill failed; a new connection's backfill follows", "err", err)
+				if next == recentHandOver {
+					return
+				}
+				continue
+			}
+			sym.log.Warn("recent-trades backfill failed; trades missed during the reconnect may be lost", "err", err)
+			return
+		}
+		for i := range recent {
+			sh.stamp(&recent[i])
+		}
+		before := sym.ctr.backfilled.Load()
+		var short bool
 		sh.mu.Lock()
-		sh.out = sym.trades.abortRecent(now, sh.out, &sym.ctr)
+		sh.out, short, next = t.finishRecent(recent, now, sh.out, &sym.ctr)
+		lastID := t.lastID
+		if short {
+			// Counted before the trades after the loss are published (the
+			// backfilled ones may be in an earlier batch already).
+			sym.ctr.gaps.Add(1)
+			sym.ctr.missing.Add(1)
+		}
 		sh.unlockPublish()
-		return
-	}
-	for i := range recent {
-		sh.stamp(&recent[i])
-	}
-	before := sym.ctr.backfilled.Load()
-	var short bool
-	sh.mu.Lock()
-	sh.out, short = sym.trades.finishRecent(recent, now, sh.out, &sym.ctr)
-	lastID := sym.trades.lastID
-	sh.unlockPublish()
-	if short {
-		// The venue's recent-trade window (Bybit: 60 spot, 1000 linear) does
-		// not reach back to the last trade emitted: trades between are lost.
-		// Their ids are not consecutive, so the number is unknown: count the
-		// lower bound, one, where every loss is counted.
-		sym.ctr.gaps.Add(1)
-		sym.ctr.missing.Add(1)
-		sym.log.Error("trades missed and not recoverable: the venue's recent trades do not reach back to the last trade emitted (count unknown, at least 1)",
-			"last_id", lastID, "limit", sh.st.cfg.RecentTradesLimit)
-	}
-	if n := sym.ctr.backfilled.Load() - before; n > 0 {
-		sym.log.Info("backfilled recent trades after reconnect", "count", n)
+		if short {
+			// The venue's recent-trade window (Bybit: 60 spot, 1000 linear) does
+			// not reach back to the last trade emitted: trades between are lost.
+			// Their ids are not consecutive, so the number is unknown: count the
+			// lower bound, one, where every loss is counted.
+			sym.log.Error("trades missed and not recoverable: the venue's recent trades do not reach back to the last trade emitted (count unknown, at least 1)",
+				"last_id", lastID, "limit", sh.st.cfg.RecentTradesLimit)
+		}
+		if n := sym.ctr.backfilled.Load() - before; n > 0 {
+			sym.log.Info("backfilled recent trades after reconnect", "count", n)
+		}
+		switch next {
+		case recentRefetch:
+			sym.log.Debug("a connection subscribed during the recent-trades backfill; fetching again")
+		case recentHandOver:
+			sym.log.Debug("a connection is subscribing during the recent-trades backfill; it fetches again")
+			return
+		default:
+			return
+		}
 	}
 }
 

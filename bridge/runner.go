@@ -131,13 +131,21 @@ func (sh *shard) open(ctx context.Context, reconnect bool) (*conn, error) {
 			sh.primary = nil
 		}
 		for _, sym := range recent {
-			sh.out = sym.trades.abortRecent(sh.st.now(), sh.out, &sym.ctr)
+			sh.out = sym.trades.recentCanceled(sh.st.now(), sh.out, &sym.ctr)
 		}
 		sh.unlockPublish()
 		return nil, err
 	}
-	for _, sym := range recent {
-		sh.st.goWork(func(ctx context.Context) { sh.recentRepair(ctx, sym) })
+	if len(recent) > 0 {
+		// Answers taken from now on cover what the connection's feed does
+		// not: start the repairs, or make the running ones fetch again.
+		sh.mu.Lock()
+		for _, sym := range recent {
+			if sym.trades.recentSubscribed() {
+				sh.st.goWork(func(ctx context.Context) { sh.recentRepair(ctx, sym) })
+			}
+		}
+		sh.mu.Unlock()
 	}
 	return c, nil
 }

@@ -63,7 +63,28 @@ type tradeSync struct {
 	since int64
 
 	resumed bool // the sequence was seeded at start by a TradeResumer
+
+	// A recent-trades repair (non-consecutive ids) is under way: live
+	// trades are buffered (repairing) until an answer taken after the
+	// newest connection's subscription is applied. A connection that opens
+	// during the repair does not start another one: the running repair
+	// must fetch again, since its answer may predate the new connection's
+	// feed and miss the trades sent in between.
+	recent      bool
+	recentWork  bool // the repair's worker runs (a REST request is under way)
+	recentWait  bool // a new connection is subscribing: the next fetch starts when it is subscribed
+	recentAgain bool // a connection subscribed while the worker's request was under way: fetch again
 }
+
+// recentNext is what a recent-trades worker does after an answer or a
+// failure (tradeSync.finishRecent, abortRecent).
+type recentNext int
+
+const (
+	recentDone     recentNext = iota // the repair ended: the buffered trades were replayed
+	recentRefetch                    // a connection subscribed meanwhile: fetch again
+	recentHandOver                   // a connection is subscribing: its subscription starts the next fetch; the worker ends
+)
 
 // live handles one live trade received at now. It returns the extended out
 // and, for consecutive ids, a gap the caller must start a repair for (nil
@@ -257,6 +278,7 @@ func (t *tradeSync) backfilled(evs []Event, now time.Time, out []Event, c *symbo
 // through live.
 func (t *tradeSync) replay(now time.Time, out []Event, c *symbolCounters) []Event {
 	t.repairing = false
+	t.recent, t.recentWork, t.recentWait, t.recentAgain = false, false, false, false
 	pending := t.pending[t.head:]
 	t.pending, t.head, t.pendMax = nil, 0, 0
 	for i := range pending {
@@ -265,27 +287,70 @@ func (t *tradeSync) replay(now time.Time, out []Event, c *symbolCounters) []Even
 	return out
 }
 
-// startRecent puts a non-consecutive-id symbol into repair mode ahead of a
-// recent-trades backfill: live trades are buffered until finishRecent. It
-// reports false when there is nothing to repair against (no trade emitted
-// and no connection registered before) or a repair already runs.
+// startRecent prepares a non-consecutive-id symbol for a recent-trades
+// backfill after a new connection opened: live trades are buffered until
+// the repair ends. It reports false when there is nothing to repair
+// against (no trade emitted and no connection registered before) or
+// another kind of repair runs. When it reports true, the caller calls
+// recentSubscribed once the connection is subscribed (or recentCanceled if
+// that failed). A recent-trades repair already under way continues: it
+// fetches again after the subscription, since its answer may predate the
+// new connection's feed.
 func (t *tradeSync) startRecent() bool {
+	if t.recent {
+		t.recentWait = true
+		return true
+	}
 	if t.repairing || (t.lastID == "" && t.since == 0) {
 		return false
 	}
-	t.repairing = true
+	t.repairing, t.recent, t.recentWait = true, true, true
 	t.pending, t.head, t.pendMax = t.pending[:0], 0, 0
 	return true
+}
+
+// recentSubscribed is called when the connection that started (or joined)
+// the repair is subscribed: an answer taken from now on covers everything
+// its feed does not. It reports whether the caller must start the worker;
+// a running worker fetches again instead.
+func (t *tradeSync) recentSubscribed() bool {
+	if !t.recent {
+		return false
+	}
+	t.recentWait = false
+	if t.recentWork {
+		t.recentAgain = true
+		return false
+	}
+	t.recentWork = true
+	return true
+}
+
+// recentCanceled is called when the connection that started (or joined)
+// the repair failed to subscribe. Without a worker the repair ends (the
+// buffered live trades are replayed; the next connection repairs again);
+// a running worker finishes it.
+func (t *tradeSync) recentCanceled(now time.Time, out []Event, c *symbolCounters) []Event {
+	if !t.recent {
+		return out
+	}
+	t.recentWait = false
+	if t.recentWork {
+		return out
+	}
+	return t.replay(now, out, c)
 }
 
 // finishRecent applies a recent-trades answer: trades after the last one
 // emitted (found by id; if it is not in the answer, those not older than its
 // exchange time; with none emitted yet, those not older than since) are
-// emitted in time order unless already emitted, then the live trades
-// buffered meanwhile are replayed. It reports whether the answer
-// did not reach back to the last emitted trade (trades may be missing; the
-// caller counts a gap and logs it).
-func (t *tradeSync) finishRecent(recent []Event, now time.Time, out []Event, c *symbolCounters) ([]Event, bool) {
+// emitted in time order unless already emitted. Then, unless a connection
+// opened since the request was sent (see recentNext), the live trades
+// buffered meanwhile are replayed and the repair ends. It reports whether
+// the answer did not reach back to the last emitted trade (trades may be
+// missing; the caller counts a gap and logs it) and what the worker does
+// next.
+func (t *tradeSync) finishRecent(recent []Event, now time.Time, out []Event, c *symbolCounters) ([]Event, bool, recentNext) {
 	slices.SortStableFunc(recent, func(a, b Event) int { return cmp.Compare(a.TS, b.TS) })
 	start := -1
 	for i := range recent {
@@ -310,11 +375,34 @@ func (t *tradeSync) finishRecent(recent []Event, now time.Time, out []Event, c *
 		short = t.lastID != "" && (len(recent) == 0 || recent[0].TS > t.lastTS)
 	}
 	out = t.backfilled(recent[start:], now, out, c)
-	return t.replay(now, out, c), short
+	next := t.recentContinue()
+	if next == recentDone {
+		out = t.replay(now, out, c)
+	}
+	return out, short, next
 }
 
-// abortRecent ends a failed recent-trades repair: the buffered live trades
-// are replayed.
-func (t *tradeSync) abortRecent(now time.Time, out []Event, c *symbolCounters) []Event {
-	return t.replay(now, out, c)
+// abortRecent ends a failed recent-trades request: the repair ends (the
+// buffered live trades are replayed) unless a connection opened since the
+// request was sent, whose later request may still succeed.
+func (t *tradeSync) abortRecent(now time.Time, out []Event, c *symbolCounters) ([]Event, recentNext) {
+	next := t.recentContinue()
+	if next == recentDone {
+		out = t.replay(now, out, c)
+	}
+	return out, next
+}
+
+// recentContinue decides what the worker does after a request.
+func (t *tradeSync) recentContinue() recentNext {
+	switch {
+	case t.recentAgain:
+		t.recentAgain = false
+		return recentRefetch
+	case t.recentWait:
+		t.recentWork = false
+		return recentHandOver
+	default:
+		return recentDone
+	}
 }

@@ -272,6 +272,9 @@ func TestTradeSyncByID(t *testing.T) {
 			if !ts.startRecent() {
 				t.Fatal("startRecent refused after trades were emitted")
 			}
+			if !ts.recentSubscribed() {
+				t.Fatal("recentSubscribed did not ask for a worker")
+			}
 			for i := range tt.pending {
 				var gap *tradeGap
 				out, gap = ts.live(&tt.pending[i], now, out, &c)
@@ -282,8 +285,10 @@ func TestTradeSyncByID(t *testing.T) {
 			if n := len(out); n != len(tt.before) {
 				t.Fatalf("%d events emitted during the repair", n-len(tt.before))
 			}
-			var short bool
-			out, short = ts.finishRecent(tt.recent, now, out, &c)
+			out, short, next := ts.finishRecent(tt.recent, now, out, &c)
+			if next != recentDone {
+				t.Errorf("next %v, want recentDone", next)
+			}
 			if got := render(out); got != tt.want {
 				t.Errorf("emitted %q, want %q", got, tt.want)
 			}
@@ -316,6 +321,7 @@ func TestTradeSyncOverflowWithoutIDsIsCounted(t *testing.T) {
 	ev := idTrade("a", 1)
 	out, _ := ts.live(&ev, time.Unix(1, 0), nil, &c)
 	ts.startRecent()
+	ts.recentSubscribed()
 	for _, id := range []string{"b", "c", "d"} {
 		ev := idTrade(id, 2)
 		out, _ = ts.live(&ev, time.Unix(1, 0), out, &c)
@@ -323,8 +329,112 @@ func TestTradeSyncOverflowWithoutIDsIsCounted(t *testing.T) {
 	if got := c.dropped.Load(); got != 2 {
 		t.Fatalf("dropped %d, want 2 (buffer of 1)", got)
 	}
-	out = ts.abortRecent(time.Unix(1, 0), out, &c)
+	out, _ = ts.abortRecent(time.Unix(1, 0), out, &c)
 	if got := render(out); got != "Ta Tb" {
 		t.Fatalf("emitted %q", got)
+	}
+}
+
+// TestTradeSyncRecentJoined covers a connection that opens while a
+// recent-trades repair runs (issue 15/20): the repair goes on buffering
+// and fetches again after that connection's subscription, whether the
+// running request's answer comes before (hand-over) or after (refetch) the
+// subscription; the trades only the later answer has are emitted, in
+// order, once each, and the buffered live trades follow.
+func TestTradeSyncRecentJoined(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		answerNow bool // the first answer arrives before the new connection is subscribed
+		want      recentNext
+	}{
+		{"answer after the subscription", false, recentRefetch},
+		{"answer during the subscription", true, recentHandOver},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestTradeSync(t, true, 0)
+			var c symbolCounters
+			now := time.Unix(1, 0)
+			a := idTrade("a", 1)
+			out, _ := ts.live(&a, now, nil, &c)
+			if !ts.startRecent() || !ts.recentSubscribed() {
+				t.Fatal("no repair started")
+			}
+			// The worker's request is under way (its answer has a, b); the
+			// connection is lost, c and d never arrive, a new one opens.
+			if !ts.startRecent() {
+				t.Fatal("the new connection did not join the running repair")
+			}
+			first := []Event{idTrade("a", 1), idTrade("b", 2)}
+			var next recentNext
+			if tt.answerNow {
+				out, _, next = ts.finishRecent(first, now, out, &c)
+				if ts.recentSubscribed() != (next == recentHandOver) {
+					t.Fatal("recentSubscribed after a hand-over must start a worker")
+				}
+			} else {
+				if ts.recentSubscribed() {
+					t.Fatal("recentSubscribed started a second worker")
+				}
+				out, _, next = ts.finishRecent(first, now, out, &c)
+			}
+			if next != tt.want {
+				t.Fatalf("next %v, want %v", next, tt.want)
+			}
+			e := idTrade("e", 5)
+			out, _ = ts.live(&e, now, out, &c) // the new connection's feed: buffered
+			if got := render(out); got != "Ta Tb" {
+				t.Fatalf("emitted %q before the second answer", got)
+			}
+			second := []Event{idTrade("b", 2), idTrade("c", 3), idTrade("d", 4), idTrade("e", 5)}
+			var short bool
+			out, short, next = ts.finishRecent(second, now, out, &c)
+			if next != recentDone || short || ts.repairing || ts.recent {
+				t.Fatalf("next %v, short %v, repairing %v, recent %v: want the repair done", next, short, ts.repairing, ts.recent)
+			}
+			if got := render(out); got != "Ta Tb Tc Td Te" {
+				t.Fatalf("emitted %q", got)
+			}
+			if got := c.duplicates.Load(); got != 1 { // e, live after its backfill
+				t.Fatalf("duplicates %d, want 1", got)
+			}
+		})
+	}
+}
+
+// TestTradeSyncRecentCanceled: a joining connection that fails to
+// subscribe leaves a running worker to finish the repair; without a
+// worker the repair ends and the buffered trades are replayed.
+func TestTradeSyncRecentCanceled(t *testing.T) {
+	ts := newTestTradeSync(t, true, 0)
+	var c symbolCounters
+	now := time.Unix(1, 0)
+	a := idTrade("a", 1)
+	out, _ := ts.live(&a, now, nil, &c)
+	ts.startRecent()
+	ts.recentSubscribed()
+	ts.startRecent()
+	b := idTrade("b", 2)
+	out, _ = ts.live(&b, now, out, &c)
+	out = ts.recentCanceled(now, out, &c)
+	if got := render(out); got != "Ta" || !ts.repairing {
+		t.Fatalf("emitted %q, repairing %v: the worker must finish the repair", got, ts.repairing)
+	}
+	out, _, next := ts.finishRecent(nil, now, out, &c)
+	if next != recentDone || render(out) != "Ta Tb" {
+		t.Fatalf("next %v, emitted %q", next, render(out))
+	}
+
+	ts.startRecent()
+	ts.recentSubscribed()
+	ts.startRecent()
+	out, next = ts.abortRecent(now, out, &c) // the worker hands over
+	if next != recentHandOver {
+		t.Fatalf("next %v, want recentHandOver", next)
+	}
+	d := idTrade("d", 3)
+	out, _ = ts.live(&d, now, out, &c)
+	out = ts.recentCanceled(now, out, &c)
+	if got := render(out); got != "Ta Tb Td" || ts.repairing || ts.recent {
+		t.Fatalf("emitted %q, repairing %v: the repair must end", got, ts.repairing)
 	}
 }
