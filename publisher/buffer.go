@@ -15,7 +15,8 @@ import (
 // Publish encodes the events into buffers the publisher owns and queues
 // them in order. It does not retain events. With the Block policy it waits
 // while the buffer is full and returns ctx's error (wrapped) if ctx ends
-// first; events before the one it waited for are queued, the rest are not.
+// first; events before the one it waited for are queued, the rest are not
+// and are counted in Stats.Abandoned and SymbolDropped (and logged).
 // With DropOldest it never waits. It returns ErrClosed after Shutdown or
 // Close. An event that cannot be published correctly (exchange or symbol not
 // a valid identifier, unknown type, trade without id) is dropped, logged and
@@ -33,12 +34,41 @@ func (p *JetStream) Publish(ctx context.Context, events []bridge.Event) error {
 				p.pool.put(spare[i])
 			}
 		}
-		if err := p.enqueue(ctx, batch); err != nil {
+		if q, err := p.enqueue(ctx, batch); err != nil {
+			if ctx.Err() != nil && !errors.Is(err, ErrClosed) {
+				p.abandon(batch[q:], events[n:], err)
+			}
+			p.pool.put(batch[q:]...)
 			return err
 		}
 		events = events[n:]
 	}
 	return nil
+}
+
+// abandon counts the events a Publish cancelled by its context did not
+// queue (the entries not queued and the events not yet encoded) in
+// Stats.Abandoned and SymbolDropped, and logs them once: a stream shut down
+// with a deadline (a replaced or released stream in cluster mode) cancels
+// its pending call this way.
+func (p *JetStream) abandon(unqueued []*entry, rest []bridge.Event, err error) {
+	n := 0
+	for _, e := range unqueued {
+		p.drops.add(e.subject, 1)
+		n++
+	}
+	for i := range rest {
+		if subj, ok := p.subject(&rest[i]); ok {
+			p.drops.add(subj, 1)
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	p.c.abandoned.Add(uint64(n))
+	p.log.Error("publish cancelled: events abandoned before they were buffered (counted in publish_abandoned_total and md_state publish_dropped); another owner or the replacing stream may have published them (JetStream drops repeats by Nats-Msg-Id), otherwise they are lost",
+		"abandoned", n, "err", err)
 }
 
 // encode fills e with one event, or returns nil for an event whose subject
@@ -89,8 +119,10 @@ func (p *JetStream) subject(ev *bridge.Event) (string, bool) {
 	return p.subjects.add(b), true
 }
 
-// enqueue appends the batch to the buffer in order; see Publish.
-func (p *JetStream) enqueue(ctx context.Context, batch []*entry) error {
+// enqueue appends the batch to the buffer in order; see Publish. It
+// returns how many entries it queued; the caller recycles the rest when it
+// returns an error.
+func (p *JetStream) enqueue(ctx context.Context, batch []*entry) (int, error) {
 	now := time.Now()
 	p.mu.Lock()
 	for i, e := range batch {
@@ -106,15 +138,13 @@ func (p *JetStream) enqueue(ctx context.Context, batch []*entry) error {
 			case <-ch:
 			case <-p.stop:
 			case <-ctx.Done():
-				p.pool.put(batch[i:]...)
-				return fmt.Errorf("publisher: buffer full (%d messages): %w", p.cfg.BufferMessages, ctx.Err())
+				return i, fmt.Errorf("publisher: buffer full (%d messages): %w", p.cfg.BufferMessages, ctx.Err())
 			}
 			p.mu.Lock()
 		}
 		if p.closing {
 			p.mu.Unlock()
-			p.pool.put(batch[i:]...)
-			return ErrClosed
+			return i, ErrClosed
 		}
 		e.state = stQueued
 		p.q.push(e)
@@ -127,7 +157,7 @@ func (p *JetStream) enqueue(ctx context.Context, batch []*entry) error {
 	}
 	p.mu.Unlock()
 	p.signal()
-	return nil
+	return len(batch), nil
 }
 
 // dropOldest discards the oldest queued (not in flight, not acked) message.

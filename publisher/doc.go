@@ -37,7 +37,10 @@
 //     max_payload, an invalid exchange or symbol, an unknown event type or a
 //     trade without id (its msg ID would collide), or one the server rejects
 //     with a client error ten times in a row (Stats.Rejected);
-//   - Close, or a Shutdown whose context ends first (Stats.Abandoned).
+//   - Close, or a Shutdown whose context ends first (Stats.Abandoned);
+//   - with Block, a Publish whose context ends while it waits for room: the
+//     events it did not buffer (Stats.Abandoned; a stream shut down with a
+//     deadline cancels its pending Publish this way).
 //
 // Each case is counted and logged (rate-limited).
 //

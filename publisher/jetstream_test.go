@@ -484,3 +484,36 @@ func TestLostAcks(t *testing.T) {
 		}
 	}
 }
+
+// A Publish whose context ends while it waits for room (a stream shut down
+// with a deadline, issue 15) abandons the events it did not buffer: they
+// are counted in Stats.Abandoned and per symbol, not lost silently.
+func TestCancelledPublishCountsAbandoned(t *testing.T) {
+	o := newOutage(t, nil)
+	nc := connect(t, o.srv.ClientURL())
+	p := newPublisher(t, nc, Config{BufferMessages: 100, MaxInFlight: 10})
+	o.stop()
+	waitDisconnected(t, nc)
+	if err := p.Publish(context.Background(), trades("binance", "BTCUSDT", 0, 100)); err != nil {
+		t.Fatalf("filling the buffer: %v", err)
+	}
+	// More than one encoding chunk (32), two symbols: the events after the
+	// chunk it waited in are counted too.
+	evs := append(trades("binance", "BTCUSDT", 100, 130), trades("binance", "ETHUSDT", 0, 20)...)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the buffer is full: Publish waits, and its context has ended
+	if err := p.Publish(ctx, evs); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Publish into a full buffer with an ended context = %v, want context.Canceled", err)
+	}
+	st := p.Stats()
+	if st.Published != 100 || st.Abandoned != 50 {
+		t.Fatalf("stats %+v: want 100 published, 50 abandoned", st)
+	}
+	if b, e := p.SymbolDropped("binance", "BTCUSDT"), p.SymbolDropped("binance", "ETHUSDT"); b != 30 || e != 20 {
+		t.Fatalf("per-symbol drops BTCUSDT %d, ETHUSDT %d; want 30 and 20", b, e)
+	}
+	p.Close() // the 100 buffered ones are abandoned as well
+	if st := p.Stats(); st.Abandoned != 150 || p.SymbolDropped("binance", "BTCUSDT") != 130 {
+		t.Fatalf("after Close: abandoned %d, BTCUSDT drops %d; want 150 and 130", st.Abandoned, p.SymbolDropped("binance", "BTCUSDT"))
+	}
+}

@@ -70,7 +70,7 @@ func NewCollector(pub *JetStream, sw *StateWriter, svc *SnapshotService) *Collec
 			counterField("jetstream_duplicates_total", "Acks reporting that JetStream already had the msg ID (removed by the duplicate window).", func(s *ps) uint64 { return s.Duplicates }),
 			counterField("publish_dropped_total", "Messages dropped by the DropOldest policy.", func(s *ps) uint64 { return s.Dropped }),
 			counterField("publish_rejected_total", "Messages dropped because they can never be stored.", func(s *ps) uint64 { return s.Rejected }),
-			counterField("publish_abandoned_total", "Messages unacknowledged at Close.", func(s *ps) uint64 { return s.Abandoned }),
+			counterField("publish_abandoned_total", "Messages unacknowledged at Close, and events a cancelled Publish did not buffer.", func(s *ps) uint64 { return s.Abandoned }),
 			counterField("publish_reordered_total", "Retried messages stored after a later message of the same subject.", func(s *ps) uint64 { return s.Reordered }),
 			counterField("publish_already_stored_total", "Messages buffered longer than 3/4 of the duplicate window (a long outage) not re-sent: the stream held their msg ID already.", func(s *ps) uint64 { return s.AlreadyStored }),
 			counterField("publish_unverified_total", "Messages buffered longer than 3/4 of the duplicate window re-sent without checking the stream (it could not be read): possible duplicates.", func(s *ps) uint64 { return s.Unverified }),

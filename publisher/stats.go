@@ -20,7 +20,7 @@ type Stats struct {
 	Conflicts uint64
 	Dropped   uint64 // messages discarded by DropOldest because the buffer was full
 	Rejected  uint64 // messages dropped because they can never be stored (too large, bad subject, repeated server rejection)
-	Abandoned uint64 // messages still unacknowledged when Close ran
+	Abandoned uint64 // messages still unacknowledged when Close ran, and events a Publish cancelled by its context did not buffer
 	Reordered uint64 // retried messages stored after a later message of the same subject (see package doc)
 	// AlreadyStored counts messages not sent because the stream held their
 	// msg ID already, found by the check of messages buffered longer than

@@ -41,7 +41,8 @@ func (p *JetStream) PublishWait(ctx context.Context, ev bridge.Event) (Ack, erro
 	}
 	done := make(chan ackResult, 1)
 	e.waiter = done
-	if err := p.enqueue(ctx, one[:]); err != nil {
+	if _, err := p.enqueue(ctx, one[:]); err != nil {
+		p.pool.put(e) // the caller learns it was not queued
 		return Ack{}, err
 	}
 	select {
