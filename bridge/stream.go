@@ -218,7 +218,9 @@ func (s *Stream) Run(ctx context.Context) error {
 // Shutdown stops the stream gracefully: connections are closed (each symbol
 // is reported DISCONNECTED), frames already read are handed to the
 // publisher, and Shutdown waits for Run to return. If ctx ends first, the
-// publisher's pending call is cancelled and ctx.Err() is returned. Trades
+// publisher's pending call is cancelled and ctx.Err() is returned: the
+// events it had not taken are not published by this stream (a
+// *publisher.JetStream counts and logs them as abandoned). Trades
 // held back for a running backfill at that moment are dropped (and logged).
 func (s *Stream) Shutdown(ctx context.Context) error {
 	if !s.stopRun() {

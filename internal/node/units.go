@@ -295,7 +295,13 @@ func (r *unitRunner) retire(us *unitStream, nu *unitStream) {
 			nu.sink.muteAll(false)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), retireWait)
-		_ = us.s.Shutdown(ctx)
+		if err := us.s.Shutdown(ctx); err != nil {
+			// Its pending publish was cancelled: the publisher counts and
+			// logs the events it did not take (publish_abandoned_total,
+			// md_state publish_dropped).
+			r.log.Warn("a retired stream did not stop gracefully in time; its pending publish was cancelled",
+				"exchange", us.ex, "channels", us.ch.String(), "replaced", nu != nil, "wait", retireWait, "err", err)
+		}
 		cancel()
 		_ = us.s.Close()
 		<-us.done
