@@ -33,7 +33,7 @@ type StateSink interface {
 // An error that has a RetryDelayer in its chain (errors.As) is a refusal
 // for load, not a failure: the book repair waits at least its RetryDelay
 // before requesting again, counts it (Stats.SnapshotBusy) and logs such
-// refusals at most once per busyLogEvery per stream, each at Debug.
+// refusals in a Warn at most once per 10 s per stream (each at Debug).
 type SnapshotRequester interface {
 	RequestSnapshot(ctx context.Context, exchange, symbol string) (lastID int64, err error)
 }
