@@ -29,8 +29,21 @@ type StateSink interface {
 // the control subject mdctl.snapshot.<exchange>.<symbol>, so a gap seen by one
 // replica is repaired once. Without one, the runner fetches the snapshot
 // itself and emits it as an event.
+//
+// An error that has a RetryDelayer in its chain (errors.As) is a refusal
+// for load, not a failure: the book repair waits at least its RetryDelay
+// before requesting again, counts it (Stats.SnapshotBusy) and logs such
+// refusals in a Warn at most once per 10 s per stream (each at Debug).
 type SnapshotRequester interface {
 	RequestSnapshot(ctx context.Context, exchange, symbol string) (lastID int64, err error)
+}
+
+// RetryDelayer is an error that says how long to wait before asking again
+// (publisher.BusyError: the snapshot service's retry_after_ms). Find it with
+// errors.As on an interface variable.
+type RetryDelayer interface {
+	error
+	RetryDelay() time.Duration
 }
 
 // Counters are the per-symbol totals reported in md_state.

@@ -229,7 +229,22 @@ func (sh *shard) bookRepair(ctx context.Context, sym *symbol) {
 		if ctx.Err() != nil {
 			return
 		}
-		if err != nil {
+		var busy RetryDelayer
+		switch {
+		case err != nil && st.req != nil && errors.As(err, &busy):
+			// Refused for load: not a failure; ask again after the
+			// delay the refusal named (at least the backoff's).
+			sh.ctr.snapshotBusy.Add(1)
+			sym.log.Debug("order book snapshot request refused as busy; retrying", "retry_after", busy.RetryDelay(), "err", err)
+			if n := st.busyLog.refused(st.now()); n > 0 {
+				st.log.Warn("snapshot service busy; book repairs ask again after its retry_after",
+					"refusals", n, "retry_after", busy.RetryDelay(), "symbol", sym.name)
+			}
+			if failed.wait(ctx, err) != nil {
+				return
+			}
+			continue
+		case err != nil:
 			sym.log.Warn("order book snapshot failed; retrying", "attempt", failed.failures()+1, "err", err)
 			if failed.wait(ctx, err) != nil {
 				return

@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/qldata/mdbridge/resilience"
@@ -45,15 +46,53 @@ func (r retrier) failures() int { return r.rm.Attempts() }
 func (r retrier) reset() { r.rm.Reset() }
 
 // fail records a failure and returns the delay before the next attempt:
-// the backoff's, or the venue's Retry-After when err carries a longer one.
+// the backoff's, or the venue's Retry-After (a RateLimitError) or the
+// requester's retry delay (a RetryDelayer) when err carries a longer one.
 func (r retrier) fail(err error) time.Duration {
 	r.rm.RecordFailure()
-	d := r.rm.Delay()
+	return max(r.rm.Delay(), retryAfter(err))
+}
+
+// retryAfter returns the delay err asks for before the next attempt: a
+// RateLimitError's RetryAfter, a RetryDelayer's RetryDelay, else 0.
+func retryAfter(err error) time.Duration {
 	var rl *RateLimitError
-	if errors.As(err, &rl) && rl.RetryAfter > d {
-		d = rl.RetryAfter
+	if errors.As(err, &rl) {
+		return rl.RetryAfter
 	}
-	return d
+	var rd RetryDelayer
+	if errors.As(err, &rd) {
+		return rd.RetryDelay()
+	}
+	return 0
+}
+
+// busyLogEvery is how often a stream logs the snapshot requests refused
+// as busy (with their count since); each refusal is logged at Debug.
+const busyLogEvery = 10 * time.Second
+
+// busyLog summarizes busy refusals: at start thousands of book syncs may
+// queue on the snapshot service, and a line per refusal would drown the log.
+// A summary line counts the refusals since the previous one.
+type busyLog struct {
+	mu   sync.Mutex
+	last time.Time // of the last summary line
+	n    uint64    // refusals since
+}
+
+// refused counts one refusal at now; it returns the count to log (the
+// refusals since the last summary, this one included) when a summary is
+// due, else 0.
+func (b *busyLog) refused(now time.Time) uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.n++
+	if !b.last.IsZero() && now.Sub(b.last) < busyLogEvery {
+		return 0
+	}
+	n := b.n
+	b.last, b.n = now, 0
+	return n
 }
 
 // wait records a failure and sleeps for its delay; it returns ctx's error

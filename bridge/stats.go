@@ -41,6 +41,8 @@ type connCounters struct {
 	silent      atomic.Uint64 // connections replaced because the feed was silent
 	superseded  atomic.Uint64 // events of a connection already replaced, not processed
 	staleAlerts atomic.Uint64 // symbol channels gone stale (StreamConfig.Stale)
+	// snapshotBusy: snapshot requests the SnapshotRequester refused for load
+	snapshotBusy atomic.Uint64
 }
 
 // Stats are a stream's totals since NewStream, for metrics. All counters
@@ -72,6 +74,11 @@ type Stats struct {
 	// message for its StreamConfig.Stale threshold (one per edge; the
 	// channel counts again only after it was fresh).
 	StaleAlerts uint64
+	// SnapshotBusy counts the snapshot requests the SnapshotRequester
+	// refused for load (a RetryDelayer error: the snapshot service had
+	// SnapshotMaxWaiters requests waiting); each was asked again after the
+	// delay the refusal named.
+	SnapshotBusy uint64
 	// Connections is the state of each connection slot, in plan order.
 	Connections []ConnStats
 }

@@ -54,6 +54,8 @@ type Stream struct {
 	ioCancel  context.CancelCauseFunc
 	bg        sync.WaitGroup // connection goroutines and workers
 	done      chan struct{}  // closed when Run returns
+
+	busyLog busyLog // summarizes snapshot requests refused as busy
 }
 
 // NewStream validates cfg, plans the connections and returns a stream ready
@@ -330,6 +332,7 @@ func (s *Stream) Stats() Stats {
 		st.SilentFeeds += sh.ctr.silent.Load()
 		st.Superseded += sh.ctr.superseded.Load()
 		st.StaleAlerts += sh.ctr.staleAlerts.Load()
+		st.SnapshotBusy += sh.ctr.snapshotBusy.Load()
 		for _, sym := range sh.list {
 			c := &sym.ctr
 			st.Received += c.received.Load()

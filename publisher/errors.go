@@ -35,8 +35,9 @@ var (
 	// serving replica's message.
 	ErrSnapshot = errors.New("publisher: snapshot request failed")
 	// ErrBusy: the snapshot service refused a request because
-	// SnapshotMaxWaiters requests were waiting (the reply's retry_after_ms
-	// says when to ask again).
+	// SnapshotMaxWaiters requests were waiting. SnapshotRequester returns
+	// it as a *BusyError, whose RetryAfter (the reply's retry_after_ms)
+	// says when to ask again.
 	ErrBusy = errors.New("publisher: snapshot service busy")
 	// ErrUnknownSymbol: a snapshot was requested for an exchange or symbol
 	// this bridge does not serve. SnapshotSource implementations return it

@@ -36,7 +36,9 @@ func NewSnapshotRequester(nc *nats.Conn, cfg Config, instance string) (*Snapshot
 // RequestSnapshot asks for a snapshot to be fetched and published and
 // returns its last update id. It waits at most Config.RequestTimeout (or
 // until ctx ends). Errors wrap ErrBusy, ErrUnknownSymbol, ErrNoResponders or
-// ErrSnapshot; invalid names wrap bridge.ErrBadIdent.
+// ErrSnapshot; invalid names wrap bridge.ErrBadIdent. A busy refusal is a
+// *BusyError carrying the service's retry_after_ms (a bridge.RetryDelayer:
+// the bridge's book repair waits that long before asking again).
 func (r *SnapshotRequester) RequestSnapshot(ctx context.Context, exchange, symbol string) (int64, error) {
 	rep, err := r.Request(ctx, exchange, symbol, "gap")
 	if err != nil {
@@ -79,6 +81,35 @@ func (r *SnapshotRequester) Request(ctx context.Context, exchange, symbol, reaso
 	}
 }
 
+// BusyError is a "busy" reply of the snapshot service: SnapshotMaxWaiters
+// requests were waiting. It wraps ErrBusy. RetryAfter is the reply's
+// retry_after_ms, the service's estimate of when its queue has room (zero
+// if the reply had none); get it with errors.As:
+//
+//	var busy *publisher.BusyError
+//	if errors.As(err, &busy) { wait(busy.RetryAfter) }
+//
+// It implements bridge.RetryDelayer, so the bridge's book repair waits at
+// least RetryAfter before requesting the snapshot again.
+type BusyError struct {
+	Subject    string        // the control subject requested
+	Message    string        // the reply's error text
+	RetryAfter time.Duration // when to ask again
+}
+
+var _ bridge.RetryDelayer = (*BusyError)(nil)
+
+// Error describes the refusal and the delay asked for.
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("%v: %s: %s (retry after %s)", ErrBusy, e.Subject, e.Message, e.RetryAfter)
+}
+
+// Unwrap makes errors.Is(err, ErrBusy) true.
+func (e *BusyError) Unwrap() error { return ErrBusy }
+
+// RetryDelay returns RetryAfter (bridge.RetryDelayer).
+func (e *BusyError) RetryDelay() time.Duration { return e.RetryAfter }
+
 // The backoff of Request's retries.
 const (
 	requestRetryInitial = 50 * time.Millisecond
@@ -107,7 +138,7 @@ func (r *SnapshotRequester) request(ctx context.Context, subject, reason string)
 		kind := ErrSnapshot
 		switch rep.Code {
 		case CodeBusy:
-			kind = ErrBusy
+			return rep, false, &BusyError{Subject: subject, Message: rep.Error, RetryAfter: time.Duration(rep.RetryAfterMS) * time.Millisecond}
 		case CodeUnknownSymbol:
 			kind = ErrUnknownSymbol
 		}

@@ -388,3 +388,46 @@ func TestSnapshotQueueExpiredFreeSlots(t *testing.T) {
 		}
 	}
 }
+
+// TestRequesterBusyError is issue 15's publisher half: a busy refusal
+// reaches the requester's caller as a *BusyError carrying the reply's
+// retry_after_ms (the service's queue over its rate), still errors.Is
+// ErrBusy, and a bridge.RetryDelayer with that delay. Before, the delay
+// was dropped and the error was only ErrBusy text.
+func TestRequesterBusyError(t *testing.T) {
+	nc, _ := provisioned(t)
+	src := &fakeSource{gate: make(chan struct{}), entered: make(chan struct{}, 8)}
+	cfg := Config{SnapshotConcurrency: 1, SnapshotRate: 0.1, SnapshotBurst: 1, SnapshotMaxWaiters: 3}
+	svc := startService(t, nc, cfg, src)
+	defer close(src.gate)
+	client := connect(t, nc.ConnectedUrl())
+	inbox, _ := collectReplies(t, client)
+	for i := range cfg.SnapshotMaxWaiters {
+		if err := client.PublishRequest(fmt.Sprintf("mdctl.snapshot.binance.SYM%d", i), inbox+"."+fmt.Sprint(i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-src.entered // SYM0 fetching, SYM1 and SYM2 queued
+	waitStats(t, svc, func(st SnapshotServiceStats) bool { return st.Requests == 3 && st.Queued == 2 })
+
+	req, err := NewSnapshotRequester(connect(t, nc.ConnectedUrl()), Config{}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = req.RequestSnapshot(context.Background(), "binance", "SYM3")
+	var busy *BusyError
+	if !errors.As(err, &busy) || !errors.Is(err, ErrBusy) {
+		t.Fatalf("err %v (%T), want a *BusyError wrapping ErrBusy", err, err)
+	}
+	// Two queued fetches at 0.1/s: 20 s.
+	if busy.RetryAfter != 20*time.Second || busy.Subject != "mdctl.snapshot.binance.SYM3" {
+		t.Errorf("%+v, want retry after 20s on mdctl.snapshot.binance.SYM3", busy)
+	}
+	var rd bridge.RetryDelayer
+	if !errors.As(err, &rd) || rd.RetryDelay() != busy.RetryAfter {
+		t.Errorf("not a bridge.RetryDelayer with the reply's delay: %v", err)
+	}
+	if st := svc.Stats(); st.Busy != 1 {
+		t.Errorf("stats %+v, want 1 busy", st)
+	}
+}

@@ -65,6 +65,7 @@ func newStreamsCollector(list func() []*bridge.Stream) *streamCollector {
 			c("silence_probes_total", "Venue checks of connections that delivered no data for the silence check interval.", func(s *bridge.Stats) *uint64 { return &s.SilenceProbes }),
 			c("silent_feeds_total", "Connections replaced because the venue had data they did not deliver (silent feed).", func(s *bridge.Stats) *uint64 { return &s.SilentFeeds }),
 			c("stale_alerts_total", "Times a symbol's channel went stale (no message for MDB_STALE_AFTER or its channel's threshold).", func(s *bridge.Stats) *uint64 { return &s.StaleAlerts }),
+			c("book_snapshot_busy_total", "Book snapshot requests of this bridge refused busy by the snapshot service and asked again after its retry_after.", func(s *bridge.Stats) *uint64 { return &s.SnapshotBusy }),
 			c("superseded_events_total", "Events a replaced connection delivered after its replacement took over (carried by the replacement).", func(s *bridge.Stats) *uint64 { return &s.Superseded }),
 		},
 		connState:   d("connection_state", "1 for the current state of each connection slot.", "shard", "state"),

@@ -384,6 +384,7 @@ func addStats(a *bridge.Stats, b bridge.Stats) {
 	a.SilentFeeds += b.SilentFeeds
 	a.Superseded += b.Superseded
 	a.StaleAlerts += b.StaleAlerts
+	a.SnapshotBusy += b.SnapshotBusy
 	a.Connections = append(a.Connections, b.Connections...)
 }
 
