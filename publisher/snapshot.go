@@ -171,6 +171,10 @@ func NewSnapshotService(nc *nats.Conn, pub *JetStream, src SnapshotSource, logge
 	// Bound what may queue inside the client; beyond it requests are
 	// dropped (the requester times out) rather than using unbounded memory.
 	_ = sub.SetPendingLimits(8192, 8<<20)
+	// The subscription reaches the server asynchronously: wait for it, so
+	// that a request sent on another connection once this returns finds
+	// the service. A connection that is down re-subscribes on reconnect.
+	_ = nc.FlushTimeout(2 * time.Second)
 	s.sub = sub
 	s.log.Info("snapshot service listening", "subject", subject, "queue", QueueGroup)
 	return s, nil

@@ -257,6 +257,12 @@ func TestSnapshotUnitRelease(t *testing.T) {
 	if _, err := svc.Serve("binance", "BTCUSDT"); err == nil {
 		t.Error("serving a unit twice is accepted")
 	}
+	// Serve's subscriptions reach the server asynchronously; requests on
+	// another connection below must find them (the requester's retries
+	// cover this in the product, a bare PublishRequest does not).
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	client := connect(t, nc.ConnectedUrl())
 	if _, err := client.Request("mdctl.snapshot.binance.SOLUSDT", nil, 10*time.Second); !errors.Is(err, nats.ErrNoResponders) {
 		t.Errorf("a unit not served: %v, want no responders", err)
@@ -269,8 +275,13 @@ func TestSnapshotUnitRelease(t *testing.T) {
 		}
 	}
 	send("ETHUSDT", "e")
-	if got := <-src.entered; got != "ETHUSDT" {
-		t.Fatalf("fetch of %s", got)
+	select {
+	case got := <-src.entered:
+		if got != "ETHUSDT" {
+			t.Fatalf("fetch of %s", got)
+		}
+	case <-time.After(30 * time.Second): // bounded: a failure, not a timing check
+		t.Fatal("the ETHUSDT request never reached the source")
 	}
 	send("BTCUSDT", "b") // waits for the one fetch slot
 	waitStats(t, svc, func(st SnapshotServiceStats) bool { return st.Queued == 1 })
