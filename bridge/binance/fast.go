@@ -147,17 +147,25 @@ func (a *Adapter) fastDepth(frame []byte, recvTS int64, dst []bridge.Event) ([]b
 	if !f.Done() || symRaw == "" || first > last || et > math.MaxInt64/a.tsMul() {
 		return dst, false
 	}
+	return a.fastDepthEvent(dst, bridge.Event{Type: bridge.EventBookDelta, Exchange: Name, TS: et * a.tsMul(), RecvTS: recvTS,
+		FirstID: first, LastID: last}, symRaw, bids, asks)
+}
+
+// fastDepthEvent completes a depth update a fast path accepted (Spot and
+// USD-M): ev with its symbol interned from symRaw and its levels copied
+// from the stack into an arena, appended to dst. ok is false, dst
+// unchanged, for a symbol the table refuses.
+func (a *Adapter) fastDepthEvent(dst []bridge.Event, ev bridge.Event, symRaw string, bids, asks []bridge.Level) ([]bridge.Event, bool) {
 	sym, err := a.core.Syms.Intern(symRaw)
 	if err != nil {
 		return dst, false
 	}
 	// The copies go to other variables than bids and asks: escape analysis
-	// does not tell the two apart, and would move buf to the heap.
+	// does not tell the two apart, and would move the caller's stack
+	// buffer to the heap.
 	ar := a.arenas.Get()
 	ob, oa := ar.CopySides(bids, asks)
 	a.arenas.Put(ar)
-	return append(dst, bridge.Event{
-		Type: bridge.EventBookDelta, Exchange: Name, Symbol: sym, TS: et * a.tsMul(), RecvTS: recvTS,
-		FirstID: first, LastID: last, Bids: ob, Asks: oa,
-	}), true
+	ev.Symbol, ev.Bids, ev.Asks = sym, ob, oa
+	return append(dst, ev), true
 }

@@ -66,16 +66,6 @@ func (a *Adapter) fastUSDMDepth(frame []byte, recvTS int64, dst []bridge.Event) 
 	if !f.Done() || symRaw == "" || first > last || prev >= last || et > math.MaxInt64/1_000_000 {
 		return dst, false
 	}
-	sym, err := a.core.Syms.Intern(symRaw)
-	if err != nil {
-		return dst, false
-	}
-	// The copies go to other variables than bids and asks (see fastDepth).
-	ar := a.arenas.Get()
-	ob, oa := ar.CopySides(bids, asks)
-	a.arenas.Put(ar)
-	return append(dst, bridge.Event{
-		Type: bridge.EventBookDelta, Exchange: NameUSDM, Symbol: sym, TS: et * 1_000_000, RecvTS: recvTS,
-		FirstID: first, LastID: last, PrevID: prev, Bids: ob, Asks: oa,
-	}), true
+	return a.fastDepthEvent(dst, bridge.Event{Type: bridge.EventBookDelta, Exchange: NameUSDM, TS: et * 1_000_000, RecvTS: recvTS,
+		FirstID: first, LastID: last, PrevID: prev}, symRaw, bids, asks)
 }
