@@ -439,7 +439,11 @@ func (w *StateWriter) halt() {
 
 // WriteFinal stops the writer, writes every still-queued state, then writes
 // DISCONNECTED (Since = now) for every key not already in that state,
-// synchronously and bounded by ctx. It returns the joined write errors.
+// synchronously and bounded by ctx. Keys are written up to
+// stateWriteBatch at a time, each key's states in order (a replica
+// shutting down with thousands of units would otherwise spend one KV
+// round trip per key, in series, of its shutdown grace). It returns the
+// joined write errors.
 func (w *StateWriter) WriteFinal(ctx context.Context) error {
 	w.halt()
 	w.mu.Lock()
@@ -449,25 +453,39 @@ func (w *StateWriter) WriteFinal(ctx context.Context) error {
 	}
 	w.mu.Unlock()
 	slices.SortFunc(keys, func(a, b *keyState) int { return strings.Compare(a.key, b.key) })
+	errs := make([][]error, len(keys))
+	sem := make(chan struct{}, stateWriteBatch)
+	var wg sync.WaitGroup
+	for i, ks := range keys {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			errs[i] = w.writeFinalKey(ctx, ks)
+		})
+	}
+	wg.Wait()
+	return errors.Join(slices.Concat(errs...)...)
+}
+
+// writeFinalKey writes ks's queued states, then its DISCONNECTED state.
+func (w *StateWriter) writeFinalKey(ctx context.Context, ks *keyState) []error {
 	var errs []error
-	for _, ks := range keys {
-		for _, st := range ks.pending {
-			if err := w.write(ctx, ks.key, st); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		ks.pending = nil
-		if ks.last.State == StateDisconnected {
-			continue
-		}
-		st := ks.last
-		st.State = StateDisconnected
-		st.Since = time.Now()
+	for _, st := range ks.pending {
 		if err := w.write(ctx, ks.key, st); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	ks.pending = nil
+	if ks.last.State == StateDisconnected {
+		return errs
+	}
+	st := ks.last
+	st.State = StateDisconnected
+	st.Since = time.Now()
+	if err := w.write(ctx, ks.key, st); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
 }
 
 // Close stops the writer without final writes: its entries stop being

@@ -295,15 +295,64 @@ func TestStateWriterFinal(t *testing.T) {
 			}
 		}
 		puts := kv.all()
-		last := puts[len(puts)-1].st
-		if !last.Since.Equal(now) || !last.Updated.Equal(now) || last.Messages != 1 {
-			t.Errorf("final state %+v: want since=updated=now and the last counters", last)
+		for _, p := range puts {
+			if p.st.State != StateDisconnected || p.key == "binance.XRPUSDT.pod-1" {
+				continue
+			}
+			if want := map[string]uint64{"binance.BTCUSDT.pod-1": 5, "binance.ETHUSDT.pod-1": 1}[p.key]; !p.st.Since.Equal(now) || !p.st.Updated.Equal(now) || p.st.Messages != want {
+				t.Errorf("%s: final state %+v: want since=updated=now and the last counters (%d messages)", p.key, p.st, want)
+			}
 		}
 		w.PutState(sym("BTCUSDT", "CONNECTED", 6)) // after WriteFinal: ignored
 		time.Sleep(time.Minute)
 		synctest.Wait()
 		if n := len(kv.all()); n != len(puts) {
 			t.Errorf("writes after WriteFinal: %d", n-len(puts))
+		}
+	})
+}
+
+// TestStateWriterFinalConcurrentKeys: WriteFinal writes different keys
+// concurrently (a replica shutting down with thousands of units spent one
+// KV round trip per key, in series, of its shutdown grace), each key's
+// states still in order.
+func TestStateWriterFinalConcurrentKeys(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		kv := &fakeKV{}
+		w, err := NewStateWriter(kv, Config{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 10
+		for i := range n {
+			w.PutState(sym(fmt.Sprintf("S%dUSDT", i), "CONNECTED", 1))
+		}
+		synctest.Wait() // written
+		block := make(chan struct{})
+		kv.mu.Lock()
+		kv.block = block
+		kv.mu.Unlock()
+		w.PutState(sym("S0USDT", "RECONNECTING", 2)) // queued for WriteFinal
+		done := make(chan error, 1)
+		go func() { done <- w.WriteFinal(context.Background()) }()
+		synctest.Wait()
+		kv.mu.Lock()
+		blocked := kv.blocked
+		kv.mu.Unlock()
+		if blocked != n {
+			t.Errorf("%d final Puts in flight for %d keys, want %d", blocked, n, n)
+		}
+		close(block)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got := kv.states("binance.S0USDT.pod-1"); !equalStrings(got, []string{"CONNECTED", "RECONNECTING", StateDisconnected}) {
+			t.Errorf("S0USDT writes %v", got)
+		}
+		for i := 1; i < n; i++ {
+			if got := kv.states(fmt.Sprintf("binance.S%dUSDT.pod-1", i)); !equalStrings(got, []string{"CONNECTED", StateDisconnected}) {
+				t.Errorf("S%dUSDT writes %v", i, got)
+			}
 		}
 	})
 }
