@@ -109,3 +109,22 @@ type requesterOf func(ctx context.Context, exchange, symbol string) (int64, erro
 func (f requesterOf) RequestSnapshot(ctx context.Context, exchange, symbol string) (int64, error) {
 	return f(ctx, exchange, symbol)
 }
+
+// TestBusyLogTotal: a summary carries the refusals since the previous one
+// and the stream's total, so refusals made after the last summary are not
+// lost to a reader of the log.
+func TestBusyLogTotal(t *testing.T) {
+	var b busyLog
+	t0 := time.Unix(1_700_000_000, 0)
+	if n, total := b.refused(t0); n != 1 || total != 1 {
+		t.Fatalf("first refusal: summary %d/%d, want 1/1", n, total)
+	}
+	for i := 1; i <= 9; i++ {
+		if n, total := b.refused(t0.Add(time.Duration(i) * time.Second)); n != 0 || total != 0 {
+			t.Fatalf("refusal %d s later: summary %d/%d, want none", i, n, total)
+		}
+	}
+	if n, total := b.refused(t0.Add(busyLogEvery + time.Second)); n != 10 || total != 11 {
+		t.Fatalf("refusal after the window: summary %d/%d, want 10/11", n, total)
+	}
+}

@@ -236,9 +236,9 @@ func (sh *shard) bookRepair(ctx context.Context, sym *symbol) {
 			// delay the refusal named (at least the backoff's).
 			sh.ctr.snapshotBusy.Add(1)
 			sym.log.Debug("order book snapshot request refused as busy; retrying", "retry_after", busy.RetryDelay(), "err", err)
-			if n := st.busyLog.refused(st.now()); n > 0 {
+			if n, total := st.busyLog.refused(st.now()); n > 0 {
 				st.log.Warn("snapshot service busy; book repairs ask again after its retry_after",
-					"refusals", n, "retry_after", busy.RetryDelay(), "symbol", sym.name)
+					"refusals", n, "refusals_total", total, "retry_after", busy.RetryDelay(), "symbol", sym.name)
 			}
 			if failed.wait(ctx, err) != nil {
 				return

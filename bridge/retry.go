@@ -73,26 +73,28 @@ const busyLogEvery = 10 * time.Second
 
 // busyLog summarizes busy refusals: at start thousands of book syncs may
 // queue on the snapshot service, and a line per refusal would drown the log.
-// A summary line counts the refusals since the previous one.
+// A summary line counts the refusals since the previous one and the total.
 type busyLog struct {
-	mu   sync.Mutex
-	last time.Time // of the last summary line
-	n    uint64    // refusals since
+	mu    sync.Mutex
+	last  time.Time // of the last summary line
+	n     uint64    // refusals since
+	total uint64    // refusals since the stream started
 }
 
-// refused counts one refusal at now; it returns the count to log (the
-// refusals since the last summary, this one included) when a summary is
-// due, else 0.
-func (b *busyLog) refused(now time.Time) uint64 {
+// refused counts one refusal at now; when a summary is due it returns the
+// count to log (the refusals since the last summary, this one included)
+// and the stream's total so far, else 0, 0.
+func (b *busyLog) refused(now time.Time) (n, total uint64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.n++
+	b.total++
 	if !b.last.IsZero() && now.Sub(b.last) < busyLogEvery {
-		return 0
+		return 0, 0
 	}
-	n := b.n
+	n = b.n
 	b.last, b.n = now, 0
-	return n
+	return n, b.total
 }
 
 // wait records a failure and sleeps for its delay; it returns ctx's error
